@@ -1,0 +1,19 @@
+"""Shared fixtures: the real recordings in ../shared/data (skipped with a reason when absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("TRADING_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Root of the real Binance recordings; skips the test when the folder is absent."""
+    if not (SHARED_DATA / "binance").is_dir():
+        pytest.skip(f"real market data not found at {SHARED_DATA} (../shared/data is absent)")
+    return SHARED_DATA
