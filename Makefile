@@ -3,6 +3,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 export UV_PYTHON_DOWNLOADS := never
+# Trust the machine's certificate store (corporate proxies re-sign registry traffic).
+export UV_SYSTEM_CERTS ?= 1
 export UV_PYTHON ?= python3.11
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 export PYTHONUNBUFFERED := 1
@@ -21,8 +23,10 @@ help: ## Show this help
 
 $(UV):
 	@echo "uv not found: installing it with pip"
-	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
-	@command -v uv >/dev/null || test -x $(HOME)/.local/bin/uv
+	python3 -m pip install --quiet --user uv || \
+	  python3 -m pip install --quiet --user --break-system-packages uv
+	@mkdir -p $(dir $(UV))
+	@test -x $(UV) || ln -sf "$$(python3 -c 'import uv; print(uv.find_uv_bin())')" $(UV)
 
 .venv/.synced: $(UV) pyproject.toml uv.lock
 	$(UV) sync --frozen --all-groups
