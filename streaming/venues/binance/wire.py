@@ -17,7 +17,8 @@ DECIMAL_PATTERN = r"[0-9]+(?:\.[0-9]+)?"
 # Binance always sends unsigned plain decimals ("61837.63000000"); anything else is bad data.
 # The hot stream events keep plain ``str`` and parse.py checks all of a message's decimals with
 # one regex call, because msgspec's per-field pattern check costs one call per field.
-DecimalText = Annotated[str, msgspec.Meta(pattern=f"^{DECIMAL_PATTERN}$")]
+# \Z rather than $, which would let a trailing newline through.
+DecimalText = Annotated[str, msgspec.Meta(pattern=f"^{DECIMAL_PATTERN}\\Z")]
 # Ids and millisecond times must fit the int64 columns they land in.
 WireInt = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 PriceLevels = tuple[tuple[str, str], ...]
