@@ -78,9 +78,17 @@ def agg_trades_frame(tape: DayTape, time_divisor: int) -> pl.DataFrame:
     )
 
 
-def minute_bars(tape: DayTape, day_start_us: int) -> pl.DataFrame:
-    """All 1440 minute bars; a minute without trades repeats the previous close, zero volume."""
-    trades = tape.trades_frame().with_columns(
+def minute_bars(tape: DayTape, day_start_us: int, until_us: int | None = None) -> pl.DataFrame:
+    """Minute bars of the day (up to ``until_us``'s minute if given).
+
+    A minute without trades repeats the previous close with zero volume, as Binance's klines do.
+    """
+    trades = tape.trades_frame()
+    minutes_shown = 1440
+    if until_us is not None:
+        trades = trades.filter(pl.col("time_us") <= until_us)
+        minutes_shown = max(0, min(1440, (until_us - day_start_us) // US_PER_MINUTE + 1))
+    trades = trades.with_columns(
         ((pl.col("time_us") - day_start_us) // US_PER_MINUTE).alias("minute"),
         pl.when(pl.col("is_buyer_maker")).then(0).otherwise(pl.col("qty_e8")).alias("buy_qty"),
         pl.when(pl.col("is_buyer_maker")).then(0).otherwise(pl.col("quote_e8")).alias("buy_q"),
@@ -96,7 +104,7 @@ def minute_bars(tape: DayTape, day_start_us: int) -> pl.DataFrame:
         pl.col("buy_qty").sum().alias("taker_buy_volume"),
         pl.col("buy_q").sum().alias("taker_buy_quote_volume"),
     )
-    minutes = pl.DataFrame({"minute": np.arange(1440, dtype=np.int64)})
+    minutes = pl.DataFrame({"minute": np.arange(minutes_shown, dtype=np.int64)})
     open_e8 = tape.open_ticks * tape.instrument.tick_e8
     full = minutes.join(bars, on="minute", how="left").sort("minute")
     carried = pl.col("close").forward_fill().shift(1).fill_null(open_e8)

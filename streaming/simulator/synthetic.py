@@ -309,7 +309,7 @@ class SyntheticMarket:
             day=day,
             first_trade_id=int(schedule.first_trade_ids[index]),
             first_agg_id=int(schedule.first_agg_ids[index]),
-            trade_time_us=_day_start_us(day) + order_us[owner],
+            trade_time_us=day_start_us(day) + order_us[owner],
             trade_price_ticks=trade_price,
             trade_qty_steps=qty_steps.astype(np.int64),
             trade_buyer_maker=(sign < 0)[owner],
@@ -335,7 +335,7 @@ class SyntheticMarket:
     def minute_bars(self, symbol: str, day: dt.date) -> pl.DataFrame:
         """Numeric 1m bars (open_time_us, OHLC as 1e-8 ints, volumes, count) for the whole day."""
         tape = self.tape(symbol, day)
-        return bulk_format.minute_bars(tape, _day_start_us(day))
+        return bulk_format.minute_bars(tape, day_start_us(day))
 
     def day_trades_csv_zip(self, symbol: str, day: dt.date) -> bytes:
         """Zip holding SYMBOL-trades-YYYY-MM-DD.csv (no header), Binance's bulk layout."""
@@ -367,7 +367,7 @@ class SyntheticMarket:
         return self._zips[key]
 
 
-def _day_start_us(day: dt.date) -> int:
+def day_start_us(day: dt.date) -> int:
     return (day - dt.date(1970, 1, 1)).days * US_PER_DAY
 
 

@@ -1,0 +1,119 @@
+"""Wall-clock streaming of the synthetic tape: trades whose time has come are published live.
+
+The live feed walks the same deterministic day tapes the REST and bulk endpoints serve, so the
+first live trade id follows the last trade id REST returned for an earlier time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from streaming.simulator import synthetic_book as book
+from streaming.simulator.streams import StreamHub
+from streaming.simulator.synthetic import US_PER_DAY, DayTape
+
+log = logging.getLogger(__name__)
+DEPTH_INTERVAL_US = 100_000
+EVENT_LAG_MS = 1  # Binance stamps the event a little after the trade
+
+
+@dataclass
+class _SymbolCursor:
+    symbol: str
+    tape: DayTape
+    next_order: int
+    book_state: book.BookState
+    depth_state: book.BookState  # the state the last depth update left subscribers in
+
+    @property
+    def next_order_us(self) -> int | None:
+        if self.next_order >= self.tape.order_count:
+            return None
+        return int(self.tape.trade_time_us[self.tape.order_first_trade[self.next_order]])
+
+
+def day_of_us(time_us: int) -> dt.date:
+    return dt.date(1970, 1, 1) + dt.timedelta(days=time_us // US_PER_DAY)
+
+
+class SyntheticLiveFeed:
+    """Publishes ``@trade``, ``@aggTrade``, ``@bookTicker`` and ``@depth@100ms`` in real time."""
+
+    def __init__(
+        self,
+        symbols: Sequence[str],
+        load_tape: Callable[[str, dt.date], Awaitable[DayTape]],
+        clock_ns: Callable[[], int],
+    ) -> None:
+        self._symbols = [s.upper() for s in symbols]
+        self._load_tape = load_tape
+        self._clock_ns = clock_ns
+
+    async def _cursor(self, symbol: str, now_us: int) -> _SymbolCursor:
+        tape = await self._load_tape(symbol, day_of_us(now_us))
+        next_order = int(np.searchsorted(tape.order_time_us, now_us, side="right"))
+        state = book.state_after(tape, next_order - 1)
+        return _SymbolCursor(symbol, tape, next_order, state, state)
+
+    async def run(self, hub: StreamHub) -> None:
+        now_us = self._clock_ns() // 1000
+        cursors = [await self._cursor(s, now_us) for s in self._symbols]
+        next_depth_us = (now_us // DEPTH_INTERVAL_US + 1) * DEPTH_INTERVAL_US
+        while True:
+            now_us = self._clock_ns() // 1000
+            for cursor in cursors:
+                await self._publish_due_orders(hub, cursor, now_us)
+            if now_us >= next_depth_us:
+                for cursor in cursors:
+                    await self._publish_depth(hub, cursor, now_us)
+                next_depth_us = (now_us // DEPTH_INTERVAL_US + 1) * DEPTH_INTERVAL_US
+            wake_us = min([next_depth_us, *(c.next_order_us or next_depth_us for c in cursors)])
+            await asyncio.sleep(max(0.0005, (wake_us - self._clock_ns() // 1000) / 1e6))
+
+    async def _publish_due_orders(self, hub: StreamHub, cursor: _SymbolCursor, now_us: int) -> None:
+        while True:
+            order_us = cursor.next_order_us
+            if order_us is None:
+                if day_of_us(now_us) <= cursor.tape.day:
+                    return
+                cursor.tape = await self._load_tape(
+                    cursor.symbol, cursor.tape.day + dt.timedelta(days=1)
+                )
+                cursor.next_order = 0
+                continue
+            if order_us > now_us:
+                return
+            await self._publish_order(hub, cursor, cursor.next_order)
+            cursor.next_order += 1
+
+    async def _publish_order(self, hub: StreamHub, cursor: _SymbolCursor, order: int) -> None:
+        tape, prefix = cursor.tape, cursor.symbol.lower()
+        first = int(tape.order_first_trade[order])
+        event_ms = int(tape.trade_time_us[first]) // 1000 + EVENT_LAG_MS
+        trade_stream = f"{prefix}@trade"
+        if hub.wants(trade_stream):
+            for index in range(first, first + int(tape.order_fill_count[order])):
+                await hub.publish(trade_stream, book.trade_json(tape, index, event_ms))
+        if hub.wants(f"{prefix}@aggTrade"):
+            await hub.publish(f"{prefix}@aggTrade", book.agg_trade_json(tape, order, event_ms))
+        cursor.book_state = book.state_after(tape, order)
+        if hub.wants(f"{prefix}@bookTicker"):
+            payload = book.book_ticker_json(tape.instrument, cursor.book_state)
+            await hub.publish(f"{prefix}@bookTicker", payload)
+
+    async def _publish_depth(self, hub: StreamHub, cursor: _SymbolCursor, now_us: int) -> None:
+        if cursor.book_state == cursor.depth_state:
+            return  # Binance sends nothing for a 100 ms window without changes
+        stream = f"{cursor.symbol.lower()}@depth@100ms"
+        if hub.wants(stream):
+            payload = book.depth_update_json(
+                cursor.tape.instrument, cursor.depth_state, cursor.book_state, now_us // 1000
+            )
+            await hub.publish(stream, payload)
+        cursor.depth_state = cursor.book_state

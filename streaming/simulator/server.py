@@ -1,0 +1,272 @@
+"""The exchange simulator: Binance spot's public HTTP and WebSocket protocol on one local port.
+
+Sources: the synthetic market (REST and bulk history served instantly, a wall-clock live stream
+continuing it) or, with ``replay``, recorded sessions replayed byte for byte at N× speed.
+
+    async with SimulatorServer(symbols=["BTCUSDT"]) as sim: ...   # tests, port 0 = any free port
+    with run_simulator_in_thread(...) as sim: ...                 # synchronous callers
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from streaming.simulator.bulk_routes import BulkFiles
+from streaming.simulator.faults import FaultInjector, FaultPlan
+from streaming.simulator.history import MarketHistory
+from streaming.simulator.live import SyntheticLiveFeed
+from streaming.simulator.replay import RecordingReplay
+from streaming.simulator.rest import BinanceApiError, RestApi
+from streaming.simulator.streams import StreamEndpoint, StreamHub
+from streaming.simulator.synthetic import DayTape, SyntheticMarket
+
+log = logging.getLogger(__name__)
+DEFAULT_LISTING_DATE = dt.date(2017, 8, 17)
+_FAULTED_PREFIXES = ("/api/", "/data/")
+
+
+class SimulatorServer:
+    """Async context manager running the simulator; exposes ``http_url`` and ``ws_url``."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        symbols: Sequence[str] = ("BTCUSDT", "ETHUSDT"),
+        seed: int = 7,
+        trades_per_day: int = 200_000,
+        listing_date: dt.date = DEFAULT_LISTING_DATE,
+        replay: Sequence[str | Path] | None = None,
+        speed: float = 1.0,
+        replay_after_clients: int = 1,
+        close_when_replay_done: bool = False,
+        live: bool = True,
+        heartbeat_seconds: float | None = 20.0,
+        clock_ns: Callable[[], int] = time.time_ns,
+        market: SyntheticMarket | None = None,
+    ) -> None:
+        self.host, self.port = host, port
+        self.market = market or SyntheticMarket(seed=seed, trades_per_day=trades_per_day)
+        self.clock_ns = clock_ns
+        self.faults = FaultInjector()
+        self.hub = StreamHub()
+        self.history = MarketHistory(self.market, listing_date)
+        self.replay = RecordingReplay(replay, speed) if replay else None
+        self._symbols = [s.upper() for s in symbols]
+        self._replay_after_clients = replay_after_clients
+        self._close_when_replay_done = close_when_replay_done
+        self._live = live and self.replay is None
+        self._streams = StreamEndpoint(self.hub, self.faults, heartbeat_seconds)
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    @property
+    def symbols(self) -> list[str]:
+        return list(self._symbols)
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    def set_faults(self, **changes: Any) -> FaultPlan:
+        """Merge fault settings (see :class:`FaultPlan`) into the current plan."""
+        return self.faults.update(**changes)
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    async def __aenter__(self) -> SimulatorServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        snapshots: dict[str, bytes] = {}
+        if self.replay is not None:
+            await asyncio.to_thread(self.replay.scan)
+            snapshots = self.replay.depth_snapshots
+            self._symbols += sorted(self.replay.symbols - set(self._symbols))
+        rest = RestApi(self.history, self._symbols, self.clock_ns, snapshots)
+        bulk = BulkFiles(self.history, self._symbols, self.clock_ns)
+        app = web.Application(middlewares=[self._http_faults, self._binance_errors])
+        app.add_routes(rest.routes())
+        app.add_routes(bulk.routes())
+        app.add_routes(
+            [
+                web.get("/stream", self._streams.combined),
+                web.get("/ws/{streams:.+}", self._streams.raw),
+                web.get("/_sim/faults", self._get_faults),
+                web.post("/_sim/faults", self._post_faults),
+                web.delete("/_sim/faults", self._delete_faults),
+                web.get("/_sim/status", self._status),
+            ]
+        )
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = site._server
+        if server is not None and self.port == 0:
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        if self.replay is not None:
+            self._tasks.append(
+                asyncio.create_task(
+                    self.replay.run(
+                        self.hub, self._replay_after_clients, self._close_when_replay_done
+                    )
+                )
+            )
+        elif self._live:
+            feed = SyntheticLiveFeed(self._symbols, self._load_tape, self.clock_ns)
+            self._tasks.append(asyncio.create_task(feed.run(self.hub)))
+        log.info("exchange simulator: REST %s  WS %s", self.http_url, self.ws_url)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        await self._streams.close_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _load_tape(self, symbol: str, day: dt.date) -> DayTape:
+        return await asyncio.to_thread(self.history.locked, self.market.tape, symbol, day)
+
+    @web.middleware
+    async def _http_faults(self, request: web.Request, handler) -> web.StreamResponse:
+        if request.path.startswith(_FAULTED_PREFIXES):
+            fault = self.faults.take_http_fault()
+            if fault is not None:
+                status, headers, body = fault
+                return web.Response(
+                    status=status, body=body, headers=headers, content_type="application/json"
+                )
+        return await handler(request)
+
+    @web.middleware
+    async def _binance_errors(self, request: web.Request, handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except BinanceApiError as error:
+            return error.response()
+
+    async def _get_faults(self, request: web.Request) -> web.Response:
+        return web.json_response(self.faults.as_dict())
+
+    async def _post_faults(self, request: web.Request) -> web.Response:
+        try:
+            changes = await request.json()
+            if not isinstance(changes, dict):
+                raise ValueError("expected a JSON object")
+            self.faults.update(**changes)
+        except (ValueError, TypeError) as error:
+            return web.json_response({"error": str(error)}, status=400)
+        return web.json_response(self.faults.as_dict())
+
+    async def _delete_faults(self, request: web.Request) -> web.Response:
+        self.faults.clear()
+        return web.json_response(self.faults.as_dict())
+
+    async def _status(self, request: web.Request) -> web.Response:
+        status = {
+            "symbols": self._symbols,
+            "source": "replay" if self.replay else "synthetic",
+            "ws_connections_open": self.hub.subscriber_count,
+            "ws_connections_total": self.hub.connections_total,
+            "replay_frames_published": self.replay.frames_published if self.replay else None,
+            "replay_done": self.replay.done.is_set() if self.replay else None,
+        }
+        return web.Response(text=json.dumps(status), content_type="application/json")
+
+
+class SimulatorThread:
+    """A simulator running on its own event loop thread, for synchronous callers."""
+
+    def __init__(self, server: SimulatorServer) -> None:
+        self.server = server
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="exchange-simulator", daemon=True)
+
+    @property
+    def http_url(self) -> str:
+        return self.server.http_url
+
+    @property
+    def ws_url(self) -> str:
+        return self.server.ws_url
+
+    def set_faults(self, **changes: Any) -> FaultPlan:
+        future = asyncio.run_coroutine_threadsafe(
+            self._call(self.server.set_faults, **changes), self._loop
+        )
+        return future.result(timeout=5)
+
+    def clear_faults(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._call(self.server.clear_faults), self._loop).result(5)
+
+    @staticmethod
+    async def _call(fn: Callable, **kwargs: Any):
+        return fn(**kwargs)
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._serve())
+        except BaseException as error:  # surfaced to the starting thread
+            self._error = error
+            self._ready.set()
+        finally:
+            self._loop.close()
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        async with self.server:
+            self._ready.set()
+            await self._stop.wait()
+
+    def start(self, timeout: float = 30.0) -> None:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("exchange simulator did not start in time")
+        if self._error is not None:
+            raise RuntimeError("exchange simulator failed to start") from self._error
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout)
+
+
+@contextlib.contextmanager
+def run_simulator_in_thread(**server_options: Any) -> Iterator[SimulatorThread]:
+    """``with run_simulator_in_thread(symbols=[...]) as sim: httpx.get(sim.http_url + ...)``."""
+    runner = SimulatorThread(SimulatorServer(**server_options))
+    runner.start()
+    try:
+        yield runner
+    finally:
+        runner.stop()
