@@ -87,25 +87,17 @@ def leaf_paths(value: Any, path: str = "") -> list[tuple[str, Any]]:
     return items
 
 
-def without(payload: dict[str, Any], path: str) -> dict[str, Any]:
-    """Copy of payload with the field at path removed."""
+def replaced(payload: dict[str, Any], path: str, value: Any = None, *, drop: bool = False) -> Any:
+    """Copy of payload with the field at a dotted path set to value (or removed)."""
     result = copy.deepcopy(payload)
     *parents, name = path.split(".")
     target = result
     for parent in parents:
         target = target[parent]
-    del target[name]
-    return result
-
-
-def replaced(payload: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    """Copy of payload with the field at path set to value."""
-    result = copy.deepcopy(payload)
-    *parents, name = path.split(".")
-    target = result
-    for parent in parents:
-        target = target[parent]
-    target[name] = value
+    if drop:
+        del target[name]
+    else:
+        target[name] = value
     return result
 
 
@@ -195,7 +187,7 @@ def test_kline_without_trades_has_no_trade_ids() -> None:
 @pytest.mark.parametrize(("kind", "path"), [(k, p) for k, p, _ in REQUIRED])
 def test_missing_required_field_is_named(kind: str, path: str) -> None:
     # Arrange
-    raw = frame(kind, without(PAYLOADS[kind], path))
+    raw = frame(kind, replaced(PAYLOADS[kind], path, drop=True))
 
     # Act
     with pytest.raises(BinanceParseError) as caught:
@@ -306,7 +298,8 @@ def test_truncated_json_is_a_parse_error(cut: int) -> None:
 @pytest.mark.parametrize(
     "raw",
     [b"", b"not json", b"\xff\xfe{}", b'{"stream": "bnbbtc@trade", "data": {}} trailing',
-     b"[1, 2]", b"null", b'{"data": {}}', b'{"stream": "bnbbtc@trade", "data": null}'],
+     b"[1, 2]", b"null", b'{"data": {}}', b'{"stream": "bnbbtc@trade", "data": null}',
+     b'{"stream": "bnbbtc@trade", "data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"],
 )  # fmt: skip
 def test_malformed_frames_give_only_the_typed_error(raw: bytes) -> None:
     # Act

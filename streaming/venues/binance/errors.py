@@ -55,7 +55,7 @@ def from_msgspec(exc: Exception, raw: bytes | str, prefix: str = "") -> BinanceP
     so both are folded into one field path relative to ``prefix``.
     """
     message = str(exc)
-    if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
+    if not isinstance(exc, msgspec.ValidationError):  # DecodeError, or nesting too deep
         return BinanceParseError(MALFORMED_JSON, message, as_bytes(raw), prefix or None)
     location = _AT_PATH.search(message)
     path = location.group("path") if location else ""

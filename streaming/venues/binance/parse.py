@@ -59,6 +59,8 @@ from streaming.venues.binance.wire import (
 )
 
 MS_TO_NS = 1_000_000
+# ValidationError is a DecodeError; msgspec raises RecursionError for absurdly nested input.
+_DECODE_ERRORS = (msgspec.DecodeError, RecursionError)
 
 _ENVELOPE_DECODER = msgspec.json.Decoder(StreamEnvelope)
 _TRADE_DECODER = msgspec.json.Decoder(TradeEvent)
@@ -76,7 +78,7 @@ _REST_EXCHANGE_INFO_DECODER = msgspec.json.Decoder(RestExchangeInfo)
 def _decode(decoder: msgspec.json.Decoder[Any], payload: Any, frame: bytes, prefix: str) -> Any:
     try:
         return decoder.decode(payload)
-    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError too
+    except _DECODE_ERRORS as exc:
         raise from_msgspec(exc, frame, prefix) from None
 
 
@@ -198,12 +200,12 @@ def parse_stream_frame(raw: bytes, receive_ns: int) -> BinanceRecord:
     # The hot path: decoding is inlined rather than going through _decode.
     try:
         envelope: StreamEnvelope = _ENVELOPE_DECODER.decode(raw)
-    except msgspec.DecodeError as exc:
+    except _DECODE_ERRORS as exc:
         raise from_msgspec(exc, raw, "") from None
     route = _ROUTES_BY_STREAM.get(envelope.stream) or _route(envelope.stream, raw, "stream")
     try:
         event = route[0].decode(envelope.data)
-    except msgspec.DecodeError as exc:
+    except _DECODE_ERRORS as exc:
         raise from_msgspec(exc, raw, "data") from None
     return route[1](event, receive_ns, raw, "data")
 

@@ -1,0 +1,273 @@
+"""Binance spot public-data clients: REST (raw response bytes) and WebSocket streams (raw frames).
+
+Both return the exchange's bytes untouched so parsing stays in one place (``wire`` / ``parse``).
+REST retries 429 (honouring ``Retry-After``) and 5xx / transport errors with exponential backoff
+and jitter, a bounded number of times; other 4xx raise :class:`BinanceApiError` with Binance's
+code and message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+Params = Mapping[str, str | int]
+
+
+class BinanceApiError(Exception):
+    """A request the exchange rejected (4xx other than 429), with Binance's code and message."""
+
+    def __init__(self, status: int, code: int | None, msg: str, path: str) -> None:
+        super().__init__(f"HTTP {status} from {path}: code={code} msg={msg}")
+        self.status, self.code, self.msg, self.path = status, code, msg, path
+
+
+class BinanceUnavailableError(Exception):
+    """The exchange kept answering 429 / 5xx (or failing to connect) until retries ran out."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    base_delay: float = 0.2
+    max_delay: float = 10.0
+    max_retry_after: float = 60.0
+
+    def backoff(self, attempt: int) -> float:
+        """Full-jitter exponential backoff for the given (1-based) failed attempt."""
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+    def retry_after(self, response: httpx.Response, attempt: int) -> float:
+        header = response.headers.get("Retry-After", "")
+        try:
+            return min(self.max_retry_after, max(0.0, float(header)))
+        except ValueError:
+            return self.backoff(attempt)
+
+
+def _rejection(response: httpx.Response) -> BinanceApiError:
+    code: int | None = None
+    msg = response.text
+    try:
+        body = response.json()
+        code, msg = body.get("code"), body.get("msg", msg)
+    except (ValueError, AttributeError):
+        pass
+    return BinanceApiError(response.status_code, code, msg, response.request.url.path)
+
+
+def _retry_delay(policy: RetryPolicy, response: httpx.Response, attempt: int) -> float | None:
+    """Seconds to wait before retrying, or ``None`` if the response is final."""
+    if response.status_code == 429 or response.status_code == 418:
+        return policy.retry_after(response, attempt)
+    if response.status_code >= 500:
+        return policy.backoff(attempt)
+    return None
+
+
+def _clean(params: Mapping[str, Any]) -> dict[str, str | int]:
+    return {k: v for k, v in params.items() if v is not None}
+
+
+class _Endpoints:
+    """Paths and parameters of the public market-data endpoints (shared by sync and async)."""
+
+    def _get(self, path: str, params: Params | None = None) -> Any:
+        raise NotImplementedError
+
+    def ping(self):
+        return self._get("/api/v3/ping")
+
+    def server_time(self):
+        return self._get("/api/v3/time")
+
+    def exchange_info(self, symbol: str | None = None):
+        return self._get("/api/v3/exchangeInfo", _clean({"symbol": symbol}))
+
+    def agg_trades(
+        self,
+        symbol: str,
+        from_id: int | None = None,
+        start_time: int | None = None,
+        end_time: int | None = None,
+        limit: int | None = None,
+    ):
+        params = {"symbol": symbol, "fromId": from_id, "startTime": start_time,
+                  "endTime": end_time, "limit": limit}  # fmt: skip
+        return self._get("/api/v3/aggTrades", _clean(params))
+
+    def recent_trades(self, symbol: str, limit: int | None = None):
+        return self._get("/api/v3/trades", _clean({"symbol": symbol, "limit": limit}))
+
+    def historical_trades(self, symbol: str, from_id: int | None = None, limit: int | None = None):
+        params = _clean({"symbol": symbol, "fromId": from_id, "limit": limit})
+        return self._get("/api/v3/historicalTrades", params)
+
+    def klines(
+        self,
+        symbol: str,
+        interval: str = "1m",
+        start_time: int | None = None,
+        end_time: int | None = None,
+        limit: int | None = None,
+    ):
+        params = {"symbol": symbol, "interval": interval, "startTime": start_time,
+                  "endTime": end_time, "limit": limit}  # fmt: skip
+        return self._get("/api/v3/klines", _clean(params))
+
+    def depth(self, symbol: str, limit: int | None = None):
+        return self._get("/api/v3/depth", _clean({"symbol": symbol, "limit": limit}))
+
+
+class BinanceRestClient(_Endpoints):
+    """Synchronous REST client; every method returns the response body bytes."""
+
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+        api_key: str | None = None,
+    ) -> None:
+        headers = {"X-MBX-APIKEY": api_key} if api_key else {}
+        self.retry = retry or RetryPolicy()
+        self._http = httpx.Client(base_url=base_url, timeout=timeout, headers=headers)
+
+    def __enter__(self) -> BinanceRestClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def get_bytes(self, path: str, params: Params | None = None) -> bytes:
+        """GET any path with retries (also used for bulk files)."""
+        return self._get(path, params)
+
+    def _get(self, path: str, params: Params | None = None) -> bytes:
+        for attempt in range(1, self.retry.max_attempts + 1):
+            try:
+                response = self._http.get(path, params=params)
+            except httpx.TransportError as error:
+                if attempt == self.retry.max_attempts:
+                    raise BinanceUnavailableError(f"{path}: {error}") from error
+                time.sleep(self.retry.backoff(attempt))
+                continue
+            if response.is_success:
+                return response.content
+            delay = _retry_delay(self.retry, response, attempt)
+            if delay is None:
+                raise _rejection(response)
+            if attempt == self.retry.max_attempts:
+                break
+            time.sleep(delay)
+        raise BinanceUnavailableError(f"{path}: gave up after {self.retry.max_attempts} attempts")
+
+
+class AsyncBinanceRestClient(_Endpoints):
+    """Async twin of :class:`BinanceRestClient`; methods are awaitables returning body bytes."""
+
+    def __init__(self, base_url: str, timeout: float = 10.0, retry: RetryPolicy | None = None):
+        self.retry = retry or RetryPolicy()
+        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout)
+
+    async def __aenter__(self) -> AsyncBinanceRestClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def get_bytes(self, path: str, params: Params | None = None) -> bytes:
+        return await self._get(path, params)
+
+    async def _get(self, path: str, params: Params | None = None) -> bytes:
+        for attempt in range(1, self.retry.max_attempts + 1):
+            try:
+                response = await self._http.get(path, params=params)
+            except httpx.TransportError as error:
+                if attempt == self.retry.max_attempts:
+                    raise BinanceUnavailableError(f"{path}: {error}") from error
+                await asyncio.sleep(self.retry.backoff(attempt))
+                continue
+            if response.is_success:
+                return response.content
+            delay = _retry_delay(self.retry, response, attempt)
+            if delay is None:
+                raise _rejection(response)
+            if attempt == self.retry.max_attempts:
+                break
+            await asyncio.sleep(delay)
+        raise BinanceUnavailableError(f"{path}: gave up after {self.retry.max_attempts} attempts")
+
+
+class BinanceStreamClient:
+    """Async iterator over ``(receive_ns, raw frame bytes)`` from Binance market streams.
+
+    ``combined=True`` uses ``/stream?streams=a/b`` (frames wrapped in ``{"stream","data"}``);
+    otherwise ``/ws/<stream>`` with raw payloads (one stream). Protocol pings are answered by the
+    ``websockets`` library; the iteration ends when the server closes normally and raises
+    ``websockets.ConnectionClosedError`` when the connection dies.
+    """
+
+    def __init__(
+        self,
+        ws_base_url: str,
+        streams: Sequence[str],
+        combined: bool = True,
+        open_timeout: float = 10.0,
+        ping_interval: float | None = 20.0,
+    ) -> None:
+        if not streams:
+            raise ValueError("at least one stream is required")
+        if not combined and len(streams) != 1:
+            raise ValueError("raw (non-combined) connections carry exactly one stream")
+        base = ws_base_url.rstrip("/")
+        self.url = f"{base}/stream?streams={'/'.join(streams)}" if combined else f"{base}/ws/{streams[0]}"
+        self._open_timeout = open_timeout
+        self._ping_interval = ping_interval
+        self._connection: ClientConnection | None = None
+
+    async def __aenter__(self) -> BinanceStreamClient:
+        self._connection = await websockets.connect(
+            self.url,
+            open_timeout=self._open_timeout,
+            ping_interval=self._ping_interval,
+            max_size=1 << 22,
+            max_queue=4096,
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+    async def __aiter__(self) -> AsyncIterator[tuple[int, bytes]]:
+        if self._connection is None:
+            raise RuntimeError("use `async with BinanceStreamClient(...) as stream:` first")
+        try:
+            while True:
+                message = await self._connection.recv()
+                received = time.time_ns()
+                yield received, message.encode() if isinstance(message, str) else message
+        except websockets.ConnectionClosedOK:
+            return
+
+    async def send_json(self, payload: Mapping[str, Any]) -> None:
+        """Send a request such as ``{"method": "SUBSCRIBE", "params": [...], "id": 1}``."""
+        if self._connection is None:
+            raise RuntimeError("not connected")
+        await self._connection.send(json.dumps(payload))
