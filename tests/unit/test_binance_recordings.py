@@ -258,3 +258,20 @@ def test_recorded_snapshot_lines_match_the_snapshot_files(
 
     # Assert
     assert recorded == expected
+
+
+def test_klines_have_consistent_ohlc_and_one_minute_span(
+    parsed_sessions: dict[str, Parsed],
+) -> None:
+    # Act
+    klines: list[Kline] = of_type(parsed_sessions["cryptofeed"], Kline)
+
+    # Assert: Binance's 1m kline closes 59,999 ms after it opens.
+    assert len(klines) == 118
+    for k in klines:
+        low, high = Decimal(k.low), Decimal(k.high)
+        assert low <= min(Decimal(k.open), Decimal(k.close))
+        assert max(Decimal(k.open), Decimal(k.close)) <= high
+        assert (k.interval, k.close_ns - k.open_ns) == ("1m", 59_999_000_000)
+        assert k.first_trade_id is not None and k.last_trade_id is not None
+        assert k.last_trade_id - k.first_trade_id + 1 == k.trade_count
