@@ -236,7 +236,9 @@ class BinanceStreamClient:
         if not combined and len(streams) != 1:
             raise ValueError("raw (non-combined) connections carry exactly one stream")
         base = ws_base_url.rstrip("/")
-        self.url = f"{base}/stream?streams={'/'.join(streams)}" if combined else f"{base}/ws/{streams[0]}"
+        self.url = (
+            f"{base}/stream?streams={'/'.join(streams)}" if combined else f"{base}/ws/{streams[0]}"
+        )
         self._open_timeout = open_timeout
         self._ping_interval = ping_interval
         self._connection: ClientConnection | None = None
@@ -260,9 +262,8 @@ class BinanceStreamClient:
             raise RuntimeError("use `async with BinanceStreamClient(...) as stream:` first")
         try:
             while True:
-                message = await self._connection.recv()
-                received = time.time_ns()
-                yield received, message.encode() if isinstance(message, str) else message
+                message = await self._connection.recv(decode=False)
+                yield time.time_ns(), message
         except websockets.ConnectionClosedOK:
             return
 

@@ -1,0 +1,72 @@
+"""``trading-sim`` / ``python -m streaming.simulator``: run the simulator until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import signal
+from collections.abc import Sequence
+
+from streaming.simulator.server import DEFAULT_LISTING_DATE, SimulatorServer
+
+log = logging.getLogger("streaming.simulator")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="trading-sim", description="Local exchange speaking Binance spot's public protocol."
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9100, help="0 picks a free port")
+    parser.add_argument("--symbols", default="BTCUSDT,ETHUSDT", help="comma separated")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--trades-per-day", type=int, default=200_000)
+    parser.add_argument(
+        "--listing-date",
+        type=dt.date.fromisoformat,
+        default=DEFAULT_LISTING_DATE,
+        help="first day with history (YYYY-MM-DD)",
+    )
+    parser.add_argument(
+        "--replay", action="append", help="recorded session file; repeat for consecutive files"
+    )
+    parser.add_argument("--speed", type=float, default=1.0, help="replay speed, 0 = max")
+    parser.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    server = SimulatorServer(
+        host=args.host,
+        port=args.port,
+        symbols=[s.strip().upper() for s in args.symbols.split(",") if s.strip()],
+        seed=args.seed,
+        trades_per_day=args.trades_per_day,
+        listing_date=args.listing_date,
+        replay=args.replay,
+        speed=args.speed,
+    )
+    async with server:
+        log.info("REST and bulk files: %s", server.http_url)
+        log.info("WebSocket streams:   %s/stream?streams=...  %s/ws/<stream>", *[server.ws_url] * 2)
+        log.info("faults:              %s/_sim/faults (GET, POST JSON, DELETE)", server.http_url)
+        await stop.wait()
+        log.info("shutting down")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    main()
