@@ -83,7 +83,7 @@ def _decode(decoder: msgspec.json.Decoder[Any], payload: Any, frame: bytes, pref
 
 
 # Each decimal followed by one space; a space inside a value changes the count of separators.
-_DECIMAL_RUN = re.compile(f"(?:{DECIMAL_PATTERN} )*").fullmatch
+_DECIMAL_RUN = re.compile(f"(?:{DECIMAL_PATTERN} )*+").fullmatch
 _flatten = chain.from_iterable
 
 

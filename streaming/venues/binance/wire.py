@@ -13,8 +13,9 @@ from typing import Annotated, Literal
 
 import msgspec
 
-DECIMAL_PATTERN = r"[0-9]+(?:\.[0-9]+)?"
 # Binance always sends unsigned plain decimals ("61837.63000000"); anything else is bad data.
+# Possessive quantifiers (no backtracking) keep the per-message check cheap.
+DECIMAL_PATTERN = r"[0-9]++(?:\.[0-9]++)?"
 # The hot stream events keep plain ``str`` and parse.py checks all of a message's decimals with
 # one regex call, because msgspec's per-field pattern check costs one call per field.
 # \Z rather than $, which would let a trailing newline through.
