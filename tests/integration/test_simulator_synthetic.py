@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import io
+import itertools
 import json
 import zipfile
 from collections.abc import AsyncIterator
@@ -59,8 +60,8 @@ async def test_agg_trades_pages_by_from_id_contiguously_across_midnight(
 
     agg_ids = [a["a"] for a in pages]
     assert agg_ids == list(range(agg_ids[0], agg_ids[0] + 3000))
-    assert all(b["f"] == a["l"] + 1 for a, b in zip(pages, pages[1:], strict=False))
-    assert all(a["T"] <= b["T"] for a, b in zip(pages, pages[1:], strict=False))
+    assert all(b["f"] == a["l"] + 1 for a, b in itertools.pairwise(pages))
+    assert all(a["T"] <= b["T"] for a, b in itertools.pairwise(pages))
 
 
 async def test_historical_trades_page_by_from_id_and_match_the_bulk_day(
@@ -199,7 +200,7 @@ async def test_bulk_file_honours_byte_ranges(rest: AsyncBinanceRestClient) -> No
             {"symbol": "BTCUSDT", "startTime": 0, "endTime": 3_600_001},
             400,
             -1127,
-        ),  # fmt: skip
+        ),
         ("/api/v3/aggTrades", {"symbol": "BTCUSDT", "fromId": 1, "startTime": 0}, 400, -1128),
         ("/api/v3/klines", {"symbol": "BTCUSDT", "interval": "7m"}, 400, -1120),
         ("/api/v3/klines", {"symbol": "BTCUSDT"}, 400, -1102),
@@ -240,7 +241,7 @@ async def test_live_trades_continue_the_rest_history() -> None:
     assert (first_live["price"], first_live["qty"], first_live["time"]) == (
         live[0]["p"], live[0]["q"], live[0]["T"],
     )  # fmt: skip
-    assert all(b["U"] == a["u"] + 1 for a, b in zip(depth, depth[1:], strict=False))
+    assert all(b["U"] == a["u"] + 1 for a, b in itertools.pairwise(depth))
     assert all(float(t["b"]) < float(t["a"]) for t in tickers)
 
 
