@@ -125,6 +125,10 @@ class ConnectionFaults:
             self._held = batch
             applied["reordered"] += 1
             return []
-        batch += self._held
-        self._held = []
+        batch += self.flush()
         return batch
+
+    def flush(self) -> list[bytes]:
+        """Messages still held back for reordering (sent before a normal close)."""
+        held, self._held = self._held, []
+        return held

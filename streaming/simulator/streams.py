@@ -142,6 +142,8 @@ class StreamEndpoint:
             while True:
                 message = await subscriber.queue.get()
                 if message is None:  # the close sentinel
+                    for payload in faults.flush():
+                        await ws.send_str(payload.decode("utf-8", errors="replace"))
                     await ws.close()
                     return
                 if faults.should_drop():

@@ -230,6 +230,7 @@ class BinanceStreamClient:
         combined: bool = True,
         open_timeout: float = 10.0,
         ping_interval: float | None = 20.0,
+        close_timeout: float = 2.0,
     ) -> None:
         if not streams:
             raise ValueError("at least one stream is required")
@@ -241,6 +242,7 @@ class BinanceStreamClient:
         )
         self._open_timeout = open_timeout
         self._ping_interval = ping_interval
+        self._close_timeout = close_timeout
         self._connection: ClientConnection | None = None
 
     async def __aenter__(self) -> BinanceStreamClient:
@@ -248,6 +250,7 @@ class BinanceStreamClient:
             self.url,
             open_timeout=self._open_timeout,
             ping_interval=self._ping_interval,
+            close_timeout=self._close_timeout,
             max_size=1 << 22,
             max_queue=4096,
         )
