@@ -1,0 +1,72 @@
+"""Bronze: the bulk CSV rows exactly as received (all strings), plus their origin and arrival."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io as stdio
+import zipfile
+
+import polars as pl
+from pyiceberg.io import FileIO
+
+from trading_assets.lib.lakehouse.schemas import RAW_TRADE_COLUMNS
+
+SOURCE_BULK = "binance.bulk.daily_trades"
+
+
+def read_raw_zip(io: FileIO, raw_uri: str) -> tuple[str, bytes]:
+    """Return (CSV member name, CSV bytes) of a stored daily zip."""
+    with io.new_input(raw_uri).open(seekable=False) as stream:
+        payload = stream.read()
+    with zipfile.ZipFile(stdio.BytesIO(payload)) as archive:
+        members = [name for name in archive.namelist() if name.endswith(".csv")]
+        if len(members) != 1:
+            raise ValueError(f"{raw_uri}: expected one CSV member, found {archive.namelist()}")
+        return members[0], archive.read(members[0])
+
+
+def has_header(csv_bytes: bytes) -> bool:
+    """Binance's spot trade files have no header row; tolerate one (newer exports add it)."""
+    return bool(csv_bytes) and not csv_bytes[:1].isdigit() and csv_bytes[:1] != b"-"
+
+
+def count_csv_rows(csv_bytes: bytes) -> int:
+    """Data rows in the CSV: lines (a final line may lack its newline) minus a header."""
+    if not csv_bytes:
+        return 0
+    lines = csv_bytes.count(b"\n") + (0 if csv_bytes.endswith(b"\n") else 1)
+    return lines - (1 if has_header(csv_bytes) else 0)
+
+
+def parse_bronze(
+    csv_bytes: bytes,
+    day: dt.date,
+    symbol: str,
+    source_file: str,
+    ingested_at: dt.datetime,
+    source: str = SOURCE_BULK,
+) -> pl.DataFrame:
+    """CSV rows as strings, numbered from 1 in file order, with partition and ingestion columns."""
+    columns = list(RAW_TRADE_COLUMNS)
+    if not csv_bytes:
+        frame = pl.DataFrame(schema=dict.fromkeys(columns, pl.String))
+    else:
+        frame = pl.read_csv(
+            csv_bytes,
+            has_header=False,
+            skip_rows=1 if has_header(csv_bytes) else 0,
+            new_columns=columns,
+            schema=dict.fromkeys(columns, pl.String),
+            quote_char=None,
+            empty_string_is_null=False,
+            truncate_ragged_lines=False,
+        )
+    return frame.with_row_index("line_no", offset=1).select(
+        pl.lit(day, dtype=pl.Date).alias("trade_date"),
+        pl.lit(symbol, dtype=pl.String).alias("symbol"),
+        pl.col("line_no").cast(pl.Int64),
+        *columns,
+        pl.lit(source, dtype=pl.String).alias("source"),
+        pl.lit(source_file, dtype=pl.String).alias("source_file"),
+        pl.lit(ingested_at).cast(pl.Datetime("us", "UTC")).alias("ingested_at"),
+    )

@@ -1,0 +1,248 @@
+"""The lakehouse stages, one function per Dagster asset: raw → bronze → silver → bars.
+
+Each stage reads its input partition from the previous table (or the stored raw zip), transforms
+it with polars and replaces its own (day, symbol) partition in one Iceberg commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import polars as pl
+import pyarrow as pa
+from pyiceberg.catalog import Catalog
+from pyiceberg.io import FileIO, load_file_io
+from pyiceberg.schema import Schema
+from pyiceberg.table import Table
+
+from trading_assets.lib.lakehouse import bars as bar_math
+from trading_assets.lib.lakehouse.bronze import (
+    SOURCE_BULK,
+    count_csv_rows,
+    parse_bronze,
+    read_raw_zip,
+)
+from trading_assets.lib.lakehouse.bulk import (
+    ProgressCallback,
+    RawFile,
+    download_daily_trades,
+    raw_uri_for,
+    verify_stored,
+)
+from trading_assets.lib.lakehouse.quality import Reconciliation
+from trading_assets.lib.lakehouse.schemas import (
+    BARS_1M_TABLE,
+    BARS_1S_TABLE,
+    BRONZE_TRADES_TABLE,
+    QUARANTINE_TABLE,
+    SILVER_TRADES_TABLE,
+    TableDef,
+)
+from trading_assets.lib.lakehouse.silver import epoch_to_microseconds, reason_counts, split_silver
+from trading_assets.lib.lakehouse.tables import (
+    count_partition,
+    ensure_table,
+    partition_filter,
+    read_partition,
+    replace_partition,
+)
+
+
+@dataclass
+class Lakehouse:
+    """A catalog plus the raw area (``<warehouse>/raw``) where original bulk files are kept."""
+
+    catalog: Catalog
+    raw_root: str
+    _tables: dict[str, Table] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def io(self) -> FileIO:
+        return load_file_io(dict(self.catalog.properties), self.raw_root)
+
+    def table(self, table: TableDef) -> Table:
+        if table.identifier not in self._tables:
+            self._tables[table.identifier] = ensure_table(self.catalog, table)
+        return self._tables[table.identifier]
+
+
+@dataclass(frozen=True)
+class PartitionWrite:
+    """What one stage left in its table partition after the commit."""
+
+    table: str
+    rows: int
+    data_bytes: int
+    data_files: int
+    first_event: dt.datetime | None = None
+    last_event: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class BronzeResult:
+    write: PartitionWrite
+    raw_sha256: str
+
+
+@dataclass(frozen=True)
+class SilverResult:
+    silver: PartitionWrite
+    quarantine: PartitionWrite
+    reasons: dict[str, int]
+
+
+@dataclass(frozen=True)
+class BarsResult:
+    write: PartitionWrite
+    bars: pl.DataFrame
+
+
+def to_iceberg_arrow(frame: pl.DataFrame, schema: Schema) -> pa.Table:
+    """Polars frame → Arrow table with the Iceberg schema's columns, types and nullability.
+
+    Strings stay Arrow string views (polars' own layout, handed over without a copy); the
+    Parquet writer takes them as they are, where converting to large strings would copy every
+    byte of a bronze partition.
+    """
+    target = pa.schema(
+        [
+            field.with_type(pa.string_view()) if pa.types.is_large_string(field.type) else field
+            for field in schema.as_arrow()
+        ]
+    )
+    data = frame.select(target.names).to_arrow(compat_level=pl.CompatLevel.newest())
+    return data.cast(target)
+
+
+EventRange = tuple[dt.datetime | None, dt.datetime | None]
+
+
+def event_range(frame: pl.DataFrame, event: pl.Expr) -> EventRange:
+    """(earliest, latest) of an event-time expression (µs since the epoch or a UTC datetime)."""
+    if frame.is_empty():
+        return None, None
+    as_time = event.cast(pl.Datetime("us", "UTC"))
+    first, last = frame.select(as_time.min(), as_time.max().alias("last")).row(0)
+    return first, last
+
+
+def partition_write(
+    table: Table,
+    day: dt.date,
+    symbol: str,
+    events: EventRange = (None, None),
+) -> PartitionWrite:
+    files = [task.file for task in table.refresh().scan(partition_filter(day, symbol)).plan_files()]
+    first, last = events
+    return PartitionWrite(
+        table=".".join(table.name()[-2:]),
+        rows=sum(f.record_count for f in files),
+        data_bytes=sum(f.file_size_in_bytes for f in files),
+        data_files=len(files),
+        first_event=first,
+        last_event=last,
+    )
+
+
+def fetch_raw(
+    lake: Lakehouse,
+    base_url: str,
+    symbol: str,
+    day: dt.date,
+    on_progress: ProgressCallback | None = None,
+) -> RawFile:
+    """raw_trades: download the day's zip, verify its sha256, keep it under ``<warehouse>/raw``."""
+    return download_daily_trades(base_url, symbol, day, lake.raw_root, lake.io, on_progress)
+
+
+def load_bronze(lake: Lakehouse, symbol: str, day: dt.date) -> BronzeResult:
+    """bronze_trades: the stored raw zip's rows as strings plus ingestion columns."""
+    raw_uri = raw_uri_for(lake.raw_root, symbol, day)
+    sha256 = verify_stored(lake.io, raw_uri)
+    member, csv_bytes = read_raw_zip(lake.io, raw_uri)
+    frame = parse_bronze(
+        csv_bytes, day, symbol, member.removesuffix(".csv") + ".zip", _now(), SOURCE_BULK
+    )
+    del csv_bytes
+    table = lake.table(BRONZE_TRADES_TABLE)
+    replace_partition(table, day, symbol, [to_iceberg_arrow(frame, table.schema())])
+    events = event_range(frame, epoch_to_microseconds(pl.col("time").str.to_integer(strict=False)))
+    return BronzeResult(partition_write(table, day, symbol, events), sha256)
+
+
+def refine_silver(lake: Lakehouse, symbol: str, day: dt.date) -> SilverResult:
+    """silver_trades + quarantine: typed, validated, deduplicated; rejects kept with a reason."""
+    bronze = read_partition(lake.table(BRONZE_TRADES_TABLE), day, symbol)
+    split = split_silver(bronze, day)
+    del bronze
+    silver_table = lake.table(SILVER_TRADES_TABLE)
+    quarantine_table = lake.table(QUARANTINE_TABLE)
+    # Quarantine first: if the silver commit then fails, reconciliation flags the partition
+    # instead of silently showing fewer rows.
+    replace_partition(
+        quarantine_table,
+        day,
+        symbol,
+        [to_iceberg_arrow(split.quarantine, quarantine_table.schema())],
+    )
+    replace_partition(
+        silver_table, day, symbol, [to_iceberg_arrow(split.silver, silver_table.schema())]
+    )
+    return SilverResult(
+        silver=partition_write(
+            silver_table, day, symbol, event_range(split.silver, pl.col("event_time"))
+        ),
+        quarantine=partition_write(quarantine_table, day, symbol),
+        reasons=reason_counts(split.quarantine),
+    )
+
+
+def read_silver(
+    lake: Lakehouse, symbol: str, day: dt.date, columns: tuple[str, ...] | None = None
+) -> pl.DataFrame:
+    return read_partition(lake.table(SILVER_TRADES_TABLE), day, symbol, columns)
+
+
+def build_bars_1s(lake: Lakehouse, symbol: str, day: dt.date) -> BarsResult:
+    """bars_1s: OHLCV, VWAP and taker buy/sell volume per second with trades."""
+    trades = read_silver(
+        lake,
+        symbol,
+        day,
+        ("trade_date", "symbol", "trade_id", "price", "qty", "event_time", "is_buyer_maker"),
+    )
+    bars = bar_math.bars_from_trades(trades, "1s")
+    return _write_bars(lake, BARS_1S_TABLE, symbol, day, bars)
+
+
+def build_bars_1m(lake: Lakehouse, symbol: str, day: dt.date) -> BarsResult:
+    """bars_1m: rolled up from bars_1s (sums add up, so VWAP is the same as from trades)."""
+    seconds = read_partition(lake.table(BARS_1S_TABLE), day, symbol)
+    bars = bar_math.rollup_bars(seconds, "1m")
+    return _write_bars(lake, BARS_1M_TABLE, symbol, day, bars)
+
+
+def _write_bars(
+    lake: Lakehouse, table_def: TableDef, symbol: str, day: dt.date, bars: pl.DataFrame
+) -> BarsResult:
+    table = lake.table(table_def)
+    replace_partition(table, day, symbol, [to_iceberg_arrow(bars, table.schema())])
+    events = event_range(bars, pl.col("bar_start"))
+    return BarsResult(partition_write(table, day, symbol, events), bars)
+
+
+def reconcile(lake: Lakehouse, symbol: str, day: dt.date) -> Reconciliation:
+    """Row counts of one partition at every layer: raw = bronze = silver + quarantine."""
+    _, csv_bytes = read_raw_zip(lake.io, raw_uri_for(lake.raw_root, symbol, day))
+    return Reconciliation(
+        raw_rows=count_csv_rows(csv_bytes),
+        bronze_rows=count_partition(lake.table(BRONZE_TRADES_TABLE), day, symbol),
+        silver_rows=count_partition(lake.table(SILVER_TRADES_TABLE), day, symbol),
+        quarantine_rows=count_partition(lake.table(QUARANTINE_TABLE), day, symbol),
+    )
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
