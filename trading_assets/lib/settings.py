@@ -20,3 +20,26 @@ def trading_env() -> Environment:
 def data_dir() -> Path:
     """Root for embedded state (Iceberg warehouse, catalog, landing files); git ignores it."""
     return Path(os.environ.get("TRADING_DATA_DIR", PROJECT_ROOT / "dagster_home" / "data"))
+
+
+DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
+DEFAULT_BULK_BASE_URL = "https://data.binance.vision"
+DEFAULT_HISTORY_START = "2024-01-01"
+
+
+def trading_symbols() -> list[str]:
+    """Symbols to ingest, from ``TRADING_SYMBOLS`` (comma separated), upper case."""
+    raw = os.environ.get("TRADING_SYMBOLS", "")
+    symbols = [s.strip().upper() for s in raw.split(",") if s.strip()]
+    return symbols or list(DEFAULT_SYMBOLS)
+
+
+def bulk_base_url() -> str:
+    """Base URL of Binance's bulk files; ``make run`` points ``BINANCE_BULK_BASE_URL`` at the
+    simulator."""
+    return os.environ.get("BINANCE_BULK_BASE_URL", "").strip() or DEFAULT_BULK_BASE_URL
+
+
+def history_start_date() -> str:
+    """First day offered as a partition (``TRADING_HISTORY_START``, YYYY-MM-DD)."""
+    return os.environ.get("TRADING_HISTORY_START", "").strip() or DEFAULT_HISTORY_START

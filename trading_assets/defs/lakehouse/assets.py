@@ -1,0 +1,93 @@
+"""bronze → silver (+ quarantine) → bars_1s → bars_1m, one Iceberg partition per day × symbol."""
+
+import dagster as dg
+
+from trading_assets.defs.ingest.partitions import day_and_symbol, trade_partitions
+from trading_assets.defs.ingest.raw_trades import raw_trades
+from trading_assets.defs.lakehouse.metadata import partition_write_metadata
+from trading_assets.lib.lakehouse import pipeline
+from trading_assets.lib.lakehouse.plots import bars_chart_markdown
+from trading_assets.resources.iceberg import IcebergCatalogResource
+
+# Each layer follows its upstream partition as soon as that one is materialized.
+FOLLOW_UPSTREAM = dg.AutomationCondition.eager()
+
+
+@dg.asset(
+    deps=[raw_trades],
+    partitions_def=trade_partitions,
+    group_name="lakehouse",
+    kinds={"iceberg", "polars"},
+    automation_condition=FOLLOW_UPSTREAM,
+)
+def bronze_trades(
+    context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource
+) -> dg.MaterializeResult:
+    """bronze.trades: raw CSV rows as received (strings) with source, file and ingestion time."""
+    day, symbol = day_and_symbol(context.partition_key)
+    result = pipeline.load_bronze(iceberg.lakehouse(), symbol, day)
+    return dg.MaterializeResult(
+        metadata={**partition_write_metadata(result.write), "raw_sha256": result.raw_sha256}
+    )
+
+
+@dg.asset(
+    deps=[bronze_trades],
+    partitions_def=trade_partitions,
+    group_name="lakehouse",
+    kinds={"iceberg", "polars"},
+    automation_condition=FOLLOW_UPSTREAM,
+)
+def silver_trades(
+    context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource
+) -> dg.MaterializeResult:
+    """silver.trades: typed, exact-decimal, deduplicated trades; rejects go to silver.quarantine."""
+    day, symbol = day_and_symbol(context.partition_key)
+    result = pipeline.refine_silver(iceberg.lakehouse(), symbol, day)
+    if result.quarantine.rows:
+        context.log.warning(f"{symbol} {day}: {result.quarantine.rows} rows quarantined")
+    return dg.MaterializeResult(
+        metadata={
+            **partition_write_metadata(result.silver),
+            **partition_write_metadata(result.quarantine, prefix="quarantine_"),
+            "quarantine_reasons": dg.MetadataValue.json(result.reasons),
+        }
+    )
+
+
+@dg.asset(
+    deps=[silver_trades],
+    partitions_def=trade_partitions,
+    group_name="lakehouse",
+    kinds={"iceberg", "polars"},
+    automation_condition=FOLLOW_UPSTREAM,
+)
+def bars_1s(
+    context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource
+) -> dg.MaterializeResult:
+    """silver.bars_1s: 1-second OHLCV, VWAP, taker buy/sell volume and trade count."""
+    day, symbol = day_and_symbol(context.partition_key)
+    result = pipeline.build_bars_1s(iceberg.lakehouse(), symbol, day)
+    return dg.MaterializeResult(metadata=partition_write_metadata(result.write))
+
+
+@dg.asset(
+    deps=[bars_1s],
+    partitions_def=trade_partitions,
+    group_name="lakehouse",
+    kinds={"iceberg", "polars"},
+    automation_condition=FOLLOW_UPSTREAM,
+)
+def bars_1m(
+    context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource
+) -> dg.MaterializeResult:
+    """silver.bars_1m: 1-minute bars rolled up from bars_1s (same columns), with a day chart."""
+    day, symbol = day_and_symbol(context.partition_key)
+    result = pipeline.build_bars_1m(iceberg.lakehouse(), symbol, day)
+    chart = bars_chart_markdown(result.bars, f"{symbol} {day} 1m close / volume")
+    return dg.MaterializeResult(
+        metadata={
+            **partition_write_metadata(result.write),
+            "chart": dg.MetadataValue.md(chart),
+        }
+    )
