@@ -8,7 +8,6 @@ peak RSS ≤ 2 GB.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import resource
 import subprocess
@@ -32,16 +31,11 @@ def pick_day(market, symbol: str, target: int) -> dt.date:
 def write_mirror(root: Path) -> tuple[dt.date, int, Path]:
     """Write the day's zip + CHECKSUM in data.binance.vision's layout under ``root``."""
     from streaming.simulator.synthetic import SyntheticMarket
-    from trading_assets.lib.lakehouse.bulk import daily_trades_relative_path
+    from trading_assets.lib.lakehouse.bulk import publish_to_mirror
 
     market = SyntheticMarket(trades_per_day=TRADES_PER_DAY)
     day = pick_day(market, SYMBOL, TRADES_PER_DAY)
-    payload = market.day_trades_csv_zip(SYMBOL, day)
-    target = root / daily_trades_relative_path(SYMBOL, day)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(payload)
-    digest = hashlib.sha256(payload).hexdigest()
-    target.with_name(target.name + ".CHECKSUM").write_text(f"{digest}  {target.name}\n")
+    target = publish_to_mirror(root, SYMBOL, day, market.day_trades_csv_zip(SYMBOL, day))
     return day, market.trade_count(SYMBOL, day), target
 
 

@@ -58,6 +58,19 @@ def raw_uri_for(raw_root: str, symbol: str, day: dt.date) -> str:
     return f"{raw_root.rstrip('/')}/binance/{daily_trades_relative_path(symbol, day)}"
 
 
+def publish_to_mirror(root: Path, symbol: str, day: dt.date, payload: bytes) -> Path:
+    """Lay a daily zip and its CHECKSUM out as data.binance.vision does, under a local folder.
+
+    ``file://<root>`` then serves as a bulk base URL (offline mirrors, benchmarks, tests).
+    """
+    target = root / daily_trades_relative_path(symbol, day)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(payload)
+    digest = hashlib.sha256(payload).hexdigest()
+    target.with_name(f"{target.name}.CHECKSUM").write_text(f"{digest}  {target.name}\n")
+    return target
+
+
 def parse_checksum(text: str) -> tuple[str, str]:
     """``"<hex>  <file name>"`` → (lower-case hex digest, file name)."""
     parts = text.strip().split()
