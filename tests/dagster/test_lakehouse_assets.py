@@ -64,7 +64,7 @@ def test_one_partition_end_to_end_with_metadata_and_passing_checks(tmp_path, sim
 
     assert result.success
     raw = materialization(result, "raw_trades").metadata
-    assert raw["size_bytes"].value > 0
+    assert int(str(raw["size_bytes"].value)) > 0
     assert len(str(raw["sha256"].value)) == 64
     bronze = materialization(result, "bronze_trades").metadata
     silver = materialization(result, "silver_trades").metadata

@@ -90,7 +90,7 @@ def test_a_failure_midway_leaves_the_previous_partition_intact(bars_table):
 
     after_crash = read_partition(bars_table, DAY, "BTCUSDT")
     assert after_crash.height == 40
-    assert after_crash["first_trade_id"].max() < 1000
+    assert max(after_crash["first_trade_id"].to_list()) < 1000
     assert len(bars_table.refresh().snapshots()) == snapshots_before
 
     replace_partition(bars_table, DAY, "BTCUSDT", [bars(bars_table, DAY, "BTCUSDT", 25, 1000)])

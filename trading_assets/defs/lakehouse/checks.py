@@ -5,6 +5,7 @@ duplicate trade ids left in silver, event time running backwards. Gaps in trade 
 spikes happen in real markets (outages, flash moves), so they only warn.
 """
 
+import datetime as dt
 from typing import Any
 
 import dagster as dg
@@ -12,6 +13,7 @@ import dagster as dg
 from trading_assets.defs.ingest.partitions import day_and_symbol, trade_partitions
 from trading_assets.defs.lakehouse.assets import silver_trades
 from trading_assets.lib.lakehouse import pipeline, quality
+from trading_assets.lib.lakehouse.pipeline import Lakehouse
 from trading_assets.resources.iceberg import IcebergCatalogResource
 
 SPIKE_THRESHOLD = 0.05  # relative deviation from the rolling median of ~100 trades
@@ -21,13 +23,8 @@ def _examples(report: quality.CountReport) -> dict[str, Any]:
     return {"examples": dg.MetadataValue.json([dict(e) for e in report.examples])}
 
 
-@dg.asset_check(asset=silver_trades, blocking=True, partitions_def=trade_partitions)
-def rows_reconcile(
-    context: dg.AssetCheckExecutionContext, iceberg: IcebergCatalogResource
-) -> dg.AssetCheckResult:
-    """Every raw row is in bronze, and in exactly one of silver or quarantine."""
-    day, symbol = day_and_symbol(context.partition_key)
-    counts = pipeline.reconcile(iceberg.lakehouse(), symbol, day)
+def evaluate_rows_reconcile(lake: Lakehouse, day: dt.date, symbol: str) -> dg.AssetCheckResult:
+    counts = pipeline.reconcile(lake, symbol, day)
     return dg.AssetCheckResult(
         passed=counts.balanced,
         severity=dg.AssetCheckSeverity.ERROR,
@@ -40,14 +37,8 @@ def rows_reconcile(
     )
 
 
-@dg.asset_check(asset=silver_trades, blocking=True, partitions_def=trade_partitions)
-def no_duplicate_trade_ids(
-    context: dg.AssetCheckExecutionContext, iceberg: IcebergCatalogResource
-) -> dg.AssetCheckResult:
-    """silver.trades holds each trade id once."""
-    day, symbol = day_and_symbol(context.partition_key)
-    trades = pipeline.read_silver(iceberg.lakehouse(), symbol, day, ("trade_id",))
-    report = quality.duplicate_trade_ids(trades)
+def evaluate_no_duplicates(lake: Lakehouse, day: dt.date, symbol: str) -> dg.AssetCheckResult:
+    report = quality.duplicate_trade_ids(pipeline.read_silver(lake, symbol, day, ("trade_id",)))
     return dg.AssetCheckResult(
         passed=report.count == 0,
         severity=dg.AssetCheckSeverity.ERROR,
@@ -55,13 +46,8 @@ def no_duplicate_trade_ids(
     )
 
 
-@dg.asset_check(asset=silver_trades, blocking=True, partitions_def=trade_partitions)
-def time_never_goes_backwards(
-    context: dg.AssetCheckExecutionContext, iceberg: IcebergCatalogResource
-) -> dg.AssetCheckResult:
-    """In trade-id order, no trade is earlier than the one before it."""
-    day, symbol = day_and_symbol(context.partition_key)
-    trades = pipeline.read_silver(iceberg.lakehouse(), symbol, day, ("trade_id", "event_time"))
+def evaluate_time_order(lake: Lakehouse, day: dt.date, symbol: str) -> dg.AssetCheckResult:
+    trades = pipeline.read_silver(lake, symbol, day, ("trade_id", "event_time"))
     report = quality.time_backwards(trades)
     return dg.AssetCheckResult(
         passed=report.count == 0,
@@ -70,13 +56,8 @@ def time_never_goes_backwards(
     )
 
 
-@dg.asset_check(asset=silver_trades, partitions_def=trade_partitions)
-def trade_id_gaps(
-    context: dg.AssetCheckExecutionContext, iceberg: IcebergCatalogResource
-) -> dg.AssetCheckResult:
-    """Trade ids are contiguous within the day (gaps warn: missing or quarantined trades)."""
-    day, symbol = day_and_symbol(context.partition_key)
-    trades = pipeline.read_silver(iceberg.lakehouse(), symbol, day, ("trade_id",))
+def evaluate_gaps(lake: Lakehouse, day: dt.date, symbol: str) -> dg.AssetCheckResult:
+    trades = pipeline.read_silver(lake, symbol, day, ("trade_id",))
     report = quality.trade_id_gaps(trades["trade_id"])
     return dg.AssetCheckResult(
         passed=report.missing_ids == 0,
@@ -89,16 +70,58 @@ def trade_id_gaps(
     )
 
 
-@dg.asset_check(asset=silver_trades, partitions_def=trade_partitions)
-def no_price_spikes(
-    context: dg.AssetCheckExecutionContext, iceberg: IcebergCatalogResource
-) -> dg.AssetCheckResult:
-    """No trade strays more than 5 % from the rolling median of its ~100 neighbours (warns)."""
-    day, symbol = day_and_symbol(context.partition_key)
-    trades = pipeline.read_silver(iceberg.lakehouse(), symbol, day, ("trade_id", "price"))
+def evaluate_spikes(lake: Lakehouse, day: dt.date, symbol: str) -> dg.AssetCheckResult:
+    trades = pipeline.read_silver(lake, symbol, day, ("trade_id", "price"))
     report = quality.price_spikes(trades, threshold=SPIKE_THRESHOLD)
     return dg.AssetCheckResult(
         passed=report.count == 0,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"spikes": report.count, "threshold": SPIKE_THRESHOLD, **_examples(report)},
     )
+
+
+def _partition(
+    context: dg.AssetCheckExecutionContext, iceberg: IcebergCatalogResource
+) -> tuple[Lakehouse, dt.date, str]:
+    day, symbol = day_and_symbol(context.partition_key)
+    return iceberg.lakehouse(), day, symbol
+
+
+@dg.asset_check(asset=silver_trades, blocking=True, partitions_def=trade_partitions)
+def rows_reconcile(
+    context: dg.AssetCheckExecutionContext, iceberg: IcebergCatalogResource
+) -> dg.AssetCheckResult:
+    """Every raw row is in bronze, and in exactly one of silver or quarantine."""
+    return evaluate_rows_reconcile(*_partition(context, iceberg))
+
+
+@dg.asset_check(asset=silver_trades, blocking=True, partitions_def=trade_partitions)
+def no_duplicate_trade_ids(
+    context: dg.AssetCheckExecutionContext, iceberg: IcebergCatalogResource
+) -> dg.AssetCheckResult:
+    """silver.trades holds each trade id once."""
+    return evaluate_no_duplicates(*_partition(context, iceberg))
+
+
+@dg.asset_check(asset=silver_trades, blocking=True, partitions_def=trade_partitions)
+def time_never_goes_backwards(
+    context: dg.AssetCheckExecutionContext, iceberg: IcebergCatalogResource
+) -> dg.AssetCheckResult:
+    """In trade-id order, no trade is earlier than the one before it."""
+    return evaluate_time_order(*_partition(context, iceberg))
+
+
+@dg.asset_check(asset=silver_trades, partitions_def=trade_partitions)
+def trade_id_gaps(
+    context: dg.AssetCheckExecutionContext, iceberg: IcebergCatalogResource
+) -> dg.AssetCheckResult:
+    """Trade ids are contiguous within the day (gaps warn: missing or quarantined trades)."""
+    return evaluate_gaps(*_partition(context, iceberg))
+
+
+@dg.asset_check(asset=silver_trades, partitions_def=trade_partitions)
+def no_price_spikes(
+    context: dg.AssetCheckExecutionContext, iceberg: IcebergCatalogResource
+) -> dg.AssetCheckResult:
+    """No trade strays more than 5 % from the rolling median of its ~100 neighbours (warns)."""
+    return evaluate_spikes(*_partition(context, iceberg))
