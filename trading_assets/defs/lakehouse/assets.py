@@ -6,7 +6,6 @@ from trading_assets.defs.ingest.partitions import day_and_symbol, trade_partitio
 from trading_assets.defs.ingest.raw_trades import raw_trades
 from trading_assets.defs.lakehouse.metadata import partition_write_metadata
 from trading_assets.lib.lakehouse import pipeline
-from trading_assets.lib.lakehouse.plots import bars_chart_markdown
 from trading_assets.resources.iceberg import IcebergCatalogResource
 
 # Each layer follows its upstream partition as soon as that one is materialized.
@@ -82,6 +81,9 @@ def bars_1m(
     context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource
 ) -> dg.MaterializeResult:
     """silver.bars_1m: 1-minute bars rolled up from bars_1s (same columns), with a day chart."""
+    # matplotlib takes seconds to import; only this step pays for it, not every step process.
+    from trading_assets.lib.lakehouse.plots import bars_chart_markdown
+
     day, symbol = day_and_symbol(context.partition_key)
     result = pipeline.build_bars_1m(iceberg.lakehouse(), symbol, day)
     chart = bars_chart_markdown(result.bars, f"{symbol} {day} 1m close / volume")
