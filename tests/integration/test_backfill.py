@@ -17,10 +17,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, DagsterRunStatus
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
 from dagster._core.instance.ref import InstanceRef
 
 from streaming.simulator.server import run_simulator_in_thread
@@ -43,7 +44,7 @@ DAYS = [dt.date(2024, 3, 1) + dt.timedelta(days=i) for i in range(3)]
 TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
 
-def wait_for_runs(home: Path, expected: int, timeout: float) -> list:
+def wait_for_runs(home: Path, expected: int, timeout: float) -> Sequence[DagsterRun]:
     instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
     deadline = time.monotonic() + timeout
     while True:
