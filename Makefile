@@ -36,10 +36,9 @@ bootstrap: .venv/.synced ## Install uv (if missing) and the locked environment
 
 run: bootstrap ## Run the whole system on embedded defaults (simulator market + Dagster UI and daemon)
 	@mkdir -p $(DAGSTER_HOME)
-	@set -m; \
+	@trap 'trap - EXIT; kill 0' EXIT INT TERM; \
 	$(UV) run --frozen trading-sim --host $(SIM_HOST) --port $(SIM_PORT) --symbols $(SIM_SYMBOLS) & \
-	sim=$$!; trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \
-	echo "exchange simulator on http://$(SIM_HOST):$(SIM_PORT)"; \
+	echo "exchange simulator on http://$(SIM_HOST):$(SIM_PORT); Dagster UI on http://127.0.0.1:3000"; \
 	BINANCE_BULK_BASE_URL=http://$(SIM_HOST):$(SIM_PORT) \
 	BINANCE_REST_BASE_URL=http://$(SIM_HOST):$(SIM_PORT) \
 	BINANCE_WS_BASE_URL=ws://$(SIM_HOST):$(SIM_PORT) \

@@ -11,5 +11,10 @@ from trading_assets.resources import build_resources
 def defs() -> dg.Definitions:
     return dg.Definitions.merge(
         dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
-        dg.Definitions(resources=build_resources()),
+        dg.Definitions(
+            resources=build_resources(),
+            # A lakehouse step takes about a second; a fresh process per step would cost several
+            # times the work. Runs still go in parallel through the run queue (dagster.yaml).
+            executor=dg.in_process_executor,
+        ),
     )

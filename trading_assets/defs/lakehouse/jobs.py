@@ -10,7 +10,5 @@ lakehouse_daily = dg.define_asset_job(
     "lakehouse_daily",
     selection=dg.AssetSelection.assets(raw_trades).downstream(),
     partitions_def=trade_partitions,
-    # Each step takes about a second; a process per step would cost more than the work.
-    executor_def=dg.in_process_executor,
     description="raw → bronze → silver (+ quarantine) → bars_1s → bars_1m for one day × symbol.",
 )
