@@ -118,3 +118,33 @@ def test_row_count_ignores_a_header_and_tolerates_a_missing_final_newline():
     assert count_csv_rows(CSV.rstrip(b"\n")) == 2
     assert count_csv_rows(b"id,price,qty,quote_qty,time,is_buyer_maker,is_best_match\n" + CSV) == 2
     assert count_csv_rows(b"") == 0
+
+
+def store(tmp_path: Path, payload: bytes) -> str:
+    path = tmp_path / "day.zip"
+    path.write_bytes(payload)
+    return path.as_uri()
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_read_raw_zip_returns_the_member_exactly(tmp_path, compression):
+    csv = b"".join(b"%d,10.0,1.0,10.0,1709251200000,True,True\n" % i for i in range(5_000))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
+        archive.writestr("BTCUSDT-trades-2024-03-01.csv", csv)
+
+    member = read_raw_zip(PyArrowFileIO(), store(tmp_path, buffer.getvalue()))
+
+    assert member == ("BTCUSDT-trades-2024-03-01.csv", csv)
+
+
+def test_read_raw_zip_rejects_a_member_whose_crc_does_not_match(tmp_path):
+    payload = bytearray(zipped(CSV))
+    info = zipfile.ZipFile(io.BytesIO(payload)).infolist()[0]
+    # The CRC-32 sits at offset 14 of the local header and 16 of the central directory entry.
+    central = payload.rindex(b"PK\x01\x02")
+    for offset in (info.header_offset + 14, central + 16):
+        payload[offset] ^= 0xFF
+
+    with pytest.raises(ValueError, match="CRC-32"):
+        read_raw_zip(PyArrowFileIO(), store(tmp_path, bytes(payload)))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import io as stdio
+import struct
 import zipfile
 
 import polars as pl
+from isal import isal_zlib
 from pyiceberg.io import FileIO
 
 from trading_assets.lib.lakehouse.schemas import RAW_TRADE_COLUMNS
@@ -19,10 +21,33 @@ def read_raw_zip(io: FileIO, raw_uri: str) -> tuple[str, bytes]:
     with io.new_input(raw_uri).open(seekable=False) as stream:
         payload = stream.read()
     with zipfile.ZipFile(stdio.BytesIO(payload)) as archive:
-        members = [name for name in archive.namelist() if name.endswith(".csv")]
+        members = [info for info in archive.infolist() if info.filename.endswith(".csv")]
         if len(members) != 1:
             raise ValueError(f"{raw_uri}: expected one CSV member, found {archive.namelist()}")
-        return members[0], archive.read(members[0])
+        (member,) = members
+        if member.compress_type != zipfile.ZIP_DEFLATED:
+            return member.filename, archive.read(member)
+    return member.filename, _inflate_member(payload, member, raw_uri)
+
+
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, fixed fields, name and extra lengths
+
+
+def _inflate_member(payload: bytes, member: zipfile.ZipInfo, raw_uri: str) -> bytes:
+    """Inflate a deflated member with ISA-L, about twice as fast as zipfile's zlib on a day file.
+
+    Unzipping is the largest single cost of the bronze stage; the CRC-32 is checked as zipfile
+    would.
+    """
+    signature, name_length, extra_length = _LOCAL_HEADER.unpack_from(payload, member.header_offset)
+    if signature != b"PK\x03\x04":
+        raise ValueError(f"{raw_uri}: bad local header for {member.filename}")
+    start = member.header_offset + _LOCAL_HEADER.size + name_length + extra_length
+    compressed = memoryview(payload)[start : start + member.compress_size]
+    data = isal_zlib.decompress(compressed, wbits=-15, bufsize=max(member.file_size, 1))
+    if len(data) != member.file_size or isal_zlib.crc32(data) != member.CRC:
+        raise ValueError(f"{raw_uri}: {member.filename} is corrupt (size or CRC-32 mismatch)")
+    return data
 
 
 def has_header(csv_bytes: bytes) -> bool:
