@@ -168,6 +168,34 @@ async def test_rest_client_gives_up_after_bounded_attempts() -> None:
     assert remaining == 10 - FAST_RETRY.max_attempts
 
 
+async def test_rest_client_gives_up_rather_than_retry_before_a_long_retry_after() -> None:
+    async with SimulatorServer(symbols=["BTCUSDT"], live=False) as sim:
+        sim.set_faults(http_429_next=3, retry_after_seconds=120)
+        async with AsyncBinanceRestClient(sim.http_url, retry=FAST_RETRY) as client:
+            with pytest.raises(BinanceUnavailableError, match="Retry-After"):
+                await asyncio.wait_for(client.ping(), 5)
+        applied = dict(sim.faults.applied)
+
+    assert applied == {"http_429": 1}
+
+
+def test_sync_rest_client_retries_like_the_async_one() -> None:
+    with run_simulator_in_thread(symbols=["BTCUSDT"], live=False) as sim:
+        sim.set_faults(http_429_next=1, retry_after_seconds=0, http_5xx_next=2)
+        with BinanceRestClient(sim.http_url, retry=FAST_RETRY) as client:
+            pong = client.ping()
+            sim.set_faults(http_5xx_next=FAST_RETRY.max_attempts)
+            with pytest.raises(BinanceUnavailableError, match="gave up"):
+                client.ping()
+
+    assert pong == b"{}"
+
+
+def test_retry_policy_needs_at_least_one_attempt() -> None:
+    with pytest.raises(ValueError, match="max_attempts"):
+        RetryPolicy(max_attempts=0)
+
+
 async def test_429_carries_retry_after_and_a_binance_error_body() -> None:
     async with SimulatorServer(symbols=["BTCUSDT"], live=False) as sim:
         sim.set_faults(http_429_next=1, retry_after_seconds=7)

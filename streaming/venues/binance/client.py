@@ -1,14 +1,15 @@
 """Binance spot public-data clients: REST (raw response bytes) and WebSocket streams (raw frames).
 
 Both return the exchange's bytes untouched so parsing stays in one place (``wire`` / ``parse``).
-REST retries 429 (honouring ``Retry-After``) and 5xx / transport errors with exponential backoff
-and jitter, a bounded number of times; other 4xx raise :class:`BinanceApiError` with Binance's
-code and message.
+REST retries 429 / 418 (honouring ``Retry-After``) and 5xx / transport errors with exponential
+backoff and jitter, a bounded number of times; other 4xx raise :class:`BinanceApiError` with
+Binance's code and message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import random
 import time
@@ -37,21 +38,32 @@ class BinanceUnavailableError(Exception):
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """How often and how long to retry; a ``Retry-After`` beyond ``max_retry_after`` is final."""
+
     max_attempts: int = 5
     base_delay: float = 0.2
     max_delay: float = 10.0
     max_retry_after: float = 60.0
 
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+
     def backoff(self, attempt: int) -> float:
         """Full-jitter exponential backoff for the given (1-based) failed attempt."""
         return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
 
-    def retry_after(self, response: httpx.Response, attempt: int) -> float:
-        header = response.headers.get("Retry-After", "")
+    def retry_after(self, response: httpx.Response, attempt: int) -> float | None:
+        """Seconds the exchange asked us to wait, None when that is longer than we may wait.
+
+        Retrying sooner than asked is what turns a 429 into an IP ban (418), so a wait beyond
+        ``max_retry_after`` gives up instead of being shortened.
+        """
         try:
-            return min(self.max_retry_after, max(0.0, float(header)))
+            seconds = max(0.0, float(response.headers.get("Retry-After", "")))
         except ValueError:
             return self.backoff(attempt)
+        return seconds if seconds <= self.max_retry_after else None
 
 
 def _rejection(response: httpx.Response) -> BinanceApiError:
@@ -65,13 +77,37 @@ def _rejection(response: httpx.Response) -> BinanceApiError:
     return BinanceApiError(response.status_code, code, msg, response.request.url.path)
 
 
-def _retry_delay(policy: RetryPolicy, response: httpx.Response, attempt: int) -> float | None:
-    """Seconds to wait before retrying, or ``None`` if the response is final."""
-    if response.status_code == 429 or response.status_code == 418:
-        return policy.retry_after(response, attempt)
-    if response.status_code >= 500:
+def _settle(
+    policy: RetryPolicy, path: str, attempt: int, outcome: httpx.Response | httpx.TransportError
+) -> bytes | float:
+    """The body of a successful attempt, or seconds to wait before the next one.
+
+    Raises BinanceApiError for a final rejection and BinanceUnavailableError when the exchange
+    is still unavailable after the last attempt. Shared by the sync and async clients, which
+    differ only in how they send and sleep.
+    """
+    last = attempt >= policy.max_attempts
+    if isinstance(outcome, httpx.TransportError):
+        if last:
+            raise BinanceUnavailableError(f"{path}: {outcome}") from outcome
         return policy.backoff(attempt)
-    return None
+    if outcome.is_success:
+        return outcome.content
+    status = outcome.status_code
+    if status in (418, 429):  # rate limited (429) or banned for ignoring it (418)
+        delay = policy.retry_after(outcome, attempt)
+        if delay is None:
+            raise BinanceUnavailableError(
+                f"{path}: HTTP {status} with Retry-After "
+                f"{outcome.headers.get('Retry-After')}s, longer than {policy.max_retry_after}s"
+            )
+    elif status >= 500:
+        delay = policy.backoff(attempt)
+    else:
+        raise _rejection(outcome)
+    if last:
+        raise BinanceUnavailableError(f"{path}: gave up after {policy.max_attempts} attempts")
+    return delay
 
 
 def _clean(params: Mapping[str, Any]) -> dict[str, str | int]:
@@ -79,18 +115,28 @@ def _clean(params: Mapping[str, Any]) -> dict[str, str | int]:
 
 
 class _Endpoints:
-    """Paths and parameters of the public market-data endpoints (shared by sync and async)."""
+    """Paths and parameters of the public market-data endpoints (shared by sync and async).
+
+    Each method returns what ``_get`` returns: body bytes, or an awaitable of them.
+    """
 
     def _get(self, path: str, params: Params | None = None) -> Any:
         raise NotImplementedError
 
-    def ping(self):
+    def get_bytes(self, path: str, params: Params | None = None) -> Any:
+        """GET any path with retries (also used for bulk files)."""
+        return self._get(path, params)
+
+    def ping(self) -> Any:
+        """``GET /api/v3/ping``: ``{}`` when the REST API is reachable."""
         return self._get("/api/v3/ping")
 
-    def server_time(self):
+    def server_time(self) -> Any:
+        """``GET /api/v3/time``: ``{"serverTime": <ms>}``."""
         return self._get("/api/v3/time")
 
-    def exchange_info(self, symbol: str | None = None):
+    def exchange_info(self, symbol: str | None = None) -> Any:
+        """``GET /api/v3/exchangeInfo`` for one symbol, or every symbol."""
         return self._get("/api/v3/exchangeInfo", _clean({"symbol": symbol}))
 
     def agg_trades(
@@ -100,15 +146,20 @@ class _Endpoints:
         start_time: int | None = None,
         end_time: int | None = None,
         limit: int | None = None,
-    ):
+    ) -> Any:
+        """``GET /api/v3/aggTrades``: by id (``from_id``) or by time (ms, at most 1 h apart)."""
         params = {"symbol": symbol, "fromId": from_id, "startTime": start_time,
                   "endTime": end_time, "limit": limit}  # fmt: skip
         return self._get("/api/v3/aggTrades", _clean(params))
 
-    def recent_trades(self, symbol: str, limit: int | None = None):
+    def recent_trades(self, symbol: str, limit: int | None = None) -> Any:
+        """``GET /api/v3/trades``: the most recent trades (limit 500 by default, 1000 at most)."""
         return self._get("/api/v3/trades", _clean({"symbol": symbol, "limit": limit}))
 
-    def historical_trades(self, symbol: str, from_id: int | None = None, limit: int | None = None):
+    def historical_trades(
+        self, symbol: str, from_id: int | None = None, limit: int | None = None
+    ) -> Any:
+        """``GET /api/v3/historicalTrades``: trades from ``from_id`` on (most recent without)."""
         params = _clean({"symbol": symbol, "fromId": from_id, "limit": limit})
         return self._get("/api/v3/historicalTrades", params)
 
@@ -119,13 +170,19 @@ class _Endpoints:
         start_time: int | None = None,
         end_time: int | None = None,
         limit: int | None = None,
-    ):
+    ) -> Any:
+        """``GET /api/v3/klines`` rows (JSON arrays), oldest first."""
         params = {"symbol": symbol, "interval": interval, "startTime": start_time,
                   "endTime": end_time, "limit": limit}  # fmt: skip
         return self._get("/api/v3/klines", _clean(params))
 
-    def depth(self, symbol: str, limit: int | None = None):
+    def depth(self, symbol: str, limit: int | None = None) -> Any:
+        """``GET /api/v3/depth`` order book snapshot (limit 100 by default, 5000 at most)."""
         return self._get("/api/v3/depth", _clean({"symbol": symbol, "limit": limit}))
+
+
+def _headers(api_key: str | None) -> dict[str, str]:
+    return {"X-MBX-APIKEY": api_key} if api_key else {}
 
 
 class BinanceRestClient(_Endpoints):
@@ -138,9 +195,8 @@ class BinanceRestClient(_Endpoints):
         retry: RetryPolicy | None = None,
         api_key: str | None = None,
     ) -> None:
-        headers = {"X-MBX-APIKEY": api_key} if api_key else {}
         self.retry = retry or RetryPolicy()
-        self._http = httpx.Client(base_url=base_url, timeout=timeout, headers=headers)
+        self._http = httpx.Client(base_url=base_url, timeout=timeout, headers=_headers(api_key))
 
     def __enter__(self) -> BinanceRestClient:
         return self
@@ -149,38 +205,36 @@ class BinanceRestClient(_Endpoints):
         self.close()
 
     def close(self) -> None:
+        """Close the connection pool."""
         self._http.close()
 
-    def get_bytes(self, path: str, params: Params | None = None) -> bytes:
-        """GET any path with retries (also used for bulk files)."""
-        return self._get(path, params)
-
     def _get(self, path: str, params: Params | None = None) -> bytes:
-        for attempt in range(1, self.retry.max_attempts + 1):
+        for attempt in itertools.count(1):  # _settle raises once the attempts are used up
             try:
-                response = self._http.get(path, params=params)
+                outcome: httpx.Response | httpx.TransportError = self._http.get(path, params=params)
             except httpx.TransportError as error:
-                if attempt == self.retry.max_attempts:
-                    raise BinanceUnavailableError(f"{path}: {error}") from error
-                time.sleep(self.retry.backoff(attempt))
-                continue
-            if response.is_success:
-                return response.content
-            delay = _retry_delay(self.retry, response, attempt)
-            if delay is None:
-                raise _rejection(response)
-            if attempt == self.retry.max_attempts:
-                break
-            time.sleep(delay)
-        raise BinanceUnavailableError(f"{path}: gave up after {self.retry.max_attempts} attempts")
+                outcome = error
+            result = _settle(self.retry, path, attempt, outcome)
+            if isinstance(result, bytes):
+                return result
+            time.sleep(result)
+        raise AssertionError("unreachable")
 
 
 class AsyncBinanceRestClient(_Endpoints):
     """Async twin of :class:`BinanceRestClient`; methods are awaitables returning body bytes."""
 
-    def __init__(self, base_url: str, timeout: float = 10.0, retry: RetryPolicy | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+        api_key: str | None = None,
+    ) -> None:
         self.retry = retry or RetryPolicy()
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout)
+        self._http = httpx.AsyncClient(
+            base_url=base_url, timeout=timeout, headers=_headers(api_key)
+        )
 
     async def __aenter__(self) -> AsyncBinanceRestClient:
         return self
@@ -189,29 +243,22 @@ class AsyncBinanceRestClient(_Endpoints):
         await self.aclose()
 
     async def aclose(self) -> None:
+        """Close the connection pool."""
         await self._http.aclose()
 
-    async def get_bytes(self, path: str, params: Params | None = None) -> bytes:
-        return await self._get(path, params)
-
     async def _get(self, path: str, params: Params | None = None) -> bytes:
-        for attempt in range(1, self.retry.max_attempts + 1):
+        for attempt in itertools.count(1):  # _settle raises once the attempts are used up
             try:
-                response = await self._http.get(path, params=params)
+                outcome: httpx.Response | httpx.TransportError = await self._http.get(
+                    path, params=params
+                )
             except httpx.TransportError as error:
-                if attempt == self.retry.max_attempts:
-                    raise BinanceUnavailableError(f"{path}: {error}") from error
-                await asyncio.sleep(self.retry.backoff(attempt))
-                continue
-            if response.is_success:
-                return response.content
-            delay = _retry_delay(self.retry, response, attempt)
-            if delay is None:
-                raise _rejection(response)
-            if attempt == self.retry.max_attempts:
-                break
-            await asyncio.sleep(delay)
-        raise BinanceUnavailableError(f"{path}: gave up after {self.retry.max_attempts} attempts")
+                outcome = error
+            result = _settle(self.retry, path, attempt, outcome)
+            if isinstance(result, bytes):
+                return result
+            await asyncio.sleep(result)
+        raise AssertionError("unreachable")
 
 
 class BinanceStreamClient:
@@ -257,10 +304,12 @@ class BinanceStreamClient:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._connection is not None:
-            await self._connection.close()
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
 
     async def __aiter__(self) -> AsyncIterator[tuple[int, bytes]]:
+        """Yield ``(receive_ns, frame)`` until the server closes the connection."""
         if self._connection is None:
             raise RuntimeError("use `async with BinanceStreamClient(...) as stream:` first")
         try:
