@@ -97,4 +97,4 @@ class RecordingReplay:
         log.info("replay finished: %d frames", self.frames_published)
         self.done.set()
         if close_when_done:
-            hub.close_all()
+            await hub.close_all()

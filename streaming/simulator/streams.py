@@ -14,6 +14,7 @@ from streaming.simulator.faults import ConnectionFaults, FaultInjector
 
 log = logging.getLogger(__name__)
 _CLOSE = None  # queue sentinel: finish sending what is queued, then close normally
+_INVALID_REQUEST = '{"error":{"code":2,"msg":"Invalid request"}}'
 
 
 def envelope(stream: str, data: bytes) -> bytes:
@@ -23,6 +24,8 @@ def envelope(stream: str, data: bytes) -> bytes:
 
 @dataclass(eq=False)
 class Subscriber:
+    """A connection's subscriptions and its outgoing queue (bounded: slow readers push back)."""
+
     streams: set[str]
     combined: bool
     queue: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(50_000))
@@ -33,38 +36,52 @@ class StreamHub:
 
     def __init__(self) -> None:
         self._subscribers: set[Subscriber] = set()
+        self._joined = asyncio.Event()
         self.connections_total = 0
 
     @property
     def subscriber_count(self) -> int:
+        """Connections open now."""
         return len(self._subscribers)
 
     def add(self, subscriber: Subscriber) -> None:
+        """Start delivering to a new connection."""
         self._subscribers.add(subscriber)
         self.connections_total += 1
+        self._joined.set()
 
     def remove(self, subscriber: Subscriber) -> None:
+        """Stop delivering to a connection and release a publisher blocked on its full queue."""
         self._subscribers.discard(subscriber)
+        queue = subscriber.queue
+        while not queue.empty():  # each get wakes one blocked put, which then lands harmlessly
+            queue.get_nowait()
 
     def wants(self, stream: str) -> bool:
+        """True when some connection is subscribed to ``stream``."""
         return any(stream in s.streams for s in self._subscribers)
 
     async def publish(self, stream: str, data: bytes, combined: bytes | None = None) -> None:
         """Queue ``data`` (raw) or its envelope (combined) for every subscriber of ``stream``."""
         for subscriber in list(self._subscribers):
-            if stream in subscriber.streams:
-                payload = (combined or envelope(stream, data)) if subscriber.combined else data
-                await subscriber.queue.put(payload)
+            if stream in subscriber.streams and subscriber in self._subscribers:
+                if subscriber.combined:
+                    combined = combined or envelope(stream, data)
+                    await subscriber.queue.put(combined)
+                else:
+                    await subscriber.queue.put(data)
 
     async def wait_for_subscribers(self, count: int) -> None:
+        """Return once ``count`` connections have been made since the start."""
         while self.connections_total < count:
-            await asyncio.sleep(0.005)
+            self._joined.clear()
+            await self._joined.wait()
 
-    def close_all(self) -> None:
-        """Ask every connection to close once its queue is drained."""
+    async def close_all(self) -> None:
+        """Ask every connection to close once what is queued for it has been sent."""
         for subscriber in list(self._subscribers):
-            with contextlib.suppress(asyncio.QueueFull):
-                subscriber.queue.put_nowait(_CLOSE)
+            if subscriber in self._subscribers:  # it may have gone while we waited on another
+                await subscriber.queue.put(_CLOSE)
 
 
 class StreamEndpoint:
@@ -77,16 +94,19 @@ class StreamEndpoint:
         self._open: set[web.WebSocketResponse] = set()
 
     async def combined(self, request: web.Request) -> web.StreamResponse:
+        """``/stream?streams=a/b``: frames wrapped in ``{"stream", "data"}``."""
         names = [s for s in request.query.get("streams", "").split("/") if s]
         if not names:
             raise web.HTTPBadRequest(text='{"code":-1102,"msg":"No streams requested."}')
         return await self._serve(request, set(names), combined=True)
 
     async def raw(self, request: web.Request) -> web.StreamResponse:
+        """``/ws/<stream>[/<stream>...]``: the bare payloads."""
         names = [s for s in request.match_info["streams"].split("/") if s]
         return await self._serve(request, set(names), combined=False)
 
     async def close_all(self) -> None:
+        """Close every open connection (server shutdown)."""
         for ws in list(self._open):
             await ws.close(code=1001, message=b"server shutting down")
 
@@ -118,19 +138,19 @@ class StreamEndpoint:
         try:
             request = json.loads(text)
             method, params, request_id = request["method"], request.get("params", []), request["id"]
-        except (ValueError, KeyError, TypeError):
-            await ws.send_str('{"error":{"code":2,"msg":"Invalid request"}}')
-            return
+        except (ValueError, KeyError, TypeError, AttributeError):
+            method, params, request_id = None, None, None
+        if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+            method = None  # stream names must be strings, or set.update would split them
+        result: object = None
         if method == "SUBSCRIBE":
             sub.streams.update(params)
-            result: object = None
         elif method == "UNSUBSCRIBE":
             sub.streams.difference_update(params)
-            result = None
         elif method == "LIST_SUBSCRIPTIONS":
             result = sorted(sub.streams)
         else:
-            await ws.send_str(json.dumps({"error": {"code": 2, "msg": "Invalid request"}}))
+            await ws.send_str(_INVALID_REQUEST)
             return
         await ws.send_str(json.dumps({"result": result, "id": request_id}))
 
