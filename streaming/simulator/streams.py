@@ -139,14 +139,16 @@ class StreamEndpoint:
             request = json.loads(text)
             method, params, request_id = request["method"], request.get("params", []), request["id"]
         except (ValueError, KeyError, TypeError, AttributeError):
-            method, params, request_id = None, None, None
-        if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
-            method = None  # stream names must be strings, or set.update would split them
+            method, params, request_id = None, [], None
+        # Stream names must be strings: set.update would split a bare string into characters.
+        names: list[str] = params if isinstance(params, list) else []
+        if names is not params or not all(isinstance(p, str) for p in names):
+            method = None
         result: object = None
         if method == "SUBSCRIBE":
-            sub.streams.update(params)
+            sub.streams.update(names)
         elif method == "UNSUBSCRIBE":
-            sub.streams.difference_update(params)
+            sub.streams.difference_update(names)
         elif method == "LIST_SUBSCRIPTIONS":
             result = sorted(sub.streams)
         else:

@@ -226,3 +226,31 @@ def test_faults_are_controlled_over_http_from_a_synchronous_caller() -> None:
     assert rejected.status_code == 400
     assert cleared["plan"]["drop_after_messages"] is None
     assert pong == b"{}"
+
+
+async def test_live_subscription_requests_are_answered_and_bad_ones_rejected() -> None:
+    requests = [
+        {"method": "SUBSCRIBE", "params": ["ethusdt@trade"], "id": 1},
+        {"method": "SUBSCRIBE", "params": "btcusdt@aggTrade", "id": 2},
+        {"method": "SUBSCRIBE", "params": [["nested"]], "id": 3},
+        {"method": "UNSUBSCRIBE", "params": ["btcusdt@trade"], "id": 4},
+        {"method": "LIST_SUBSCRIPTIONS", "id": 5},
+    ]
+    answers = []
+    async with (
+        SimulatorServer(symbols=["BTCUSDT"], live=False) as sim,
+        BinanceStreamClient(sim.ws_url, ["btcusdt@trade"]) as client,
+    ):
+        stream = aiter(client)
+        for request in requests:
+            await client.send_json(request)
+            answers.append(json.loads((await asyncio.wait_for(anext(stream), 5))[1]))
+
+    invalid = {"error": {"code": 2, "msg": "Invalid request"}}
+    assert answers == [
+        {"result": None, "id": 1},
+        invalid,
+        invalid,
+        {"result": None, "id": 4},
+        {"result": ["ethusdt@trade"], "id": 5},
+    ]
