@@ -16,9 +16,10 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -32,8 +33,15 @@ from streaming.simulator.streams import StreamEndpoint, StreamHub
 from streaming.simulator.synthetic import DayTape, SyntheticMarket
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 DEFAULT_LISTING_DATE = dt.date(2017, 8, 17)
 _FAULTED_PREFIXES = ("/api/", "/data/")
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    """A feed that dies stops the simulator's streams: say so at once, not at shutdown."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("simulator feed failed", exc_info=task.exception())
 
 
 class SimulatorServer:
@@ -73,14 +81,17 @@ class SimulatorServer:
 
     @property
     def symbols(self) -> list[str]:
+        """Symbols served (replayed ones included once started)."""
         return list(self._symbols)
 
     @property
     def http_url(self) -> str:
+        """Base URL of the REST API and bulk files."""
         return f"http://{self.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
+        """Base URL of the WebSocket streams."""
         return f"ws://{self.host}:{self.port}"
 
     def set_faults(self, **changes: Any) -> FaultPlan:
@@ -88,16 +99,22 @@ class SimulatorServer:
         return self.faults.update(**changes)
 
     def clear_faults(self) -> None:
+        """Back to no faults, counters reset."""
         self.faults.clear()
 
     async def __aenter__(self) -> SimulatorServer:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()  # a half-started server (e.g. port taken) must not leak its runner
+            raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
     async def start(self) -> None:
+        """Bind the port and start the replay or live feed."""
         snapshots: dict[str, bytes] = {}
         if self.replay is not None:
             await asyncio.to_thread(self.replay.scan)
@@ -120,30 +137,30 @@ class SimulatorServer:
         )
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        server = site._server
-        if server is not None and self.port == 0:
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        self.port = self._runner.addresses[0][1]  # the one picked when port 0 was asked for
         if self.replay is not None:
-            self._tasks.append(
-                asyncio.create_task(
-                    self.replay.run(
-                        self.hub, self._replay_after_clients, self._close_when_replay_done
-                    )
-                )
+            replay = self.replay.run(
+                self.hub, self._replay_after_clients, self._close_when_replay_done
             )
+            self._spawn(replay)
         elif self._live:
-            feed = SyntheticLiveFeed(self._symbols, self._load_tape, self.clock_ns)
-            self._tasks.append(asyncio.create_task(feed.run(self.hub)))
+            self._spawn(
+                SyntheticLiveFeed(self._symbols, self._load_tape, self.clock_ns).run(self.hub)
+            )
         log.info("exchange simulator: REST %s  WS %s", self.http_url, self.ws_url)
 
+    def _spawn(self, feed: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(feed)
+        task.add_done_callback(_log_failure)
+        self._tasks.append(task)
+
     async def stop(self) -> None:
+        """Stop the feeds, close every connection and release the port."""
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # A feed's own failure was logged when it happened (_log_failure).
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self._streams.close_all()
         if self._runner is not None:
@@ -207,30 +224,33 @@ class SimulatorThread:
         self.server = server
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
+        self._stop = asyncio.Event()  # binds to self._loop when first awaited there
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._main, name="exchange-simulator", daemon=True)
 
     @property
     def http_url(self) -> str:
+        """Base URL of the REST API and bulk files."""
         return self.server.http_url
 
     @property
     def ws_url(self) -> str:
+        """Base URL of the WebSocket streams."""
         return self.server.ws_url
 
     def set_faults(self, **changes: Any) -> FaultPlan:
-        future = asyncio.run_coroutine_threadsafe(
-            self._call(self.server.set_faults, **changes), self._loop
-        )
-        return future.result(timeout=5)
+        """Merge fault settings into the plan, on the simulator's own loop."""
+        return self._on_loop(partial(self.server.set_faults, **changes))
 
     def clear_faults(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._call(self.server.clear_faults), self._loop).result(5)
+        """Back to no faults, on the simulator's own loop."""
+        self._on_loop(self.server.clear_faults)
 
-    @staticmethod
-    async def _call(fn: Callable, **kwargs: Any):
-        return fn(**kwargs)
+    def _on_loop(self, fn: Callable[[], T], timeout: float = 5.0) -> T:
+        async def call() -> T:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout)
 
     def _main(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -238,17 +258,21 @@ class SimulatorThread:
             self._loop.run_until_complete(self._serve())
         except BaseException as error:  # surfaced to the starting thread
             self._error = error
-            self._ready.set()
         finally:
-            self._loop.close()
+            self._ready.set()
+            try:  # let to_thread workers and async generators finish before the loop goes
+                self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+                self._loop.run_until_complete(self._loop.shutdown_default_executor())
+            finally:
+                self._loop.close()
 
     async def _serve(self) -> None:
-        self._stop = asyncio.Event()
         async with self.server:
             self._ready.set()
             await self._stop.wait()
 
     def start(self, timeout: float = 30.0) -> None:
+        """Start the thread and wait until the simulator listens."""
         self._thread.start()
         if not self._ready.wait(timeout):
             raise TimeoutError("exchange simulator did not start in time")
@@ -256,17 +280,23 @@ class SimulatorThread:
             raise RuntimeError("exchange simulator failed to start") from self._error
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self._stop is not None and self._thread.is_alive():
+        """Shut the simulator down and wait for its thread (also after a failed start)."""
+        if self._thread.ident is None:  # never started: only the loop to release
+            self._loop.close()
+            return
+        with contextlib.suppress(RuntimeError):  # the loop has already closed
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("exchange simulator thread still running %ss after stop", timeout)
 
 
 @contextlib.contextmanager
 def run_simulator_in_thread(**server_options: Any) -> Iterator[SimulatorThread]:
     """``with run_simulator_in_thread(symbols=[...]) as sim: httpx.get(sim.http_url + ...)``."""
     runner = SimulatorThread(SimulatorServer(**server_options))
-    runner.start()
     try:
+        runner.start()
         yield runner
     finally:
         runner.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -254,3 +255,28 @@ async def test_live_subscription_requests_are_answered_and_bad_ones_rejected() -
         {"result": None, "id": 4},
         {"result": ["ethusdt@trade"], "id": 5},
     ]
+
+
+async def test_server_that_cannot_bind_releases_what_it_set_up() -> None:
+    async with SimulatorServer(symbols=["BTCUSDT"], live=False) as first:
+        taken = SimulatorServer(symbols=["BTCUSDT"], live=False, port=first.port)
+        with pytest.raises(OSError):
+            async with taken:
+                pass
+        pong = await asyncio.to_thread(httpx.get, first.http_url + "/api/v3/ping")
+
+    assert taken._runner is None
+    assert pong.status_code == 200
+
+
+def test_thread_runner_reports_a_failed_start_and_ends_its_thread() -> None:
+    with run_simulator_in_thread(symbols=["BTCUSDT"], live=False) as first:
+        port = int(first.http_url.rsplit(":", 1)[1])
+        with (
+            pytest.raises(RuntimeError, match="failed to start") as failed,
+            run_simulator_in_thread(symbols=["BTCUSDT"], live=False, port=port),
+        ):
+            pass
+
+    assert isinstance(failed.value.__cause__, OSError)
+    assert not any(t.name == "exchange-simulator" and t.is_alive() for t in threading.enumerate())
