@@ -24,17 +24,20 @@ class BinanceApiError(Exception):
         self.code, self.msg, self.status = code, msg, status
 
     def response(self) -> web.Response:
+        """The error as Binance renders it."""
         body = json.dumps({"code": self.code, "msg": self.msg}, separators=(",", ":"))
         return web.Response(status=self.status, text=body, content_type="application/json")
 
 
-def _int_param(query: Mapping[str, str], name: str, required: bool = False) -> int | None:
+def _missing(name: str) -> BinanceApiError:
+    return BinanceApiError(
+        -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
+    )
+
+
+def _int_param(query: Mapping[str, str], name: str) -> int | None:
     raw = query.get(name)
     if raw is None or raw == "":
-        if required:
-            raise BinanceApiError(
-                -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
-            )
         return None
     if not raw.isdigit() or len(raw) > 20:
         raise BinanceApiError(
@@ -44,13 +47,14 @@ def _int_param(query: Mapping[str, str], name: str, required: bool = False) -> i
     return int(raw)
 
 
-def _limit(query: Mapping[str, str], default: int, maximum: int) -> int:
+def _limit(query: Mapping[str, str], default: int, maximum: int, truncate: bool = False) -> int:
+    """The ``limit`` parameter; above ``maximum`` it is an error, or cut down when ``truncate``."""
     limit = _int_param(query, "limit")
     if limit is None:
         return default
-    if not 1 <= limit <= maximum:
+    if limit < 1 or (limit > maximum and not truncate):
         raise BinanceApiError(-1130, "Data sent for parameter 'limit' is not valid.")
-    return limit
+    return min(limit, maximum)
 
 
 def _json(payload: object) -> web.Response:
@@ -60,6 +64,7 @@ def _json(payload: object) -> web.Response:
 
 
 def trades_json(frame: pl.DataFrame) -> list[dict]:
+    """``/api/v3/trades`` objects for a numeric trades frame."""
     return [
         {
             "id": row["id"],
@@ -75,6 +80,7 @@ def trades_json(frame: pl.DataFrame) -> list[dict]:
 
 
 def agg_trades_json(frame: pl.DataFrame) -> list[dict]:
+    """``/api/v3/aggTrades`` objects for a numeric aggTrades frame."""
     return [
         {
             "a": row["agg_id"],
@@ -91,6 +97,7 @@ def agg_trades_json(frame: pl.DataFrame) -> list[dict]:
 
 
 def klines_json(frame: pl.DataFrame) -> list[list]:
+    """``/api/v3/klines`` rows for numeric 1m bars."""
     return [
         [
             row["open_time_us"] // 1000,
@@ -122,6 +129,7 @@ class RestApi:
         self.depth_snapshots = dict(depth_snapshots or {})
 
     def routes(self) -> list[web.RouteDef]:
+        """The endpoints, for ``app.add_routes``."""
         return [
             web.get("/api/v3/ping", self.ping),
             web.get("/api/v3/time", self.server_time),
@@ -140,9 +148,7 @@ class RestApi:
     def _symbol(self, query: Mapping[str, str]) -> str:
         symbol = query.get("symbol")
         if not symbol:
-            raise BinanceApiError(
-                -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."
-            )
+            raise _missing("symbol")
         if symbol.upper() != symbol or symbol not in self.symbols:
             raise BinanceApiError(-1121, "Invalid symbol.")
         return symbol
@@ -151,22 +157,25 @@ class RestApi:
         return self.clock_ns() // 1000
 
     async def ping(self, request: web.Request) -> web.Response:
+        """``/api/v3/ping``."""
         return _json({})
 
     async def server_time(self, request: web.Request) -> web.Response:
+        """``/api/v3/time``."""
         return _json({"serverTime": self.clock_ns() // 1_000_000})
 
     async def exchange_info(self, request: web.Request) -> web.Response:
+        """``/api/v3/exchangeInfo`` for ``symbol``, ``symbols=["A","B"]`` or every symbol."""
         wanted = self.symbols
         if "symbol" in request.query:
             wanted = [self._symbol(request.query)]
         elif "symbols" in request.query:
             try:
-                wanted = list(json.loads(request.query["symbols"]))
-            except ValueError as error:
-                raise BinanceApiError(
-                    -1100, "Illegal characters found in parameter 'symbols'."
-                ) from error
+                wanted = json.loads(request.query["symbols"])
+            except ValueError:
+                wanted = None
+            if not isinstance(wanted, list) or not all(isinstance(w, str) for w in wanted):
+                raise BinanceApiError(-1100, "Illegal characters found in parameter 'symbols'.")
             if not set(wanted) <= set(self.symbols):
                 raise BinanceApiError(-1121, "Invalid symbol.")
         return _json(
@@ -217,6 +226,7 @@ class RestApi:
         }
 
     async def agg_trades(self, request: web.Request) -> web.Response:
+        """``/api/v3/aggTrades``: by ``fromId``, by a window of at most an hour, or most recent."""
         query = request.query
         symbol = self._symbol(query)
         limit = _limit(query, 500, 1000)
@@ -241,15 +251,17 @@ class RestApi:
         return _json(agg_trades_json(frame))
 
     async def recent_trades(self, request: web.Request) -> web.Response:
-        symbol = self._symbol(request.query)
-        limit = _limit(request.query, 500, 1000)
-        frame = await self._run(self.history.recent_trades, symbol, limit, self._now_us())
-        return _json(trades_json(frame))
+        """``/api/v3/trades``: the most recent trades."""
+        return await self._trades(request, by_id=False)
 
     async def historical_trades(self, request: web.Request) -> web.Response:
+        """``/api/v3/historicalTrades``: trades from ``fromId`` on, the most recent without it."""
+        return await self._trades(request, by_id=True)
+
+    async def _trades(self, request: web.Request, by_id: bool) -> web.Response:
         symbol = self._symbol(request.query)
         limit = _limit(request.query, 500, 1000)
-        from_id = _int_param(request.query, "fromId")
+        from_id = _int_param(request.query, "fromId") if by_id else None
         now_us = self._now_us()
         if from_id is None:
             frame = await self._run(self.history.recent_trades, symbol, limit, now_us)
@@ -258,13 +270,12 @@ class RestApi:
         return _json(trades_json(frame))
 
     async def klines(self, request: web.Request) -> web.Response:
+        """``/api/v3/klines`` (1m only): open time in [startTime, endTime], most recent default."""
         query = request.query
         symbol = self._symbol(query)
         interval = query.get("interval")
         if not interval:
-            raise BinanceApiError(
-                -1102, "Mandatory parameter 'interval' was not sent, was empty/null, or malformed."
-            )
+            raise _missing("interval")
         if interval != "1m":
             raise BinanceApiError(-1120, "Invalid interval.")
         limit = _limit(query, 500, 1000)
@@ -282,8 +293,9 @@ class RestApi:
         return _json(klines_json(frame))
 
     async def depth(self, request: web.Request) -> web.Response:
+        """``/api/v3/depth``; like Binance, a limit above 5000 is cut to 5000, not refused."""
         symbol = self._symbol(request.query)
-        limit = _limit(request.query, 100, 5000)
+        limit = _limit(request.query, 100, 5000, truncate=True)
         if symbol in self.depth_snapshots:
             return web.Response(body=self.depth_snapshots[symbol], content_type="application/json")
         body = await self._run(self.history.depth, symbol, limit, self._now_us())

@@ -133,6 +133,12 @@ async def test_depth_snapshot_has_one_tick_spread(rest: AsyncBinanceRestClient) 
     assert asks[0] - bids[0] == pytest.approx(1.0)  # BTCUSDT's synthetic tick
 
 
+async def test_depth_limit_above_5000_is_cut_to_5000(rest: AsyncBinanceRestClient) -> None:
+    body = json.loads(await rest.depth("BTCUSDT", limit=6000))
+
+    assert (len(body["bids"]), len(body["asks"])) == (5000, 5000)
+
+
 @pytest.mark.parametrize("kind", ["trades", "aggTrades", "klines"])
 async def test_bulk_file_matches_its_checksum_and_the_market(
     rest: AsyncBinanceRestClient, market: SyntheticMarket, kind: str
@@ -205,6 +211,9 @@ async def test_bulk_file_honours_byte_ranges(rest: AsyncBinanceRestClient) -> No
         ("/api/v3/klines", {"symbol": "BTCUSDT", "interval": "7m"}, 400, -1120),
         ("/api/v3/klines", {"symbol": "BTCUSDT"}, 400, -1102),
         ("/api/v3/depth", {"symbol": "BTCUSDT", "limit": 0}, 400, -1130),
+        ("/api/v3/exchangeInfo", {"symbols": "5"}, 400, -1100),
+        ("/api/v3/exchangeInfo", {"symbols": '["NOPEUSDT"]'}, 400, -1121),
+        ("/api/v3/historicalTrades", {"symbol": "BTCUSDT", "fromId": "-1"}, 400, -1100),
     ],
 )
 async def test_bad_parameters_get_binance_style_errors(
