@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from streaming.venues.binance import parse
 from streaming.venues.binance.errors import BinanceParseError
 from streaming.venues.binance.parse import (
     parse_agg_trade,
@@ -320,3 +321,15 @@ def test_unsupported_stream_is_a_typed_error(stream: str) -> None:
     assert caught.value.kind == "unsupported stream"
     assert caught.value.field == "stream"
     assert stream in caught.value.reason
+
+
+def test_stream_route_cache_stays_bounded() -> None:
+    # Arrange
+    names = [f"sym{i}@trade" for i in range(parse._MAX_CACHED_STREAMS + 100)]
+
+    # Act
+    records = [parse_stream_payload(name, json.dumps(TRADE).encode(), RECEIVE_NS) for name in names]
+
+    # Assert
+    assert all(record == EXPECTED["trade"] for record in records)
+    assert len(parse._ROUTES_BY_STREAM) <= parse._MAX_CACHED_STREAMS
