@@ -22,19 +22,22 @@ WS = "ws"
 
 @dataclass(frozen=True, slots=True)
 class RecordedFrame:
+    """One recorded message: when it arrived, its exact bytes, and where it came from."""
+
     receive_ns: int
     payload: bytes
     source: str  # "ws" for stream frames, else the REST path (e.g. "/api/v3/depth?symbol=...")
 
     @property
     def is_rest(self) -> bool:
+        """True for a REST response, False for a WebSocket frame."""
         return self.source != WS
 
 
 def seconds_to_ns(text: str) -> int:
     """Exact conversion of a decimal seconds string (no float rounding)."""
     whole, _, frac = text.strip().partition(".")
-    return int(whole) * 1_000_000_000 + int((frac + "000000000")[:9] or 0)
+    return int(whole) * 1_000_000_000 + int((frac + "000000000")[:9])
 
 
 def _parse_line(line: bytes) -> RecordedFrame | None:

@@ -20,6 +20,8 @@ _DATA_KEY = b',"data":'
 
 @dataclass(frozen=True, slots=True)
 class StreamFrame:
+    """A recorded combined-stream frame, split without re-encoding."""
+
     stream: str
     data: bytes  # the envelope's "data" value, sliced out of the payload (never re-encoded)
     envelope: bytes
@@ -29,11 +31,12 @@ def split_envelope(payload: bytes) -> StreamFrame | None:
     """Stream name and data part of a combined-stream frame, or ``None`` if it is not one."""
     if not payload.startswith(_STREAM_PREFIX):
         return None
-    name_end = payload.index(b'"', len(_STREAM_PREFIX))
-    data_start = payload.find(_DATA_KEY, name_end)
-    if data_start < 0:
+    name_end = payload.find(b'"', len(_STREAM_PREFIX))
+    data_start = payload.find(_DATA_KEY, name_end) if name_end >= 0 else -1
+    data_end = payload.rfind(b"}")
+    if data_start < 0 or data_end < data_start:  # a cut-off line in the recording
         return None
-    data = payload[data_start + len(_DATA_KEY) : payload.rindex(b"}")]
+    data = payload[data_start + len(_DATA_KEY) : data_end]
     return StreamFrame(payload[len(_STREAM_PREFIX) : name_end].decode(), data, payload)
 
 
@@ -56,6 +59,7 @@ class RecordingReplay:
         self.done = asyncio.Event()
 
     def frames(self) -> Iterator[RecordedFrame]:
+        """Every frame of the recordings, in order (read from disk on each call)."""
         for path in self.paths:
             yield from read_recording(path)
 
@@ -74,6 +78,7 @@ class RecordingReplay:
                 self.symbols.add(last_symbol)
 
     async def run(self, hub: StreamHub, wait_for_clients: int, close_when_done: bool) -> None:
+        """Publish the WS frames once ``wait_for_clients`` connections were made, paced by speed."""
         await hub.wait_for_subscribers(wait_for_clients)
         log.info("replay of %s starting at speed %s", [p.name for p in self.paths], self.speed)
         started = time.monotonic()

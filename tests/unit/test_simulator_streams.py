@@ -1,9 +1,13 @@
-"""The simulator's stream hub: fan-out, back-pressure and closing never wedge the publisher."""
+"""The simulator's stream side: the hub's fan-out, back-pressure and closing never wedge the
+publisher, and recorded frames are split without re-encoding."""
 
 from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from streaming.simulator.replay import split_envelope
 from streaming.simulator.streams import StreamHub, Subscriber, envelope
 
 
@@ -80,3 +84,29 @@ async def test_wait_for_subscribers_returns_when_enough_have_connected() -> None
     # Assert
     assert not after_one
     assert hub.connections_total == 2
+
+
+def test_split_envelope_slices_the_recorded_bytes() -> None:
+    # Arrange
+    payload = b'{"stream":"btcusdt@trade","data":{"e":"trade","p":"1.0"}}'
+
+    # Act
+    frame = split_envelope(payload)
+
+    # Assert
+    assert frame is not None
+    assert (frame.stream, frame.data, frame.envelope) == (
+        "btcusdt@trade", b'{"e":"trade","p":"1.0"}', payload,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b'{"stream":"btcusdt@tra', b'{"stream":"btcusdt@trade","da', b'{"e":"trade"}', b""],
+)
+def test_split_envelope_skips_what_is_not_a_whole_envelope(payload: bytes) -> None:
+    # Act
+    frame = split_envelope(payload)
+
+    # Assert
+    assert frame is None
