@@ -54,6 +54,7 @@ def format_e8(value: int) -> str:
 
 
 def trades_frame(tape: DayTape, time_divisor: int) -> pl.DataFrame:
+    """The day's trades in the bulk trades CSV columns."""
     return tape.trades_frame().select(
         pl.col("id").cast(pl.Int64),
         decimal_expr("price_e8").alias("price"),
@@ -66,6 +67,7 @@ def trades_frame(tape: DayTape, time_divisor: int) -> pl.DataFrame:
 
 
 def agg_trades_frame(tape: DayTape, time_divisor: int) -> pl.DataFrame:
+    """The day's aggTrades in the bulk aggTrades CSV columns."""
     return tape.agg_trades_frame().select(
         pl.col("agg_id").cast(pl.Int64).alias("agg_trade_id"),
         decimal_expr("price_e8").alias("price"),
@@ -128,6 +130,7 @@ def minute_bars(tape: DayTape, day_start_us: int, until_us: int | None = None) -
 
 
 def klines_frame(bars: pl.DataFrame, time_divisor: int) -> pl.DataFrame:
+    """Numeric minute bars in the bulk 1m klines CSV columns."""
     return bars.select(
         (pl.col("open_time_us") // time_divisor).alias("open_time"),
         *(decimal_expr(name).alias(name) for name in ("open", "high", "low", "close", "volume")),

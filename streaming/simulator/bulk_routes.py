@@ -17,7 +17,7 @@ from functools import partial
 from aiohttp import web
 
 from streaming.simulator.history import MarketHistory
-from streaming.simulator.live import day_of_us
+from streaming.simulator.synthetic import day_of_us
 
 _FILE_NAME = re.compile(
     r"^(?P<symbol>[A-Z0-9]+)-(?P<kind>trades|aggTrades|1m)-(?P<day>\d{4}-\d{2}-\d{2})"
@@ -37,6 +37,7 @@ class BulkFiles:
         self.clock_ns = clock_ns
 
     def routes(self) -> list[web.RouteDef]:
+        """The bulk-file routes, for ``app.add_routes``."""
         return [
             web.get("/data/spot/daily/{kind:trades|aggTrades}/{symbol}/{name}", self.serve),
             web.get("/data/spot/daily/klines/{symbol}/1m/{name}", self.serve),
@@ -51,6 +52,7 @@ class BulkFiles:
         }[kind]
 
     async def serve(self, request: web.Request) -> web.StreamResponse:
+        """One daily ``.zip`` (byte ranges honoured) or its ``.CHECKSUM``."""
         name = request.match_info["name"]
         match = _FILE_NAME.match(name)
         symbol = request.match_info["symbol"]

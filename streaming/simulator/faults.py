@@ -51,10 +51,12 @@ class FaultInjector:
         return self.plan
 
     def clear(self) -> None:
+        """Back to no faults, counters reset."""
         self.plan = FaultPlan()
         self.applied.clear()
 
     def as_dict(self) -> dict[str, Any]:
+        """The plan and the counters, as JSON-ready dicts."""
         return {"plan": dataclasses.asdict(self.plan), "applied": dict(self.applied)}
 
     def take_http_fault(self) -> tuple[int, dict[str, str], bytes] | None:
@@ -91,6 +93,7 @@ class ConnectionFaults:
         self._held: list[bytes] = []
 
     def should_drop(self) -> bool:
+        """True when the connection is due to be cut."""
         limit = self._injector.plan.drop_after_messages
         if limit is not None and self._ordinal >= limit:
             self._injector.applied["dropped"] += 1
@@ -98,6 +101,7 @@ class ConnectionFaults:
         return False
 
     def stall_seconds(self) -> float:
+        """How long to pause before the next message (once per connection)."""
         plan = self._injector.plan
         due = plan.stall_after_messages is not None and self._ordinal >= plan.stall_after_messages
         if due and not self._stalled and plan.stall_seconds > 0:

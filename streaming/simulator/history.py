@@ -15,8 +15,7 @@ import polars as pl
 
 from streaming.simulator import bulk_format
 from streaming.simulator import synthetic_book as book
-from streaming.simulator.live import day_of_us
-from streaming.simulator.synthetic import EPOCH_DAY, SyntheticMarket, day_start_us
+from streaming.simulator.synthetic import EPOCH_DAY, SyntheticMarket, day_of_us, day_start_us
 
 _ONE_DAY = dt.timedelta(days=1)
 
@@ -31,6 +30,7 @@ class MarketHistory:
         self._bars: OrderedDict[tuple[str, dt.date], pl.DataFrame] = OrderedDict()
 
     def locked(self, fn: Callable, *args):
+        """Call ``fn(*args)`` holding the lock that guards the market caches."""
         with self._lock:
             return fn(*args)
 
@@ -65,14 +65,17 @@ class MarketHistory:
         return pl.concat(parts) if parts else self._frames(symbol, day, 0, agg).clear()
 
     def trades_from_id(self, symbol: str, from_id: int, limit: int, now_us: int) -> pl.DataFrame:
+        """Up to ``limit`` trades from ``from_id`` on, as far as ``now_us``."""
         day = self.market.day_of_trade_id(symbol, from_id)
         keep = pl.col("id") >= from_id
         return self._forward(symbol, day, now_us, False, keep, limit)
 
     def recent_trades(self, symbol: str, limit: int, now_us: int) -> pl.DataFrame:
+        """The last ``limit`` trades up to ``now_us``."""
         return self._backward(symbol, now_us, False, limit)
 
     def aggs_from_id(self, symbol: str, from_id: int, limit: int, now_us: int) -> pl.DataFrame:
+        """Up to ``limit`` aggTrades from ``from_id`` on, as far as ``now_us``."""
         day = self.market.day_of_agg_id(symbol, from_id)
         keep = pl.col("agg_id") >= from_id
         return self._forward(symbol, day, now_us, True, keep, limit)
@@ -80,11 +83,13 @@ class MarketHistory:
     def aggs_between(
         self, symbol: str, start_us: int, end_us: int, limit: int, now_us: int
     ) -> pl.DataFrame:
+        """Up to ``limit`` aggTrades with time in [start_us, end_us], oldest first."""
         keep = pl.col("time_us").is_between(start_us, end_us)
         bounded_now = min(now_us, end_us)
         return self._forward(symbol, day_of_us(start_us), bounded_now, True, keep, limit)
 
     def recent_aggs(self, symbol: str, limit: int, now_us: int) -> pl.DataFrame:
+        """The last ``limit`` aggTrades up to ``now_us``."""
         return self._backward(symbol, now_us, True, limit)
 
     def _day_bars(self, symbol: str, day: dt.date, now_us: int) -> pl.DataFrame:
@@ -120,6 +125,7 @@ class MarketHistory:
         return pl.concat(parts)
 
     def depth(self, symbol: str, limit: int, now_us: int) -> bytes:
+        """``/api/v3/depth`` body for the book as of ``now_us``."""
         tape = self.market.tape(symbol, day_of_us(now_us))
         done = int(tape.order_time_us.searchsorted(now_us, side="right"))
         return book.snapshot_json(tape.instrument, book.state_after(tape, done - 1), limit)

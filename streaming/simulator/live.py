@@ -16,7 +16,7 @@ import numpy as np
 
 from streaming.simulator import synthetic_book as book
 from streaming.simulator.streams import StreamHub
-from streaming.simulator.synthetic import US_PER_DAY, DayTape
+from streaming.simulator.synthetic import DayTape, day_of_us
 
 log = logging.getLogger(__name__)
 DEPTH_INTERVAL_US = 100_000
@@ -33,13 +33,10 @@ class _SymbolCursor:
 
     @property
     def next_order_us(self) -> int | None:
+        """Time of the next unpublished order of the tape, None past the day's last."""
         if self.next_order >= self.tape.order_count:
             return None
         return int(self.tape.trade_time_us[self.tape.order_first_trade[self.next_order]])
-
-
-def day_of_us(time_us: int) -> dt.date:
-    return dt.date(1970, 1, 1) + dt.timedelta(days=time_us // US_PER_DAY)
 
 
 class SyntheticLiveFeed:
@@ -62,6 +59,7 @@ class SyntheticLiveFeed:
         return _SymbolCursor(symbol, tape, next_order, state, state)
 
     async def run(self, hub: StreamHub) -> None:
+        """Publish due orders as they come and depth diffs every 100 ms, until cancelled."""
         now_us = self._clock_ns() // 1000
         cursors = [await self._cursor(s, now_us) for s in self._symbols]
         next_depth_us = (now_us // DEPTH_INTERVAL_US + 1) * DEPTH_INTERVAL_US
@@ -96,16 +94,15 @@ class SyntheticLiveFeed:
         tape, prefix = cursor.tape, cursor.symbol.lower()
         first = int(tape.order_first_trade[order])
         event_ms = int(tape.trade_time_us[first]) // 1000 + EVENT_LAG_MS
-        trade_stream = f"{prefix}@trade"
-        if hub.wants(trade_stream):
+        trade, agg_trade, ticker = f"{prefix}@trade", f"{prefix}@aggTrade", f"{prefix}@bookTicker"
+        if hub.wants(trade):
             for index in range(first, first + int(tape.order_fill_count[order])):
-                await hub.publish(trade_stream, book.trade_json(tape, index, event_ms))
-        if hub.wants(f"{prefix}@aggTrade"):
-            await hub.publish(f"{prefix}@aggTrade", book.agg_trade_json(tape, order, event_ms))
-        cursor.book_state = book.state_after(tape, order)
-        if hub.wants(f"{prefix}@bookTicker"):
-            payload = book.book_ticker_json(tape.instrument, cursor.book_state)
-            await hub.publish(f"{prefix}@bookTicker", payload)
+                await hub.publish(trade, book.trade_json(tape, index, event_ms))
+        if hub.wants(agg_trade):
+            await hub.publish(agg_trade, book.agg_trade_json(tape, order, event_ms))
+        cursor.book_state = book.state_after(tape, order)  # advances with or without listeners
+        if hub.wants(ticker):
+            await hub.publish(ticker, book.book_ticker_json(tape.instrument, cursor.book_state))
 
     async def _publish_depth(self, hub: StreamHub, cursor: _SymbolCursor, now_us: int) -> None:
         if cursor.book_state == cursor.depth_state:

@@ -82,26 +82,32 @@ class DayTape:
 
     @property
     def trade_count(self) -> int:
+        """Fills in the day."""
         return int(self.trade_time_us.size)
 
     @property
     def order_count(self) -> int:
+        """Taker orders (aggTrades) in the day."""
         return int(self.order_first_trade.size)
 
     @property
     def trade_ids(self) -> np.ndarray:
+        """Trade id of every fill."""
         return self.first_trade_id + np.arange(self.trade_count, dtype=np.int64)
 
-    @property
+    @cached_property
     def order_time_us(self) -> np.ndarray:
+        """Time of every taker order (that of its first fill)."""
         return self.trade_time_us[self.order_first_trade]
 
     @cached_property
     def trade_quote_e8(self) -> np.ndarray:
+        """Quote quantity of every fill, in 1e-8 units."""
         return self.instrument.quote_e8(self.trade_price_ticks, self.trade_qty_steps)
 
     @cached_property
     def order_qty_steps(self) -> np.ndarray:
+        """Total quantity of every taker order, in lot steps."""
         return np.add.reduceat(self.trade_qty_steps, self.order_first_trade)
 
     def trades_frame(self) -> pl.DataFrame:
@@ -181,6 +187,7 @@ class SyntheticMarket:
 
     # -- per-symbol facts ---------------------------------------------------------------------
     def start_price(self, symbol: str) -> float:
+        """Reference price: the configured one, else a stable one derived from the name."""
         symbol = symbol.upper()
         if symbol in self.start_prices:
             return self.start_prices[symbol]
@@ -188,6 +195,7 @@ class SyntheticMarket:
         return 10.0 ** (crc % 5) * (1 + (crc >> 8) % 9)
 
     def instrument(self, symbol: str) -> Instrument:
+        """The symbol's tick and lot step."""
         return instrument_for(symbol.upper(), self.start_price(symbol))
 
     def _symbol_seed(self, symbol: str) -> list[int]:
@@ -222,20 +230,25 @@ class SyntheticMarket:
         return (day - EPOCH_DAY).days
 
     def first_trade_id(self, symbol: str, day: dt.date) -> int:
+        """Trade id of the first fill of ``day``."""
         return int(self._schedule(symbol).first_trade_ids[self._day_index(day)])
 
     def first_agg_id(self, symbol: str, day: dt.date) -> int:
+        """aggTrade id of the first taker order of ``day``."""
         return int(self._schedule(symbol).first_agg_ids[self._day_index(day)])
 
     def trade_count(self, symbol: str, day: dt.date) -> int:
+        """Fills of ``symbol`` on ``day``."""
         return int(self._schedule(symbol).trade_counts[self._day_index(day)])
 
     def day_of_trade_id(self, symbol: str, trade_id: int) -> dt.date:
+        """The day a trade id belongs to."""
         firsts = self._schedule(symbol).first_trade_ids
         index = max(0, int(np.searchsorted(firsts, trade_id, side="right")) - 1)
         return EPOCH_DAY + dt.timedelta(days=index)
 
     def day_of_agg_id(self, symbol: str, agg_id: int) -> dt.date:
+        """The day an aggTrade id belongs to."""
         firsts = self._schedule(symbol).first_agg_ids
         index = max(0, int(np.searchsorted(firsts, agg_id, side="right")) - 1)
         return EPOCH_DAY + dt.timedelta(days=index)
@@ -368,7 +381,13 @@ class SyntheticMarket:
 
 
 def day_start_us(day: dt.date) -> int:
+    """Microseconds since the Unix epoch at 00:00 UTC of ``day``."""
     return (day - dt.date(1970, 1, 1)).days * US_PER_DAY
+
+
+def day_of_us(time_us: int) -> dt.date:
+    """The UTC day a time in microseconds since the Unix epoch falls on."""
+    return dt.date(1970, 1, 1) + dt.timedelta(days=time_us // US_PER_DAY)
 
 
 def _time_divisor(day: dt.date) -> int:

@@ -21,12 +21,19 @@ _MAX_DIFF_LEVELS = 500  # a bigger jump is clipped: the far side of it is left u
 
 @dataclass(frozen=True, slots=True)
 class BookState:
+    """Top of the book (in ticks) and the update id that produced it."""
+
     bid_ticks: int
     update_id: int
 
     @property
     def ask_ticks(self) -> int:
+        """Best ask: always one tick above the best bid."""
         return self.bid_ticks + 1
+
+    def top(self, side: int) -> int:
+        """Best price of ``side`` (BID or ASK) in ticks."""
+        return self.bid_ticks if side == BID else self.ask_ticks
 
 
 def state_after(tape: DayTape, order_index: int) -> BookState:
@@ -50,12 +57,13 @@ def resting_steps(ticks: np.ndarray, side: int) -> np.ndarray:
 
 
 def top_steps(update_id: int, side: int) -> int:
+    """Size (in lot steps) at the best price, which changes with every update."""
     h = _mix(np.array([update_id], dtype=np.int64), 7919 + side)
     return int((1 + h % np.uint64(3000))[0])
 
 
 def _side_levels(state: BookState, side: int, ticks: np.ndarray) -> np.ndarray:
-    top = state.bid_ticks if side == BID else state.ask_ticks
+    top = state.top(side)
     present = ticks <= top if side == BID else ticks >= top
     sizes = np.where(present, resting_steps(ticks, side), 0).astype(np.int64)
     sizes[ticks == top] = top_steps(state.update_id, side)
@@ -73,16 +81,16 @@ def snapshot_json(inst: Instrument, state: BookState, limit: int) -> bytes:
     """REST /api/v3/depth body for the given book state."""
     bid_ticks = np.arange(state.bid_ticks, max(0, state.bid_ticks - limit), -1, dtype=np.int64)
     ask_ticks = np.arange(state.ask_ticks, state.ask_ticks + limit, dtype=np.int64)
-    bids = _levels_json(inst, bid_ticks, _side_levels(state, BID, bid_ticks))
-    asks = _levels_json(inst, ask_ticks, _side_levels(state, ASK, ask_ticks))
+    bids, asks = (
+        _levels_json(inst, ticks, _side_levels(state, side, ticks))
+        for side, ticks in ((BID, bid_ticks), (ASK, ask_ticks))
+    )
     return f'{{"lastUpdateId":{state.update_id},"bids":[{bids}],"asks":[{asks}]}}'.encode()
 
 
 def _changed(before: BookState, after: BookState, side: int) -> tuple[np.ndarray, np.ndarray]:
-    if side == BID:
-        low, high = sorted((before.bid_ticks, after.bid_ticks))
-    else:
-        low, high = sorted((before.ask_ticks, after.ask_ticks))
+    """Levels of ``side`` whose size differs between the states, best first (0 = removed)."""
+    low, high = sorted((before.top(side), after.top(side)))
     if high - low > _MAX_DIFF_LEVELS:
         low, high = (
             (high - _MAX_DIFF_LEVELS, high) if side == BID else (low, low + _MAX_DIFF_LEVELS)

@@ -49,10 +49,12 @@ class _BookSide:
         self.levels: dict[Decimal, PriceLevel] = {}
 
     def clear(self) -> None:
+        """Remove every level."""
         self.prices.clear()
         self.levels.clear()
 
     def set(self, price_text: str, quantity: str) -> None:
+        """Set a level's absolute quantity; zero removes it."""
         price = Decimal(price_text)
         if _is_zero(quantity):
             # Removing a level the book does not hold is normal (it may lie beyond the snapshot).
