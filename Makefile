@@ -15,7 +15,7 @@ SIM_PORT ?= 9100
 SIM_SYMBOLS ?= BTCUSDT,ETHUSDT
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap run sim test lint format bench check-defs clean
+.PHONY: help bootstrap services run sim test lint format bench check-defs clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -34,6 +34,13 @@ $(UV):
 
 bootstrap: .venv/.synced ## Install uv (if missing) and the locked environment
 
+# Tests start their own private servers from these binaries (PostgreSQL 15 ships with the image).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+services: ## Install the servers tests use when absent (redis-server from Debian)
+	@command -v redis-server >/dev/null || { \
+	  echo "redis-server not found: installing it with apt-get"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
+
 run: bootstrap ## Run the whole system on embedded defaults (simulator market + Dagster UI and daemon)
 	@mkdir -p $(DAGSTER_HOME)
 	@trap 'trap - EXIT; kill 0' EXIT INT TERM; \
@@ -47,7 +54,7 @@ run: bootstrap ## Run the whole system on embedded defaults (simulator market + 
 sim: bootstrap ## Run only the exchange simulator (synthetic market)
 	$(UV) run --frozen trading-sim --host $(SIM_HOST) --port $(SIM_PORT) --symbols $(SIM_SYMBOLS)
 
-test: bootstrap ## Run the test suite (unit, dagster, integration)
+test: bootstrap services ## Run the test suite (unit, dagster, integration)
 	$(UV) run --frozen pytest -q $(PYTEST_ARGS)
 
 lint: bootstrap ## ruff + pyright + Dagster definitions check

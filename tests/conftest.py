@@ -17,3 +17,12 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "binance").is_dir():
         pytest.skip(f"real market data not found at {SHARED_DATA} (../shared/data is absent)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def redis():
+    """A real redis-server for the session (installed by `make test` when absent)."""
+    from tests.services import redis_server
+
+    with redis_server() as server:
+        yield server
