@@ -1,0 +1,119 @@
+"""What the features are: configuration, groups, names, and the numeric conventions both paths share.
+
+Every feature is defined on a dense grid of bars of length ``L`` seconds per symbol, from its first
+to its last bar. An interval without a trade is an empty bar: zero volume, zero trades, close
+carried forward (so its 1-bar log return is 0). Windows are therefore by time, not by count: a
+window of ``w`` seconds is the last ``n = w / L`` bars ending at the feature's ``event_timestamp``
+(the end of the newest bar) and uses only data with time ≤ event_timestamp.
+
+Warm-up: every window feature of window ``w`` is null until the series has a close at
+``event_timestamp − w``, i.e. until ``n`` bars precede the newest one (index ``i ≥ n`` counted from
+the symbol's first bar). Batch and live start from the same first bar, so they agree.
+
+Exactness, which is what makes batch and live agree to the last bit:
+
+* volumes, buy/sell volumes and notional are counted in integer units of 1e-8 (Binance's finest
+  price and quantity step), so window sums are exact integer sums with no drift whatever the
+  session length, and bars whose floats differ by summation-order noise map to the same integers;
+* float window sums (squared returns, book imbalance) use blocks of ``n`` bars aligned to the epoch:
+  the window ending in block ``k`` is the suffix sum of block ``k−1`` plus the prefix sum of block
+  ``k`` (van Herk / Gil-Werman). Each window sum is at most ``2n`` fresh sequential additions, never a
+  running total minus what left it, so there is no drift, and both paths add in the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+PRICE = "price"
+FLOW = "flow"
+BOOK = "book"
+ALL_GROUPS: tuple[str, ...] = (PRICE, FLOW, BOOK)
+TRADE_GROUPS: tuple[str, ...] = (PRICE, FLOW)  # computable from trades alone (no book data)
+
+# Quantities and notional are counted in these integer units (1e-8, Binance's finest step).
+UNITS_PER_ONE = 100_000_000
+SPREAD_BPS_FACTOR = 20_000.0  # (ask − bid) / mid in basis points = 2e4 · (ask − bid) / (ask + bid)
+
+US_PER_SECOND = 1_000_000
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Window lengths (seconds) of the windowed features and the label horizon (seconds)."""
+
+    windows_s: tuple[int, ...] = (10, 60, 300, 900)
+    label_horizon_s: int = 60
+
+    def __post_init__(self) -> None:
+        if not self.windows_s or any(w <= 0 for w in self.windows_s):
+            raise ValueError(f"windows must be positive seconds, got {self.windows_s}")
+        if len(set(self.windows_s)) != len(self.windows_s):
+            raise ValueError(f"windows must be distinct, got {self.windows_s}")
+        if self.label_horizon_s <= 0:
+            raise ValueError(f"label horizon must be positive, got {self.label_horizon_s}")
+
+    def bars_per_window(self, bar_s: int) -> tuple[int, ...]:
+        """``n = w / L`` for every window; each window must be a whole number of bars."""
+        return tuple(_whole_bars(w, bar_s, "window") for w in self.windows_s)
+
+    def label_bars(self, bar_s: int) -> int:
+        """Bars in the label horizon."""
+        return _whole_bars(self.label_horizon_s, bar_s, "label horizon")
+
+
+DEFAULT_CONFIG = FeatureConfig()
+
+
+def _whole_bars(seconds: int, bar_s: int, what: str) -> int:
+    if bar_s <= 0:
+        raise ValueError(f"bar length must be positive seconds, got {bar_s}")
+    if seconds % bar_s:
+        raise ValueError(f"{what} of {seconds}s is not a multiple of the {bar_s}s bar length")
+    return seconds // bar_s
+
+
+def check_groups(groups: Sequence[str]) -> tuple[str, ...]:
+    """The groups in canonical order; unknown names are an error."""
+    unknown = sorted(set(groups) - set(ALL_GROUPS))
+    if unknown:
+        raise ValueError(f"unknown feature groups {unknown}; known: {list(ALL_GROUPS)}")
+    return tuple(g for g in ALL_GROUPS if g in groups)
+
+
+# Windowed feature kinds per group, in output order; each is suffixed with ``_{w}s``.
+WINDOWED_KINDS: dict[str, tuple[str, ...]] = {
+    PRICE: ("vwap", "vwap_dev", "rv", "mom"),
+    FLOW: ("flow_imb", "intensity"),
+    BOOK: ("book_imb",),
+}
+# Point-in-time features (last book ticker at or before event_timestamp), before the windowed ones.
+POINT_KINDS: dict[str, tuple[str, ...]] = {
+    PRICE: (),
+    FLOW: (),
+    BOOK: ("book_imb", "microprice_dev", "spread_bps"),
+}
+
+
+def feature_names(
+    config: FeatureConfig = DEFAULT_CONFIG, groups: Sequence[str] = ALL_GROUPS
+) -> list[str]:
+    """Feature column names in their stable order: by group, then kind, then window."""
+    names: list[str] = []
+    for group in check_groups(groups):
+        names.extend(POINT_KINDS[group])
+        for kind in WINDOWED_KINDS[group]:
+            names.extend(f"{kind}_{w}s" for w in config.windows_s)
+    return names
+
+
+def label_names(config: FeatureConfig = DEFAULT_CONFIG) -> list[str]:
+    """Label column names: forward log return and its sign over the horizon."""
+    h = config.label_horizon_s
+    return [f"fwd_log_return_{h}s", f"fwd_sign_{h}s"]
+
+
+def to_units(value: float) -> int:
+    """A quantity or notional in integer 1e-8 units (exact for Binance decimals)."""
+    return round(value * UNITS_PER_ONE)
