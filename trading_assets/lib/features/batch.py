@@ -32,7 +32,7 @@ _UTC_US = pl.Datetime("us", "UTC")
 
 
 def infer_bar_seconds(bars: pl.DataFrame) -> int:
-    """Bar length: the greatest common divisor of the gaps between a symbol's bars (1 if unknown)."""
+    """Bar length: the greatest common divisor of gaps between a symbol's bars (1 if unknown)."""
     gaps = (
         bars.select("symbol", start_s=pl.col("bar_start").dt.epoch("us") // US_PER_SECOND)
         .sort("symbol", "start_s")
@@ -90,7 +90,7 @@ def _dense_grid(bars: pl.DataFrame, bar_s: int, flow: bool) -> pl.DataFrame:
 
 
 def _window_int_sum(column: str, n: int) -> pl.Expr:
-    # Integers: a rolling sum is exact. Rows with index < n are masked, so windows never mix symbols.
+    # Integers: a rolling sum is exact. Rows with index < n are masked: windows never mix symbols.
     return pl.col(column).rolling_sum(n)
 
 

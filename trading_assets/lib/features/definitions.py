@@ -1,4 +1,4 @@
-"""What the features are: configuration, groups, names, and the numeric conventions both paths share.
+"""What the features are: configuration, groups, names, and the numerics both paths share.
 
 Every feature is defined on a dense grid of bars of length ``L`` seconds per symbol, from its first
 to its last bar. An interval without a trade is an empty bar: zero volume, zero trades, close
@@ -17,8 +17,8 @@ Exactness, which is what makes batch and live agree to the last bit:
   session length, and bars whose floats differ by summation-order noise map to the same integers;
 * float window sums (squared returns, book imbalance) use blocks of ``n`` bars aligned to the epoch:
   the window ending in block ``k`` is the suffix sum of block ``k−1`` plus the prefix sum of block
-  ``k`` (van Herk / Gil-Werman). Each window sum is at most ``2n`` fresh sequential additions, never a
-  running total minus what left it, so there is no drift, and both paths add in the same order.
+  ``k`` (van Herk / Gil-Werman). Each window sum is at most ``2n`` fresh sequential additions,
+  never a running total minus what left it: no drift, and both paths add in the same order.
 """
 
 from __future__ import annotations
