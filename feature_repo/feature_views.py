@@ -1,0 +1,47 @@
+"""Feature views, one per feature group; names and windows come from trading_assets.lib.features.
+
+Each view reads its push source: the sidecar pushes live rows online, and the push source's batch
+source (the gold export) feeds materialization and point-in-time training joins.
+"""
+
+from data_sources import book_push_source, flow_push_source, price_push_source
+from entities import symbol
+from feast import FeatureView, Field
+from feast.types import Float64
+
+from trading_assets.lib.feature_store.spec import group_features, view_ttl
+
+
+def _schema(group: str) -> list[Field]:
+    return [Field(name=name, dtype=Float64) for name in group_features(group)]
+
+
+price = FeatureView(
+    name="price",
+    entities=[symbol],
+    ttl=view_ttl(),
+    schema=_schema("price"),
+    source=price_push_source,
+    online=True,
+    description="Returns, volatility and range over the configured windows (trades only).",
+)
+
+flow = FeatureView(
+    name="flow",
+    entities=[symbol],
+    ttl=view_ttl(),
+    schema=_schema("flow"),
+    source=flow_push_source,
+    online=True,
+    description="Taker buy/sell imbalance, volume and trade intensity (trades only).",
+)
+
+book = FeatureView(
+    name="book",
+    entities=[symbol],
+    ttl=view_ttl(),
+    schema=_schema("book"),
+    source=book_push_source,
+    online=True,
+    description="Top-of-book spread and imbalance; live only (pushed by the sidecar).",
+)

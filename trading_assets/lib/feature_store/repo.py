@@ -1,0 +1,183 @@
+"""Load the Feast repository, open a store for an environment, and apply the definitions.
+
+``apply_definitions`` is ``feast apply`` through the Python API: objects found in
+``feature_repo/`` are created or updated, objects the registry holds but the repository no
+longer defines are deleted (with their online tables), exactly as the CLI plans it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from trading_assets.lib.feature_store import spec
+from trading_assets.lib.feature_store.paths import (
+    DEFINITION_MODULES,
+    FEATURE_REPO_DIR,
+    YAML_BY_ENVIRONMENT,
+)
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+    from feast.repo_config import RepoConfig
+    from feast.repo_contents import RepoContents
+
+_UNEXPANDED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def definitions_version(repo_dir: Path = FEATURE_REPO_DIR) -> str:
+    """A short hash of everything ``feast apply`` would register: the repository's Python and
+    yaml files plus the feature names and TTL they pull from the feature library. Computed
+    without importing Feast, so loading the Dagster definitions stays fast."""
+    digest = hashlib.sha256()
+    for path in sorted([*repo_dir.glob("*.py"), *repo_dir.glob("*.yaml"), *repo_dir.glob(".*")]):
+        if path.is_file():
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    served = {
+        "groups": {group: spec.group_features(group) for group in spec.ALL_GROUPS},
+        "services": spec.SERVICES,
+        "ttl_s": spec.view_ttl().total_seconds(),
+    }
+    digest.update(json.dumps(served, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+def load_repo_config(
+    environment: str,
+    data_root: Path | str,
+    overrides: Mapping[str, Any] | None = None,
+    repo_dir: Path = FEATURE_REPO_DIR,
+) -> RepoConfig:
+    """Read the environment's ``feature_store.yaml`` (``${VAR}`` expanded from the environment),
+    apply ``overrides`` (dotted keys, e.g. ``{"online_store.path": "/tmp/online.db"}``) and
+    resolve relative paths against ``data_root``."""
+    from feast.repo_config import RepoConfig
+
+    if environment not in YAML_BY_ENVIRONMENT:
+        raise ValueError(f"unknown Feast environment {environment!r}")
+    raw = yaml.safe_load((repo_dir / YAML_BY_ENVIRONMENT[environment]).read_text())
+    for dotted, value in (overrides or {}).items():
+        *parents, leaf = dotted.split(".")
+        node = raw
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    expanded = _expand_env(raw)
+    missing = sorted(set(_UNEXPANDED.findall(json.dumps(expanded))))
+    if missing:
+        raise ValueError(f"Feast {environment} config needs environment variables: {missing}")
+    config = RepoConfig(**expanded)
+    config.repo_path = Path(data_root)
+    return config
+
+
+def _expand_env(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {key: _expand_env(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_expand_env(value) for value in node]
+    return os.path.expandvars(node) if isinstance(node, str) else node
+
+
+def open_store(config: RepoConfig) -> FeatureStore:
+    from feast import FeatureStore
+
+    assert config.repo_path is not None
+    Path(config.repo_path).mkdir(parents=True, exist_ok=True)
+    return FeatureStore(repo_path=str(config.repo_path), config=config)
+
+
+def load_definitions(repo_dir: Path = FEATURE_REPO_DIR) -> RepoContents:
+    """Import the repository's modules the way ``feast apply`` does (the repository folder on
+    ``sys.path``, modules by file name) and collect the Feast objects they define."""
+    from feast import Entity, FeatureService, FeatureView, PushSource
+    from feast.data_source import DataSource
+    from feast.feature_view import DUMMY_ENTITY
+    from feast.repo_contents import RepoContents
+
+    if str(repo_dir) not in sys.path:
+        sys.path.insert(0, str(repo_dir))
+    contents = RepoContents(
+        projects=[],
+        data_sources=[],
+        feature_views=[],
+        on_demand_feature_views=[],
+        stream_feature_views=[],
+        label_views=[],
+        entities=[],
+        feature_services=[],
+        permissions=[],
+    )
+
+    def add(bucket: list, obj: Any) -> None:
+        if obj is not None and not any(obj is seen for seen in bucket):
+            bucket.append(obj)
+
+    for name in DEFINITION_MODULES:
+        module = importlib.import_module(name)
+        for obj in vars(module).values():
+            if isinstance(obj, DataSource):
+                add(contents.data_sources, obj)
+                if isinstance(obj, PushSource):
+                    add(contents.data_sources, obj.batch_source)
+            elif isinstance(obj, FeatureView):
+                add(contents.feature_views, obj)
+                add(contents.data_sources, obj.batch_source)
+                add(contents.data_sources, obj.stream_source)
+            elif isinstance(obj, Entity):
+                add(contents.entities, obj)
+            elif isinstance(obj, FeatureService):
+                add(contents.feature_services, obj)
+    contents.entities.append(DUMMY_ENTITY)
+    return contents
+
+
+@dataclass(frozen=True)
+class ApplySummary:
+    changes: dict[str, list[str]]
+    """Object names (``Kind:name``) by transition: CREATE, UPDATE, DELETE, UNCHANGED."""
+    feature_views: dict[str, list[str]]
+    feature_services: dict[str, list[str]]
+
+    @property
+    def changed(self) -> bool:
+        return any(self.changes.get(kind) for kind in ("CREATE", "UPDATE", "DELETE"))
+
+
+def apply_definitions(store: FeatureStore, contents: RepoContents) -> ApplySummary:
+    """Register the repository in the store's registry and create/remove online tables; the
+    summary is Feast's own plan (what ``feast plan`` prints) taken just before applying."""
+    from feast.project import Project
+    from feast.repo_operations import extract_objects_for_apply_delete
+
+    if not contents.projects:
+        # As the CLI does: the project named in feature_store.yaml, so it is never "deleted".
+        description = store.config.project_description or ""
+        contents.projects.append(Project(name=store.project, description=description))
+    registry_diff, _, _ = store.plan(contents)
+    changes: dict[str, list[str]] = {}
+    for diff in registry_diff.feast_object_diffs:
+        kind = diff.feast_object_type.name.title().replace("_", "")
+        changes.setdefault(diff.transition_type.name, []).append(f"{kind}:{diff.name}")
+    to_apply, to_delete, _, _ = extract_objects_for_apply_delete(
+        store.project, store.registry, contents
+    )
+    store.apply(list(to_apply), objects_to_delete=list(to_delete), partial=False)
+    return ApplySummary(
+        changes={kind: sorted(names) for kind, names in changes.items()},
+        feature_views={v.name: [f.name for f in v.features] for v in contents.feature_views},
+        feature_services={
+            s.name: [p.name for p in s.feature_view_projections] for s in contents.feature_services
+        },
+    )

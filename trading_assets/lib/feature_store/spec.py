@@ -1,0 +1,42 @@
+"""What the Feast repository serves, defined once: feature groups → views → services.
+
+Feature names come from ``trading_assets.lib.features`` (the same code the batch asset and the
+live sidecar run), so a feature added there appears in gold, in Feast and online together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from trading_assets.lib.features import ALL_GROUPS, TRADE_GROUPS, FeatureConfig, feature_names
+
+FEATURE_CONFIG = FeatureConfig()
+"""The configuration gold features are computed with and Feast serves."""
+
+ENTITY = "symbol"
+TIMESTAMP_FIELD = "event_timestamp"
+
+SERVICES: dict[str, tuple[str, ...]] = {
+    "signal_v1": ALL_GROUPS,
+    "signal_trades_v1": TRADE_GROUPS,
+}
+"""Feature services (versioned: a changed set gets a new name, old models keep theirs)."""
+
+TRAINING_SERVICE = "signal_trades_v1"
+"""History has no book data, so training frames default to the trades-only service."""
+
+
+def group_features(group: str, config: FeatureConfig = FEATURE_CONFIG) -> list[str]:
+    """Feature names of one group (one feature view per group, named like the group)."""
+    return feature_names(config, (group,))
+
+
+def view_ttl(config: FeatureConfig = FEATURE_CONFIG) -> dt.timedelta:
+    """A feature row older than the longest window describes a market that has moved on: point-
+    in-time joins return nulls rather than such a row."""
+    return dt.timedelta(seconds=max(config.windows_s))
+
+
+def services_for(groups: tuple[str, ...]) -> list[str]:
+    """Services whose groups cover ``groups`` (what a model declaring those groups may use)."""
+    return [name for name, served in SERVICES.items() if set(groups) <= set(served)]

@@ -1,0 +1,122 @@
+"""Point-in-time training frames: labels from the bars, features through Feast.
+
+Entity rows are the label rows (symbol × bar close). Feast's historical retrieval gives each row
+the feature values with the greatest ``event_timestamp`` at or before the row's timestamp (and
+no older than the view's TTL), so no feature can see the future. Labels are forward returns
+over the ``label_horizon_s`` seconds strictly after the row's timestamp; ``label_end`` says when
+a label became known, so a trainer can purge rows whose label overlaps its validation period.
+Rows without a label (the last horizon of the data) are dropped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from trading_assets.lib.feature_store.offline import write_parquet_atomic
+from trading_assets.lib.feature_store.spec import ENTITY, FEATURE_CONFIG, TIMESTAMP_FIELD
+from trading_assets.lib.features import FeatureConfig, compute_labels
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+
+def label_columns(config: FeatureConfig = FEATURE_CONFIG) -> tuple[str, str]:
+    horizon = config.label_horizon_s
+    return f"fwd_log_return_{horizon}s", f"fwd_sign_{horizon}s"
+
+
+def labels_from_bars(bars: pl.DataFrame, config: FeatureConfig = FEATURE_CONFIG) -> pl.DataFrame:
+    """Labels of every bar with a complete horizon ahead, per symbol, with ``label_end``."""
+    frames = [
+        compute_labels(group.sort("bar_start"), config)
+        for _, group in bars.group_by("symbol", maintain_order=True)
+    ]
+    if not frames:
+        return pl.DataFrame()
+    value, _ = label_columns(config)
+    return (
+        pl.concat(frames)
+        .filter(pl.col(value).is_not_null() & pl.col(value).is_finite())
+        .with_columns(
+            label_end=pl.col(TIMESTAMP_FIELD) + dt.timedelta(seconds=config.label_horizon_s)
+        )
+        .sort(ENTITY, TIMESTAMP_FIELD)
+    )
+
+
+def historical_features(store: FeatureStore, service: str, entities: pl.DataFrame) -> pl.DataFrame:
+    """Feast's point-in-time join of the service's features onto ``symbol``/``event_timestamp``
+    rows (the offline store reads the gold export)."""
+    entity_df = (
+        entities.select(ENTITY, pl.col(TIMESTAMP_FIELD).cast(pl.Datetime("us", "UTC")))
+        .unique()
+        .to_pandas()
+    )
+    job = store.get_historical_features(
+        entity_df=entity_df, features=store.get_feature_service(service)
+    )
+    frame = pl.from_pandas(job.to_df())
+    return frame.with_columns(pl.col(TIMESTAMP_FIELD).cast(pl.Datetime("us", "UTC")))
+
+
+def training_frame(
+    store: FeatureStore,
+    service: str,
+    labels: pl.DataFrame,
+    config: FeatureConfig = FEATURE_CONFIG,
+) -> pl.DataFrame:
+    """Labels joined to the service's point-in-time features; one row per labelled bar."""
+    if labels.is_empty():
+        raise ValueError("no labelled rows: the bars hold less than one label horizon")
+    features = historical_features(store, service, labels)
+    feature_cols = [c for c in features.columns if c not in (ENTITY, TIMESTAMP_FIELD)]
+    value, sign = label_columns(config)
+    joined = labels.select(ENTITY, TIMESTAMP_FIELD, value, sign, "label_end").join(
+        features, on=[ENTITY, TIMESTAMP_FIELD], how="inner"
+    )
+    return joined.select(ENTITY, TIMESTAMP_FIELD, *feature_cols, value, sign, "label_end").sort(
+        ENTITY, TIMESTAMP_FIELD
+    )
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    rows: int
+    first: dt.datetime | None
+    last: dt.datetime | None
+    class_balance: dict[str, int]
+    null_rates: dict[str, float]
+    symbols: list[str]
+
+
+def summarize(frame: pl.DataFrame, config: FeatureConfig = FEATURE_CONFIG) -> TrainingSummary:
+    value, sign = label_columns(config)
+    features = [
+        c for c in frame.columns if c not in (ENTITY, TIMESTAMP_FIELD, value, sign, "label_end")
+    ]
+    balance: dict[str, Any] = {}
+    if frame.height:
+        counts = frame.group_by(sign).len().sort(sign)
+        balance = {str(key): int(n) for key, n in counts.iter_rows()}
+    nulls = frame.select(pl.col(features).null_count()) if features else pl.DataFrame()
+    return TrainingSummary(
+        rows=frame.height,
+        first=frame[TIMESTAMP_FIELD].min() if frame.height else None,  # type: ignore[arg-type]
+        last=frame[TIMESTAMP_FIELD].max() if frame.height else None,  # type: ignore[arg-type]
+        class_balance=balance,
+        null_rates={
+            c: round(nulls[c][0] / frame.height, 6) if frame.height else 0.0 for c in features
+        },
+        symbols=sorted(frame[ENTITY].unique().to_list()) if frame.height else [],
+    )
+
+
+def write_training_frame(frame: pl.DataFrame, directory: str, service: str) -> str:
+    """Write ``<directory>/<service>.parquet`` atomically; return its location."""
+    target = f"{directory.rstrip('/')}/{service}.parquet"
+    write_parquet_atomic(frame.to_arrow(), target)
+    return target
