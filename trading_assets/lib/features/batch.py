@@ -89,6 +89,10 @@ def _dense_grid(bars: pl.DataFrame, bar_s: int, flow: bool) -> pl.DataFrame:
     )
 
 
+# Division by a constant is written as multiplication by its reciprocal: polars evaluates it that
+# way anyway, and the live path must do the very same float operation.
+
+
 def _window_int_sum(column: str, n: int) -> pl.Expr:
     # Integers: a rolling sum is exact. Rows with index < n are masked: windows never mix symbols.
     return pl.col(column).rolling_sum(n)
@@ -129,7 +133,7 @@ def _flow_features(config: FeatureConfig, bar_s: int) -> list[pl.Expr]:
         buy, sell = _window_int_sum("buy_u", n), _window_int_sum("sell_u", n)
         imbalances.append(_ratio(buy - sell, buy + sell).alias(f"flow_imb_{w}s"))
         count = _window_int_sum("count", n).cast(pl.Float64)
-        intensities.append((count / float(w)).alias(f"intensity_{w}s"))
+        intensities.append((count * (1.0 / w)).alias(f"intensity_{w}s"))
     return [*imbalances, *intensities]
 
 
@@ -149,7 +153,7 @@ def _book_window_features(config: FeatureConfig, bar_s: int) -> list[pl.Expr]:
     missing = pl.col("book_imb").is_null().cast(pl.Int64)
     out = []
     for w, n in zip(config.windows_s, config.bars_per_window(bar_s), strict=True):
-        mean = _window_float_sum(sample, n) / float(n)
+        mean = _window_float_sum(sample, n) * (1.0 / n)
         out.append(pl.when(missing.rolling_sum(n) == 0).then(mean).alias(f"book_imb_{w}s"))
     return out
 
