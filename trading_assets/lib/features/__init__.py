@@ -22,7 +22,11 @@ from trading_assets.lib.features.definitions import (
     feature_names,
     label_names,
 )
+from trading_assets.lib.features.frames import book_frame, trades_frame
+from trading_assets.lib.features.incremental import Bar, FeatureRow, IncrementalFeatures, Quote
 from trading_assets.lib.features.klines import bars_from_klines
+from trading_assets.lib.features.leakage import LookaheadReport, check_lookahead
+from trading_assets.lib.features.live import BarBuilder, LiveFeatures
 
 GROUPS = ALL_GROUPS
 
@@ -35,11 +39,21 @@ __all__ = [
     "GROUPS",
     "PRICE",
     "TRADE_GROUPS",
+    "Bar",
+    "BarBuilder",
     "FeatureConfig",
+    "FeatureRow",
+    "IncrementalFeatures",
+    "LiveFeatures",
+    "LookaheadReport",
+    "Quote",
     "bars_from_klines",
+    "book_frame",
+    "check_lookahead",
     "compute_features",
     "compute_labels",
     "feature_names",
     "infer_bar_seconds",
     "label_names",
+    "trades_frame",
 ]
