@@ -8,9 +8,10 @@ import dagster as dg
 
 from trading_assets.lib.settings import bulk_base_url, data_dir, trading_env
 from trading_assets.resources.binance_bulk import BinanceBulkResource
+from trading_assets.resources.feast import FeastResource
 from trading_assets.resources.iceberg import IcebergCatalogResource
 
-__all__ = ["BinanceBulkResource", "IcebergCatalogResource", "build_resources"]
+__all__ = ["BinanceBulkResource", "FeastResource", "IcebergCatalogResource", "build_resources"]
 
 
 def build_resources() -> dict[str, Any]:
@@ -22,6 +23,9 @@ def build_resources() -> dict[str, Any]:
             uri=dg.EnvVar("ICEBERG_CATALOG_URI"),
             warehouse=dg.EnvVar("ICEBERG_WAREHOUSE"),
         )
+        # Feast's yaml reads REDIS_CONNECTION_STRING and FEAST_REGISTRY_PATH itself.
+        feast = FeastResource(environment="prod", data_root=str(data_dir() / "feast"))
     else:
         catalog = IcebergCatalogResource.local(data_dir() / "iceberg")
-    return {"iceberg": catalog, "binance_bulk": bulk}
+        feast = FeastResource.local(data_dir() / "feast")
+    return {"iceberg": catalog, "binance_bulk": bulk, "feast": feast}

@@ -16,17 +16,26 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from trading_assets.lib.feature_store import offline
 from trading_assets.lib.feature_store.offline import write_parquet_atomic
-from trading_assets.lib.feature_store.spec import ENTITY, FEATURE_CONFIG, TIMESTAMP_FIELD
-from trading_assets.lib.features import FeatureConfig, compute_labels
+from trading_assets.lib.feature_store.spec import (
+    ENTITY,
+    FEATURE_CONFIG,
+    TIMESTAMP_FIELD,
+    TRAINING_SERVICE,
+)
+from trading_assets.lib.features import FeatureConfig, compute_labels, label_names
+from trading_assets.lib.lakehouse.pipeline import Lakehouse
+from trading_assets.lib.lakehouse.schemas import BARS_1S_TABLE
+from trading_assets.lib.lakehouse.tables import read_partition
 
 if TYPE_CHECKING:
     from feast import FeatureStore
 
 
 def label_columns(config: FeatureConfig = FEATURE_CONFIG) -> tuple[str, str]:
-    horizon = config.label_horizon_s
-    return f"fwd_log_return_{horizon}s", f"fwd_sign_{horizon}s"
+    value, sign = label_names(config)
+    return value, sign
 
 
 def labels_from_bars(bars: pl.DataFrame, config: FeatureConfig = FEATURE_CONFIG) -> pl.DataFrame:
@@ -120,3 +129,55 @@ def write_training_frame(frame: pl.DataFrame, directory: str, service: str) -> s
     target = f"{directory.rstrip('/')}/{service}.parquet"
     write_parquet_atomic(frame.to_arrow(), target)
     return target
+
+
+def labels_for_day(
+    lake: Lakehouse, symbol: str, day: dt.date, config: FeatureConfig
+) -> pl.DataFrame:
+    """Labels of one day's bars; the next day's first horizon of bars (when present) completes
+    the labels of the day's last minute. Computed per day so a missing day is never bridged."""
+    bars = read_partition(lake.table(BARS_1S_TABLE), day, symbol)
+    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+    end = start + dt.timedelta(days=1)
+    following = read_partition(lake.table(BARS_1S_TABLE), day + dt.timedelta(days=1), symbol)
+    horizon = dt.timedelta(seconds=config.label_horizon_s)
+    following = following.filter(pl.col("bar_start") < end + horizon)
+    labels = labels_from_bars(pl.concat([bars, following]), config)
+    if labels.is_empty():
+        return labels
+    event = pl.col(TIMESTAMP_FIELD)
+    return labels.filter((event > start) & (event <= end))
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    path: str
+    service: str
+    partitions: list[tuple[dt.date, str]]
+    summary: TrainingSummary
+
+
+def assemble_training_set(
+    lake: Lakehouse,
+    store: FeatureStore,
+    offline_dir: str,
+    training_dir: str,
+    service: str = TRAINING_SERVICE,
+    last_days: int = 30,
+    symbols: list[str] | None = None,
+    config: FeatureConfig = FEATURE_CONFIG,
+) -> TrainingResult:
+    """Training frame over the newest ``last_days`` exported days, written as parquet."""
+    exported = [offline.parse_partition_name(f) for f in offline.list_partitions(offline_dir)]
+    if symbols:
+        exported = [(d, s) for d, s in exported if s in set(symbols)]
+    days = sorted({d for d, _ in exported})[-last_days:]
+    partitions = sorted((d, s) for d, s in exported if d in set(days))
+    if not partitions:
+        raise ValueError(f"no exported gold partitions under {offline_dir}")
+    labels = pl.concat(
+        [labels_for_day(lake, s, d, config) for d, s in partitions], how="vertical_relaxed"
+    )
+    frame = training_frame(store, service, labels, config)
+    path = write_training_frame(frame, training_dir, service)
+    return TrainingResult(path, service, partitions, summarize(frame, config))
