@@ -64,13 +64,16 @@ def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
 
 
 def warmup_bars(lake: Lakehouse, symbol: str, day: dt.date, seconds: int) -> pl.DataFrame | None:
-    """The previous day's bars that the day's windows reach into, or None when that partition is
-    empty: every bar of its last ``seconds``, plus the last bar before them, so the dense bar grid
-    starts at or before ``day start - seconds`` (its close is carried forward into the window, as
-    a computation over both whole days would)."""
+    """The previous day's bars the day's windows reach into (``select_warmup``), or None when
+    that partition is empty."""
     previous = read_partition(lake.table(BARS_1S_TABLE), day - dt.timedelta(days=1), symbol)
-    if previous.is_empty():
-        return None
+    return None if previous.is_empty() else select_warmup(previous, day, seconds)
+
+
+def select_warmup(previous: pl.DataFrame, day: dt.date, seconds: int) -> pl.DataFrame:
+    """Every bar of the previous day's last ``seconds``, plus the last bar before them, so the
+    dense bar grid starts at or before ``day start - seconds`` (its close is carried forward into
+    the window, as a computation over both whole days would)."""
     start, _ = day_bounds(day)
     threshold = start - dt.timedelta(seconds=seconds)
     previous = previous.sort("bar_start")

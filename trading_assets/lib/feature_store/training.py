@@ -5,7 +5,9 @@ the feature values with the greatest ``event_timestamp`` at or before the row's 
 no older than the view's TTL), so no feature can see the future. Labels are forward returns
 over the ``label_horizon_s`` seconds strictly after the row's timestamp; ``label_end`` says when
 a label became known, so a trainer can purge rows whose label overlaps its validation period.
-Rows without a label (the last horizon of the data) are dropped.
+Rows without a label (the last horizon of the data) are dropped, and so are rows for which no
+feature row exists within the TTL (before a symbol's first feature row, or after a gap longer
+than the TTL): Feast's file store leaves them out of the join result.
 """
 
 from __future__ import annotations
