@@ -37,22 +37,33 @@ MAX_PENDING_QUOTES = 100_000
 class TradeLike(Protocol):
     """What a trade must carry (``streaming.venues.binance.Trade`` has it)."""
 
-    trade_id: int
-    price: str
-    quantity: str
-    is_buyer_maker: bool
-    trade_ns: int
-    receive_ns: int
+    @property
+    def trade_id(self) -> int: ...
+    @property
+    def price(self) -> str: ...
+    @property
+    def quantity(self) -> str: ...
+    @property
+    def is_buyer_maker(self) -> bool: ...
+    @property
+    def trade_ns(self) -> int: ...
+    @property
+    def receive_ns(self) -> int: ...
 
 
 class BookTickerLike(Protocol):
     """What a book ticker must carry (``streaming.venues.binance.BookTicker`` has it)."""
 
-    bid_price: str
-    bid_qty: str
-    ask_price: str
-    ask_qty: str
-    receive_ns: int
+    @property
+    def bid_price(self) -> str: ...
+    @property
+    def bid_qty(self) -> str: ...
+    @property
+    def ask_price(self) -> str: ...
+    @property
+    def ask_qty(self) -> str: ...
+    @property
+    def receive_ns(self) -> int: ...
 
 
 def decimal_units(text: str) -> int:
