@@ -1,0 +1,86 @@
+"""Live driver behaviour the replays do not reach: the clock closing quiet seconds, late trades."""
+
+from __future__ import annotations
+
+import math
+
+from streaming.venues.binance import BookTicker, Trade
+from trading_assets.lib.features import BarBuilder, FeatureConfig, LiveFeatures
+
+T0_NS = 1_709_294_400 * 10**9  # 2024-03-01 12:00:00 UTC
+CONFIG = FeatureConfig(windows_s=(2,), label_horizon_s=2)
+
+
+def trade(trade_id: int, at_s: float, price: str, qty: str, buyer_maker: bool = False) -> Trade:
+    at_ns = T0_NS + round(at_s * 1e9)
+    return Trade("BTCUSDT", trade_id, price, qty, buyer_maker, at_ns, at_ns, at_ns + 1_000_000)
+
+
+def test_bar_builder_sums_decimals_exactly_and_splits_taker_sides():
+    # Arrange
+    builder = BarBuilder("BTCUSDT")
+    fills = [(1, "100.10", "0.1", False), (2, "100.30", "0.2", True), (3, "100.20", "0.3", False)]
+
+    # Act
+    for trade_id, price, qty, maker in fills:
+        assert builder.add(trade_id, price, qty, maker, T0_NS // 1000 + trade_id) is None
+    bar = builder.close()
+
+    # Assert
+    assert bar is not None
+    assert (bar.open, bar.high, bar.low, bar.close) == (100.10, 100.30, 100.10, 100.20)
+    assert bar.volume == 0.6  # 0.1 + 0.2 + 0.3 in floats would be 0.6000000000000001
+    assert bar.notional == 60.13  # 10.01 + 20.06 + 30.06, exactly
+    assert (bar.buy_volume, bar.sell_volume, bar.trade_count) == (0.4, 0.2, 3)
+    assert (bar.first_trade_id, bar.last_trade_id) == (1, 3)
+
+
+def test_the_clock_closes_quiet_seconds_and_a_trade_for_a_closed_second_is_dropped():
+    # Arrange
+    live = LiveFeatures("BTCUSDT", CONFIG)
+    live.on_trade(trade(1, 0.2, "100.00", "1"))
+    by_trade = live.on_trade(trade(2, 1.5, "101.00", "1", buyer_maker=True))
+
+    # Act
+    by_clock = live.advance_to(T0_NS // 1000 + 5_000_000)  # now 12:00:05, no trade since 12:00:01
+    late = live.on_trade(trade(3, 4.9, "99.00", "1"))
+    after = live.on_trade(trade(4, 6.1, "102.00", "2"))
+
+    # Assert
+    stamps = [row.event_timestamp_us - T0_NS // 1000 for row in by_trade + by_clock]
+    assert stamps == [1_000_000, 2_000_000, 3_000_000, 4_000_000, 5_000_000]
+    at_2s, at_3s, at_5s = by_clock[0].values, by_clock[1].values, by_clock[3].values
+    assert at_2s["mom_2s"] is None  # warm-up: no close at 12:00:00 yet
+    assert at_3s["mom_2s"] == math.log(101 / 100)
+    assert at_3s["flow_imb_2s"] == -1.0  # only the taker sell of 12:00:01 in (1 s, 3 s]
+    assert at_5s["mom_2s"] == 0.0 and at_5s["rv_2s"] == 0.0  # quiet: close carried forward
+    assert at_5s["vwap_2s"] is None and at_5s["intensity_2s"] == 0.0
+    assert late == [] and live.late_trades == 1
+    assert [row.event_timestamp_us - T0_NS // 1000 for row in after] == [6_000_000]  # quiet
+    assert live.flush()[-1].values["mom_2s"] == math.log(102 / 101)
+
+
+def test_book_features_wait_until_every_ticker_up_to_the_second_has_arrived():
+    # Arrange: the receive clock runs 1.2 s behind the exchange's, as in the recorded sessions
+    live = LiveFeatures("BTCUSDT", CONFIG, ("price", "book"))
+    behind_ns = 1_200_000_000
+
+    def received_trade(trade_id: int, at_s: float) -> Trade:
+        at_ns = T0_NS + round(at_s * 1e9)
+        return Trade("BTCUSDT", trade_id, "100.00", "1", False, at_ns, at_ns, at_ns - behind_ns)
+
+    def ticker(received_s: float, bid_qty: str, ask_qty: str) -> BookTicker:
+        received_ns = T0_NS + round(received_s * 1e9)
+        return BookTicker("BTCUSDT", 1, "99.99", bid_qty, "100.01", ask_qty, received_ns)
+
+    # Act
+    on_trades = live.on_trade(received_trade(1, 0.5)) + live.on_trade(received_trade(2, 1.1))
+    on_book_before_the_second_ends = live.on_book_ticker(ticker(0.9, "3", "1"))
+    on_book_after_it_ended = live.on_book_ticker(ticker(1.05, "1", "3"))
+
+    # Assert
+    assert on_trades == [] and on_book_before_the_second_ends == []  # 12:00:01 not yet reached
+    assert [row.event_timestamp_us for row in on_book_after_it_ended] == [T0_NS // 1000 + 10**6]
+    values = on_book_after_it_ended[0].values
+    assert values["book_imb"] == 0.5  # the ticker received at 0.9 s, not the one at 1.05 s
+    assert values["spread_bps"] == 20_000 * (100.01 - 99.99) / (100.01 + 99.99)
