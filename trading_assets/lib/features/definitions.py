@@ -10,6 +10,17 @@ Warm-up: every window feature of window ``w`` is null until the series has a clo
 ``event_timestamp − w``, i.e. until ``n`` bars precede the newest one (index ``i ≥ n`` counted from
 the symbol's first bar). Batch and live start from the same first bar, so they agree.
 
+Per window ``w`` (suffix ``_{w}s``): ``vwap`` (notional / volume; null without volume),
+``vwap_dev`` = log(close / vwap), ``rv`` = sqrt(Σ squared 1-bar log returns), ``mom`` =
+log(close_t / close_{t−w}), ``flow_imb`` = (buy − sell) / (buy + sell) taker volume (null without
+volume), ``intensity`` = trades per second, ``book_imb`` = mean of the point ``book_imb`` sampled at
+the end of each bar in the window (a time average at bar resolution; null while any sample is).
+Point features from the last book ticker at or before event_timestamp (its time is the local
+receive time: spot bookTickers carry no exchange time): ``book_imb`` = (bid_qty − ask_qty) /
+(bid_qty + ask_qty), ``microprice_dev`` = (microprice − mid) / mid, computed in the equal and
+cancellation-free form (ask − bid) · book_imb / (ask + bid), and ``spread_bps``.
+Labels: log(close_{t+h} / close_t) and its sign, null where t + h is beyond the data.
+
 Exactness, which is what makes batch and live agree to the last bit:
 
 * volumes, buy/sell volumes and notional are counted in integer units of 1e-8 (Binance's finest
