@@ -95,6 +95,7 @@ class TrainingSetConfig(dg.Config):
     )
     last_days: int = Field(default=30, description="Newest exported days to include.")
     symbols: list[str] = Field(default_factory=list, description="Empty: every exported one.")
+    sample_every_s: int = Field(default=10, description="One entity row per symbol every N s.")
 
 
 @dg.asset(
@@ -119,6 +120,7 @@ def training_set(
         service=config.feature_service,
         last_days=config.last_days,
         symbols=config.symbols,
+        sample_every_s=config.sample_every_s,
     )
     context.log.info(f"training set: {result.summary.rows} rows at {result.path}")
     return dg.MaterializeResult(metadata=training_metadata(result))

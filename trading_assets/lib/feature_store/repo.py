@@ -7,6 +7,7 @@ longer defines are deleted (with their online tables), exactly as the CLI plans 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib
 import json
@@ -25,7 +26,10 @@ from trading_assets.lib.feature_store.paths import (
     DEFINITION_MODULES,
     FEATURE_REPO_DIR,
     YAML_BY_ENVIRONMENT,
+    resolve,
 )
+
+PARQUET_SUFFIX = ".parquet"
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -143,6 +147,27 @@ def load_definitions(repo_dir: Path = FEATURE_REPO_DIR) -> RepoContents:
     return contents
 
 
+def localize_sources(contents: RepoContents, data_root: Path) -> RepoContents:
+    """A copy whose file sources point at absolute globs under ``data_root``.
+
+    The definitions keep relative paths (one repository, any deployment); the registry gets the
+    deployment's absolute ones, because the DuckDB offline store reads paths as given, relative
+    to the process's working directory. The glob names the partition files, not the folder, so
+    staged files (hidden names) are never read.
+    """
+    from feast import FileSource
+
+    localized = copy.deepcopy(contents)
+    sources = list(localized.data_sources)
+    for view in localized.feature_views:
+        sources += [view.batch_source, getattr(view.stream_source, "batch_source", None)]
+    for source in sources:
+        if isinstance(source, FileSource) and not source.path.endswith(".parquet"):
+            folder = resolve(data_root, source.path).rstrip("/")
+            source.file_options.uri = f"{folder}/*{PARQUET_SUFFIX}"
+    return localized
+
+
 @dataclass(frozen=True)
 class ApplySummary:
     changes: dict[str, list[str]]
@@ -161,6 +186,7 @@ def apply_definitions(store: FeatureStore, contents: RepoContents) -> ApplySumma
     from feast.project import Project
     from feast.repo_operations import extract_objects_for_apply_delete
 
+    contents = localize_sources(contents, Path(store.config.repo_path or "."))
     if not contents.projects:
         # As the CLI does: the project named in feature_store.yaml, so it is never "deleted".
         description = store.config.project_description or ""

@@ -7,7 +7,7 @@ over the ``label_horizon_s`` seconds strictly after the row's timestamp; ``label
 a label became known, so a trainer can purge rows whose label overlaps its validation period.
 Rows without a label (the last horizon of the data) are dropped, and so are rows for which no
 feature row exists within the TTL (before a symbol's first feature row, or after a gap longer
-than the TTL): Feast's file store leaves them out of the join result.
+than the TTL): every feature is null there, so they carry nothing to learn from.
 """
 
 from __future__ import annotations
@@ -89,8 +89,11 @@ def training_frame(
     joined = labels.select(ENTITY, TIMESTAMP_FIELD, value, sign, "label_end").join(
         features, on=[ENTITY, TIMESTAMP_FIELD], how="inner"
     )
-    return joined.select(ENTITY, TIMESTAMP_FIELD, *feature_cols, value, sign, "label_end").sort(
-        ENTITY, TIMESTAMP_FIELD
+    has_features = pl.any_horizontal(pl.col(feature_cols).is_not_null())
+    return (
+        joined.filter(has_features)
+        .select(ENTITY, TIMESTAMP_FIELD, *feature_cols, value, sign, "label_end")
+        .sort(ENTITY, TIMESTAMP_FIELD)
     )
 
 
@@ -167,9 +170,12 @@ def assemble_training_set(
     service: str = TRAINING_SERVICE,
     last_days: int = 30,
     symbols: list[str] | None = None,
+    sample_every_s: int = 10,
     config: FeatureConfig = FEATURE_CONFIG,
 ) -> TrainingResult:
-    """Training frame over the newest ``last_days`` exported days, written as parquet."""
+    """Training frame over the newest ``last_days`` exported days, one row per symbol every
+    ``sample_every_s`` seconds (neighbouring seconds share most of a 60 s label, and the point-in-
+    time join costs grow with the rows asked for), written as parquet."""
     exported = [offline.parse_partition_name(f) for f in offline.list_partitions(offline_dir)]
     if symbols:
         exported = [(d, s) for d, s in exported if s in set(symbols)]
@@ -180,6 +186,8 @@ def assemble_training_set(
     labels = pl.concat(
         [labels_for_day(lake, s, d, config) for d, s in partitions], how="vertical_relaxed"
     )
+    every_us = sample_every_s * 1_000_000
+    labels = labels.filter(pl.col(TIMESTAMP_FIELD).dt.epoch("us") % every_us == 0)
     frame = training_frame(store, service, labels, config)
     path = write_training_frame(frame, training_dir, service)
     return TrainingResult(path, service, partitions, summarize(frame, config))
