@@ -6,11 +6,12 @@ import dagster as dg
 
 from trading_assets.definitions import defs as lazy_defs
 from trading_assets.defs.automation import automation
+from trading_assets.defs.features.assets import features
 from trading_assets.defs.ingest.partitions import DATE_DIMENSION, trade_partitions
 from trading_assets.defs.ingest.raw_trades import raw_trades
 from trading_assets.defs.lakehouse.assets import bars_1m, bars_1s, bronze_trades, silver_trades
 
-DOWNSTREAM = (bronze_trades, silver_trades, bars_1s, bars_1m)
+DOWNSTREAM = (bronze_trades, silver_trades, bars_1s, bars_1m, features)
 
 
 def test_automation_sensor_is_running_by_default():
