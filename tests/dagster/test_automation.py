@@ -6,7 +6,7 @@ import dagster as dg
 
 from trading_assets.definitions import defs as lazy_defs
 from trading_assets.defs.automation import automation
-from trading_assets.defs.features.assets import features
+from trading_assets.defs.features.assets import feast_registry, features
 from trading_assets.defs.ingest.partitions import DATE_DIMENSION, trade_partitions
 from trading_assets.defs.ingest.raw_trades import raw_trades
 from trading_assets.defs.lakehouse.assets import bars_1m, bars_1s, bronze_trades, silver_trades
@@ -42,5 +42,20 @@ def test_new_raw_day_requests_every_downstream_layer_for_that_partition_only():
         for asset in (*DOWNSTREAM, raw_trades)
         for key in result.get_requested_partitions(asset.key)
     }
-    assert first.total_requested == 0
+    assert all(first.get_num_requested(asset.key) == 0 for asset in (*DOWNSTREAM, raw_trades))
     assert requested == {(asset.key, partition) for asset in DOWNSTREAM}
+
+
+def test_fresh_instance_applies_the_feast_registry_once():
+    definitions = lazy_defs()
+    instance = dg.DagsterInstance.ephemeral()
+
+    first = dg.evaluate_automation_conditions(defs=definitions, instance=instance)
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=feast_registry.key))
+    second = dg.evaluate_automation_conditions(
+        defs=definitions, instance=instance, cursor=first.cursor
+    )
+
+    assert first.get_num_requested(feast_registry.key) == 1
+    assert first.total_requested == 1
+    assert second.get_num_requested(feast_registry.key) == 0

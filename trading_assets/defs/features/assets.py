@@ -20,6 +20,14 @@ from trading_assets.resources.iceberg import IcebergCatalogResource
 
 GROUP = "features"
 
+# Applied on a fresh instance (once: a failed apply waits for a fix, it is not retried every
+# tick), then again whenever the definitions' code version changes.
+APPLY_WHEN_MISSING_OR_CHANGED = (
+    dg.AutomationCondition.missing()
+    & ~dg.AutomationCondition.in_progress()
+    & ~dg.AutomationCondition.execution_failed()
+) | dg.AutomationCondition.code_version_changed()
+
 
 @dg.asset(
     deps=[bars_1s],
@@ -49,7 +57,7 @@ def features(
     group_name=GROUP,
     kinds={"feast"},
     code_version=definitions_version(),
-    automation_condition=dg.AutomationCondition.code_version_changed(),
+    automation_condition=APPLY_WHEN_MISSING_OR_CHANGED,
 )
 def feast_registry(context: dg.AssetExecutionContext, feast: FeastResource) -> dg.MaterializeResult:
     """Feast registry: entities, sources, feature views and services applied from feature_repo/."""
