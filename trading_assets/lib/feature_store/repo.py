@@ -70,20 +70,30 @@ def load_repo_config(
 
     if environment not in YAML_BY_ENVIRONMENT:
         raise ValueError(f"unknown Feast environment {environment!r}")
-    raw = yaml.safe_load((repo_dir / YAML_BY_ENVIRONMENT[environment]).read_text())
-    for dotted, value in (overrides or {}).items():
-        *parents, leaf = dotted.split(".")
-        node = raw
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    expanded = _expand_env(raw)
+    overrides = overrides or {}
+    yaml_text = (repo_dir / YAML_BY_ENVIRONMENT[environment]).read_text()
+    expanded = _expand_env(yaml.safe_load(yaml_text))
+    # Blank what the overrides replace before looking for unset variables, and set the override
+    # values only after expanding: a secret passed in (a password with a ``$``) is taken as is.
+    _set_dotted(expanded, dict.fromkeys(overrides))
     missing = sorted(set(_UNEXPANDED.findall(json.dumps(expanded))))
     if missing:
         raise ValueError(f"Feast {environment} config needs environment variables: {missing}")
+    _set_dotted(expanded, overrides)
     config = RepoConfig(**expanded)
     config.repo_path = Path(data_root)
     return config
+
+
+def _set_dotted(config: dict[str, Any], values: Mapping[str, Any]) -> None:
+    for dotted, value in values.items():
+        *parents, leaf = dotted.split(".")
+        node = config
+        for key in parents:
+            if not isinstance(node.get(key), dict):
+                node[key] = {}
+            node = node[key]
+        node[leaf] = value
 
 
 def _expand_env(node: Any) -> Any:
@@ -95,6 +105,7 @@ def _expand_env(node: Any) -> Any:
 
 
 def open_store(config: RepoConfig) -> FeatureStore:
+    """A ``FeatureStore`` on ``config``, its data root created if missing."""
     from feast import FeatureStore
 
     assert config.repo_path is not None
