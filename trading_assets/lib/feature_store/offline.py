@@ -23,11 +23,14 @@ FILE_SUFFIX = ".parquet"
 
 @dataclass(frozen=True)
 class ExportResult:
+    """Where a partition was exported and how many rows it holds."""
+
     path: str
     rows: int
 
 
 def partition_file(directory: str, day: dt.date, symbol: str) -> str:
+    """``<directory>/<day>_<symbol>.parquet``: names sort by day, then symbol."""
     return f"{directory.rstrip('/')}/{day.isoformat()}_{symbol}{FILE_SUFFIX}"
 
 
@@ -95,7 +98,8 @@ def newest_event_time(directory: str) -> dt.datetime | None:
     newest: dt.datetime | None = None
     for location in list_partitions(directory):
         fs, path = filesystem_for(location)
-        metadata = pq.ParquetFile(fs.open_input_file(path)).metadata
+        with fs.open_input_file(path) as source:
+            metadata = pq.read_metadata(source)
         column = metadata.schema.to_arrow_schema().get_field_index(TIMESTAMP_FIELD)
         for group in range(metadata.num_row_groups):
             stats = metadata.row_group(group).column(column).statistics
