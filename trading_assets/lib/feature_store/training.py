@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from trading_assets.lib.feature_store import offline
+from trading_assets.lib.feature_store.gold import day_bounds
 from trading_assets.lib.feature_store.offline import write_parquet_atomic
 from trading_assets.lib.feature_store.spec import (
     ENTITY,
@@ -35,22 +36,11 @@ if TYPE_CHECKING:
     from feast import FeatureStore
 
 
-def label_columns(config: FeatureConfig = FEATURE_CONFIG) -> tuple[str, str]:
-    value, sign = label_names(config)
-    return value, sign
-
-
 def labels_from_bars(bars: pl.DataFrame, config: FeatureConfig = FEATURE_CONFIG) -> pl.DataFrame:
     """Labels of every bar with a complete horizon ahead, per symbol, with ``label_end``."""
-    frames = [
-        compute_labels(group.sort("bar_start"), config)
-        for _, group in bars.group_by("symbol", maintain_order=True)
-    ]
-    if not frames:
-        return pl.DataFrame()
-    value, _ = label_columns(config)
+    value, _ = label_names(config)
     return (
-        pl.concat(frames)
+        compute_labels(bars, config)
         .filter(pl.col(value).is_not_null() & pl.col(value).is_finite())
         .with_columns(
             label_end=pl.col(TIMESTAMP_FIELD) + dt.timedelta(seconds=config.label_horizon_s)
@@ -85,7 +75,7 @@ def training_frame(
         raise ValueError("no labelled rows: the bars hold less than one label horizon")
     features = historical_features(store, service, labels)
     feature_cols = [c for c in features.columns if c not in (ENTITY, TIMESTAMP_FIELD)]
-    value, sign = label_columns(config)
+    value, sign = label_names(config)
     joined = labels.select(ENTITY, TIMESTAMP_FIELD, value, sign, "label_end").join(
         features, on=[ENTITY, TIMESTAMP_FIELD], how="inner"
     )
@@ -99,6 +89,8 @@ def training_frame(
 
 @dataclass(frozen=True)
 class TrainingSummary:
+    """Row count, time span, label balance, per-feature null rates and symbols of a frame."""
+
     rows: int
     first: dt.datetime | None
     last: dt.datetime | None
@@ -108,7 +100,8 @@ class TrainingSummary:
 
 
 def summarize(frame: pl.DataFrame, config: FeatureConfig = FEATURE_CONFIG) -> TrainingSummary:
-    value, sign = label_columns(config)
+    """What a training frame holds, for the asset's metadata."""
+    value, sign = label_names(config)
     features = [
         c for c in frame.columns if c not in (ENTITY, TIMESTAMP_FIELD, value, sign, "label_end")
     ]
@@ -142,8 +135,7 @@ def labels_for_day(
     """Labels of one day's bars; the next day's first horizon of bars (when present) completes
     the labels of the day's last minute. Computed per day so a missing day is never bridged."""
     bars = read_partition(lake.table(BARS_1S_TABLE), day, symbol)
-    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-    end = start + dt.timedelta(days=1)
+    start, end = day_bounds(day)
     following = read_partition(lake.table(BARS_1S_TABLE), day + dt.timedelta(days=1), symbol)
     horizon = dt.timedelta(seconds=config.label_horizon_s)
     following = following.filter(pl.col("bar_start") < end + horizon)
@@ -156,6 +148,8 @@ def labels_for_day(
 
 @dataclass(frozen=True)
 class TrainingResult:
+    """The written training frame: location, service, source partitions and summary."""
+
     path: str
     service: str
     partitions: list[tuple[dt.date, str]]
@@ -178,9 +172,10 @@ def assemble_training_set(
     time join costs grow with the rows asked for), written as parquet."""
     exported = [offline.parse_partition_name(f) for f in offline.list_partitions(offline_dir)]
     if symbols:
-        exported = [(d, s) for d, s in exported if s in set(symbols)]
-    days = sorted({d for d, _ in exported})[-last_days:]
-    partitions = sorted((d, s) for d, s in exported if d in set(days))
+        wanted = set(symbols)
+        exported = [(d, s) for d, s in exported if s in wanted]
+    days = set(sorted({d for d, _ in exported})[-last_days:])
+    partitions = sorted((d, s) for d, s in exported if d in days)
     if not partitions:
         raise ValueError(f"no exported gold partitions under {offline_dir}")
     labels = pl.concat(
