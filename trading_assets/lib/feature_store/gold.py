@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import polars as pl
 from pyiceberg.schema import Schema
+from pyiceberg.table import Table
 from pyiceberg.types import DateType, DoubleType, NestedField, StringType, TimestamptzType
 
 from trading_assets.lib.feature_store.spec import (
@@ -37,6 +38,7 @@ from trading_assets.lib.lakehouse.tables import read_partition, replace_partitio
 
 
 def gold_schema(columns: list[str]) -> Schema:
+    """Iceberg schema of gold.features: partition keys, entity, event time, then ``columns``."""
     return Schema(
         NestedField(1, "trade_date", DateType(), required=True),
         NestedField(2, ENTITY, StringType(), required=True),
@@ -45,12 +47,17 @@ def gold_schema(columns: list[str]) -> Schema:
     )
 
 
-def gold_table(config: FeatureConfig = FEATURE_CONFIG, groups=TRADE_GROUPS) -> TableDef:
+def gold_table(
+    config: FeatureConfig = FEATURE_CONFIG, groups: tuple[str, ...] = TRADE_GROUPS
+) -> TableDef:
+    """The gold.features table for the features of ``groups`` under ``config``."""
     return TableDef("gold.features", gold_schema(feature_names(config, groups)))
 
 
 @dataclass(frozen=True)
 class GoldResult:
+    """One written gold partition: the Iceberg write, its rows and how it was warmed up."""
+
     write: PartitionWrite
     features: pl.DataFrame
     """The partition's rows: symbol, event_timestamp and the feature columns."""
@@ -59,6 +66,7 @@ class GoldResult:
 
 
 def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """The UTC day as ``[start, end)`` datetimes."""
     start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
     return start, start + dt.timedelta(days=1)
 
@@ -121,7 +129,7 @@ def build_gold_features(
     )
 
 
-def _ensure_schema(lake: Lakehouse, table_def: TableDef):
+def _ensure_schema(lake: Lakehouse, table_def: TableDef) -> Table:
     """The gold table, its schema widened when the feature library gained columns."""
     table = lake.table(table_def)
     current = {field.name for field in table.schema().fields}
@@ -133,4 +141,5 @@ def _ensure_schema(lake: Lakehouse, table_def: TableDef):
 
 
 def read_gold(lake: Lakehouse, symbol: str, day: dt.date) -> pl.DataFrame:
+    """One day × symbol partition of gold.features."""
     return read_partition(lake.table(gold_table()), day, symbol)

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class MaterializeResult:
+    """The materialized views and window, the newest exported event, and the symbols served."""
+
     views: list[str]
     start: dt.datetime
     end: dt.datetime
@@ -33,6 +35,7 @@ def batch_views() -> list[str]:
 
 
 def materialize_newest(store: FeatureStore, offline_dir: str) -> MaterializeResult:
+    """Materialize the batch views over the TTL ending at the newest exported event."""
     newest = offline.newest_event_time(offline_dir)
     if newest is None:
         raise ValueError(f"no exported gold features under {offline_dir}: materialize `features`")
