@@ -28,15 +28,12 @@ from trading_assets.lib.features.klines import bars_from_klines
 from trading_assets.lib.features.leakage import LookaheadReport, check_lookahead
 from trading_assets.lib.features.live import BarBuilder, LiveFeatures
 
-GROUPS = ALL_GROUPS
-
 __all__ = [
     "ALL_GROUPS",
     "BOOK",
     "BOOK_COLUMNS",
     "DEFAULT_CONFIG",
     "FLOW",
-    "GROUPS",
     "PRICE",
     "TRADE_GROUPS",
     "Bar",
