@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from feast.infra.online_stores.redis import RedisOnlineStoreConfig
 
 from trading_assets.lib.feature_store.repo import load_repo_config
 
@@ -21,6 +22,7 @@ def test_prod_config_reads_the_environment(tmp_path, monkeypatch):
 
     config = load_repo_config("prod", tmp_path)
 
+    assert isinstance(config.online_store, RedisOnlineStoreConfig)
     assert config.online_store.connection_string == "localhost:6379"
     assert config.repo_path == tmp_path
 
@@ -36,4 +38,5 @@ def test_an_override_secret_is_not_expanded(tmp_path, monkeypatch):
         {"registry.path": str(tmp_path / "registry.db"), "online_store.connection_string": secret},
     )
 
+    assert isinstance(config.online_store, RedisOnlineStoreConfig)
     assert config.online_store.connection_string == secret
