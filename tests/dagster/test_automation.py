@@ -6,7 +6,7 @@ import dagster as dg
 
 from trading_assets.definitions import defs as lazy_defs
 from trading_assets.defs.automation import automation
-from trading_assets.defs.features.assets import feast_registry, features
+from trading_assets.defs.features.assets import feast_registry, features, online_features
 from trading_assets.defs.ingest.partitions import DATE_DIMENSION, trade_partitions
 from trading_assets.defs.ingest.raw_trades import raw_trades
 from trading_assets.defs.lakehouse.assets import bars_1m, bars_1s, bronze_trades, silver_trades
@@ -59,3 +59,20 @@ def test_fresh_instance_applies_the_feast_registry_once():
     assert first.get_num_requested(feast_registry.key) == 1
     assert first.total_requested == 1
     assert second.get_num_requested(feast_registry.key) == 0
+
+
+def test_online_store_follows_new_features_without_waiting_for_all_history():
+    definitions = lazy_defs()
+    instance = dg.DagsterInstance.ephemeral()
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=feast_registry.key))
+    first = dg.evaluate_automation_conditions(defs=definitions, instance=instance)
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(asset_key=features.key, partition=latest_partition("ETHUSDT"))
+    )
+
+    second = dg.evaluate_automation_conditions(
+        defs=definitions, instance=instance, cursor=first.cursor
+    )
+
+    assert first.get_num_requested(online_features.key) == 0
+    assert second.get_num_requested(online_features.key) == 1

@@ -22,6 +22,13 @@ GROUP = "features"
 
 # Applied on a fresh instance (once: a failed apply waits for a fix, it is not retried every
 # tick), then again whenever the definitions' code version changes.
+# Eager, except that the years of unmaterialized history partitions of `features` do not count as
+# missing inputs (plain eager waits for every upstream partition of an unpartitioned asset).
+FOLLOW_NEWEST_FEATURES = dg.AutomationCondition.eager().replace(
+    "any_deps_missing",
+    dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets("features")),
+)
+
 APPLY_WHEN_MISSING_OR_CHANGED = (
     dg.AutomationCondition.missing()
     & ~dg.AutomationCondition.in_progress()
@@ -72,7 +79,7 @@ def feast_registry(context: dg.AssetExecutionContext, feast: FeastResource) -> d
     deps=[features, feast_registry],
     group_name=GROUP,
     kinds={"feast", "redis"},
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=FOLLOW_NEWEST_FEATURES,
     # Bulk history lands daily; the live sidecar keeps the store fresh between runs.
     freshness_policy=dg.FreshnessPolicy.time_window(
         fail_window=dt.timedelta(hours=50), warn_window=dt.timedelta(hours=26)
