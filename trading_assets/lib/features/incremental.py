@@ -129,14 +129,16 @@ class _IntWindows:
         self._ring: list[tuple[int, ...]] = [(0,) * columns] * self._size
 
     def push(self, index: int, values: Sequence[int]) -> None:
+        """Add step ``index``'s values to the running totals."""
         totals = self._totals
         for c, v in enumerate(values):
             totals[c] += v
         self._ring[index % self._size] = tuple(totals)
 
-    def window(self, index: int, n: int, column: int) -> int:
-        """Sum of ``column`` over steps index−n+1..index (requires index ≥ n)."""
-        return self._ring[index % self._size][column] - self._ring[(index - n) % self._size][column]
+    def bounds(self, index: int, n: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Totals after step ``index`` and after step ``index − n`` (requires index ≥ n): a
+        column's window sum over steps index−n+1..index is their difference."""
+        return self._ring[index % self._size], self._ring[(index - n) % self._size]
 
 
 _VOLUME, _NOTIONAL, _BUY, _SELL, _COUNT, _BOOK_MISSING = range(6)
@@ -206,47 +208,52 @@ class IncrementalFeatures:
         self._ints.push(i, (*units, 1 if imbalance is None else 0))
 
         abs_bar = bar_start_us // self._bar_us
+        # Each window's ring totals looked up once per step for every group (None in warm-up).
+        sums = [self._ints.bounds(i, n) if i >= n else None for _, n in self._windows]
         values: list[float | None] = []
         if PRICE in self.groups:
-            values += self._price(i, abs_bar, close, log_return * log_return)
+            values += self._price(i, abs_bar, close, log_return * log_return, sums)
         if FLOW in self.groups:
-            values += self._flow(i)
+            values += self._flow(sums)
         if BOOK in self.groups:
-            values += self._book(i, abs_bar, quote, imbalance)
+            values += self._book(abs_bar, quote, imbalance, sums)
         return FeatureRow(
             self.symbol, self._next_start_us, dict(zip(self.names, values, strict=True))
         )
 
-    def _price(self, i: int, abs_bar: int, close: float, squared_return: float) -> list:
+    def _price(self, i: int, abs_bar: int, close: float, squared_return: float, sums: list) -> list:
         vwaps, devs, rvs, moms = [], [], [], []
-        ints, closes, size = self._ints, self._closes, self._ring_size
-        for (_, n), sums in zip(self._windows, self._squared_returns, strict=True):
-            sum_squares = sums.push(abs_bar, squared_return)
-            if i < n:
+        closes, size = self._closes, self._ring_size
+        windows = zip(self._windows, self._squared_returns, sums, strict=True)
+        for (_, n), squares, window in windows:
+            sum_squares = squares.push(abs_bar, squared_return)
+            if window is None:
                 for out in (vwaps, devs, rvs, moms):
                     out.append(None)
                 continue
-            vwap = _ratio(float(ints.window(i, n, _NOTIONAL)), float(ints.window(i, n, _VOLUME)))
+            now, then = window
+            notional, volume = now[_NOTIONAL] - then[_NOTIONAL], now[_VOLUME] - then[_VOLUME]
+            vwap = _ratio(float(notional), float(volume))
             vwaps.append(vwap)
             devs.append(None if vwap is None else math.log(close / vwap))
             rvs.append(math.sqrt(sum_squares))
             moms.append(math.log(close / closes[(i - n) % size]))
         return [*vwaps, *devs, *rvs, *moms]
 
-    def _flow(self, i: int) -> list:
+    def _flow(self, sums: list) -> list:
         imbalances, intensities = [], []
-        ints = self._ints
-        for w, n in self._windows:
-            if i < n:
+        for (w, _), window in zip(self._windows, sums, strict=True):
+            if window is None:
                 imbalances.append(None)
                 intensities.append(None)
                 continue
-            buy, sell = ints.window(i, n, _BUY), ints.window(i, n, _SELL)
+            now, then = window
+            buy, sell = now[_BUY] - then[_BUY], now[_SELL] - then[_SELL]
             imbalances.append(_ratio(float(buy - sell), float(buy + sell)))
-            intensities.append(float(ints.window(i, n, _COUNT)) * (1.0 / w))
+            intensities.append(float(now[_COUNT] - then[_COUNT]) * (1.0 / w))
         return [*imbalances, *intensities]
 
-    def _book(self, i: int, abs_bar: int, quote: Quote | None, imbalance: float | None) -> list:
+    def _book(self, abs_bar: int, quote: Quote | None, imbalance: float | None, sums: list) -> list:
         if quote is None:
             point: list[float | None] = [None, None, None]
         else:
@@ -256,8 +263,9 @@ class IncrementalFeatures:
             point = [imbalance, micro, SPREAD_BPS_FACTOR * spread / total]
         sample = 0.0 if imbalance is None else imbalance
         windowed: list[float | None] = []
-        for (_, n), sums in zip(self._windows, self._book_samples, strict=True):
-            total_imbalance = sums.push(abs_bar, sample)
-            complete = i >= n and self._ints.window(i, n, _BOOK_MISSING) == 0
+        windows = zip(self._windows, self._book_samples, sums, strict=True)
+        for (_, n), samples, window in windows:
+            total_imbalance = samples.push(abs_bar, sample)
+            complete = window is not None and window[0][_BOOK_MISSING] == window[1][_BOOK_MISSING]
             windowed.append(total_imbalance * (1.0 / n) if complete else None)
         return point + windowed
