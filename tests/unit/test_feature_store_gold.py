@@ -10,9 +10,17 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from trading_assets.lib.feature_store import offline
-from trading_assets.lib.feature_store.gold import day_bounds, day_features, select_warmup
+from trading_assets.lib.feature_store.gold import (
+    MissingBarsError,
+    build_gold_features,
+    day_bounds,
+    day_features,
+    gold_table,
+    select_warmup,
+)
 from trading_assets.lib.feature_store.spec import FEATURE_CONFIG
 from trading_assets.lib.lakehouse.bars import BAR_COLUMNS
+from trading_assets.resources import IcebergCatalogResource
 
 DAY1 = dt.date(2024, 3, 1)
 DAY2 = dt.date(2024, 3, 2)
@@ -135,3 +143,12 @@ def test_exporting_an_empty_partition_removes_its_file(tmp_path, two_days):
     assert result.rows == 0
     assert offline.list_partitions(directory) == []
     assert offline.newest_event_time(directory) is None
+
+
+def test_a_day_without_bars_fails_clearly_instead_of_writing_an_empty_partition(tmp_path):
+    lake = IcebergCatalogResource.local(tmp_path).lakehouse()
+
+    with pytest.raises(MissingBarsError, match="materialize bars_1s first"):
+        build_gold_features(lake, "BTCUSDT", dt.date(2024, 3, 1))
+
+    assert not lake.catalog.table_exists(gold_table().identifier)

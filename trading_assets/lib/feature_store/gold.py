@@ -78,6 +78,10 @@ def warmup_bars(lake: Lakehouse, symbol: str, day: dt.date, seconds: int) -> pl.
     return None if previous.is_empty() else select_warmup(previous, day, seconds)
 
 
+class MissingBarsError(LookupError):
+    """The day × symbol partition has no 1 s bars to compute features from."""
+
+
 def select_warmup(previous: pl.DataFrame, day: dt.date, seconds: int) -> pl.DataFrame:
     """Every bar of the previous day's last ``seconds``, plus the last bar before them, so the
     dense bar grid starts at or before ``day start - seconds`` (its close is carried forward into
@@ -115,6 +119,9 @@ def build_gold_features(
     """Compute the partition's features and replace it in gold.features (one Iceberg commit)."""
     table_def = gold_table(config, groups)
     bars = read_partition(lake.table(BARS_1S_TABLE), day, symbol)
+    if bars.is_empty():
+        # An empty gold partition would look materialized while holding nothing to train on.
+        raise MissingBarsError(f"no 1 s bars for {symbol} {day}: materialize bars_1s first")
     warmup = warmup_bars(lake, symbol, day, max(config.windows_s))
     features = day_features(bars, warmup, day, config, groups)
     table = _ensure_schema(lake, table_def)
