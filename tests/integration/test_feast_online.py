@@ -11,7 +11,7 @@ import pytest
 from redis import Redis
 
 from trading_assets.lib.feature_store import offline, spec
-from trading_assets.lib.feature_store.online import materialize_newest
+from trading_assets.lib.feature_store.online import MAX_LAG, materialize_newest
 from trading_assets.lib.feature_store.repo import apply_definitions, load_definitions
 from trading_assets.resources.feast import FeastResource
 
@@ -121,3 +121,17 @@ def test_materialize_serves_the_gold_row_at_the_latest_timestamp(store, tmp_path
         assert got["symbol"][i] == symbol
         for name in PRICE + FLOW:
             assert got[name][i] == latest[name], (symbol, name)
+
+
+def test_a_symbol_silent_for_days_does_not_stretch_the_materialize_window(store, tmp_path):
+    directory = str(tmp_path / "data/offline/features")  # where the store's offline source reads
+    today, long_ago = dt.date(2024, 3, 5), dt.date(2024, 3, 1)
+    offline.export_partition(gold_rows("BTCUSDT", today, 60, 100.0), directory, today, "BTCUSDT")
+    offline.export_partition(
+        gold_rows("DOTUSDT", long_ago, 60, 7.0), directory, long_ago, "DOTUSDT"
+    )
+
+    result = materialize_newest(store, directory)
+
+    assert result.symbols_served == ["BTCUSDT"]
+    assert result.start >= result.newest - MAX_LAG - spec.view_ttl()

@@ -93,10 +93,11 @@ def parse_partition_name(location: str) -> tuple[dt.date, str]:
     return dt.date.fromisoformat(day), symbol
 
 
-def newest_event_time(directory: str) -> dt.datetime | None:
-    """Latest event timestamp over every exported partition, from Parquet footers only."""
-    newest: dt.datetime | None = None
+def newest_event_times(directory: str) -> dict[str, dt.datetime]:
+    """Latest event timestamp of each symbol over its exported partitions, from Parquet footers."""
+    newest: dict[str, dt.datetime] = {}
     for location in list_partitions(directory):
+        _, symbol = parse_partition_name(location)
         fs, path = filesystem_for(location)
         with fs.open_input_file(path) as source:
             metadata = pq.read_metadata(source)
@@ -108,9 +109,14 @@ def newest_event_time(directory: str) -> dt.datetime | None:
             value = stats.max
             if isinstance(value, dt.datetime) and value.tzinfo is None:
                 value = value.replace(tzinfo=dt.UTC)
-            if isinstance(value, dt.datetime) and (newest is None or value > newest):
-                newest = value
+            if isinstance(value, dt.datetime) and (symbol not in newest or value > newest[symbol]):
+                newest[symbol] = value
     return newest
+
+
+def newest_event_time(directory: str) -> dt.datetime | None:
+    """Latest event timestamp over every exported partition."""
+    return max(newest_event_times(directory).values(), default=None)
 
 
 def read_offline(directory: str) -> pl.DataFrame:

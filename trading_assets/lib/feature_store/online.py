@@ -1,9 +1,11 @@
 """Load the newest offline features into the online store (Feast materialize).
 
-The window is anchored on the newest exported event, not on the wall clock: backfilled history
-(or a simulator day) materializes the same way as today's data. Each symbol gets the row with the
-greatest event_timestamp in ``[newest - ttl, newest]``; a symbol silent for longer than the TTL
-keeps whatever the store held (the live sidecar's pushes, or nothing).
+The window is anchored on the exported events, not on the wall clock: backfilled history (or a
+simulator day) materializes the same way as today's data. Each symbol gets its newest exported
+row: the window runs from the TTL before the oldest of the symbols' newest events to the newest
+event overall. A symbol whose data ended more than ``MAX_LAG`` before the newest event keeps
+whatever the store held (the live sidecar's pushes, or nothing), so one delisted symbol cannot
+stretch the window over months.
 """
 
 from __future__ import annotations
@@ -34,12 +36,17 @@ def batch_views() -> list[str]:
     return list(spec.TRADE_GROUPS)
 
 
+MAX_LAG = dt.timedelta(days=1)
+
+
 def materialize_newest(store: FeatureStore, offline_dir: str) -> MaterializeResult:
-    """Materialize the batch views over the TTL ending at the newest exported event."""
-    newest = offline.newest_event_time(offline_dir)
-    if newest is None:
+    """Materialize the batch views so that every recent symbol's newest exported row is served."""
+    newest_by_symbol = offline.newest_event_times(offline_dir)
+    if not newest_by_symbol:
         raise ValueError(f"no exported gold features under {offline_dir}: materialize `features`")
-    start = newest - spec.view_ttl()
+    newest = max(newest_by_symbol.values())
+    recent = [t for t in newest_by_symbol.values() if t >= newest - MAX_LAG]
+    start = min(recent) - spec.view_ttl()
     # Feast's file store treats the end as inclusive; one extra microsecond costs nothing.
     end = newest + dt.timedelta(microseconds=1)
     views = batch_views()

@@ -31,10 +31,15 @@ def group_features(group: str, config: FeatureConfig = FEATURE_CONFIG) -> list[s
     return feature_names(config, (group,))
 
 
-def view_ttl(config: FeatureConfig = FEATURE_CONFIG) -> dt.timedelta:
-    """A feature row older than the longest window describes a market that has moved on: point-
-    in-time joins return nulls rather than such a row."""
-    return dt.timedelta(seconds=max(config.windows_s))
+STALE_AFTER_S = 120
+"""Features are emitted for every bar interval, empty ones included, so a newest row more than two
+minutes old (two 1 m bars) means the feed stopped: serve nulls rather than a stale market. The
+TTL also bounds the point-in-time join, whose candidate rows grow with it."""
+
+
+def view_ttl() -> dt.timedelta:
+    """How old a feature row may be and still be joined or served (``STALE_AFTER_S``)."""
+    return dt.timedelta(seconds=STALE_AFTER_S)
 
 
 def services_for(groups: tuple[str, ...]) -> list[str]:

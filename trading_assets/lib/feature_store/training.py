@@ -73,7 +73,11 @@ def training_frame(
     """Labels joined to the service's point-in-time features; one row per labelled bar."""
     if labels.is_empty():
         raise ValueError("no labelled rows: the bars hold less than one label horizon")
-    features = historical_features(store, service, labels)
+    # One retrieval per day keeps the join's memory to a day's rows, however many days are asked.
+    days = labels.with_columns(_day=pl.col(TIMESTAMP_FIELD).dt.date()).partition_by("_day")
+    features = pl.concat(
+        [historical_features(store, service, day) for day in days], how="vertical_relaxed"
+    )
     feature_cols = [c for c in features.columns if c not in (ENTITY, TIMESTAMP_FIELD)]
     value, sign = label_names(config)
     joined = labels.select(ENTITY, TIMESTAMP_FIELD, value, sign, "label_end").join(
