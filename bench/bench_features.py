@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,16 +24,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from bench.harness import REPO_ROOT, peak_rss_mb, run_child
+
 DAY = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
 SECONDS = 86_400
 SYMBOLS = {"BTCUSDT": 60_000.0, "ETHUSDT": 3_000.0}
 TICKERS_PER_SECOND = 5
 INCREMENTAL_BARS = 20_000
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def synthetic_day(seed: int = 5) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -119,17 +114,6 @@ def child_features(bars_path: str, book_path: str) -> dict[str, float]:
     }
 
 
-def run_child(*args: str) -> dict[str, float]:
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench.bench_features", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(completed.stdout.strip().splitlines()[-1])
-
-
 def incremental_us_per_bar(bars: pl.DataFrame, groups: tuple[str, ...]) -> float:
     """Microseconds per ``IncrementalFeatures.step`` over the first bars of one symbol."""
     from trading_assets.lib.features import Bar, IncrementalFeatures, Quote
@@ -190,8 +174,8 @@ def main() -> None:
         bars_path, book_path = str(Path(tmp) / "bars.parquet"), str(Path(tmp) / "book.parquet")
         bars.write_parquet(bars_path)
         book.write_parquet(book_path)
-        floor = run_child("floor", bars_path)
-        batch = run_child("features", bars_path, book_path)
+        floor = run_child("bench.bench_features", "floor", bars_path)
+        batch = run_child("bench.bench_features", "features", bars_path, book_path)
     trade_us = incremental_us_per_bar(bars, ("price", "flow"))
     all_us = incremental_us_per_bar(bars, ("price", "flow", "book"))
 

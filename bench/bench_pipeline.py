@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 import zipfile
 from pathlib import Path
 
+from bench.harness import peak_rss_mb, run_child
+
 SYMBOL = "BTCUSDT"
 TRADES_PER_DAY = 2_000_000
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def pick_day(market, symbol: str, target: int) -> dt.date:
@@ -37,10 +36,6 @@ def write_mirror(root: Path) -> tuple[dt.date, int, Path]:
     day = pick_day(market, SYMBOL, TRADES_PER_DAY)
     target = publish_to_mirror(root, SYMBOL, day, market.day_trades_csv_zip(SYMBOL, day))
     return day, market.trade_count(SYMBOL, day), target
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def child_floor(zip_path: str) -> dict[str, float]:
@@ -103,24 +98,19 @@ def child_pipeline(mirror: str, work: str, day_text: str) -> dict[str, float]:
     return timings
 
 
-def run_child(*args: str) -> dict[str, float]:
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench.bench_pipeline", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(completed.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-lakehouse-") as tmp:
         root = Path(tmp)
         day, trades, zip_path = write_mirror(root / "mirror")
         size_mb = zip_path.stat().st_size / 1e6
-        floor = run_child("floor", str(zip_path))
-        pipe = run_child("pipeline", str(root / "mirror"), str(root / "work"), day.isoformat())
+        floor = run_child("bench.bench_pipeline", "floor", str(zip_path))
+        pipe = run_child(
+            "bench.bench_pipeline",
+            "pipeline",
+            str(root / "mirror"),
+            str(root / "work"),
+            day.isoformat(),
+        )
 
     stages = ("raw", "bronze", "silver", "bars_1s", "bars_1m")
     total = sum(pipe[name] for name in stages)
