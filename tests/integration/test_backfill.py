@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 from dagster._core.instance.ref import InstanceRef
 
 from streaming.simulator.server import run_simulator_in_thread
@@ -45,10 +45,11 @@ TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus
 
 
 def wait_for_runs(home: Path, expected: int, timeout: float) -> Sequence[DagsterRun]:
+    """The backfill's runs once all are done (the daemon's automation may launch others too)."""
     instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
     deadline = time.monotonic() + timeout
     while True:
-        runs = instance.get_runs()
+        runs = instance.get_runs(filters=RunsFilter(job_name="lakehouse_daily"))
         if len(runs) >= expected and all(run.status in TERMINAL for run in runs):
             return runs
         if time.monotonic() > deadline:
