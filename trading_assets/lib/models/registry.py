@@ -1,0 +1,182 @@
+"""MLflow registration of ONNX signal models, and loading them back by alias for serving.
+
+Each registered version points at one run's ``model/`` artifact folder holding the ONNX file,
+the ordered feature list and a metadata JSON (feature service, training data range, checksum).
+Promotion uses registry aliases only (``@challenger``, ``@shadow``, ``@canary``,
+``@champion``); the deprecated stage API is never touched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import mlflow.artifacts
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+
+from trading_assets.lib.models.onnx_export import ParityReport
+
+ALIASES = ("challenger", "shadow", "canary", "champion")
+DEFAULT_EXPERIMENT = "signal-models"
+ARTIFACT_DIR = "model"
+ONNX_FILE = "model.onnx"
+FEATURES_FILE = "features.json"
+METADATA_FILE = "metadata.json"
+
+
+class LoadedModel(NamedTuple):
+    """What a sidecar needs to serve a version: its number, ONNX bytes, input order, metadata."""
+
+    version: str
+    onnx_bytes: bytes
+    feature_names: list[str]
+    metadata: dict[str, Any]
+
+
+def _client(tracking_uri: str) -> MlflowClient:
+    # The registry lives in the same store as tracking; passing both avoids global mlflow state.
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def _iso_utc(value: dt.datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError(f"training data bounds must be timezone-aware, got {value!r}")
+    return value.astimezone(dt.UTC).isoformat()
+
+
+def _experiment_id(client: MlflowClient, name: str, artifact_location: str | None) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_location)
+
+
+def _ensure_registered_model(client: MlflowClient, name: str) -> None:
+    try:
+        client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            raise
+        client.create_registered_model(name)
+
+
+def register_model(
+    tracking_uri: str,
+    name: str,
+    onnx_bytes: bytes,
+    feature_names: Sequence[str],
+    feature_service: str,
+    data_start: dt.datetime,
+    data_end: dt.datetime,
+    metrics: Mapping[str, float],
+    params: Mapping[str, Any],
+    alias: Literal["challenger"] | None = None,
+    *,
+    parity_report: ParityReport | None = None,
+    experiment: str = DEFAULT_EXPERIMENT,
+    artifact_location: str | None = None,
+) -> ModelVersion:
+    """Log a training run with the ONNX artifact and register it as a new version of ``name``.
+
+    ``alias="challenger"`` is set only when the caller's evaluation gate says so; otherwise the
+    version is registered without any alias. A failed ``parity_report`` is refused outright so an
+    export that disagrees with its booster never reaches the registry. ``artifact_location``
+    applies only when the experiment is created (a new store); it defaults to MLflow's own.
+    """
+    if alias is not None and alias != "challenger":
+        raise ValueError(f"new versions may only be aliased @challenger, not @{alias}")
+    if parity_report is not None and not parity_report.passed:
+        raise ValueError(
+            f"ONNX parity gate failed (max abs diff {parity_report.max_abs_diff:.3g} > "
+            f"{parity_report.tolerance:g}); refusing to register"
+        )
+    if data_end < data_start:
+        raise ValueError("data_end precedes data_start")
+    names = list(feature_names)
+    metadata = {
+        "feature_names": names,
+        "feature_count": len(names),
+        "feature_service": feature_service,
+        "data_start": _iso_utc(data_start),
+        "data_end": _iso_utc(data_end),
+        "onnx_sha256": hashlib.sha256(onnx_bytes).hexdigest(),
+    }
+    # Tags make the lineage searchable in the UI; the JSON artifact keeps the full ordered list.
+    tags = {k: str(metadata[k]) for k in ("feature_service", "data_start", "data_end")}
+    tags |= {"feature_count": str(len(names)), "onnx_sha256": str(metadata["onnx_sha256"])}
+    all_metrics = dict(metrics)
+    if parity_report is not None:
+        all_metrics["onnx_parity_max_abs_diff"] = parity_report.max_abs_diff
+
+    client = _client(tracking_uri)
+    run = client.create_run(_experiment_id(client, experiment, artifact_location), tags=tags)
+    run_id = run.info.run_id
+    try:
+        now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+        client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), now_ms, 0) for k, v in all_metrics.items()],
+            params=[Param(k, str(v)) for k, v in params.items()],
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            (folder / ONNX_FILE).write_bytes(onnx_bytes)
+            (folder / FEATURES_FILE).write_text(json.dumps(names))
+            (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+            client.log_artifacts(run_id, str(folder), ARTIFACT_DIR)
+    except Exception:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    client.set_terminated(run_id)
+
+    _ensure_registered_model(client, name)
+    # The concrete artifact URI, not runs:/..., which mlflow resolves via the global tracking URI.
+    artifact_root = run.info.artifact_uri
+    if artifact_root is None:
+        raise RuntimeError(f"run {run_id} has no artifact location")
+    source = f"{artifact_root.rstrip('/')}/{ARTIFACT_DIR}"
+    version = client.create_model_version(name, source, run_id=run_id, tags=tags)
+    if alias is not None:
+        client.set_registered_model_alias(name, alias, str(version.version))
+        version = client.get_model_version(name, version.version)
+    return version
+
+
+def set_alias(tracking_uri: str, name: str, alias: str, version: str | int) -> None:
+    """Point one of the house aliases at ``version`` (moving it off any previous version)."""
+    if alias not in ALIASES:
+        raise ValueError(f"unknown alias @{alias}; use one of {', '.join(ALIASES)}")
+    _client(tracking_uri).set_registered_model_alias(name, alias, str(version))
+
+
+def load_by_alias(tracking_uri: str, name: str, alias: str) -> LoadedModel:
+    """Fetch the version behind ``name@alias`` with its ONNX bytes, feature order and metadata.
+
+    The ONNX bytes are checked against the checksum recorded at registration, so a sidecar never
+    serves an artifact that was replaced or truncated in the artifact store.
+    """
+    client = _client(tracking_uri)
+    version = client.get_model_version_by_alias(name, alias)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=version.source, dst_path=tmp, tracking_uri=tracking_uri
+            )
+        )
+        onnx_bytes = (local / ONNX_FILE).read_bytes()
+        feature_names = list(json.loads((local / FEATURES_FILE).read_text()))
+        metadata = dict(json.loads((local / METADATA_FILE).read_text()))
+    if hashlib.sha256(onnx_bytes).hexdigest() != metadata["onnx_sha256"]:
+        raise ValueError(f"{name}@{alias} (version {version.version}): ONNX checksum mismatch")
+    if feature_names != metadata["feature_names"]:
+        raise ValueError(f"{name}@{alias} (version {version.version}): feature lists disagree")
+    return LoadedModel(str(version.version), onnx_bytes, feature_names, metadata)
