@@ -1,0 +1,110 @@
+"""Training frame → full → incremental → ONNX (parity check) → MLflow, on synthetic frames."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pytest
+from mlflow import MlflowClient
+
+from trading_assets.defs.models.assets import (
+    full_model,
+    incremental_model,
+    onnx_model,
+    onnx_parity,
+    registered_model,
+)
+from trading_assets.lib.feature_store import spec
+from trading_assets.lib.feature_store.training import write_training_frame
+from trading_assets.lib.features import feature_names, label_names
+from trading_assets.resources import FeastResource, MlflowResource
+
+START = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+TIMES_PER_SYMBOL = 1_500
+STEP_S = 10
+MODELS = [full_model, incremental_model, onnx_model, registered_model]
+
+
+def synthetic_frame(seed: int, informative: bool) -> pl.DataFrame:
+    """Trades-only features and labels, sampled every 10 s for two symbols."""
+    rng = np.random.default_rng(seed)
+    names = feature_names(spec.FEATURE_CONFIG, spec.SERVICES[spec.TRAINING_SERVICE])
+    value, sign = label_names(spec.FEATURE_CONFIG)
+    horizon = dt.timedelta(seconds=spec.FEATURE_CONFIG.label_horizon_s)
+    frames = []
+    for symbol in SYMBOLS:
+        times = [START + dt.timedelta(seconds=STEP_S * i) for i in range(TIMES_PER_SYMBOL)]
+        x = rng.normal(size=(TIMES_PER_SYMBOL, len(names)))
+        noise = rng.normal(scale=0.004, size=TIMES_PER_SYMBOL)
+        # A real but noisy link: two features explain part of the forward return.
+        y = 0.0015 * x[:, 0] - 0.001 * x[:, 3] + noise if informative else noise
+        frames.append(
+            pl.DataFrame({name: x[:, i] for i, name in enumerate(names)}).with_columns(
+                pl.Series(spec.ENTITY, [symbol] * TIMES_PER_SYMBOL),
+                pl.Series(spec.TIMESTAMP_FIELD, times),
+                pl.Series(value, y),
+                pl.Series(sign, np.sign(y).astype(np.int8)),
+                pl.Series("label_end", [t + horizon for t in times]),
+            )
+        )
+    return pl.concat(frames).sort(spec.TIMESTAMP_FIELD, spec.ENTITY)
+
+
+def run_models(tmp_path: Path, informative: bool) -> tuple[dg.ExecuteInProcessResult, dict]:
+    feast = FeastResource.local(tmp_path / "feast")
+    write_training_frame(
+        synthetic_frame(seed=3, informative=informative),
+        feast.training_dir(),
+        spec.TRAINING_SERVICE,
+    )
+    mlflow = MlflowResource.local(tmp_path / "mlflow", tmp_path / "models")
+    result = dg.materialize(
+        [*MODELS, onnx_parity],
+        resources={"feast": feast, "mlflow": mlflow},
+        run_config={"ops": {"full_model": {"config": {"n_trees": 60}}}},
+    )
+    return result, {"mlflow": mlflow}
+
+
+def registry(mlflow: MlflowResource) -> MlflowClient:
+    return MlflowClient(tracking_uri=mlflow.tracking_uri, registry_uri=mlflow.tracking_uri)
+
+
+def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    (event,) = result.asset_materializations_for_node(asset)
+    return {key: value.value for key, value in event.metadata.items()}
+
+
+def parity_passed(result: dg.ExecuteInProcessResult) -> bool:
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.check_name == "onnx_parity"
+    return evaluation.passed
+
+
+@pytest.mark.parametrize("informative", [True, False], ids=["signal", "noise"])
+def test_models_pipeline_registers_and_gates(tmp_path, informative):
+    result, resources = run_models(tmp_path, informative)
+
+    assert result.success
+    assert parity_passed(result)
+    full_meta = metadata(result, "full_model")
+    assert full_meta["training_rows"] == len(SYMBOLS) * TIMES_PER_SYMBOL
+    assert "| model |" in full_meta["metrics"]
+    assert metadata(result, "incremental_model")["new_trees"] <= 10
+    reg_meta = metadata(result, "registered_model")
+
+    client = registry(resources["mlflow"])
+    versions = client.search_model_versions("name = 'signal'")
+    assert [str(v.version) for v in versions] == [reg_meta["version"]]
+    aliases = {k: str(v) for k, v in client.get_registered_model("signal").aliases.items()}
+    if informative:
+        assert reg_meta["challenger_set"] is True
+        assert aliases == {"challenger": reg_meta["version"]}
+    else:
+        assert reg_meta["challenger_set"] is False
+        assert aliases == {}

@@ -1,0 +1,149 @@
+"""Trained models on disk between pipeline steps: one JSON file per model, written atomically.
+
+A file holds the booster (XGBoost's own JSON), its feature order, label, parameters, training
+span and sizes, gain importance and, for full models, the walk-forward report, so the next step
+can continue boosting, export or register the model without retraining it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import xgboost as xgb
+
+from trading_assets.lib.models.evaluation import FoldResult, WalkForwardReport
+from trading_assets.lib.models.metrics import Comparison, Metrics
+from trading_assets.lib.models.training import TrainedModel
+
+FULL_FILE = "full_model.json"
+INCREMENTAL_FILE = "incremental_model.json"
+ONNX_FILE = "model.onnx"
+
+
+def write_atomic(path: Path, data: bytes) -> Path:
+    """Write ``data`` to a temporary file next to ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, staged = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(staged, path)
+    except BaseException:
+        Path(staged).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _comparison_to_dict(value: Comparison) -> dict[str, Any]:
+    return {
+        "rows": value.rows,
+        "pnl_rows": value.pnl_rows,
+        **{name: getattr(value, name).as_dict() for name in ("model", "zero", "last")},
+    }
+
+
+def _comparison_from_dict(value: dict[str, Any]) -> Comparison:
+    def metrics(raw: dict[str, float]) -> Metrics:
+        return Metrics(
+            ic=float(raw["ic"]),
+            hit_rate=float(raw["hit_rate"]),
+            rmse=float(raw["rmse"]),
+            pnl=float(raw["pnl"]),
+            trades=int(raw["trades"]),
+        )
+
+    return Comparison(
+        rows=int(value["rows"]),
+        pnl_rows=int(value["pnl_rows"]),
+        model=metrics(value["model"]),
+        zero=metrics(value["zero"]),
+        last=metrics(value["last"]),
+    )
+
+
+def report_to_dict(report: WalkForwardReport) -> dict[str, Any]:
+    """A walk-forward report as plain JSON values."""
+    return {
+        "fee_bp": report.fee_bp,
+        "pooled": _comparison_to_dict(report.pooled),
+        "folds": [
+            {
+                "number": f.number,
+                "train_rows": f.train_rows,
+                "test_rows": f.test_rows,
+                "test_start": f.test_start.isoformat(),
+                "test_end": f.test_end.isoformat(),
+                "comparison": _comparison_to_dict(f.comparison),
+            }
+            for f in report.folds
+        ],
+    }
+
+
+def report_from_dict(value: dict[str, Any]) -> WalkForwardReport:
+    """The inverse of :func:`report_to_dict`."""
+    folds = tuple(
+        FoldResult(
+            number=int(f["number"]),
+            train_rows=int(f["train_rows"]),
+            test_rows=int(f["test_rows"]),
+            test_start=dt.datetime.fromisoformat(f["test_start"]),
+            test_end=dt.datetime.fromisoformat(f["test_end"]),
+            comparison=_comparison_from_dict(f["comparison"]),
+        )
+        for f in value["folds"]
+    )
+    return WalkForwardReport(
+        folds=folds, pooled=_comparison_from_dict(value["pooled"]), fee_bp=float(value["fee_bp"])
+    )
+
+
+def save_model(model: TrainedModel, path: Path) -> Path:
+    """Write ``model`` (booster and everything needed to use and audit it) to ``path``."""
+    document = {
+        "booster": bytes(model.booster.save_raw(raw_format="json")).decode(),
+        "feature_names": list(model.feature_names),
+        "label": model.label,
+        "params": model.params,
+        "kind": model.kind,
+        "full_trees": model.full_trees,
+        "training_rows": model.training_rows,
+        "time_start": model.time_start.isoformat(),
+        "time_end": model.time_end.isoformat(),
+        "seconds": model.seconds,
+        "report": None if model.report is None else report_to_dict(model.report),
+        "importance_gain": model.importance_gain,
+    }
+    return write_atomic(path, json.dumps(document).encode())
+
+
+def load_model(path: Path) -> TrainedModel:
+    """Read a model written by :func:`save_model`."""
+    document = json.loads(path.read_text())
+    booster = xgb.Booster()
+    booster.load_model(bytearray(document["booster"].encode()))
+    names = tuple(document["feature_names"])
+    booster.feature_names = list(names)
+    kind = document["kind"]
+    if kind not in ("full", "incremental"):
+        raise ValueError(f"{path}: unknown model kind {kind!r}")
+    report = document["report"]
+    return TrainedModel(
+        booster=booster,
+        feature_names=names,
+        label=document["label"],
+        params=dict(document["params"]),
+        kind=kind,
+        full_trees=int(document["full_trees"]),
+        training_rows=int(document["training_rows"]),
+        time_start=dt.datetime.fromisoformat(document["time_start"]),
+        time_end=dt.datetime.fromisoformat(document["time_end"]),
+        seconds=float(document["seconds"]),
+        report=None if report is None else report_from_dict(report),
+        importance_gain={k: float(v) for k, v in document["importance_gain"].items()},
+    )
