@@ -27,8 +27,14 @@ class FaultPlan:
     retry_after_seconds: int = 1
     http_5xx_next: int = 0  # the next n HTTP requests get http_5xx_status
     http_5xx_status: int = 503
+    ws_429_next: int = 0  # the next n WebSocket handshakes get 429 + Retry-After
 
 
+_TOO_MANY_REQUESTS = (
+    b'{"code":-1003,"msg":"Too many requests; current limit of IP(127.0.0.1) is 6000 '
+    b"requests per minute. Please use WebSocket Streams for live updates to avoid "
+    b'polling the API."}'
+)
 FAULT_FIELDS = frozenset(field.name for field in dataclasses.fields(FaultPlan))
 
 
@@ -65,17 +71,21 @@ class FaultInjector:
         if plan.http_429_next > 0:
             plan.http_429_next -= 1
             self.applied["http_429"] += 1
-            body = (
-                b'{"code":-1003,"msg":"Too many requests; current limit of IP(127.0.0.1) is 6000 '
-                b"requests per minute. Please use WebSocket Streams for live updates to avoid "
-                b'polling the API."}'
-            )
-            return 429, {"Retry-After": str(plan.retry_after_seconds)}, body
+            return 429, {"Retry-After": str(plan.retry_after_seconds)}, _TOO_MANY_REQUESTS
         if plan.http_5xx_next > 0:
             plan.http_5xx_next -= 1
             self.applied["http_5xx"] += 1
             body = b'{"code":-1001,"msg":"Internal error; unable to process your request."}'
             return plan.http_5xx_status, {}, body
+        return None
+
+    def take_ws_handshake_fault(self) -> tuple[int, dict[str, str], bytes] | None:
+        """The (status, headers, body) rejecting a WebSocket handshake, if one is due."""
+        plan = self.plan
+        if plan.ws_429_next > 0:
+            plan.ws_429_next -= 1
+            self.applied["ws_429"] += 1
+            return 429, {"Retry-After": str(plan.retry_after_seconds)}, _TOO_MANY_REQUESTS
         return None
 
 

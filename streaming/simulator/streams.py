@@ -113,6 +113,12 @@ class StreamEndpoint:
     async def _serve(
         self, request: web.Request, streams: set[str], combined: bool
     ) -> web.StreamResponse:
+        rejection = self._faults.take_ws_handshake_fault()
+        if rejection is not None:
+            status, headers, body = rejection
+            return web.Response(
+                status=status, headers=headers, body=body, content_type="application/json"
+            )
         ws = web.WebSocketResponse(heartbeat=self._heartbeat, max_msg_size=1 << 20)
         await ws.prepare(request)
         subscriber = Subscriber(streams, combined)

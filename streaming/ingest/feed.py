@@ -1,0 +1,318 @@
+"""The sidecar's market-data feed: one resilient combined-stream connection, gap-filled trades.
+
+    async with MarketFeed(ws_url, rest_url, ["BTCUSDT"], dead_letter_path=path,
+                          resume_from={"BTCUSDT": last_landed_id}) as feed:
+        async for record in feed:        # Trade (contiguous ids per symbol) or BookTicker
+            ...
+        feed.stats                       # counters for metrics
+
+The connection is replaced when it drops, when the server closes it, when nothing arrived for
+``watchdog_s`` and, proactively, after ``max_connection_s`` (Binance cuts every connection at
+24 h). After every (re)connect the trades missed meanwhile are fetched over REST by trade id;
+within a connection a missing id (a dead-lettered frame) is waited for briefly, since the
+stream may reorder, and then fetched too. Ids REST cannot serve are skipped and recorded in
+``stats.unfilled_gaps``, so a REST outage degrades the tape instead of stopping the feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+
+import httpx
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from streaming.ingest.backoff import Backoff
+from streaming.ingest.connection import HandshakeRejected, combined_stream_url, open_stream
+from streaming.ingest.deadletter import DeadLetterWriter
+from streaming.ingest.gapfill import fetch_trades
+from streaming.ingest.sequencer import TradeSequencer
+from streaming.ingest.stats import FeedStats, UnfilledGap
+from streaming.venues.binance.client import (
+    AsyncBinanceRestClient,
+    BinanceApiError,
+    BinanceUnavailableError,
+    RetryPolicy,
+)
+from streaming.venues.binance.errors import BinanceParseError
+from streaming.venues.binance.parse import parse_stream_frame
+from streaming.venues.binance.records import BinanceRecord, BookTicker, Trade
+
+log = logging.getLogger(__name__)
+DEFAULT_CHANNELS = ("trade", "bookTicker")
+_REST_FAILURES = (BinanceUnavailableError, BinanceApiError, BinanceParseError, httpx.HTTPError)
+
+
+class _Reconnect(Exception):
+    """Internal: the current connection is finished; ``cause`` names why."""
+
+    def __init__(self, cause: str, failure: bool = True) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.failure = failure  # False for a planned reconnect: no backoff
+
+
+class MarketFeed:
+    """Async context manager and iterator over parsed Binance market records for ``symbols``.
+
+    Trades come out per symbol with contiguous ids, ascending, each exactly once, starting
+    after ``resume_from[symbol]`` when given (else at the first trade streamed). BookTickers
+    older than one already handed out are dropped. Frames that fail to parse are written to
+    ``dead_letter_path`` (see :mod:`streaming.ingest.deadletter`) and the stream goes on.
+    """
+
+    def __init__(
+        self,
+        ws_base_url: str,
+        rest_base_url: str,
+        symbols: Sequence[str],
+        *,
+        dead_letter_path: str | os.PathLike[str],
+        resume_from: Mapping[str, int] | None = None,
+        channels: Sequence[str] = DEFAULT_CHANNELS,
+        watchdog_s: float = 30.0,
+        max_connection_s: float = 23 * 3600.0,
+        backoff: Backoff | None = None,
+        reorder_window: int = 64,
+        reorder_wait_s: float = 1.0,
+        max_gap_fill: int = 100_000,
+        rest_retry: RetryPolicy | None = None,
+        api_key: str | None = None,
+        ping_interval_s: float = 20.0,
+        open_timeout_s: float = 10.0,
+    ) -> None:
+        if watchdog_s <= 0 or max_connection_s <= 0 or reorder_wait_s < 0:
+            raise ValueError("watchdog_s and max_connection_s must be positive")
+        self.symbols = [s.upper() for s in symbols]
+        self.url = combined_stream_url(ws_base_url, self.symbols, channels)
+        self.stats = FeedStats()
+        self.watchdog_s = watchdog_s
+        self.max_connection_s = max_connection_s
+        self.reorder_window = reorder_window
+        self.reorder_wait_s = reorder_wait_s
+        self.max_gap_fill = max_gap_fill
+        self._backoff = backoff or Backoff()
+        self._rest_base_url = rest_base_url
+        self._rest_retry = rest_retry
+        self._api_key = api_key
+        self._ping_interval_s = ping_interval_s
+        self._open_timeout_s = open_timeout_s
+        self._dead_letter_path = dead_letter_path
+        resume = {k.upper(): v for k, v in (resume_from or {}).items()}
+        self._sequencers = {
+            s: TradeSequencer(s, resume[s] + 1 if s in resume else None) for s in self.symbols
+        }
+        self._book_update_ids: dict[str, int] = {}
+        self._rest: AsyncBinanceRestClient | None = None
+        self._dead_letters: DeadLetterWriter | None = None
+        self._records: AsyncGenerator[BinanceRecord, None] | None = None
+        self._connection: ClientConnection | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def __aenter__(self) -> MarketFeed:
+        self._rest = AsyncBinanceRestClient(
+            self._rest_base_url, retry=self._rest_retry, api_key=self._api_key
+        )
+        self._dead_letters = DeadLetterWriter(self._dead_letter_path)
+        self._records = self._run()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection, the REST client and the dead-letter file (idempotent)."""
+        records, self._records = self._records, None
+        if records is not None:
+            await records.aclose()
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+        if self._rest is not None:
+            await self._rest.aclose()
+            self._rest = None
+        if self._dead_letters is not None:
+            self._dead_letters.close()
+            self._dead_letters = None
+
+    @property
+    def connected(self) -> bool:
+        """True while a stream connection is open."""
+        return self._connection is not None
+
+    def __aiter__(self) -> MarketFeed:
+        return self
+
+    async def __anext__(self) -> BinanceRecord:
+        if self._records is None:
+            raise RuntimeError("use `async with MarketFeed(...) as feed:` before iterating")
+        return await anext(self._records)
+
+    # -- connection loop ------------------------------------------------------------------------
+    async def _run(self) -> AsyncGenerator[BinanceRecord, None]:
+        while True:
+            connection = await self._connect()
+            self._connection = connection
+            self.stats.connections_opened += 1
+            try:
+                for sequencer in list(self._sequencers.values()):
+                    if sequencer.next_id is not None:  # a restart or reconnect: catch up
+                        for trade in await self._fill(sequencer, sequencer.next_id, None):
+                            yield trade
+                async for record in self._read(connection):
+                    yield record
+            except _Reconnect as reconnect:
+                self.stats.reconnects[reconnect.cause] += 1
+                log.warning("market feed reconnecting: %s", reconnect.cause)
+                if reconnect.failure:
+                    await asyncio.sleep(self._backoff.next_delay())
+            finally:
+                self._connection = None
+                await connection.close()
+
+    async def _connect(self) -> ClientConnection:
+        """Open the stream, waiting with backoff (and any Retry-After) between failures."""
+        while True:
+            try:
+                return await open_stream(
+                    self.url, self._open_timeout_s, self._ping_interval_s, self._ping_interval_s
+                )
+            except HandshakeRejected as rejected:
+                cause = "rate_limited" if rejected.rate_limited else "connect_failed"
+                retry_after = rejected.retry_after_s if rejected.rate_limited else None
+            except (OSError, TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI):
+                cause, retry_after = "connect_failed", None
+            self.stats.reconnects[cause] += 1
+            delay = self._backoff.next_delay(retry_after)
+            log.warning("market feed connect failed (%s); retrying in %.2fs", cause, delay)
+            await asyncio.sleep(delay)
+
+    async def _read(self, connection: ClientConnection) -> AsyncIterator[BinanceRecord]:
+        """Records from one connection until it must be replaced (raises _Reconnect)."""
+        opened_s = last_frame_s = time.monotonic()
+        proven = False  # backoff resets once a connection delivers, not merely opens
+        while True:
+            close_at = opened_s + self.max_connection_s
+            quiet_at = last_frame_s + self.watchdog_s
+            fill_at = self._next_gap_deadline()
+            try:
+                async with asyncio.timeout(min(close_at, quiet_at, fill_at) - time.monotonic()):
+                    raw = await connection.recv(decode=False)
+            except TimeoutError:
+                now_s = time.monotonic()
+                if now_s >= close_at:
+                    raise _Reconnect("max_age", failure=False) from None
+                if now_s >= quiet_at:
+                    raise _Reconnect("watchdog") from None
+                for trade in await self._fill_due_gaps():
+                    yield trade
+                continue
+            except websockets.ConnectionClosedOK:
+                raise _Reconnect("server_closed") from None
+            except websockets.ConnectionClosedError:
+                raise _Reconnect("dropped") from None
+            receive_ns = time.time_ns()
+            if not proven:
+                self._backoff.reset()
+                proven = True
+            last_frame_s = time.monotonic()
+            for record in self._handle(raw, receive_ns):
+                yield record
+            for trade in await self._fill_due_gaps():
+                yield trade
+
+    # -- frames ---------------------------------------------------------------------------------
+    def _handle(self, raw: bytes, receive_ns: int) -> list[BinanceRecord]:
+        stats = self.stats
+        stats.frames_received += 1
+        stats.last_receive_ns = receive_ns
+        try:
+            record = parse_stream_frame(raw, receive_ns)
+        except BinanceParseError as error:
+            assert self._dead_letters is not None
+            self._dead_letters.write(raw, receive_ns, error)
+            stats.frames_dead_lettered += 1
+            return []
+        stats.frames_parsed += 1
+        if isinstance(record, Trade):
+            sequencer = self._sequencer(record.symbol)
+            if sequencer.offer(record):
+                stats.trades_from_stream += 1
+            else:
+                stats.trades_duplicate += 1
+            return list(self._released(sequencer, sequencer.release()))
+        if isinstance(record, BookTicker):
+            last = self._book_update_ids.get(record.symbol)
+            if last is not None and record.update_id <= last:
+                stats.book_tickers_stale += 1  # a repeat, or overtaken by a newer one
+                return []
+            self._book_update_ids[record.symbol] = record.update_id
+        return [record]
+
+    def _sequencer(self, symbol: str) -> TradeSequencer:
+        if symbol not in self._sequencers:
+            self._sequencers[symbol] = TradeSequencer(symbol)
+        return self._sequencers[symbol]
+
+    def _released(self, sequencer: TradeSequencer, trades: list[Trade]) -> list[Trade]:
+        if trades:
+            self.stats.trades_released += len(trades)
+            self.stats.last_trade_id[sequencer.symbol] = trades[-1].trade_id
+        return trades
+
+    # -- gaps -----------------------------------------------------------------------------------
+    def _next_gap_deadline(self) -> float:
+        opened = [s.gap_opened_s for s in self._sequencers.values() if s.gap_opened_s is not None]
+        return min(opened) + self.reorder_wait_s if opened else math.inf
+
+    async def _fill_due_gaps(self) -> list[Trade]:
+        """Fetch the missing ids of gaps held too long or behind too many trades."""
+        released: list[Trade] = []
+        now_s = time.monotonic()
+        for sequencer in self._sequencers.values():
+            missing, opened_s = sequencer.missing(), sequencer.gap_opened_s
+            if missing is None or opened_s is None:
+                continue
+            if sequencer.pending_count >= self.reorder_window or (
+                now_s - opened_s >= self.reorder_wait_s
+            ):
+                released += await self._fill(sequencer, *missing)
+        return released
+
+    async def _fill(self, sequencer: TradeSequencer, first: int, last: int | None) -> list[Trade]:
+        """Fetch ids ``first..last`` (``last`` None: up to now) over REST and release what can be.
+
+        A bounded range REST cannot serve in full, or one larger than ``max_gap_fill``, is
+        skipped and recorded, so trades behind it are not held back forever.
+        """
+        assert self._rest is not None
+        symbol, stats = sequencer.symbol, self.stats
+        if last is not None and last - first + 1 > self.max_gap_fill:
+            return self._skip(sequencer, first, last, "larger than max_gap_fill")
+        stats.gap_fills += 1
+        try:
+            trades = await fetch_trades(self._rest, symbol, first, last, self.max_gap_fill)
+        except _REST_FAILURES as error:
+            stats.gap_fill_failures += 1
+            log.error("gap fill %s %s..%s failed: %s", symbol, first, last, error)
+            trades = []
+        for trade in trades:
+            if sequencer.offer(trade):
+                stats.trades_gap_filled += 1
+            else:
+                stats.trades_duplicate += 1
+        released = self._released(sequencer, sequencer.release())
+        if last is not None and sequencer.next_id is not None and sequencer.next_id <= last:
+            released += self._skip(sequencer, sequencer.next_id, last, "not served by REST")
+        return released
+
+    def _skip(self, sequencer: TradeSequencer, first: int, last: int, reason: str) -> list[Trade]:
+        log.error("market feed skips %s trades %s..%s: %s", sequencer.symbol, first, last, reason)
+        self.stats.unfilled_gaps.append(UnfilledGap(sequencer.symbol, first, last, reason))
+        self.stats.trades_skipped += last - first + 1
+        return self._released(sequencer, sequencer.skip_to(last + 1))
