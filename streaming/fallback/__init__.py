@@ -1,0 +1,35 @@
+"""The sidecar's fallback controller: fresh online features, repaired, imputed, recomputed from
+silver, or safe mode — see :mod:`streaming.fallback.controller` for the levels."""
+
+from streaming.fallback.controller import FallbackController
+from streaming.fallback.decision import (
+    FallbackBudgets,
+    FallbackDecision,
+    FallbackLevel,
+    LiveSnapshot,
+    LiveSource,
+    OnlineRead,
+    OnlineSource,
+    SilverSource,
+)
+from streaming.fallback.imputation import FeatureImputer
+from streaming.fallback.live import LiveFeatureTracker, LiveFeatureTrackers
+from streaming.fallback.silver import SILVER_COLUMNS, IcebergSilverMicrobatch, features_from_silver
+
+__all__ = [
+    "SILVER_COLUMNS",
+    "FallbackBudgets",
+    "FallbackController",
+    "FallbackDecision",
+    "FallbackLevel",
+    "FeatureImputer",
+    "IcebergSilverMicrobatch",
+    "LiveFeatureTracker",
+    "LiveFeatureTrackers",
+    "LiveSnapshot",
+    "LiveSource",
+    "OnlineRead",
+    "OnlineSource",
+    "SilverSource",
+    "features_from_silver",
+]

@@ -1,0 +1,278 @@
+"""The fallback controller: one decision per symbol and tick, from the best fresh source.
+
+Levels, tried in order (the first that passes wins; every skipped level records why):
+
+1. **Online** — the online-store vector, if its event time is within ``online_max_age_s`` and the
+   read took at most ``online_max_latency_s``.
+2. **Repaired** — the stale online vector corrected by the in-memory deltas. *Delta correction*
+   means: the online vector describes time ``t0``; the sidecar's in-memory state has stepped the
+   same incremental definitions through every bar interval after ``t0`` up to ``t1`` (the newest
+   closed interval, empty intervals included) from the trades it holds. Each feature whose window
+   the memory covers is replaced by its value at ``t1`` — exactly the batch value at ``t1``
+   (the live path is the batch definition, see ``trading_assets.lib.features``). A feature whose
+   window reaches before the memory's first bar (memory younger than the window, e.g. after a
+   restart) cannot be corrected and keeps its online value from ``t0``, if that value is at most
+   ``impute_max_age_s`` old, else NaN. Requires a stream message and a row within
+   ``live_max_age_s``.
+3. **Imputed** — EMA carry-forward of the last vector served by level 1 or 2 (see
+   :mod:`streaming.fallback.imputation`), at most ``impute_max_age_s`` old, confidence halving
+   every ``impute_half_life_s``.
+4. **Silver** — features recomputed by the batch definition from the last ``silver_lookback_s``
+   of silver trades (see :mod:`streaming.fallback.silver`), if the newest bar ended within
+   ``silver_max_age_s``. Pulled at most once per ``silver_retry_s`` per symbol.
+5. **Safe** — no usable data: all-NaN vector, confidence 0, no trading, the reasons recorded.
+
+The controller keeps no clock: the caller passes ``now_ns``, so a level returns to 1 as soon as
+the online vector is fresh again. A source that raises is treated as unavailable (its error is
+the reason) rather than taking the sidecar down. The controller does no I/O itself; its sources
+do, and the silver source is slow (an Iceberg read), so call :meth:`decide` off the event loop
+when level 4 may be reached.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from streaming.fallback.decision import (
+    NS_PER_S,
+    FallbackBudgets,
+    FallbackDecision,
+    FallbackLevel,
+    LiveSource,
+    OnlineRead,
+    OnlineSource,
+    SilverSource,
+    age_s,
+    coverage,
+    ordered_vector,
+)
+from streaming.fallback.imputation import FeatureImputer
+from streaming.fallback.silver import features_from_silver
+from trading_assets.lib.features import DEFAULT_CONFIG, FeatureConfig
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass
+class _SilverPull:
+    pulled_ns: int
+    result: tuple[dict[str, float], int] | None
+    error: str | None
+
+
+def _no_source(*_: object) -> None:
+    return None
+
+
+class FallbackController:
+    """Chooses each tick's feature vector for a symbol (see the module docstring for levels)."""
+
+    def __init__(
+        self,
+        feature_order: Sequence[str],
+        online: OnlineSource = _no_source,
+        live: LiveSource = _no_source,
+        silver: SilverSource | None = None,
+        budgets: FallbackBudgets | None = None,
+        config: FeatureConfig = DEFAULT_CONFIG,
+        bar_s: int = 1,
+    ) -> None:
+        self.feature_order = tuple(feature_order)
+        self.online, self.live, self.silver = online, live, silver
+        self.budgets = budgets or FallbackBudgets()
+        self.config, self.bar_s = config, bar_s
+        reach_s = max(config.windows_s) + bar_s
+        if silver is not None and self.budgets.silver_lookback_s < reach_s:
+            raise ValueError(
+                f"silver_lookback_s {self.budgets.silver_lookback_s} does not cover the longest "
+                f"window plus one bar ({reach_s} s)"
+            )
+        self.imputer = FeatureImputer(
+            self.budgets.impute_smoothing_half_life_s, self.budgets.impute_max_age_s
+        )
+        self.levels: dict[str, FallbackLevel] = {}
+        """Each symbol's current level (for the API and a Prometheus gauge)."""
+        self.level_counts: Counter[FallbackLevel] = Counter()
+        """Decisions served per level since start (for a Prometheus counter)."""
+        self._silver_pulls: dict[str, _SilverPull] = {}
+
+    def decide(self, symbol: str, now_ns: int) -> FallbackDecision:
+        """The feature vector to predict from at ``now_ns``, its level, age and confidence."""
+        skipped: list[str] = []
+        online = self._call(self.online, skipped, "online", symbol)
+        decision = (
+            self._online(symbol, now_ns, online, skipped)
+            or self._repaired(symbol, now_ns, online, skipped)
+            or self._imputed(symbol, now_ns, skipped)
+            or self._from_silver(symbol, now_ns, skipped)
+            or self._safe(symbol, now_ns, skipped)
+        )
+        if decision.level in (FallbackLevel.ONLINE, FallbackLevel.REPAIRED):
+            assert decision.event_time_ns is not None
+            self.imputer.observe(symbol, decision.event_time_ns, decision.features)
+        self._record(decision)
+        return decision
+
+    def _online(
+        self, symbol: str, now_ns: int, read: OnlineRead | None, skipped: list[str]
+    ) -> FallbackDecision | None:
+        b = self.budgets
+        if read is None:
+            if not any(s.startswith("online") for s in skipped):
+                skipped.append("online: no vector for the symbol")
+            return None
+        age = age_s(now_ns, read.event_time_ns)
+        if read.latency_s > b.online_max_latency_s:
+            skipped.append(
+                f"online: read took {read.latency_s * 1e3:.2f} ms > "
+                f"{b.online_max_latency_s * 1e3:.2f} ms"
+            )
+            return None
+        if age > b.online_max_age_s:
+            skipped.append(f"online: vector {age:.1f} s old > {b.online_max_age_s:g} s")
+            return None
+        vector = ordered_vector(self.feature_order, read.values)
+        return self._accept(
+            symbol, now_ns, FallbackLevel.ONLINE, vector, read.event_time_ns, 1.0,
+            f"online vector {age:.2f} s old", skipped,
+        )  # fmt: skip
+
+    def _repaired(
+        self, symbol: str, now_ns: int, online: OnlineRead | None, skipped: list[str]
+    ) -> FallbackDecision | None:
+        b = self.budgets
+        snapshot = self._call(self.live, skipped, "live", symbol, now_ns)
+        if snapshot is None:
+            if not any(s.startswith("live") for s in skipped):
+                skipped.append("live: no in-memory state")
+            return None
+        message_age = age_s(now_ns, snapshot.last_message_ns)
+        row_age = age_s(now_ns, snapshot.event_time_ns)
+        if message_age > b.live_max_age_s:
+            skipped.append(f"live: last message {message_age:.1f} s ago > {b.live_max_age_s:g} s")
+            return None
+        if row_age > b.live_max_age_s:
+            skipped.append(f"live: newest row {row_age:.1f} s old > {b.live_max_age_s:g} s")
+            return None
+        vector = ordered_vector(self.feature_order, snapshot.values)
+        carried = 0
+        if online is not None and age_s(now_ns, online.event_time_ns) <= b.impute_max_age_s:
+            for name, value in vector.items():
+                old = online.values.get(name)
+                if math.isnan(value) and old is not None and math.isfinite(old):
+                    vector[name], carried = float(old), carried + 1
+        reason = f"in-memory state {row_age:.2f} s old, {carried} features carried from online"
+        return self._accept(
+            symbol, now_ns, FallbackLevel.REPAIRED, vector, snapshot.event_time_ns,
+            b.repaired_confidence, reason, skipped,
+        )  # fmt: skip
+
+    def _imputed(self, symbol: str, now_ns: int, skipped: list[str]) -> FallbackDecision | None:
+        b = self.budgets
+        carried = self.imputer.impute(symbol, now_ns)
+        if carried is None:
+            skipped.append(f"imputed: no good vector in the last {b.impute_max_age_s:g} s")
+            return None
+        vector, event_time_ns = carried
+        age = age_s(now_ns, event_time_ns)
+        decay = 1.0 if b.impute_half_life_s == 0 else 2 ** (-max(age, 0.0) / b.impute_half_life_s)
+        return self._accept(
+            symbol, now_ns, FallbackLevel.IMPUTED, vector, event_time_ns, decay,
+            f"EMA carry-forward of a vector {age:.1f} s old", skipped,
+        )  # fmt: skip
+
+    def _from_silver(self, symbol: str, now_ns: int, skipped: list[str]) -> FallbackDecision | None:
+        b = self.budgets
+        if self.silver is None:
+            skipped.append("silver: no silver source")
+            return None
+        pull = self._silver_pulls.get(symbol)
+        # A clock that went backwards (tests, replays) also forces a new pull.
+        if pull is None or not 0 <= age_s(now_ns, pull.pulled_ns) < b.silver_retry_s:
+            pull = self._pull_silver(symbol, now_ns)
+        if pull.error is not None:
+            skipped.append(f"silver: {pull.error}")
+            return None
+        if pull.result is None:
+            skipped.append(f"silver: no trades in the last {b.silver_lookback_s:g} s")
+            return None
+        vector, event_time_ns = pull.result
+        age = age_s(now_ns, event_time_ns)
+        if age > b.silver_max_age_s:
+            skipped.append(f"silver: newest bar {age:.0f} s old > {b.silver_max_age_s:g} s")
+            return None
+        return self._accept(
+            symbol, now_ns, FallbackLevel.SILVER, dict(vector), event_time_ns,
+            b.silver_confidence, f"recomputed from silver, {age:.1f} s old", skipped,
+        )  # fmt: skip
+
+    def _pull_silver(self, symbol: str, now_ns: int) -> _SilverPull:
+        assert self.silver is not None
+        start_ns = now_ns - round(self.budgets.silver_lookback_s * NS_PER_S)
+        try:
+            trades = self.silver(symbol, start_ns, now_ns)
+            result = features_from_silver(trades, self.feature_order, self.config, self.bar_s)
+            pull = _SilverPull(now_ns, result, None)
+        except Exception as error:
+            log.warning("silver microbatch for %s failed: %r", symbol, error)
+            pull = _SilverPull(now_ns, None, f"pull failed: {error!r}")
+        self._silver_pulls[symbol] = pull
+        return pull
+
+    def _accept(
+        self,
+        symbol: str,
+        now_ns: int,
+        level: FallbackLevel,
+        vector: dict[str, float],
+        event_time_ns: int,
+        confidence: float,
+        reason: str,
+        skipped: list[str],
+    ) -> FallbackDecision | None:
+        covered = coverage(vector)
+        if covered < self.budgets.min_coverage:
+            skipped.append(
+                f"{level.name.lower()}: {covered:.0%} of features finite "
+                f"< {self.budgets.min_coverage:.0%}"
+            )
+            return None
+        return FallbackDecision(
+            symbol, now_ns, level, vector, event_time_ns, age_s(now_ns, event_time_ns),
+            confidence * covered, reason, tuple(skipped),
+        )  # fmt: skip
+
+    def _safe(self, symbol: str, now_ns: int, skipped: list[str]) -> FallbackDecision:
+        vector = dict.fromkeys(self.feature_order, math.nan)
+        return FallbackDecision(
+            symbol, now_ns, FallbackLevel.SAFE, vector, None, math.inf, 0.0,
+            "safe mode: " + "; ".join(skipped), tuple(skipped),
+        )  # fmt: skip
+
+    def _call(
+        self, source: Callable[..., T], skipped: list[str], name: str, *args: object
+    ) -> T | None:
+        try:
+            return source(*args)
+        except Exception as error:
+            log.warning("%s source failed for %s: %r", name, args[0], error)
+            skipped.append(f"{name}: read failed: {error!r}")
+            return None
+
+    def _record(self, decision: FallbackDecision) -> None:
+        previous = self.levels.get(decision.symbol)
+        self.levels[decision.symbol] = decision.level
+        self.level_counts[decision.level] += 1
+        if previous is not decision.level:
+            was = "start" if previous is None else f"level {int(previous)}"
+            log_at = logging.WARNING if decision.level is FallbackLevel.SAFE else logging.INFO
+            log.log(
+                log_at, "%s fallback %s → level %d (%s): %s", decision.symbol, was,
+                int(decision.level), decision.level.name, decision.reason,
+            )  # fmt: skip

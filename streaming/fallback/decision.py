@@ -1,0 +1,142 @@
+"""What the fallback controller reads (sources), how much staleness it tolerates (budgets), and
+what it returns (decisions). Pure data: no I/O here."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+
+import polars as pl
+
+NS_PER_S = 1_000_000_000
+
+
+class FallbackLevel(IntEnum):
+    """Where a feature vector came from, best first (the level number is what metrics show)."""
+
+    ONLINE = 1
+    REPAIRED = 2
+    IMPUTED = 3
+    SILVER = 4
+    SAFE = 5
+
+
+@dataclass(frozen=True)
+class FallbackBudgets:
+    """How fresh and how fast each level's data must be; ages are seconds before ``now``.
+
+    ``online_*``: level 1 accepts the online-store vector when its event time is at most
+    ``online_max_age_s`` old and the read took at most ``online_max_latency_s``.
+    ``live_max_age_s``: level 2 needs the symbol's stream to have delivered a message, and the
+    in-memory state to hold a row, no older than this.
+    ``impute_*``: level 3 carries a smoothed last good vector forward for at most
+    ``impute_max_age_s``; its confidence halves every ``impute_half_life_s``; the smoothing EMA
+    has half-life ``impute_smoothing_half_life_s``.
+    ``silver_*``: level 4 reads the last ``silver_lookback_s`` of silver trades (at least the
+    longest window plus one bar, so every window is warm), accepts the result when its newest bar
+    ended at most ``silver_max_age_s`` ago, and pulls at most once per ``silver_retry_s``
+    per symbol (a pull reads Iceberg; between pulls the last result is reused).
+    ``min_coverage``: a vector with a smaller fraction of finite features is not served.
+    ``*_confidence``: the confidence multiplier of levels 2 and 4 before coverage is applied.
+    """
+
+    online_max_age_s: float = 2.0
+    online_max_latency_s: float = 0.005
+    live_max_age_s: float = 3.0
+    impute_max_age_s: float = 30.0
+    impute_half_life_s: float = 10.0
+    impute_smoothing_half_life_s: float = 5.0
+    silver_lookback_s: float = 1_200.0
+    silver_max_age_s: float = 600.0
+    silver_retry_s: float = 10.0
+    min_coverage: float = 0.5
+    repaired_confidence: float = 0.9
+    silver_confidence: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if not value >= 0 or math.isinf(value):
+                raise ValueError(f"budget {name} must be a finite number ≥ 0, got {value}")
+        for name in ("min_coverage", "repaired_confidence", "silver_confidence"):
+            if getattr(self, name) > 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class OnlineRead:
+    """One online-store read: the values, their event time, and how long the read took."""
+
+    values: Mapping[str, float | None]
+    event_time_ns: int
+    latency_s: float
+
+
+@dataclass(frozen=True)
+class LiveSnapshot:
+    """The in-memory state of one symbol: its newest feature row and its newest message time."""
+
+    values: Mapping[str, float | None]
+    event_time_ns: int
+    last_message_ns: int
+
+
+OnlineSource = Callable[[str], OnlineRead | None]
+"""``symbol → newest online vector`` (None when the store has none for the symbol)."""
+
+LiveSource = Callable[[str, int], LiveSnapshot | None]
+"""``(symbol, now_ns) → in-memory state`` (None when memory holds nothing, e.g. after a restart)."""
+
+SilverSource = Callable[[str, int, int], pl.DataFrame]
+"""``(symbol, start_ns, end_ns) → silver trades`` with ``start_ns ≤ event_time ≤ end_ns`` (the
+``silver.trades`` columns; at least trade_date, symbol, trade_id, price, qty, event_time,
+is_buyer_maker)."""
+
+
+@dataclass(frozen=True)
+class FallbackDecision:
+    """The vector to predict from and how much to trust it.
+
+    ``features``: every name of the controller's feature order, in that order; a feature the
+    level could not provide is NaN (the model's missing value). ``event_time_ns``: the time the
+    vector describes (None in safe mode); ``age_s``: ``now − event_time`` (inf in safe mode).
+    ``confidence_multiplier``: in [0, 1], multiplies the model's confidence. ``reason``: why this
+    level; ``skipped``: why each better level was not used.
+    """
+
+    symbol: str
+    now_ns: int
+    level: FallbackLevel
+    features: dict[str, float]
+    event_time_ns: int | None
+    age_s: float
+    confidence_multiplier: float
+    reason: str
+    skipped: tuple[str, ...] = ()
+
+    @property
+    def can_trade(self) -> bool:
+        """False in safe mode; the risk engine makes the final call otherwise."""
+        return self.level is not FallbackLevel.SAFE
+
+
+def ordered_vector(names: tuple[str, ...], values: Mapping[str, float | None]) -> dict[str, float]:
+    """``values`` in ``names`` order, missing or None as NaN."""
+    out: dict[str, float] = {}
+    for name in names:
+        value = values.get(name)
+        out[name] = math.nan if value is None else float(value)
+    return out
+
+
+def coverage(vector: Mapping[str, float]) -> float:
+    """Fraction of finite values (1.0 for an empty vector)."""
+    if not vector:
+        return 1.0
+    return sum(math.isfinite(v) for v in vector.values()) / len(vector)
+
+
+def age_s(now_ns: int, event_time_ns: int) -> float:
+    """Seconds from an event time to now (negative when the event is ahead of the clock)."""
+    return (now_ns - event_time_ns) / NS_PER_S

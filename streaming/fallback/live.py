@@ -1,0 +1,77 @@
+"""The sidecar's in-memory features per symbol, readable by the fallback controller (level 2).
+
+A :class:`LiveFeatureTracker` wraps one :class:`~trading_assets.lib.features.LiveFeatures`, fed
+by every trade and book ticker of its symbol, and remembers its newest row and newest message.
+When asked for a snapshot it first closes quiet intervals by the caller's clock, held back by
+``close_delay_s`` so that a trade whose exchange time trails the host clock a little still lands
+in its own interval instead of being dropped as late.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from streaming.fallback.decision import NS_PER_S, LiveSnapshot
+from trading_assets.lib.features import DEFAULT_CONFIG, TRADE_GROUPS, FeatureConfig, LiveFeatures
+from trading_assets.lib.features.incremental import FeatureRow
+from trading_assets.lib.features.live import BookTickerLike, TradeLike
+
+
+class LiveFeatureTracker:
+    """One symbol's live features plus what the fallback needs to judge their freshness."""
+
+    def __init__(
+        self,
+        symbol: str,
+        config: FeatureConfig = DEFAULT_CONFIG,
+        groups: Sequence[str] = TRADE_GROUPS,
+        bar_s: int = 1,
+        close_delay_s: float = 0.25,
+    ) -> None:
+        self.symbol = symbol
+        self.live = LiveFeatures(symbol, config, groups, bar_s)
+        self.close_delay_ns = round(close_delay_s * NS_PER_S)
+        self.newest_row: FeatureRow | None = None
+        self.last_message_ns: int | None = None
+
+    def on_trade(self, trade: TradeLike) -> list[FeatureRow]:
+        """Feed one trade; returns the rows it completed."""
+        self._saw(trade.receive_ns)
+        return self._keep(self.live.on_trade(trade))
+
+    def on_book_ticker(self, ticker: BookTickerLike) -> list[FeatureRow]:
+        """Feed one book ticker; returns the rows it completed."""
+        self._saw(ticker.receive_ns)
+        return self._keep(self.live.on_book_ticker(ticker))
+
+    def snapshot(self, now_ns: int) -> LiveSnapshot | None:
+        """The newest row after closing every interval over by ``now − close_delay``; None
+        before the first message or the first completed interval."""
+        if self.last_message_ns is None:
+            return None
+        self._keep(self.live.advance_to((now_ns - self.close_delay_ns) // 1_000))
+        row = self.newest_row
+        if row is None:
+            return None
+        return LiveSnapshot(row.values, row.event_timestamp_us * 1_000, self.last_message_ns)
+
+    def _saw(self, receive_ns: int) -> None:
+        if self.last_message_ns is None or receive_ns > self.last_message_ns:
+            self.last_message_ns = receive_ns
+
+    def _keep(self, rows: list[FeatureRow]) -> list[FeatureRow]:
+        if rows:
+            self.newest_row = rows[-1]
+        return rows
+
+
+class LiveFeatureTrackers:
+    """Trackers by symbol, callable as the controller's :data:`LiveSource`."""
+
+    def __init__(self, trackers: Sequence[LiveFeatureTracker] = ()) -> None:
+        self.by_symbol = {tracker.symbol: tracker for tracker in trackers}
+
+    def __call__(self, symbol: str, now_ns: int) -> LiveSnapshot | None:
+        """The symbol's snapshot (None when it has no tracker, e.g. right after a restart)."""
+        tracker = self.by_symbol.get(symbol)
+        return None if tracker is None else tracker.snapshot(now_ns)
