@@ -1,0 +1,178 @@
+"""LandingWriter: segments per symbol × day, rotation by size and age, sealing, predictions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from streaming.landing import (
+    PREDICTIONS_KIND,
+    TRADES_KIND,
+    LandingWriter,
+    LandingWriterClosedError,
+    last_landed_trade_ids,
+)
+from streaming.venues.binance.records import BookTicker, Trade
+from trading_assets.lib.lakehouse.landing import list_segments
+
+DAY = dt.date(2024, 3, 1)
+DAY_START_NS = int(dt.datetime(2024, 3, 1, tzinfo=dt.UTC).timestamp()) * 1_000_000_000
+
+
+def trade(trade_id: int, symbol: str = "BTCUSDT", at_ns: int | None = None) -> Trade:
+    trade_ns = DAY_START_NS + trade_id * 1_000_000 if at_ns is None else at_ns
+    return Trade(
+        symbol=symbol,
+        trade_id=trade_id,
+        price=f"{60000 + trade_id % 100}.{trade_id % 100:02d}",
+        quantity="0.00120000",
+        is_buyer_maker=trade_id % 3 == 0,
+        trade_ns=trade_ns,
+        event_ns=trade_ns + 1_000_000,
+        receive_ns=trade_ns + 2_000_000,
+    )
+
+
+def landed_lines(segments) -> list[dict]:
+    return [
+        msgspec.json.decode(line)
+        for segment in segments
+        for line in segment.path.read_bytes().splitlines()
+    ]
+
+
+def quiet_writer(root: Path, kind: str = TRADES_KIND, **options) -> LandingWriter:
+    # Nothing time-driven unless a test asks for it.
+    settings = {"flush_every_s": 3600.0, "rotate_every_s": 3600.0, **options}
+    return LandingWriter(root, kind, **settings)
+
+
+def test_records_land_per_symbol_and_day_and_are_sealed_on_close(tmp_path):
+    midnight_next = DAY_START_NS + 86_400 * 1_000_000_000
+    records = [trade(1), trade(2, "ETHUSDT"), trade(3), trade(4, at_ns=midnight_next)]
+
+    with quiet_writer(tmp_path) as writer:
+        for record in records:
+            writer.write(record)
+
+    segments = list_segments(tmp_path, TRADES_KIND, include_open=True)
+    placed = {(s.symbol, s.day): [r["trade_id"] for r in landed_lines([s])] for s in segments}
+    assert all(segment.sealed for segment in segments)
+    assert placed == {
+        ("BTCUSDT", DAY): [1, 3],
+        ("BTCUSDT", DAY + dt.timedelta(days=1)): [4],
+        ("ETHUSDT", DAY): [2],
+    }
+    assert landed_lines(segments)[0] == msgspec.to_builtins(records[0])
+
+
+def test_nothing_reaches_disk_before_a_flush_and_everything_after_it(tmp_path):
+    writer = quiet_writer(tmp_path)
+    for trade_id in range(1, 11):
+        writer.write(trade(trade_id))
+
+    before = list_segments(tmp_path, TRADES_KIND, include_open=True)
+    writer.flush()
+    after = list_segments(tmp_path, TRADES_KIND, include_open=True)
+
+    assert before == []
+    assert [s.sealed for s in after] == [False]
+    assert [r["trade_id"] for r in landed_lines(after)] == list(range(1, 11))
+    assert last_landed_trade_ids(tmp_path) == {"BTCUSDT": 10}
+    writer.close()
+
+
+def test_rotation_by_size_keeps_every_record_once_in_write_order(tmp_path):
+    line_bytes = len(msgspec.json.encode(trade(100))) + 1
+    with quiet_writer(tmp_path, max_segment_bytes=10 * line_bytes) as writer:
+        for trade_id in range(100, 200):
+            writer.write(trade(trade_id))
+
+    segments = list_segments(tmp_path, TRADES_KIND, include_open=True)
+    sizes = [segment.path.stat().st_size for segment in segments]
+    assert len(segments) >= 9
+    assert max(sizes) <= 11 * line_bytes
+    assert [r["trade_id"] for r in landed_lines(segments)] == list(range(100, 200))
+
+
+def test_rotation_by_age_seals_a_segment_once_it_is_old_enough(tmp_path):
+    writer = quiet_writer(tmp_path, flush_every_s=0.0, rotate_every_s=0.05)
+    writer.write(trade(1))
+    first = list_segments(tmp_path, TRADES_KIND, include_open=True)
+    time.sleep(0.1)
+
+    writer.poll()
+    sealed = list_segments(tmp_path, TRADES_KIND)
+    writer.write(trade(2))
+    writer.close()
+
+    assert [s.sealed for s in first] == [False]
+    assert [s.stem for s in sealed] == [first[0].stem]
+    assert [r["trade_id"] for r in landed_lines(list_segments(tmp_path, TRADES_KIND))] == [1, 2]
+
+
+def test_rotate_seals_now_and_new_writes_start_a_later_segment(tmp_path):
+    writer = quiet_writer(tmp_path)
+    writer.write(trade(1))
+    sealed = writer.rotate()
+    writer.write(trade(2))
+    writer.close()
+
+    segments = list_segments(tmp_path, TRADES_KIND, include_open=True)
+    assert [p.name for p in sealed] == [segments[0].path.name]
+    assert [s.stem for s in segments] == sorted(s.stem for s in segments)
+    assert [r["trade_id"] for r in landed_lines(segments)] == [1, 2]
+    with pytest.raises(LandingWriterClosedError):
+        writer.write(trade(3))
+
+
+def test_predictions_land_as_json_objects_dated_by_their_event_time(tmp_path):
+    prediction = {"symbol": "ethusdt", "event_ns": DAY_START_NS + 5, "model": "champion", "y": 0.1}
+
+    with quiet_writer(tmp_path, PREDICTIONS_KIND) as writer:
+        writer.write(prediction)
+        with pytest.raises(ValueError, match="symbol"):
+            writer.write({"event_ns": DAY_START_NS})
+
+    (segment,) = list_segments(tmp_path, PREDICTIONS_KIND)
+    assert (segment.symbol, segment.day) == ("ETHUSDT", DAY)
+    assert landed_lines([segment]) == [prediction]
+
+
+def test_book_tickers_without_event_time_are_dated_by_receive_time(tmp_path):
+    ticker = BookTicker("BTCUSDT", 7, "1.0", "2.0", "1.1", "3.0", receive_ns=DAY_START_NS + 9)
+
+    with quiet_writer(tmp_path, "book_tickers") as writer:
+        writer.write(ticker)
+
+    (segment,) = list_segments(tmp_path, "book_tickers")
+    assert segment.day == DAY
+    assert landed_lines([segment])[0]["update_id"] == 7
+
+
+def test_writes_from_one_thread_while_another_polls_lose_nothing(tmp_path):
+    writer = LandingWriter(
+        tmp_path, TRADES_KIND, flush_every_s=0.0, rotate_every_s=0.01, inline_poll=False
+    )
+    done = threading.Event()
+
+    def poll_until_done() -> None:
+        while not done.is_set():
+            writer.poll()
+
+    poller = threading.Thread(target=poll_until_done)
+    poller.start()
+    for trade_id in range(1, 3001):
+        writer.write(trade(trade_id))
+    done.set()
+    poller.join()
+    writer.close()
+
+    segments = list_segments(tmp_path, TRADES_KIND, include_open=True)
+    assert all(segment.sealed for segment in segments)
+    assert [r["trade_id"] for r in landed_lines(segments)] == list(range(1, 3001))
