@@ -1,0 +1,125 @@
+"""Fallback level 4 on a real sqlite-backed Iceberg catalog: a simulator day goes raw → bronze →
+silver through the pipeline functions, then the controller recomputes features from a silver
+microbatch; they must equal the batch features over the whole silver day at the same time."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from streaming.fallback import (
+    FallbackController,
+    FallbackLevel,
+    IcebergSilverMicrobatch,
+)
+from streaming.simulator.server import run_simulator_in_thread
+from trading_assets.lib.features import (
+    ALL_GROUPS,
+    DEFAULT_CONFIG,
+    TRADE_GROUPS,
+    compute_features,
+    feature_names,
+)
+from trading_assets.lib.lakehouse.bars import bars_from_trades
+from trading_assets.lib.lakehouse.pipeline import (
+    Lakehouse,
+    fetch_raw,
+    load_bronze,
+    read_silver,
+    refine_silver,
+)
+from trading_assets.lib.lakehouse.tables import open_catalog
+
+pytestmark = pytest.mark.integration
+
+SYMBOL = "BTCUSDT"
+DAY = dt.date(2024, 3, 1)
+TRADES_PER_DAY = 40_000
+SIGNAL_V1 = feature_names(DEFAULT_CONFIG, ALL_GROUPS)  # book features included: NaN from silver
+TRADE_FEATURES = feature_names(DEFAULT_CONFIG, TRADE_GROUPS)
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lakehouse]:
+    root: Path = tmp_path_factory.mktemp("iceberg")
+    warehouse = root / "warehouse"
+    warehouse.mkdir()
+    catalog = open_catalog(
+        "test",
+        {"type": "sql", "uri": f"sqlite:///{root}/catalog.db", "warehouse": warehouse.as_uri()},
+    )
+    lakehouse = Lakehouse(catalog, f"{warehouse.as_uri()}/raw")
+    with run_simulator_in_thread(
+        symbols=[SYMBOL], seed=3, trades_per_day=TRADES_PER_DAY, live=False
+    ) as sim:
+        fetch_raw(lakehouse, sim.http_url, SYMBOL, DAY)
+    load_bronze(lakehouse, SYMBOL, DAY)
+    refine_silver(lakehouse, SYMBOL, DAY)
+    yield lakehouse
+
+
+@pytest.fixture(scope="module")
+def batch(lake: Lakehouse) -> dict[int, dict[str, float | None]]:
+    """Gold-style features over the whole silver day, by event time (ns)."""
+    bars = bars_from_trades(read_silver(lake, SYMBOL, DAY))
+    frame = compute_features(bars, DEFAULT_CONFIG, TRADE_GROUPS, bar_s=1)
+    stamps = frame["event_timestamp"].dt.epoch("ns").to_list()
+    return dict(zip(stamps, frame.select(TRADE_FEATURES).to_dicts(), strict=True))
+
+
+def at(day: dt.date, hour: int, minute: int, second: float = 0.0) -> int:
+    start = dt.datetime.combine(day, dt.time(hour, minute), tzinfo=dt.UTC)
+    return round((start.timestamp() + second) * 1e9)
+
+
+@pytest.mark.parametrize(
+    "now_ns",
+    [at(DAY, 12, 0, 0.5), at(DAY + dt.timedelta(days=1), 0, 4)],
+    ids=["midday", "after-midnight-reads-two-partitions"],
+)
+def test_silver_microbatch_reproduces_the_batch_features(lake, batch, now_ns):
+    controller = FallbackController(SIGNAL_V1, silver=IcebergSilverMicrobatch(lake))
+
+    decision = controller.decide(SYMBOL, now_ns)
+
+    assert decision.level is FallbackLevel.SILVER, decision.reason
+    assert decision.event_time_ns is not None and decision.event_time_ns <= now_ns
+    expected = batch[decision.event_time_ns]
+    for name in TRADE_FEATURES:
+        want = expected[name]
+        assert want is not None, f"{name} still warming up at the compared time"
+        assert math.isclose(decision.features[name], want, rel_tol=1e-9, abs_tol=1e-12), name
+    book = [n for n in SIGNAL_V1 if n not in TRADE_FEATURES]
+    assert all(math.isnan(decision.features[n]) for n in book)
+    coverage = len(TRADE_FEATURES) / len(SIGNAL_V1)
+    assert decision.confidence_multiplier == pytest.approx(
+        controller.budgets.silver_confidence * coverage
+    )
+
+
+def test_silver_microbatch_holds_only_the_requested_interval(lake):
+    start_ns, end_ns = at(DAY, 12, 0), at(DAY, 12, 20)
+
+    trades = IcebergSilverMicrobatch(lake)(SYMBOL, start_ns, end_ns)
+
+    times = trades["event_time"].dt.epoch("ns")
+    assert trades.height > 0
+    assert times.min() >= start_ns and times.max() <= end_ns  # type: ignore[operator]
+    assert trades["trade_id"].is_sorted()
+    whole_day = read_silver(lake, SYMBOL, DAY)
+    inside = whole_day.filter(pl.col("event_time").dt.epoch("ns").is_between(start_ns, end_ns))
+    assert trades.height == inside.height
+
+
+def test_silver_older_than_its_budget_means_safe_mode(lake):
+    controller = FallbackController(SIGNAL_V1, silver=IcebergSilverMicrobatch(lake))
+
+    decision = controller.decide(SYMBOL, at(DAY + dt.timedelta(days=1), 0, 30))
+
+    assert decision.level is FallbackLevel.SAFE and not decision.can_trade
+    assert "silver: no trades in the last 1200 s" in decision.reason
