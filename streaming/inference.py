@@ -1,0 +1,284 @@
+"""The sidecar's model slots: ``@champion``, ``@canary`` and ``@shadow`` from MLflow, hot-swapped.
+
+A registry poll (one ``get_registered_model`` call, off the event loop on a dedicated loader
+thread) reads where each alias points. When an alias moved, the new version is loaded beside the
+old one: download, checksum (``load_by_alias``), onnxruntime session, one warm-up prediction.
+Only a fully working model is published, by replacing one immutable mapping with a single
+reference assignment, so a reader sees either the old or the new model and never a half-built
+one. A failed load keeps the old model and is logged and counted; an alias removed in the
+registry empties its slot. A registry that cannot be reached, or that no longer knows the model
+at all, changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+
+from streaming.metrics import SidecarMetrics
+from streaming.predictions import DEFAULT_SIGNAL_SCALE, ROLES, Role, signal_from_return
+from trading_assets.lib.models.inference import FeatureOrderError, OnnxModel
+from trading_assets.lib.models.registry import LoadedModel, load_by_alias
+
+log = logging.getLogger(__name__)
+LABEL_STD_KEY = "label_std"
+DEFAULT_POLL_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class ModelScore:
+    """One model's raw output for one feature vector, and the signal it maps to."""
+
+    role: Role
+    version: str
+    predicted_return: float
+    signal: float
+
+
+class ServingModel:
+    """A loaded, warmed-up model version serving one alias slot; immutable once published."""
+
+    def __init__(self, role: Role, loaded: LoadedModel, default_scale: float) -> None:
+        self.role: Role = role
+        self.version = loaded.version
+        self.metadata: Mapping[str, Any] = MappingProxyType(dict(loaded.metadata))
+        self.model = OnnxModel(loaded.onnx_bytes, loaded.feature_names)
+        self.feature_names = self.model.feature_names
+        self.signal_scale = _signal_scale(loaded.metadata, default_scale)
+        self.loaded_at_ns = time.time_ns()
+
+    def warm_up(self) -> None:
+        """Run one prediction so the first live call pays no lazy initialisation.
+
+        A model that cannot even score a zero vector to a finite number is refused here rather
+        than discovered on the hot path.
+        """
+        value = self.model.predict_one(np.zeros(len(self.feature_names), dtype=np.float32))
+        if not math.isfinite(value):
+            raise ValueError(f"version {self.version} warm-up produced {value}")
+
+    def predict_vector(self, vector: Sequence[float] | np.ndarray) -> float:
+        """Predicted forward return for a vector already in :attr:`feature_names` order."""
+        return self.model.predict_one(vector)
+
+    def predict_features(self, features: Mapping[str, float]) -> float:
+        """Predicted forward return from named features, gathered in this model's own order.
+
+        Versions may use different feature lists, so callers pass names, not positions.
+        """
+        try:
+            vector = [features[name] for name in self.feature_names]
+        except KeyError as missing:
+            raise FeatureOrderError(f"version {self.version} needs feature {missing}") from None
+        return self.model.predict_one(vector)
+
+    def score(self, features: Mapping[str, float]) -> ModelScore:
+        """The raw prediction and its signal (``tanh(prediction / signal_scale)``)."""
+        predicted = self.predict_features(features)
+        signal = signal_from_return(predicted, self.signal_scale)
+        return ModelScore(self.role, self.version, predicted, signal)
+
+
+def _signal_scale(metadata: Mapping[str, Any], default_scale: float) -> float:
+    """The model's own label dispersion when it recorded one, else the configured scale."""
+    recorded = metadata.get(LABEL_STD_KEY)
+    try:
+        value = float(recorded) if recorded is not None else math.nan
+    except (TypeError, ValueError):
+        value = math.nan
+    return value if math.isfinite(value) and value > 0 else default_scale
+
+
+class SlotChange(StrEnum):
+    """What a refresh did to one slot."""
+
+    UNCHANGED = "unchanged"
+    LOADED = "loaded"
+    FAILED = "failed"
+    REMOVED = "removed"
+
+
+@dataclass
+class RefreshReport:
+    """The outcome of one registry poll: per-slot changes and load errors."""
+
+    changes: dict[Role, SlotChange] = field(default_factory=dict)
+    errors: dict[Role, str] = field(default_factory=dict)
+    registry_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the registry answered and no load failed."""
+        return self.registry_error is None and not self.errors
+
+
+Loader = Callable[[str, str, str], LoadedModel]
+
+
+class ModelSlots:
+    """The alias slots of one registered model, kept in step with the MLflow registry.
+
+    Readers call :meth:`get` or :meth:`snapshot` from any thread without locking; writers
+    (:meth:`refresh`) are serialised and publish whole new mappings.
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        model_name: str,
+        *,
+        roles: Sequence[Role] = ROLES,
+        signal_scale: float = DEFAULT_SIGNAL_SCALE,
+        metrics: SidecarMetrics | None = None,
+        loader: Loader = load_by_alias,
+    ) -> None:
+        unknown = set(roles) - set(ROLES)
+        if unknown:
+            raise ValueError(f"unknown roles {sorted(unknown)}; use {', '.join(ROLES)}")
+        self.tracking_uri = tracking_uri
+        self.model_name = model_name
+        self.roles: tuple[Role, ...] = tuple(roles)
+        self.signal_scale = signal_scale
+        self.metrics = metrics
+        self.load_failures = 0
+        self._loader = loader
+        self._slots: Mapping[Role, ServingModel] = MappingProxyType({})
+        self._refresh_lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+
+    def get(self, role: Role = "champion") -> ServingModel | None:
+        """The model serving ``role`` now, or None when the slot is empty."""
+        return self._slots.get(role)
+
+    def snapshot(self) -> Mapping[Role, ServingModel]:
+        """All filled slots as one consistent, read-only mapping."""
+        return self._slots
+
+    def versions(self) -> dict[Role, str]:
+        """Version served per filled slot (for readiness and logs)."""
+        return {role: model.version for role, model in self._slots.items()}
+
+    def refresh(self) -> RefreshReport:
+        """Poll the registry once and bring every slot in line. Blocking: run it off the loop."""
+        with self._refresh_lock:
+            report = RefreshReport()
+            try:
+                targets = self._alias_targets()
+            except Exception as exc:  # network, store or auth errors: keep serving what we have
+                log.warning("model registry poll failed for %s: %s", self.model_name, exc)
+                report.registry_error = str(exc)
+                return report
+            for role in self.roles:
+                report.changes[role] = self._bring_in_line(role, targets.get(role), report)
+            return report
+
+    async def refresh_async(self) -> RefreshReport:
+        """:meth:`refresh` on the loader thread, leaving the event loop free to serve."""
+        if self._executor is None:
+            # One loader thread: loads never pile up, and never compete with the default executor.
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="model-loader")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.refresh)
+
+    async def poll(self, interval_s: float = DEFAULT_POLL_SECONDS) -> None:
+        """Refresh now and then every ``interval_s`` seconds until cancelled."""
+        while True:
+            try:
+                await self.refresh_async()
+            except Exception:  # a bug in one poll must not end polling for the process lifetime
+                log.exception("model refresh for %s failed unexpectedly", self.model_name)
+            await asyncio.sleep(interval_s)
+
+    def close(self) -> None:
+        """Stop the loader thread (a load in progress finishes first)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def _alias_targets(self) -> dict[str, str]:
+        client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        try:
+            registered = client.get_registered_model(self.model_name)
+        except MlflowException as exc:
+            # Before anything loaded, a missing model just means nothing to serve yet. Once
+            # serving, a vanished model more likely means a misconfigured or reset store than a
+            # deliberate deletion, so it is treated as an outage and the slots are kept.
+            missing = exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
+            if missing and not self._slots:
+                return {}
+            raise
+        return {alias: str(version) for alias, version in (registered.aliases or {}).items()}
+
+    def _bring_in_line(self, role: Role, target: str | None, report: RefreshReport) -> SlotChange:
+        current = self._slots.get(role)
+        if target is None:
+            if current is None:
+                return SlotChange.UNCHANGED
+            self._publish(role, None)
+            log.info(
+                "%s@%s removed; slot emptied (was version %s)",
+                self.model_name,
+                role,
+                current.version,
+            )
+            self._count(role, SlotChange.REMOVED)
+            return SlotChange.REMOVED
+        if current is not None and current.version == target:
+            return SlotChange.UNCHANGED
+        try:
+            candidate = ServingModel(
+                role, self._loader(self.tracking_uri, self.model_name, role), self.signal_scale
+            )
+            candidate.warm_up()
+        except Exception as exc:
+            self.load_failures += 1
+            report.errors[role] = f"{type(exc).__name__}: {exc}"
+            kept = current.version if current is not None else "nothing"
+            log.error(
+                "loading %s@%s (version %s) failed, still serving %s: %s",
+                self.model_name,
+                role,
+                target,
+                kept,
+                exc,
+            )
+            self._count(role, SlotChange.FAILED)
+            return SlotChange.FAILED
+        self._publish(role, candidate)
+        log.info(
+            "%s@%s now serves version %s (was %s)",
+            self.model_name,
+            role,
+            candidate.version,
+            current.version if current is not None else "empty",
+        )
+        self._count(role, SlotChange.LOADED)
+        return SlotChange.LOADED
+
+    def _publish(self, role: Role, model: ServingModel | None) -> None:
+        slots = dict(self._slots)
+        if model is None:
+            slots.pop(role, None)
+        else:
+            slots[role] = model
+        # The swap itself: one reference assignment of a new immutable mapping.
+        self._slots = MappingProxyType(slots)
+        if self.metrics is not None:
+            self.metrics.set_model_version(role, model.version if model is not None else None)
+
+    def _count(self, role: Role, change: SlotChange) -> None:
+        if self.metrics is not None:
+            self.metrics.model_swaps.labels(role, change.value).inc()
