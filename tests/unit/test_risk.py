@@ -1,0 +1,233 @@
+"""Risk engine: Kelly sizing, every circuit breaker, and every state transition with recovery."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import pytest
+
+from streaming.risk import (
+    RiskEngine,
+    RiskLimits,
+    RiskState,
+    kelly_stake,
+    position_fraction,
+    win_probability,
+)
+
+S = 1_000_000_000
+T0 = 1_709_294_400 * S
+CALM_VOL = 0.001
+
+
+def assess(engine: RiskEngine, now_ns: int, symbol: str = "BTCUSDT", signal: float = 1.0,
+           confidence: float = 1.0, level: int = 1, volatility: float = CALM_VOL):  # fmt: skip
+    return engine.assess(symbol, now_ns, signal, confidence, level, volatility)
+
+
+def states(engine: RiskEngine) -> list[tuple[RiskState, RiskState]]:
+    return [(t.from_state, t.to_state) for t in engine.transitions]
+
+
+@pytest.mark.parametrize(("p", "b"), [(0.55, 1.0), (0.7, 1.0), (0.45, 2.0), (0.6, 0.8)])
+def test_kelly_stake_maximises_expected_log_growth(p, b):
+    def growth(f: float) -> float:
+        return p * math.log1p(b * f) + (1 - p) * math.log1p(-f)
+
+    stake = kelly_stake(p, b)
+
+    grid = [i / 1000 for i in range(999)]
+    best = max(grid, key=growth)
+    assert abs(stake - best) <= 1e-3
+    assert 0 < stake < 1
+
+
+def test_no_edge_or_an_edge_below_the_payoff_stakes_nothing():
+    assert position_fraction(0.0, 1.0, 0.25, 1.0, 0.25) == 0.0
+    assert position_fraction(0.8, 0.0, 0.25, 1.0, 0.25) == 0.0
+    assert kelly_stake(win_probability(0.2, 1.0), payoff_ratio=0.5) == 0.0  # p = 0.6 < 2/3
+    assert position_fraction(math.nan, 1.0, 0.25, 1.0, 0.25) == 0.0
+
+
+def test_quarter_kelly_follows_the_signal_and_is_capped_at_a_quarter_of_equity():
+    signal, confidence = -0.6, 0.5
+
+    size = position_fraction(signal, confidence, kelly_fraction=0.25, payoff_ratio=1.0, cap=0.25)
+    capped = position_fraction(0.9, 1.0, kelly_fraction=0.5, payoff_ratio=1.0, cap=0.25)
+
+    # With b = 1, f* = 2p − 1 = |signal| · confidence.
+    assert size == pytest.approx(-0.25 * abs(signal) * confidence)
+    assert 0.5 * kelly_stake(win_probability(0.9, 1.0), 1.0) > 0.25 and capped == 0.25
+
+
+def test_an_active_engine_trades_and_opens_a_paper_position():
+    engine = RiskEngine()
+
+    decision = assess(engine, T0, signal=0.8, confidence=0.5)
+
+    assert decision.should_trade and decision.state is RiskState.ACTIVE
+    assert decision.size_fraction == pytest.approx(0.25 * 0.8 * 0.5)
+    assert engine.positions["BTCUSDT"].notional == pytest.approx(decision.size_fraction)
+    assert 0.0 <= decision.risk_score <= 1.0
+
+
+@pytest.mark.parametrize("level", [4, 5])
+def test_stale_data_blocks_trading(level):
+    engine = RiskEngine()
+
+    decision = assess(engine, T0, level=level)
+    fresh = assess(engine, T0 + S, level=3)
+
+    assert not decision.should_trade and decision.size_fraction == 0.0
+    assert f"fallback level {level} > 3" in decision.reasons[0]
+    assert decision.risk_score == pytest.approx((level - 1) / 4)
+    assert fresh.should_trade
+    assert engine.counters["blocked_stale_data"] == 1
+
+
+def test_volatility_spike_blocks_the_symbol_and_reduces_until_it_has_passed():
+    limits = RiskLimits(vol_min_samples=10, spike_hold_s=60)
+    engine = RiskEngine(limits)
+    for k in range(10):
+        assess(engine, T0 + k * S)
+
+    spike = assess(engine, T0 + 10 * S, volatility=CALM_VOL * 5)
+    other = assess(engine, T0 + 11 * S, symbol="ETHUSDT")
+    calm = assess(engine, T0 + 80 * S, symbol="ETHUSDT")
+
+    assert not spike.should_trade and "volatility 5.0× its baseline" in spike.reasons[0]
+    assert spike.risk_score == 1.0  # (5 − 1) / (3 − 1) is past the spike
+    assert other.state is RiskState.REDUCING and other.should_trade
+    assert other.size_fraction == pytest.approx(0.25 * limits.reducing_scale)
+    assert calm.state is RiskState.ACTIVE and calm.size_fraction == pytest.approx(0.25)
+    assert states(engine) == [
+        (RiskState.ACTIVE, RiskState.REDUCING),
+        (RiskState.REDUCING, RiskState.ACTIVE),
+    ]
+
+
+def test_unknown_volatility_is_not_traded():
+    decision = assess(RiskEngine(), T0, volatility=math.nan)
+
+    assert not decision.should_trade and "unusable" in decision.reasons[0]
+
+
+def test_drawdown_reduces_then_halts_and_recovers_after_the_configured_period():
+    engine = RiskEngine(RiskLimits(reducing_scale=1.0, halt_recovery_s=600))
+    expected_equity, seen = 1.0, []
+
+    for k in range(3):  # each position loses half its underlying
+        now = T0 + k * S
+        decision = assess(engine, now)
+        expected_equity *= 1 + decision.size_fraction * -0.5
+        engine.record_return("BTCUSDT", now + S // 2, -0.5)
+        seen.append(engine.state)
+    halted = assess(engine, T0 + 10 * S)
+    still_halted = assess(engine, T0 + 500 * S)
+    recovered = assess(engine, T0 + 700 * S)
+
+    assert engine.equity == pytest.approx(expected_equity)
+    assert seen == [RiskState.REDUCING, RiskState.REDUCING, RiskState.HALTED]  # 12.5 %, 23 %, 33 %
+    assert not halted.should_trade and halted.risk_score == 1.0
+    assert not still_halted.should_trade and still_halted.state is RiskState.HALTED
+    assert recovered.should_trade and recovered.state is RiskState.ACTIVE
+    assert engine.peak_equity == pytest.approx(expected_equity)  # high-water mark rebased
+    assert states(engine) == [
+        (RiskState.ACTIVE, RiskState.REDUCING),
+        (RiskState.REDUCING, RiskState.HALTED),
+        (RiskState.HALTED, RiskState.ACTIVE),
+    ]
+    assert "drawdown 33.0% ≥ 25%" in engine.transitions[1].reason
+    assert engine.counters["halts"] == 1 and engine.counters["halt_recoveries"] == 1
+
+
+def test_without_a_recovery_period_only_a_manual_reset_ends_a_halt():
+    engine = RiskEngine(RiskLimits(halt_recovery_s=None))
+    assess(engine, T0)
+    engine.record_return("BTCUSDT", T0 + S, -1.0)  # a quarter of equity lost: 25 %
+
+    day_later = assess(engine, T0 + 86_400 * S)
+    engine.reset(T0 + 86_401 * S, "operator checked the feed")
+    after_reset = assess(engine, T0 + 86_402 * S)
+
+    assert not day_later.should_trade and day_later.state is RiskState.HALTED
+    assert after_reset.should_trade and after_reset.state is RiskState.ACTIVE
+    assert engine.transitions[-1].reason == "operator checked the feed"
+
+
+def test_consecutive_losses_start_a_cooldown_and_a_win_ends_a_streak():
+    limits = RiskLimits(max_consecutive_losses=3, loss_cooldown_s=120)
+    engine = RiskEngine(limits)
+
+    def trade_and_settle(now: int, underlying_return: float) -> None:
+        assess(engine, now, signal=0.1, confidence=0.5)
+        engine.record_return("BTCUSDT", now + S // 2, underlying_return)
+
+    trade_and_settle(T0, -0.001)
+    trade_and_settle(T0 + S, -0.001)
+    trade_and_settle(T0 + 2 * S, 0.002)  # the win resets the streak
+    streak_after_win = engine.consecutive_losses
+    for k in range(3, 6):
+        trade_and_settle(T0 + k * S, -0.001)
+    cooling = assess(engine, T0 + 60 * S)
+    after = assess(engine, T0 + 200 * S)
+
+    assert streak_after_win == 0
+    assert not cooling.should_trade and cooling.state is RiskState.REDUCING
+    assert "cooling down after 3 losses" in cooling.reasons[0] and cooling.risk_score == 1.0
+    assert after.should_trade and after.state is RiskState.ACTIVE
+    assert engine.counters["cooldowns"] == 1 and engine.counters["losses"] == 5
+
+
+def test_a_short_loses_when_the_underlying_rises():
+    engine = RiskEngine()
+    decision = assess(engine, T0, signal=-1.0)
+
+    pnl = engine.record_return("BTCUSDT", T0 + S, 0.01)
+
+    assert decision.size_fraction == pytest.approx(-0.25)
+    assert pnl == pytest.approx(-0.25 * 0.01) and engine.consecutive_losses == 1
+    assert engine.record_return("BTCUSDT", T0 + 2 * S, 0.01) == 0.0  # already settled
+
+
+def test_gross_exposure_caps_the_next_position_and_tiny_sizes_are_skipped():
+    engine = RiskEngine(RiskLimits(max_gross_exposure=0.3))
+
+    first = assess(engine, T0, symbol="BTCUSDT")
+    second = assess(engine, T0 + S, symbol="ETHUSDT")
+    tiny = assess(engine, T0 + 2 * S, symbol="SOLUSDT", signal=0.001, confidence=0.5)
+
+    assert first.size_fraction == pytest.approx(0.25)
+    assert second.size_fraction == pytest.approx(0.05)
+    assert "gross exposure cap" in second.reasons[-1]
+    assert not tiny.should_trade and "size 0.0000 < 0.001" in tiny.reasons[0]
+    assert engine.snapshot().gross_exposure == pytest.approx(0.3)
+
+
+def test_transitions_are_logged_and_exposed_with_counters(caplog):
+    engine = RiskEngine(RiskLimits(halt_recovery_s=None))
+
+    with caplog.at_level(logging.INFO, logger="streaming.risk.engine"):
+        assess(engine, T0)
+        engine.record_return("BTCUSDT", T0 + S, -1.0)
+        engine.reset(T0 + 2 * S)
+
+    snapshot = engine.snapshot()
+    assert [(t.from_state, t.to_state) for t in snapshot.transitions] == [
+        (RiskState.ACTIVE, RiskState.HALTED),
+        (RiskState.HALTED, RiskState.ACTIVE),
+    ]
+    assert snapshot.transitions[0].time_ns == T0 + S
+    assert snapshot.counters["decisions"] == 1 and snapshot.counters["trades"] == 1
+    assert snapshot.state is RiskState.ACTIVE and snapshot.drawdown == 0.0
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("ACTIVE → HALTED" in m for m in logged)
+    assert any("HALTED → ACTIVE: manual reset" in m for m in logged)
+
+
+def test_limits_are_validated():
+    with pytest.raises(ValueError, match="reduce_drawdown"):
+        RiskLimits(reduce_drawdown=0.3)
+    with pytest.raises(ValueError, match="kelly_fraction"):
+        RiskLimits(kelly_fraction=1.5)
