@@ -1,0 +1,265 @@
+"""The sidecar API on a real aiohttp server (free loopback port) with real HTTP/WS clients."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from streaming.api import PredictionApi, PredictionHub, Readiness
+from streaming.metrics import SidecarMetrics
+from streaming.predictions import Prediction, Role, decode_prediction
+
+QUEUE = 64
+T0 = 1_709_251_200_000_000_000
+
+
+def prediction(
+    symbol: str = "BTCUSDT", seq: int = 0, role: Role = "champion", signal: float = 0.25
+) -> Prediction:
+    return Prediction(
+        symbol=symbol,
+        timestamp=T0 + seq * 1_000_000_000,
+        signal=signal,
+        confidence=abs(signal),
+        risk_score=0.2,
+        should_trade=signal != 0.0,
+        model_version="3" if role == "champion" else "4",
+        fallback_level=0,
+        latency_ms=0.8,
+        role=role,
+    )
+
+
+class ReadinessSwitch:
+    """The app's readiness check, flipped by the test."""
+
+    def __init__(self) -> None:
+        self.state = Readiness(False, ("no champion model loaded",))
+        self.error: Exception | None = None
+
+    def __call__(self) -> Readiness:
+        if self.error is not None:
+            raise self.error
+        return self.state
+
+
+@pytest.fixture
+def readiness() -> ReadinessSwitch:
+    return ReadinessSwitch()
+
+
+@pytest.fixture
+async def api(readiness: ReadinessSwitch) -> AsyncIterator[PredictionApi]:
+    metrics = SidecarMetrics()
+    hub = PredictionHub(metrics, client_queue=QUEUE)
+    async with PredictionApi(hub, metrics, readiness, close_timeout_s=0.2) as server:
+        yield server
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def until(condition, attempts: int = 500) -> None:
+    for _ in range(attempts):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition never became true")
+
+
+def sample_value(text: str, name: str, labels: dict[str, str] | None = None) -> float | None:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and (labels is None or sample.labels == labels):
+                return sample.value
+    return None
+
+
+async def test_health_answers_while_the_process_runs(api, http):
+    async with http.get(f"{api.url}/health") as response:
+        body = await response.json()
+
+    assert response.status == 200
+    assert body["status"] == "ok" and body["uptime_s"] >= 0
+
+
+async def test_ready_follows_the_apps_check(api, http, readiness):
+    async with http.get(f"{api.url}/ready") as response:
+        not_ready = (response.status, await response.json())
+    readiness.state = Readiness(True)
+    async with http.get(f"{api.url}/ready") as response:
+        ready = (response.status, await response.json())
+    readiness.error = RuntimeError("feature store unreachable")
+    async with http.get(f"{api.url}/ready") as response:
+        broken = (response.status, await response.json())
+
+    assert not_ready == (503, {"ready": False, "reasons": ["no champion model loaded"]})
+    assert ready == (200, {"ready": True, "reasons": []})
+    assert broken[0] == 503 and broken[1]["ready"] is False
+    assert "feature store unreachable" in broken[1]["reasons"][0]
+
+
+async def test_metrics_expose_served_predictions_and_model_versions(api, http):
+    api.metrics.set_model_version("champion", "3")
+    api.metrics.set_model_version("canary", "4")
+    api.metrics.set_model_version("canary", None)
+    for seq in range(3):
+        api.hub.publish(prediction("BTCUSDT", seq))
+    api.hub.publish(prediction("ETHUSDT", 0, role="shadow"))
+
+    async with http.get(f"{api.url}/metrics") as response:
+        text = await response.text()
+
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    btc = {"symbol": "BTCUSDT", "role": "champion"}
+    assert sample_value(text, "sidecar_predictions_total", btc) == 3
+    assert sample_value(text, "sidecar_predictions_total", btc | {"symbol": "ETHUSDT"}) is None
+    shadow = {"symbol": "ETHUSDT", "role": "shadow"}
+    assert sample_value(text, "sidecar_predictions_total", shadow) == 1
+    latency = {"role": "champion"}
+    assert sample_value(text, "sidecar_prediction_latency_seconds_count", latency) == 3
+    assert sample_value(text, "sidecar_model_version_info", {"role": "champion", "version": "3"})
+    assert (
+        sample_value(text, "sidecar_model_version_info", {"role": "canary", "version": "4"}) is None
+    )
+    assert sample_value(text, "sidecar_fallback_level", {"symbol": "BTCUSDT"}) == 0
+    assert sample_value(text, "sidecar_ws_clients") == 0
+
+
+async def test_latest_holds_the_newest_served_prediction_per_symbol(api, http):
+    async with http.get(f"{api.url}/predictions/latest") as response:
+        empty = await response.json()
+    newest_btc = prediction("BTCUSDT", 2, signal=-0.5)
+    eth = prediction("ETHUSDT", 1, role="canary")
+    for p in (prediction("BTCUSDT", 1), eth, newest_btc, prediction("BTCUSDT", 3, role="shadow")):
+        api.hub.publish(p)
+
+    async with http.get(f"{api.url}/predictions/latest") as response:
+        latest = await response.json()
+    async with http.get(f"{api.url}/predictions/latest", params={"symbol": "ethusdt"}) as response:
+        one = decode_prediction(await response.read())
+    async with http.get(f"{api.url}/predictions/latest", params={"symbol": "SOLUSDT"}) as response:
+        missing = response.status
+
+    assert empty == {}
+    assert sorted(latest) == ["BTCUSDT", "ETHUSDT"]
+    # A shadow prediction never replaces the one being served.
+    assert latest["BTCUSDT"]["timestamp"] == newest_btc.timestamp
+    assert latest["BTCUSDT"]["signal"] == newest_btc.signal
+    assert latest["ETHUSDT"]["role"] == "canary"
+    assert one == eth
+    assert missing == 404
+
+
+async def test_stream_sends_each_new_prediction_through_the_clients_filters(api, http):
+    url = f"{api.url}/predictions/stream"
+    published = [
+        prediction("BTCUSDT", 0),
+        prediction("ETHUSDT", 0, role="shadow"),
+        prediction("ETHUSDT", 1),
+        prediction("BTCUSDT", 1, role="canary"),
+    ]
+    async with (
+        http.ws_connect(url) as everything,
+        http.ws_connect(url, params={"symbols": "ethusdt", "roles": "champion,shadow"}) as eth,
+    ):
+        await until(lambda: api.hub.client_count == 2)
+        for p in published:
+            api.hub.publish(p)
+        served = [decode_prediction(await everything.receive_str(timeout=5)) for _ in range(3)]
+        eth_only = [decode_prediction(await eth.receive_str(timeout=5)) for _ in range(2)]
+
+    assert served == [p for p in published if p.role != "shadow"]
+    assert eth_only == [p for p in published if p.symbol == "ETHUSDT"]
+    await until(lambda: api.hub.client_count == 0)
+
+
+async def test_unknown_role_filter_is_rejected(api, http):
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await http.ws_connect(f"{api.url}/predictions/stream", params={"roles": "production"})
+
+    assert refused.value.status == 400
+
+
+async def stalled_client(api: PredictionApi, query: str) -> socket.socket:
+    """A WebSocket client that completes the handshake and then never reads again."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await loop.sock_connect(sock, (api.host, api.port))
+    request = (
+        f"GET /predictions/stream?{query} HTTP/1.1\r\nHost: {api.host}:{api.port}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await loop.sock_sendall(sock, request.encode())
+    head = await loop.sock_recv(sock, 1024)
+    assert head.startswith(b"HTTP/1.1 101")
+    return sock
+
+
+async def test_a_stalled_client_loses_its_oldest_messages_and_blocks_nobody(api, http):
+    slow_socket = await stalled_client(api, "symbols=BTCUSDT")
+    async with http.ws_connect(f"{api.url}/predictions/stream") as fast:
+        await until(lambda: api.hub.client_count == 2)
+        (slow,) = [c for c in api.hub.clients() if c.symbols == frozenset({"BTCUSDT"})]
+        (fast_client,) = [c for c in api.hub.clients() if c is not slow]
+        received: list[int] = []
+
+        async def read_fast() -> None:
+            async for message in fast:
+                received.append(decode_prediction(message.data).timestamp)
+
+        reader = asyncio.create_task(read_fast())
+        seq = 0
+        # Publish until the stalled client's socket buffers are full and its queue overflows.
+        while slow.dropped == 0 and seq < 200_000:
+            api.hub.publish(prediction("BTCUSDT", seq))
+            seq += 1
+            if seq % 8 == 0:
+                await asyncio.sleep(0)
+        final = prediction("BTCUSDT", seq)
+        api.hub.publish(final)
+        await until(lambda: bool(received) and received[-1] == final.timestamp)
+        reader.cancel()
+    slow_socket.close()
+
+    assert slow.dropped > 0
+    assert len(slow.queue) <= QUEUE
+    # The fast client saw predictions in order, up to the very last one published.
+    assert received == sorted(set(received))
+    assert received[-1] == final.timestamp
+    # Whatever the fast client missed, it missed only through its own counted drops.
+    assert len(received) == seq + 1 - fast_client.dropped
+    assert api.hub.dropped_total >= slow.dropped
+    dropped = api.metrics.registry.get_sample_value("sidecar_ws_dropped_messages_total")
+    assert dropped == api.hub.dropped_total
+
+
+async def test_stopping_the_server_closes_stream_clients_with_going_away(readiness, http):
+    metrics = SidecarMetrics()
+    server = PredictionApi(PredictionHub(metrics), metrics, readiness, close_timeout_s=0.2)
+    await server.start()
+    stalled = await stalled_client(server, "")
+    client = await http.ws_connect(f"{server.url}/predictions/stream")
+    await until(lambda: server.hub.client_count == 2)
+
+    await server.stop()
+    message = await client.receive(timeout=5)
+    stalled.close()
+
+    assert message.type is aiohttp.WSMsgType.CLOSE
+    assert message.data == aiohttp.WSCloseCode.GOING_AWAY
+    assert server.hub.client_count == 0
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await http.get(f"{server.url}/health")
