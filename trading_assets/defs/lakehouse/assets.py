@@ -1,15 +1,29 @@
 """bronze → silver (+ quarantine) → bars_1s → bars_1m, one Iceberg partition per day × symbol."""
 
+from pathlib import Path
+from typing import Any
+
 import dagster as dg
+from pydantic import Field
 
 from trading_assets.defs.ingest.partitions import day_and_symbol, trade_partitions
 from trading_assets.defs.ingest.raw_trades import raw_trades
 from trading_assets.defs.lakehouse.metadata import partition_write_metadata
 from trading_assets.lib.lakehouse import pipeline
+from trading_assets.lib.lakehouse.landing import default_landing_root
 from trading_assets.resources.iceberg import IcebergCatalogResource
 
 # Each layer follows its upstream partition as soon as that one is materialized.
 FOLLOW_UPSTREAM = dg.AutomationCondition.eager()
+
+
+class BronzeConfig(dg.Config):
+    """Where bronze looks for live trades when a day's bulk file is not stored yet."""
+
+    landing_root: str = Field(
+        default="",
+        description="The sidecar's landing folder (empty: TRADING_LANDING_DIR or <data>/landing).",
+    )
 
 
 @dg.asset(
@@ -20,14 +34,19 @@ FOLLOW_UPSTREAM = dg.AutomationCondition.eager()
     automation_condition=FOLLOW_UPSTREAM,
 )
 def bronze_trades(
-    context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource
+    context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, config: BronzeConfig
 ) -> dg.MaterializeResult:
-    """bronze.trades: raw CSV rows as received (strings) with source, file and ingestion time."""
+    """bronze.trades: trades as received (strings), from the bulk CSV or landed live ticks."""
     day, symbol = day_and_symbol(context.partition_key)
-    result = pipeline.load_bronze(iceberg.lakehouse(), symbol, day)
-    return dg.MaterializeResult(
-        metadata={**partition_write_metadata(result.write), "raw_sha256": result.raw_sha256}
-    )
+    landing_root = Path(config.landing_root) if config.landing_root else default_landing_root()
+    result = pipeline.load_bronze(iceberg.lakehouse(), symbol, day, landing_root)
+    metadata: dict[str, Any] = {**partition_write_metadata(result.write), "source": result.source}
+    if result.raw_sha256 is not None:
+        metadata["raw_sha256"] = result.raw_sha256
+    else:
+        metadata["landed_segments"] = dg.MetadataValue.int(result.landed_segments)
+        metadata["last_segment"] = result.last_segment or ""
+    return dg.MaterializeResult(metadata=metadata)
 
 
 @dg.asset(

@@ -228,3 +228,12 @@ def _segment_frame(lines: bytes, source_file: str) -> pl.DataFrame:
         return pl.DataFrame(schema={**_TRADE_FIELDS, "source_file": pl.String})
     frame = pl.read_ndjson(lines, schema=_TRADE_FIELDS)
     return frame.with_columns(pl.lit(source_file, dtype=pl.String).alias("source_file"))
+
+
+def newest_sealed_stems(root: Path) -> dict[tuple[dt.date, str], str]:
+    """The newest sealed trade segment's stem per (day, symbol): what a pickup has to cover."""
+    newest: dict[tuple[dt.date, str], str] = {}
+    for segment in list_segments(root, TRADES_KIND):
+        key = (segment.day, segment.symbol)
+        newest[key] = max(newest.get(key, ""), segment.stem)
+    return newest

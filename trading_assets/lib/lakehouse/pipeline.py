@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
@@ -31,6 +32,7 @@ from trading_assets.lib.lakehouse.bulk import (
     raw_uri_for,
     verify_stored,
 )
+from trading_assets.lib.lakehouse.landing import SOURCE_LIVE, read_landed_trades
 from trading_assets.lib.lakehouse.quality import Reconciliation
 from trading_assets.lib.lakehouse.schemas import (
     BARS_1M_TABLE,
@@ -82,8 +84,13 @@ class PartitionWrite:
 
 @dataclass(frozen=True)
 class BronzeResult:
+    """bronze's partition after the write, and where its rows came from."""
+
     write: PartitionWrite
-    raw_sha256: str
+    raw_sha256: str | None  # the bulk zip's; None when built from landed live segments
+    source: str = SOURCE_BULK
+    landed_segments: int = 0
+    last_segment: str | None = None
 
 
 @dataclass(frozen=True)
@@ -157,9 +164,18 @@ def fetch_raw(
     return download_daily_trades(base_url, symbol, day, lake.raw_root, lake.io, on_progress)
 
 
-def load_bronze(lake: Lakehouse, symbol: str, day: dt.date) -> BronzeResult:
-    """bronze_trades: the stored raw zip's rows as strings plus ingestion columns."""
+def load_bronze(
+    lake: Lakehouse, symbol: str, day: dt.date, landing_root: Path | None = None
+) -> BronzeResult:
+    """bronze_trades: the stored raw zip's rows as strings plus ingestion columns.
+
+    The bulk zip is authoritative. Only when it is not stored (yet) and ``landing_root`` is
+    given, the partition is rebuilt from the day's sealed live segments instead (see
+    :mod:`trading_assets.lib.lakehouse.landing`); the bulk file replaces those rows once stored.
+    """
     raw_uri = raw_uri_for(lake.raw_root, symbol, day)
+    if landing_root is not None and not lake.io.new_input(raw_uri).exists():
+        return _load_bronze_from_landing(lake, symbol, day, landing_root)
     sha256 = verify_stored(lake.io, raw_uri)
     member, csv_bytes = read_raw_zip(lake.io, raw_uri)
     frame = parse_bronze(
@@ -170,6 +186,28 @@ def load_bronze(lake: Lakehouse, symbol: str, day: dt.date) -> BronzeResult:
     replace_partition(table, day, symbol, [to_iceberg_arrow(frame, table.schema())])
     events = event_range(frame, epoch_to_microseconds(pl.col("time").str.to_integer(strict=False)))
     return BronzeResult(partition_write(table, day, symbol, events), sha256)
+
+
+def _load_bronze_from_landing(
+    lake: Lakehouse, symbol: str, day: dt.date, landing_root: Path
+) -> BronzeResult:
+    landed = read_landed_trades(landing_root, symbol, day, _now())
+    if not landed.segments:
+        raise FileNotFoundError(
+            f"{symbol} {day}: no bulk file stored and no sealed landed trades under {landing_root}"
+        )
+    table = lake.table(BRONZE_TRADES_TABLE)
+    replace_partition(table, day, symbol, [to_iceberg_arrow(landed.bronze, table.schema())])
+    events = event_range(
+        landed.bronze, epoch_to_microseconds(pl.col("time").str.to_integer(strict=False))
+    )
+    return BronzeResult(
+        partition_write(table, day, symbol, events),
+        raw_sha256=None,
+        source=SOURCE_LIVE,
+        landed_segments=len(landed.segments),
+        last_segment=landed.last_segment,
+    )
 
 
 def refine_silver(lake: Lakehouse, symbol: str, day: dt.date) -> SilverResult:
