@@ -95,3 +95,42 @@ def confidence_from_signal(
     if not 0.0 <= discount <= 1.0:
         raise ValueError(f"discount must be in [0, 1], got {discount}")
     return min(1.0, abs(signal)) * discount**fallback_level
+
+
+def build_prediction(
+    *,
+    symbol: str,
+    timestamp: int,
+    predicted_return: float,
+    scale: float,
+    model_version: str,
+    latency_ms: float,
+    role: Role = "champion",
+    fallback_level: int = 0,
+    risk_score: float = 0.0,
+    should_trade: bool = False,
+    size_fraction: float = 0.0,
+    reason: str = "",
+    discount: float = DEFAULT_FALLBACK_DISCOUNT,
+) -> Prediction:
+    """A :class:`Prediction` from a raw model output, applying the module's documented mapping.
+
+    Risk fields (``risk_score``, ``should_trade``, ``size_fraction``) come from the caller's risk
+    check; they default to "do not trade" so a forgotten check never opens a position.
+    """
+    signal = signal_from_return(predicted_return, scale)
+    return Prediction(
+        symbol=symbol,
+        timestamp=timestamp,
+        signal=signal,
+        confidence=confidence_from_signal(signal, fallback_level, discount),
+        risk_score=risk_score,
+        should_trade=should_trade,
+        model_version=model_version,
+        fallback_level=fallback_level,
+        latency_ms=latency_ms,
+        role=role,
+        size_fraction=size_fraction,
+        reason=reason,
+        predicted_return=predicted_return,
+    )

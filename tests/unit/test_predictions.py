@@ -11,6 +11,7 @@ import pytest
 
 from streaming.predictions import (
     Prediction,
+    build_prediction,
     confidence_from_signal,
     decode_prediction,
     encode_prediction,
@@ -122,3 +123,23 @@ def test_confidence_follows_signal_strength_and_shrinks_with_each_fallback_level
     assert confidence_from_signal(strong, 2, discount=1.0) == pytest.approx(abs(strong))
     with pytest.raises(ValueError):
         confidence_from_signal(strong, -1)
+
+
+def test_build_prediction_applies_the_mapping_and_defaults_to_not_trading():
+    built = build_prediction(
+        symbol="ETHUSDT",
+        timestamp=1_709_251_201_000_000_000,
+        predicted_return=-6e-4,
+        scale=4e-4,
+        model_version="12",
+        latency_ms=0.7,
+        role="shadow",
+        fallback_level=2,
+    )
+
+    assert built.signal == pytest.approx(signal_from_return(-6e-4, 4e-4)) and built.signal < 0
+    assert built.confidence == pytest.approx(confidence_from_signal(built.signal, 2))
+    assert built.predicted_return == -6e-4
+    assert (built.role, built.model_version, built.fallback_level) == ("shadow", "12", 2)
+    assert built.should_trade is False and built.size_fraction == 0.0
+    assert decode_prediction(encode_prediction(built)) == built
