@@ -87,7 +87,7 @@ class MarketFeed:
         open_timeout_s: float = 10.0,
     ) -> None:
         if watchdog_s <= 0 or max_connection_s <= 0 or reorder_wait_s < 0:
-            raise ValueError("watchdog_s and max_connection_s must be positive")
+            raise ValueError("watchdog_s, max_connection_s must be > 0 and reorder_wait_s >= 0")
         self.symbols = [s.upper() for s in symbols]
         self.url = combined_stream_url(ws_base_url, self.symbols, channels)
         self.stats = FeedStats()
@@ -260,6 +260,7 @@ class MarketFeed:
         return self._sequencers[symbol]
 
     def _released(self, sequencer: TradeSequencer, trades: list[Trade]) -> list[Trade]:
+        self.stats.trades_pending = sum(s.pending_count for s in self._sequencers.values())
         if trades:
             self.stats.trades_released += len(trades)
             self.stats.last_trade_id[sequencer.symbol] = trades[-1].trade_id

@@ -33,6 +33,7 @@ class FeedStats:
     trades_gap_filled: int = 0
     trades_duplicate: int = 0
     trades_released: int = 0
+    trades_pending: int = 0
     trades_skipped: int = 0
     book_tickers_stale: int = 0
     gap_fills: int = 0

@@ -14,12 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from streaming.ingest import Backoff, MarketFeed, read_dead_letters
+from streaming.ingest import (
+    Backoff,
+    HandshakeRejected,
+    MarketFeed,
+    combined_stream_url,
+    fetch_trades,
+    open_stream,
+    read_dead_letters,
+)
 from streaming.simulator.clock import market_clock
 from streaming.simulator.rest import trades_json
 from streaming.simulator.server import SimulatorServer
 from streaming.venues.binance import BinanceRecord, BookTicker, Trade, parse_stream_frame
-from streaming.venues.binance.client import RetryPolicy
+from streaming.venues.binance.client import AsyncBinanceRestClient, RetryPolicy
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 BUSY_AFTERNOON = dt.datetime(2024, 3, 1, 18, 0, tzinfo=dt.UTC)
@@ -94,6 +102,14 @@ async def assert_exchange_tape(sim: SimulatorServer, tape: list[TradeKey], symbo
 def assert_every_frame_accounted_for(feed: MarketFeed) -> None:
     stats = feed.stats
     assert stats.frames_received == stats.frames_parsed + stats.frames_dead_lettered
+    offered = stats.trades_from_stream + stats.trades_gap_filled
+    assert offered == stats.trades_released + stats.trades_pending
+
+
+def assert_nothing_skipped(feed: MarketFeed) -> None:
+    assert feed.stats.unfilled_gaps == []
+    assert feed.stats.trades_skipped == 0
+    assert_every_frame_accounted_for(feed)
 
 
 async def test_dropped_connections_are_gap_filled_into_the_exchange_tape(
@@ -106,9 +122,8 @@ async def test_dropped_connections_are_gap_filled_into_the_exchange_tape(
 
     await assert_exchange_tape(sim, tape_of(records, "BTCUSDT"), "BTCUSDT")
     assert feed.stats.trades_gap_filled > 0
-    assert feed.stats.unfilled_gaps == []
     assert feed.stats.connections_opened == feed.stats.reconnects["dropped"] + 1
-    assert_every_frame_accounted_for(feed)
+    assert_nothing_skipped(feed)
 
 
 async def test_duplicates_and_reorders_come_out_once_and_in_order(
@@ -127,7 +142,7 @@ async def test_duplicates_and_reorders_come_out_once_and_in_order(
         assert update_ids == sorted(set(update_ids))
     assert feed.stats.trades_duplicate > 0
     assert feed.stats.book_tickers_stale > 0
-    assert_every_frame_accounted_for(feed)
+    assert_nothing_skipped(feed)
 
 
 async def test_malformed_and_truncated_frames_are_dead_lettered_and_the_tape_stays_whole(
@@ -140,7 +155,7 @@ async def test_malformed_and_truncated_frames_are_dead_lettered_and_the_tape_sta
     letters = list(read_dead_letters(tmp_path / "dead.jsonl"))
 
     await assert_exchange_tape(sim, tape_of(records, "BTCUSDT"), "BTCUSDT")
-    assert_every_frame_accounted_for(feed)
+    assert_nothing_skipped(feed)
     assert len(letters) == feed.stats.frames_dead_lettered > 0
     malformed = [d.raw for d in letters if d.raw.startswith(b"<<malformed>> ")]
     truncated = [d.raw for d in letters if not d.raw.startswith(b"<<malformed>> ")]
@@ -170,6 +185,7 @@ async def test_a_stalled_stream_trips_the_watchdog_and_the_gap_is_filled(
     await assert_exchange_tape(sim, tape_of(records, "BTCUSDT"), "BTCUSDT")
     assert feed.stats.reconnects["watchdog"] >= 1
     assert feed.stats.trades_gap_filled > 0
+    assert_nothing_skipped(feed)
 
 
 async def test_restart_with_resume_from_fills_from_the_last_landed_trade(
@@ -186,6 +202,7 @@ async def test_restart_with_resume_from_fills_from_the_last_landed_trade(
     assert after[0][0] == landed + 1
     await assert_exchange_tape(sim, before + after, "BTCUSDT")
     assert second_run.stats.trades_gap_filled > 0
+    assert_nothing_skipped(second_run)
 
 
 async def test_rest_rate_limits_are_waited_out_during_gap_fill(
@@ -202,6 +219,7 @@ async def test_rest_rate_limits_are_waited_out_during_gap_fill(
     await assert_exchange_tape(sim, tape, "BTCUSDT")
     assert sim.faults.applied["http_429"] == 2
     assert feed.stats.gap_fill_failures == 0
+    assert_nothing_skipped(feed)
 
 
 async def test_an_unavailable_rest_api_skips_the_gap_and_records_it(
@@ -230,6 +248,7 @@ async def test_rate_limited_handshakes_are_retried_after_retry_after(
     assert feed.stats.reconnects["rate_limited"] == 2
     assert sim.faults.applied["ws_429"] == 2
     await assert_exchange_tape(sim, tape_of(records, "BTCUSDT"), "BTCUSDT")
+    assert_nothing_skipped(feed)
 
 
 async def test_connections_are_replaced_before_their_maximum_age(
@@ -240,6 +259,7 @@ async def test_connections_are_replaced_before_their_maximum_age(
 
     assert set(feed.stats.reconnects) == {"max_age"}
     await assert_exchange_tape(sim, tape_of(records, "BTCUSDT"), "BTCUSDT")
+    assert_nothing_skipped(feed)
 
 
 async def test_keepalive_pings_are_answered_and_close_is_clean(tmp_path: Path) -> None:
@@ -256,3 +276,34 @@ async def test_keepalive_pings_are_answered_and_close_is_clean(tmp_path: Path) -
     assert not feed.stats.reconnects
     assert open_during == 1
     assert not feed.connected
+
+
+async def test_fetch_trades_pages_through_a_range_by_trade_id(sim: SimulatorServer) -> None:
+    last = await latest_trade_id(sim, "BTCUSDT")
+    first = last - 349
+
+    async with AsyncBinanceRestClient(sim.http_url, retry=FAST_RETRY) as rest:
+        bounded = await fetch_trades(rest, "BTCUSDT", first, first + 249, page_limit=100)
+        caught_up = await fetch_trades(rest, "BTCUSDT", first, page_limit=100)
+
+    assert [t.trade_id for t in bounded] == list(range(first, first + 250))
+    assert [t.trade_id for t in caught_up][:350] == list(range(first, last + 1))
+    exchange = await exchange_tape(sim, "BTCUSDT", first, len(caught_up))
+    assert [(t.trade_id, t.price, t.quantity, t.is_buyer_maker, t.trade_ns) for t in caught_up] == (
+        exchange
+    )
+
+
+async def test_a_rate_limited_handshake_reports_status_and_retry_after(
+    sim: SimulatorServer,
+) -> None:
+    sim.set_faults(ws_429_next=1, retry_after_seconds=7)
+    url = combined_stream_url(sim.ws_url, ["BTCUSDT"], ["trade"])
+
+    with pytest.raises(HandshakeRejected) as rejected:
+        await open_stream(url)
+    connection = await open_stream(url)
+    await connection.close()
+
+    assert (rejected.value.status, rejected.value.retry_after_s) == (429, 7.0)
+    assert rejected.value.rate_limited
