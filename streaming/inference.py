@@ -5,9 +5,9 @@ thread) reads where each alias points. When an alias moved, the new version is l
 old one: download, checksum (``load_by_alias``), onnxruntime session, one warm-up prediction.
 Only a fully working model is published, by replacing one immutable mapping with a single
 reference assignment, so a reader sees either the old or the new model and never a half-built
-one. A failed load keeps the old model and is logged and counted; an alias removed in the
-registry empties its slot. A registry that cannot be reached, or that no longer knows the model
-at all, changes nothing.
+one. A failed load keeps the old model and is logged and counted, and is retried at the next
+poll since a download may fail transiently. An alias removed in the registry empties its slot.
+A registry that cannot be reached, or that no longer knows the model at all, changes nothing.
 """
 
 from __future__ import annotations
