@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 
 from trading_assets.definitions import defs as lazy_defs
@@ -76,3 +78,54 @@ def test_online_store_follows_new_features_without_waiting_for_all_history():
 
     assert first.get_num_requested(online_features.key) == 0
     assert second.get_num_requested(online_features.key) == 1
+
+
+MODEL_CHAIN = ("onnx_model", "registered_model", "challenger_model")
+
+
+UNPARTITIONED = (
+    "training_set",
+    "full_model",
+    "recent_training_rows",
+    "incremental_model",
+    *MODEL_CHAIN,
+)
+
+
+def requested_assets(result) -> set[str]:
+    return {name for name in UNPARTITIONED if result.get_num_requested(dg.AssetKey(name))}
+
+
+def test_models_follow_their_six_hour_and_five_minute_cadences():
+    definitions = lazy_defs()
+    instance = dg.DagsterInstance.ephemeral()
+    start = dt.datetime(2026, 3, 2, 5, 58, tzinfo=dt.UTC)
+    cursor = None
+
+    def tick(minutes: int) -> set[str]:
+        """Evaluate at start + minutes; what it requests then succeeds right away."""
+        nonlocal cursor
+        result = dg.evaluate_automation_conditions(
+            defs=definitions,
+            instance=instance,
+            cursor=cursor,
+            evaluation_time=start + dt.timedelta(minutes=minutes),
+        )
+        cursor = result.cursor
+        requested = requested_assets(result)
+        for name in requested:
+            instance.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey(name)))
+        return requested
+
+    before = tick(0)  # 05:58
+    six_hour = tick(3)  # 06:01, past the 06:00 tick of both cadences
+    settled = tick(4)
+    five_minute = tick(8)  # 06:06, past the 06:05 tick only
+    idle = tick(9)
+    next_five = tick(13)
+
+    incremental = {"recent_training_rows", "incremental_model", *MODEL_CHAIN}
+    assert before == set()
+    assert six_hour == {"training_set", "full_model", *incremental}
+    assert settled == idle == set()
+    assert five_minute == next_five == incremental

@@ -1,4 +1,5 @@
-"""Simulator day → lakehouse → gold features → Feast registry → online store → training set."""
+"""Simulator day → lakehouse → gold features → Feast registry → online store → training set →
+newest rows → models."""
 
 from __future__ import annotations
 
@@ -18,15 +19,30 @@ from trading_assets.defs.features.assets import (
 )
 from trading_assets.defs.ingest.raw_trades import raw_trades
 from trading_assets.defs.lakehouse.assets import bars_1s, bronze_trades, silver_trades
+from trading_assets.defs.models.registry import (
+    beats_baselines,
+    challenger_model,
+    onnx_model,
+    onnx_parity,
+    registered_model,
+)
+from trading_assets.defs.models.training import full_model, incremental_model, recent_training_rows
 from trading_assets.lib.feature_store import offline, spec
 from trading_assets.lib.feature_store.gold import read_gold
-from trading_assets.resources import BinanceBulkResource, FeastResource, IcebergCatalogResource
+from trading_assets.resources import (
+    BinanceBulkResource,
+    FeastResource,
+    IcebergCatalogResource,
+    MlflowResource,
+)
 
 TRADES_PER_DAY = 5_000
 SEED = 11
 DAY = dt.date(2024, 3, 1)
 SYMBOL = "BTCUSDT"
 LAKEHOUSE = [raw_trades, bronze_trades, silver_trades, bars_1s]
+MODELS = [full_model, incremental_model, onnx_model, registered_model, challenger_model]
+RECENT_HOURS = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +106,40 @@ def test_features_to_feast_to_training_set(tmp_path, simulator):
     joined = frame.join(gold, on=["symbol", "event_timestamp"], suffix="_gold")
     assert joined.height == frame.height
     assert (joined["mom_60s"] == joined["mom_60s_gold"]).all()
+
+    # The incremental model's newest rows: the last hour of known labels, exact gold values.
+    recent_run = dg.materialize(
+        [recent_training_rows],
+        resources=resources,
+        run_config={"ops": {"recent_training_rows": {"config": {"hours": RECENT_HOURS}}}},
+    )
+    recent_meta = only(recent_run, "recent_training_rows")
+    recent = pl.read_parquet(str(recent_meta["path"]))
+    horizon = dt.timedelta(seconds=spec.FEATURE_CONFIG.label_horizon_s)
+    newest_bar = gold["event_timestamp"].max()
+    assert recent.height == recent_meta["dagster/row_count"] == RECENT_HOURS * 3600
+    assert recent["event_timestamp"].max() <= newest_bar - horizon
+    assert recent["fwd_log_return_60s"].null_count() == 0
+    same = recent.join(gold, on=["symbol", "event_timestamp"], suffix="_gold")
+    assert same.height == recent.height
+    assert same["rv_300s"].eq_missing(same["rv_300s_gold"]).all()
+    shared = recent.join(frame, on=["symbol", "event_timestamp"], suffix="_training")
+    assert shared.height > 0
+    assert (shared["fwd_log_return_60s"] == shared["fwd_log_return_60s_training"]).all()
+
+    # The whole model chain on these rows: parity holds and a version is recorded whatever the
+    # gate decides (a day of synthetic tape may or may not beat the baselines).
+    mlflow = MlflowResource.local(tmp_path / "mlflow", tmp_path / "models")
+    models = dg.materialize(
+        [*MODELS, onnx_parity, beats_baselines],
+        resources={**resources, "mlflow": mlflow},
+        run_config={"ops": {"full_model": {"config": {"n_trees": 30, "n_folds": 3}}}},
+        raise_on_error=False,
+    )
+    checks = {e.check_name: e for e in models.get_asset_check_evaluations()}
+    assert checks["onnx_parity"].passed
+    registered = only(models, "registered_model")
+    assert registered["version"] == "1"
+    assert registered["watermark"] == recent_meta["watermark"]
+    aliased = bool(models.asset_materializations_for_node("challenger_model"))
+    assert aliased == checks["beats_baselines"].passed == models.success

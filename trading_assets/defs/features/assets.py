@@ -6,6 +6,7 @@ import datetime as dt
 import dagster as dg
 from pydantic import Field
 
+from trading_assets.defs.automation import once_per_tick
 from trading_assets.defs.features.metadata import (
     apply_metadata,
     gold_metadata,
@@ -113,10 +114,15 @@ class TrainingSetConfig(dg.Config):
     sample_every_s: int = Field(default=10, description="One entity row per symbol every N s.")
 
 
+# Rebuilt on the full model's 6-hour cadence, from whatever history has been exported by then.
+TRAINING_CADENCE = once_per_tick("0 */6 * * *")
+
+
 @dg.asset(
     deps=[features, feast_registry, bars_1s],
     group_name=GROUP,
     kinds={"feast", "parquet"},
+    automation_condition=TRAINING_CADENCE,
 )
 def training_set(
     context: dg.AssetExecutionContext,

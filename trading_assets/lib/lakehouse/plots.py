@@ -1,16 +1,11 @@
-"""Tiny PNG charts for Dagster metadata, embedded as Markdown data URIs."""
+"""Bar charts of the lakehouse layers for Dagster metadata."""
 
 from __future__ import annotations
 
-import base64
-import io
-
-import matplotlib
-
-matplotlib.use("Agg")  # no display in runs; must precede pyplot
-
 import matplotlib.pyplot as plt
 import polars as pl
+
+from trading_assets.lib.plots import figure_markdown
 
 
 def bars_chart_markdown(bars: pl.DataFrame, title: str) -> str:
@@ -21,17 +16,10 @@ def bars_chart_markdown(bars: pl.DataFrame, title: str) -> str:
     figure, (price_axis, volume_axis) = plt.subplots(
         2, 1, figsize=(6, 2.8), dpi=72, sharex=True, gridspec_kw={"height_ratios": (3, 1)}
     )
-    try:
-        price_axis.plot(times, bars["close"].to_list(), linewidth=0.8)
-        price_axis.set_title(title, fontsize=8)
-        price_axis.tick_params(labelsize=6)
-        volume_axis.bar(times, bars["volume"].to_list(), width=1 / 1440, color="grey")
-        volume_axis.tick_params(labelsize=6)
-        figure.autofmt_xdate()
-        figure.tight_layout()
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png")
-    finally:
-        plt.close(figure)
-    encoded = base64.b64encode(buffer.getvalue()).decode()
-    return f"![{title}](data:image/png;base64,{encoded})"
+    price_axis.plot(times, bars["close"].to_list(), linewidth=0.8)
+    price_axis.set_title(title, fontsize=8)
+    price_axis.tick_params(labelsize=6)
+    volume_axis.bar(times, bars["volume"].to_list(), width=1 / 1440, color="grey")
+    volume_axis.tick_params(labelsize=6)
+    figure.autofmt_xdate()
+    return figure_markdown(figure, title)

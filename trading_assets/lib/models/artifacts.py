@@ -82,6 +82,8 @@ def report_to_dict(report: WalkForwardReport) -> dict[str, Any]:
             }
             for f in report.folds
         ],
+        "sample_predicted": list(report.sample_predicted),
+        "sample_realized": list(report.sample_realized),
     }
 
 
@@ -99,7 +101,11 @@ def report_from_dict(value: dict[str, Any]) -> WalkForwardReport:
         for f in value["folds"]
     )
     return WalkForwardReport(
-        folds=folds, pooled=_comparison_from_dict(value["pooled"]), fee_bp=float(value["fee_bp"])
+        folds=folds,
+        pooled=_comparison_from_dict(value["pooled"]),
+        fee_bp=float(value["fee_bp"]),
+        sample_predicted=tuple(value.get("sample_predicted", ())),
+        sample_realized=tuple(value.get("sample_realized", ())),
     )
 
 

@@ -25,6 +25,7 @@ SYMBOL = "symbol"
 TIME = "event_timestamp"
 LABEL_END = "label_end"
 LAST_RETURN = "_last_return"
+PLOT_SAMPLE_ROWS = 2_000  # out-of-sample (predicted, realized) pairs kept for the plot
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "reg:squarederror",
@@ -59,6 +60,9 @@ class WalkForwardReport:
     folds: tuple[FoldResult, ...]
     pooled: Comparison
     fee_bp: float
+    # A seeded sample of the pooled out-of-sample (predicted, realized) pairs, for the plot.
+    sample_predicted: tuple[float, ...] = ()
+    sample_realized: tuple[float, ...] = ()
 
 
 def horizon_of(frame: pl.DataFrame) -> dt.timedelta:
@@ -160,7 +164,14 @@ def walk_forward(
         predictions.append(p)
     t, p = np.concatenate(tested), np.concatenate(predictions)
     pooled = compare(p, y[t], last[t], symbols[t], tradable[t], fee_bp)
-    return WalkForwardReport(folds=tuple(results), pooled=pooled, fee_bp=fee_bp)
+    keep = np.random.default_rng(0).permutation(t.size)[:PLOT_SAMPLE_ROWS]
+    return WalkForwardReport(
+        folds=tuple(results),
+        pooled=pooled,
+        fee_bp=fee_bp,
+        sample_predicted=tuple(float(v) for v in p[keep]),
+        sample_realized=tuple(float(v) for v in y[t][keep]),
+    )
 
 
 def _utc(value: np.datetime64) -> dt.datetime:

@@ -1,0 +1,188 @@
+"""Incremental model → ONNX (parity-gated) → MLflow version → @challenger (evaluation-gated).
+
+Every version is recorded in MLflow; only one that passes the blocking evaluation check reaches
+``challenger_model``, which points ``@challenger`` at it. A failed check stops the run there, so the
+version stays recorded without the alias and the failure shows in the UI with its evidence.
+"""
+
+import dagster as dg
+import numpy as np
+import polars as pl
+from pydantic import Field
+
+from trading_assets.defs.models.metadata import gate_metadata
+from trading_assets.defs.models.training import GROUP, incremental_model, training_frame_path
+from trading_assets.lib.feature_store import spec
+from trading_assets.lib.models import artifacts as files
+from trading_assets.lib.models.evaluation import design_matrix
+from trading_assets.lib.models.training import TrainedModel
+from trading_assets.resources.feast import FeastResource
+from trading_assets.resources.mlflow import MlflowResource
+
+PARITY_SAMPLE_ROWS = 1_000
+PARITY_SEED = 0
+FOLLOW_UPSTREAM = dg.AutomationCondition.eager()
+
+
+class RegisteredModelConfig(dg.Config):
+    feature_service: str = Field(
+        default=spec.TRAINING_SERVICE, description="Feature service recorded with the version."
+    )
+
+
+class EvaluationGateConfig(dg.Config):
+    ic_margin: float | None = Field(
+        default=0.0, description="IC the model must beat the best baseline by (None: skip)."
+    )
+    pnl_margin: float | None = Field(
+        default=0.0, description="After-fee P&L over the best baseline (None: skip)."
+    )
+
+
+def parity_sample(feast: FeastResource, model: TrainedModel, service: str) -> np.ndarray:
+    """A fixed sample of training rows (seeded) in the model's feature order."""
+    frame = pl.read_parquet(training_frame_path(feast, service))
+    rows = frame.sample(min(PARITY_SAMPLE_ROWS, frame.height), seed=PARITY_SEED)
+    return design_matrix(rows, model.feature_names)
+
+
+@dg.asset(
+    deps=[incremental_model],
+    group_name=GROUP,
+    kinds={"onnx"},
+    automation_condition=FOLLOW_UPSTREAM,
+)
+def onnx_model(context: dg.AssetExecutionContext, mlflow: MlflowResource) -> dg.MaterializeResult:
+    """The incremental model exported to ONNX with its feature order in the model metadata."""
+    from trading_assets.lib.models.onnx_export import export_onnx
+
+    model = files.load_model(mlflow.models_path() / files.INCREMENTAL_FILE)
+    onnx_bytes = export_onnx(model.booster, model.feature_names)
+    path = files.write_atomic(mlflow.models_path() / files.ONNX_FILE, onnx_bytes)
+    context.log.info(f"ONNX export: {len(onnx_bytes)} bytes at {path}")
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "bytes": dg.MetadataValue.int(len(onnx_bytes)),
+            "trees": dg.MetadataValue.int(model.trees),
+            "features": dg.MetadataValue.json(list(model.feature_names)),
+            "watermark": dg.MetadataValue.timestamp(model.time_end),
+        }
+    )
+
+
+@dg.asset_check(asset=onnx_model, blocking=True)
+def onnx_parity(feast: FeastResource, mlflow: MlflowResource) -> dg.AssetCheckResult:
+    """XGBoost and ONNX Runtime agree within 1e-5 on a fixed sample of training rows."""
+    from trading_assets.lib.models.onnx_export import parity
+
+    model = files.load_model(mlflow.models_path() / files.INCREMENTAL_FILE)
+    onnx_bytes = (mlflow.models_path() / files.ONNX_FILE).read_bytes()
+    report = parity(model.booster, onnx_bytes, parity_sample(feast, model, spec.TRAINING_SERVICE))
+    return dg.AssetCheckResult(
+        passed=report.passed,
+        metadata={
+            "max_abs_diff": dg.MetadataValue.float(report.max_abs_diff),
+            "tolerance": dg.MetadataValue.float(report.tolerance),
+            "rows": dg.MetadataValue.int(report.rows),
+        },
+    )
+
+
+@dg.asset(
+    deps=[onnx_model],
+    group_name=GROUP,
+    kinds={"mlflow"},
+    automation_condition=FOLLOW_UPSTREAM,
+)
+def registered_model(
+    context: dg.AssetExecutionContext,
+    config: RegisteredModelConfig,
+    feast: FeastResource,
+    mlflow: MlflowResource,
+) -> dg.MaterializeResult:
+    """A new MLflow version of the ONNX model with its features, data span and metrics."""
+    from trading_assets.lib.models.onnx_export import parity
+    from trading_assets.lib.models.registry import register_model
+
+    folder = mlflow.models_path()
+    full = files.load_model(folder / files.FULL_FILE)
+    model = files.load_model(folder / files.INCREMENTAL_FILE)
+    onnx_bytes = (folder / files.ONNX_FILE).read_bytes()
+    if full.report is None:
+        raise ValueError("the full model carries no walk-forward report")
+    gate = parity(model.booster, onnx_bytes, parity_sample(feast, model, config.feature_service))
+    version = register_model(
+        mlflow.ready_uri(),
+        mlflow.model_name,
+        onnx_bytes,
+        model.feature_names,
+        config.feature_service,
+        data_start=full.time_start,
+        data_end=model.time_end,
+        metrics={f"wf_{k}": v for k, v in full.report.pooled.as_dict().items()},
+        params={
+            **model.params,
+            "full_trees": model.full_trees,
+            "trees": model.trees,
+            "label": model.label,
+        },
+        parity_report=gate,
+        artifact_location=mlflow.artifact_location,
+    )
+    context.log.info(f"{mlflow.model_name} version {version.version} recorded")
+    return dg.MaterializeResult(
+        metadata={
+            "model_name": dg.MetadataValue.text(mlflow.model_name),
+            "version": dg.MetadataValue.text(str(version.version)),
+            "run_id": dg.MetadataValue.text(str(version.run_id)),
+            "feature_service": dg.MetadataValue.text(config.feature_service),
+            "data_start": dg.MetadataValue.timestamp(full.time_start),
+            "data_end": dg.MetadataValue.timestamp(model.time_end),
+            "watermark": dg.MetadataValue.timestamp(model.time_end),
+            "onnx_parity_max_abs_diff": dg.MetadataValue.float(gate.max_abs_diff),
+        }
+    )
+
+
+@dg.asset_check(asset=registered_model, blocking=True)
+def beats_baselines(config: EvaluationGateConfig, mlflow: MlflowResource) -> dg.AssetCheckResult:
+    """Out of sample, the model beats the zero and last-return baselines by the set margins."""
+    full = files.load_model(mlflow.models_path() / files.FULL_FILE)
+    if full.report is None:
+        raise ValueError("the full model carries no walk-forward report")
+    passed, _, metadata = gate_metadata(full.report, config.ic_margin, config.pnl_margin)
+    return dg.AssetCheckResult(passed=passed, metadata=metadata)
+
+
+def latest_registered_version(instance: dg.DagsterInstance) -> str:
+    """The version number the newest registered_model materialization recorded."""
+    event = instance.get_latest_materialization_event(registered_model.key)
+    materialization = None if event is None else event.asset_materialization
+    if materialization is None or "version" not in materialization.metadata:
+        raise ValueError("registered_model has no recorded version yet")
+    return str(materialization.metadata["version"].value)
+
+
+@dg.asset(
+    deps=[registered_model],
+    group_name=GROUP,
+    kinds={"mlflow"},
+    automation_condition=FOLLOW_UPSTREAM,
+)
+def challenger_model(
+    context: dg.AssetExecutionContext, mlflow: MlflowResource
+) -> dg.MaterializeResult:
+    """@challenger on the newest version that passed the evaluation gate."""
+    from trading_assets.lib.models.registry import set_alias
+
+    version = latest_registered_version(context.instance)
+    set_alias(mlflow.ready_uri(), mlflow.model_name, "challenger", version)
+    context.log.info(f"{mlflow.model_name}@challenger -> version {version}")
+    return dg.MaterializeResult(
+        metadata={
+            "model_name": dg.MetadataValue.text(mlflow.model_name),
+            "version": dg.MetadataValue.text(version),
+            "alias": dg.MetadataValue.text("challenger"),
+        }
+    )

@@ -1,0 +1,180 @@
+"""Training frames → full model (every 6 h) → incremental model (every 5 min).
+
+Models pass between assets as files under the resource's models folder (written atomically), so
+each step reads what the previous materialization left, never an in-memory object.
+"""
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from trading_assets.defs.automation import once_per_tick
+from trading_assets.defs.features.assets import features, training_set
+from trading_assets.defs.lakehouse.assets import bars_1s
+from trading_assets.defs.models.metadata import full_model_metadata
+from trading_assets.lib.feature_store import spec
+from trading_assets.lib.feature_store.recent import RECENT_PREFIX
+from trading_assets.lib.features import feature_names, label_names
+from trading_assets.lib.models import artifacts as files
+from trading_assets.resources.feast import FeastResource
+from trading_assets.resources.iceberg import IcebergCatalogResource
+from trading_assets.resources.mlflow import MlflowResource
+
+GROUP = "models"
+FULL_CRON = "0 */6 * * *"
+INCREMENTAL_CRON = "*/5 * * * *"
+
+
+# on_cron, except that it waits for the newest rows alone: on_cron waits for every dependency to
+# update after the tick, and the full model only moves every 6 hours.
+INCREMENTAL_CADENCE = (
+    dg.AutomationCondition.in_latest_time_window()
+    & dg.AutomationCondition.cron_tick_passed(INCREMENTAL_CRON).since_last_handled()
+    & dg.AutomationCondition.all_deps_updated_since_cron(INCREMENTAL_CRON).ignore(
+        dg.AssetSelection.assets("full_model")
+    )
+).with_label(f"on_cron({INCREMENTAL_CRON}) of the newest rows")
+
+
+class FullModelConfig(dg.Config):
+    feature_service: str = Field(
+        default=spec.TRAINING_SERVICE, description="Feature service whose features are used."
+    )
+    n_trees: int = Field(default=100, description="Boosting rounds of the full model.")
+    n_folds: int = Field(default=4, description="Walk-forward folds for the evaluation.")
+
+
+class RecentRowsConfig(dg.Config):
+    feature_service: str = Field(
+        default=spec.TRAINING_SERVICE, description="Feature service whose features are kept."
+    )
+    hours: float = Field(default=2.0, description="Newest hours of labelled rows per symbol.")
+    sample_every_s: int = Field(default=1, description="One row per symbol every N seconds.")
+
+
+class IncrementalModelConfig(dg.Config):
+    feature_service: str = Field(
+        default=spec.TRAINING_SERVICE, description="Service whose newest rows are boosted on."
+    )
+    max_new_trees: int = Field(default=10, description="Most trees added to the full model.")
+
+
+def training_frame_path(feast: FeastResource, service: str) -> Path:
+    """Where training_set writes the service's point-in-time frame."""
+    return Path(feast.training_dir()) / f"{service}.parquet"
+
+
+def recent_frame_path(feast: FeastResource, service: str) -> Path:
+    """Where recent_training_rows writes the service's newest rows."""
+    return Path(feast.training_dir()) / f"{RECENT_PREFIX}{service}.parquet"
+
+
+def service_features(frame: pl.DataFrame, service: str) -> list[str]:
+    """The service's features that the frame holds, in the service's order."""
+    wanted = feature_names(spec.FEATURE_CONFIG, spec.SERVICES[service])
+    present = [name for name in wanted if name in frame.columns]
+    if not present:
+        raise ValueError(f"the training frame holds none of {service}'s features")
+    return present
+
+
+@dg.asset(
+    deps=[features, bars_1s],
+    group_name=GROUP,
+    kinds={"iceberg", "parquet"},
+    automation_condition=once_per_tick(INCREMENTAL_CRON),
+)
+def recent_training_rows(
+    context: dg.AssetExecutionContext,
+    config: RecentRowsConfig,
+    iceberg: IcebergCatalogResource,
+    feast: FeastResource,
+) -> dg.MaterializeResult:
+    """Newest labelled rows per symbol (gold features + known labels), for the incremental model."""
+    from trading_assets.lib.feature_store.recent import recent_rows
+
+    result = recent_rows(
+        iceberg.lakehouse(),
+        feast.offline_features_dir(),
+        feast.training_dir(),
+        config.feature_service,
+        hours=config.hours,
+        sample_every_s=config.sample_every_s,
+    )
+    context.log.info(f"recent rows: {result.rows} ({result.per_symbol}) at {result.path}")
+    metadata: dict[str, dg.MetadataValue] = {
+        "path": dg.MetadataValue.path(result.path),
+        "dagster/row_count": dg.MetadataValue.int(result.rows),
+        "rows_per_symbol": dg.MetadataValue.json(result.per_symbol),
+        "partitions": dg.MetadataValue.json([f"{d}|{s}" for d, s in result.partitions]),
+    }
+    if result.first is not None and result.last is not None:
+        metadata["data_start"] = dg.MetadataValue.timestamp(result.first)
+        metadata["watermark"] = dg.MetadataValue.timestamp(result.last)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    deps=[training_set],
+    group_name=GROUP,
+    kinds={"xgboost"},
+    automation_condition=dg.AutomationCondition.on_cron(FULL_CRON),
+    freshness_policy=dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=7)),
+)
+def full_model(
+    context: dg.AssetExecutionContext,
+    config: FullModelConfig,
+    feast: FeastResource,
+    mlflow: MlflowResource,
+) -> dg.MaterializeResult:
+    """Full XGBoost return model on the newest training frame, with a walk-forward report."""
+    from trading_assets.lib.models import train_full
+
+    frame = pl.read_parquet(training_frame_path(feast, config.feature_service))
+    names = service_features(frame, config.feature_service)
+    label, _ = label_names(spec.FEATURE_CONFIG)
+    model = train_full(frame, names, label, n_trees=config.n_trees, n_folds=config.n_folds)
+    path = files.save_model(model, mlflow.models_path() / files.FULL_FILE)
+    context.log.info(f"full model: {model.trees} trees on {model.training_rows} rows at {path}")
+    return dg.MaterializeResult(metadata=full_model_metadata(model, str(path)))
+
+
+@dg.asset(
+    deps=[full_model, recent_training_rows],
+    group_name=GROUP,
+    kinds={"xgboost"},
+    automation_condition=INCREMENTAL_CADENCE,
+    freshness_policy=dg.FreshnessPolicy.time_window(
+        fail_window=dt.timedelta(minutes=15), warn_window=dt.timedelta(minutes=7)
+    ),
+)
+def incremental_model(
+    context: dg.AssetExecutionContext,
+    config: IncrementalModelConfig,
+    feast: FeastResource,
+    mlflow: MlflowResource,
+) -> dg.MaterializeResult:
+    """The current full model plus a bounded number of trees boosted on the newest rows."""
+    from trading_assets.lib.models import train_incremental
+
+    base = files.load_model(mlflow.models_path() / files.FULL_FILE)
+    newest = pl.read_parquet(recent_frame_path(feast, config.feature_service))
+    model = train_incremental(base, newest, config.max_new_trees)
+    path = files.save_model(model, mlflow.models_path() / files.INCREMENTAL_FILE)
+    context.log.info(f"incremental model: {model.trees} trees ({base.trees} full) at {path}")
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "full_trees": dg.MetadataValue.int(model.full_trees),
+            "new_trees": dg.MetadataValue.int(model.trees - model.full_trees),
+            "training_rows": dg.MetadataValue.int(model.training_rows),
+            "training_seconds": dg.MetadataValue.float(round(model.seconds, 3)),
+            "data_start": dg.MetadataValue.timestamp(model.time_start),
+            "data_end": dg.MetadataValue.timestamp(model.time_end),
+            "watermark": dg.MetadataValue.timestamp(model.time_end),
+            "full_model_data_end": dg.MetadataValue.timestamp(base.time_end),
+        }
+    )
