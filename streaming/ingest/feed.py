@@ -17,11 +17,12 @@ stream may reorder, and then fetched too. Ids REST cannot serve are skipped and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 
 import httpx
 import websockets
@@ -159,21 +160,25 @@ class MarketFeed:
             connection = await self._connect()
             self._connection = connection
             self.stats.connections_opened += 1
+            reconnect: _Reconnect | None = None
             try:
                 for sequencer in list(self._sequencers.values()):
                     if sequencer.next_id is not None:  # a restart or reconnect: catch up
                         for trade in await self._fill(sequencer, sequencer.next_id, None):
                             yield trade
-                async for record in self._read(connection):
-                    yield record
-            except _Reconnect as reconnect:
+                async with contextlib.aclosing(self._read(connection)) as records:
+                    async for record in records:
+                        yield record
+            except _Reconnect as finished:
+                reconnect = finished
+            finally:
+                self._connection = None
+                await connection.close()
+            if reconnect is not None:
                 self.stats.reconnects[reconnect.cause] += 1
                 log.warning("market feed reconnecting: %s", reconnect.cause)
                 if reconnect.failure:
                     await asyncio.sleep(self._backoff.next_delay())
-            finally:
-                self._connection = None
-                await connection.close()
 
     async def _connect(self) -> ClientConnection:
         """Open the stream, waiting with backoff (and any Retry-After) between failures."""
@@ -192,7 +197,7 @@ class MarketFeed:
             log.warning("market feed connect failed (%s); retrying in %.2fs", cause, delay)
             await asyncio.sleep(delay)
 
-    async def _read(self, connection: ClientConnection) -> AsyncIterator[BinanceRecord]:
+    async def _read(self, connection: ClientConnection) -> AsyncGenerator[BinanceRecord, None]:
         """Records from one connection until it must be replaced (raises _Reconnect)."""
         opened_s = last_frame_s = time.monotonic()
         proven = False  # backoff resets once a connection delivers, not merely opens
