@@ -41,8 +41,7 @@ PARAMS = DEFAULT_PARAMS | {"nthread": 1}
 FOLDS = 4
 
 
-@pytest.fixture(scope="module")
-def frame(shared_data: Path) -> pl.DataFrame:
+def klines_frame(shared_data: Path) -> pl.DataFrame:
     """A training frame (symbol, event_timestamp, features, label, label_end) from the klines."""
     spot = shared_data / "binance" / "klines" / "spot"
     bars = pl.concat(
@@ -55,6 +54,11 @@ def frame(shared_data: Path) -> pl.DataFrame:
         .filter(pl.col(LABEL).is_not_null())
         .with_columns(label_end=pl.col("event_timestamp") + dt.timedelta(seconds=300))
     )
+
+
+@pytest.fixture(scope="module")
+def frame(shared_data: Path) -> pl.DataFrame:
+    return klines_frame(shared_data)
 
 
 @pytest.fixture(scope="module")

@@ -45,6 +45,12 @@ class FullModelConfig(dg.Config):
     )
     n_trees: int = Field(default=100, description="Boosting rounds of the full model.")
     n_folds: int = Field(default=4, description="Walk-forward folds for the evaluation.")
+    threads: int = Field(default=2, description="XGBoost threads.")
+    label: str = Field(default="", description="Label column (empty: the feature spec's label).")
+    features: list[str] = Field(
+        default_factory=list,
+        description="Feature columns, in order (empty: the service's features in the frame).",
+    )
 
 
 class RecentRowsConfig(dg.Config):
@@ -131,12 +137,16 @@ def full_model(
     mlflow: MlflowResource,
 ) -> dg.MaterializeResult:
     """Full XGBoost return model on the newest training frame, with a walk-forward report."""
-    from trading_assets.lib.models import train_full
+    from trading_assets.lib.models import DEFAULT_PARAMS, train_full
 
     frame = pl.read_parquet(training_frame_path(feast, config.feature_service))
-    names = service_features(frame, config.feature_service)
-    label, _ = label_names(spec.FEATURE_CONFIG)
-    model = train_full(frame, names, label, n_trees=config.n_trees, n_folds=config.n_folds)
+    names = config.features or service_features(frame, config.feature_service)
+    label = config.label or label_names(spec.FEATURE_CONFIG)[0]
+    missing = sorted({label, *names} - set(frame.columns))
+    if missing:
+        raise ValueError(f"the training frame lacks {missing}")
+    params = DEFAULT_PARAMS | {"nthread": config.threads}
+    model = train_full(frame, names, label, params, n_trees=config.n_trees, n_folds=config.n_folds)
     path = files.save_model(model, mlflow.models_path() / files.FULL_FILE)
     context.log.info(f"full model: {model.trees} trees on {model.training_rows} rows at {path}")
     return dg.MaterializeResult(metadata=full_model_metadata(model, str(path)))
