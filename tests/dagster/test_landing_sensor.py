@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import dagster as dg
+import msgspec
 import polars as pl
 import pytest
 
@@ -18,14 +19,17 @@ from streaming.landing import TRADES_KIND, LandingWriter
 from streaming.simulator.server import run_simulator_in_thread
 from streaming.simulator.synthetic import SyntheticMarket
 from streaming.venues.binance.records import Trade
+from trading_assets.definitions import defs as lazy_defs
+from trading_assets.defs.features.assets import features
 from trading_assets.defs.ingest.landing import (
     LandingResource,
     live_trades_ingest,
     live_trades_landing,
 )
+from trading_assets.defs.ingest.partitions import trade_partitions
 from trading_assets.defs.ingest.raw_trades import raw_trades
 from trading_assets.defs.lakehouse import checks
-from trading_assets.defs.lakehouse.assets import bronze_trades, silver_trades
+from trading_assets.defs.lakehouse.assets import bars_1m, bars_1s, bronze_trades, silver_trades
 from trading_assets.lib.lakehouse.landing import SOURCE_LIVE, list_segments
 from trading_assets.lib.lakehouse.pipeline import read_silver
 from trading_assets.lib.lakehouse.schemas import BRONZE_TRADES_TABLE, QUARANTINE_TABLE
@@ -44,6 +48,7 @@ LIVE_CHECKS = [
 ]
 SEED = 11
 TRADES_PER_DAY = 2_000
+SECOND = 1_000_000_000
 
 
 def trade(trade_id: int, symbol: str = "BTCUSDT") -> Trade:
@@ -254,3 +259,27 @@ def test_the_bulk_file_replaces_live_rows_and_ends_live_pickup(
     values = ["trade_id", "price", "qty", "quote_qty", "event_time", "is_buyer_maker"]
     assert live_silver.select(values).equals(silver.head(500).select(values))
     assert requested(after_bulk) == {}
+
+
+def test_bars_and_features_follow_a_live_ingestion_and_it_is_not_requested_again(
+    tmp_path, landing, sensor
+):
+    # The newest partition the definitions offer; eager automation follows that one.
+    days = trade_partitions.get_partitions_def_for_dimension("date")
+    newest_day = dt.date.fromisoformat(days.get_last_partition_key() or "")
+    start_ns = int(dt.datetime.combine(newest_day, dt.time(), dt.UTC).timestamp()) * SECOND
+    moved = [msgspec.structs.replace(trade(i), trade_ns=start_ns + i * SECOND) for i in range(199)]
+    land(landing, moved)
+    definitions = lazy_defs()
+    before = dg.evaluate_automation_conditions(defs=definitions, instance=sensor.instance)
+
+    ingest(requested(sensor.tick())[f"{newest_day}|BTCUSDT"], tmp_path / "lake", sensor.instance)
+    after = dg.evaluate_automation_conditions(
+        defs=definitions, instance=sensor.instance, cursor=before.cursor
+    )
+
+    partition = dg.MultiPartitionKey({"date": newest_day.isoformat(), "symbol": "BTCUSDT"})
+    follow = {bars_1s.key, bars_1m.key, features.key}
+    assert all(after.get_requested_partitions(key) == {partition} for key in follow)
+    assert after.get_num_requested(bronze_trades.key) == 0
+    assert after.get_num_requested(silver_trades.key) == 0
