@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import threading
 import time
@@ -16,6 +17,7 @@ from streaming.landing import (
     LandingWriter,
     LandingWriterClosedError,
     last_landed_trade_ids,
+    maintain,
 )
 from streaming.venues.binance.records import BookTicker, Trade
 from trading_assets.lib.lakehouse.landing import list_segments
@@ -176,3 +178,26 @@ def test_writes_from_one_thread_while_another_polls_lose_nothing(tmp_path):
     segments = list_segments(tmp_path, TRADES_KIND, include_open=True)
     assert all(segment.sealed for segment in segments)
     assert [r["trade_id"] for r in landed_lines(segments)] == list(range(1, 3001))
+
+
+async def test_maintain_flushes_from_a_thread_and_seals_everything_when_cancelled(tmp_path):
+    writer = LandingWriter(
+        tmp_path, TRADES_KIND, flush_every_s=0.0, rotate_every_s=3600, inline_poll=False
+    )
+    task = asyncio.create_task(maintain([writer], interval_s=0.01))
+    for trade_id in range(1, 101):
+        writer.write(trade(trade_id))
+    while not list_segments(tmp_path, TRADES_KIND, include_open=True):  # the first flush
+        await asyncio.sleep(0.01)
+    flushed_while_running = list_segments(tmp_path, TRADES_KIND, include_open=True)
+
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    segments = list_segments(tmp_path, TRADES_KIND, include_open=True)
+    assert [s.sealed for s in flushed_while_running] == [False]
+    assert all(segment.sealed for segment in segments)
+    assert [r["trade_id"] for r in landed_lines(segments)] == list(range(1, 101))
+    with pytest.raises(LandingWriterClosedError):
+        writer.write(trade(101))
