@@ -1,0 +1,440 @@
+"""The sidecar's side of the Feast online store: a micro-batching writer and a newest-vector reader.
+
+:class:`OnlineFeatureWriter` takes the live feature rows off the hot path (``submit`` appends to a
+queue under a lock) and a background thread writes them through the online store's own
+``online_write_batch``, one call per feature view and chunk. That is what ``store.push`` ends in,
+minus the DataFrame → Arrow → proto conversion that makes ``push`` the slower path (see
+``bench/bench_online.py``). Only the newest row per symbol and view matters online, so each drained
+batch is collapsed to it before writing, and a full queue is folded the same way instead of
+blocking the caller or growing without bound.
+
+:class:`OnlineFeatureReader` reads one symbol's vector per view with ``online_read`` (what
+``get_online_features`` does underneath), which also gives each view's event time to the
+microsecond; ``OnlineResponse.to_dict(include_event_timestamps=True)`` keeps whole seconds only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+from feast.protos.feast.types.Value_pb2 import Value
+
+from streaming.fallback.decision import OnlineRead
+from trading_assets.lib.feature_store.spec import ENTITY
+from trading_assets.lib.features import ALL_GROUPS, FeatureRow
+
+if TYPE_CHECKING:
+    from feast import FeatureService, FeatureStore, FeatureView
+
+log = logging.getLogger(__name__)
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# A value proto with no field set is Feast's null; writing it (instead of leaving the feature out)
+# replaces the previous value, because both Redis and sqlite update field by field.
+_MISSING = Value()
+_WriteRow = tuple[EntityKey, dict[str, Value], dt.datetime, dt.datetime | None]
+_NUMERIC_FIELDS = frozenset({"double_val", "float_val", "int64_val", "int32_val", "bool_val"})
+
+
+@dataclass(frozen=True)
+class OnlineWriterStats:
+    """Counters of an :class:`OnlineFeatureWriter`; every submitted row ends in exactly one of
+    written, coalesced, superseded, skipped or rejected (or is still pending).
+
+    ``rows_written``: rows the store accepted. ``rows_coalesced``: rows dropped because the queue
+    was full and a newer row of the same symbol (and feature set) was queued; non-zero means the
+    writer fell behind. ``rows_superseded``: rows a newer row of the same symbol replaced within
+    one batch, or older than what this writer already stored (normal under load, nothing newer
+    is lost online). ``rows_skipped``: rows with none of the
+    writer's features. ``rows_rejected``: rows holding a value that is not a number (logged, never
+    retried). ``batches``: successful batch writes; ``errors``: failed ones (their rows
+    are retried with the next batch). ``last_write_latency_s``: duration of the last successful
+    batch write.
+    """
+
+    rows_submitted: int
+    rows_written: int
+    rows_coalesced: int
+    rows_superseded: int
+    rows_skipped: int
+    rows_rejected: int
+    rows_pending: int
+    batches: int
+    errors: int
+    last_write_latency_s: float | None
+    last_error: str | None
+
+
+class OnlineFeatureWriter:
+    """Writes live :class:`FeatureRow` s to the online store from a background thread.
+
+    ``views``: the feature views written; a row is written to each view it has features of, and a
+    feature of such a view that the row lacks, or holds as None or NaN, is stored as missing.
+    ``max_batch_rows``: a batch is written as soon as this many rows are queued, and no store call
+    carries more rows. ``flush_every_s``: otherwise queued rows wait at most this long.
+    ``max_queue_rows``: beyond this many queued rows the queue keeps only the newest row per
+    symbol (memory is then bounded by the number of symbols). ``error_backoff_s``: the wait after
+    a failed write before retrying. The store should not be shared with threads that write to it.
+    """
+
+    def __init__(
+        self,
+        store: FeatureStore,
+        *,
+        views: Sequence[str] = ALL_GROUPS,
+        max_batch_rows: int = 1_000,
+        flush_every_s: float = 0.05,
+        max_queue_rows: int = 100_000,
+        error_backoff_s: float = 0.5,
+    ) -> None:
+        if max_batch_rows < 1 or max_queue_rows < 1:
+            raise ValueError("max_batch_rows and max_queue_rows must be at least 1")
+        self._store = store
+        self._views = [store.get_feature_view(name) for name in views]
+        self._names = {view.name: [f.name for f in view.features] for view in self._views}
+        self._name_sets = {name: frozenset(names) for name, names in self._names.items()}
+        self._max_batch_rows = max_batch_rows
+        self._flush_every_s = flush_every_s
+        self._max_queue_rows = max_queue_rows
+        self._error_backoff_s = error_backoff_s
+        self._keys: dict[str, EntityKey] = {}
+        # Event time last written per view and symbol: a row older than that is not written, as
+        # Redis' own dedup does, so sqlite (which overwrites blindly) behaves the same.
+        self._stored_us: dict[str, dict[str, int]] = {view.name: {} for view in self._views}
+        self._carried: list[FeatureRow] = []  # newest rows of a failed batch, retried next
+
+        self._cond = threading.Condition()
+        self._queue: deque[FeatureRow] = deque()
+        self._newest: dict[tuple[str, tuple[str, ...]], FeatureRow] = {}  # when the queue is full
+        self._submitted = self._written = self._coalesced = 0
+        self._superseded = self._skipped = self._rejected = self._batches = self._errors = 0
+        self._last_latency: float | None = None
+        self._last_error: str | None = None
+        self._durable = 0  # every row submitted before this count is written or resolved
+        self._flush_target = 0
+        self._retry_at = 0.0
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="online-feature-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, row: FeatureRow) -> None:
+        """Queue one row (never blocks on the store; amortised O(1))."""
+        with self._cond:
+            if self._closing:
+                raise RuntimeError("OnlineFeatureWriter is closed")
+            self._submitted += 1
+            if self._newest or len(self._queue) >= self._max_queue_rows:
+                if not self._newest:
+                    # One O(n) fold per overflow, after n O(1) appends.
+                    for queued in self._queue:
+                        self._keep_newest(queued)
+                    self._queue.clear()
+                self._keep_newest(row)
+                self._cond.notify()
+            else:
+                self._queue.append(row)
+                if len(self._queue) == self._max_batch_rows:
+                    self._cond.notify()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Write everything submitted so far now; True once it is written, False on timeout
+        (e.g. while the store is down) or when the writer has stopped."""
+        with self._cond:
+            target = self._submitted
+            self._flush_target = max(self._flush_target, target)
+            self._cond.notify_all()
+            self._cond.wait_for(
+                lambda: self._durable >= target or not self._thread.is_alive(), timeout
+            )
+            return self._durable >= target
+
+    def close(self, timeout: float | None = 10.0) -> bool:
+        """Flush, then stop the thread; True when everything submitted was written. A final
+        write that fails is not retried: its rows are dropped (and logged)."""
+        flushed = self.flush(timeout)
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        return flushed
+
+    def __enter__(self) -> OnlineFeatureWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def stats(self) -> OnlineWriterStats:
+        """A consistent snapshot of the counters."""
+        with self._cond:
+            resolved = (
+                self._written + self._coalesced + self._superseded + self._skipped + self._rejected
+            )
+            return OnlineWriterStats(
+                rows_submitted=self._submitted,
+                rows_written=self._written,
+                rows_coalesced=self._coalesced,
+                rows_superseded=self._superseded,
+                rows_skipped=self._skipped,
+                rows_rejected=self._rejected,
+                rows_pending=self._submitted - resolved,
+                batches=self._batches,
+                errors=self._errors,
+                last_write_latency_s=self._last_latency,
+                last_error=self._last_error,
+            )
+
+    def _keep_newest(self, row: FeatureRow) -> None:
+        # Keyed by the feature names too, so rows of different groups never replace each other.
+        key = (row.symbol, tuple(row.values))
+        kept = self._newest.get(key)
+        if kept is not None:
+            self._coalesced += 1
+            if row.event_timestamp_us < kept.event_timestamp_us:
+                return
+        self._newest[key] = row
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            with self._cond:
+                self._cond.notify_all()  # a waiting flush() sees the thread gone
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                self._wait_for_work()
+                queued, newest = self._queue, self._newest
+                self._queue, self._newest = deque(), {}
+                taken = self._submitted  # the whole queue is taken: every row before this
+                closing = self._closing
+            rows = [*self._carried, *queued, *newest.values()]
+            if rows:
+                written = self._write(rows, taken)
+                if closing and not written:
+                    log.error("online writer closing: %d rows not written", len(self._carried))
+                    return
+            elif closing:
+                return
+
+    def _wait_for_work(self) -> None:
+        deadline = max(time.monotonic() + self._flush_every_s, self._retry_at)
+        while not self._closing:
+            now = time.monotonic()
+            if now >= deadline:
+                return
+            if now >= self._retry_at and (
+                len(self._queue) >= self._max_batch_rows
+                or self._newest
+                or self._flush_target > self._durable
+            ):
+                return
+            self._cond.wait(deadline - now if now >= self._retry_at else self._retry_at - now)
+
+    def _write(self, rows: list[FeatureRow], taken: int) -> bool:
+        """Write the newest row per symbol of every view; True on success."""
+        by_view, chosen, skipped = self._newest_per_view(rows)
+        superseded = len(rows) - len(chosen) - skipped
+        payloads, rejected = self._payloads(by_view)
+        if rejected:
+            chosen = [row for row in chosen if id(row) not in rejected]
+            with self._cond:
+                self._rejected += len(rejected)
+        started = time.perf_counter()
+        try:
+            for view in self._views:
+                self._write_view(view, payloads[view.name])
+        except Exception as error:  # any store failure: keep the thread, retry the rows later
+            with self._cond:
+                first_of_streak = self._last_error is None
+                self._errors += 1
+                self._superseded += superseded
+                self._skipped += skipped
+                self._last_error = f"{type(error).__name__}: {error}"
+                self._retry_at = time.monotonic() + self._error_backoff_s
+            log.warning("online write of %d rows failed", len(chosen), exc_info=first_of_streak)
+            self._carried = chosen
+            return False
+        latency = time.perf_counter() - started
+        with self._cond:
+            self._written += len(chosen)
+            self._superseded += superseded
+            self._skipped += skipped
+            self._batches += 1
+            self._last_latency = latency
+            self._last_error = None
+            self._durable = taken
+            self._cond.notify_all()
+        for name, newest in by_view.items():
+            stored = self._stored_us[name]
+            for symbol, row in newest.items():
+                stored[symbol] = row.event_timestamp_us
+        self._carried = []
+        return True
+
+    def _newest_per_view(
+        self, rows: list[FeatureRow]
+    ) -> tuple[dict[str, dict[str, FeatureRow]], list[FeatureRow], int]:
+        """Per view, the newest row of each symbol not older than what the view already holds (a
+        later row wins a tie); the distinct rows chosen for any view; how many rows had none of
+        the writer's features."""
+        by_view: dict[str, dict[str, FeatureRow]] = {view.name: {} for view in self._views}
+        chosen: dict[int, FeatureRow] = {}
+        skipped = 0
+        for row in rows:
+            keys = row.values.keys()
+            matched = False
+            for name, names in self._name_sets.items():
+                if keys.isdisjoint(names):
+                    continue
+                matched = True
+                newest = by_view[name]
+                kept = newest.get(row.symbol)
+                if kept is None:
+                    stored = self._stored_us[name].get(row.symbol)
+                    if stored is None or row.event_timestamp_us >= stored:
+                        newest[row.symbol] = row
+                elif row.event_timestamp_us >= kept.event_timestamp_us:
+                    newest[row.symbol] = row
+            skipped += not matched
+        for newest in by_view.values():
+            for row in newest.values():
+                chosen[id(row)] = row
+        return by_view, list(chosen.values()), skipped
+
+    def _payloads(
+        self, by_view: dict[str, dict[str, FeatureRow]]
+    ) -> tuple[dict[str, list[_WriteRow]], set[int]]:
+        """The store's rows per view, and the ids of rows holding a value that is no number
+        (left out of every view: retrying them would fail every batch after)."""
+        built: dict[str, list[tuple[int, _WriteRow]]] = {}
+        rejected: set[int] = set()
+        for name, newest in by_view.items():
+            names, out = self._names[name], built.setdefault(name, [])
+            for row in newest.values():
+                try:
+                    protos = {feature: _value(row.values.get(feature)) for feature in names}
+                except (TypeError, ValueError):
+                    log.error("online row of %s rejected: non-numeric value", row.symbol)
+                    rejected.add(id(row))
+                    continue
+                moment = _EPOCH + dt.timedelta(microseconds=row.event_timestamp_us)
+                out.append((id(row), (self._entity_key(row.symbol), protos, moment, None)))
+        payloads = {
+            name: [data for row_id, data in rows if row_id not in rejected]
+            for name, rows in built.items()
+        }
+        return payloads, rejected
+
+    def _write_view(self, view: FeatureView, data: list[_WriteRow]) -> None:
+        provider = self._store.provider
+        for start in range(0, len(data), self._max_batch_rows):
+            chunk = data[start : start + self._max_batch_rows]
+            provider.online_write_batch(self._store.config, view, chunk, None)
+
+    def _entity_key(self, symbol: str) -> EntityKey:
+        key = self._keys.get(symbol)
+        if key is None:
+            key = self._keys[symbol] = _entity_key(symbol)
+        return key
+
+
+def _entity_key(symbol: str) -> EntityKey:
+    return EntityKey(join_keys=[ENTITY], entity_values=[Value(string_val=symbol)])
+
+
+def _value(value: float | None) -> Value:
+    if value is None or math.isnan(value):
+        return _MISSING
+    proto = Value()
+    proto.double_val = value  # half the cost of the keyword constructor (upb)
+    return proto
+
+
+class OnlineFeatureReader:
+    """Reads one symbol's newest vector: callable as the fallback controller's ``OnlineSource``.
+
+    ``features``: a feature service (its name or object) or feature references
+    (``"view:feature"``). Values come back under the plain feature names in that order; the
+    event time is the oldest of the views' event times (a vector is as fresh as its stalest part),
+    taken over the views that hold a row for the symbol. Feast does not apply the views' TTL to
+    online reads; the caller judges freshness from the event time. The views are resolved once,
+    when the reader is built.
+    """
+
+    def __init__(self, store: FeatureStore, features: str | FeatureService | Sequence[str]) -> None:
+        self._store = store
+        self._plan = _resolve(store, features)
+        self.names: tuple[str, ...] = tuple(name for _, names in self._plan for name in names)
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"feature names repeat across views: {self.names}")
+        self._keys: dict[str, list[EntityKey]] = {}
+
+    def read(self, symbol: str) -> OnlineRead | None:
+        """The symbol's values, event time and read latency; None when no view holds a row."""
+        started = time.perf_counter()
+        keys = self._keys.get(symbol)
+        if keys is None:
+            keys = self._keys[symbol] = [_entity_key(symbol)]
+        provider, config = self._store.provider, self._store.config
+        values: dict[str, float | None] = {}
+        oldest: dt.datetime | None = None
+        for view, names in self._plan:
+            # A copy: Feast's Redis store appends its timestamp field to the list it is given.
+            ((event_time, protos),) = provider.online_read(config, view, keys, list(names))
+            # Redis answers a missing key with empty values and a zero timestamp.
+            if event_time is None or protos is None or event_time == _EPOCH:
+                values.update(dict.fromkeys(names))
+                continue
+            oldest = event_time if oldest is None else min(oldest, event_time)
+            for name in names:
+                values[name] = _float(protos.get(name))
+        latency = time.perf_counter() - started
+        if oldest is None:
+            return None
+        return OnlineRead(values, _to_ns(oldest), latency)
+
+    __call__ = read
+
+
+def _resolve(
+    store: FeatureStore, features: str | FeatureService | Sequence[str]
+) -> list[tuple[FeatureView, list[str]]]:
+    """(view, feature names) in the service's or the references' order."""
+    if isinstance(features, str):
+        features = store.get_feature_service(features)
+    pairs: Iterable[tuple[str, list[str]]]
+    if isinstance(features, Sequence):
+        grouped: dict[str, list[str]] = {}
+        for ref in features:
+            view_name, sep, name = ref.partition(":")
+            if not sep or not name:
+                raise ValueError(f"feature reference {ref!r} is not 'view:feature'")
+            grouped.setdefault(view_name, []).append(name)
+        pairs = grouped.items()
+    else:
+        pairs = [(p.name, [f.name for f in p.features]) for p in features.feature_view_projections]
+    return [(store.get_feature_view(view), names) for view, names in pairs]
+
+
+def _float(proto: Any) -> float | None:
+    if proto is None:
+        return None
+    field = proto.WhichOneof("val")
+    return float(getattr(proto, field)) if field in _NUMERIC_FIELDS else None
+
+
+def _to_ns(moment: dt.datetime) -> int:
+    # Integer arithmetic on the timedelta: exact to the microsecond Feast keeps.
+    delta = moment - _EPOCH
+    return ((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds) * 1_000
