@@ -129,3 +129,28 @@ def test_models_follow_their_six_hour_and_five_minute_cadences():
     assert six_hour == {"training_set", "full_model", *incremental}
     assert settled == idle == set()
     assert five_minute == next_five == incremental
+
+
+def test_daily_bulk_schedule_requests_yesterday_for_every_symbol():
+    from trading_assets.defs.lakehouse.jobs import daily_bulk_ingest
+
+    tick = dt.datetime(2026, 3, 2, 3, 30, tzinfo=dt.UTC)
+    context = dg.build_schedule_context(scheduled_execution_time=tick)
+
+    requests = daily_bulk_ingest(context)
+
+    days = trade_partitions.get_partitions_def_for_dimension(DATE_DIMENSION)
+    assert daily_bulk_ingest.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert {str(r.partition_key) for r in requests} == {
+        f"2026-03-01|{symbol}"
+        for symbol in trade_partitions.get_partitions_def_for_dimension(
+            "symbol"
+        ).get_partition_keys()
+    }
+    assert days.has_partition_key("2026-03-01")
+
+
+def test_today_is_the_live_partition():
+    days = trade_partitions.get_partitions_def_for_dimension(DATE_DIMENSION)
+
+    assert days.get_last_partition_key() == dt.datetime.now(dt.UTC).date().isoformat()

@@ -1,4 +1,4 @@
-"""Evaluates the assets' automation conditions (daily raw ingest, layers following upstream)."""
+"""Evaluates the assets' automation conditions (layers following upstream, model cadences)."""
 
 import dagster as dg
 
@@ -18,7 +18,7 @@ automation = dg.AutomationConditionSensorDefinition(
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=60,
     description=(
-        "Daily raw ingest at 03:30 UTC, layers following upstream, training frames and models "
-        "on their 6-hour and 5-minute cadences."
+        "Layers following their upstream, training frames and models on their 6-hour and "
+        "5-minute cadences (the bulk files come by the daily_bulk_ingest schedule)."
     ),
 )

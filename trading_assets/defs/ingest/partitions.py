@@ -13,11 +13,12 @@ SYMBOL_DIMENSION = "symbol"
 
 
 def build_trade_partitions() -> dg.MultiPartitionsDefinition:
-    # end_offset=0: a day is offered once it has ended (Binance publishes it the next morning).
+    # end_offset=1: today is a partition too, the live one the sidecar's landed trades fill
+    # during the day; Binance's bulk file replaces it the next morning (see the daily schedule).
     return dg.MultiPartitionsDefinition(
         {
             DATE_DIMENSION: dg.DailyPartitionsDefinition(
-                start_date=history_start_date(), end_offset=0
+                start_date=history_start_date(), end_offset=1
             ),
             SYMBOL_DIMENSION: dg.StaticPartitionsDefinition(trading_symbols()),
         }

@@ -15,8 +15,8 @@ PROGRESS_STEP = 0.1  # log every 10 %
     partitions_def=trade_partitions,
     group_name="lakehouse",
     kinds={"binance", "zip"},
-    # Binance publishes a day's file the next morning (UTC).
-    automation_condition=dg.AutomationCondition.on_cron("30 3 * * *"),
+    # Binance publishes a day's file the next morning (UTC): the daily_bulk_ingest schedule
+    # requests yesterday's partitions; older days are backfills.
     retry_policy=dg.RetryPolicy(max_retries=2, delay=60),
 )
 def raw_trades(
