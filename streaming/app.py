@@ -1,0 +1,366 @@
+"""The sidecar: live ticks → landing + live features → online store → ONNX predictions.
+
+One asyncio loop runs four tasks: the market feed (every record landed, trades and tickers fed
+to the live features, completed rows handed to the online writer's background thread), the
+predictor (every ``predict_every_s`` per symbol: fallback decision → models → risk → prediction),
+the model poller (alias moves → hot swap) and the landing maintainer (fsync and rotation in a
+worker thread). Blocking work never runs on the loop: Feast writes have their own thread, and
+silver microbatches (fallback level 4) are fetched in a worker thread and used once they arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import threading
+import time
+import zlib
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+import polars as pl
+
+from streaming.api import PredictionApi, PredictionHub, Readiness
+from streaming.config import SidecarConfig
+from streaming.fallback import (
+    FallbackController,
+    FallbackDecision,
+    FallbackLevel,
+    IcebergSilverMicrobatch,
+    LiveFeatureTracker,
+    LiveFeatureTrackers,
+)
+from streaming.inference import ModelSlots, ServingModel
+from streaming.ingest import MarketFeed
+from streaming.landing import (
+    BOOK_TICKERS_KIND,
+    PREDICTIONS_KIND,
+    TRADES_KIND,
+    LandingWriter,
+    last_landed_trade_ids,
+    maintain,
+)
+from streaming.metrics import SidecarMetrics
+from streaming.online import OnlineFeatureReader, OnlineFeatureWriter
+from streaming.predictions import Prediction, Role
+from streaming.risk import RiskEngine
+from streaming.venues.binance import BookTicker, Trade
+from trading_assets.lib.feature_store.spec import FEATURE_CONFIG, SERVICES
+from trading_assets.lib.features import feature_names
+
+log = logging.getLogger(__name__)
+NS = 1_000_000_000
+VOLATILITY_FEATURE = "rv_60s"
+
+
+class PrefetchedSilver:
+    """A silver source that never blocks the loop: a call returns the newest microbatch fetched
+    for the symbol (empty until one arrives) and starts a fetch in a thread when none is
+    running. The controller's own rate limit decides how often it asks."""
+
+    def __init__(self, source: IcebergSilverMicrobatch) -> None:
+        self.source = source
+        self._frames: dict[str, pl.DataFrame] = {}
+        self._busy: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, symbol: str, start_ns: int, end_ns: int) -> pl.DataFrame:
+        with self._lock:
+            frame = self._frames.get(symbol, pl.DataFrame())
+            if symbol not in self._busy:
+                self._busy.add(symbol)
+                threading.Thread(
+                    target=self._fetch, args=(symbol, start_ns, end_ns), daemon=True
+                ).start()
+        return frame
+
+    def _fetch(self, symbol: str, start_ns: int, end_ns: int) -> None:
+        try:
+            frame = self.source(symbol, start_ns, end_ns)
+            with self._lock:
+                self._frames[symbol] = frame
+        except Exception:
+            log.exception("silver microbatch for %s failed", symbol)
+        finally:
+            with self._lock:
+                self._busy.discard(symbol)
+
+
+def open_feature_store(config: SidecarConfig) -> Any:
+    """The Feast store the Dagster assets materialize into (sqlite locally, or Redis)."""
+    from trading_assets.lib.feature_store.repo import load_repo_config, open_store
+
+    overrides: dict[str, Any] = {}
+    if config.redis_connection_string:
+        overrides = {
+            "online_store": {"type": "redis"},
+            "online_store.connection_string": config.redis_connection_string,
+        }
+    return open_store(load_repo_config("local", config.feast_root, overrides))
+
+
+def open_silver(config: SidecarConfig) -> PrefetchedSilver | None:
+    """Silver microbatches from the local catalog (or ``iceberg_catalog_uri``), when present."""
+    from trading_assets.lib.lakehouse.pipeline import Lakehouse
+    from trading_assets.lib.lakehouse.tables import open_catalog
+
+    root = config.data_root / "iceberg"
+    uri = config.iceberg_catalog_uri or f"sqlite:///{root / 'iceberg_catalog.db'}?timeout=60"
+    if config.iceberg_catalog_uri is None and not (root / "iceberg_catalog.db").exists():
+        return None
+    warehouse = (root / "warehouse").as_uri()
+    catalog = open_catalog("trading", {"type": "sql", "uri": uri, "warehouse": warehouse})
+    return PrefetchedSilver(IcebergSilverMicrobatch(Lakehouse(catalog, f"{warehouse}/raw")))
+
+
+class Sidecar:
+    """The running sidecar; ``await run()`` until ``stop()`` (SIGTERM) or cancellation."""
+
+    def __init__(self, config: SidecarConfig, store: Any | None = None) -> None:
+        self.config = config
+        groups = SERVICES[config.feature_service]
+        self.feature_order = feature_names(FEATURE_CONFIG, groups)
+        self.metrics = SidecarMetrics()
+        self.hub = PredictionHub(self.metrics)
+        self.trackers = {s: LiveFeatureTracker(s, FEATURE_CONFIG, groups) for s in config.symbols}
+        self.store = store if store is not None else open_feature_store(config)
+        self.online_writer = OnlineFeatureWriter(self.store, views=groups)
+        self.online_reader = OnlineFeatureReader(self.store, config.feature_service)
+        self.controller = FallbackController(
+            self.feature_order,
+            online=self.online_reader,
+            live=LiveFeatureTrackers(list(self.trackers.values())),
+            silver=open_silver(config),
+            budgets=config.fallback_budgets,
+        )
+        self.risk = RiskEngine()
+        self.slots = (
+            ModelSlots(config.tracking_uri, config.model_name, metrics=self.metrics)
+            if config.tracking_uri
+            else None
+        )
+        root = config.landing_root
+        self.writers = {
+            kind: LandingWriter(root, kind, inline_poll=False)
+            for kind in (TRADES_KIND, BOOK_TICKERS_KIND, PREDICTIONS_KIND)
+        }
+        self.last_price: dict[str, float] = {}
+        self.open_positions: dict[str, deque[tuple[int, float]]] = {
+            s: deque() for s in config.symbols
+        }
+        self.decisions: dict[str, FallbackDecision] = {}
+        self.feed: MarketFeed | None = None
+        self.api = PredictionApi(
+            self.hub, self.metrics, self.readiness, config.api_host, config.api_port
+        )
+        self._stop = asyncio.Event()
+
+    def readiness(self) -> Readiness:
+        """Ready when a @champion is loaded and some symbol's data is not in safe mode."""
+        reasons = []
+        if self.slots is None or self.slots.get("champion") is None:
+            reasons.append("no @champion model loaded")
+        if not any(d.level < FallbackLevel.SAFE for d in self.decisions.values()):
+            reasons.append("every symbol is in safe mode (stale data)")
+        return Readiness(ready=not reasons, reasons=tuple(reasons))
+
+    def stop(self) -> None:
+        """Ask ``run`` to shut down gracefully (flush everything, close connections)."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Serve until stopped; on the way out every landed file is sealed and pushed rows land."""
+        resume = last_landed_trade_ids(self.config.landing_root)
+        log.info("resuming trades after %s", resume or "nothing (fresh start)")
+        self.feed = MarketFeed(
+            self.config.ws_base_url,
+            self.config.rest_base_url,
+            self.config.symbols,
+            dead_letter_path=self.config.dead_letter_path,
+            resume_from=resume,
+            watchdog_s=self.config.watchdog_s,
+        )
+        await self.api.start()
+        log.info("sidecar API on %s", self.api.url)
+        tasks = [
+            asyncio.create_task(self._consume(self.feed), name="feed"),
+            asyncio.create_task(self._predict_forever(), name="predict"),
+            asyncio.create_task(maintain(self.writers.values()), name="landing"),
+        ]
+        if self.slots is not None:
+            tasks.append(
+                asyncio.create_task(self.slots.poll(self.config.model_poll_s), name="models")
+            )
+        stop = asyncio.create_task(self._stop.wait(), name="stop")
+        try:
+            done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stop and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            await self._shutdown([stop, *tasks])
+
+    async def _shutdown(self, tasks: list[asyncio.Task[Any]]) -> None:
+        # The feed's consumer goes first so no record arrives after its writer sealed.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.feed is not None:
+            await self.feed.aclose()
+        for writer in self.writers.values():
+            writer.close()
+        await asyncio.to_thread(self.online_writer.close)
+        if self.slots is not None:
+            self.slots.close()
+        await self.api.stop()
+        log.info("sidecar stopped: landing sealed, online rows written")
+
+    async def _consume(self, feed: MarketFeed) -> None:
+        async with feed:
+            async for record in feed:
+                self.on_record(record)
+
+    def on_record(self, record: object) -> None:
+        """Land one record and feed it to the live features (rows go to the online store)."""
+        if isinstance(record, Trade):
+            self.writers[TRADES_KIND].write(record)
+            tracker = self.trackers.get(record.symbol)
+            self.last_price[record.symbol] = float(record.price)
+            self.metrics.messages.labels("trade", record.symbol).inc()
+            self.metrics.message_lag.labels("trade", record.symbol).set(
+                (record.receive_ns - record.trade_ns) / NS
+            )
+            rows = tracker.on_trade(record) if tracker else []
+        elif isinstance(record, BookTicker):
+            self.writers[BOOK_TICKERS_KIND].write(record)
+            tracker = self.trackers.get(record.symbol)
+            self.metrics.messages.labels("bookTicker", record.symbol).inc()
+            rows = tracker.on_book_ticker(record) if tracker else []
+        else:
+            return
+        for row in rows:
+            self.online_writer.submit(row)
+
+    async def _predict_forever(self) -> None:
+        period = self.config.predict_every_s
+        while True:
+            # On the period's grid, a little after each boundary so its bars have closed.
+            now = time.time()
+            await asyncio.sleep(period - now % period + 0.05)
+            for symbol in self.config.symbols:
+                self.predict(symbol, time.time_ns())
+
+    def predict(self, symbol: str, now_ns: int) -> list[Prediction]:
+        """Every serving model's prediction for ``symbol`` now; the driving one is risk-checked."""
+        started = time.perf_counter()
+        self._settle(symbol, now_ns)
+        decision = self.controller.decide(symbol, now_ns)
+        self.decisions[symbol] = decision
+        self.metrics.fallback_level.labels(symbol).set(int(decision.level))
+        self.metrics.feature_age.labels(symbol).set(decision.age_s)
+        models = dict(self.slots.snapshot()) if self.slots is not None else {}
+        driver = self._driver(symbol, now_ns, models)
+        predictions = []
+        for role, model in models.items():
+            predictions.append(
+                self._prediction(symbol, now_ns, decision, model, role == driver, started)
+            )
+        if not predictions:
+            reason = "no @champion model" if decision.can_trade else decision.reason
+            predictions.append(self._no_model(symbol, now_ns, decision, reason, started))
+        for prediction in predictions:
+            self.hub.publish(prediction)
+            self.writers[PREDICTIONS_KIND].write(prediction)
+        return predictions
+
+    def _driver(self, symbol: str, now_ns: int, models: Mapping[Role, ServingModel]) -> Role:
+        """The role whose signal trades: the @canary for its share of decisions, else champion."""
+        if "canary" in models and self.config.canary_share > 0:
+            bucket = zlib.crc32(f"{symbol}{now_ns // NS}".encode()) % 1000
+            if bucket < self.config.canary_share * 1000:
+                return "canary"
+        return "champion"
+
+    def _prediction(
+        self,
+        symbol: str,
+        now_ns: int,
+        decision: FallbackDecision,
+        model: ServingModel,
+        drives: bool,
+        started: float,
+    ) -> Prediction:
+        values = {k: (math.nan if v is None else v) for k, v in decision.features.items()}
+        score = model.score(values)
+        confidence = min(1.0, abs(score.signal)) * decision.confidence_multiplier
+        volatility = values.get(VOLATILITY_FEATURE, math.nan)
+        should_trade, size, risk_score, reason = False, 0.0, 1.0, decision.reason
+        if drives:
+            risk = self.risk.assess(
+                symbol, now_ns, score.signal, confidence, int(decision.level), volatility
+            )
+            size = risk.size_fraction * (0.5 if model.role == "canary" else 1.0)
+            should_trade, risk_score = risk.should_trade and decision.can_trade, risk.risk_score
+            reason = "; ".join([decision.reason, *risk.reasons]).strip("; ")
+            if should_trade and symbol in self.last_price:
+                self.open_positions[symbol].append((now_ns, self.last_price[symbol]))
+        else:
+            reason = f"{model.role}: logged, not acted on"
+        latency_ms = (time.perf_counter() - started) * 1000
+        self.metrics.prediction_latency.labels(model.role).observe(latency_ms / 1000)
+        self.metrics.risk_score.labels(symbol).set(risk_score)
+        self.metrics.trading_allowed.labels(symbol).set(float(should_trade))
+        return Prediction(
+            symbol=symbol,
+            timestamp=now_ns,
+            signal=score.signal,
+            confidence=confidence,
+            risk_score=risk_score,
+            should_trade=should_trade,
+            model_version=model.version,
+            fallback_level=int(decision.level),
+            latency_ms=latency_ms,
+            role=model.role,
+            size_fraction=size if should_trade else 0.0,
+            reason=reason,
+            predicted_return=score.predicted_return,
+        )
+
+    def _no_model(
+        self, symbol: str, now_ns: int, decision: FallbackDecision, reason: str, started: float
+    ) -> Prediction:
+        return Prediction(
+            symbol=symbol,
+            timestamp=now_ns,
+            signal=0.0,
+            confidence=0.0,
+            risk_score=1.0,
+            should_trade=False,
+            model_version="",
+            fallback_level=int(decision.level),
+            latency_ms=(time.perf_counter() - started) * 1000,
+            reason=reason,
+        )
+
+    def _settle(self, symbol: str, now_ns: int) -> None:
+        """Close paper positions whose label horizon has passed, at the last traded price."""
+        horizon_ns = FEATURE_CONFIG.label_horizon_s * NS
+        queue, price = self.open_positions[symbol], self.last_price.get(symbol)
+        while queue and queue[0][0] + horizon_ns <= now_ns and price:
+            _, entry = queue.popleft()
+            self.risk.record_return(symbol, now_ns, price / entry - 1.0)
+
+
+async def serve(config: SidecarConfig) -> None:
+    """Run a sidecar until SIGTERM or SIGINT, then shut it down gracefully."""
+    import signal
+
+    sidecar = Sidecar(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, sidecar.stop)
+    await sidecar.run()

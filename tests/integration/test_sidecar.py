@@ -1,0 +1,155 @@
+"""The whole sidecar against the simulator: feed → landing + live features → online store →
+@champion ONNX model → risk → predictions on the API, then a graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+
+import aiohttp
+import httpx
+import numpy as np
+import polars as pl
+import pytest
+import xgboost as xgb
+
+from streaming.app import Sidecar, open_feature_store
+from streaming.config import SidecarConfig
+from streaming.fallback import FallbackBudgets, FallbackLevel
+from streaming.simulator.server import run_simulator_in_thread
+from tests.services import free_port
+from trading_assets.lib.feature_store.repo import apply_definitions, load_definitions
+from trading_assets.lib.feature_store.spec import FEATURE_CONFIG, SERVICES, TRAINING_SERVICE
+from trading_assets.lib.features import feature_names
+from trading_assets.lib.lakehouse.landing import read_landed_trades
+from trading_assets.lib.models.onnx_export import export_onnx
+from trading_assets.lib.models.registry import register_model, set_alias
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+RUN_S = 6.0
+
+
+def champion(tracking_uri: str, artifacts: Path) -> str:
+    """A small model over the service's features, registered and aliased @champion."""
+    names = feature_names(FEATURE_CONFIG, SERVICES[TRAINING_SERVICE])
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(500, len(names))).astype(np.float32)
+    y = (1e-3 * x[:, 0] + 1e-4 * rng.normal(size=500)).astype(np.float32)
+    booster = xgb.train(
+        {"max_depth": 3, "nthread": 1, "seed": 0},
+        xgb.DMatrix(x, label=y, feature_names=names),
+        num_boost_round=10,
+    )
+    version = register_model(
+        tracking_uri,
+        "signal",
+        export_onnx(booster, names),
+        names,
+        TRAINING_SERVICE,
+        dt.datetime(2024, 3, 1, tzinfo=dt.UTC),
+        dt.datetime(2024, 3, 2, tzinfo=dt.UTC),
+        metrics={},
+        params={},
+        artifact_location=artifacts.as_uri(),
+    )
+    set_alias(tracking_uri, "signal", "champion", version.version)
+    return str(version.version)
+
+
+@pytest.fixture(scope="module")
+def market():
+    with run_simulator_in_thread(symbols=list(SYMBOLS), seed=5, trades_per_day=3_000_000) as sim:
+        yield sim
+
+
+def exchange_trades(base_url: str, symbol: str, from_id: int, limit: int) -> list[dict]:
+    """The simulator's own record of the trades from ``from_id`` (historicalTrades)."""
+    response = httpx.get(
+        f"{base_url}/api/v3/historicalTrades",
+        params={"symbol": symbol, "fromId": from_id, "limit": limit},
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+async def run_sidecar(sidecar: Sidecar, seconds: float) -> dict:
+    """Run for ``seconds``; return what the API served just before stopping."""
+    task = asyncio.create_task(sidecar.run())
+    try:
+        await asyncio.sleep(seconds)
+        async with aiohttp.ClientSession() as http:
+            base = f"http://{sidecar.config.api_host}:{sidecar.config.api_port}"
+            async with http.get(f"{base}/predictions/latest") as response:
+                latest = await response.json()
+            async with http.get(f"{base}/metrics") as response:
+                metrics = await response.text()
+            async with http.get(f"{base}/ready") as response:
+                ready = response.status
+    finally:
+        sidecar.stop()
+        await asyncio.wait_for(task, 30)
+    return {"latest": latest, "metrics": metrics, "ready": ready}
+
+
+async def test_sidecar_lands_features_predicts_and_shuts_down_cleanly(tmp_path, market):
+    data = tmp_path / "data"
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    version = champion(tracking, tmp_path / "artifacts")
+    config = SidecarConfig(
+        symbols=SYMBOLS,
+        ws_base_url=market.ws_url,
+        rest_base_url=market.http_url,
+        data_root=data,
+        tracking_uri=tracking,
+        api_port=free_port(),
+        predict_every_s=0.5,
+        model_poll_s=0.5,
+        # Seconds of data fill only the shortest windows; serve them rather than wait 15 min.
+        fallback_budgets=FallbackBudgets(min_coverage=0.0),
+    )
+    store = open_feature_store(config)
+    apply_definitions(store, load_definitions())
+    sidecar = Sidecar(config, store)
+
+    served = await run_sidecar(sidecar, RUN_S)
+
+    # Predictions: from the champion, for every symbol, at a working fallback level.
+    predictions = served["latest"]
+    assert set(predictions) == set(SYMBOLS)
+    for prediction in predictions.values():
+        assert prediction["model_version"] == version
+        assert -1 <= prediction["signal"] <= 1 and 0 <= prediction["confidence"] <= 1
+        assert prediction["fallback_level"] < FallbackLevel.SAFE
+    assert served["ready"] == 200
+    assert 'sidecar_predictions_total{role="champion",symbol="BTCUSDT"}' in served["metrics"]
+
+    # Landing: sealed segments only, trade ids contiguous and equal to the exchange's.
+    landing = data / "landing"
+    assert not list(landing.rglob("*.open"))
+    for symbol in SYMBOLS:
+        days = sorted(p.name for p in (landing / "trades" / symbol).iterdir())
+        now = dt.datetime.now(dt.UTC)
+        landed = pl.concat(
+            [
+                read_landed_trades(landing, symbol, dt.date.fromisoformat(d), now).bronze
+                for d in days
+            ]
+        ).sort("id")
+        ids = landed["id"].cast(pl.Int64)
+        assert ids.len() > 20
+        assert ids.diff().drop_nulls().eq(1).all()  # contiguous, no duplicates
+        exchange = exchange_trades(market.http_url, symbol, int(ids[0]), min(ids.len(), 1000))
+        assert landed["price"].head(len(exchange)).cast(pl.Float64).to_list() == [
+            float(t["price"]) for t in exchange
+        ]
+        assert ids.head(len(exchange)).to_list() == [t["id"] for t in exchange]
+
+    # Online store: the last pushed row of each symbol is there, no older than the run.
+    for symbol in SYMBOLS:
+        read = sidecar.online_reader.read(symbol)
+        assert read is not None
+        minute_ago = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+        assert read.event_time_ns >= minute_ago.timestamp() * 1e9
+    predictions_landed = list((landing / "predictions").rglob("*.jsonl"))
+    assert predictions_landed
