@@ -16,11 +16,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_child(module: str, *args: str) -> dict[str, float]:
+def run_child(module: str, *args: str, env: dict[str, str] | None = None) -> dict[str, float]:
     """Run ``python -m module args...`` and return the JSON object its last stdout line prints."""
     completed = subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=REPO_ROOT,
+        env=env,
         capture_output=True,
         text=True,
         check=True,
