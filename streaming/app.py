@@ -50,6 +50,7 @@ from streaming.risk import RiskEngine
 from streaming.venues.binance import BookTicker, Trade
 from trading_assets.lib.feature_store.spec import FEATURE_CONFIG, SERVICES
 from trading_assets.lib.features import feature_names
+from trading_assets.lib.features.incremental import FeatureRow
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
@@ -90,8 +91,16 @@ class PrefetchedSilver:
 
 
 def open_feature_store(config: SidecarConfig) -> Any:
-    """The Feast store the Dagster assets materialize into (sqlite locally, or Redis)."""
-    from trading_assets.lib.feature_store.repo import load_repo_config, open_store
+    """The Feast store the Dagster assets materialize into (sqlite locally, or Redis).
+
+    On a fresh install the sidecar may start before Dagster's ``feast_registry`` asset ran; it
+    then applies the same repository definitions itself (apply is idempotent)."""
+    from trading_assets.lib.feature_store.repo import (
+        apply_definitions,
+        load_definitions,
+        load_repo_config,
+        open_store,
+    )
 
     overrides: dict[str, Any] = {}
     if config.redis_connection_string:
@@ -99,7 +108,13 @@ def open_feature_store(config: SidecarConfig) -> Any:
             "online_store": {"type": "redis"},
             "online_store.connection_string": config.redis_connection_string,
         }
-    return open_store(load_repo_config("local", config.feast_root, overrides))
+    store = open_store(load_repo_config("local", config.feast_root, overrides))
+    try:
+        store.get_feature_service(config.feature_service)
+    except Exception:
+        log.info("Feast registry has no %s yet: applying feature_repo/", config.feature_service)
+        apply_definitions(store, load_definitions())
+    return store
 
 
 def open_silver(config: SidecarConfig) -> PrefetchedSilver | None:
@@ -223,8 +238,9 @@ class Sidecar:
             async for record in feed:
                 self.on_record(record)
 
-    def on_record(self, record: object) -> None:
-        """Land one record and feed it to the live features (rows go to the online store)."""
+    def on_record(self, record: object) -> list[FeatureRow]:
+        """Land one record and feed it to the live features; the feature rows it completed go to
+        the online store and are returned."""
         if isinstance(record, Trade):
             self.writers[TRADES_KIND].write(record)
             tracker = self.trackers.get(record.symbol)
@@ -240,9 +256,10 @@ class Sidecar:
             self.metrics.messages.labels("bookTicker", record.symbol).inc()
             rows = tracker.on_book_ticker(record) if tracker else []
         else:
-            return
+            return []
         for row in rows:
             self.online_writer.submit(row)
+        return rows
 
     async def _predict_forever(self) -> None:
         period = self.config.predict_every_s
