@@ -13,9 +13,14 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 SIM_HOST ?= 127.0.0.1
 SIM_PORT ?= 9100
 SIM_SYMBOLS ?= BTCUSDT,ETHUSDT
+SIDECAR_PORT ?= 8700
+# Where the simulator stands in for Binance; the sidecar and the bulk ingest read these.
+SIM_ENV = BINANCE_BULK_BASE_URL=http://$(SIM_HOST):$(SIM_PORT) \
+	BINANCE_REST_BASE_URL=http://$(SIM_HOST):$(SIM_PORT) \
+	BINANCE_WS_BASE_URL=ws://$(SIM_HOST):$(SIM_PORT) TRADING_SYMBOLS=$(SIM_SYMBOLS)
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap services run sim test lint format bench check-defs clean
+.PHONY: help bootstrap services run sim sidecar test lint format bench check-defs clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -41,18 +46,20 @@ services: ## Install the servers tests use when absent (redis-server from Debian
 	  echo "redis-server not found: installing it with apt-get"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
 
-run: bootstrap ## Run the whole system on embedded defaults (simulator market + Dagster UI and daemon)
+run: bootstrap ## Run the whole system on embedded defaults (simulator, Dagster UI and daemon, sidecar)
 	@mkdir -p $(DAGSTER_HOME)
 	@trap 'trap - EXIT; kill 0' EXIT INT TERM; \
 	$(UV) run --frozen trading-sim --host $(SIM_HOST) --port $(SIM_PORT) --symbols $(SIM_SYMBOLS) & \
-	echo "exchange simulator on http://$(SIM_HOST):$(SIM_PORT); Dagster UI on http://127.0.0.1:3000"; \
-	BINANCE_BULK_BASE_URL=http://$(SIM_HOST):$(SIM_PORT) \
-	BINANCE_REST_BASE_URL=http://$(SIM_HOST):$(SIM_PORT) \
-	BINANCE_WS_BASE_URL=ws://$(SIM_HOST):$(SIM_PORT) \
-	$(UV) run --frozen dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	sleep 2; $(SIM_ENV) $(UV) run --frozen python -m streaming --port $(SIDECAR_PORT) & \
+	echo "exchange simulator on http://$(SIM_HOST):$(SIM_PORT); Dagster UI on http://127.0.0.1:3000;" \
+	  "sidecar API on http://127.0.0.1:$(SIDECAR_PORT) (/health /ready /metrics /predictions/latest)"; \
+	$(SIM_ENV) $(UV) run --frozen dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 sim: bootstrap ## Run only the exchange simulator (synthetic market)
 	$(UV) run --frozen trading-sim --host $(SIM_HOST) --port $(SIM_PORT) --symbols $(SIM_SYMBOLS)
+
+sidecar: bootstrap ## Run only the streaming sidecar against the simulator (`make sim` first)
+	$(SIM_ENV) $(UV) run --frozen python -m streaming --port $(SIDECAR_PORT)
 
 test: bootstrap services ## Run the test suite (unit, dagster, integration)
 	$(UV) run --frozen pytest -q $(PYTEST_ARGS)
