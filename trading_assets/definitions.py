@@ -4,6 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from sensors import sensor_definitions
 from trading_assets.resources import build_resources
 
 
@@ -11,6 +12,7 @@ from trading_assets.resources import build_resources
 def defs() -> dg.Definitions:
     return dg.Definitions.merge(
         dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
+        sensor_definitions(),
         dg.Definitions(
             resources=build_resources(),
             # A lakehouse step takes about a second; a fresh process per step would cost several
