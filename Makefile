@@ -41,10 +41,13 @@ bootstrap: .venv/.synced ## Install uv (if missing) and the locked environment
 
 # Tests start their own private servers from these binaries (PostgreSQL 15 ships with the image).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-services: ## Install the servers tests use when absent (redis-server from Debian)
+services: ## Install what tests use when absent (redis-server, and Chromium for the browser test)
 	@command -v redis-server >/dev/null || { \
 	  echo "redis-server not found: installing it with apt-get"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
+	@command -v chromium >/dev/null || { \
+	  echo "chromium not found: installing Debian's with apt-get (the browser test drives it)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 run: bootstrap ## Run the whole system on embedded defaults (simulator, Dagster UI and daemon, sidecar)
 	@mkdir -p $(DAGSTER_HOME)
