@@ -10,7 +10,7 @@ import importlib
 
 import dagster as dg
 
-MODULES: tuple[str, ...] = ()
+MODULES: tuple[str, ...] = ("staleness",)
 
 
 def sensor_definitions() -> dg.Definitions:

@@ -30,6 +30,13 @@ FOLLOW_NEWEST_FEATURES = dg.AutomationCondition.eager().replace(
     dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets("features")),
 )
 
+# features follows silver through bars_1s, two automation ticks (about a minute each) behind, so
+# its windows are silver's plus slack: 15 minutes without a materialization means the live path
+# stalled; 27 hours means a daily bulk day (03:30 UTC) did not come through either.
+FEATURES_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=dt.timedelta(hours=27), warn_window=dt.timedelta(minutes=15)
+)
+
 APPLY_WHEN_MISSING_OR_CHANGED = (
     dg.AutomationCondition.missing()
     & ~dg.AutomationCondition.in_progress()
@@ -43,6 +50,7 @@ APPLY_WHEN_MISSING_OR_CHANGED = (
     group_name=GROUP,
     kinds={"iceberg", "polars", "parquet"},
     automation_condition=dg.AutomationCondition.eager(),
+    freshness_policy=FEATURES_FRESHNESS,
 )
 def features(
     context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, feast: FeastResource

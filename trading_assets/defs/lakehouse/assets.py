@@ -1,5 +1,6 @@
 """bronze → silver (+ quarantine) → bars_1s → bars_1m, one Iceberg partition per day × symbol."""
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,14 @@ from trading_assets.resources.iceberg import IcebergCatalogResource
 
 # Each layer follows its upstream partition as soon as that one is materialized.
 FOLLOW_UPSTREAM = dg.AutomationCondition.eager()
+
+# Dagster judges freshness by the newest materialization of any partition. While the sidecar
+# runs, the live_trades_landing sensor rewrites today's silver about every minute, so 10 minutes
+# without one means live pickup stopped (sidecar, landing or sensor). Without live data only the
+# daily bulk ingest (03:30 UTC) moves silver: 26 hours is one missed day plus two hours' slack.
+SILVER_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=dt.timedelta(hours=26), warn_window=dt.timedelta(minutes=10)
+)
 
 
 class BronzeConfig(dg.Config):
@@ -55,6 +64,7 @@ def bronze_trades(
     group_name="lakehouse",
     kinds={"iceberg", "polars"},
     automation_condition=FOLLOW_UPSTREAM,
+    freshness_policy=SILVER_FRESHNESS,
 )
 def silver_trades(
     context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource
