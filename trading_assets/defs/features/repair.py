@@ -22,7 +22,6 @@ REPAIR_ASSETS = (bars_1s, features, online_features)
 staleness_repair = dg.define_asset_job(
     REPAIR_JOB_NAME,
     selection=dg.AssetSelection.assets(*REPAIR_ASSETS),
-    partitions_def=trade_partitions,
     # The sensor does not ask again within its cooldown, so a transient Iceberg or store error is
     # retried here.
     op_retry_policy=dg.RetryPolicy(max_retries=1, delay=10),
