@@ -14,11 +14,24 @@ SIM_HOST ?= 127.0.0.1
 SIM_PORT ?= 9100
 SIM_SYMBOLS ?= BTCUSDT,ETHUSDT
 SIDECAR_PORT ?= 8700
-# Where the simulator stands in for Binance; the sidecar and the bulk ingest read these.
+MLFLOW_PORT ?= 5000
+HISTORY_DAYS ?= 3
+# MARKET=sim (default): the project's exchange simulator (REPLAY=path/to/recording.txt.gz replays a
+# recorded session on its live stream); MARKET=binance: Binance's real public endpoints.
+MARKET ?= sim
+REPLAY ?=
+DATA_DIR := $(or $(TRADING_DATA_DIR),$(CURDIR)/dagster_home/data)
+# Where the simulator stands in for Binance; the sidecar and the bulk ingest read these. A 60 s
+# sign strategy cannot pay 20 bp of round-trip fees on the synthetic tape, so locally the
+# evaluation gate judges the IC alone (MODEL_GATE_PNL_MARGIN=none).
 SIM_ENV = BINANCE_BULK_BASE_URL=http://$(SIM_HOST):$(SIM_PORT) \
 	BINANCE_REST_BASE_URL=http://$(SIM_HOST):$(SIM_PORT) \
-	BINANCE_WS_BASE_URL=ws://$(SIM_HOST):$(SIM_PORT) TRADING_SYMBOLS=$(SIM_SYMBOLS)
-PYTEST_ARGS ?=
+	BINANCE_WS_BASE_URL=ws://$(SIM_HOST):$(SIM_PORT) TRADING_SYMBOLS=$(SIM_SYMBOLS) \
+	MODEL_GATE_PNL_MARGIN=none
+MARKET_ENV = $(if $(filter binance,$(MARKET)),,$(SIM_ENV))
+START_MARKET = $(if $(filter binance,$(MARKET)),echo "market: Binance's public endpoints";,\
+	$(UV) run --frozen trading-sim --host $(SIM_HOST) --port $(SIM_PORT) --symbols $(SIM_SYMBOLS) \
+	$(if $(REPLAY),--replay $(REPLAY)) & sleep 2;)
 
 .PHONY: help bootstrap services run sim sidecar test lint format bench check-defs clean
 
@@ -49,20 +62,29 @@ services: ## Install what tests use when absent (redis-server, and Chromium for 
 	  echo "chromium not found: installing Debian's with apt-get (the browser test drives it)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
-run: bootstrap ## Run the whole system on embedded defaults (simulator, Dagster UI and daemon, sidecar)
-	@mkdir -p $(DAGSTER_HOME)
+run: bootstrap ## Run the whole system on embedded defaults (market, Dagster, MLflow UI, sidecar)
+	@mkdir -p $(DAGSTER_HOME) $(DATA_DIR)/mlflow
 	@trap 'trap - EXIT; kill 0' EXIT INT TERM; \
-	$(UV) run --frozen trading-sim --host $(SIM_HOST) --port $(SIM_PORT) --symbols $(SIM_SYMBOLS) & \
-	sleep 2; $(SIM_ENV) $(UV) run --frozen python -m streaming --port $(SIDECAR_PORT) & \
-	echo "exchange simulator on http://$(SIM_HOST):$(SIM_PORT); Dagster UI on http://127.0.0.1:3000;" \
-	  "sidecar API on http://127.0.0.1:$(SIDECAR_PORT) (/health /ready /metrics /predictions/latest)"; \
-	$(SIM_ENV) $(UV) run --frozen dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(START_MARKET) \
+	$(MARKET_ENV) $(UV) run --frozen dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000 & \
+	$(MARKET_ENV) $(UV) run --frozen python -m streaming --port $(SIDECAR_PORT) & \
+	$(UV) run --frozen mlflow ui --backend-store-uri sqlite:///$(DATA_DIR)/mlflow/mlflow.db \
+	  --host 127.0.0.1 --port $(MLFLOW_PORT) >/dev/null 2>&1 & \
+	(sleep 20; $(MARKET_ENV) $(UV) run --frozen python -m trading_assets.bootstrap \
+	  --days $(HISTORY_DAYS)) & \
+	sleep 3; echo; \
+	echo "  Dagster UI   http://127.0.0.1:3000"; \
+	echo "  MLflow UI    http://127.0.0.1:$(MLFLOW_PORT)"; \
+	echo "  sidecar API  http://127.0.0.1:$(SIDECAR_PORT)/predictions/latest  (/health /ready /metrics)"; \
+	echo "  market       $(if $(filter binance,$(MARKET)),Binance,simulator on http://$(SIM_HOST):$(SIM_PORT))"; \
+	echo "  Ctrl-C stops everything"; echo; \
+	wait
 
 sim: bootstrap ## Run only the exchange simulator (synthetic market)
 	$(UV) run --frozen trading-sim --host $(SIM_HOST) --port $(SIM_PORT) --symbols $(SIM_SYMBOLS)
 
-sidecar: bootstrap ## Run only the streaming sidecar against the simulator (`make sim` first)
-	$(SIM_ENV) $(UV) run --frozen python -m streaming --port $(SIDECAR_PORT)
+sidecar: bootstrap ## Run only the streaming sidecar (against `make sim`, or MARKET=binance)
+	$(MARKET_ENV) $(UV) run --frozen python -m streaming --port $(SIDECAR_PORT)
 
 test: bootstrap services ## Run the test suite (unit, dagster, integration)
 	$(UV) run --frozen pytest -q $(PYTEST_ARGS)

@@ -5,6 +5,8 @@ Every version is recorded in MLflow; only one that passes the blocking evaluatio
 version stays recorded without the alias and the failure shows in the UI with its evidence.
 """
 
+import os
+
 import dagster as dg
 import numpy as np
 import polars as pl
@@ -30,12 +32,22 @@ class RegisteredModelConfig(dg.Config):
     )
 
 
+def gate_margin(variable: str) -> float | None:
+    """A gate margin from the environment: a number, or ``none`` to skip that test; default 0."""
+    raw = os.environ.get(variable, "0").strip().lower()
+    return None if raw in ("none", "") else float(raw)
+
+
 class EvaluationGateConfig(dg.Config):
     ic_margin: float | None = Field(
-        default=0.0, description="IC the model must beat the best baseline by (None: skip)."
+        default_factory=lambda: gate_margin("MODEL_GATE_IC_MARGIN"),
+        description="IC the model must beat the best baseline by (None: skip). "
+        "Default from MODEL_GATE_IC_MARGIN, else 0.",
     )
     pnl_margin: float | None = Field(
-        default=0.0, description="After-fee P&L over the best baseline (None: skip)."
+        default_factory=lambda: gate_margin("MODEL_GATE_PNL_MARGIN"),
+        description="After-fee P&L over the best baseline (None: skip). "
+        "Default from MODEL_GATE_PNL_MARGIN ('none' skips), else 0.",
     )
 
 
