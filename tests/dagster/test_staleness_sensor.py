@@ -90,7 +90,9 @@ def write_online(feast: FeastResource, ages_s: dict[str, float]) -> None:
     now_us = time.time_ns() // 1_000
     writer = OnlineFeatureWriter(feast.store(), views=spec.TRADE_GROUPS, flush_every_s=60)
     for i, (symbol, age) in enumerate(ages_s.items()):
-        values = {name: 1.0 + i + j / 7 for j, name in enumerate(BATCH_FEATURES)}
+        values: dict[str, float | None] = {
+            name: 1.0 + i + j / 7 for j, name in enumerate(BATCH_FEATURES)
+        }
         writer.submit(FeatureRow(symbol, now_us - int(age * 1_000_000), values))
     assert writer.close(60)
 
