@@ -10,7 +10,7 @@ import importlib
 
 import dagster as dg
 
-MODULES: tuple[str, ...] = ("staleness",)
+MODULES: tuple[str, ...] = ("staleness", "rollout")
 
 
 def sensor_definitions() -> dg.Definitions:

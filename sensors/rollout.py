@@ -1,0 +1,246 @@
+"""The model rollout sensor: @challenger → @shadow → @canary → @champion, with rollback.
+
+Every tick reads the aliases from MLflow, scores the landed predictions of the versions in play
+against ``bars_1s`` (:mod:`trading_assets.lib.models.live_metrics`), asks the pure policy
+(:mod:`trading_assets.lib.models.rollout`) for the next move and, when there is one, applies it
+in MLflow and records it as a ``served_model`` materialization whose metadata is the evidence.
+A tick with nothing to do is skipped with the reason (e.g. "shadow v7: 412/600 matured").
+
+The policy is the ``rollout_policy`` resource; its defaults can be overridden per deployment
+with ``TRADING_ROLLOUT_<FIELD>`` variables (e.g. ``TRADING_ROLLOUT_CANARY_PERIOD_S=120`` and
+``TRADING_ROLLOUT_MIN_SHADOW_PREDICTIONS=60`` for a demo that rolls out in a few minutes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from sensors.rollout_registry import apply_decision, read_state
+from trading_assets.defs.ingest.landing import LandingResource
+from trading_assets.defs.models.live import SERVED_MODEL_KEY
+from trading_assets.lib.feature_store.spec import FEATURE_CONFIG
+from trading_assets.lib.models.live_metrics import NS, RoleMetrics, role_metrics, scored_window
+from trading_assets.lib.models.rollout import (
+    Decision,
+    Evidence,
+    Move,
+    RegistryState,
+    RolloutPolicy,
+    Slot,
+    decide,
+)
+from trading_assets.resources.iceberg import IcebergCatalogResource
+from trading_assets.resources.mlflow import MlflowResource
+
+ENV_PREFIX = "TRADING_ROLLOUT_"
+EVALUATE_EVERY_S = 30
+# How far back to look for a slot whose alias was set by hand (no since tag).
+UNTAGGED_LOOKBACK_S = 6 * 3600
+_DEFAULTS = RolloutPolicy()
+
+
+class RolloutPolicyResource(dg.ConfigurableResource):
+    """The rollout policy: evidence each step needs and the budgets a serving model must keep."""
+
+    min_shadow_predictions: int = Field(
+        default=_DEFAULTS.min_shadow_predictions,
+        description="Matured shadow predictions needed before it is judged.",
+    )
+    shadow_timeout_s: float = Field(
+        default=_DEFAULTS.shadow_timeout_s,
+        description="A shadow short of evidence after this long yields to a newer challenger.",
+    )
+    canary_period_s: float = Field(
+        default=_DEFAULTS.canary_period_s, description="Seconds a canary serves before promotion."
+    )
+    min_canary_predictions: int = Field(
+        default=_DEFAULTS.min_canary_predictions,
+        description="Matured canary predictions needed for promotion.",
+    )
+    max_p95_latency_ms: float = Field(
+        default=_DEFAULTS.max_p95_latency_ms, description="p95 prediction latency budget (ms)."
+    )
+    max_error_rate: float = Field(
+        default=_DEFAULTS.max_error_rate, description="Highest share of model errors allowed."
+    )
+    ic_floor: float = Field(
+        default=_DEFAULTS.ic_floor, description="Live IC below this is a breach."
+    )
+    min_breach_predictions: int = Field(
+        default=_DEFAULTS.min_breach_predictions,
+        description="Predictions (and matured ones, for the IC) before a breach is judged.",
+    )
+    breach_window_s: float = Field(
+        default=_DEFAULTS.breach_window_s,
+        description="Recent seconds of the champion judged for rollback.",
+    )
+    probation_s: float = Field(
+        default=_DEFAULTS.probation_s,
+        description="Seconds after promotion during which a breaching champion is rolled back.",
+    )
+
+    @classmethod
+    def from_env(cls) -> RolloutPolicyResource:
+        """Defaults overridden by ``TRADING_ROLLOUT_<FIELD>`` variables that are set."""
+        values: dict[str, Any] = {
+            name: os.environ[ENV_PREFIX + name.upper()]
+            for name in cls.model_fields
+            if os.environ.get(ENV_PREFIX + name.upper(), "").strip()
+        }
+        return cls(**values)  # pydantic converts the strings to the fields' types
+
+    def policy(self) -> RolloutPolicy:
+        """The pure policy these settings describe."""
+        return RolloutPolicy(
+            **{f.name: getattr(self, f.name) for f in dataclasses.fields(RolloutPolicy)}
+        )
+
+
+Scorer = Callable[[int], pl.DataFrame]
+
+
+def _first_served(scored: pl.DataFrame, slot: Slot, role: str) -> int | None:
+    mine = scored.filter(pl.col("model_version") == slot.version, pl.col("role") == role)
+    return int(mine["timestamp"].min()) if mine.height else None  # type: ignore[arg-type]
+
+
+def gather_evidence(
+    state: RegistryState, policy: RolloutPolicy, score: Scorer, now_ns: int
+) -> tuple[RegistryState, Evidence]:
+    """Live metrics of the versions in play, from one scored window that covers them all.
+
+    ``score(start_ns)`` returns the predictions since ``start_ns`` scored against realized
+    returns. A slot without a ``since`` tag (its alias set by hand) is dated by its first
+    landed prediction in that role, and the returned state carries that date.
+    """
+    champion = state.champion
+    if champion is None:
+        return state, Evidence()
+    starts = [now_ns - int(policy.breach_window_s * NS)]
+    for slot in (state.shadow, state.canary):
+        if slot is not None:
+            starts.append(slot.since_ns or now_ns - UNTAGGED_LOOKBACK_S * NS)
+    scored = score(min(starts))
+    shadow, canary = state.shadow, state.canary
+    if shadow is not None and shadow.since_ns is None:
+        shadow = Slot(shadow.version, _first_served(scored, shadow, "shadow"))
+    if canary is not None and canary.since_ns is None:
+        canary = Slot(canary.version, _first_served(scored, canary, "canary"))
+    recent_start = max(starts[0], champion.since_ns or starts[0])
+    evidence = Evidence(
+        shadow=None
+        if shadow is None
+        else role_metrics(scored, shadow.version, "shadow", shadow.since_ns),
+        champion_vs_shadow=None
+        if shadow is None
+        else role_metrics(scored, champion.version, "champion", shadow.since_ns),
+        canary=None
+        if canary is None
+        else role_metrics(scored, canary.version, "canary", canary.since_ns),
+        champion_recent=role_metrics(scored, champion.version, "champion", recent_start),
+    )
+    return dataclasses.replace(state, shadow=shadow, canary=canary), evidence
+
+
+def _metrics_json(metrics: RoleMetrics | None) -> dict | None:
+    return None if metrics is None else dataclasses.asdict(metrics)
+
+
+def checks_markdown(decision: Decision) -> str:
+    """The decision's criteria as a Markdown table."""
+    if not decision.checks:
+        return "_no criteria (nothing to compare)_"
+    lines = ["| check | value | limit | passed |", "|---|---|---|---|"]
+    for c in decision.checks:
+        value = "–" if c.value is None else f"{c.value:.4g}"
+        limit = "–" if c.limit is None else f"{c.limit:.4g}"
+        lines.append(f"| {c.name} | {value} | {limit} | {'yes' if c.passed else 'no'} |")
+    return "\n".join(lines)
+
+
+def move_event(
+    decision: Decision,
+    evidence: Evidence,
+    after: RegistryState,
+    policy: RolloutPolicy,
+    model_name: str,
+) -> dg.AssetMaterialization:
+    """The ``served_model`` materialization recording one move and its evidence."""
+
+    def version(slot: Slot | None) -> str:
+        return "" if slot is None else slot.version
+
+    return dg.AssetMaterialization(
+        asset_key=SERVED_MODEL_KEY,
+        description=decision.reason,
+        metadata={
+            "move": dg.MetadataValue.text(str(decision.move)),
+            "version": dg.MetadataValue.text(decision.version or ""),
+            "reason": dg.MetadataValue.text(decision.reason),
+            "model_name": dg.MetadataValue.text(model_name),
+            "champion": dg.MetadataValue.text(version(after.champion)),
+            "canary": dg.MetadataValue.text(version(after.canary)),
+            "shadow": dg.MetadataValue.text(version(after.shadow)),
+            "challenger": dg.MetadataValue.text(after.challenger or ""),
+            "previous_champion": dg.MetadataValue.text(after.previous_champion or ""),
+            "checks": dg.MetadataValue.md(checks_markdown(decision)),
+            "evidence": dg.MetadataValue.json(
+                {
+                    field.name: _metrics_json(getattr(evidence, field.name))
+                    for field in dataclasses.fields(Evidence)
+                }
+            ),
+            "policy": dg.MetadataValue.json(dataclasses.asdict(policy)),
+        },
+    )
+
+
+@dg.sensor(
+    name="model_rollout",
+    minimum_interval_seconds=EVALUATE_EVERY_S,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Moves model versions @challenger → @shadow → @canary → @champion on live evidence and "
+        "rolls a breaching new champion back; each move is a served_model materialization."
+    ),
+)
+def model_rollout(
+    context: dg.SensorEvaluationContext,
+    mlflow: MlflowResource,
+    iceberg: IcebergCatalogResource,
+    landing: LandingResource,
+    rollout_policy: RolloutPolicyResource,
+) -> dg.SensorResult:
+    """Make at most one rollout move per tick and record it with its evidence."""
+    policy = rollout_policy.policy()
+    uri, name = mlflow.ready_uri(), mlflow.model_name
+    now_ns = time.time_ns()
+    horizon = FEATURE_CONFIG.label_horizon_s
+
+    def score(start_ns: int) -> pl.DataFrame:
+        return scored_window(iceberg.lakehouse(), landing.root_path(), start_ns, now_ns, horizon)
+
+    state, evidence = gather_evidence(read_state(uri, name), policy, score, now_ns)
+    decision = decide(state, evidence, policy, now_ns)
+    if decision.move is Move.HOLD:
+        return dg.SensorResult(skip_reason=dg.SkipReason(decision.reason))
+    apply_decision(uri, name, decision)
+    context.log.info(f"{name}: {decision.move} v{decision.version}: {decision.reason}")
+    after = read_state(uri, name)
+    event = move_event(decision, evidence, after, policy, name)
+    return dg.SensorResult(asset_events=[event], cursor=json.dumps({"last_move_ns": now_ns}))
+
+
+defs = dg.Definitions(
+    sensors=[model_rollout],
+    resources={"rollout_policy": RolloutPolicyResource.from_env()},
+)

@@ -1,0 +1,86 @@
+"""The rollout's state in the MLflow registry: read it, and apply a decision to it.
+
+Everything lives in MLflow, so the rollout survives a restart of Dagster and is visible in the
+MLflow UI: aliases say who serves, version tags ``rollout.status`` and
+``rollout.<role>_since_ns`` say how each version fared and since when, and the registered-model
+tag ``rollout.previous_champion`` remembers the champion to roll back to.
+"""
+
+from __future__ import annotations
+
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+
+from trading_assets.lib.models.rollout import (
+    PREVIOUS_CHAMPION_TAG,
+    REJECTED_STATUSES,
+    STATUS_TAG,
+    Decision,
+    RegistryState,
+    Slot,
+    since_tag,
+)
+
+
+def _client(tracking_uri: str) -> MlflowClient:
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def _since(client: MlflowClient, name: str, version: str, role: str) -> int | None:
+    value = client.get_model_version(name, version).tags.get(since_tag(role))
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+def read_state(tracking_uri: str, name: str) -> RegistryState:
+    """Where ``name``'s aliases point, with the rollout tags; empty when nothing is registered."""
+    client = _client(tracking_uri)
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return RegistryState()
+        raise
+    aliases = {alias: str(version) for alias, version in (model.aliases or {}).items()}
+
+    def slot(role: str) -> Slot | None:
+        version = aliases.get(role)
+        return None if version is None else Slot(version, _since(client, name, version, role))
+
+    challenger = aliases.get("challenger")
+    rejected = False
+    if challenger is not None:
+        status = client.get_model_version(name, challenger).tags.get(STATUS_TAG)
+        rejected = status in REJECTED_STATUSES
+    return RegistryState(
+        challenger=challenger,
+        shadow=slot("shadow"),
+        canary=slot("canary"),
+        champion=slot("champion"),
+        previous_champion=(model.tags or {}).get(PREVIOUS_CHAMPION_TAG),
+        challenger_rejected=rejected,
+    )
+
+
+def apply_decision(tracking_uri: str, name: str, decision: Decision) -> None:
+    """Carry out a decision: tags first, then the new aliases, then the alias deletions.
+
+    Tags go first so a crash midway never leaves a serving alias without its ``since``; new
+    aliases are set before old ones are deleted so a version moving from one slot to the next
+    (shadow → canary → champion) is never out of service in between.
+    """
+    client = _client(tracking_uri)
+    for version, tags in decision.version_tags.items():
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, value)
+    if decision.previous_champion is not None:
+        client.set_registered_model_tag(name, PREVIOUS_CHAMPION_TAG, decision.previous_champion)
+    if decision.forget_previous_champion:
+        client.delete_registered_model_tag(name, PREVIOUS_CHAMPION_TAG)
+    for alias, version in decision.set_aliases.items():
+        client.set_registered_model_alias(name, alias, version)
+    for alias in decision.delete_aliases:
+        client.delete_registered_model_alias(name, alias)
