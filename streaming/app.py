@@ -51,6 +51,7 @@ from streaming.venues.binance import BookTicker, Trade
 from trading_assets.lib.feature_store.spec import FEATURE_CONFIG, SERVICES
 from trading_assets.lib.features import feature_names
 from trading_assets.lib.features.incremental import FeatureRow
+from trading_assets.lib.models.live_metrics import MODEL_ERROR_REASON
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
@@ -311,7 +312,13 @@ class Sidecar:
         started: float,
     ) -> Prediction:
         values = {k: (math.nan if v is None else v) for k, v in decision.features.items()}
-        score = model.score(values)
+        try:
+            score = model.score(values)
+        except Exception as exc:
+            # One model failing must not silence the others, and the failure must reach the
+            # predictions log: the rollout's error rate (and its rollback) is counted from there.
+            log.warning("%s v%s failed to score %s: %s", model.role, model.version, symbol, exc)
+            return self._model_error(symbol, now_ns, decision, model, exc, started)
         confidence = min(1.0, abs(score.signal)) * decision.confidence_multiplier
         volatility = values.get(VOLATILITY_FEATURE, math.nan)
         should_trade, size, risk_score, reason = False, 0.0, 1.0, decision.reason
@@ -344,6 +351,29 @@ class Sidecar:
             size_fraction=size if should_trade else 0.0,
             reason=reason,
             predicted_return=score.predicted_return,
+        )
+
+    def _model_error(
+        self,
+        symbol: str,
+        now_ns: int,
+        decision: FallbackDecision,
+        model: ServingModel,
+        error: Exception,
+        started: float,
+    ) -> Prediction:
+        return Prediction(
+            symbol=symbol,
+            timestamp=now_ns,
+            signal=0.0,
+            confidence=0.0,
+            risk_score=1.0,
+            should_trade=False,
+            model_version=model.version,
+            fallback_level=int(decision.level),
+            latency_ms=(time.perf_counter() - started) * 1000,
+            role=model.role,
+            reason=f"{MODEL_ERROR_REASON}: {type(error).__name__}: {error}",
         )
 
     def _no_model(

@@ -28,9 +28,11 @@ from streaming.landing import PREDICTIONS_KIND, LandingWriter
 from streaming.predictions import Prediction
 from trading_assets.definitions import defs as lazy_defs
 from trading_assets.defs.ingest.landing import LandingResource
+from trading_assets.defs.models.live import live_model_metrics
 from trading_assets.lib.lakehouse.pipeline import to_iceberg_arrow
 from trading_assets.lib.lakehouse.schemas import BARS_1S_TABLE
 from trading_assets.lib.lakehouse.tables import replace_partition
+from trading_assets.lib.models.live_metrics import METRICS_FILE, RANGES_FILE
 from trading_assets.lib.models.onnx_export import export_onnx
 from trading_assets.lib.models.registry import register_model, set_alias
 from trading_assets.lib.models.rollout import PREVIOUS_CHAMPION_TAG, STATUS_TAG, since_tag
@@ -319,3 +321,40 @@ def test_rollout_sensor_runs_by_default_in_the_code_location():
     assert {"mlflow", "iceberg", "landing", "rollout_policy"} <= set(sensor.required_resource_keys)
     deps = {dep.asset_key.to_user_string() for dep in served[dg.AssetKey("served_model")].deps}
     assert deps == {"challenger_model", "live_model_metrics"}
+
+
+def test_live_model_metrics_asset_scores_the_log_and_writes_parquet(world: World, tmp_path):
+    market = build_market(world, seed=3)
+    champion = land(world, market, "1", "champion", minutes=20, noise=1e-3, seed=7)
+    land(world, market, "2", "shadow", minutes=10, noise=2e-2, latency_ms=9.0, seed=8)
+    output = tmp_path / "live_metrics"
+
+    result = dg.materialize(
+        [live_model_metrics],
+        resources={
+            "iceberg": world.iceberg,
+            "landing": LandingResource(root=str(world.landing)),
+        },
+        run_config={
+            "ops": {"live_model_metrics": {"config": {"output_dir": str(output)}}},
+        },
+    )
+
+    assert result.success
+    (event,) = result.asset_materializations_for_node("live_model_metrics")
+    meta = {key: value.value for key, value in event.metadata.items()}
+    stored = pl.read_parquet(output / METRICS_FILE).sort("role")
+    assert stored.select("model_version", "role").rows() == [("1", "champion"), ("2", "shadow")]
+    assert stored["matured"][0] == champion and stored["ic"][0] > 0.9
+    assert stored["latency_p95_ms"][1] == pytest.approx(9.0)
+    assert meta["matured"] == stored["matured"].sum()
+    assert "| 1 | champion |" in str(meta["metrics"])
+    assert str(meta["served"]).startswith("![served versions by role](data:image/png")
+    # The watermark is the newest prediction whose 60 s outcome the bars already hold.
+    newest_matured_s = market.scored_seconds(0)[-1]
+    assert meta["watermark"] == pytest.approx(newest_matured_s + 0.05)
+    ranges = pl.read_parquet(output / RANGES_FILE)
+    assert ranges.select("role", "model_version").sort("role").rows() == [
+        ("champion", "1"),
+        ("shadow", "2"),
+    ]

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import time
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
+import xgboost as xgb
 
+from streaming.app import Sidecar
+from streaming.fallback import FallbackDecision, FallbackLevel
+from streaming.inference import ServingModel
 from streaming.landing import PREDICTIONS_KIND, LandingWriter
 from streaming.predictions import Prediction
 from trading_assets.lib.lakehouse.pipeline import to_iceberg_arrow
@@ -27,6 +32,8 @@ from trading_assets.lib.models.live_metrics import (
     served_timeline_markdown,
     write_report,
 )
+from trading_assets.lib.models.onnx_export import export_onnx
+from trading_assets.lib.models.registry import LoadedModel
 from trading_assets.resources import IcebergCatalogResource
 
 T0 = int(dt.datetime(2024, 3, 1, 12, tzinfo=dt.UTC).timestamp()) * NS
@@ -218,3 +225,34 @@ def test_evaluate_live_reads_iceberg_bars_and_writes_parquet(tmp_path: Path):
     assert report.watermark_ns == T0 + (seconds - HORIZON) * NS
     assert pl.read_parquet(ranges_path).height == 2
     assert plot.startswith("![served](data:image/png;base64,")
+
+
+def test_a_model_that_cannot_score_lands_as_a_model_error_the_metrics_count():
+    names = ["mom_10s", "rv_60s"]
+    x = np.random.default_rng(0).normal(size=(100, 2)).astype(np.float32)
+    booster = xgb.train({"nthread": 1}, xgb.DMatrix(x, label=x[:, 0], feature_names=names), 2)
+    model = ServingModel("shadow", LoadedModel("5", export_onnx(booster, names), names, {}), 1e-3)
+    # The served vector lacks rv_60s: a version whose feature list no longer matches fails.
+    decision = FallbackDecision(
+        symbol="BTCUSDT",
+        now_ns=T0,
+        level=FallbackLevel.ONLINE,
+        features={"mom_10s": 0.1},
+        event_time_ns=T0,
+        age_s=0.0,
+        confidence_multiplier=1.0,
+        reason="online",
+    )
+    sidecar = Sidecar.__new__(Sidecar)  # the scoring step alone, without feed, store or API
+
+    logged = sidecar._prediction("BTCUSDT", T0, decision, model, False, time.perf_counter())
+    scored = score_predictions(
+        predictions_frame([{"timestamp": T0, "model_version": "5", "role": "shadow",
+                            "reason": logged.reason}]),
+        closes_frame({0: 100.0, 70: 101.0}),
+        HORIZON,
+    )  # fmt: skip
+
+    assert logged.reason.startswith(f"{MODEL_ERROR_REASON}: FeatureOrderError")
+    assert (logged.model_version, logged.role, logged.should_trade) == ("5", "shadow", False)
+    assert role_metrics(scored, "5", "shadow").errors == 1
