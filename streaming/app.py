@@ -135,8 +135,13 @@ def open_silver(config: SidecarConfig) -> PrefetchedSilver | None:
 class Sidecar:
     """The running sidecar; ``await run()`` until ``stop()`` (SIGTERM) or cancellation."""
 
-    def __init__(self, config: SidecarConfig, store: Any | None = None) -> None:
+    def __init__(
+        self, config: SidecarConfig, store: Any | None = None, predict_on_bar_close: bool = False
+    ) -> None:
         self.config = config
+        # Event-driven predictions as well as the periodic ones: a tick that closes a bar is
+        # followed at once by a prediction for its symbol (bench/bench_sidecar.py times this).
+        self.predict_on_bar_close = predict_on_bar_close
         groups = SERVICES[config.feature_service]
         self.feature_order = feature_names(FEATURE_CONFIG, groups)
         self.metrics = SidecarMetrics()
@@ -241,7 +246,8 @@ class Sidecar:
 
     def on_record(self, record: object) -> list[FeatureRow]:
         """Land one record and feed it to the live features; the feature rows it completed go to
-        the online store and are returned."""
+        the online store and are returned (and, with ``predict_on_bar_close``, are followed at
+        once by the symbol's prediction)."""
         if isinstance(record, Trade):
             self.writers[TRADES_KIND].write(record)
             tracker = self.trackers.get(record.symbol)
@@ -260,6 +266,8 @@ class Sidecar:
             return []
         for row in rows:
             self.online_writer.submit(row)
+        if rows and self.predict_on_bar_close:
+            self.predict(record.symbol, time.time_ns())
         return rows
 
     async def _predict_forever(self) -> None:

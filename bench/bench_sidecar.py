@@ -1,0 +1,194 @@
+"""The whole sidecar: replay throughput, tick-to-prediction latency, RSS, and a chaos run.
+
+(1) **Throughput.** The recorded BTCUSDT and ETHUSDT sessions (2024-08-08/09, merged by receive
+time, all loaded into memory first) go through the sidecar's own per-frame path as fast as it
+runs: the market feed's frame handler (parse, validate, per-symbol trade sequencing, dead
+letters), then ``Sidecar.on_record`` (landing queue, live features, rows handed to the online
+writer, whose thread pushes them to a real redis-server meanwhile); the timed span ends when
+the landing writers have flushed, fsynced and sealed everything. No WebSocket hop: this is the
+processing rate, not the network's. The peer is cryptofeed's Binance handler, parse only (no
+callbacks), on the same sessions' bookTicker frames (it has no handler for ``@trade``), timed in
+the same run with ``bench_parse``'s code; our full path on the same bookTicker frames is shown
+too, like for like. Target: ours ≥ 1.0× the peer.
+
+(2) **Tick-to-prediction latency** (see :mod:`bench.sidecar_latency`). A sidecar process reads
+the sessions from the simulator's WebSocket replay at 1× and 10×, with Redis as the online store
+and an ONNX @champion, and predicts on bar close. Definition: for every tick (trade or book
+ticker) that completes a 1 s bar, from its ``receive_ns`` (stamped by the feed when it takes the
+frame off the WebSocket, so kernel and websockets decoding time before that is not included) to
+the moment ``PredictionHub.publish`` returned for the prediction computed right after it:
+landing queue + live features + row handed to the online writer + fallback decision (online
+read from Redis) + ONNX + risk + publication. Only @champion predictions after a 5 s warm-up
+count. The served vector's feature age (now − its event time, as the fallback judges it) and the
+share served at fallback level 1 (online) are reported next to it: the online read happens right
+after the bar's row was queued, so it usually serves the previous bar's vector (age ≈ 1 s).
+Peak RSS is the sidecar process's own. Targets: p99 ≤ 5 ms at 1×, ≤ 20 ms at 10×, RSS ≤ 300 MB.
+
+(3) **Chaos** (see :mod:`bench.sidecar_chaos`): forced disconnects and SIGKILL restarts of
+``python -m streaming`` during a fast synthetic market, then landing → bronze → silver on a tmp
+Iceberg catalog, counted against the simulator's own trades; and fuzzed frames through the feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from bench.bench_parse import DATA, cryptofeed_outputs, cryptofeed_rate
+from bench.sidecar_latency import SYMBOLS, measure_latency, register_champion
+from streaming.recordings import RecordedFrame, read_recording
+
+SESSIONS = (
+    "btcusdt_20240808.txt.gz",
+    "btcusdt_20240809.txt.gz",
+    "ethusdt_20240808.txt.gz",
+    "ethusdt_20240809.txt.gz",
+)
+LATENCY_RUNS = ((1.0, 55.0, 5.0), (10.0, 55.0, 20.0))  # speed, measured seconds, p99 target ms
+RSS_TARGET_MB = 300
+CHAOS_DISCONNECTS, CHAOS_KILLS, FUZZ_FRAMES = 10, 5, 10_000
+
+
+def session_frames() -> list[RecordedFrame]:
+    """Every WebSocket frame of the four session files, merged by receive time."""
+    streams = [(f for f in read_recording(DATA / name) if not f.is_rest) for name in SESSIONS]
+    return list(heapq.merge(*streams, key=lambda frame: frame.receive_ns))
+
+
+def sidecar_rate(frames: list[RecordedFrame], redis: str, work: Path) -> tuple[float, int]:
+    """Messages/s of feed handler + ``Sidecar.on_record`` + sealed landing; rows pushed."""
+    from streaming.app import Sidecar
+    from streaming.config import SidecarConfig
+    from streaming.ingest import MarketFeed
+
+    config = SidecarConfig(
+        symbols=SYMBOLS,
+        ws_base_url="ws://unused",
+        rest_base_url="http://unused",
+        data_root=work,
+        tracking_uri=None,
+        redis_connection_string=redis,
+    )
+    sidecar = Sidecar(config)
+    feed = MarketFeed(config.ws_base_url, config.rest_base_url, SYMBOLS,
+                      dead_letter_path=config.dead_letter_path)  # fmt: skip
+    stop = threading.Event()
+
+    def maintain() -> None:  # what streaming.landing.maintain does on the sidecar's loop
+        while not stop.wait(0.25):
+            for writer in sidecar.writers.values():
+                writer.poll()
+
+    async def run() -> float:
+        async with feed:  # opens the dead-letter file; no connection is made
+            maintainer = threading.Thread(target=maintain, daemon=True)
+            maintainer.start()
+            started = time.perf_counter()
+            for frame in frames:
+                for record in feed._handle(frame.payload, frame.receive_ns):
+                    sidecar.on_record(record)
+            stop.set()
+            maintainer.join()
+            for writer in sidecar.writers.values():
+                writer.close()
+            return time.perf_counter() - started
+
+    elapsed = asyncio.run(run())
+    sidecar.online_writer.close()
+    stats = feed.stats
+    if stats.frames_dead_lettered or stats.trades_pending or stats.trades_duplicate:
+        raise RuntimeError(f"the recorded sessions did not flow cleanly: {stats}")
+    return len(frames) / elapsed, sidecar.online_writer.stats().rows_written
+
+
+def throughput_table(redis: str, work: Path) -> None:
+    frames = session_frames()
+    book_tickers = [f for f in frames if b"@bookTicker" in f.payload[:40]]
+    if cryptofeed_outputs(book_tickers) != len(book_tickers):
+        raise RuntimeError("cryptofeed did not parse every bookTicker frame")
+    peer = cryptofeed_rate(book_tickers)
+    ours_all, rows = sidecar_rate(frames, redis, work / "all")
+    ours_book, _ = sidecar_rate(book_tickers, redis, work / "book")
+    print("(1) recorded BTCUSDT+ETHUSDT sessions at max speed, messages/s")
+    print(f"{'workload':<48} {'messages':>9} {'msg/s':>10} {'vs peer':>8}")
+    table = [
+        ("ours: full sidecar path, all streams", len(frames), ours_all),
+        ("ours: full sidecar path, bookTicker only", len(book_tickers), ours_book),
+        ("peer: cryptofeed Binance handler, parse only, bookTicker", len(book_tickers), peer),
+    ]
+    for label, count, rate in table:
+        print(f"{label:<48.48} {count:>9,} {rate:>10,.0f} {rate / peer:>7.2f}x")
+    print(f"    online rows pushed to Redis during the all-streams run: {rows:,}; target >= 1.00x")
+
+
+def latency_table(redis: str, work: Path) -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    register_champion(f"sqlite:///{work / 'mlflow.db'}", work / "artifacts")
+    recordings = [DATA / name for name in SESSIONS]
+    print("\n(2) tick-to-prediction (bar-close tick received → prediction published), Redis")
+    print(
+        f"{'replay':>6} {'preds':>6} {'p50 ms':>7} {'p99 ms':>7} {'target':>7}"
+        f" {'in-predict p99':>15} {'age p50 s':>10} {'age p99 s':>10} {'online':>7}"
+        f" {'peak RSS MB':>12}"
+    )
+    for speed, seconds, target in LATENCY_RUNS:
+        r = measure_latency(recordings, speed, seconds, redis, work)
+        print(
+            f"{speed:>5g}x {r['predictions']:>6} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}"
+            f" {target:>7.0f} {r['predict_p99_ms']:>15.2f} {r['age_p50_s']:>10.2f}"
+            f" {r['age_p99_s']:>10.2f} {r['online_share']:>7.0%} {r['peak_rss_mb']:>12.0f}"
+        )
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"    RSS target <= {RSS_TARGET_MB} MB; in-predict = the sidecar's own latency_ms;"
+          f" host load average after the runs (1/5/15 min): {load}")  # fmt: skip
+
+
+def chaos_tables(work: Path) -> None:
+    from bench.sidecar_chaos import run_chaos
+    from bench.sidecar_fuzz import run_fuzz
+
+    chaos = run_chaos(work / "chaos", disconnects=CHAOS_DISCONNECTS, kills=CHAOS_KILLS)
+    print(f"\n(3a) chaos: {chaos.disconnects} forced disconnects, {chaos.kills} SIGKILL restarts")
+    print(f"{'symbol':<8} {'exchange':>9} {'silver':>8} {'lost':>5} {'dup':>4} {'extra':>6}"
+          f" {'wrong':>6} {'landed dup':>11} {'quarantined':>12}")  # fmt: skip
+    for s in chaos.symbols:
+        print(
+            f"{s.symbol:<8} {s.expected:>9,} {s.silver_rows:>8,} {s.lost:>5} {s.duplicated:>4}"
+            f" {s.extra:>6} {s.mismatched:>6} {s.landed_duplicates:>11} {s.quarantined:>12}"
+        )
+    restarts = ", ".join(f"{r:.1f}" for r in chaos.restart_s)
+    print(f"    run {chaos.seconds:.0f} s; SIGKILL → serving again (s): {restarts}")
+    print(f"    exit code of the last sidecar on SIGTERM: {chaos.exit_code}")
+    fuzz = asyncio.run(run_fuzz(work / "fuzz", FUZZ_FRAMES))
+    print(f"\n(3b) {fuzz.sent:,} fuzzed frames through the market feed")
+    print(f"{'received':>9} {'parsed':>7} {'dead-lettered':>14} {'expected bad':>13}"
+          f" {'letters == bad frames':>22} {'crashes':>8}")  # fmt: skip
+    print(
+        f"{fuzz.received:>9,} {fuzz.parsed:>7,} {fuzz.dead_lettered:>14,} {fuzz.expected_bad:>13,}"
+        f" {fuzz.letters_match!s:>22} {fuzz.crashes:>8}"
+    )
+    print(f"    by kind: {fuzz.by_kind}")
+
+
+def main() -> None:
+    """Print the throughput, latency and chaos tables."""
+    from tests.services import redis_server
+
+    if not DATA.is_dir():
+        print(f"skipped (1) and (2): recordings not found at {DATA}")
+    with tempfile.TemporaryDirectory(prefix="bench-sidecar-") as tmp:
+        work = Path(tmp)
+        if DATA.is_dir():
+            with redis_server() as redis:
+                throughput_table(redis.connection_string, work / "throughput")
+                latency_table(redis.connection_string, work / "latency")
+        chaos_tables(work)
+
+
+if __name__ == "__main__":
+    main()
