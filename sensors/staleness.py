@@ -3,13 +3,15 @@ repair when serving data goes stale.
 
 Each tick probes ``GET {sidecar}/health`` (no answer counts as stale) and reads every symbol's
 newest online vector through Feast, then hands both to the pure checks in
-``trading_assets.lib.feature_store.staleness``. Stale symbols get one ``staleness_repair`` run each
-on today's partition (silver → bars_1s → features → online_features); the cause goes into the
-runs' tags, the sensor's log and an ``online_features`` observation on the asset's page.
+``trading_assets.lib.feature_store.staleness``. A stale symbol whose silver partition for today
+holds trades newer than its online row gets one ``staleness_repair`` run (silver → bars_1s →
+features → online_features); the cause goes into the run's tags, the sensor's log and an
+``online_features`` observation on the asset's page. When silver has nothing newer, a rebuild
+cannot help (the live landing itself has stopped) and the sensor says so instead.
 
 It never stacks repairs: while any repair run is queued or running it only says so, and its
 cursor (plus a run key per cooldown period) keeps a symbol from being repaired again within the
-cooldown, which matters when silver itself has stopped moving and a repair cannot help.
+cooldown.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from trading_assets.defs.features.repair import (
     repairable_symbols,
     staleness_repair,
 )
+from trading_assets.defs.lakehouse.assets import silver_trades
 from trading_assets.lib.feature_store import spec
 from trading_assets.lib.feature_store.staleness import (
     DEFAULT_REPAIR_COOLDOWN_S,
+    NS_PER_S,
     Assessment,
     Heartbeat,
     RepairCursor,
@@ -136,6 +140,19 @@ def repair_observation(assessment: Assessment, partitions: list[str]) -> dg.Asse
     )
 
 
+def silver_watermark_ns(instance: dg.DagsterInstance, partition_key: str) -> int | None:
+    """The newest trade time (ns) of silver's partition, from its latest materialization."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=silver_trades.key, asset_partitions=[partition_key]),
+        limit=1,
+    ).records
+    materialization = records[0].asset_materialization if records else None
+    value = None if materialization is None else materialization.metadata.get("watermark")
+    if not isinstance(value, dg.TimestampMetadataValue):
+        return None  # never materialized, or materialized empty (no rows, no watermark)
+    return int(value.value * NS_PER_S)
+
+
 def _repairs_in_progress(instance: dg.DagsterInstance) -> list[str]:
     records = instance.get_run_records(
         filters=dg.RunsFilter(job_name=REPAIR_JOB_NAME, statuses=IN_PROGRESS), limit=20
@@ -183,17 +200,26 @@ def online_staleness(
         context.log.info(reason)
         return dg.SensorResult(skip_reason=dg.SkipReason(reason), cursor=cursor.dump())
 
-    plan = plan_repairs(assessment.stale_symbols, cursor, now_ns, staleness.repair_cooldown_s)
+    day = utc_day(now_ns)
+    silver = {
+        symbol: silver_watermark_ns(context.instance, str(repair_partition_key(day, symbol)))
+        for symbol in assessment.stale_symbols
+    }
+    plan = plan_repairs(
+        assessment.stale_symbols,
+        cursor,
+        now_ns,
+        staleness.repair_cooldown_s,
+        online_event_ns=event_times,
+        silver_watermark_ns=silver,
+    )
+    if plan.reasons():
+        context.log.info(f"not repaired: {'; '.join(plan.reasons())}")
     if not plan.due:
-        waits = ", ".join(f"{s} after {utc_text(ns)}" for s, ns in sorted(plan.cooling.items()))
-        reason = (
-            f"stale ({assessment.cause()}), but repaired within the last "
-            f"{staleness.repair_cooldown_s:g} s (silver may have nothing newer); next: {waits}"
-        )
-        context.log.info(reason)
+        reason = f"stale ({assessment.cause()}), but no repair can help now: "
+        reason += "; ".join(plan.reasons())
         return dg.SensorResult(skip_reason=dg.SkipReason(reason), cursor=cursor.dump())
 
-    day = utc_day(now_ns)
     requests = []
     for symbol in plan.due:
         key = repair_partition_key(day, symbol)

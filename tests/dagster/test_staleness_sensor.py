@@ -97,6 +97,19 @@ def write_online(feast: FeastResource, ages_s: dict[str, float]) -> None:
     assert writer.close(60)
 
 
+def record_silver(instance: dg.DagsterInstance, ages_s: dict[str, float]) -> None:
+    """Today's silver partitions as the live pickup leaves them: newest trade ``age`` s ago."""
+    now_s = time.time()
+    for symbol, age in ages_s.items():
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                asset_key=silver_trades.key,
+                partition=today_key(symbol),
+                metadata={"watermark": dg.MetadataValue.timestamp(now_s - age)},
+            )
+        )
+
+
 def evaluate(
     instance: dg.DagsterInstance, feast: FeastResource, url: str, cursor: str | None = None
 ) -> dg.SensorResult:
@@ -136,6 +149,7 @@ def test_fresh_rows_and_a_live_sidecar_skip_with_the_ages(instance, feast, healt
 
 def test_stale_online_rows_request_a_repair_of_the_stale_symbols(instance, feast, healthy_url):
     write_online(feast, {"BTCUSDT": 2, "ETHUSDT": HOUR_S})
+    record_silver(instance, {"BTCUSDT": 1, "ETHUSDT": 20})
 
     result = evaluate(instance, feast, healthy_url)
 
@@ -157,18 +171,22 @@ def test_the_same_stale_symbol_is_not_repaired_again_within_the_cooldown(
     instance, feast, healthy_url
 ):
     write_online(feast, {"BTCUSDT": HOUR_S, "ETHUSDT": HOUR_S})
+    record_silver(instance, {"BTCUSDT": 20, "ETHUSDT": 20})
     first = evaluate(instance, feast, healthy_url)
 
     second = evaluate(instance, feast, healthy_url, cursor=first.cursor)
 
     assert {r.partition_key for r in first.run_requests or []} == {today_key(s) for s in SYMBOLS}
     assert not second.run_requests
-    reason = second.skip_reason.skip_message if second.skip_reason else ""
-    assert reason and "repaired within the last 600 s" in reason and "BTCUSDT after" in reason
+    reason = (second.skip_reason.skip_message if second.skip_reason else None) or ""
+    assert reason and "BTCUSDT repaired recently, next after" in reason
+    assert "ETHUSDT repaired recently" in reason
 
 
 def test_an_unreachable_sidecar_repairs_every_symbol_and_says_why(instance, feast):
-    write_online(feast, {"BTCUSDT": 2, "ETHUSDT": 3})
+    # The sidecar went down after landing trades that silver holds but the store does not yet.
+    write_online(feast, {"BTCUSDT": 40, "ETHUSDT": 50})
+    record_silver(instance, {"BTCUSDT": 10, "ETHUSDT": 10})
 
     result = evaluate(instance, feast, unreachable_url())
 
@@ -180,6 +198,22 @@ def test_an_unreachable_sidecar_repairs_every_symbol_and_says_why(instance, feas
         assert request.tags["trading/stale_symbols"] == "BTCUSDT,ETHUSDT"
     (observation,) = result.asset_events
     assert "unreachable" in str(observation.metadata["heartbeat"].value)
+
+
+def test_no_repair_when_silver_has_nothing_newer_and_the_reason_says_so(
+    instance, feast, healthy_url
+):
+    write_online(feast, {"BTCUSDT": HOUR_S, "ETHUSDT": HOUR_S})
+    record_silver(instance, {"BTCUSDT": HOUR_S + 60})  # ETHUSDT: no silver today at all
+
+    result = evaluate(instance, feast, healthy_url)
+
+    assert not result.run_requests
+    reason = (result.skip_reason.skip_message if result.skip_reason else None) or ""
+    assert reason.startswith("stale (online rows stale: BTCUSDT is 36")
+    assert "BTCUSDT has nothing in silver newer than its online row" in reason
+    assert "ETHUSDT has no silver rows today" in reason
+    assert result.cursor == '{"requested_ns": {}}'
 
 
 def test_no_second_repair_while_one_is_in_progress(instance, feast, healthy_url):
@@ -195,7 +229,7 @@ def test_no_second_repair_while_one_is_in_progress(instance, feast, healthy_url)
     result = evaluate(instance, feast, healthy_url, cursor=None)
 
     assert not result.run_requests
-    reason = result.skip_reason.skip_message if result.skip_reason else ""
+    reason = (result.skip_reason.skip_message if result.skip_reason else None) or ""
     assert reason and "a repair is in progress: 01234567" in reason
     assert "ETHUSDT is 36" in reason  # the cause is still reported
     assert result.cursor == '{"requested_ns": {}}'  # nothing was requested, nothing remembered

@@ -15,6 +15,7 @@ from trading_assets.lib.feature_store.staleness import (
     parse_health,
     plan_repairs,
     repair_run_key,
+    silver_blocker,
     unreachable,
 )
 
@@ -106,6 +107,28 @@ def test_a_symbol_repaired_within_the_cooldown_waits():
 
     assert plan.due == ["ETHUSDT", "SOLUSDT"]
     assert plan.cooling == {"BTCUSDT": seconds_ago(60) + 600 * NS_PER_S}
+
+
+def test_a_repair_needs_silver_newer_than_the_online_row():
+    no_silver = silver_blocker(seconds_ago(3_600), None)
+    not_newer = silver_blocker(seconds_ago(3_600), seconds_ago(3_600))
+
+    assert silver_blocker(seconds_ago(3_600), seconds_ago(30)) is None
+    assert silver_blocker(None, seconds_ago(30)) is None  # no online row: anything helps
+    assert no_silver is not None and "no silver rows today" in no_silver
+    assert not_newer is not None and "2024-03-01T11:00:00Z" in not_newer
+
+
+def test_symbols_silver_cannot_help_are_blocked_before_the_cooldown():
+    online = {"BTCUSDT": seconds_ago(3_600), "ETHUSDT": seconds_ago(3_600), "SOLUSDT": None}
+    silver = {"BTCUSDT": seconds_ago(10), "ETHUSDT": seconds_ago(4_000), "SOLUSDT": None}
+
+    plan = plan_repairs(online, RepairCursor(), NOW_NS, 600, online, silver)
+
+    assert plan.due == ["BTCUSDT"]
+    assert set(plan.blocked) == {"ETHUSDT", "SOLUSDT"}
+    assert plan.cooling == {}
+    assert plan.reasons()[0].startswith("ETHUSDT has nothing in silver newer")
 
 
 def test_the_cursor_round_trips_and_survives_garbage():

@@ -171,11 +171,38 @@ class RepairCursor:
 
 @dataclass(frozen=True)
 class RepairPlan:
-    """Stale symbols split into those due a repair now and those waiting out the cooldown."""
+    """Stale symbols split into those due a repair now, those waiting out the cooldown, and those
+    a repair cannot help."""
 
     due: list[str]
     cooling: dict[str, int]
     """Symbol → the earliest time (ns) its next repair may be requested."""
+    blocked: dict[str, str] = field(default_factory=dict)
+    """Symbol → why rebuilding from silver would serve nothing newer."""
+
+    def reasons(self) -> list[str]:
+        """Why the symbols not due are left alone, one phrase each."""
+        waits = [
+            f"{s} repaired recently, next after {utc_text(ns)}" for s, ns in self.cooling.items()
+        ]
+        return [*waits, *(f"{s} {reason}" for s, reason in self.blocked.items())]
+
+
+def silver_blocker(online_event_ns: int | None, silver_watermark_ns: int | None) -> str | None:
+    """Why a rebuild from silver cannot freshen the online row (None: it can).
+
+    A repair serves silver's newest trade at best; when silver holds nothing for the day, or
+    nothing newer than the online row, it would fail or (on sqlite, which overwrites blindly)
+    even put an older row back. What is stale then is upstream: the sidecar or its landing.
+    """
+    if silver_watermark_ns is None:
+        return "has no silver rows today: nothing to rebuild from (is the sidecar landing trades?)"
+    if online_event_ns is not None and silver_watermark_ns <= online_event_ns:
+        return (
+            f"has nothing in silver newer than its online row (silver's newest trade "
+            f"{utc_text(silver_watermark_ns)}): the live landing has stopped"
+        )
+    return None
 
 
 def plan_repairs(
@@ -183,18 +210,28 @@ def plan_repairs(
     cursor: RepairCursor,
     now_ns: int,
     cooldown_s: float = DEFAULT_REPAIR_COOLDOWN_S,
+    online_event_ns: Mapping[str, int | None] | None = None,
+    silver_watermark_ns: Mapping[str, int | None] | None = None,
 ) -> RepairPlan:
-    """Which stale symbols may be repaired now (none requested within ``cooldown_s``)."""
+    """Which stale symbols may be repaired now: none requested within ``cooldown_s`` and, when
+    silver's watermarks are given, silver holding trades newer than the online row."""
     due: list[str] = []
     cooling: dict[str, int] = {}
+    blocked: dict[str, str] = {}
     for symbol in sorted(set(stale_symbols)):
+        if silver_watermark_ns is not None:
+            online = (online_event_ns or {}).get(symbol)
+            blocker = silver_blocker(online, silver_watermark_ns.get(symbol))
+            if blocker is not None:
+                blocked[symbol] = blocker
+                continue
         last = cursor.requested_ns.get(symbol)
         next_ns = None if last is None else last + int(cooldown_s * NS_PER_S)
         if next_ns is None or now_ns >= next_ns:
             due.append(symbol)
         else:
             cooling[symbol] = next_ns
-    return RepairPlan(due, cooling)
+    return RepairPlan(due, cooling, blocked)
 
 
 def repair_run_key(partition_key: str, now_ns: int, cooldown_s: float) -> str:
