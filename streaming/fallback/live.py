@@ -44,12 +44,19 @@ class LiveFeatureTracker:
         self._saw(ticker.receive_ns)
         return self._keep(self.live.on_book_ticker(ticker))
 
+    def advance(self, now_ns: int) -> list[FeatureRow]:
+        """Close every interval over by ``now − close_delay`` (quiet seconds included); returns
+        the rows that completed, which the caller pushes like the rows trades complete."""
+        if self.last_message_ns is None:
+            return []
+        return self._keep(self.live.advance_to((now_ns - self.close_delay_ns) // 1_000))
+
     def snapshot(self, now_ns: int) -> LiveSnapshot | None:
         """The newest row after closing every interval over by ``now − close_delay``; None
         before the first message or the first completed interval."""
         if self.last_message_ns is None:
             return None
-        self._keep(self.live.advance_to((now_ns - self.close_delay_ns) // 1_000))
+        self.advance(now_ns)
         row = self.newest_row
         if row is None:
             return None

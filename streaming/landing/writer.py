@@ -13,6 +13,7 @@ last complete record and sealed.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import os
 import threading
@@ -40,9 +41,11 @@ DEFAULT_TIME_FIELDS: dict[str, tuple[str, ...]] = {
     TRADES_KIND: ("trade_ns",),
     # Spot bookTicker carries no event time; the receive time dates it then.
     BOOK_TICKERS_KIND: ("event_ns", "receive_ns"),
-    PREDICTIONS_KIND: ("event_ns", "ts_ns", "receive_ns"),
+    PREDICTIONS_KIND: ("timestamp", "event_ns", "receive_ns"),  # Prediction.timestamp (ns)
 }
 _NS_PER_SECOND = 1_000_000_000
+_NS_PER_DAY = 86_400 * _NS_PER_SECOND
+_EPOCH = dt.date(1970, 1, 1)
 
 
 class LandingWriterClosedError(RuntimeError):
@@ -171,9 +174,10 @@ class LandingWriter:
         self.close()
 
     def _day_of(self, record: msgspec.Struct | Mapping[str, Any]) -> dt.date:
+        mapping = type(record) is dict or isinstance(record, Mapping)
         for name in self.time_fields:
-            value = record.get(name) if isinstance(record, Mapping) else getattr(record, name, None)
-            if isinstance(value, int):
+            value = record.get(name) if mapping else getattr(record, name, None)  # type: ignore[union-attr]
+            if type(value) is int:
                 return _utc_day(value)
         # A record without any of its time fields still lands, dated by arrival.
         return _utc_day(time.time_ns())
@@ -219,9 +223,8 @@ class LandingWriter:
 
 
 def _symbol_of(record: msgspec.Struct | Mapping[str, Any]) -> str:
-    symbol = (
-        record.get("symbol") if isinstance(record, Mapping) else getattr(record, "symbol", None)
-    )
+    mapping = type(record) is dict or isinstance(record, Mapping)
+    symbol = record.get("symbol") if mapping else getattr(record, "symbol", None)  # type: ignore[union-attr]
     if not isinstance(symbol, str) or not symbol:
         raise ValueError(f"a landed record needs a 'symbol', got {record!r:.200}")
     return symbol.upper()
@@ -232,4 +235,10 @@ def _field(record: msgspec.Struct | Mapping[str, Any], name: str) -> Any:
 
 
 def _utc_day(epoch_ns: int) -> dt.date:
-    return dt.datetime.fromtimestamp(epoch_ns // _NS_PER_SECOND, dt.UTC).date()
+    return _day_number_to_date(epoch_ns // _NS_PER_DAY)
+
+
+@functools.lru_cache(maxsize=64)
+def _day_number_to_date(day_number: int) -> dt.date:
+    # Every record asks for its day: one datetime per distinct day, not per record.
+    return _EPOCH + dt.timedelta(days=day_number)
