@@ -102,7 +102,7 @@ def _stop(process: subprocess.Popen) -> None:
     process.wait(timeout=30)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dagster_ui(chromium_executable: str, tmp_path_factory) -> Iterator[DagsterUI]:
     """`dagster dev` as `make run` starts it, on a free port, fed by the simulator's bulk files."""
     root = tmp_path_factory.mktemp("dagster_e2e")
@@ -163,8 +163,10 @@ def screenshots(tmp_path_factory) -> Screenshots:
     return Screenshots(tmp_path_factory.mktemp("screenshots"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_executable: str):
+    """Module-scoped on purpose: while it is open, Playwright's sync API marks an asyncio loop as
+    running on the main thread, which would break every pytest-asyncio test collected after it."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
