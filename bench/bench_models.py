@@ -34,9 +34,8 @@ from bench.harness import REPO_ROOT, peak_rss_mb, run_child
 FULL_DAYS = 30
 CYCLES = 3
 # A random walk beats no baseline; the gate is relaxed so every run goes through to the alias.
-RUN_CONFIG = {
-    "ops": {"registered_model_beats_baselines": {"config": {"ic_margin": -1.0, "pnl_margin": None}}}
-}
+GATE_OFF = {"ic_margin": -1.0, "pnl_margin": None, "incremental_ic_tolerance": None}
+RUN_CONFIG = {"ops": {"registered_model_beats_baselines": {"config": GATE_OFF}}}
 CYCLE_ASSETS = (
     "recent_training_rows",
     "incremental_model",

@@ -97,19 +97,27 @@ def test_models_pipeline_registers_and_gates(tmp_path, informative):
     full_meta = metadata(result, "full_model")
     assert full_meta["training_rows"] == len(SYMBOLS) * TIMES_PER_SYMBOL
     assert "| model |" in full_meta["metrics"]
+    horizon_s = spec.FEATURE_CONFIG.label_horizon_s
+    assert f"(embargo {horizon_s:g} s)" in full_meta["metrics"]  # one label horizon by default
     assert full_meta["predicted_vs_realized"].startswith("![")
     assert full_meta["feature_importance"].startswith("![")
     incremental = metadata(result, "incremental_model")
-    assert incremental["new_trees"] <= 10
+    assert incremental["new_trees"] == 10
     assert incremental["training_rows"] == RECENT_ROWS
+    assert "full + new trees" in incremental["holdout"]
     reg_meta = metadata(result, "registered_model")
     gate = check(result, "beats_baselines")
     assert gate.passed is informative
-    assert {"model_ic", "best_baseline_ic", "model_pnl"} <= set(gate.metadata)
+    assert {"model_ic", "best_baseline_ic", "model_pnl", "holdout_incremental_ic"} <= set(
+        gate.metadata
+    )
+    assert gate.metadata["walk_forward_passed"].value is informative
 
     client = registry(resources["mlflow"])
     versions = client.search_model_versions("name = 'signal'")
     assert [str(v.version) for v in versions] == [reg_meta["version"]]
+    run = client.get_run(str(versions[0].run_id))
+    assert {"wf_model_ic", "holdout_model_ic", "holdout_full_ic"} <= set(run.data.metrics)
     aliases = {k: str(v) for k, v in client.get_registered_model("signal").aliases.items()}
     if informative:
         assert result.success

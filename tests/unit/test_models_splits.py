@@ -46,10 +46,14 @@ def test_walk_forward_folds_are_purged_ordered_and_cover_the_data_after_the_firs
         test_start = t[fold.test].min()
         assert end[fold.train].max() < test_start  # purge: every training label ended before
         assert t[fold.train].max() < test_start  # walk-forward: only the past is trained on
-        # Only rows whose labels reach into the test fold were purged: nothing else lost.
+        # Embargo: the last training label ends more than the embargo before the test starts.
+        assert end[fold.train].max() + np.timedelta64(EMBARGO) < test_start
+        # Only rows whose labels reach into the embargo or the test fold were dropped.
         before = t < test_start
-        assert fold.train.size == int((before & (end < test_start)).sum())
-        assert int((before & (end >= test_start)).sum()) > 0
+        kept = before & (end + np.timedelta64(EMBARGO) < test_start)
+        assert fold.train.size == int(kept.sum())
+        assert int((before & (end >= test_start)).sum()) > 0  # the purge dropped rows
+        assert int((before & (end < test_start) & ~kept).sum()) > 0  # and so did the embargo
         # A timestamp is never split: both symbols' rows of a test time are in the test fold.
         assert set(t[fold.test]).isdisjoint(set(t[fold.train]))
     tested = np.concatenate([f.test for f in folds])

@@ -3,25 +3,50 @@
 import dagster as dg
 
 from trading_assets.lib.models import WalkForwardReport, beats_baselines
+from trading_assets.lib.models.metrics import Comparison
 from trading_assets.lib.models.plots import importance_markdown, predicted_vs_realized_markdown
-from trading_assets.lib.models.training import TrainedModel
+from trading_assets.lib.models.training import HoldoutReport, TrainedModel, new_trees_hold_up
+
+HEADER = [
+    "| forecast | IC | hit rate | RMSE | P&L (after fees) | sides |",
+    "|---|---|---|---|---|---|",
+]
+
+
+def _rows(comparison: Comparison, model_name: str = "model") -> list[str]:
+    lines = []
+    for label, name in ((model_name, "model"), ("zero", "zero"), ("last", "last")):
+        m = getattr(comparison, name)
+        lines.append(
+            f"| {label} | {m.ic:.4f} | {m.hit_rate:.4f} | {m.rmse:.6f} | {m.pnl:.6f} | {m.trades} |"
+        )
+    return lines
 
 
 def metrics_markdown(report: WalkForwardReport) -> str:
     """Pooled out-of-sample scores of the model next to the zero and last-return baselines."""
     pooled = report.pooled
     lines = [
-        f"Out of sample, {len(report.folds)} purged walk-forward folds, "
-        f"{pooled.rows} rows, fees {report.fee_bp:g} bp per side.",
+        f"Out of sample, {len(report.folds)} purged walk-forward folds "
+        f"(embargo {report.embargo_s:g} s), {pooled.rows} rows, "
+        f"fees {report.fee_bp:g} bp per side.",
         "",
-        "| forecast | IC | hit rate | RMSE | P&L (after fees) | sides |",
-        "|---|---|---|---|---|---|",
+        *HEADER,
+        *_rows(pooled),
     ]
-    for name in ("model", "zero", "last"):
-        m = getattr(pooled, name)
-        lines.append(
-            f"| {name} | {m.ic:.4f} | {m.hit_rate:.4f} | {m.rmse:.6f} | {m.pnl:.6f} | {m.trades} |"
-        )
+    return "\n".join(lines)
+
+
+def holdout_markdown(holdout: HoldoutReport) -> str:
+    """The full model and the full model plus the new trees on the held-out newest rows."""
+    lines = [
+        f"Held-out newest rows from {holdout.start.isoformat()}: {holdout.full.rows} rows, "
+        "not boosted on.",
+        "",
+        *HEADER,
+        *_rows(holdout.full, "full model"),
+        *_rows(holdout.incremental, "full + new trees")[:1],
+    ]
     return "\n".join(lines)
 
 
@@ -60,11 +85,17 @@ def full_model_metadata(model: TrainedModel, path: str) -> dict[str, dg.Metadata
 
 
 def gate_metadata(
-    report: WalkForwardReport, ic_margin: float | None, pnl_margin: float | None
+    report: WalkForwardReport,
+    holdout: HoldoutReport | None,
+    ic_margin: float | None,
+    pnl_margin: float | None,
+    incremental_ic_tolerance: float | None,
 ) -> tuple[bool, str, dict[str, dg.MetadataValue]]:
-    """Whether the recipe beats both baselines out of sample by the margins, why, and evidence."""
+    """Whether the registered model passes, why, and the evidence: the recipe beats both baselines
+    out of sample by the margins, and its new trees hold up on the held-out newest rows."""
     pooled = report.pooled
-    passed = beats_baselines(pooled, ic_margin, pnl_margin)
+    recipe_passed = beats_baselines(pooled, ic_margin, pnl_margin)
+    trees_passed = new_trees_hold_up(holdout, incremental_ic_tolerance)
     best_ic = max(pooled.zero.ic, pooled.last.ic)
     best_pnl = max(pooled.zero.pnl, pooled.last.pnl)
     reason = (
@@ -80,6 +111,20 @@ def gate_metadata(
         "best_baseline_pnl": dg.MetadataValue.float(best_pnl),
         "ic_margin": dg.MetadataValue.text(str(ic_margin)),
         "pnl_margin": dg.MetadataValue.text(str(pnl_margin)),
-        "reason": dg.MetadataValue.text(reason),
+        "incremental_ic_tolerance": dg.MetadataValue.text(str(incremental_ic_tolerance)),
+        "walk_forward_passed": dg.MetadataValue.bool(recipe_passed),
+        "new_trees_passed": dg.MetadataValue.bool(trees_passed),
     }
-    return passed, reason, metadata
+    if holdout is None:
+        reason += "; no newest-rows holdout to judge the new trees on"
+    else:
+        full_ic, boosted_ic = holdout.full.model.ic, holdout.incremental.model.ic
+        reason += (
+            f"; held-out newest rows: IC {boosted_ic:.4f} with the new trees vs {full_ic:.4f} "
+            f"without (tolerance {incremental_ic_tolerance})"
+        )
+        metadata["holdout"] = dg.MetadataValue.md(holdout_markdown(holdout))
+        metadata["holdout_full_ic"] = dg.MetadataValue.float(full_ic)
+        metadata["holdout_incremental_ic"] = dg.MetadataValue.float(boosted_ic)
+    metadata["reason"] = dg.MetadataValue.text(reason)
+    return recipe_passed and trees_passed, reason, metadata

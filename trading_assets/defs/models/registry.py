@@ -16,8 +16,8 @@ from trading_assets.defs.models.metadata import gate_metadata
 from trading_assets.defs.models.training import GROUP, incremental_model, training_frame_path
 from trading_assets.lib.feature_store import spec
 from trading_assets.lib.models import artifacts as files
-from trading_assets.lib.models.evaluation import design_matrix
-from trading_assets.lib.models.training import TrainedModel
+from trading_assets.lib.models.evaluation import WalkForwardReport, design_matrix
+from trading_assets.lib.models.training import HoldoutReport, TrainedModel
 from trading_assets.resources.feast import FeastResource
 from trading_assets.resources.mlflow import MlflowResource
 
@@ -32,9 +32,9 @@ class RegisteredModelConfig(dg.Config):
     )
 
 
-def gate_margin(variable: str) -> float | None:
-    """A gate margin from the environment: a number, or ``none`` to skip that test; default 0."""
-    raw = os.environ.get(variable, "0").strip().lower()
+def gate_margin(variable: str, default: str = "0") -> float | None:
+    """A gate margin from the environment: a number, or ``none`` to skip that test."""
+    raw = os.environ.get(variable, default).strip().lower()
     return None if raw in ("none", "") else float(raw)
 
 
@@ -49,6 +49,21 @@ class EvaluationGateConfig(dg.Config):
         description="After-fee P&L over the best baseline (None: skip). "
         "Default from MODEL_GATE_PNL_MARGIN ('none' skips), else 0.",
     )
+    incremental_ic_tolerance: float | None = Field(
+        default_factory=lambda: gate_margin("MODEL_GATE_INCREMENTAL_IC_TOLERANCE", "0.05"),
+        description="IC the new trees may cost on the held-out newest rows (None: skip). "
+        "Default from MODEL_GATE_INCREMENTAL_IC_TOLERANCE, else 0.05.",
+    )
+
+
+def version_metrics(report: WalkForwardReport, holdout: HoldoutReport | None) -> dict[str, float]:
+    """The recipe's walk-forward scores (``wf_*``) and the registered model's own scores on the
+    held-out newest rows (``holdout_*``), next to the full model's on the same rows."""
+    metrics = {f"wf_{k}": v for k, v in report.pooled.as_dict().items()}
+    if holdout is not None:
+        metrics |= {f"holdout_{k}": v for k, v in holdout.incremental.as_dict().items()}
+        metrics |= {f"holdout_full_{k}": v for k, v in holdout.full.model.as_dict().items()}
+    return metrics
 
 
 def parity_sample(feast: FeastResource, model: TrainedModel, service: str) -> np.ndarray:
@@ -132,7 +147,7 @@ def registered_model(
         config.feature_service,
         data_start=full.time_start,
         data_end=model.time_end,
-        metrics={f"wf_{k}": v for k, v in full.report.pooled.as_dict().items()},
+        metrics=version_metrics(full.report, model.holdout),
         params={
             **model.params,
             "full_trees": model.full_trees,
@@ -159,11 +174,20 @@ def registered_model(
 
 @dg.asset_check(asset=registered_model, blocking=True)
 def beats_baselines(config: EvaluationGateConfig, mlflow: MlflowResource) -> dg.AssetCheckResult:
-    """Out of sample, the model beats the zero and last-return baselines by the set margins."""
-    full = files.load_model(mlflow.models_path() / files.FULL_FILE)
+    """Out of sample, the model beats the zero and last-return baselines by the set margins, and
+    its newest trees hold up on held-out newest rows."""
+    folder = mlflow.models_path()
+    full = files.load_model(folder / files.FULL_FILE)
+    model = files.load_model(folder / files.INCREMENTAL_FILE)
     if full.report is None:
         raise ValueError("the full model carries no walk-forward report")
-    passed, _, metadata = gate_metadata(full.report, config.ic_margin, config.pnl_margin)
+    passed, _, metadata = gate_metadata(
+        full.report,
+        model.holdout,
+        config.ic_margin,
+        config.pnl_margin,
+        config.incremental_ic_tolerance,
+    )
     return dg.AssetCheckResult(passed=passed, metadata=metadata)
 
 

@@ -14,7 +14,7 @@ from pydantic import Field
 from trading_assets.defs.automation import once_per_tick
 from trading_assets.defs.features.assets import features, training_set
 from trading_assets.defs.lakehouse.assets import bars_1s
-from trading_assets.defs.models.metadata import full_model_metadata
+from trading_assets.defs.models.metadata import full_model_metadata, holdout_markdown
 from trading_assets.lib.feature_store import spec
 from trading_assets.lib.feature_store.recent import RECENT_PREFIX
 from trading_assets.lib.features import feature_names, label_names
@@ -45,6 +45,11 @@ class FullModelConfig(dg.Config):
     )
     n_trees: int = Field(default=100, description="Boosting rounds of the full model.")
     n_folds: int = Field(default=4, description="Walk-forward folds for the evaluation.")
+    embargo_seconds: float | None = Field(
+        default=None,
+        description="Gap between the last training label and each test fold "
+        "(None: one label horizon).",
+    )
     threads: int = Field(default=2, description="XGBoost threads.")
     label: str = Field(default="", description="Label column (empty: the feature spec's label).")
     features: list[str] = Field(
@@ -146,7 +151,12 @@ def full_model(
     if missing:
         raise ValueError(f"the training frame lacks {missing}")
     params = DEFAULT_PARAMS | {"nthread": config.threads}
-    model = train_full(frame, names, label, params, n_trees=config.n_trees, n_folds=config.n_folds)
+    embargo = (
+        None if config.embargo_seconds is None else dt.timedelta(seconds=config.embargo_seconds)
+    )
+    model = train_full(
+        frame, names, label, params, n_trees=config.n_trees, n_folds=config.n_folds, embargo=embargo
+    )
     path = files.save_model(model, mlflow.models_path() / files.FULL_FILE)
     context.log.info(f"full model: {model.trees} trees on {model.training_rows} rows at {path}")
     return dg.MaterializeResult(metadata=full_model_metadata(model, str(path)))
@@ -175,8 +185,16 @@ def incremental_model(
     model = train_incremental(base, newest, config.max_new_trees)
     path = files.save_model(model, mlflow.models_path() / files.INCREMENTAL_FILE)
     context.log.info(f"incremental model: {model.trees} trees ({base.trees} full) at {path}")
+    holdout: dict[str, dg.MetadataValue] = {}
+    if model.holdout is not None:
+        holdout = {
+            "holdout": dg.MetadataValue.md(holdout_markdown(model.holdout)),
+            "holdout_full_ic": dg.MetadataValue.float(model.holdout.full.model.ic),
+            "holdout_incremental_ic": dg.MetadataValue.float(model.holdout.incremental.model.ic),
+        }
     return dg.MaterializeResult(
-        metadata={
+        metadata=holdout
+        | {
             "path": dg.MetadataValue.path(str(path)),
             "full_trees": dg.MetadataValue.int(model.full_trees),
             "new_trees": dg.MetadataValue.int(model.trees - model.full_trees),

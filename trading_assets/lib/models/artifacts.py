@@ -18,7 +18,7 @@ import xgboost as xgb
 
 from trading_assets.lib.models.evaluation import FoldResult, WalkForwardReport
 from trading_assets.lib.models.metrics import Comparison, Metrics
-from trading_assets.lib.models.training import TrainedModel
+from trading_assets.lib.models.training import HoldoutReport, TrainedModel
 
 FULL_FILE = "full_model.json"
 INCREMENTAL_FILE = "incremental_model.json"
@@ -70,6 +70,7 @@ def report_to_dict(report: WalkForwardReport) -> dict[str, Any]:
     """A walk-forward report as plain JSON values."""
     return {
         "fee_bp": report.fee_bp,
+        "embargo_s": report.embargo_s,
         "pooled": _comparison_to_dict(report.pooled),
         "folds": [
             {
@@ -104,8 +105,25 @@ def report_from_dict(value: dict[str, Any]) -> WalkForwardReport:
         folds=folds,
         pooled=_comparison_from_dict(value["pooled"]),
         fee_bp=float(value["fee_bp"]),
+        embargo_s=float(value.get("embargo_s", 0.0)),
         sample_predicted=tuple(value.get("sample_predicted", ())),
         sample_realized=tuple(value.get("sample_realized", ())),
+    )
+
+
+def _holdout_to_dict(holdout: HoldoutReport) -> dict[str, Any]:
+    return {
+        "start": holdout.start.isoformat(),
+        "full": _comparison_to_dict(holdout.full),
+        "incremental": _comparison_to_dict(holdout.incremental),
+    }
+
+
+def _holdout_from_dict(value: dict[str, Any]) -> HoldoutReport:
+    return HoldoutReport(
+        start=dt.datetime.fromisoformat(value["start"]),
+        full=_comparison_from_dict(value["full"]),
+        incremental=_comparison_from_dict(value["incremental"]),
     )
 
 
@@ -124,6 +142,7 @@ def save_model(model: TrainedModel, path: Path) -> Path:
         "seconds": model.seconds,
         "report": None if model.report is None else report_to_dict(model.report),
         "importance_gain": model.importance_gain,
+        "holdout": None if model.holdout is None else _holdout_to_dict(model.holdout),
     }
     return write_atomic(path, json.dumps(document).encode())
 
@@ -138,7 +157,7 @@ def load_model(path: Path) -> TrainedModel:
     kind = document["kind"]
     if kind not in ("full", "incremental"):
         raise ValueError(f"{path}: unknown model kind {kind!r}")
-    report = document["report"]
+    report, holdout = document["report"], document.get("holdout")
     return TrainedModel(
         booster=booster,
         feature_names=names,
@@ -152,4 +171,5 @@ def load_model(path: Path) -> TrainedModel:
         seconds=float(document["seconds"]),
         report=None if report is None else report_from_dict(report),
         importance_gain={k: float(v) for k, v in document["importance_gain"].items()},
+        holdout=None if holdout is None else _holdout_from_dict(holdout),
     )

@@ -60,6 +60,7 @@ class WalkForwardReport:
     folds: tuple[FoldResult, ...]
     pooled: Comparison
     fee_bp: float
+    embargo_s: float = 0.0  # the gap between the last training label and each test fold
     # A seeded sample of the pooled out-of-sample (predicted, realized) pairs, for the plot.
     sample_predicted: tuple[float, ...] = ()
     sample_realized: tuple[float, ...] = ()
@@ -132,7 +133,8 @@ def walk_forward(
     fee_bp: float = FEE_BP,
     shuffle_seed: int | None = None,
 ) -> WalkForwardReport:
-    """Train and score one model per fold. ``shuffle_seed`` permutes each fold's training labels
+    """Train and score one model per fold, each on its purged, embargoed past (see ``splits``).
+    ``shuffle_seed`` permutes each fold's training labels
     (a control: with the link between features and labels cut, out-of-sample IC must vanish)."""
     rows = prepare(frame, label)
     horizon = horizon_of(rows)
@@ -169,6 +171,7 @@ def walk_forward(
         folds=tuple(results),
         pooled=pooled,
         fee_bp=fee_bp,
+        embargo_s=embargo.total_seconds(),
         sample_predicted=tuple(float(v) for v in p[keep]),
         sample_realized=tuple(float(v) for v in y[t][keep]),
     )

@@ -6,11 +6,13 @@ on block ``k + 1``. Every row carries the end of its label horizon, ``label_end`
 
 * Purge: a training row before the test fold is kept only if its label ended strictly before the
   first test time, so no training label overlaps the test period (``max(label_end) < test_start``).
-* Embargo: when rows after the test fold are allowed in training (``train_after=True``, purged
-  k-fold), they start only after the last test label has ended plus ``embargo``, because features
-  with long look-back windows computed just after the test fold still reflect its prices.
-  In plain walk-forward (the default) nothing after the test fold is trained on, so the embargo only
-  matters there as a guard if ``train_after`` is switched on.
+* Embargo: a further gap of ``embargo`` between the last training label and the test fold
+  (``max(label_end) + embargo < test_start``). Returns are serially correlated (volatility
+  clusters, slow drifts), so rows whose labels end just before the test still share its regime;
+  the gap keeps the score from crediting that. When rows after the test fold are allowed in
+  training too (``train_after=True``, purged k-fold), they start only after the last test label
+  has ended plus ``embargo``, because features with long look-back windows computed just after the
+  test fold still reflect its prices.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def purged_walk_forward(
         start, stop = edges[k + 1], upper[k + 1]
         in_test = (times >= start) & (times < stop)
         test = np.flatnonzero(in_test)
-        before = (times < start) & (ends < start)
+        before = (times < start) & (ends + embargo_us < start)
         train_mask = before
         if train_after:
             resume = ends[test].max() + embargo_us

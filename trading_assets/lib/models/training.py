@@ -5,6 +5,11 @@ The incremental model continues boosting from the current full model on the newe
 most ``max_new_trees`` trees. It is always *full + at most K trees*: it must start from a full model
 (never from another incremental one), so a day of incremental updates cannot pile up trees fitted to
 ever-narrower recent windows; the next full training resets it.
+
+Both recipes are scored before the served model is fitted on every row: the full one by purged,
+embargoed walk-forward, the incremental one on a holdout of the newest rows it was not boosted on
+(purged by the label horizon), where the full model alone and the full model plus the new trees
+are compared with the baselines on the same rows.
 """
 
 from __future__ import annotations
@@ -21,15 +26,35 @@ import xgboost as xgb
 
 from trading_assets.lib.models.evaluation import (
     DEFAULT_PARAMS,
+    LABEL_END,
+    LAST_RETURN,
+    SYMBOL,
     TIME,
     WalkForwardReport,
     design_matrix,
     fit,
+    horizon_of,
+    pnl_rows,
+    predict,
+    prepare,
     walk_forward,
 )
+from trading_assets.lib.models.metrics import Comparison, compare
 
 FULL: Literal["full"] = "full"
 INCREMENTAL: Literal["incremental"] = "incremental"
+HOLDOUT_FRACTION = 0.2  # newest share of the incremental rows held out to score the new trees
+MIN_HOLDOUT_ROWS = 50  # fewer held-out rows say nothing; the report is then left out
+
+
+@dataclass(frozen=True)
+class HoldoutReport:
+    """The newest rows the new trees were not boosted on, scored by the full model alone and by
+    the full model plus the new trees, each next to the baselines."""
+
+    start: dt.datetime  # first held-out time; boosting used only labels that ended before it
+    full: Comparison
+    incremental: Comparison
 
 
 @dataclass(frozen=True)
@@ -48,11 +73,21 @@ class TrainedModel:
     seconds: float
     report: WalkForwardReport | None  # walk-forward evaluation (full models only)
     importance_gain: dict[str, float]
+    holdout: HoldoutReport | None = None  # newest-rows evaluation (incremental models only)
 
     @property
     def trees(self) -> int:
         """Boosting rounds in the booster."""
         return self.booster.num_boosted_rounds()
+
+
+def new_trees_hold_up(holdout: HoldoutReport | None, ic_tolerance: float | None) -> bool:
+    """The incremental gate: on the held-out newest rows, the new trees do not cost more than
+    ``ic_tolerance`` of the full model's IC. Passes when there is no holdout to judge or no
+    tolerance is set (the full model's walk-forward gate still applies)."""
+    if holdout is None or ic_tolerance is None:
+        return True
+    return holdout.incremental.model.ic >= holdout.full.model.ic - ic_tolerance
 
 
 def _gain(booster: xgb.Booster, feature_names: Sequence[str]) -> dict[str, float]:
@@ -79,12 +114,15 @@ def train_full(
     params: Mapping[str, Any] = DEFAULT_PARAMS,
     n_trees: int = 100,
     n_folds: int = 4,
-    embargo: dt.timedelta = dt.timedelta(0),
+    embargo: dt.timedelta | None = None,
 ) -> TrainedModel:
     """Walk-forward evaluation, then the model on every usable row. ``frame``: ``symbol``,
-    ``event_timestamp``, the features, the label (forward log return) and ``label_end``."""
+    ``event_timestamp``, the features, the label (forward log return) and ``label_end``.
+    ``embargo`` defaults to one label horizon."""
     started = time.perf_counter()
     names = tuple(feature_names)
+    if embargo is None:
+        embargo = horizon_of(_usable(frame, label))
     report = walk_forward(frame, names, label, params, n_trees, n_folds, embargo)
     rows = _usable(frame, label)
     y = rows[label].to_numpy().astype(np.float64)
@@ -106,10 +144,56 @@ def train_full(
     )
 
 
+def _boost(base: TrainedModel, rows: pl.DataFrame, n_trees: int) -> xgb.Booster:
+    """A copy of the base booster with ``n_trees`` more trees fitted to ``rows``."""
+    names = base.feature_names
+    data = xgb.DMatrix(
+        design_matrix(rows, names),
+        label=rows[base.label].to_numpy().astype(np.float64),
+        feature_names=list(names),
+    )
+    # xgb.train copies the base booster, so the full model stays intact for the next reset.
+    return xgb.train(dict(base.params), data, num_boost_round=n_trees, xgb_model=base.booster)
+
+
+def evaluate_on_holdout(
+    base: TrainedModel, rows: pl.DataFrame, max_new_trees: int, fraction: float = HOLDOUT_FRACTION
+) -> HoldoutReport | None:
+    """Boost on all but the newest ``fraction`` of the times (purged: only labels that ended
+    before the holdout), then score the full model and the boosted one on the holdout.
+    None when either side would be too small to say anything."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"the holdout fraction must be in (0, 1), got {fraction}")
+    ordered = prepare(rows, base.label)
+    times = ordered[TIME].unique().sort()
+    if times.len() < 2:
+        return None
+    start = times[min(int(times.len() * (1.0 - fraction)), times.len() - 1)]
+    held = ordered.filter(pl.col(TIME) >= start)
+    boost_rows = ordered.filter(pl.col(LABEL_END) < start)
+    if held.height < MIN_HOLDOUT_ROWS or boost_rows.is_empty():
+        return None
+    names = base.feature_names
+    x = design_matrix(held, names)
+    realized = held[base.label].to_numpy().astype(np.float64)
+    last, symbols = held[LAST_RETURN].to_numpy(), held[SYMBOL].to_numpy()
+    tradable = pnl_rows(held, horizon_of(held))
+
+    def score(booster: xgb.Booster) -> Comparison:
+        return compare(predict(booster, x, names), realized, last, symbols, tradable)
+
+    return HoldoutReport(
+        start=start,
+        full=score(base.booster),
+        incremental=score(_boost(base, boost_rows, max_new_trees)),
+    )
+
+
 def train_incremental(
     base: TrainedModel, newest_rows: pl.DataFrame, max_new_trees: int
 ) -> TrainedModel:
-    """The full model plus at most ``max_new_trees`` trees boosted on ``newest_rows``."""
+    """The full model plus at most ``max_new_trees`` trees boosted on ``newest_rows``, with the
+    recipe first scored on a holdout of the newest of those rows."""
     if base.kind != FULL:
         raise ValueError("incremental training starts from a full model, not an incremental one")
     if max_new_trees < 1:
@@ -118,20 +202,12 @@ def train_incremental(
     rows = _usable(newest_rows, base.label)
     if rows.is_empty():
         raise ValueError("no rows with a finite label to continue training on")
-    names = base.feature_names
-    data = xgb.DMatrix(
-        design_matrix(rows, names),
-        label=rows[base.label].to_numpy().astype(np.float64),
-        feature_names=list(names),
-    )
-    # xgb.train copies the base booster, so the full model stays intact for the next reset.
-    booster = xgb.train(
-        dict(base.params), data, num_boost_round=max_new_trees, xgb_model=base.booster
-    )
+    holdout = evaluate_on_holdout(base, rows, max_new_trees)
+    booster = _boost(base, rows, max_new_trees)
     start, end = _span(rows)
     return TrainedModel(
         booster=booster,
-        feature_names=names,
+        feature_names=base.feature_names,
         label=base.label,
         params=dict(base.params),
         kind=INCREMENTAL,
@@ -141,5 +217,6 @@ def train_incremental(
         time_end=end,
         seconds=time.perf_counter() - started,
         report=None,
-        importance_gain=_gain(booster, names),
+        importance_gain=_gain(booster, base.feature_names),
+        holdout=holdout,
     )
