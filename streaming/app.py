@@ -147,16 +147,24 @@ class Sidecar:
         self.metrics = SidecarMetrics()
         self._message_series: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.hub = PredictionHub(self.metrics)
-        self.trackers = {s: LiveFeatureTracker(s, FEATURE_CONFIG, groups) for s in config.symbols}
+        budgets = config.fallback_budgets
+        # The clock closes a symbol's quiet seconds only while its stream counts as live for the
+        # fallback (level 2's budget): past that, silence is a feed fault, not an empty market.
+        self.trackers = {
+            s: LiveFeatureTracker(s, FEATURE_CONFIG, groups, max_silence_s=budgets.live_max_age_s)
+            for s in config.symbols
+        }
+        live = LiveFeatureTrackers(list(self.trackers.values()))
         self.store = store if store is not None else open_feature_store(config)
         self.online_writer = OnlineFeatureWriter(self.store, views=groups)
         self.online_reader = OnlineFeatureReader(self.store, config.feature_service)
         self.controller = FallbackController(
             self.feature_order,
             online=self.online_reader,
-            live=LiveFeatureTrackers(list(self.trackers.values())),
+            live=live,
             silver=open_silver(config),
-            budgets=config.fallback_budgets,
+            budgets=budgets,
+            last_message=live.last_message_ns,
         )
         self.risk = RiskEngine()
         self.slots = (
@@ -297,7 +305,8 @@ class Sidecar:
         self._settle(symbol, now_ns)
         tracker = self.trackers.get(symbol)
         # Seconds closed by the clock (no trade has arrived after them yet) reach the online
-        # store too, before the vector is read back.
+        # store too, before the vector is read back. Their event times say nothing about the
+        # feed being alive: the controller ages vectors by the symbol's newest message.
         for row in tracker.advance(now_ns) if tracker else []:
             self.online_writer.submit(row)
         decision = self.controller.decide(symbol, now_ns)

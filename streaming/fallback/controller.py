@@ -2,8 +2,11 @@
 
 Levels, tried in order (the first that passes wins; every skipped level records why):
 
-1. **Online** — the online-store vector, if its event time is within ``online_max_age_s`` and the
-   read took at most ``online_max_latency_s``.
+1. **Online** — the online-store vector, if it is at most ``online_max_age_s`` old and the read
+   took at most ``online_max_latency_s``. With a ``last_message`` source its age counts from the
+   symbol's newest market message when that is older than the vector: the sidecar keeps closing
+   quiet intervals by the clock, so a vector's own event time alone cannot tell a quiet market
+   from a silent feed. Without any message for the symbol, level 1 is skipped.
 2. **Repaired** — the stale online vector corrected by the in-memory deltas. *Delta correction*
    means: the online vector describes time ``t0``; the sidecar's in-memory state has stepped the
    same incremental definitions through every bar interval after ``t0`` up to ``t1`` (the newest
@@ -43,6 +46,7 @@ from streaming.fallback.decision import (
     FallbackBudgets,
     FallbackDecision,
     FallbackLevel,
+    LastMessageSource,
     LiveSource,
     OnlineRead,
     OnlineSource,
@@ -82,9 +86,11 @@ class FallbackController:
         budgets: FallbackBudgets | None = None,
         config: FeatureConfig = DEFAULT_CONFIG,
         bar_s: int = 1,
+        last_message: LastMessageSource | None = None,
     ) -> None:
         self.feature_order = tuple(feature_order)
         self.online, self.live, self.silver = online, live, silver
+        self.last_message = last_message
         self.budgets = budgets or FallbackBudgets()
         self.config, self.bar_s = config, bar_s
         reach_s = max(config.windows_s) + bar_s
@@ -114,8 +120,8 @@ class FallbackController:
             or self._safe(symbol, now_ns, skipped)
         )
         if decision.level in (FallbackLevel.ONLINE, FallbackLevel.REPAIRED):
-            assert decision.event_time_ns is not None
-            self.imputer.observe(symbol, decision.event_time_ns, decision.features)
+            assert decision.data_time_ns is not None
+            self.imputer.observe(symbol, decision.data_time_ns, decision.features)
         self._record(decision)
         return decision
 
@@ -127,7 +133,16 @@ class FallbackController:
             if not any(s.startswith("online") for s in skipped):
                 skipped.append("online: no vector for the symbol")
             return None
-        age = age_s(now_ns, read.event_time_ns)
+        data_time_ns, what = read.event_time_ns, "vector"
+        if self.last_message is not None:
+            newest = self._call(self.last_message, skipped, "feed", symbol)
+            if newest is None:
+                if not any(s.startswith("feed") for s in skipped):
+                    skipped.append("online: no market message received for the symbol")
+                return None
+            if newest < data_time_ns:
+                data_time_ns, what = newest, "newest market message"
+        age = age_s(now_ns, data_time_ns)
         if read.latency_s > b.online_max_latency_s:
             skipped.append(
                 f"online: read took {read.latency_s * 1e3:.2f} ms > "
@@ -135,12 +150,12 @@ class FallbackController:
             )
             return None
         if age > b.online_max_age_s:
-            skipped.append(f"online: vector {age:.1f} s old > {b.online_max_age_s:g} s")
+            skipped.append(f"online: {what} {age:.1f} s old > {b.online_max_age_s:g} s")
             return None
         vector = ordered_vector(self.feature_order, read.values)
         return self._accept(
             symbol, now_ns, FallbackLevel.ONLINE, vector, read.event_time_ns, 1.0,
-            f"online vector {age:.2f} s old", skipped,
+            f"online vector {age:.2f} s old", skipped, data_time_ns,
         )  # fmt: skip
 
     def _repaired(
@@ -170,7 +185,7 @@ class FallbackController:
         reason = f"in-memory state {row_age:.2f} s old, {carried} features carried from online"
         return self._accept(
             symbol, now_ns, FallbackLevel.REPAIRED, vector, snapshot.event_time_ns,
-            b.repaired_confidence, reason, skipped,
+            b.repaired_confidence, reason, skipped, snapshot.last_message_ns,
         )  # fmt: skip
 
     def _imputed(self, symbol: str, now_ns: int, skipped: list[str]) -> FallbackDecision | None:
@@ -235,6 +250,7 @@ class FallbackController:
         confidence: float,
         reason: str,
         skipped: list[str],
+        newest_message_ns: int | None = None,
     ) -> FallbackDecision | None:
         covered = coverage(vector)
         if covered < self.budgets.min_coverage:
@@ -243,9 +259,12 @@ class FallbackController:
                 f"< {self.budgets.min_coverage:.0%}"
             )
             return None
+        data_time_ns = event_time_ns
+        if newest_message_ns is not None:
+            data_time_ns = min(event_time_ns, newest_message_ns)
         return FallbackDecision(
-            symbol, now_ns, level, vector, event_time_ns, age_s(now_ns, event_time_ns),
-            confidence * covered, reason, tuple(skipped),
+            symbol, now_ns, level, vector, event_time_ns, age_s(now_ns, data_time_ns),
+            confidence * covered, reason, tuple(skipped), data_time_ns,
         )  # fmt: skip
 
     def _safe(self, symbol: str, now_ns: int, skipped: list[str]) -> FallbackDecision:

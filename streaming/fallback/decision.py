@@ -27,7 +27,11 @@ class FallbackLevel(IntEnum):
 class FallbackBudgets:
     """How fresh and how fast each level's data must be; ages are seconds before ``now``.
 
-    ``online_*``: level 1 accepts the online-store vector when its event time is at most
+    A vector is as fresh as the newest real market data behind it: when the controller knows the
+    symbol's newest message (a trade or a book ticker), a vector's age is counted from that
+    message whenever it is older than the vector's own event time (which intervals closed by
+    the clock keep moving while the feed is silent).
+    ``online_*``: level 1 accepts the online-store vector when it is at most
     ``online_max_age_s`` old and the read took at most ``online_max_latency_s``.
     ``live_max_age_s``: level 2 needs the symbol's stream to have delivered a message, and the
     in-memory state to hold a row, no older than this.
@@ -88,6 +92,10 @@ OnlineSource = Callable[[str], OnlineRead | None]
 LiveSource = Callable[[str, int], LiveSnapshot | None]
 """``(symbol, now_ns) → in-memory state`` (None when memory holds nothing, e.g. after a restart)."""
 
+LastMessageSource = Callable[[str], int | None]
+"""``symbol → local receive time (ns) of its newest market message`` (a trade or a book ticker;
+None before the first). This, not a vector's event time, says whether the feed is alive."""
+
 SilverSource = Callable[[str, int, int], pl.DataFrame]
 """``(symbol, start_ns, end_ns) → silver trades`` with ``start_ns ≤ event_time ≤ end_ns`` (the
 ``silver.trades`` columns; at least trade_date, symbol, trade_id, price, qty, event_time,
@@ -100,7 +108,10 @@ class FallbackDecision:
 
     ``features``: every name of the controller's feature order, in that order; a feature the
     level could not provide is NaN (the model's missing value). ``event_time_ns``: the time the
-    vector describes (None in safe mode); ``age_s``: ``now − event_time`` (inf in safe mode).
+    vector describes (None in safe mode). ``data_time_ns``: how current the real data behind it
+    is: ``event_time``, or the symbol's newest market message when that is older (a vector of
+    intervals closed by the clock on a silent feed); ``age_s``: ``now − data_time`` (inf and None
+    in safe mode).
     ``confidence_multiplier``: in [0, 1], multiplies the model's confidence. ``reason``: why this
     level; ``skipped``: why each better level was not used.
     """
@@ -114,6 +125,7 @@ class FallbackDecision:
     confidence_multiplier: float
     reason: str
     skipped: tuple[str, ...] = ()
+    data_time_ns: int | None = None
 
     @property
     def can_trade(self) -> bool:

@@ -5,6 +5,12 @@ by every trade and book ticker of its symbol, and remembers its newest row and n
 When asked for a snapshot it first closes quiet intervals by the caller's clock, held back by
 ``close_delay_s`` so that a trade whose exchange time trails the host clock a little still lands
 in its own interval instead of being dropped as late.
+
+The clock closes intervals only while the symbol's stream is live: at most ``max_silence_s``
+past its newest message. A quiet market still sends book tickers (and its seconds close as empty
+bars, as they should); a stream silent for longer is a stalled or broken feed, whose seconds are
+unknown rather than empty. Closing them would fabricate bars, give the online vector a fresh
+event time while no data arrives, and drop the trades a reconnect fetches for them as late.
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ class LiveFeatureTracker:
         groups: Sequence[str] = TRADE_GROUPS,
         bar_s: int = 1,
         close_delay_s: float = 0.25,
+        max_silence_s: float = 3.0,
     ) -> None:
         self.symbol = symbol
         self.live = LiveFeatures(symbol, config, groups, bar_s)
         self.close_delay_ns = round(close_delay_s * NS_PER_S)
+        self.max_silence_ns = round(max_silence_s * NS_PER_S)
         self.newest_row: FeatureRow | None = None
         self.last_message_ns: int | None = None
 
@@ -45,15 +53,17 @@ class LiveFeatureTracker:
         return self._keep(self.live.on_book_ticker(ticker))
 
     def advance(self, now_ns: int) -> list[FeatureRow]:
-        """Close every interval over by ``now − close_delay`` (quiet seconds included); returns
-        the rows that completed, which the caller pushes like the rows trades complete."""
+        """Close every interval over by ``now − close_delay`` (quiet seconds included) but none
+        ending more than ``max_silence`` after the newest message; returns the rows that
+        completed, which the caller pushes like the rows trades complete."""
         if self.last_message_ns is None:
             return []
-        return self._keep(self.live.advance_to((now_ns - self.close_delay_ns) // 1_000))
+        until_ns = min(now_ns - self.close_delay_ns, self.last_message_ns + self.max_silence_ns)
+        return self._keep(self.live.advance_to(until_ns // 1_000))
 
     def snapshot(self, now_ns: int) -> LiveSnapshot | None:
-        """The newest row after closing every interval over by ``now − close_delay``; None
-        before the first message or the first completed interval."""
+        """The newest row after :meth:`advance`; None before the first message or the first
+        completed interval."""
         if self.last_message_ns is None:
             return None
         self.advance(now_ns)
@@ -82,3 +92,9 @@ class LiveFeatureTrackers:
         """The symbol's snapshot (None when it has no tracker, e.g. right after a restart)."""
         tracker = self.by_symbol.get(symbol)
         return None if tracker is None else tracker.snapshot(now_ns)
+
+    def last_message_ns(self, symbol: str) -> int | None:
+        """Receive time of the symbol's newest trade or book ticker (the controller's
+        :data:`~streaming.fallback.decision.LastMessageSource`); None before the first."""
+        tracker = self.by_symbol.get(symbol)
+        return None if tracker is None else tracker.last_message_ns

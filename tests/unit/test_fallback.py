@@ -24,7 +24,7 @@ from streaming.fallback import (
 )
 from streaming.simulator.bulk_format import format_e8
 from streaming.simulator.synthetic import SyntheticMarket
-from streaming.venues.binance import Trade
+from streaming.venues.binance import BookTicker, Trade
 from trading_assets.lib.features import (
     TRADE_GROUPS,
     FeatureConfig,
@@ -197,6 +197,77 @@ def test_level_3_imputes_by_ema_when_online_and_trades_stall_with_decaying_confi
     assert later[0].confidence_multiplier == pytest.approx(0.5)  # one 10 s half-life
     assert later[1].confidence_multiplier == pytest.approx(0.25)
     assert any("live: last message" in s for s in later[0].skipped)
+
+
+def book_ticker(receive_ns: int) -> BookTicker:
+    return BookTicker(SYMBOL, receive_ns, "100.0", "1.0", "100.1", "1.0", receive_ns)
+
+
+def test_a_silent_feed_ages_even_a_fresh_looking_vector_until_safe_mode_then_recovers():
+    tracker = tracker_fed(TRADES)
+    assert tracker.last_message_ns is not None
+    silent_from = tracker.last_message_ns
+    online = FixedOnline(BATCH[LAST_EVENT_NS], LAST_EVENT_NS)
+    live = LiveFeatureTrackers([tracker])
+    controller = FallbackController(
+        NAMES, online, live, config=CONFIG, budgets=BUDGETS, last_message=live.last_message_ns
+    )
+
+    def decide_after(silence_s: float):
+        now_ns = silent_from + round(silence_s * S)
+        # What the sidecar's clock-closed rows did to the store: an event time just behind now.
+        online.read = OnlineRead(BATCH[LAST_EVENT_NS], now_ns - S // 2, 1e-4)
+        return controller.decide(SYMBOL, now_ns)
+
+    served = decide_after(1.0)
+    imputed = decide_after(10.0)
+    safe = decide_after(BUDGETS.impute_max_age_s + 5)
+    tracker.on_book_ticker(book_ticker(silent_from + 40 * S))  # the book ticks again, no trade
+    recovered = decide_after(40.5)
+
+    assert served.level is FallbackLevel.ONLINE and served.age_s == pytest.approx(1.0)
+    assert imputed.level is FallbackLevel.IMPUTED
+    assert imputed.age_s == pytest.approx(10.0)
+    assert "online: newest market message 10.0 s old > 2 s" in imputed.skipped
+    assert safe.level is FallbackLevel.SAFE and not safe.can_trade
+    assert recovered.level is FallbackLevel.ONLINE and recovered.age_s == pytest.approx(0.5)
+
+
+def test_without_any_message_the_online_vector_is_not_served():
+    online = FixedOnline(BATCH[LAST_EVENT_NS], LAST_EVENT_NS)
+    live = LiveFeatureTrackers([LiveFeatureTracker(SYMBOL, CONFIG, TRADE_GROUPS)])
+    controller = FallbackController(
+        NAMES, online, live, config=CONFIG, budgets=BUDGETS, last_message=live.last_message_ns
+    )
+
+    decision = controller.decide(SYMBOL, LAST_EVENT_NS)
+
+    assert decision.level is FallbackLevel.SAFE
+    assert "online: no market message received for the symbol" in decision.skipped
+
+
+def test_the_clock_closes_quiet_seconds_only_while_the_stream_is_live():
+    tracker = tracker_fed(TRADES)
+    assert tracker.last_message_ns is not None
+    silent_from = tracker.last_message_ns
+    max_silence_ns = tracker.max_silence_ns
+
+    tracker.advance(silent_from + 10 * S)
+    stalled_row = tracker.newest_row
+    late_trade = TRADES[-1]
+    gap_filled = Trade(
+        SYMBOL, late_trade.trade_id + 1, late_trade.price, late_trade.quantity, False,
+        late_trade.trade_ns + 6 * S, late_trade.trade_ns + 6 * S, silent_from + 10 * S,
+    )  # fmt: skip
+    tracker.on_trade(gap_filled)  # fetched after a reconnect, for a second of the silence
+    tracker.on_book_ticker(book_ticker(silent_from + 12 * S))
+    tracker.advance(silent_from + 12 * S + S // 2)
+    quiet_row = tracker.newest_row
+
+    assert stalled_row is not None and quiet_row is not None
+    assert stalled_row.event_timestamp_us * 1_000 <= silent_from + max_silence_ns
+    assert tracker.live.late_trades == 0
+    assert quiet_row.event_timestamp_us * 1_000 >= silent_from + 11 * S
 
 
 def test_level_4_after_a_restart_recomputes_the_batch_vector_from_silver():
