@@ -7,12 +7,15 @@ row at a time next to other processes; a thread pool only adds wake-up latency a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import numpy as np
 import onnxruntime as ort
 
-from trading_assets.lib.models.onnx_export import recorded_feature_names
+# Feature order travels inside the ONNX file so a serving process can check it without MLflow.
+# Only onnxruntime is needed to read it: a serving process never loads the exporters.
+FEATURE_NAMES_KEY = "feature_names"
 
 
 class FeatureOrderError(ValueError):
@@ -40,16 +43,17 @@ class OnnxModel:
     """
 
     def __init__(self, onnx_bytes: bytes, feature_names: Sequence[str] | None = None) -> None:
-        recorded = recorded_feature_names(onnx_bytes)
+        self._session = ort.InferenceSession(
+            onnx_bytes, sess_options=single_thread_options(), providers=["CPUExecutionProvider"]
+        )
+        stored = self._session.get_modelmeta().custom_metadata_map.get(FEATURE_NAMES_KEY)
+        recorded = None if stored is None else list(json.loads(stored))
         if feature_names is None and recorded is None:
             raise FeatureOrderError("the ONNX model records no feature list; pass feature_names")
         names = list(feature_names) if feature_names is not None else list(recorded or [])
         if recorded is not None and names != recorded:
             detail = _first_difference(recorded, names)
             raise FeatureOrderError(f"feature list differs from the model's recorded one: {detail}")
-        self._session = ort.InferenceSession(
-            onnx_bytes, sess_options=single_thread_options(), providers=["CPUExecutionProvider"]
-        )
         model_input = self._session.get_inputs()[0]
         width = model_input.shape[1] if len(model_input.shape) == 2 else None
         if isinstance(width, int) and width != len(names):

@@ -19,9 +19,9 @@ import onnxruntime as ort
 import xgboost as xgb
 from onnxmltools.convert.common.data_types import FloatTensorType
 
+from trading_assets.lib.models.inference import FEATURE_NAMES_KEY
+
 INPUT_NAME = "features"
-# Feature order travels inside the ONNX file so a serving process can check it without MLflow.
-FEATURE_NAMES_KEY = "feature_names"
 PARITY_TOLERANCE = 1e-5
 
 

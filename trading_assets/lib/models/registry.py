@@ -14,7 +14,7 @@ import json
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import mlflow.artifacts
 from mlflow import MlflowClient
@@ -23,7 +23,8 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
-from trading_assets.lib.models.onnx_export import ParityReport
+if TYPE_CHECKING:  # the exporters (XGBoost, onnxmltools) stay out of serving processes
+    from trading_assets.lib.models.onnx_export import ParityReport
 
 ALIASES = ("challenger", "shadow", "canary", "champion")
 DEFAULT_EXPERIMENT = "signal-models"
