@@ -117,7 +117,9 @@ class TrainingSetConfig(dg.Config):
     feature_service: str = Field(
         default=spec.TRAINING_SERVICE, description="Feast feature service the model declares."
     )
-    last_days: int = Field(default=30, description="Newest exported days to include.")
+    last_days: int = Field(
+        default=30, description="Calendar days of exported history, back from the newest day."
+    )
     symbols: list[str] = Field(default_factory=list, description="Empty: every exported one.")
     sample_every_s: int = Field(default=10, description="One entity row per symbol every N s.")
 

@@ -160,6 +160,17 @@ class TrainingResult:
     summary: TrainingSummary
 
 
+def newest_days(days: set[dt.date], last_days: int) -> set[dt.date]:
+    """The days among ``days`` within ``last_days`` calendar days of the newest one: a gap in
+    the history shortens the window rather than reaching further back in time."""
+    if last_days < 1:
+        raise ValueError(f"last_days must be at least 1, got {last_days}")
+    if not days:
+        return set()
+    first = max(days) - dt.timedelta(days=last_days - 1)
+    return {d for d in days if d >= first}
+
+
 def assemble_training_set(
     lake: Lakehouse,
     store: FeatureStore,
@@ -178,7 +189,7 @@ def assemble_training_set(
     if symbols:
         wanted = set(symbols)
         exported = [(d, s) for d, s in exported if s in wanted]
-    days = set(sorted({d for d, _ in exported})[-last_days:])
+    days = newest_days({d for d, _ in exported}, last_days)
     partitions = sorted((d, s) for d, s in exported if d in days)
     if not partitions:
         raise ValueError(f"no exported gold partitions under {offline_dir}")
