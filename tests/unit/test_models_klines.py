@@ -98,6 +98,8 @@ def test_incremental_model_is_the_full_model_plus_a_bounded_number_of_trees(fram
     assert (updated.kind, updated.trees, updated.full_trees) == ("incremental", TREES + 5, TREES)
     assert model.trees == TREES  # the full model is left as it was, ready for the next reset
     assert updated.training_rows == newest.height and updated.time_start > cutoff
+    # It carries its full model's evaluation and data start: a version is audited by one file.
+    assert updated.report == model.report and updated.data_start == model.time_start
     # The added trees fit the newest day: their in-sample error there drops below the full model's.
     x = xgb.DMatrix(newest.select(FEATURES).to_numpy(), feature_names=FEATURES)
     y = newest[LABEL].to_numpy()

@@ -143,6 +143,9 @@ def save_model(model: TrainedModel, path: Path) -> Path:
         "report": None if model.report is None else report_to_dict(model.report),
         "importance_gain": model.importance_gain,
         "holdout": None if model.holdout is None else _holdout_to_dict(model.holdout),
+        "full_time_start": None
+        if model.full_time_start is None
+        else model.full_time_start.isoformat(),
     }
     return write_atomic(path, json.dumps(document).encode())
 
@@ -158,6 +161,7 @@ def load_model(path: Path) -> TrainedModel:
     if kind not in ("full", "incremental"):
         raise ValueError(f"{path}: unknown model kind {kind!r}")
     report, holdout = document["report"], document.get("holdout")
+    full_start = document.get("full_time_start")
     return TrainedModel(
         booster=booster,
         feature_names=names,
@@ -172,4 +176,5 @@ def load_model(path: Path) -> TrainedModel:
         report=None if report is None else report_from_dict(report),
         importance_gain={k: float(v) for k, v in document["importance_gain"].items()},
         holdout=None if holdout is None else _holdout_from_dict(holdout),
+        full_time_start=None if full_start is None else dt.datetime.fromisoformat(full_start),
     )

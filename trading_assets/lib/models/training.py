@@ -71,9 +71,17 @@ class TrainedModel:
     time_start: dt.datetime
     time_end: dt.datetime
     seconds: float
-    report: WalkForwardReport | None  # walk-forward evaluation (full models only)
+    # Walk-forward evaluation of the full recipe: its own for a full model, and for an incremental
+    # model the one of the full model it extends, so it travels with the model it describes.
+    report: WalkForwardReport | None
     importance_gain: dict[str, float]
     holdout: HoldoutReport | None = None  # newest-rows evaluation (incremental models only)
+    full_time_start: dt.datetime | None = None  # where the full model's data began (incremental)
+
+    @property
+    def data_start(self) -> dt.datetime:
+        """The first market time any of the booster's trees was fitted on."""
+        return self.full_time_start or self.time_start
 
     @property
     def trees(self) -> int:
@@ -216,7 +224,8 @@ def train_incremental(
         time_start=start,
         time_end=end,
         seconds=time.perf_counter() - started,
-        report=None,
+        report=base.report,
         importance_gain=_gain(booster, base.feature_names),
         holdout=holdout,
+        full_time_start=base.time_start,
     )
