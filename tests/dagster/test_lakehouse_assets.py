@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,9 +16,12 @@ from streaming.simulator.synthetic import SyntheticMarket
 from trading_assets.defs.ingest.raw_trades import raw_trades
 from trading_assets.defs.lakehouse import checks
 from trading_assets.defs.lakehouse.assets import bars_1m, bars_1s, bronze_trades, silver_trades
+from trading_assets.lib.lakehouse.bulk import publish_to_mirror
 from trading_assets.lib.lakehouse.schemas import SILVER_TRADES_TABLE
 from trading_assets.lib.lakehouse.tables import count_partition
 from trading_assets.resources import BinanceBulkResource, IcebergCatalogResource
+
+from .watermarks import LAKEHOUSE_TEST, assets_of, expected_states, watermark_states
 
 TRADES_PER_DAY = 5_000
 SEED = 7
@@ -56,10 +61,13 @@ def test_one_partition_end_to_end_with_metadata_and_passing_checks(tmp_path, sim
         "BTCUSDT", DAY
     )
 
+    instance = dg.DagsterInstance.ephemeral()
+
     result = dg.materialize(
         [*ALL_ASSETS, *ALL_CHECKS],
         partition_key=f"{DAY.isoformat()}|BTCUSDT",
         resources=lakehouse_resources(tmp_path, simulator),
+        instance=instance,
     )
 
     assert result.success
@@ -68,6 +76,10 @@ def test_one_partition_end_to_end_with_metadata_and_passing_checks(tmp_path, sim
     assert len(str(raw["sha256"].value)) == 64
     bronze = materialization(result, "bronze_trades").metadata
     silver = materialization(result, "silver_trades").metadata
+    # The zip's newest trade, as published, is raw's watermark and bronze's (strings as received).
+    assert raw["watermark"].value == pytest.approx(expected_trades["time"].max() / 1000)  # type: ignore[operator]
+    assert bronze["watermark"].value == raw["watermark"].value
+    assert watermark_states(instance) == expected_states(assets_of(LAKEHOUSE_TEST))
     assert bronze["rows"].value == expected_trades.height
     assert silver["rows"].value == expected_trades.height
     assert silver["quarantine_rows"].value == 0
@@ -97,3 +109,24 @@ def test_rematerializing_a_partition_keeps_one_copy_of_each_row(tmp_path, simula
     lake = IcebergCatalogResource.local(tmp_path).lakehouse()
     assert count_partition(lake.table(SILVER_TRADES_TABLE), DAY, "ETHUSDT") == expected
     assert materialization(second, "raw_trades").metadata["downloaded"].value is False
+
+
+def test_a_day_without_trades_says_why_it_has_no_watermark(tmp_path):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(f"BTCUSDT-trades-{DAY.isoformat()}.csv", "")
+    publish_to_mirror(tmp_path / "mirror", "BTCUSDT", DAY, buffer.getvalue())
+    resources = lakehouse_resources(tmp_path / "lake", (tmp_path / "mirror").as_uri())
+
+    result = dg.materialize(
+        ALL_ASSETS[:3], partition_key=f"{DAY.isoformat()}|BTCUSDT", resources=resources
+    )
+
+    assert result.success
+    notes = {}
+    for asset in ("raw_trades", "bronze_trades", "silver_trades"):
+        metadata = materialization(result, asset).metadata
+        assert "watermark" not in metadata, asset
+        notes[asset] = str(metadata["watermark_note"].value)
+    assert notes["raw_trades"] == f"BTCUSDT-trades-{DAY.isoformat()}.zip holds no trade time"
+    assert notes["silver_trades"] == "no event time in silver.trades for this partition (0 rows)"

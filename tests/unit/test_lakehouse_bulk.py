@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pyiceberg.io.pyarrow import PyArrowFileIO
 
-from trading_assets.lib.lakehouse.bronze import count_csv_rows, read_raw_zip
+from trading_assets.lib.lakehouse.bronze import count_csv_rows, read_raw_times, read_raw_zip
 from trading_assets.lib.lakehouse.bulk import (
     BulkFileNotFoundError,
     ChecksumMismatchError,
@@ -118,6 +118,19 @@ def test_row_count_ignores_a_header_and_tolerates_a_missing_final_newline():
     assert count_csv_rows(CSV.rstrip(b"\n")) == 2
     assert count_csv_rows(b"id,price,qty,quote_qty,time,is_buyer_maker,is_best_match\n" + CSV) == 2
     assert count_csv_rows(b"") == 0
+
+
+def test_raw_times_scan_only_the_time_column_and_never_fail_on_a_malformed_line():
+    header = b"id,price,qty,quote_qty,time,is_buyer_maker,is_best_match\n"
+    ms_and_us = (
+        b"1,10.0,1.0,10.0,1709251200000,True,True\n2,10.0,1.0,10.0,1735689600000001,True,True\n"
+    )
+    ragged = b"3,10.0\n4,10.0,1.0,10.0,1709251205000,True,True,extra\n"
+
+    times = read_raw_times(header + ms_and_us + ragged)
+
+    assert times["time"].to_list() == ["1709251200000", "1735689600000001", None, "1709251205000"]
+    assert read_raw_times(b"").height == 0
 
 
 def store(tmp_path: Path, payload: bytes) -> str:

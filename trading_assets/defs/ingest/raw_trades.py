@@ -5,6 +5,8 @@ import time
 import dagster as dg
 
 from trading_assets.defs.ingest.partitions import day_and_symbol, trade_partitions
+from trading_assets.defs.watermark import watermark_metadata
+from trading_assets.lib.lakehouse.pipeline import raw_event_range
 from trading_assets.resources.binance_bulk import BinanceBulkResource
 from trading_assets.resources.iceberg import IcebergCatalogResource
 
@@ -34,7 +36,10 @@ def raw_trades(
             context.log.info(f"{symbol} {day}: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
             next_report[0] += PROGRESS_STEP
 
-    raw = binance_bulk.fetch_daily_trades(iceberg.lakehouse(), symbol, day, report)
+    lake = iceberg.lakehouse()
+    raw = binance_bulk.fetch_daily_trades(lake, symbol, day, report)
+    # The same (unvalidated) range bronze reports; silver's is the validated one.
+    _, last_event = raw_event_range(lake, raw.raw_uri)
     return dg.MaterializeResult(
         metadata={
             "source_url": dg.MetadataValue.url(raw.source_url),
@@ -43,6 +48,7 @@ def raw_trades(
             "size_bytes": dg.MetadataValue.int(raw.size_bytes),
             "downloaded": raw.downloaded,
             "seconds": round(time.monotonic() - started, 3),
+            **watermark_metadata(last_event, f"{raw.file_name} holds no trade time"),
         },
         data_version=dg.DataVersion(raw.sha256),
     )

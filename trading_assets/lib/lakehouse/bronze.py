@@ -63,6 +63,22 @@ def count_csv_rows(csv_bytes: bytes) -> int:
     return lines - (1 if has_header(csv_bytes) else 0)
 
 
+def read_raw_times(csv_bytes: bytes) -> pl.DataFrame:
+    """Only the CSV's ``time`` column, as strings (as bronze keeps it): a cheap event-time scan."""
+    if not csv_bytes:
+        return pl.DataFrame(schema={"time": pl.String})
+    return pl.read_csv(
+        csv_bytes,
+        has_header=False,
+        skip_rows=1 if has_header(csv_bytes) else 0,
+        schema=dict.fromkeys(RAW_TRADE_COLUMNS, pl.String),
+        columns=[RAW_TRADE_COLUMNS.index("time")],
+        quote_char=None,
+        # A malformed line is bronze's and silver's to reject, not a reason to fail this scan.
+        truncate_ragged_lines=True,
+    )
+
+
 def parse_bronze(
     csv_bytes: bytes,
     day: dt.date,

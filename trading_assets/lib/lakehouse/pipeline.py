@@ -23,6 +23,7 @@ from trading_assets.lib.lakehouse.bronze import (
     SOURCE_BULK,
     count_csv_rows,
     parse_bronze,
+    read_raw_times,
     read_raw_zip,
 )
 from trading_assets.lib.lakehouse.bulk import (
@@ -164,6 +165,16 @@ def fetch_raw(
     return download_daily_trades(base_url, symbol, day, lake.raw_root, lake.io, on_progress)
 
 
+def raw_event_range(lake: Lakehouse, raw_uri: str) -> EventRange:
+    """(earliest, latest) trade time in a stored raw zip, unvalidated (bronze reports the same)."""
+    _, csv_bytes = read_raw_zip(lake.io, raw_uri)
+    return event_range(read_raw_times(csv_bytes), _raw_time_us())
+
+
+def _raw_time_us() -> pl.Expr:
+    return epoch_to_microseconds(pl.col("time").str.to_integer(strict=False))
+
+
 def load_bronze(
     lake: Lakehouse, symbol: str, day: dt.date, landing_root: Path | None = None
 ) -> BronzeResult:
@@ -184,7 +195,7 @@ def load_bronze(
     del csv_bytes
     table = lake.table(BRONZE_TRADES_TABLE)
     replace_partition(table, day, symbol, [to_iceberg_arrow(frame, table.schema())])
-    events = event_range(frame, epoch_to_microseconds(pl.col("time").str.to_integer(strict=False)))
+    events = event_range(frame, _raw_time_us())
     return BronzeResult(partition_write(table, day, symbol, events), sha256)
 
 
@@ -198,9 +209,7 @@ def _load_bronze_from_landing(
         )
     table = lake.table(BRONZE_TRADES_TABLE)
     replace_partition(table, day, symbol, [to_iceberg_arrow(landed.bronze, table.schema())])
-    events = event_range(
-        landed.bronze, epoch_to_microseconds(pl.col("time").str.to_integer(strict=False))
-    )
+    events = event_range(landed.bronze, _raw_time_us())
     return BronzeResult(
         partition_write(table, day, symbol, events),
         raw_sha256=None,
