@@ -36,6 +36,8 @@ from trading_assets.resources import (
     MlflowResource,
 )
 
+from .watermarks import FEATURES_TEST, assets_of, expected_states, watermark_states
+
 TRADES_PER_DAY = 5_000
 SEED = 11
 DAY = dt.date(2024, 3, 1)
@@ -65,12 +67,18 @@ def test_features_to_feast_to_training_set(tmp_path, simulator):
         "feast": FeastResource.local(tmp_path / "feast"),
     }
     key = f"{DAY.isoformat()}|{SYMBOL}"
+    instance = (
+        dg.DagsterInstance.ephemeral()
+    )  # one instance: the watermarks are read back at the end
 
-    daily = dg.materialize([*LAKEHOUSE, features], partition_key=key, resources=resources)
+    daily = dg.materialize(
+        [*LAKEHOUSE, features], partition_key=key, resources=resources, instance=instance
+    )
     serving = dg.materialize(
         [feast_registry, online_features, training_set],
         resources=resources,
         selection=[feast_registry, online_features, training_set],
+        instance=instance,
     )
 
     assert daily.success and serving.success
@@ -112,6 +120,7 @@ def test_features_to_feast_to_training_set(tmp_path, simulator):
         [recent_training_rows],
         resources=resources,
         run_config={"ops": {"recent_training_rows": {"config": {"hours": RECENT_HOURS}}}},
+        instance=instance,
     )
     recent_meta = only(recent_run, "recent_training_rows")
     recent = pl.read_parquet(str(recent_meta["path"]))
@@ -135,6 +144,7 @@ def test_features_to_feast_to_training_set(tmp_path, simulator):
         resources={**resources, "mlflow": mlflow},
         run_config={"ops": {"full_model": {"config": {"n_trees": 30, "n_folds": 3}}}},
         raise_on_error=False,
+        instance=instance,
     )
     checks = {e.check_name: e for e in models.get_asset_check_evaluations()}
     assert checks["onnx_parity"].passed
@@ -143,3 +153,10 @@ def test_features_to_feast_to_training_set(tmp_path, simulator):
     assert registered["watermark"] == recent_meta["watermark"]
     aliased = bool(models.asset_materializations_for_node("challenger_model"))
     assert aliased == checks["beats_baselines"].passed == models.success
+
+    # Every asset of the code location this chain materialized records its watermark (the
+    # registry, which holds no market data, a note instead).
+    states = watermark_states(instance)
+    assert assets_of(FEATURES_TEST) <= set(states)
+    assert states == expected_states(set(states))
+    assert only(serving, "online_features")["watermark"] == gold_meta["watermark"]

@@ -76,7 +76,7 @@ def features(
     automation_condition=APPLY_WHEN_MISSING_OR_CHANGED,
 )
 def feast_registry(context: dg.AssetExecutionContext, feast: FeastResource) -> dg.MaterializeResult:
-    """Feast registry: entities, sources, feature views and services applied from feature_repo/."""
+    """Feast registry: feature_repo/'s entities, sources, views and services (no market data)."""
     from trading_assets.lib.feature_store.repo import apply_definitions, load_definitions
 
     summary = apply_definitions(feast.store(), load_definitions(feast.repo_dir))

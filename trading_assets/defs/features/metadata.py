@@ -8,6 +8,7 @@ import dagster as dg
 import polars as pl
 
 from trading_assets.defs.lakehouse.metadata import partition_write_metadata
+from trading_assets.defs.watermark import watermark_metadata
 from trading_assets.lib.feature_store.gold import GoldResult
 from trading_assets.lib.feature_store.offline import ExportResult
 from trading_assets.lib.feature_store.repo import ApplySummary
@@ -48,12 +49,18 @@ def gold_metadata(result: GoldResult, export: ExportResult) -> dict[str, Any]:
     return metadata
 
 
+# The registry is definitions only: applying it reads no market data, so its watermark would be
+# the time of a code change, which lineage must not mistake for data freshness.
+REGISTRY_WATERMARK_NOTE = "definitions only (entities, views, services): no market data"
+
+
 def apply_metadata(summary: ApplySummary) -> dict[str, Any]:
     return {
         "changed": summary.changed,
         "changes": dg.MetadataValue.json(summary.changes),
         "feature_views": dg.MetadataValue.json(summary.feature_views),
         "feature_services": dg.MetadataValue.json(summary.feature_services),
+        **watermark_metadata(None, REGISTRY_WATERMARK_NOTE),
     }
 
 
@@ -69,7 +76,7 @@ def training_metadata(result: TrainingResult) -> dict[str, Any]:
         "class_balance": dg.MetadataValue.json(summary.class_balance),
         "feature_null_rates": dg.MetadataValue.json(summary.null_rates),
     }
-    if summary.first is not None and summary.last is not None:
+    if summary.first is not None:
         metadata["first_event_time"] = dg.MetadataValue.timestamp(summary.first)
-        metadata["watermark"] = dg.MetadataValue.timestamp(summary.last)
+    metadata.update(watermark_metadata(summary.last, "no rows in the training set"))
     return metadata
