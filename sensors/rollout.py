@@ -27,6 +27,7 @@ from pydantic import Field
 from sensors.rollout_registry import apply_decision, read_state
 from trading_assets.defs.ingest.landing import LandingResource
 from trading_assets.defs.models.live import SERVED_MODEL_KEY
+from trading_assets.defs.watermark import watermark_from_ns
 from trading_assets.lib.feature_store.spec import FEATURE_CONFIG
 from trading_assets.lib.models.live_metrics import NS, RoleMetrics, role_metrics, scored_window
 from trading_assets.lib.models.rollout import (
@@ -45,6 +46,8 @@ ENV_PREFIX = "TRADING_ROLLOUT_"
 EVALUATE_EVERY_S = 30
 # How far back to look for a slot whose alias was set by hand (no since tag).
 UNTAGGED_LOOKBACK_S = 6 * 3600
+# A first champion is chosen before anything served, so its move has no live evidence.
+NO_LIVE_EVIDENCE = "no matured prediction in the evidence behind this move"
 _DEFAULTS = RolloutPolicy()
 
 
@@ -151,6 +154,13 @@ def gather_evidence(
     return dataclasses.replace(state, shadow=shadow, canary=canary), evidence
 
 
+def newest_matured_ns(scored: list[pl.DataFrame]) -> int | None:
+    """The evidence's watermark: the newest prediction whose outcome the bars already hold."""
+    times = [frame.filter("matured")["timestamp"].max() for frame in scored]
+    present = [int(t) for t in times if t is not None]  # type: ignore[arg-type]
+    return max(present, default=None)
+
+
 def _metrics_json(metrics: RoleMetrics | None) -> dict | None:
     return None if metrics is None else dataclasses.asdict(metrics)
 
@@ -173,8 +183,10 @@ def move_event(
     after: RegistryState,
     policy: RolloutPolicy,
     model_name: str,
+    watermark_ns: int | None = None,
 ) -> dg.AssetMaterialization:
-    """The ``served_model`` materialization recording one move and its evidence."""
+    """The ``served_model`` materialization recording one move, its evidence and the evidence's
+    event-time watermark."""
 
     def version(slot: Slot | None) -> str:
         return "" if slot is None else slot.version
@@ -200,6 +212,7 @@ def move_event(
                 }
             ),
             "policy": dg.MetadataValue.json(dataclasses.asdict(policy)),
+            **watermark_from_ns(watermark_ns, NO_LIVE_EVIDENCE),
         },
     )
 
@@ -226,8 +239,12 @@ def model_rollout(
     now_ns = time.time_ns()
     horizon = FEATURE_CONFIG.label_horizon_s
 
+    scored: list[pl.DataFrame] = []  # kept for the move's watermark
+
     def score(start_ns: int) -> pl.DataFrame:
-        return scored_window(iceberg.lakehouse(), landing.root_path(), start_ns, now_ns, horizon)
+        frame = scored_window(iceberg.lakehouse(), landing.root_path(), start_ns, now_ns, horizon)
+        scored.append(frame)
+        return frame
 
     state, evidence = gather_evidence(read_state(uri, name), policy, score, now_ns)
     decision = decide(state, evidence, policy, now_ns)
@@ -236,7 +253,7 @@ def model_rollout(
     apply_decision(uri, name, decision)
     context.log.info(f"{name}: {decision.move} v{decision.version}: {decision.reason}")
     after = read_state(uri, name)
-    event = move_event(decision, evidence, after, policy, name)
+    event = move_event(decision, evidence, after, policy, name, newest_matured_ns(scored))
     return dg.SensorResult(asset_events=[event], cursor=json.dumps({"last_move_ns": now_ns}))
 
 

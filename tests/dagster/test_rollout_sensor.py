@@ -28,7 +28,7 @@ from streaming.landing import PREDICTIONS_KIND, LandingWriter
 from streaming.predictions import Prediction
 from trading_assets.definitions import defs as lazy_defs
 from trading_assets.defs.ingest.landing import LandingResource
-from trading_assets.defs.models.live import live_model_metrics
+from trading_assets.defs.models.live import NO_MATURED_PREDICTIONS, live_model_metrics
 from trading_assets.lib.lakehouse.pipeline import to_iceberg_arrow
 from trading_assets.lib.lakehouse.schemas import BARS_1S_TABLE
 from trading_assets.lib.lakehouse.tables import replace_partition
@@ -261,6 +261,8 @@ def test_challenger_to_shadow_to_canary_to_champion_then_rollback_on_breach(worl
 
     assert empty.skip_reason is not None and not empty.asset_events
     assert bootstrap["move"] == "bootstrap" and bootstrap["champion"] == first
+    # The first champion is chosen on no live evidence, so there is no watermark to record.
+    assert "watermark" not in bootstrap and bootstrap["watermark_note"].startswith("no matured")
     assert shadow["move"] == "shadow" and shadow["shadow"] == second
     assert waiting.skip_reason is not None and "0/200 matured" in str(waiting.skip_reason)
     assert matured >= 200
@@ -268,6 +270,9 @@ def test_challenger_to_shadow_to_canary_to_champion_then_rollback_on_breach(worl
     evidence = canary["evidence"]
     assert evidence["shadow"]["matured"] == matured
     assert evidence["shadow"]["ic"] > evidence["champion_vs_shadow"]["ic"] > 0
+    # The evidence reaches the newest landed prediction whose 60 s outcome the bars hold.
+    newest_matured = market.scored_seconds(0)[-1] + 0.05
+    assert canary["watermark"] == champion["watermark"] == pytest.approx(newest_matured)
     assert champion["move"] == "champion"
     assert (champion["champion"], champion["canary"]) == (second, "")
     assert champion["previous_champion"] == first
@@ -358,3 +363,22 @@ def test_live_model_metrics_asset_scores_the_log_and_writes_parquet(world: World
         ("champion", "1"),
         ("shadow", "2"),
     ]
+
+
+def test_live_model_metrics_without_predictions_says_why_it_has_no_watermark(
+    world: World, tmp_path
+):
+    build_market(world, seed=5)
+
+    result = dg.materialize(
+        [live_model_metrics],
+        resources={"iceberg": world.iceberg, "landing": LandingResource(root=str(world.landing))},
+        run_config={
+            "ops": {"live_model_metrics": {"config": {"output_dir": str(tmp_path / "out")}}}
+        },
+    )
+
+    (event,) = result.asset_materializations_for_node("live_model_metrics")
+    assert event.metadata["predictions"].value == 0
+    assert "watermark" not in event.metadata
+    assert event.metadata["watermark_note"].value == NO_MATURED_PREDICTIONS

@@ -21,6 +21,7 @@ from trading_assets.defs.ingest.landing import LandingResource
 from trading_assets.defs.lakehouse.assets import bars_1s
 from trading_assets.defs.models.registry import challenger_model
 from trading_assets.defs.models.training import GROUP
+from trading_assets.defs.watermark import watermark_from_ns
 from trading_assets.lib.feature_store.spec import FEATURE_CONFIG
 from trading_assets.lib.models.live_metrics import (
     NS,
@@ -34,6 +35,7 @@ from trading_assets.resources.iceberg import IcebergCatalogResource
 
 LIVE_METRICS_CRON = "*/5 * * * *"
 SERVED_MODEL_KEY = dg.AssetKey("served_model")
+NO_MATURED_PREDICTIONS = "no prediction in the window whose outcome the bars already hold"
 _TABLE_COLUMNS = (
     "model_version",
     "role",
@@ -88,9 +90,8 @@ def live_metrics_metadata(report: LiveMetricsReport, path: Path) -> dict[str, dg
         ),
         "window_start": _timestamp(report.window_start_ns),
         "window_end": _timestamp(report.window_end_ns),
+        **watermark_from_ns(report.watermark_ns, NO_MATURED_PREDICTIONS),
     }
-    if report.watermark_ns is not None:
-        metadata["watermark"] = _timestamp(report.watermark_ns)
     return metadata
 
 
