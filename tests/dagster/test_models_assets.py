@@ -25,6 +25,8 @@ from trading_assets.lib.feature_store.training import write_training_frame
 from trading_assets.lib.features import feature_names, label_names
 from trading_assets.resources import FeastResource, MlflowResource
 
+from .watermarks import MODELS_TEST, assets_of, expected_states, watermark_states
+
 START = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 TIMES_PER_SYMBOL = 1_500
@@ -66,13 +68,15 @@ def run_models(tmp_path: Path, informative: bool) -> tuple[dg.ExecuteInProcessRe
     recent = frame.sort(spec.TIMESTAMP_FIELD).tail(RECENT_ROWS)
     write_training_frame(recent, feast.training_dir(), "recent_" + spec.TRAINING_SERVICE)
     mlflow = MlflowResource.local(tmp_path / "mlflow", tmp_path / "models")
+    instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
         [*MODELS, onnx_parity, beats_baselines],
         resources={"feast": feast, "mlflow": mlflow},
         run_config={"ops": {"full_model": {"config": {"n_trees": 60}}}},
         raise_on_error=False,
+        instance=instance,
     )
-    return result, {"mlflow": mlflow}
+    return result, {"mlflow": mlflow, "instance": instance}
 
 
 def registry(mlflow: MlflowResource) -> MlflowClient:
@@ -119,12 +123,20 @@ def test_models_pipeline_registers_and_gates(tmp_path, informative):
     run = client.get_run(str(versions[0].run_id))
     assert {"wf_model_ic", "holdout_model_ic", "holdout_full_ic"} <= set(run.data.metrics)
     aliases = {k: str(v) for k, v in client.get_registered_model("signal").aliases.items()}
+    # Each model asset's watermark is the newest row it was trained on.
+    newest_row = synthetic_frame(seed=3, informative=informative)[spec.TIMESTAMP_FIELD].max()
+    assert isinstance(newest_row, dt.datetime)
+    assert reg_meta["watermark"] == incremental["watermark"] == newest_row.timestamp()
+    states = watermark_states(resources["instance"])
     if informative:
         assert result.success
         assert metadata(result, "challenger_model")["version"] == reg_meta["version"]
+        assert metadata(result, "challenger_model")["watermark"] == reg_meta["watermark"]
+        assert states == expected_states(assets_of(MODELS_TEST))
         assert aliases == {"challenger": reg_meta["version"]}
     else:
         # The blocking check stops the run before challenger_model: recorded, not aliased.
         assert not result.success
         assert not result.asset_materializations_for_node("challenger_model")
+        assert states == expected_states(assets_of(MODELS_TEST) - {"challenger_model"})
         assert aliases == {}

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from trading_assets.defs.models.metadata import gate_metadata
 from trading_assets.defs.models.training import GROUP, incremental_model, training_frame_path
+from trading_assets.defs.watermark import carried_watermark
 from trading_assets.lib.feature_store import spec
 from trading_assets.lib.models import artifacts as files
 from trading_assets.lib.models.evaluation import WalkForwardReport, design_matrix
@@ -219,5 +220,6 @@ def challenger_model(
             "model_name": dg.MetadataValue.text(mlflow.model_name),
             "version": dg.MetadataValue.text(version),
             "alias": dg.MetadataValue.text("challenger"),
+            **carried_watermark(context.instance, registered_model.key),
         }
     )
