@@ -114,7 +114,7 @@ class RiskEngine:
             blocks.append(("loss_cooldown", f"cooling down after {limits.max_consecutive_losses} "
                            f"losses until {self.cooldown_until_ns}"))  # fmt: skip
         if fallback_level > limits.max_tradable_fallback_level:
-            blocks.append(("stale_data", f"fallback level {fallback_level} > "
+            blocks.append(("stale_data", f"stale data: fallback level {fallback_level} > "
                            f"{limits.max_tradable_fallback_level}"))  # fmt: skip
         if not math.isfinite(volatility) or volatility < 0:
             blocks.append(("volatility_unknown", f"volatility {volatility} unusable"))

@@ -1,0 +1,155 @@
+"""Helpers for tests that run a whole sidecar against the simulator and trade: a registered
+model with a decisive signal, and a landed trade a minute and a half back, so the sidecar's
+restart path gap-fills enough history to warm the 60 s windows (``rv_60s`` gates every trade)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+import numpy as np
+import xgboost as xgb
+
+from streaming.app import Sidecar, open_feature_store
+from streaming.config import SidecarConfig
+from streaming.fallback import FallbackBudgets
+from streaming.ingest import fetch_trades
+from streaming.landing import TRADES_KIND, LandingWriter
+from streaming.venues.binance.client import AsyncBinanceRestClient
+from tests.services import free_port
+from trading_assets.lib.feature_store.repo import apply_definitions, load_definitions
+from trading_assets.lib.feature_store.spec import FEATURE_CONFIG, SERVICES, TRAINING_SERVICE
+from trading_assets.lib.features import feature_names
+from trading_assets.lib.models.onnx_export import export_onnx
+from trading_assets.lib.models.registry import register_model, set_alias
+
+HISTORY_S = 90
+Json = dict[str, Any]
+
+
+def register_decisive_model(
+    tracking_uri: str, artifacts: Path, alias: str, predicted_return: float = 0.005
+) -> str:
+    """A model predicting about ``predicted_return`` whatever the features (five label sigmas
+    of the default signal scale, so its signal clears any sizing minimum), aliased ``alias``."""
+    names = feature_names(FEATURE_CONFIG, SERVICES[TRAINING_SERVICE])
+    rng = np.random.default_rng(len(alias))
+    x = rng.normal(size=(300, len(names))).astype(np.float32)
+    y = (predicted_return + 1e-5 * rng.normal(size=300)).astype(np.float32)
+    booster = xgb.train(
+        {"max_depth": 2, "nthread": 1, "seed": 0, "base_score": predicted_return},
+        xgb.DMatrix(x, label=y, feature_names=names),
+        num_boost_round=3,
+    )
+    version = register_model(
+        tracking_uri,
+        "signal",
+        export_onnx(booster, names),
+        names,
+        TRAINING_SERVICE,
+        dt.datetime(2024, 3, 1, tzinfo=dt.UTC),
+        dt.datetime(2024, 3, 2, tzinfo=dt.UTC),
+        metrics={},
+        params={},
+        artifact_location=artifacts.as_uri(),
+    )
+    set_alias(tracking_uri, "signal", alias, version.version)
+    return str(version.version)
+
+
+async def land_history(rest_url: str, landing_root: Path, symbols: tuple[str, ...]) -> None:
+    """Land, as a previous run would have, the trade just before ``HISTORY_S`` ago."""
+    start_ms = time.time_ns() // 1_000_000 - HISTORY_S * 1000
+    writer = LandingWriter(landing_root, TRADES_KIND)
+    try:
+        async with AsyncBinanceRestClient(rest_url) as rest:
+            for symbol in symbols:
+                first = httpx.get(
+                    f"{rest_url}/api/v3/aggTrades",
+                    params={"symbol": symbol, "startTime": start_ms, "limit": 1},
+                    timeout=60,  # the first request builds the simulator's day tape
+                ).json()[0]["f"]
+                (landed,) = await fetch_trades(rest, symbol, first - 1, first - 1)
+                writer.write(landed)
+    finally:
+        writer.close()
+
+
+def trading_config(
+    data: Path, market: Any, symbols: tuple[str, ...], tracking_uri: str, **overrides: Any
+) -> SidecarConfig:
+    """A sidecar on the simulator, predicting four times a second; the read budget is loose
+    (sqlite on a shared test machine), coverage is not required (the 5 and 15 min windows
+    cannot warm in a test)."""
+    budgets = overrides.pop(
+        "fallback_budgets", FallbackBudgets(min_coverage=0.0, online_max_latency_s=0.25)
+    )
+    return SidecarConfig(
+        symbols=symbols,
+        ws_base_url=market.ws_url,
+        rest_base_url=market.http_url,
+        data_root=data,
+        tracking_uri=tracking_uri,
+        api_port=free_port(),
+        predict_every_s=0.25,
+        model_poll_s=0.5,
+        fallback_budgets=budgets,
+        **overrides,
+    )
+
+
+def start_sidecar(config: SidecarConfig) -> tuple[Sidecar, asyncio.Task[None]]:
+    """A sidecar on a store with the repository applied, running as a task."""
+    store = open_feature_store(config)
+    apply_definitions(store, load_definitions())
+    sidecar = Sidecar(config, store)
+    return sidecar, asyncio.create_task(sidecar.run())
+
+
+async def stop_sidecar(sidecar: Sidecar, task: asyncio.Task[None]) -> None:
+    sidecar.stop()
+    await asyncio.wait_for(task, 30)
+
+
+def api_url(config: SidecarConfig) -> str:
+    return f"http://{config.api_host}:{config.api_port}"
+
+
+async def latest(http: aiohttp.ClientSession, config: SidecarConfig, symbol: str) -> Json | None:
+    """The prediction the API serves for ``symbol`` now (None before the first, or before the
+    API listens)."""
+    try:
+        url = f"{api_url(config)}/predictions/latest"
+        async with http.get(url, params={"symbol": symbol}) as response:
+            return await response.json() if response.status == 200 else None
+    except aiohttp.ClientConnectionError:
+        return None
+
+
+async def served_until(
+    http: aiohttp.ClientSession,
+    config: SidecarConfig,
+    symbol: str,
+    condition: Callable[[Json], bool],
+    timeout_s: float,
+    seen: list[Json] | None = None,
+) -> Json:
+    """Poll the served prediction until one meets ``condition``; every distinct one polled is
+    appended to ``seen``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        prediction = await latest(http, config, symbol)
+        if prediction is not None:
+            if seen is not None and (not seen or seen[-1]["timestamp"] != prediction["timestamp"]):
+                seen.append(prediction)
+            if condition(prediction):
+                return prediction
+        await asyncio.sleep(0.1)
+    last = seen[-1] if seen else None
+    raise AssertionError(f"no served prediction met the condition in {timeout_s} s; last {last}")
