@@ -15,6 +15,7 @@ from trading_assets.defs.automation import once_per_tick
 from trading_assets.defs.features.assets import features, training_set
 from trading_assets.defs.lakehouse.assets import bars_1s
 from trading_assets.defs.models.metadata import full_model_metadata, holdout_markdown
+from trading_assets.defs.watermark import watermark_metadata
 from trading_assets.lib.feature_store import spec
 from trading_assets.lib.feature_store.recent import RECENT_PREFIX
 from trading_assets.lib.features import feature_names, label_names
@@ -122,9 +123,9 @@ def recent_training_rows(
         "rows_per_symbol": dg.MetadataValue.json(result.per_symbol),
         "partitions": dg.MetadataValue.json([f"{d}|{s}" for d, s in result.partitions]),
     }
-    if result.first is not None and result.last is not None:
+    if result.first is not None:
         metadata["data_start"] = dg.MetadataValue.timestamp(result.first)
-        metadata["watermark"] = dg.MetadataValue.timestamp(result.last)
+    metadata |= watermark_metadata(result.last, "no labelled rows in the newest hours")
     return dg.MaterializeResult(metadata=metadata)
 
 
