@@ -3,6 +3,8 @@
     GET /health               200 while the process runs
     GET /ready                200 when the app's readiness check passes, else 503 with reasons
     GET /metrics              Prometheus text from the sidecar's own registry
+    GET /risk                 the risk engine: state (ACTIVE, REDUCING, HALTED), paper equity,
+                              drawdown, open positions, counters and recent state transitions
     GET /predictions/latest   newest served prediction per symbol (?symbol=BTCUSDT for one)
     WS  /predictions/stream   every new prediction as one JSON text message
                               (?symbols=BTCUSDT,ETHUSDT and ?roles=champion,canary,shadow filter;
@@ -28,6 +30,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from streaming.metrics import SidecarMetrics
 from streaming.predictions import ROLES, Prediction, Role, encode_prediction
+from streaming.risk import RiskSnapshot
 
 log = logging.getLogger(__name__)
 DEFAULT_HOST = "127.0.0.1"
@@ -44,6 +47,7 @@ class Readiness(msgspec.Struct, frozen=True):
 
 
 ReadinessCheck = Callable[[], Readiness]
+RiskReport = Callable[[], RiskSnapshot]
 
 
 @dataclass(eq=False)
@@ -101,15 +105,23 @@ class PredictionHub:
         return list(self._clients)
 
     def latest(self) -> dict[str, Prediction]:
-        """Newest champion or canary prediction per symbol (shadow ones never serve)."""
+        """Newest serving prediction per symbol (shadow ones never serve)."""
         return dict(self._latest)
 
-    def publish(self, prediction: Prediction) -> None:
-        """Record and fan out one prediction; never blocks, whatever the clients do."""
+    def publish(self, prediction: Prediction, serves: bool | None = None) -> None:
+        """Record and fan out one prediction; never blocks, whatever the clients do.
+
+        ``serves``: whether decisions follow this prediction, which makes it the symbol's latest
+        and sets the symbol's decision gauges (fallback level, risk score, trading allowed).
+        When several models score one tick only one drives; by default a champion or canary
+        prediction serves.
+        """
         self.published_total += 1
-        if prediction.role in SERVED_ROLES:
+        if serves is None:
+            serves = prediction.role in SERVED_ROLES
+        if serves:
             self._latest[prediction.symbol] = prediction
-        self._observe(prediction)
+        self._observe(prediction, serves)
         message: str | None = None
         for client in self._clients:
             if not client.wants(prediction):
@@ -143,15 +155,17 @@ class PredictionHub:
         if self.metrics is not None:
             self.metrics.ws_clients.set(len(self._clients))
 
-    def _observe(self, prediction: Prediction) -> None:
+    def _observe(self, prediction: Prediction, serves: bool) -> None:
         metrics = self.metrics
         if metrics is None:
             return
         metrics.predictions.labels(prediction.symbol, prediction.role).inc()
         metrics.prediction_latency.labels(prediction.role).observe(prediction.latency_ms / 1000)
-        if prediction.role in SERVED_ROLES:
-            metrics.fallback_level.labels(prediction.symbol).set(prediction.fallback_level)
-            metrics.risk_score.labels(prediction.symbol).set(prediction.risk_score)
+        if serves:
+            symbol = prediction.symbol
+            metrics.fallback_level.labels(symbol).set(prediction.fallback_level)
+            metrics.risk_score.labels(symbol).set(prediction.risk_score)
+            metrics.trading_allowed.labels(symbol).set(float(prediction.should_trade))
 
 
 def _not_ready(reason: str) -> Readiness:
@@ -173,8 +187,10 @@ class PredictionApi:
         host: str = DEFAULT_HOST,
         port: int = 0,
         close_timeout_s: float = CLOSE_TIMEOUT_S,
+        risk: RiskReport | None = None,
     ) -> None:
         self.hub, self.metrics, self.readiness = hub, metrics, readiness
+        self.risk = risk
         self.host, self.port = host, port
         self.close_timeout_s = close_timeout_s
         self.started_ns = time.time_ns()
@@ -220,6 +236,7 @@ class PredictionApi:
         app.router.add_get("/health", self._health)
         app.router.add_get("/ready", self._ready)
         app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/risk", self._risk)
         app.router.add_get("/predictions/latest", self._latest)
         app.router.add_get("/predictions/stream", self._stream)
         app.on_shutdown.append(self._close_streams)
@@ -243,6 +260,15 @@ class PredictionApi:
         body, content_type = self.metrics.render()
         # prometheus_client's content type carries parameters aiohttp wants passed as a header.
         return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def _risk(self, request: web.Request) -> web.Response:
+        if self.risk is None:
+            raise web.HTTPNotFound(text="this API serves no risk engine")
+        snapshot = self.risk()
+        body = msgspec.json.encode(
+            {**msgspec.to_builtins(snapshot), "gross_exposure": snapshot.gross_exposure}
+        )
+        return web.Response(body=body, content_type="application/json")
 
     async def _latest(self, request: web.Request) -> web.Response:
         latest = self.hub.latest()

@@ -166,7 +166,7 @@ class Sidecar:
             budgets=budgets,
             last_message=live.last_message_ns,
         )
-        self.risk = RiskEngine()
+        self.risk = RiskEngine(on_transition=self.metrics.count_risk_transition)
         self.slots = (
             ModelSlots(config.tracking_uri, config.model_name, metrics=self.metrics)
             if config.tracking_uri
@@ -184,8 +184,9 @@ class Sidecar:
         self.decisions: dict[str, FallbackDecision] = {}
         self.feed: MarketFeed | None = None
         self.api = PredictionApi(
-            self.hub, self.metrics, self.readiness, config.api_host, config.api_port
-        )
+            self.hub, self.metrics, self.readiness, config.api_host, config.api_port,
+            risk=self.risk.snapshot,
+        )  # fmt: skip
         self._stop = asyncio.Event()
 
     def readiness(self) -> Readiness:
@@ -311,20 +312,22 @@ class Sidecar:
             self.online_writer.submit(row)
         decision = self.controller.decide(symbol, now_ns)
         self.decisions[symbol] = decision
-        self.metrics.fallback_level.labels(symbol).set(int(decision.level))
         self.metrics.feature_age.labels(symbol).set(decision.age_s)
+        # Every model's latency is this shared read plus its own scoring, not the others'.
+        read_s = time.perf_counter() - started
         models = dict(self.slots.snapshot()) if self.slots is not None else {}
         driver = self._driver(symbol, now_ns, models)
-        predictions = []
-        for role, model in models.items():
-            predictions.append(
-                self._prediction(symbol, now_ns, decision, model, role == driver, started)
-            )
-        if not predictions:
+        predictions = [
+            self._prediction(symbol, now_ns, decision, model, role == driver, read_s)
+            for role, model in models.items()
+        ]
+        serving = [p.role == driver for p in predictions]
+        if driver not in models:
             reason = "no @champion model" if decision.can_trade else decision.reason
             predictions.append(self._no_model(symbol, now_ns, decision, reason, started))
-        for prediction in predictions:
-            self.hub.publish(prediction)
+            serving.append(True)
+        for prediction, serves in zip(predictions, serving, strict=True):
+            self.hub.publish(prediction, serves)
             self.writers[PREDICTIONS_KIND].write(prediction)
         return predictions
 
@@ -343,8 +346,9 @@ class Sidecar:
         decision: FallbackDecision,
         model: ServingModel,
         drives: bool,
-        started: float,
+        read_s: float,
     ) -> Prediction:
+        started = time.perf_counter() - read_s
         values = {k: (math.nan if v is None else v) for k, v in decision.features.items()}
         try:
             score = model.score(values)
@@ -368,9 +372,6 @@ class Sidecar:
         else:
             reason = f"{model.role}: logged, not acted on"
         latency_ms = (time.perf_counter() - started) * 1000
-        self.metrics.prediction_latency.labels(model.role).observe(latency_ms / 1000)
-        self.metrics.risk_score.labels(symbol).set(risk_score)
-        self.metrics.trading_allowed.labels(symbol).set(float(should_trade))
         return Prediction(
             symbol=symbol,
             timestamp=now_ns,

@@ -16,6 +16,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from streaming.risk import RiskState, Transition
+
 # Single-row ONNX scoring takes tens of µs; a whole tick-to-prediction path a few ms.
 LATENCY_BUCKETS_S = (
     0.00005,
@@ -57,13 +59,13 @@ class SidecarMetrics:
         )
         self.fallback_level = Gauge(
             "sidecar_fallback_level",
-            "Current fallback level (0 = full model)",
+            "Current fallback level: 1 online, 2 repaired, 3 imputed, 4 silver, 5 safe mode",
             ["symbol"],
             registry=r,
         )
         self.prediction_latency = Histogram(
             "sidecar_prediction_latency_seconds",
-            "Data arrival to prediction ready",
+            "Feature read plus one model's own scoring and risk check",
             ["role"],
             buckets=LATENCY_BUCKETS_S,
             registry=r,
@@ -74,10 +76,23 @@ class SidecarMetrics:
         self.risk_score = Gauge("sidecar_risk_score", "Current risk score", ["symbol"], registry=r)
         self.trading_allowed = Gauge(
             "sidecar_trading_allowed",
-            "1 when the risk state lets the symbol trade, else 0",
+            "1 when the prediction that drives the symbol's decisions trades, else 0",
             ["symbol"],
             registry=r,
         )
+        self.risk_state = Gauge(
+            "sidecar_risk_state",
+            "1 for the risk engine's current state (ACTIVE, REDUCING, HALTED), 0 for the others",
+            ["state"],
+            registry=r,
+        )
+        self.risk_transitions = Counter(
+            "sidecar_risk_transitions",
+            "Risk engine state changes",
+            ["from_state", "to_state"],
+            registry=r,
+        )
+        self.show_risk_state(RiskState.ACTIVE)
         self.model_version = Gauge(
             "sidecar_model_version_info",
             "1 for the version each alias slot serves (absent when the slot is empty)",
@@ -108,6 +123,16 @@ class SidecarMetrics:
         if version is not None:
             self.model_version.labels(role, version).set(1)
             self._versions[role] = version
+
+    def show_risk_state(self, state: RiskState) -> None:
+        """Mark ``state`` as the risk engine's current one (every state keeps a series)."""
+        for each in RiskState:
+            self.risk_state.labels(each.value).set(float(each is state))
+
+    def count_risk_transition(self, transition: Transition) -> None:
+        """Count one state change and show its target (the risk engine's ``on_transition``)."""
+        self.risk_transitions.labels(transition.from_state.value, transition.to_state.value).inc()
+        self.show_risk_state(transition.to_state)
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type, for ``/metrics``."""

@@ -32,7 +32,8 @@ class Prediction(msgspec.Struct, frozen=True, kw_only=True):
     """One served prediction for one symbol at one instant.
 
     ``timestamp`` is the event time (integer ns) of the newest data the prediction used;
-    ``latency_ms`` runs from that data's arrival to the prediction being ready.
+    ``latency_ms``: the time to read the features plus this model's own scoring and risk check
+    (other models scored for the same tick are not counted).
     ``predicted_return`` is the model's raw output, kept so the log can be scored later.
     """
 

@@ -16,8 +16,9 @@ State, re-evaluated on every call with the caller's clock:
   was seen in the last ``spike_hold_s``; sizes are multiplied by ``reducing_scale``.
 * else ACTIVE.
 
-Each change is logged and appended to :attr:`RiskEngine.transitions`. The engine is meant for one
-thread (the sidecar's event loop); it does no I/O.
+Each change is logged, appended to :attr:`RiskEngine.transitions` and passed to ``on_transition``
+(the sidecar counts it in Prometheus). The engine is meant for one thread (the sidecar's event
+loop); it does no I/O.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter, deque
+from collections.abc import Callable
 
 from streaming.risk.model import (
     Position,
@@ -65,8 +67,13 @@ class _VolatilityBaseline:
 class RiskEngine:
     """Fractional-Kelly sizing behind circuit breakers (see the module docstring)."""
 
-    def __init__(self, limits: RiskLimits | None = None) -> None:
+    def __init__(
+        self,
+        limits: RiskLimits | None = None,
+        on_transition: Callable[[Transition], None] | None = None,
+    ) -> None:
         self.limits = limits or RiskLimits()
+        self.on_transition = on_transition
         self.state = RiskState.ACTIVE
         self.equity = self.limits.initial_equity
         self.peak_equity = self.equity
@@ -257,5 +264,7 @@ class RiskEngine:
         change = Transition(now_ns, self.state, to_state, reason)
         self.transitions.append(change)
         self.state = to_state
+        if self.on_transition is not None:
+            self.on_transition(change)
         level = logging.WARNING if to_state is not RiskState.ACTIVE else logging.INFO
         log.log(level, "risk %s → %s: %s", change.from_state, to_state, reason)

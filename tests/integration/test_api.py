@@ -7,12 +7,14 @@ import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
+import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from streaming.api import PredictionApi, PredictionHub, Readiness
 from streaming.metrics import SidecarMetrics
 from streaming.predictions import Prediction, Role, decode_prediction
+from streaming.risk import RiskEngine, RiskLimits
 
 QUEUE = 64
 T0 = 1_709_251_200_000_000_000
@@ -29,7 +31,7 @@ def prediction(
         risk_score=0.2,
         should_trade=signal != 0.0,
         model_version="3" if role == "champion" else "4",
-        fallback_level=0,
+        fallback_level=1,
         latency_ms=0.8,
         role=role,
     )
@@ -131,8 +133,60 @@ async def test_metrics_expose_served_predictions_and_model_versions(api, http):
     assert (
         sample_value(text, "sidecar_model_version_info", {"role": "canary", "version": "4"}) is None
     )
-    assert sample_value(text, "sidecar_fallback_level", {"symbol": "BTCUSDT"}) == 0
+    assert sample_value(text, "sidecar_fallback_level", {"symbol": "BTCUSDT"}) == 1
     assert sample_value(text, "sidecar_ws_clients") == 0
+
+
+async def test_only_the_driving_prediction_is_served_and_sets_the_decision_gauges(api, http):
+    driving = prediction("BTCUSDT", 1)  # the champion, trading
+    logged = msgspec.structs.replace(
+        prediction("BTCUSDT", 1, role="canary"), should_trade=False, risk_score=1.0
+    )  # the canary scored the same tick but did not drive it
+    api.hub.publish(driving, serves=True)
+    api.hub.publish(logged, serves=False)
+
+    async with http.get(f"{api.url}/predictions/latest", params={"symbol": "BTCUSDT"}) as response:
+        served = decode_prediction(await response.read())
+    async with http.get(f"{api.url}/metrics") as response:
+        text = await response.text()
+
+    assert served == driving
+    btc = {"symbol": "BTCUSDT"}
+    assert sample_value(text, "sidecar_trading_allowed", btc) == 1
+    assert sample_value(text, "sidecar_risk_score", btc) == driving.risk_score
+    canary = {"symbol": "BTCUSDT", "role": "canary"}
+    assert sample_value(text, "sidecar_predictions_total", canary) == 1
+    assert sample_value(text, "sidecar_prediction_latency_seconds_count", {"role": "canary"}) == 1
+
+
+async def test_risk_state_and_transitions_are_served_on_risk_and_metrics(readiness, http):
+    metrics = SidecarMetrics()
+    limits = RiskLimits(max_drawdown=0.2, halt_recovery_s=None)
+    engine = RiskEngine(limits, metrics.count_risk_transition)
+    now = T0
+    engine.assess("BTCUSDT", now, signal=1.0, confidence=1.0, fallback_level=1, volatility=0.01)
+    engine.record_return("BTCUSDT", now + 60 * 10**9, -0.9)  # 22.5 % of equity lost: halt
+    async with PredictionApi(
+        PredictionHub(metrics), metrics, readiness, close_timeout_s=0.2, risk=engine.snapshot
+    ) as server:
+        async with http.get(f"{server.url}/risk") as response:
+            risk = await response.json()
+        async with http.get(f"{server.url}/metrics") as response:
+            text = await response.text()
+
+    assert risk["state"] == "HALTED"
+    assert risk["drawdown"] == pytest.approx(0.225) and risk["equity"] == pytest.approx(0.775)
+    assert [(t["from_state"], t["to_state"]) for t in risk["transitions"]] == [("ACTIVE", "HALTED")]
+    assert "drawdown" in risk["transitions"][0]["reason"]
+    assert sample_value(text, "sidecar_risk_state", {"state": "HALTED"}) == 1
+    assert sample_value(text, "sidecar_risk_state", {"state": "ACTIVE"}) == 0
+    transition = {"from_state": "ACTIVE", "to_state": "HALTED"}
+    assert sample_value(text, "sidecar_risk_transitions_total", transition) == 1
+
+
+async def test_risk_is_not_found_without_a_risk_engine(api, http):
+    async with http.get(f"{api.url}/risk") as response:
+        assert response.status == 404
 
 
 async def test_latest_holds_the_newest_served_prediction_per_symbol(api, http):
