@@ -327,7 +327,10 @@ class Sidecar:
             predictions.append(self._no_model(symbol, now_ns, decision, reason, started))
             serving.append(True)
         for prediction, serves in zip(predictions, serving, strict=True):
-            self.hub.publish(prediction, serves)
+            if serves:  # always a champion or canary one, which the hub serves by default
+                self.hub.publish(prediction)
+            else:  # scored for this tick without driving it: streamed and logged, not served
+                self.hub.publish(prediction, serves=False)
             self.writers[PREDICTIONS_KIND].write(prediction)
         return predictions
 
