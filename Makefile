@@ -15,6 +15,7 @@ SIM_PORT ?= 9100
 SIM_SYMBOLS ?= BTCUSDT,ETHUSDT
 SIDECAR_PORT ?= 8700
 MLFLOW_PORT ?= 5000
+DAGSTER_PORT ?= 3000
 HISTORY_DAYS ?= 3
 # MARKET=sim (default): the project's exchange simulator (REPLAY=path/to/recording.txt.gz replays a
 # recorded session on its live stream); MARKET=binance: Binance's real public endpoints.
@@ -66,14 +67,15 @@ run: bootstrap ## Run the whole system on embedded defaults (market, Dagster, ML
 	@mkdir -p $(DAGSTER_HOME) $(DATA_DIR)/mlflow
 	@trap 'trap - EXIT; kill 0' EXIT INT TERM; \
 	$(START_MARKET) \
-	$(MARKET_ENV) $(UV) run --frozen dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000 & \
+	SIDECAR_URL=http://127.0.0.1:$(SIDECAR_PORT) $(MARKET_ENV) \
+	  $(UV) run --frozen dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT) & \
 	$(MARKET_ENV) $(UV) run --frozen python -m streaming --port $(SIDECAR_PORT) & \
 	$(UV) run --frozen mlflow ui --backend-store-uri sqlite:///$(DATA_DIR)/mlflow/mlflow.db \
 	  --host 127.0.0.1 --port $(MLFLOW_PORT) >/dev/null 2>&1 & \
-	(sleep 20; $(MARKET_ENV) $(UV) run --frozen python -m trading_assets.bootstrap \
-	  --days $(HISTORY_DAYS)) & \
+	$(MARKET_ENV) $(UV) run --frozen python -m trading_assets.bootstrap --days $(HISTORY_DAYS) \
+	  --wait-for http://127.0.0.1:$(DAGSTER_PORT) & \
 	sleep 3; echo; \
-	echo "  Dagster UI   http://127.0.0.1:3000"; \
+	echo "  Dagster UI   http://127.0.0.1:$(DAGSTER_PORT)"; \
 	echo "  MLflow UI    http://127.0.0.1:$(MLFLOW_PORT)"; \
 	echo "  sidecar API  http://127.0.0.1:$(SIDECAR_PORT)/predictions/latest  (/health /ready /metrics)"; \
 	echo "  market       $(if $(filter binance,$(MARKET)),Binance,simulator on http://$(SIM_HOST):$(SIM_PORT))"; \

@@ -1,6 +1,7 @@
 """First start of a fresh instance: backfill recent history, then train and register a model.
 
-``python -m trading_assets.bootstrap --days 3`` (``make run`` calls it once the daemon is up):
+``python -m trading_assets.bootstrap --days 3 --wait-for http://127.0.0.1:3000`` (``make run``
+starts it next to ``dagster dev``; it waits until the webserver answers and the daemon beats):
 
 1. a backfill of ``lakehouse_daily`` over the last ``days`` full days × every symbol, launched as
    ``dagster job backfill`` so the daemon runs it and the UI shows it;
@@ -17,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import re
 import subprocess
 import sys
 import time
 
 import dagster as dg
+import httpx
 from dagster._core.storage.dagster_run import RunsFilter
 
 from trading_assets.defs.features.assets import feast_registry, online_features, training_set
@@ -30,6 +33,10 @@ from trading_assets.defs.models import registry, training
 from trading_assets.resources import build_resources
 
 BACKFILL_JOB = "lakehouse_daily"
+BACKFILL_TAG = "dagster/backfill"
+# The daemon that takes the backfill's queued runs; its heartbeat says the daemon is up.
+RUN_DAEMON = "QUEUED_RUN_COORDINATOR"
+HEARTBEAT_FRESH_S = 60.0
 DONE = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 MODEL_CHAIN = [
     feast_registry,
@@ -56,27 +63,64 @@ def history_days(days: int, today: dt.date | None = None) -> list[dt.date]:
     return [today - dt.timedelta(days=n) for n in range(days, 0, -1)]
 
 
-def launch_backfill(days: list[dt.date], symbols: list[str]) -> None:
-    """``dagster job backfill`` over days × symbols; the daemon executes the runs."""
+def webserver_up(url: str) -> bool:
+    """Whether the Dagster webserver at ``url`` answers (it does once the code has loaded)."""
+    try:
+        return httpx.get(f"{url.rstrip('/')}/server_info", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def daemon_beating(instance: dg.DagsterInstance, now_s: float) -> bool:
+    """Whether the run queue's daemon has sent a heartbeat recently."""
+    beat = instance.get_daemon_heartbeats().get(RUN_DAEMON)
+    return beat is not None and now_s - beat.timestamp < HEARTBEAT_FRESH_S
+
+
+def wait_until_ready(url: str, timeout_s: float) -> dg.DagsterInstance:
+    """Wait for ``dagster dev``: its webserver answering, then its daemon's heartbeat.
+
+    The instance is opened only once the webserver answers, so this process never races
+    ``dagster dev`` at creating a fresh instance's storage."""
+    deadline = time.monotonic() + timeout_s
+    say(f"waiting for the Dagster webserver at {url} and its daemon")
+    while not webserver_up(url):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no Dagster webserver answered at {url} within {timeout_s:.0f} s")
+        time.sleep(1)
+    instance = dg.DagsterInstance.get()
+    while not daemon_beating(instance, time.time()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the Dagster daemon did not start within {timeout_s:.0f} s")
+        time.sleep(1)
+    return instance
+
+
+def launch_backfill(days: list[dt.date], symbols: list[str]) -> str:
+    """``dagster job backfill`` over days × symbols (the daemon executes the runs); its id."""
     first, last = days[0].isoformat(), days[-1].isoformat()
     command = [
         sys.executable, "-m", "dagster", "job", "backfill", "-w", "workspace.yaml",
         "-j", BACKFILL_JOB, "--from", f"{first}|{symbols[0]}", "--to", f"{last}|{symbols[-1]}",
         "--noprompt",
     ]  # fmt: skip
-    subprocess.run(command, check=True, capture_output=True)
+    completed = subprocess.run(command, check=True, capture_output=True, text=True)
+    launched = re.search(r"Launched backfill job `([^`]+)`", completed.stdout)
+    if launched is None:
+        raise RuntimeError(f"dagster job backfill named no backfill: {completed.stdout[-500:]}")
+    return launched.group(1)
 
 
-def wait_for_backfill(instance: dg.DagsterInstance, expected: int, timeout_s: float) -> int:
-    """Wait until ``expected`` backfill runs finished; returns how many succeeded."""
+def wait_for_backfill(
+    instance: dg.DagsterInstance, backfill_id: str, expected: int, timeout_s: float
+) -> int:
+    """Wait until ``expected`` runs of backfill ``backfill_id`` finished; returns how many
+    succeeded. Runs of earlier backfills on the same instance do not count."""
     deadline = time.monotonic() + timeout_s
     reported = -1
+    runs_filter = RunsFilter(job_name=BACKFILL_JOB, tags={BACKFILL_TAG: backfill_id})
     while time.monotonic() < deadline:
-        runs = [
-            run
-            for run in instance.get_runs(filters=RunsFilter(job_name=BACKFILL_JOB))
-            if "dagster/backfill" in run.tags
-        ]
+        runs = instance.get_runs(filters=runs_filter)
         done = [run for run in runs if run.status in DONE]
         if len(done) != reported:
             say(f"history backfill: {len(done)} of {expected} partitions done")
@@ -91,8 +135,11 @@ def has_full_model(instance: dg.DagsterInstance) -> bool:
     return instance.get_latest_materialization_event(training.full_model.key) is not None
 
 
-def bootstrap(days: int, timeout_s: float) -> None:
-    instance = dg.DagsterInstance.get()
+def bootstrap(days: int, timeout_s: float, wait_for: str | None = None) -> None:
+    if wait_for is None:
+        instance = dg.DagsterInstance.get()
+    else:
+        instance = wait_until_ready(wait_for, timeout_s)
     if has_full_model(instance):
         say("a full model exists already: nothing to do")
         return
@@ -100,8 +147,8 @@ def bootstrap(days: int, timeout_s: float) -> None:
     symbols = list(symbols.get_partition_keys())
     window = history_days(days)
     say(f"backfilling {window[0]} .. {window[-1]} × {', '.join(symbols)} (watch it in the UI)")
-    launch_backfill(window, symbols)
-    succeeded = wait_for_backfill(instance, len(window) * len(symbols), timeout_s)
+    backfill_id = launch_backfill(window, symbols)
+    succeeded = wait_for_backfill(instance, backfill_id, len(window) * len(symbols), timeout_s)
     if succeeded == 0:
         raise RuntimeError("no history partition succeeded; see the runs in the UI")
     say("training the first model: training set → full → incremental → ONNX → MLflow")
@@ -125,8 +172,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Backfill recent history and train a first model.")
     parser.add_argument("--days", type=int, default=3, help="full days of history to backfill")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait")
+    parser.add_argument(
+        "--wait-for",
+        metavar="URL",
+        help="first wait until the Dagster webserver at URL answers and its daemon beats",
+    )
     args = parser.parse_args(argv)
-    bootstrap(args.days, args.timeout)
+    bootstrap(args.days, args.timeout, args.wait_for)
     return 0
 
 
