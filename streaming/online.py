@@ -1,12 +1,12 @@
-"""The sidecar's side of the Feast online store: a micro-batching writer and a newest-vector reader.
+"""The sidecar's side of the Feast online store: a micro-batching pusher and a newest-vector reader.
 
 :class:`OnlineFeatureWriter` takes the live feature rows off the hot path (``submit`` appends to a
-queue under a lock) and a background thread writes them through the online store's own
-``online_write_batch``, one call per feature view and chunk. That is what ``store.push`` ends in,
-minus the DataFrame → Arrow → proto conversion that makes ``push`` the slower path (see
-``bench/bench_online.py``). Only the newest row per symbol and view matters online, so each drained
-batch is collapsed to it before writing, and a full queue is folded the same way instead of
-blocking the caller or growing without bound.
+queue under a lock) and a background thread pushes them through the Feast push sources of the
+repository (``*_push_source``) with ``FeatureStore.push(..., to=PushMode.ONLINE)``: one DataFrame
+per push source and chunk, which Feast writes to every feature view the source feeds. Only the
+newest row per symbol and push source matters online, so each drained batch is collapsed to it
+before pushing, and a full queue is folded the same way instead of blocking the caller or growing
+without bound.
 
 :class:`OnlineFeatureReader` reads one symbol's vector per view with ``online_read`` (what
 ``get_online_features`` does underneath), which also gives each view's event time to the
@@ -25,11 +25,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+from feast.data_source import PushMode, PushSource
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
 
 from streaming.fallback.decision import OnlineRead
-from trading_assets.lib.feature_store.spec import ENTITY
+from trading_assets.lib.feature_store.spec import ENTITY, TIMESTAMP_FIELD
 from trading_assets.lib.features import ALL_GROUPS, FeatureRow
 
 if TYPE_CHECKING:
@@ -38,10 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-# A value proto with no field set is Feast's null; writing it (instead of leaving the feature out)
-# replaces the previous value, because both Redis and sqlite update field by field.
-_MISSING = Value()
-_WriteRow = tuple[EntityKey, dict[str, Value], dt.datetime, dt.datetime | None]
 _NUMERIC_FIELDS = frozenset({"double_val", "float_val", "int64_val", "int32_val", "bool_val"})
 
 
@@ -50,15 +48,16 @@ class OnlineWriterStats:
     """Counters of an :class:`OnlineFeatureWriter`; every submitted row ends in exactly one of
     written, coalesced, superseded, skipped or rejected (or is still pending).
 
-    ``rows_written``: rows the store accepted. ``rows_coalesced``: rows dropped because the queue
-    was full and a newer row of the same symbol (and feature set) was queued; non-zero means the
-    writer fell behind. ``rows_superseded``: rows a newer row of the same symbol replaced within
-    one batch, or older than what this writer already stored (normal under load, nothing newer
-    is lost online). ``rows_skipped``: rows with none of the
-    writer's features. ``rows_rejected``: rows holding a value that is not a number (logged, never
-    retried). ``batches``: successful batch writes; ``errors``: failed ones (their rows
-    are retried with the next batch). ``last_write_latency_s``: duration of the last successful
-    batch write.
+    ``rows_written``: rows pushed and accepted by every push source they went to.
+    ``rows_coalesced``: rows dropped because the queue was full and a newer row of the same symbol
+    (and feature set) was queued; non-zero means the writer fell behind. ``rows_superseded``: rows
+    a newer row of the same symbol replaced within one batch, or older than what this writer
+    already pushed (normal under load, nothing newer is lost online). ``rows_skipped``: rows with
+    no value (all absent, None or NaN) for any push source's features. ``rows_rejected``: rows
+    holding a value that is not a number (logged, never retried). ``batches``: successful batch
+    pushes (one per drained batch, however many push calls it took); ``errors``: failed ones
+    (their rows are retried with the next batch). ``last_write_latency_s``: duration of the last
+    successful batch push, DataFrame building included.
     """
 
     rows_submitted: int
@@ -75,15 +74,19 @@ class OnlineWriterStats:
 
 
 class OnlineFeatureWriter:
-    """Writes live :class:`FeatureRow` s to the online store from a background thread.
+    """Pushes live :class:`FeatureRow` s to the online store from a background thread.
 
-    ``views``: the feature views written; a row is written to each view it has features of, and a
-    feature of such a view that the row lacks, or holds as None or NaN, is stored as missing.
-    ``max_batch_rows``: a batch is written as soon as this many rows are queued, and no store call
+    ``views``: the feature views kept fresh; each must read a Feast push source, and the writer
+    pushes to those sources. A push reaches every view its source feeds, so its DataFrame carries
+    the features of all of them: a row goes to each push source it has a value for, and a feature
+    of that source which the row lacks, or holds as None or NaN, is stored as missing. A row with
+    no value for any of a source's features is not pushed there (Feast ignores such a push), so
+    its views keep their older row and older event time, which the reader reports as such.
+    ``max_batch_rows``: a batch is pushed as soon as this many rows are queued, and no push
     carries more rows. ``flush_every_s``: otherwise queued rows wait at most this long.
     ``max_queue_rows``: beyond this many queued rows the queue keeps only the newest row per
     symbol (memory is then bounded by the number of symbols). ``error_backoff_s``: the wait after
-    a failed write before retrying. The store should not be shared with threads that write to it.
+    a failed push before retrying. The store should not be shared with threads that write to it.
     """
 
     def __init__(
@@ -99,17 +102,15 @@ class OnlineFeatureWriter:
         if max_batch_rows < 1 or max_queue_rows < 1:
             raise ValueError("max_batch_rows and max_queue_rows must be at least 1")
         self._store = store
-        self._views = [store.get_feature_view(name) for name in views]
-        self._names = {view.name: [f.name for f in view.features] for view in self._views}
-        self._name_sets = {name: frozenset(names) for name, names in self._names.items()}
+        self._columns = push_sources(store, views)
+        self._name_sets = {name: frozenset(cols) for name, cols in self._columns.items()}
         self._max_batch_rows = max_batch_rows
         self._flush_every_s = flush_every_s
         self._max_queue_rows = max_queue_rows
         self._error_backoff_s = error_backoff_s
-        self._keys: dict[str, EntityKey] = {}
-        # Event time last written per view and symbol: a row older than that is not written, as
-        # Redis' own dedup does, so sqlite (which overwrites blindly) behaves the same.
-        self._stored_us: dict[str, dict[str, int]] = {view.name: {} for view in self._views}
+        # Event time last pushed per push source and symbol: a row older than that is not pushed,
+        # as Redis' own dedup does, so sqlite (which overwrites blindly) behaves the same.
+        self._stored_us: dict[str, dict[str, int]] = {name: {} for name in self._columns}
         self._carried: list[FeatureRow] = []  # newest rows of a failed batch, retried next
 
         self._cond = threading.Condition()
@@ -242,18 +243,22 @@ class OnlineFeatureWriter:
             self._cond.wait(deadline - now if now >= self._retry_at else self._retry_at - now)
 
     def _write(self, rows: list[FeatureRow], taken: int) -> bool:
-        """Write the newest row per symbol of every view; True on success."""
-        by_view, chosen, skipped = self._newest_per_view(rows)
+        """Push the newest row per symbol to every push source; True on success."""
+        by_source, chosen, skipped = self._newest_per_source(rows)
         superseded = len(rows) - len(chosen) - skipped
-        payloads, rejected = self._payloads(by_view)
+        rejected = self._non_numeric(by_source)
         if rejected:
             chosen = [row for row in chosen if id(row) not in rejected]
+            for newest in by_source.values():
+                for symbol in [s for s, row in newest.items() if id(row) in rejected]:
+                    del newest[symbol]
             with self._cond:
                 self._rejected += len(rejected)
         started = time.perf_counter()
         try:
-            for view in self._views:
-                self._write_view(view, payloads[view.name])
+            for name, newest in by_source.items():
+                if newest:
+                    self._push(name, list(newest.values()))
         except Exception as error:  # any store failure: keep the thread, retry the rows later
             with self._cond:
                 first_of_streak = self._last_error is None
@@ -262,7 +267,7 @@ class OnlineFeatureWriter:
                 self._skipped += skipped
                 self._last_error = f"{type(error).__name__}: {error}"
                 self._retry_at = time.monotonic() + self._error_backoff_s
-            log.warning("online write of %d rows failed", len(chosen), exc_info=first_of_streak)
+            log.warning("online push of %d rows failed", len(chosen), exc_info=first_of_streak)
             self._carried = chosen
             return False
         latency = time.perf_counter() - started
@@ -275,30 +280,30 @@ class OnlineFeatureWriter:
             self._last_error = None
             self._durable = taken
             self._cond.notify_all()
-        for name, newest in by_view.items():
+        for name, newest in by_source.items():
             stored = self._stored_us[name]
             for symbol, row in newest.items():
                 stored[symbol] = row.event_timestamp_us
         self._carried = []
         return True
 
-    def _newest_per_view(
+    def _newest_per_source(
         self, rows: list[FeatureRow]
     ) -> tuple[dict[str, dict[str, FeatureRow]], list[FeatureRow], int]:
-        """Per view, the newest row of each symbol not older than what the view already holds (a
-        later row wins a tie); the distinct rows chosen for any view; how many rows had none of
-        the writer's features."""
-        by_view: dict[str, dict[str, FeatureRow]] = {view.name: {} for view in self._views}
+        """Per push source, the newest row of each symbol with a value for it and not older than
+        what was pushed there already (a later row wins a tie); the distinct rows chosen for any
+        source; how many rows had a value for no source."""
+        by_source: dict[str, dict[str, FeatureRow]] = {name: {} for name in self._columns}
         chosen: dict[int, FeatureRow] = {}
         skipped = 0
         for row in rows:
-            keys = row.values.keys()
+            present = {name for name, value in row.values.items() if not _is_missing(value)}
             matched = False
             for name, names in self._name_sets.items():
-                if keys.isdisjoint(names):
+                if present.isdisjoint(names):
                     continue
                 matched = True
-                newest = by_view[name]
+                newest = by_source[name]
                 kept = newest.get(row.symbol)
                 if kept is None:
                     stored = self._stored_us[name].get(row.symbol)
@@ -307,58 +312,72 @@ class OnlineFeatureWriter:
                 elif row.event_timestamp_us >= kept.event_timestamp_us:
                     newest[row.symbol] = row
             skipped += not matched
-        for newest in by_view.values():
+        for newest in by_source.values():
             for row in newest.values():
                 chosen[id(row)] = row
-        return by_view, list(chosen.values()), skipped
+        return by_source, list(chosen.values()), skipped
 
-    def _payloads(
-        self, by_view: dict[str, dict[str, FeatureRow]]
-    ) -> tuple[dict[str, list[_WriteRow]], set[int]]:
-        """The store's rows per view, and the ids of rows holding a value that is no number
-        (left out of every view: retrying them would fail every batch after)."""
-        built: dict[str, list[tuple[int, _WriteRow]]] = {}
+    def _non_numeric(self, by_source: dict[str, dict[str, FeatureRow]]) -> set[int]:
+        """Ids of rows holding a value that is no number for a source they go to: they are left
+        out of every push, since retrying them would fail every batch after."""
         rejected: set[int] = set()
-        for name, newest in by_view.items():
-            names, out = self._names[name], built.setdefault(name, [])
+        for name, newest in by_source.items():
+            names = self._columns[name]
             for row in newest.values():
-                try:
-                    protos = {feature: _value(row.values.get(feature)) for feature in names}
-                except (TypeError, ValueError):
+                if id(row) not in rejected and not all(
+                    _is_number(row.values.get(feature)) for feature in names
+                ):
                     log.error("online row of %s rejected: non-numeric value", row.symbol)
                     rejected.add(id(row))
-                    continue
-                moment = _EPOCH + dt.timedelta(microseconds=row.event_timestamp_us)
-                out.append((id(row), (self._entity_key(row.symbol), protos, moment, None)))
-        payloads = {
-            name: [data for row_id, data in rows if row_id not in rejected]
-            for name, rows in built.items()
-        }
-        return payloads, rejected
+        return rejected
 
-    def _write_view(self, view: FeatureView, data: list[_WriteRow]) -> None:
-        provider = self._store.provider
-        for start in range(0, len(data), self._max_batch_rows):
-            chunk = data[start : start + self._max_batch_rows]
-            provider.online_write_batch(self._store.config, view, chunk, None)
+    def _push(self, source: str, rows: list[FeatureRow]) -> None:
+        names = self._columns[source]
+        for start in range(0, len(rows), self._max_batch_rows):
+            chunk = rows[start : start + self._max_batch_rows]
+            frame = {
+                ENTITY: [row.symbol for row in chunk],
+                TIMESTAMP_FIELD: pd.to_datetime(
+                    [row.event_timestamp_us for row in chunk], unit="us", utc=True
+                ),
+            }
+            for feature in names:
+                frame[feature] = [_float_or_nan(row.values.get(feature)) for row in chunk]
+            self._store.push(source, pd.DataFrame(frame), to=PushMode.ONLINE)
 
-    def _entity_key(self, symbol: str) -> EntityKey:
-        key = self._keys.get(symbol)
-        if key is None:
-            key = self._keys[symbol] = _entity_key(symbol)
-        return key
+
+def push_sources(store: FeatureStore, views: Sequence[str]) -> dict[str, list[str]]:
+    """The push sources feeding ``views``, each with the features a push to it must carry: those
+    of every view it feeds in the registry, since Feast writes a push to all of them."""
+    columns: dict[str, list[str]] = {}
+    for name in views:
+        source = store.get_feature_view(name).stream_source
+        if not isinstance(source, PushSource):
+            raise ValueError(f"feature view {name!r} is not fed by a push source")
+        columns.setdefault(source.name, [])
+    for view in store.list_feature_views():
+        source = view.stream_source
+        if isinstance(source, PushSource) and source.name in columns:
+            names = columns[source.name]
+            names.extend(f.name for f in view.features if f.name not in names)
+    return columns
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _is_number(value: object) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def _float_or_nan(value: float | None) -> float:
+    # Feast stores a NaN of a Float64 feature as missing, replacing the previous value.
+    return math.nan if value is None else float(value)
 
 
 def _entity_key(symbol: str) -> EntityKey:
     return EntityKey(join_keys=[ENTITY], entity_values=[Value(string_val=symbol)])
-
-
-def _value(value: float | None) -> Value:
-    if value is None or math.isnan(value):
-        return _MISSING
-    proto = Value()
-    proto.double_val = value  # half the cost of the keyword constructor (upb)
-    return proto
 
 
 class OnlineFeatureReader:

@@ -1,6 +1,7 @@
-"""The sidecar's online-store adapter against real Redis and real sqlite: the background writer's
-rows come back through the reader exactly, bursts and a tiny queue coalesce to the newest row,
-and a Redis outage is counted and survived."""
+"""The sidecar's online-store adapter against real Redis and real sqlite: the background writer
+pushes through the repository's push sources and its rows come back through the reader and Feast's
+``get_online_features`` exactly, bursts and a tiny queue coalesce to the newest row, and a Redis
+outage is counted and survived."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from streaming.online import OnlineFeatureReader, OnlineFeatureWriter
+from streaming.online import OnlineFeatureReader, OnlineFeatureWriter, push_sources
 from tests.services import free_port
 from trading_assets.lib.feature_store import spec
 from trading_assets.lib.feature_store.repo import apply_definitions, load_definitions
@@ -298,3 +299,80 @@ def test_a_redis_outage_is_counted_and_later_rows_still_land(tmp_path):
         stats = writer.stats()
         assert stats.errors >= 1 and stats.last_error is None
         assert stats.rows_written == 3 and stats.rows_pending == 0
+
+
+def test_each_view_is_fed_through_its_own_push_source(store):
+    # Act
+    sources = push_sources(store, spec.ALL_GROUPS)
+
+    # Assert: the repository's push sources, each carrying the features of the view it feeds
+    assert sources == {
+        "price_push_source": PRICE,
+        "flow_push_source": FLOW,
+        "book_push_source": BOOK,
+    }
+
+
+def test_a_pushed_row_is_served_by_get_online_features_for_signal_v1_on_redis(redis, tmp_path):
+    # Arrange
+    Redis(host=redis.host, port=redis.port).flushdb()
+    store = redis_feast(tmp_path, redis.connection_string).store()
+    apply_definitions(store, load_definitions())
+    pushed = row("BTCUSDT", T0_US + SUB_SECOND_US, 4.75)
+    writer = OnlineFeatureWriter(store, flush_every_s=60)
+
+    # Act
+    writer.submit(pushed)
+    flushed = writer.close(WAIT_S)
+    served = store.get_online_features(
+        features=store.get_feature_service("signal_v1"),
+        entity_rows=[{"symbol": "BTCUSDT"}, {"symbol": "ETHUSDT"}],
+    ).to_dict()
+
+    # Assert
+    assert flushed
+    assert served["symbol"] == ["BTCUSDT", "ETHUSDT"]
+    assert {name: served[name][0] for name in PRICE + FLOW + BOOK} == pushed.values
+    assert all(served[name][1] is None for name in PRICE + FLOW + BOOK)
+    assert writer.stats().rows_written == 1 and writer.stats().batches == 1
+
+
+def test_only_the_push_sources_of_the_writers_views_are_pushed(store):
+    # Arrange: a writer for the trade views; the row also carries book features
+    writer = OnlineFeatureWriter(store, views=spec.TRADE_GROUPS, flush_every_s=60)
+    pushed = row("BTCUSDT", T0_US, 1.25)
+
+    # Act
+    writer.submit(pushed)
+    assert writer.close(WAIT_S)
+    trades = OnlineFeatureReader(store, "signal_trades_v1").read("BTCUSDT")
+    book = OnlineFeatureReader(store, [f"book:{name}" for name in BOOK]).read("BTCUSDT")
+
+    # Assert
+    assert trades is not None
+    assert trades.values == {name: pushed.values[name] for name in PRICE + FLOW}
+    assert book is None
+
+
+def test_a_row_with_no_value_for_a_source_leaves_its_views_as_they_were(store):
+    # Arrange: the book view holds a row; a later row has only missing book values
+    writer = OnlineFeatureWriter(store, flush_every_s=0.01)
+    first = row("BTCUSDT", T0_US, 1.0)
+    writer.submit(first)
+    assert writer.flush(WAIT_S)
+    later = row("BTCUSDT", T0_US + 1_000_000, 2.0)
+    for name in BOOK:
+        later.values[name] = math.nan
+
+    # Act
+    writer.submit(later)
+    assert writer.close(WAIT_S)
+    book = OnlineFeatureReader(store, [f"book:{name}" for name in BOOK]).read("BTCUSDT")
+    price = OnlineFeatureReader(store, [f"price:{name}" for name in PRICE]).read("BTCUSDT")
+
+    # Assert: the book view keeps the older row and says how old it is; price moved on
+    assert book is not None and price is not None
+    assert book.values == {name: first.values[name] for name in BOOK}
+    assert book.event_time_ns == first.event_timestamp_us * 1_000
+    assert price.values == {name: later.values[name] for name in PRICE}
+    assert writer.stats().rows_written == 2
