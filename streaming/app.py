@@ -17,7 +17,6 @@ import math
 import threading
 import time
 import zlib
-from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -178,9 +177,6 @@ class Sidecar:
             for kind in (TRADES_KIND, BOOK_TICKERS_KIND, PREDICTIONS_KIND)
         }
         self.last_price: dict[str, float] = {}
-        self.open_positions: dict[str, deque[tuple[int, float]]] = {
-            s: deque() for s in config.symbols
-        }
         self.decisions: dict[str, FallbackDecision] = {}
         self.feed: MarketFeed | None = None
         self.api = PredictionApi(
@@ -365,13 +361,17 @@ class Sidecar:
         should_trade, size, risk_score, reason = False, 0.0, 1.0, decision.reason
         if drives:
             risk = self.risk.assess(
-                symbol, now_ns, score.signal, confidence, int(decision.level), volatility
+                symbol,
+                now_ns,
+                score.signal,
+                confidence,
+                int(decision.level),
+                volatility,
+                price=self.last_price.get(symbol),
             )
             size = risk.size_fraction * (0.5 if model.role == "canary" else 1.0)
             should_trade, risk_score = risk.should_trade and decision.can_trade, risk.risk_score
             reason = "; ".join([decision.reason, *risk.reasons]).strip("; ")
-            if should_trade and symbol in self.last_price:
-                self.open_positions[symbol].append((now_ns, self.last_price[symbol]))
         else:
             reason = f"{model.role}: logged, not acted on"
         latency_ms = (time.perf_counter() - started) * 1000
@@ -431,12 +431,13 @@ class Sidecar:
         )
 
     def _settle(self, symbol: str, now_ns: int) -> None:
-        """Close paper positions whose label horizon has passed, at the last traded price."""
+        """Close the symbol's paper position once its label horizon (counted from its opening)
+        has passed, at the last traded price. The risk engine holds the one position per symbol
+        that trading decisions open or re-size, so equity sees each size's own P&L once."""
+        position, price = self.risk.positions.get(symbol), self.last_price.get(symbol)
         horizon_ns = FEATURE_CONFIG.label_horizon_s * NS
-        queue, price = self.open_positions[symbol], self.last_price.get(symbol)
-        while queue and queue[0][0] + horizon_ns <= now_ns and price:
-            _, entry = queue.popleft()
-            self.risk.record_return(symbol, now_ns, price / entry - 1.0)
+        if position is not None and price and position.opened_ns + horizon_ns <= now_ns:
+            self.risk.settle(symbol, now_ns, price)
 
 
 async def serve(config: SidecarConfig) -> None:

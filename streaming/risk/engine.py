@@ -1,10 +1,13 @@
 """The inline risk engine: sizes each prediction, applies circuit breakers, keeps paper equity.
 
 Paper equity: starts at ``initial_equity``. Every decision that trades opens (or re-sizes) the
-symbol's paper position: ``size_fraction`` of the equity at that moment, as a fixed notional.
-The caller settles it with :meth:`RiskEngine.record_return` once the holding period is over,
-passing the underlying's simple return over that period; the position's P&L is
-``notional · sign · return`` and is added to equity. The high-water mark is the highest equity
+symbol's one paper position: ``size_fraction`` of the equity at that moment, as a fixed notional.
+Given the price, a re-size first marks the old notional to it (its P&L so far is accrued) and
+keeps the opening time, so each size earns only over the time it was held. The caller settles
+the position once its holding period (counted from the opening) is over: with
+:meth:`RiskEngine.settle` at the current price, or with :meth:`RiskEngine.record_return` and the
+underlying's simple return over the period. Its P&L, ``notional · sign · return`` per size held
+plus what was accrued, is added to equity. The high-water mark is the highest equity
 seen (rebased on recovery from HALTED), drawdown is ``1 − equity / high-water mark``. A settled
 position with negative P&L is a loss; a positive one ends a losing streak.
 
@@ -100,12 +103,14 @@ class RiskEngine:
         confidence: float,
         fallback_level: int,
         volatility: float,
+        price: float | None = None,
     ) -> RiskDecision:
         """Whether and how much to trade on one prediction.
 
         ``signal`` in [−1, 1], ``confidence`` in [0, 1] (the model's, times the fallback's
         multiplier), ``fallback_level`` 1–5, ``volatility``: the symbol's recent realized
-        volatility (e.g. ``rv_60s``), compared with its own baseline. ``risk_score`` is the
+        volatility (e.g. ``rv_60s``), compared with its own baseline. ``price``: the symbol's
+        current price, which a trade opens or re-sizes the paper position at. ``risk_score`` is the
         largest of: drawdown / max_drawdown, how far volatility is toward a spike
         ((ratio − 1) / (spike ratio − 1)), staleness ((level − 1) / 4), the losing streak /
         its limit; 1 when halted or cooling down. Each bounded to [0, 1].
@@ -138,7 +143,7 @@ class RiskEngine:
             reasons = [why for _, why in blocks]
             return RiskDecision(symbol, now_ns, False, 0.0, score, self.state, tuple(reasons))
         self.counters["trades"] += 1
-        self.positions[symbol] = Position(size, size * self.equity, now_ns)
+        self.positions[symbol] = self._resized(symbol, size, now_ns, price)
         return RiskDecision(symbol, now_ns, True, size, score, self.state, tuple(reasons))
 
     def record_return(self, symbol: str, now_ns: int, realized_return: float) -> float:
@@ -147,7 +152,27 @@ class RiskEngine:
         position = self.positions.pop(symbol, None)
         if position is None or not math.isfinite(realized_return):
             return 0.0
-        pnl = position.notional * realized_return
+        return self._book(now_ns, position.accrued_pnl + position.notional * realized_return)
+
+    def settle(self, symbol: str, now_ns: int, price: float) -> float:
+        """Settle the symbol's paper position at ``price``: each size it held earns the price
+        move over the time it was held; returns its P&L (0 when no position was open)."""
+        position = self.positions.pop(symbol, None)
+        if position is None:
+            return 0.0
+        return self._book(now_ns, position.accrued_pnl + _marked(position, price))
+
+    def _resized(self, symbol: str, size: float, now_ns: int, price: float | None) -> Position:
+        """The symbol's position at ``size`` from now on, the old size marked to ``price``."""
+        entry = math.nan if price is None else price
+        old = self.positions.get(symbol)
+        if old is None:
+            return Position(size, size * self.equity, now_ns, entry)
+        accrued = old.accrued_pnl + _marked(old, entry)
+        return Position(size, size * self.equity, old.opened_ns, entry, accrued)
+
+    def _book(self, now_ns: int, pnl: float) -> float:
+        """Add a settled position's P&L to equity and feed the loss-streak breaker."""
         self.equity += pnl
         self.peak_equity = max(self.peak_equity, self.equity)
         if pnl < 0:
@@ -268,3 +293,12 @@ class RiskEngine:
             self.on_transition(change)
         level = logging.WARNING if to_state is not RiskState.ACTIVE else logging.INFO
         log.log(level, "risk %s → %s: %s", change.from_state, to_state, reason)
+
+
+def _marked(position: Position, price: float) -> float:
+    """P&L of the position's current size from its entry price to ``price`` (0 when either is
+    unknown: a move nobody priced is not booked)."""
+    entry = position.entry_price
+    if not (math.isfinite(entry) and math.isfinite(price)) or entry <= 0:
+        return 0.0
+    return position.notional * (price / entry - 1.0)

@@ -99,11 +99,16 @@ class Transition:
 
 @dataclass(frozen=True)
 class Position:
-    """A paper position the engine sized: signed fraction and currency notional at entry."""
+    """A symbol's paper position: its current signed fraction and currency notional, when it was
+    opened (a re-size keeps that time: the holding period runs from the first entry), the price
+    its current size was taken at (NaN when the caller gave none) and the P&L its earlier sizes
+    made up to their re-sizes, booked when the position settles."""
 
     size_fraction: float
     notional: float
     opened_ns: int
+    entry_price: float = math.nan
+    accrued_pnl: float = 0.0
 
 
 @dataclass(frozen=True)

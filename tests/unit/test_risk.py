@@ -231,3 +231,46 @@ def test_limits_are_validated():
         RiskLimits(reduce_drawdown=0.3)
     with pytest.raises(ValueError, match="kelly_fraction"):
         RiskLimits(kelly_fraction=1.5)
+
+
+def test_a_re_sized_position_books_each_size_over_the_time_it_was_held():
+    # Arrange: long at 100, re-sized (smaller) at 110, then reversed short at 121
+    engine = RiskEngine()
+    first = engine.assess("BTCUSDT", T0, 0.8, 1.0, 1, CALM_VOL, price=100.0)
+    second = engine.assess("BTCUSDT", T0 + S, 0.4, 1.0, 1, CALM_VOL, price=110.0)
+    third = engine.assess("BTCUSDT", T0 + 2 * S, -0.4, 1.0, 1, CALM_VOL, price=121.0)
+    held = engine.positions["BTCUSDT"]
+
+    # Act: the holding period is over; settle at 108.9 (−10 % from the short's entry)
+    pnl = engine.settle("BTCUSDT", T0 + 60 * S, 108.9)
+
+    # Assert: +10 % on the first size, +10 % on the second, +10 % on the short
+    expected = (first.size_fraction + second.size_fraction - third.size_fraction) * 0.1
+    assert first.size_fraction > second.size_fraction > 0 > third.size_fraction
+    assert held.opened_ns == T0  # a re-size keeps the holding period's start
+    assert pnl == pytest.approx(expected)
+    assert engine.equity == pytest.approx(1.0 + expected)
+    assert engine.counters["wins"] == 1 and engine.counters["losses"] == 0
+    assert engine.settle("BTCUSDT", T0 + 61 * S, 50.0) == 0.0  # settled once, nothing left
+
+
+def test_trading_every_tick_settles_the_symbol_once_at_its_horizon():
+    # Arrange: the sidecar's rhythm, a trading decision every half second for a minute while
+    # the price falls 1 % per tick, all at the same size
+    engine = RiskEngine()
+    prices = [100.0 * 0.99**tick for tick in range(121)]
+    sizes = [
+        engine.assess(
+            "BTCUSDT", T0 + tick * S // 2, 1.0, 1.0, 1, CALM_VOL, price=price
+        ).size_fraction
+        for tick, price in enumerate(prices[:-1])
+    ]
+
+    # Act
+    pnl = engine.settle("BTCUSDT", T0 + 60 * S, prices[-1])
+
+    # Assert: every tick's size lost 1 % of its notional exactly once; one loss in the streak
+    assert len(set(sizes)) == 1
+    assert pnl == pytest.approx(-0.01 * sizes[0] * 120)
+    assert engine.equity == pytest.approx(1.0 - 0.01 * sizes[0] * 120)
+    assert engine.consecutive_losses == 1 and engine.counters["losses"] == 1
