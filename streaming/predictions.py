@@ -7,9 +7,14 @@ a bounded, comparable number instead, so the raw output becomes a signal and a c
   label the model was trained on (its standard deviation): a prediction one label-sigma away
   from zero gives |signal| ≈ 0.76, three sigmas ≈ 0.995. Models registered with a
   ``label_std`` in their metadata use it; otherwise the sidecar's configured scale applies.
-- ``confidence = |signal| · discount ** fallback_level``, in [0, 1]. Level 0 is the full model
-  on fresh data; each fallback step (staler data, fewer feature groups, a simpler model) halves
-  the confidence by default, so downstream sizing shrinks as inputs degrade.
+- ``confidence = |signal| · multiplier``, in [0, 1]. The sidecar takes the multiplier from its
+  fallback decision (``FallbackDecision.confidence_multiplier``, see :mod:`streaming.fallback`):
+  the fraction of the vector's features that are known, times a factor of the level (1 online,
+  ``repaired_confidence`` for level 2, halving every ``impute_half_life_s`` of the imputed
+  vector's age at level 3, ``silver_confidence`` for level 4), and 0 in safe mode (level 5), so
+  downstream sizing shrinks as inputs degrade. :func:`confidence_from_signal` is a simpler
+  stand-in for callers without a fallback decision (offline scoring, tests): a fixed discount
+  per step away from fresh data.
 
 The same JSON is used on the HTTP API, the WebSocket stream and the predictions log.
 """
@@ -90,7 +95,13 @@ def signal_from_return(predicted_return: float, scale: float) -> float:
 def confidence_from_signal(
     signal: float, fallback_level: int = 0, discount: float = DEFAULT_FALLBACK_DISCOUNT
 ) -> float:
-    """Confidence in [0, 1]: ``|signal| · discount ** fallback_level``."""
+    """Confidence in [0, 1]: ``|signal| · discount ** fallback_level``.
+
+    Here ``fallback_level`` counts the steps away from fresh data (0: none, full confidence), not
+    the sidecar's levels 1–5, and every step costs the same ``discount`` (halving by default).
+    The sidecar does not call this: it scales ``|signal|`` by its fallback decision's
+    ``confidence_multiplier``, which depends on the level and on how much of the vector is known.
+    """
     if fallback_level < 0:
         raise ValueError(f"fallback_level must be >= 0, got {fallback_level}")
     if not 0.0 <= discount <= 1.0:
