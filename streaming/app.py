@@ -14,13 +14,10 @@ import asyncio
 import contextlib
 import logging
 import math
-import threading
 import time
 import zlib
 from collections.abc import Mapping
 from typing import Any
-
-import polars as pl
 
 from streaming.api import PredictionApi, PredictionHub, Readiness
 from streaming.config import SidecarConfig
@@ -28,7 +25,6 @@ from streaming.fallback import (
     FallbackController,
     FallbackDecision,
     FallbackLevel,
-    IcebergSilverMicrobatch,
     LiveFeatureTracker,
     LiveFeatureTrackers,
 )
@@ -45,6 +41,7 @@ from streaming.landing import (
 from streaming.metrics import SidecarMetrics
 from streaming.online import OnlineFeatureReader, OnlineFeatureWriter
 from streaming.predictions import Prediction, Role
+from streaming.prefetched_silver import open_silver
 from streaming.risk import RiskEngine
 from streaming.venues.binance import BookTicker, Trade
 from trading_assets.lib.feature_store.spec import FEATURE_CONFIG, SERVICES
@@ -55,39 +52,6 @@ from trading_assets.lib.models.live_metrics import MODEL_ERROR_REASON
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
 VOLATILITY_FEATURE = "rv_60s"
-
-
-class PrefetchedSilver:
-    """A silver source that never blocks the loop: a call returns the newest microbatch fetched
-    for the symbol (empty until one arrives) and starts a fetch in a thread when none is
-    running. The controller's own rate limit decides how often it asks."""
-
-    def __init__(self, source: IcebergSilverMicrobatch) -> None:
-        self.source = source
-        self._frames: dict[str, pl.DataFrame] = {}
-        self._busy: set[str] = set()
-        self._lock = threading.Lock()
-
-    def __call__(self, symbol: str, start_ns: int, end_ns: int) -> pl.DataFrame:
-        with self._lock:
-            frame = self._frames.get(symbol, pl.DataFrame())
-            if symbol not in self._busy:
-                self._busy.add(symbol)
-                threading.Thread(
-                    target=self._fetch, args=(symbol, start_ns, end_ns), daemon=True
-                ).start()
-        return frame
-
-    def _fetch(self, symbol: str, start_ns: int, end_ns: int) -> None:
-        try:
-            frame = self.source(symbol, start_ns, end_ns)
-            with self._lock:
-                self._frames[symbol] = frame
-        except Exception:
-            log.exception("silver microbatch for %s failed", symbol)
-        finally:
-            with self._lock:
-                self._busy.discard(symbol)
 
 
 def open_feature_store(config: SidecarConfig) -> Any:
@@ -117,20 +81,6 @@ def open_feature_store(config: SidecarConfig) -> Any:
     return store
 
 
-def open_silver(config: SidecarConfig) -> PrefetchedSilver | None:
-    """Silver microbatches from the local catalog (or ``iceberg_catalog_uri``), when present."""
-    from trading_assets.lib.lakehouse.pipeline import Lakehouse
-    from trading_assets.lib.lakehouse.tables import open_catalog
-
-    root = config.data_root / "iceberg"
-    uri = config.iceberg_catalog_uri or f"sqlite:///{root / 'iceberg_catalog.db'}?timeout=60"
-    if config.iceberg_catalog_uri is None and not (root / "iceberg_catalog.db").exists():
-        return None
-    warehouse = (root / "warehouse").as_uri()
-    catalog = open_catalog("trading", {"type": "sql", "uri": uri, "warehouse": warehouse})
-    return PrefetchedSilver(IcebergSilverMicrobatch(Lakehouse(catalog, f"{warehouse}/raw")))
-
-
 class Sidecar:
     """The running sidecar; ``await run()`` until ``stop()`` (SIGTERM) or cancellation."""
 
@@ -157,11 +107,12 @@ class Sidecar:
         self.store = store if store is not None else open_feature_store(config)
         self.online_writer = OnlineFeatureWriter(self.store, views=groups)
         self.online_reader = OnlineFeatureReader(self.store, config.feature_service)
+        self.silver = open_silver(config)
         self.controller = FallbackController(
             self.feature_order,
             online=self.online_reader,
             live=live,
-            silver=open_silver(config),
+            silver=self.silver,
             budgets=budgets,
             last_message=live.last_message_ns,
         )
@@ -212,6 +163,8 @@ class Sidecar:
         )
         await self.api.start()
         log.info("sidecar API on %s", self.api.url)
+        for symbol in self.config.symbols:
+            self._prefetch_silver(symbol, time.time_ns())
         tasks = [
             asyncio.create_task(self._consume(self.feed), name="feed"),
             asyncio.create_task(self._predict_forever(), name="predict"),
@@ -307,6 +260,13 @@ class Sidecar:
         for row in tracker.advance(now_ns) if tracker else []:
             self.online_writer.submit(row)
         decision = self.controller.decide(symbol, now_ns)
+        previous = self.decisions.get(symbol)
+        if decision.level >= FallbackLevel.IMPUTED and (
+            previous is None or previous.level < FallbackLevel.IMPUTED
+        ):
+            # Live data just went: fetch silver while the imputed vector lasts (level 3), so
+            # level 4 finds a microbatch instead of none until the controller's next pull.
+            self._prefetch_silver(symbol, now_ns)
         self.decisions[symbol] = decision
         self.metrics.feature_age.labels(symbol).set(decision.age_s)
         # Every model's latency is this shared read plus its own scoring, not the others'.
@@ -329,6 +289,11 @@ class Sidecar:
                 self.hub.publish(prediction, serves=False)
             self.writers[PREDICTIONS_KIND].write(prediction)
         return predictions
+
+    def _prefetch_silver(self, symbol: str, now_ns: int) -> None:
+        if self.silver is not None:
+            lookback_ns = round(self.config.fallback_budgets.silver_lookback_s * NS)
+            self.silver.prefetch(symbol, now_ns - lookback_ns, now_ns)
 
     def _driver(self, symbol: str, now_ns: int, models: Mapping[Role, ServingModel]) -> Role:
         """The role whose signal trades: the @canary for its share of decisions, else champion."""

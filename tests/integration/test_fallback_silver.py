@@ -1,6 +1,7 @@
 """Fallback level 4 on a real sqlite-backed Iceberg catalog: a simulator day goes raw → bronze →
 silver through the pipeline functions, then the controller recomputes features from a silver
-microbatch; they must equal the batch features over the whole silver day at the same time."""
+microbatch; they must equal the batch features over the whole silver day at the same time. The
+sidecar's non-blocking source serves the first level 4 decision once it has prefetched."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ import polars as pl
 import pytest
 
 from streaming.fallback import (
+    FallbackBudgets,
     FallbackController,
     FallbackLevel,
     IcebergSilverMicrobatch,
 )
+from streaming.prefetched_silver import PrefetchedSilver
 from streaming.simulator.server import run_simulator_in_thread
 from trading_assets.lib.features import (
     ALL_GROUPS,
@@ -123,3 +126,28 @@ def test_silver_older_than_its_budget_means_safe_mode(lake):
 
     assert decision.level is FallbackLevel.SAFE and not decision.can_trade
     assert "silver: no trades in the last 1200 s" in decision.reason
+
+
+def test_a_prefetched_microbatch_serves_the_first_level_4_decision(lake):
+    now_ns = at(DAY, 12, 0, 0.5)
+    lookback_ns = round(FallbackBudgets().silver_lookback_s * 1e9)
+    cold = PrefetchedSilver(IcebergSilverMicrobatch(lake))
+    warm = PrefetchedSilver(IcebergSilverMicrobatch(lake))
+    warm.prefetch(SYMBOL, now_ns - lookback_ns, now_ns)
+    assert warm.wait_fetched(SYMBOL, timeout=60)
+    direct = FallbackController(SIGNAL_V1, silver=IcebergSilverMicrobatch(lake))
+
+    from_cold = FallbackController(SIGNAL_V1, silver=cold).decide(SYMBOL, now_ns)
+    from_warm = FallbackController(SIGNAL_V1, silver=warm).decide(SYMBOL, now_ns)
+    expected = direct.decide(SYMBOL, now_ns)
+
+    # Without a prefetch the first call has nothing yet: safe mode until the next pull.
+    assert from_cold.level is FallbackLevel.SAFE
+    assert "silver: no trades in the last 1200 s" in from_cold.reason
+    assert cold.wait_fetched(SYMBOL, timeout=60)  # its background fetch ends before teardown
+    # With one, the first decision is the same level 4 vector a blocking read gives.
+    assert from_warm.level is FallbackLevel.SILVER, from_warm.reason
+    assert from_warm.event_time_ns == expected.event_time_ns
+    assert from_warm.features.keys() == expected.features.keys()
+    for name in TRADE_FEATURES:
+        assert from_warm.features[name] == expected.features[name], name
