@@ -40,7 +40,7 @@ from streaming.landing import (
 )
 from streaming.metrics import SidecarMetrics
 from streaming.online import OnlineFeatureReader, OnlineFeatureWriter
-from streaming.predictions import Prediction, Role
+from streaming.predictions import Prediction, Role, unscored_prediction
 from streaming.prefetched_silver import open_silver
 from streaming.risk import RiskEngine
 from streaming.venues.binance import BookTicker, Trade
@@ -280,7 +280,10 @@ class Sidecar:
         serving = [p.role == driver for p in predictions]
         if driver not in models:
             reason = "no @champion model" if decision.can_trade else decision.reason
-            predictions.append(self._no_model(symbol, now_ns, decision, reason, started))
+            latency_ms = (time.perf_counter() - started) * 1000
+            predictions.append(
+                unscored_prediction(symbol, now_ns, int(decision.level), reason, latency_ms)
+            )
             serving.append(True)
         for prediction, serves in zip(predictions, serving, strict=True):
             if serves:  # always a champion or canary one, which the hub serves by default
@@ -320,7 +323,11 @@ class Sidecar:
             # One model failing must not silence the others, and the failure must reach the
             # predictions log: the rollout's error rate (and its rollback) is counted from there.
             log.warning("%s v%s failed to score %s: %s", model.role, model.version, symbol, exc)
-            return self._model_error(symbol, now_ns, decision, model, exc, started)
+            return unscored_prediction(
+                symbol, now_ns, int(decision.level),
+                f"{MODEL_ERROR_REASON}: {type(exc).__name__}: {exc}",
+                (time.perf_counter() - started) * 1000, model.role, model.version,
+            )  # fmt: skip
         confidence = min(1.0, abs(score.signal)) * decision.confidence_multiplier
         volatility = values.get(VOLATILITY_FEATURE, math.nan)
         should_trade, size, risk_score, reason = False, 0.0, 1.0, decision.reason
@@ -354,45 +361,6 @@ class Sidecar:
             size_fraction=size if should_trade else 0.0,
             reason=reason,
             predicted_return=score.predicted_return,
-        )
-
-    def _model_error(
-        self,
-        symbol: str,
-        now_ns: int,
-        decision: FallbackDecision,
-        model: ServingModel,
-        error: Exception,
-        started: float,
-    ) -> Prediction:
-        return Prediction(
-            symbol=symbol,
-            timestamp=now_ns,
-            signal=0.0,
-            confidence=0.0,
-            risk_score=1.0,
-            should_trade=False,
-            model_version=model.version,
-            fallback_level=int(decision.level),
-            latency_ms=(time.perf_counter() - started) * 1000,
-            role=model.role,
-            reason=f"{MODEL_ERROR_REASON}: {type(error).__name__}: {error}",
-        )
-
-    def _no_model(
-        self, symbol: str, now_ns: int, decision: FallbackDecision, reason: str, started: float
-    ) -> Prediction:
-        return Prediction(
-            symbol=symbol,
-            timestamp=now_ns,
-            signal=0.0,
-            confidence=0.0,
-            risk_score=1.0,
-            should_trade=False,
-            model_version="",
-            fallback_level=int(decision.level),
-            latency_ms=(time.perf_counter() - started) * 1000,
-            reason=reason,
         )
 
     def _settle(self, symbol: str, now_ns: int) -> None:

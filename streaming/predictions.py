@@ -109,6 +109,33 @@ def confidence_from_signal(
     return min(1.0, abs(signal)) * discount**fallback_level
 
 
+def unscored_prediction(
+    symbol: str,
+    timestamp: int,
+    fallback_level: int,
+    reason: str,
+    latency_ms: float,
+    role: Role = "champion",
+    model_version: str = "",
+) -> Prediction:
+    """The record of a tick without a model's view: no driving model is loaded, or ``role``'s
+    model raised while scoring (the reason then says so, which is how the rollout counts its
+    error rate). No signal, no confidence, no trade."""
+    return Prediction(
+        symbol=symbol,
+        timestamp=timestamp,
+        signal=0.0,
+        confidence=0.0,
+        risk_score=1.0,
+        should_trade=False,
+        model_version=model_version,
+        fallback_level=fallback_level,
+        latency_ms=latency_ms,
+        role=role,
+        reason=reason,
+    )
+
+
 def build_prediction(
     *,
     symbol: str,
