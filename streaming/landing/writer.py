@@ -142,7 +142,9 @@ class LandingWriter:
                 self._seal(segment)
             if now - self._last_flush >= self.flush_every_s:
                 self._flush_open_segments()
-            oldest = min((s.opened_at for s in self._segments.values()), default=now)
+            # Writers on other threads may open segments meanwhile: read them under the lock.
+            with self._state_lock:
+                oldest = min((s.opened_at for s in self._segments.values()), default=now)
             self._next_due = min(
                 self._last_flush + self.flush_every_s, oldest + self.rotate_every_s
             )
