@@ -47,6 +47,13 @@ def register_decisive_model(
         xgb.DMatrix(x, label=y, feature_names=names),
         num_boost_round=3,
     )
+    return register_booster(tracking_uri, artifacts, booster, names, alias)
+
+
+def register_booster(
+    tracking_uri: str, artifacts: Path, booster: xgb.Booster, names: list[str], alias: str
+) -> str:
+    """``booster`` exported to ONNX, registered as a version of ``signal`` and aliased."""
     version = register_model(
         tracking_uri,
         "signal",

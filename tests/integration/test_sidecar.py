@@ -18,13 +18,12 @@ from streaming.app import Sidecar, open_feature_store
 from streaming.config import SidecarConfig
 from streaming.fallback import FallbackBudgets, FallbackLevel
 from streaming.simulator.server import run_simulator_in_thread
+from tests.integration.live_sidecar import register_booster
 from tests.services import free_port
 from trading_assets.lib.feature_store.repo import apply_definitions, load_definitions
 from trading_assets.lib.feature_store.spec import FEATURE_CONFIG, SERVICES, TRAINING_SERVICE
 from trading_assets.lib.features import feature_names
 from trading_assets.lib.lakehouse.landing import read_landed_trades
-from trading_assets.lib.models.onnx_export import export_onnx
-from trading_assets.lib.models.registry import register_model, set_alias
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 RUN_S = 6.0
@@ -41,20 +40,7 @@ def champion(tracking_uri: str, artifacts: Path) -> str:
         xgb.DMatrix(x, label=y, feature_names=names),
         num_boost_round=10,
     )
-    version = register_model(
-        tracking_uri,
-        "signal",
-        export_onnx(booster, names),
-        names,
-        TRAINING_SERVICE,
-        dt.datetime(2024, 3, 1, tzinfo=dt.UTC),
-        dt.datetime(2024, 3, 2, tzinfo=dt.UTC),
-        metrics={},
-        params={},
-        artifact_location=artifacts.as_uri(),
-    )
-    set_alias(tracking_uri, "signal", "champion", version.version)
-    return str(version.version)
+    return register_booster(tracking_uri, artifacts, booster, names, "champion")
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from trading_assets.lib.models import WalkForwardReport, beats_baselines
-from trading_assets.lib.models.metrics import Comparison
+from trading_assets.lib.models.metrics import Comparison, Metrics
 from trading_assets.lib.models.plots import importance_markdown, predicted_vs_realized_markdown
 from trading_assets.lib.models.training import HoldoutReport, TrainedModel, new_trees_hold_up
 
@@ -13,14 +13,17 @@ HEADER = [
 ]
 
 
+def _row(label: str, m: Metrics) -> str:
+    return f"| {label} | {m.ic:.4f} | {m.hit_rate:.4f} | {m.rmse:.6f} | {m.pnl:.6f} | {m.trades} |"
+
+
 def _rows(comparison: Comparison, model_name: str = "model") -> list[str]:
-    lines = []
-    for label, name in ((model_name, "model"), ("zero", "zero"), ("last", "last")):
-        m = getattr(comparison, name)
-        lines.append(
-            f"| {label} | {m.ic:.4f} | {m.hit_rate:.4f} | {m.rmse:.6f} | {m.pnl:.6f} | {m.trades} |"
-        )
-    return lines
+    """The model's row, then the zero and last-return baselines' on the same rows."""
+    return [
+        _row(model_name, comparison.model),
+        _row("zero", comparison.zero),
+        _row("last", comparison.last),
+    ]
 
 
 def metrics_markdown(report: WalkForwardReport) -> str:
@@ -45,7 +48,7 @@ def holdout_markdown(holdout: HoldoutReport) -> str:
         "",
         *HEADER,
         *_rows(holdout.full, "full model"),
-        *_rows(holdout.incremental, "full + new trees")[:1],
+        _row("full + new trees", holdout.incremental.model),
     ]
     return "\n".join(lines)
 

@@ -102,10 +102,12 @@ def fit(
     feature_names: Sequence[str],
     params: Mapping[str, Any],
     n_trees: int,
+    base: xgb.Booster | None = None,
 ) -> xgb.Booster:
-    """A regression booster of ``n_trees`` rounds on (x, y)."""
+    """A regression booster of ``n_trees`` rounds on (x, y), continuing from ``base`` if given
+    (xgb.train copies it, so ``base`` itself is left intact)."""
     data = xgb.DMatrix(x, label=y, feature_names=list(feature_names))
-    return xgb.train(dict(params), data, num_boost_round=n_trees)
+    return xgb.train(dict(params), data, num_boost_round=n_trees, xgb_model=base)
 
 
 def predict(booster: xgb.Booster, x: npt.NDArray[np.float64], feature_names: Sequence[str]):

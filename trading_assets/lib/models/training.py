@@ -153,15 +153,11 @@ def train_full(
 
 
 def _boost(base: TrainedModel, rows: pl.DataFrame, n_trees: int) -> xgb.Booster:
-    """A copy of the base booster with ``n_trees`` more trees fitted to ``rows``."""
-    names = base.feature_names
-    data = xgb.DMatrix(
-        design_matrix(rows, names),
-        label=rows[base.label].to_numpy().astype(np.float64),
-        feature_names=list(names),
-    )
-    # xgb.train copies the base booster, so the full model stays intact for the next reset.
-    return xgb.train(dict(base.params), data, num_boost_round=n_trees, xgb_model=base.booster)
+    """A copy of the base booster with ``n_trees`` more trees fitted to ``rows``; the full model
+    stays intact for the next reset."""
+    y = rows[base.label].to_numpy().astype(np.float64)
+    x = design_matrix(rows, base.feature_names)
+    return fit(x, y, base.feature_names, base.params, n_trees, base=base.booster)
 
 
 def evaluate_on_holdout(
