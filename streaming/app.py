@@ -16,7 +16,7 @@ import logging
 import math
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from streaming.api import PredictionApi, PredictionHub, Readiness
@@ -97,10 +97,10 @@ class Sidecar:
         self._message_series: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.hub = PredictionHub(self.metrics)
         budgets = config.fallback_budgets
-        # The clock closes a symbol's quiet seconds only while its stream counts as live for the
-        # fallback (level 2's budget): past that, silence is a feed fault, not an empty market.
+        # The clock closes a symbol's quiet seconds only behind its newest message, and not
+        # while the feed holds its trades behind a missing id (see LiveFeatureTracker).
         self.trackers = {
-            s: LiveFeatureTracker(s, FEATURE_CONFIG, groups, max_silence_s=budgets.live_max_age_s)
+            s: LiveFeatureTracker(s, FEATURE_CONFIG, groups, gap_open=self._gap_check(s))
             for s in config.symbols
         }
         live = LiveFeatureTrackers(list(self.trackers.values()))
@@ -135,6 +135,9 @@ class Sidecar:
             risk=self.risk.snapshot,
         )  # fmt: skip
         self._stop = asyncio.Event()
+
+    def _gap_check(self, symbol: str) -> Callable[[], bool]:
+        return lambda: self.feed is not None and self.feed.has_gap(symbol)
 
     def readiness(self) -> Readiness:
         """Ready when a @champion is loaded and some symbol's data is not in safe mode."""
@@ -340,8 +343,9 @@ class Sidecar:
                 int(decision.level),
                 volatility,
                 price=self.last_price.get(symbol),
+                size_scale=self.config.canary_size if model.role == "canary" else 1.0,
             )
-            size = risk.size_fraction * (0.5 if model.role == "canary" else 1.0)
+            size = risk.size_fraction
             should_trade, risk_score = risk.should_trade and decision.can_trade, risk.risk_score
             reason = "; ".join([decision.reason, *risk.reasons]).strip("; ")
         else:

@@ -33,7 +33,8 @@ class SidecarConfig:
     api_port: int = 8700
     predict_every_s: float = 1.0
     model_poll_s: float = 10.0
-    canary_share: float = 0.1  # share of decisions the @canary drives (at half size)
+    canary_share: float = 0.1  # share of decisions the @canary drives
+    canary_size: float = 0.5  # the @canary's stakes, as a fraction of what the champion's would be
     watchdog_s: float = 30.0
     fallback_budgets: FallbackBudgets = field(default_factory=FallbackBudgets)
 
@@ -82,6 +83,7 @@ def parse_args(argv: Sequence[str] | None = None) -> SidecarConfig:
     parser.add_argument("--port", type=int, default=int(env.get("SIDECAR_PORT", "8700")))
     parser.add_argument("--predict-every", type=float, default=1.0, help="seconds")
     parser.add_argument("--canary-share", type=float, default=0.1)
+    parser.add_argument("--canary-size", type=float, default=0.5, help="fraction of full size")
     args = parser.parse_args(argv)
     root = Path(args.data_dir).resolve()
     tracking = args.mlflow_uri or f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"
@@ -98,4 +100,5 @@ def parse_args(argv: Sequence[str] | None = None) -> SidecarConfig:
         api_port=args.port,
         predict_every_s=args.predict_every,
         canary_share=args.canary_share,
+        canary_size=args.canary_size,
     )

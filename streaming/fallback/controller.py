@@ -4,9 +4,9 @@ Levels, tried in order (the first that passes wins; every skipped level records 
 
 1. **Online** — the online-store vector, if it is at most ``online_max_age_s`` old and the read
    took at most ``online_max_latency_s``. With a ``last_message`` source its age counts from the
-   symbol's newest market message when that is older than the vector: the sidecar keeps closing
-   quiet intervals by the clock, so a vector's own event time alone cannot tell a quiet market
-   from a silent feed. Without any message for the symbol, level 1 is skipped.
+   symbol's newest market message when that is older than the vector: a vector's own event time
+   says how far its features reach, not that the feed is alive (batch materializations write the
+   online store too). Without any message for the symbol, level 1 is skipped.
 2. **Repaired** — the stale online vector corrected by the in-memory deltas. *Delta correction*
    means: the online vector describes time ``t0``; the sidecar's in-memory state has stepped the
    same incremental definitions through every bar interval after ``t0`` up to ``t1`` (the newest

@@ -29,8 +29,8 @@ class FallbackBudgets:
 
     A vector is as fresh as the newest real market data behind it: when the controller knows the
     symbol's newest message (a trade or a book ticker), a vector's age is counted from that
-    message whenever it is older than the vector's own event time (which intervals closed by
-    the clock keep moving while the feed is silent).
+    message whenever it is older than the vector's own event time (batch materializations
+    write the online store too, so a recent event time does not prove the feed alive).
     ``online_*``: level 1 accepts the online-store vector when it is at most
     ``online_max_age_s`` old and the read took at most ``online_max_latency_s``.
     ``live_max_age_s``: level 2 needs the symbol's stream to have delivered a message, and the

@@ -6,16 +6,18 @@ When asked for a snapshot it first closes quiet intervals by the caller's clock,
 ``close_delay_s`` so that a trade whose exchange time trails the host clock a little still lands
 in its own interval instead of being dropped as late.
 
-The clock closes intervals only while the symbol's stream is live: at most ``max_silence_s``
-past its newest message. A quiet market still sends book tickers (and its seconds close as empty
-bars, as they should); a stream silent for longer is a stalled or broken feed, whose seconds are
-unknown rather than empty. Closing them would fabricate bars, give the online vector a fresh
-event time while no data arrives, and drop the trades a reconnect fetches for them as late.
+The clock closes an interval only once the stream has shown it is over: a message received
+at least ``close_delay_s`` after the interval's end, on the one connection that carries the
+symbol's trades in order. A quiet market still sends book tickers, so its seconds close as empty
+bars, as they should. A stalled feed sends nothing, and its seconds stay open: they are unknown
+rather than empty, and the trades a reconnect fetches for them over REST land in their own
+seconds instead of being dropped as late. The same holds while the feed waits for (or fetches) a
+missing trade id: ``gap_open`` says so, and nothing closes by the clock until the gap is filled.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from streaming.fallback.decision import NS_PER_S, LiveSnapshot
 from trading_assets.lib.features import DEFAULT_CONFIG, TRADE_GROUPS, FeatureConfig, LiveFeatures
@@ -33,12 +35,12 @@ class LiveFeatureTracker:
         groups: Sequence[str] = TRADE_GROUPS,
         bar_s: int = 1,
         close_delay_s: float = 0.25,
-        max_silence_s: float = 3.0,
+        gap_open: Callable[[], bool] | None = None,
     ) -> None:
         self.symbol = symbol
         self.live = LiveFeatures(symbol, config, groups, bar_s)
         self.close_delay_ns = round(close_delay_s * NS_PER_S)
-        self.max_silence_ns = round(max_silence_s * NS_PER_S)
+        self.gap_open = gap_open
         self.newest_row: FeatureRow | None = None
         self.last_message_ns: int | None = None
 
@@ -53,12 +55,12 @@ class LiveFeatureTracker:
         return self._keep(self.live.on_book_ticker(ticker))
 
     def advance(self, now_ns: int) -> list[FeatureRow]:
-        """Close every interval over by ``now − close_delay`` (quiet seconds included) but none
-        ending more than ``max_silence`` after the newest message; returns the rows that
-        completed, which the caller pushes like the rows trades complete."""
-        if self.last_message_ns is None:
+        """Close every interval over by ``close_delay`` before both the clock and the newest
+        message (quiet seconds included), none while a trade gap is open; returns the rows
+        that completed, which the caller pushes like the rows trades complete."""
+        if self.last_message_ns is None or (self.gap_open is not None and self.gap_open()):
             return []
-        until_ns = min(now_ns - self.close_delay_ns, self.last_message_ns + self.max_silence_ns)
+        until_ns = min(now_ns, self.last_message_ns) - self.close_delay_ns
         return self._keep(self.live.advance_to(until_ns // 1_000))
 
     def snapshot(self, now_ns: int) -> LiveSnapshot | None:

@@ -146,6 +146,12 @@ class MarketFeed:
         """True while a stream connection is open."""
         return self._connection is not None
 
+    def has_gap(self, symbol: str) -> bool:
+        """True while trades of ``symbol`` are held back behind a missing id (waited for, or
+        being fetched over REST): the trades released so far are not yet the whole tape."""
+        sequencer = self._sequencers.get(symbol)
+        return sequencer is not None and sequencer.pending_count > 0
+
     def __aiter__(self) -> MarketFeed:
         return self
 

@@ -104,13 +104,16 @@ class RiskEngine:
         fallback_level: int,
         volatility: float,
         price: float | None = None,
+        size_scale: float = 1.0,
     ) -> RiskDecision:
         """Whether and how much to trade on one prediction.
 
         ``signal`` in [−1, 1], ``confidence`` in [0, 1] (the model's, times the fallback's
         multiplier), ``fallback_level`` 1–5, ``volatility``: the symbol's recent realized
         volatility (e.g. ``rv_60s``), compared with its own baseline. ``price``: the symbol's
-        current price, which a trade opens or re-sizes the paper position at. ``risk_score`` is the
+        current price, which a trade opens or re-sizes the paper position at. ``size_scale``
+        scales the stake before the minimum-size check and the position (a @canary trades at
+        reduced size, and its paper P&L is that size's). ``risk_score`` is the
         largest of: drawdown / max_drawdown, how far volatility is toward a spike
         ((ratio − 1) / (spike ratio − 1)), staleness ((level − 1) / 4), the losing streak /
         its limit; 1 when halted or cooling down. Each bounded to [0, 1].
@@ -134,6 +137,9 @@ class RiskEngine:
             blocks.append(("volatility_spike", f"volatility {spike_ratio:.1f}× its baseline > "
                            f"{limits.vol_spike_ratio:g}×"))  # fmt: skip
         size, reasons = self._size(symbol, signal, confidence)
+        if size_scale != 1.0:
+            size *= size_scale
+            reasons.append(f"size × {size_scale:g}")
         if not blocks and abs(size) < limits.min_trade_fraction:
             blocks.append(("below_minimum", f"size {abs(size):.4f} < {limits.min_trade_fraction}"))
         score = self._risk_score(now_ns, fallback_level, spike_ratio)

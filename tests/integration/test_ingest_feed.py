@@ -168,6 +168,25 @@ async def test_malformed_and_truncated_frames_are_dead_lettered_and_the_tape_sta
     assert feed.stats.trades_gap_filled > 0  # trades lost with their frames came over REST
 
 
+async def test_a_lost_trade_holds_its_symbol_gap_open_until_it_is_filled(
+    sim: SimulatorServer, tmp_path: Path
+) -> None:
+    sim.set_faults(malformed_every=6)
+    gaps: list[bool] = []
+
+    async with feed_for(sim, tmp_path) as feed, asyncio.timeout(40):
+        async for _ in feed:
+            gaps.append(feed.has_gap("BTCUSDT"))
+            if len(gaps) == 200:
+                sim.clear_faults()  # the frames flow whole again: the last gap gets filled
+            elif len(gaps) > 200 and not gaps[-1]:
+                break
+
+    assert any(gaps[:200])  # trades were held behind dead-lettered ones...
+    assert feed.stats.trades_pending == 0 and feed.stats.trades_gap_filled > 0  # ...until filled
+    assert not feed.has_gap("ETHUSDT")  # a symbol the feed does not carry has no gap
+
+
 async def test_a_stalled_stream_trips_the_watchdog_and_the_gap_is_filled(
     sim: SimulatorServer, tmp_path: Path
 ) -> None:

@@ -1,9 +1,10 @@
 """A feed that stalls while its connection stays open: the sidecar must stop trading on the
-silence (however fresh the clock keeps its online rows) and trade again once data flows."""
+silence and trade again once data flows."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 
 import aiohttp
 import pytest
@@ -77,7 +78,9 @@ async def test_a_stalled_feed_stops_trading_with_a_stale_data_reason_and_recover
     assert before["model_version"] == version
     assert not stalled["should_trade"] and stalled["size_fraction"] == 0.0
     assert "stale data: fallback level 5 > 3" in stalled["reason"]
-    assert "newest market message" in stalled["reason"]
+    # The clock closes no second past the newest message, so the online vector ages with the
+    # silence (and is judged by the newest message's age besides).
+    assert re.search(r"online: (vector|newest market message) [0-9.]+ s old", stalled["reason"])
     assert "live: last message" in stalled["reason"]
     # Once in safe mode the sidecar stayed there, not trading, until data flowed again; on the
     # way down the levels went step by step rather than jumping from fresh data to nothing.

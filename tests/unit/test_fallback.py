@@ -11,6 +11,7 @@ import logging
 import math
 from collections.abc import Mapping
 
+import msgspec
 import polars as pl
 import pytest
 
@@ -78,10 +79,15 @@ BATCH = batch_rows(TRADES)
 LAST_EVENT_NS = max(BATCH)  # end of the bar of the last trade
 
 
-def tracker_fed(trades: list[Trade]) -> LiveFeatureTracker:
+def tracker_fed(trades: list[Trade], book_after_s: float | None = 0.3) -> LiveFeatureTracker:
+    """A tracker fed the trades and then (unless None) one book ticker ``book_after_s`` past
+    the end of the last trade's second: the stream's proof that the second is over."""
     tracker = LiveFeatureTracker(SYMBOL, CONFIG, TRADE_GROUPS)
     for trade in trades:
         tracker.on_trade(trade)
+    if trades and book_after_s is not None:
+        last_ns = trades[-1].trade_ns
+        tracker.on_book_ticker(book_ticker(last_ns - last_ns % S + S + round(book_after_s * S)))
     return tracker
 
 
@@ -246,28 +252,65 @@ def test_without_any_message_the_online_vector_is_not_served():
     assert "online: no market message received for the symbol" in decision.skipped
 
 
-def test_the_clock_closes_quiet_seconds_only_while_the_stream_is_live():
-    tracker = tracker_fed(TRADES)
-    assert tracker.last_message_ns is not None
-    silent_from = tracker.last_message_ns
-    max_silence_ns = tracker.max_silence_ns
+def replay_with_stall() -> tuple[LiveFeatureTracker, dict]:
+    """Feed TRADES with the stream stalled for 10 s after a trade past the first minute: the
+    trades of the stall's seconds arrive only then, fetched over REST by the reconnect (in id
+    order). The clock advances every 100 ms throughout, as the sidecar's predictor does.
+    Returns the tracker and every row it emitted, by event time (ns)."""
+    rows: dict[int, dict] = {}
 
-    tracker.advance(silent_from + 10 * S)
-    stalled_row = tracker.newest_row
-    late_trade = TRADES[-1]
-    gap_filled = Trade(
-        SYMBOL, late_trade.trade_id + 1, late_trade.price, late_trade.quantity, False,
-        late_trade.trade_ns + 6 * S, late_trade.trade_ns + 6 * S, silent_from + 10 * S,
-    )  # fmt: skip
-    tracker.on_trade(gap_filled)  # fetched after a reconnect, for a second of the silence
-    tracker.on_book_ticker(book_ticker(silent_from + 12 * S))
-    tracker.advance(silent_from + 12 * S + S // 2)
-    quiet_row = tracker.newest_row
+    def keep(emitted) -> None:
+        rows.update({r.event_timestamp_us * 1_000: r.values for r in emitted})
 
-    assert stalled_row is not None and quiet_row is not None
-    assert stalled_row.event_timestamp_us * 1_000 <= silent_from + max_silence_ns
+    tracker = LiveFeatureTracker(SYMBOL, CONFIG, TRADE_GROUPS)
+    # The stall starts right after a trade that another follows within half a second.
+    k = next(
+        k for k in range(60, len(TRADES)) if TRADES[k + 1].trade_ns - TRADES[k].trade_ns < S // 2
+    )
+    stall_ns = TRADES[k].receive_ns + 1
+    stalled = [t for t in TRADES if stall_ns <= t.receive_ns < stall_ns + 10 * S]
+    before = [t for t in TRADES if t.receive_ns < stall_ns]
+    after = [t for t in TRADES if t.receive_ns >= stall_ns + 10 * S]
+    clock = TRADES[0].receive_ns
+    for trade in before:
+        while clock < trade.receive_ns:
+            keep(tracker.advance(clock))
+            clock += S // 10
+        keep(tracker.on_trade(trade))
+    while clock < stall_ns + 10 * S:  # nothing arrives; the predictor's clock runs on
+        keep(tracker.advance(clock))
+        clock += S // 10
+    for trade in stalled:  # the reconnect's gap fill
+        keep(tracker.on_trade(msgspec.structs.replace(trade, receive_ns=clock)))
+    for trade in after:
+        keep(tracker.on_trade(trade))
+        keep(tracker.advance(trade.receive_ns))
+    return tracker, rows
+
+
+def test_a_stalled_feed_closes_no_second_and_gap_filled_trades_count():
+    tracker, rows = replay_with_stall()
+
+    compared = [ns for ns in rows if ns in BATCH and all(v is not None for v in BATCH[ns].values())]
     assert tracker.live.late_trades == 0
-    assert quiet_row.event_timestamp_us * 1_000 >= silent_from + 11 * S
+    assert len(compared) > 150  # the 4 minutes, the stalled seconds included
+    for event_ns in compared:
+        assert_matches_batch(rows[event_ns], BATCH[event_ns])
+
+
+def test_nothing_closes_by_the_clock_while_a_trade_gap_is_open():
+    tracker = tracker_fed(TRADES[:2000])
+    newest = tracker.newest_row
+    gap_open = [True]
+    tracker.gap_open = lambda: gap_open[0]
+    assert tracker.last_message_ns is not None and newest is not None
+
+    held = tracker.advance(tracker.last_message_ns + 5 * S)
+    gap_open[0] = False
+    closed = tracker.advance(tracker.last_message_ns + 5 * S)
+
+    assert held == [] and tracker.newest_row is not None
+    assert closed and closed[0].event_timestamp_us > newest.event_timestamp_us
 
 
 def test_level_4_after_a_restart_recomputes_the_batch_vector_from_silver():

@@ -72,6 +72,20 @@ def test_an_active_engine_trades_and_opens_a_paper_position():
     assert 0.0 <= decision.risk_score <= 1.0
 
 
+def test_a_reduced_stake_opens_and_settles_a_position_of_that_size():
+    full, canary = RiskEngine(), RiskEngine()
+
+    whole = full.assess("BTCUSDT", T0, 0.8, 0.5, 1, CALM_VOL, price=100.0)
+    half = canary.assess("BTCUSDT", T0, 0.8, 0.5, 1, CALM_VOL, price=100.0, size_scale=0.5)
+    full_pnl = full.settle("BTCUSDT", T0 + 60 * S, 101.0)
+    canary_pnl = canary.settle("BTCUSDT", T0 + 60 * S, 101.0)
+
+    assert half.should_trade and half.size_fraction == pytest.approx(0.5 * whole.size_fraction)
+    assert "size × 0.5" in half.reasons
+    assert canary_pnl == pytest.approx(0.5 * full_pnl) and full_pnl > 0
+    assert canary.equity - 1.0 == pytest.approx(0.5 * (full.equity - 1.0))
+
+
 @pytest.mark.parametrize("level", [4, 5])
 def test_stale_data_blocks_trading(level):
     engine = RiskEngine()
