@@ -1,18 +1,20 @@
 """Feast online store on a real redis-server: one symbol's ``signal_v1`` vector, and push rates.
 
-(a) Reads, as the sidecar does them, p50 / p99 over many reads. The reference row is Feast's plain
-``FeatureStore.get_online_features(features=[...refs], entity_rows=[...])``; the fast paths stay
+(a) Reads, p50 / p99 over many reads. The reference row is Feast's plain
+``FeatureStore.get_online_features(features=[...refs], entity_rows=[...])``; the faster paths stay
 inside Feast's APIs: the same call with the cached feature service object, and the Redis online
 store's own ``online_read`` per view with a prebuilt entity key (what ``get_online_features``
-does underneath, minus resolving references and building the response). Target p99 ≤ 1 ms.
-(b) Writes: feature rows per second, by batch size, through ``store.push`` (a DataFrame per push
-source, built in the timed section because the sidecar builds it too) and through the online
-store's own ``online_write_batch`` (rows built from floats, also timed: Feast's DataFrame → proto
-conversion is much of ``push``), with and without the Redis store's ``skip_dedup`` (one round trip
-instead of a timestamp read first). A batch is one row per symbol for each of the three views, as
-the sidecar writes every group per bar; every batch carries a newer event time than the last, or
-Redis' dedup would skip the write, and the newest value is read back to prove it landed.
-Target ≥ 20k rows/s with batching; the table reports the best batch size per path against it.
+does underneath, minus resolving references and building the response). The last is the
+sidecar's read (``streaming.online.OnlineFeatureReader``). Target p99 ≤ 1 ms.
+(b) Writes: feature rows per second, by batch size. ``store.push`` to the push sources (a
+DataFrame per push source, built in the timed section because the sidecar builds it too) is the
+sidecar's write path (``streaming.online.OnlineFeatureWriter``). Next to it, as a floor, the
+online store's own ``online_write_batch`` (rows built from floats, also timed: Feast's DataFrame →
+proto conversion is much of ``push``), with and without the Redis store's ``skip_dedup`` (one
+round trip instead of a timestamp read first). A batch is one row per symbol for each of the
+three views, as the sidecar writes every group per bar; every batch carries a newer event time
+than the last, or Redis' dedup would skip the write, and the newest value is read back to prove
+it landed. Target ≥ 20k rows/s with batching; the table reports the best batch size per path.
 """
 
 from __future__ import annotations
