@@ -38,6 +38,7 @@ from streaming.landing import (
     last_landed_trade_ids,
     maintain,
 )
+from streaming.loop_watch import LoopWatch
 from streaming.metrics import SidecarMetrics
 from streaming.online import OnlineFeatureReader, OnlineFeatureWriter
 from streaming.predictions import Prediction, Role, unscored_prediction
@@ -94,6 +95,7 @@ class Sidecar:
         groups = SERVICES[config.feature_service]
         self.feature_order = feature_names(FEATURE_CONFIG, groups)
         self.metrics = SidecarMetrics()
+        self.loop_watch = LoopWatch(self.metrics.registry)
         self._message_series: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.hub = PredictionHub(self.metrics)
         budgets = config.fallback_budgets
@@ -172,6 +174,7 @@ class Sidecar:
             asyncio.create_task(self._consume(self.feed), name="feed"),
             asyncio.create_task(self._predict_forever(), name="predict"),
             asyncio.create_task(maintain(self.writers.values()), name="landing"),
+            asyncio.create_task(self.loop_watch.run(), name="loop-watch"),
         ]
         if self.slots is not None:
             tasks.append(
