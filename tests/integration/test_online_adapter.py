@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import math
 import shutil
+import sqlite3
 import subprocess
 import threading
 import time
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from feast.infra.online_stores.sqlite import SqliteOnlineStore
 from redis import Redis
 
 from streaming.online import OnlineFeatureReader, OnlineFeatureWriter, push_sources
@@ -29,6 +31,7 @@ FLOW = spec.group_features("flow")
 BOOK = spec.group_features("book")
 T0_US = 1_709_294_400_000_000  # 2024-03-01 12:00:00 UTC (bars end on whole seconds)
 SUB_SECOND_US = 123_456
+TABLES = "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'trading_%'"
 WAIT_S = 60.0  # generous bound for waits on a shared machine; never an assertion about speed
 
 
@@ -99,6 +102,28 @@ def test_written_rows_come_back_exactly_with_their_event_time(store):
     stats = writer.stats()
     assert (stats.rows_submitted, stats.rows_written, stats.rows_superseded) == (3, 2, 1)
     assert stats.rows_pending == 0 and stats.errors == 0
+
+
+def test_a_sqlite_read_does_not_wait_for_another_process_writing(tmp_path):
+    store = FeastResource.local(tmp_path).store()
+    apply_definitions(store, load_definitions())
+    writer = OnlineFeatureWriter(store, flush_every_s=60)
+    writer.submit(row("BTCUSDT", T0_US, 1.5))
+    assert writer.close()
+    db_path = SqliteOnlineStore._get_db_path(store.config)
+    reader = OnlineFeatureReader(store, "signal_v1")
+
+    # Another process (a Dagster materialization) in the middle of a write transaction: in
+    # sqlite's rollback mode it locks readers out; the sidecar's read must not wait for it.
+    with contextlib.closing(sqlite3.connect(db_path, isolation_level=None)) as other:
+        other.execute("BEGIN EXCLUSIVE")
+        other.execute(f"DELETE FROM {other.execute(TABLES).fetchone()[0]}")
+        during = reader.read("BTCUSDT")
+        other.execute("ROLLBACK")
+        journal = other.execute("PRAGMA journal_mode").fetchone()[0]
+
+    assert journal == "wal"
+    assert during is not None and during.values[PRICE[0]] == 1.5  # the committed row, at once
 
 
 def test_a_missing_value_replaces_the_stored_one(store):

@@ -7,12 +7,14 @@ longer defines are deleted (with their online tables), exactly as the CLI plans 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import importlib
 import json
 import os
 import re
+import sqlite3
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -107,10 +109,28 @@ def _expand_env(node: Any) -> Any:
 def open_store(config: RepoConfig) -> FeatureStore:
     """A ``FeatureStore`` on ``config``, its data root created if missing."""
     from feast import FeatureStore
+    from feast.infra.online_stores.sqlite import SqliteOnlineStore
 
     assert config.repo_path is not None
     Path(config.repo_path).mkdir(parents=True, exist_ok=True)
-    return FeatureStore(repo_path=str(config.repo_path), config=config)
+    store = FeatureStore(repo_path=str(config.repo_path), config=config)
+    if getattr(config.online_store, "type", None) == "sqlite":
+        enable_wal(Path(SqliteOnlineStore._get_db_path(config)))
+    return store
+
+
+def enable_wal(db_path: Path) -> None:
+    """Put an sqlite online store in write-ahead-log mode (a setting the file keeps).
+
+    In sqlite's default rollback mode a write's commit locks readers out, and they wait up to
+    five seconds: the sidecar's per-second read would stall behind every Dagster materialization
+    and every push of its own writer thread. In WAL mode readers never wait for a writer.
+    """
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(db_path, timeout=30)) as connection:
+        mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    if mode != "wal":
+        raise RuntimeError(f"{db_path} refused write-ahead logging (journal mode {mode})")
 
 
 def load_definitions(repo_dir: Path = FEATURE_REPO_DIR) -> RepoContents:
