@@ -30,8 +30,8 @@ FOLLOW_NEWEST_FEATURES = dg.AutomationCondition.eager().replace(
     dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets("features")),
 )
 
-# features follows silver through bars_1s, two automation ticks (about a minute each) behind, so
-# its windows are silver's plus slack: 15 minutes without a materialization means the live path
+# Today's features are rebuilt by every live pickup run, right after silver and bars_1s, so its
+# windows are silver's plus slack: 15 minutes without a materialization means the live path
 # stalled; 27 hours means a daily bulk day (03:30 UTC) did not come through either.
 FEATURES_FRESHNESS = dg.FreshnessPolicy.time_window(
     fail_window=dt.timedelta(hours=27), warn_window=dt.timedelta(minutes=15)

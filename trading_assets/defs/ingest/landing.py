@@ -6,7 +6,15 @@ to quarantine. A run is therefore idempotent: running it twice, or after more se
 never duplicates a trade. The sensor's cursor remembers, per partition, the newest segment
 already requested, and the run key names that segment, so each state is requested once. Days
 whose bulk file is stored (``raw_trades`` materialized) are left to the bulk path, which is
-authoritative and replaces the live rows. bars_1s and the rest follow silver by automation.
+authoritative and replaces the live rows.
+
+The same run goes on to ``bars_1s`` and ``features`` of the partition. Live model metrics and the
+rollout score predictions against today's ``bars_1s``, and the incremental model trains on
+today's newest gold rows, so those must follow every pickup. Left to eager automation they did
+not under ``make run``: the sensor keeps a run of each live partition queued or running most of
+the time, and eager holds a partition back while its upstream is in progress, so today's bars
+could go unrefreshed for as long as the live feed ran. bars_1m and the Feast assets still follow
+by automation (nothing live reads them).
 """
 
 from __future__ import annotations
@@ -18,9 +26,10 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from trading_assets.defs.features.assets import features
 from trading_assets.defs.ingest.partitions import DATE_DIMENSION, SYMBOL_DIMENSION, trade_partitions
 from trading_assets.defs.ingest.raw_trades import raw_trades
-from trading_assets.defs.lakehouse.assets import bronze_trades, silver_trades
+from trading_assets.defs.lakehouse.assets import bars_1s, bronze_trades, silver_trades
 from trading_assets.defs.lakehouse.checks import (
     no_duplicate_trade_ids,
     no_price_spikes,
@@ -56,13 +65,18 @@ live_trades_ingest = dg.define_asset_job(
     LIVE_JOB_NAME,
     # rows_reconcile counts the bulk zip's rows, which a live day does not have yet; bronze's
     # rows are the landed records by construction.
-    selection=dg.AssetSelection.assets(bronze_trades, silver_trades).without_checks()
+    selection=dg.AssetSelection.assets(
+        bronze_trades, silver_trades, bars_1s, features
+    ).without_checks()
     | dg.AssetSelection.checks(
         no_duplicate_trade_ids, time_never_goes_backwards, trade_id_gaps, no_price_spikes
     ),
     # A day that has ended seals no further segment, so the sensor would not ask again.
     op_retry_policy=dg.RetryPolicy(max_retries=2, delay=10),
-    description="Landed live trades of one day × symbol → bronze → silver (+ quarantine).",
+    description=(
+        "Landed live trades of one day × symbol → bronze → silver (+ quarantine) → bars_1s "
+        "→ features."
+    ),
 )
 
 
@@ -97,7 +111,9 @@ def _run_in_progress(instance: dg.DagsterInstance, key: dg.MultiPartitionKey) ->
     job=live_trades_ingest,
     minimum_interval_seconds=PICKUP_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Sealed landed trade segments → bronze + silver of their day × symbol.",
+    description=(
+        "Sealed landed trade segments → bronze, silver, bars_1s and features of their day × symbol."
+    ),
 )
 def live_trades_landing(
     context: dg.SensorEvaluationContext, landing: LandingResource
