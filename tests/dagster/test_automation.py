@@ -96,26 +96,49 @@ def requested_assets(result) -> set[str]:
     return {name for name in UNPARTITIONED if result.get_num_requested(dg.AssetKey(name))}
 
 
-def test_models_follow_their_six_hour_and_five_minute_cadences():
-    definitions = lazy_defs()
-    instance = dg.DagsterInstance.ephemeral()
-    start = dt.datetime(2026, 3, 2, 5, 58, tzinfo=dt.UTC)
-    cursor = None
+MODEL_CLOCK_START = dt.datetime(2026, 3, 2, 5, 58, tzinfo=dt.UTC)
 
-    def tick(minutes: int) -> set[str]:
-        """Evaluate at start + minutes; what it requests then succeeds right away."""
-        nonlocal cursor
+
+class ModelClock:
+    """Evaluates the automation at start + minutes on one instance; what a tick requests among
+    the model assets succeeds right away."""
+
+    def __init__(self) -> None:
+        self.definitions = lazy_defs()
+        self.instance = dg.DagsterInstance.ephemeral()
+        self.cursor = None
+
+    def tick(self, minutes: int) -> set[str]:
         result = dg.evaluate_automation_conditions(
-            defs=definitions,
-            instance=instance,
-            cursor=cursor,
-            evaluation_time=start + dt.timedelta(minutes=minutes),
+            defs=self.definitions,
+            instance=self.instance,
+            cursor=self.cursor,
+            evaluation_time=MODEL_CLOCK_START + dt.timedelta(minutes=minutes),
         )
-        cursor = result.cursor
+        self.cursor = result.cursor
         requested = requested_assets(result)
         for name in requested:
-            instance.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey(name)))
+            self.instance.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey(name)))
         return requested
+
+    def export_gold(self) -> None:
+        """What the bootstrap's history backfill leaves: one day × symbol of bars and gold
+        features (exported for Feast), and the applied Feast registry."""
+        days = trade_partitions.get_partitions_def_for_dimension(DATE_DIMENSION)
+        # The first day exists as a partition at any evaluation time the tests use.
+        first_day = days.get_first_partition_key() or ""
+        first = dg.MultiPartitionKey({"date": first_day, "symbol": "BTCUSDT"})
+        for asset in (bars_1s, features):
+            self.instance.report_runless_asset_event(
+                dg.AssetMaterialization(asset_key=asset.key, partition=first)
+            )
+        self.instance.report_runless_asset_event(dg.AssetMaterialization(feast_registry.key))
+
+
+def test_models_follow_their_six_hour_and_five_minute_cadences():
+    clock = ModelClock()
+    clock.export_gold()
+    tick = clock.tick
 
     before = tick(0)  # 05:58
     six_hour = tick(3)  # 06:01, past the 06:00 tick of both cadences
@@ -129,6 +152,33 @@ def test_models_follow_their_six_hour_and_five_minute_cadences():
     assert six_hour == {"training_set", "full_model", *incremental}
     assert settled == idle == set()
     assert five_minute == next_five == incremental
+
+
+def test_model_cadences_wait_for_exported_gold_and_a_full_model():
+    clock = ModelClock()
+
+    fresh = clock.tick(0)  # 05:58, a fresh install: the history backfill is still running
+    without_gold = clock.tick(3)  # 06:01, past both cadences' tick
+    clock.export_gold()
+    gold_only = clock.tick(4)
+    newest_rows = clock.tick(8)  # 06:06
+    idle = clock.tick(9)  # what 06:06 requested has succeeded since
+    again = clock.tick(13)  # 06:11
+    clock.tick(14)
+    six_hours_later = clock.tick(6 * 60 + 3)  # 12:01
+
+    assert fresh == without_gold == idle == set()
+    # The 06:00 tick passed with nothing to read: it is dropped, not fired when gold appears.
+    assert gold_only == set()
+    # The newest rows follow the 5-minute cadence; the incremental model needs a full one.
+    assert newest_rows == again == {"recent_training_rows"}
+    assert six_hours_later == {
+        "training_set",
+        "full_model",
+        "recent_training_rows",
+        "incremental_model",
+        *MODEL_CHAIN,
+    }
 
 
 def test_daily_bulk_schedule_requests_yesterday_for_every_symbol():

@@ -2,12 +2,31 @@
 
 import dagster as dg
 
+# Every upstream holds something to read: a materialization (for a partitioned one, any
+# partition) or a request on this same tick. An asset that reads its upstream's files fails
+# without them, as training_set did when a cadence tick came before the bootstrap's history
+# backfill had exported any gold.
+UPSTREAM_MATERIALIZED = dg.AutomationCondition.all_deps_match(
+    ~dg.AutomationCondition.missing() | dg.AutomationCondition.will_be_requested()
+).with_label("every upstream materialized")
+
+
+def cron_tick_with_upstream(cron: str) -> dg.AutomationCondition:
+    """A tick of ``cron`` that passed while every upstream was materialized, not yet handled.
+
+    A tick that passes before then is dropped rather than kept for later: on a fresh install
+    the bootstrap trains the first model itself, and a kept tick would fire on the first
+    exported partition and train a second one beside it on a fraction of the history.
+    """
+    return (
+        dg.AutomationCondition.cron_tick_passed(cron) & UPSTREAM_MATERIALIZED
+    ).since_last_handled()
+
 
 def once_per_tick(cron: str) -> dg.AutomationCondition:
-    """Once per cron tick whatever the upstream did: for frames rebuilt from what is there."""
-    return dg.AutomationCondition.cron_tick_passed(cron).since_last_handled() & ~(
-        dg.AutomationCondition.in_progress()
-    )
+    """Once per cron tick whatever the upstream did (once it has materialized at all): for
+    frames rebuilt from what is there."""
+    return cron_tick_with_upstream(cron) & ~dg.AutomationCondition.in_progress()
 
 
 # Dagster's implicit automation sensor starts stopped; this one runs as soon as the daemon does,

@@ -11,7 +11,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from trading_assets.defs.automation import once_per_tick
+from trading_assets.defs.automation import cron_tick_with_upstream, once_per_tick
 from trading_assets.defs.features.assets import features, training_set
 from trading_assets.defs.lakehouse.assets import bars_1s
 from trading_assets.defs.models.metadata import full_model_metadata, holdout_markdown
@@ -29,15 +29,24 @@ FULL_CRON = "0 */6 * * *"
 INCREMENTAL_CRON = "*/5 * * * *"
 
 
+# on_cron, with its tick counted only once the training frame exists (see
+# cron_tick_with_upstream), and never while a full model is already training.
+FULL_CADENCE = (
+    cron_tick_with_upstream(FULL_CRON)
+    & dg.AutomationCondition.all_deps_updated_since_cron(FULL_CRON)
+    & ~dg.AutomationCondition.in_progress()
+).with_label(f"on_cron({FULL_CRON}) once a training frame exists")
+
 # on_cron, except that it waits for the newest rows alone: on_cron waits for every dependency to
-# update after the tick, and the full model only moves every 6 hours.
+# update after the tick, and the full model only moves every 6 hours. A full model must exist
+# (or be trained on the same tick): the incremental one boosts on top of it.
 INCREMENTAL_CADENCE = (
-    dg.AutomationCondition.in_latest_time_window()
-    & dg.AutomationCondition.cron_tick_passed(INCREMENTAL_CRON).since_last_handled()
+    cron_tick_with_upstream(INCREMENTAL_CRON)
     & dg.AutomationCondition.all_deps_updated_since_cron(INCREMENTAL_CRON).ignore(
         dg.AssetSelection.assets("full_model")
     )
-).with_label(f"on_cron({INCREMENTAL_CRON}) of the newest rows")
+    & ~dg.AutomationCondition.in_progress()
+).with_label(f"on_cron({INCREMENTAL_CRON}) of the newest rows, on a full model")
 
 
 class FullModelConfig(dg.Config):
@@ -133,7 +142,7 @@ def recent_training_rows(
     deps=[training_set],
     group_name=GROUP,
     kinds={"xgboost"},
-    automation_condition=dg.AutomationCondition.on_cron(FULL_CRON),
+    automation_condition=FULL_CADENCE,
     freshness_policy=dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=7)),
 )
 def full_model(
