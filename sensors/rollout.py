@@ -5,6 +5,9 @@ against ``bars_1s`` (:mod:`trading_assets.lib.models.live_metrics`), asks the pu
 (:mod:`trading_assets.lib.models.rollout`) for the next move and, when there is one, applies it
 in MLflow and records it as a ``served_model`` materialization whose metadata is the evidence.
 A tick with nothing to do is skipped with the reason (e.g. "shadow v7: 412/600 matured").
+A breaching champion is rolled back to the previous one, or withdrawn when MLflow records none
+(the sidecar then serves no model and trades nothing); either is logged as a warning and its
+materialization says why and what serves now.
 
 The policy is the ``rollout_policy`` resource; its defaults can be overridden per deployment
 with ``TRADING_ROLLOUT_<FIELD>`` variables (e.g. ``TRADING_ROLLOUT_CANARY_PERIOD_S=120`` and
@@ -88,7 +91,10 @@ class RolloutPolicyResource(dg.ConfigurableResource):
     )
     probation_s: float = Field(
         default=_DEFAULTS.probation_s,
-        description="Seconds after promotion during which a breaching champion is rolled back.",
+        description=(
+            "Seconds after promotion in which a champion's breach is its promotion's failure; "
+            "a breach later is rolled back (or withdrawn) all the same, and says so."
+        ),
     )
 
     @classmethod
@@ -126,9 +132,13 @@ def gather_evidence(
     landed prediction in that role, and the returned state carries that date.
     """
     champion = state.champion
-    if champion is None:
+    # Without a champion, only a withdrawal's successors have a record to judge (a fresh
+    # install's first challenger takes @champion on no live evidence).
+    nothing_to_judge = state.shadow is None and state.canary is None
+    if champion is None and (state.withdrawn is None or nothing_to_judge):
         return state, Evidence()
-    starts = [now_ns - int(policy.breach_window_s * NS)]
+    recent_start = now_ns - int(policy.breach_window_s * NS)
+    starts = [recent_start] if champion is not None else []
     for slot in (state.shadow, state.canary):
         if slot is not None:
             starts.append(slot.since_ns or now_ns - UNTAGGED_LOOKBACK_S * NS)
@@ -138,18 +148,21 @@ def gather_evidence(
         shadow = Slot(shadow.version, _first_served(scored, shadow, "shadow"))
     if canary is not None and canary.since_ns is None:
         canary = Slot(canary.version, _first_served(scored, canary, "canary"))
-    recent_start = max(starts[0], champion.since_ns or starts[0])
     evidence = Evidence(
         shadow=None
         if shadow is None
         else role_metrics(scored, shadow.version, "shadow", shadow.since_ns),
         champion_vs_shadow=None
-        if shadow is None
+        if shadow is None or champion is None
         else role_metrics(scored, champion.version, "champion", shadow.since_ns),
         canary=None
         if canary is None
         else role_metrics(scored, canary.version, "canary", canary.since_ns),
-        champion_recent=role_metrics(scored, champion.version, "champion", recent_start),
+        champion_recent=None
+        if champion is None
+        else role_metrics(
+            scored, champion.version, "champion", max(recent_start, champion.since_ns or 0)
+        ),
     )
     return dataclasses.replace(state, shadow=shadow, canary=canary), evidence
 
@@ -204,6 +217,8 @@ def move_event(
             "shadow": dg.MetadataValue.text(version(after.shadow)),
             "challenger": dg.MetadataValue.text(after.challenger or ""),
             "previous_champion": dg.MetadataValue.text(after.previous_champion or ""),
+            "withdrawn": dg.MetadataValue.text(after.withdrawn or ""),
+            "serving": dg.MetadataValue.text(serving_summary(after)),
             "checks": dg.MetadataValue.md(checks_markdown(decision)),
             "evidence": dg.MetadataValue.json(
                 {
@@ -217,13 +232,25 @@ def move_event(
     )
 
 
+def serving_summary(state: RegistryState) -> str:
+    """What drives the sidecar's trades after a move, in words."""
+    if state.champion is not None:
+        return f"champion v{state.champion.version}" + (
+            "" if state.canary is None else f", canary v{state.canary.version} on its share"
+        )
+    if state.canary is not None:
+        return f"no champion: canary v{state.canary.version} on its share, nothing otherwise"
+    return "no model: the sidecar's safe mode, no trades"
+
+
 @dg.sensor(
     name="model_rollout",
     minimum_interval_seconds=EVALUATE_EVERY_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Moves model versions @challenger → @shadow → @canary → @champion on live evidence and "
-        "rolls a breaching new champion back; each move is a served_model materialization."
+        "Moves model versions @challenger → @shadow → @canary → @champion on live evidence, "
+        "rolls a breaching champion back or withdraws it (no model, no trades) when there is no "
+        "previous one; each move is a served_model materialization with its evidence."
     ),
 )
 def model_rollout(
@@ -251,7 +278,11 @@ def model_rollout(
     if decision.move is Move.HOLD:
         return dg.SensorResult(skip_reason=dg.SkipReason(decision.reason))
     apply_decision(uri, name, decision)
-    context.log.info(f"{name}: {decision.move} v{decision.version}: {decision.reason}")
+    message = f"{name}: {decision.move} v{decision.version}: {decision.reason}"
+    if decision.move in (Move.ROLLBACK, Move.WITHDRAW):
+        context.log.warning(message)
+    else:
+        context.log.info(message)
     after = read_state(uri, name)
     event = move_event(decision, evidence, after, policy, name, newest_matured_ns(scored))
     return dg.SensorResult(asset_events=[event], cursor=json.dumps({"last_move_ns": now_ns}))

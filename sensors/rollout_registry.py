@@ -3,7 +3,8 @@
 Everything lives in MLflow, so the rollout survives a restart of Dagster and is visible in the
 MLflow UI: aliases say who serves, version tags ``rollout.status`` and
 ``rollout.<role>_since_ns`` say how each version fared and since when, and the registered-model
-tag ``rollout.previous_champion`` remembers the champion to roll back to.
+tag ``rollout.previous_champion`` remembers the champion to roll back to; ``rollout.withdrawn``
+names the champion withdrawn with nothing to roll back to, while no champion serves.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from trading_assets.lib.models.rollout import (
     PREVIOUS_CHAMPION_TAG,
     REJECTED_STATUSES,
     STATUS_TAG,
+    WITHDRAWN_TAG,
     Decision,
     RegistryState,
     Slot,
@@ -35,6 +37,24 @@ def _since(client: MlflowClient, name: str, version: str, role: str) -> int | No
         return None
 
 
+def _status(client: MlflowClient, name: str, version: str) -> str | None:
+    """The version's rollout status: "" when it has none, None when it is no longer registered."""
+    try:
+        return client.get_model_version(name, version).tags.get(STATUS_TAG, "")
+    except MlflowException as exc:
+        if exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return None
+        raise
+
+
+def _restorable(client: MlflowClient, name: str, version: str | None) -> str | None:
+    """``version`` when a rollback may bring it back: still registered, never turned down."""
+    if version is None:
+        return None
+    status = _status(client, name, version)
+    return None if status is None or status in REJECTED_STATUSES else version
+
+
 def read_state(tracking_uri: str, name: str) -> RegistryState:
     """Where ``name``'s aliases point, with the rollout tags; empty when nothing is registered."""
     client = _client(tracking_uri)
@@ -51,17 +71,16 @@ def read_state(tracking_uri: str, name: str) -> RegistryState:
         return None if version is None else Slot(version, _since(client, name, version, role))
 
     challenger = aliases.get("challenger")
-    rejected = False
-    if challenger is not None:
-        status = client.get_model_version(name, challenger).tags.get(STATUS_TAG)
-        rejected = status in REJECTED_STATUSES
+    rejected = challenger is not None and _status(client, name, challenger) in REJECTED_STATUSES
+    tags = model.tags or {}
     return RegistryState(
         challenger=challenger,
         shadow=slot("shadow"),
         canary=slot("canary"),
         champion=slot("champion"),
-        previous_champion=(model.tags or {}).get(PREVIOUS_CHAMPION_TAG),
+        previous_champion=_restorable(client, name, tags.get(PREVIOUS_CHAMPION_TAG)),
         challenger_rejected=rejected,
+        withdrawn=tags.get(WITHDRAWN_TAG),
     )
 
 
@@ -80,6 +99,10 @@ def apply_decision(tracking_uri: str, name: str, decision: Decision) -> None:
         client.set_registered_model_tag(name, PREVIOUS_CHAMPION_TAG, decision.previous_champion)
     if decision.forget_previous_champion:
         client.delete_registered_model_tag(name, PREVIOUS_CHAMPION_TAG)
+    if decision.withdrawn is not None:
+        client.set_registered_model_tag(name, WITHDRAWN_TAG, decision.withdrawn)
+    if decision.clear_withdrawn:
+        client.delete_registered_model_tag(name, WITHDRAWN_TAG)
     for alias, version in decision.set_aliases.items():
         client.set_registered_model_alias(name, alias, version)
     for alias in decision.delete_aliases:

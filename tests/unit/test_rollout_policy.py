@@ -5,6 +5,8 @@ from __future__ import annotations
 from trading_assets.lib.models.live_metrics import NS, RoleMetrics
 from trading_assets.lib.models.rollout import (
     PREVIOUS_CHAMPION_TAG,
+    REJECTED_STATUSES,
+    RESTORED_FROM_TAG,
     STATUS_TAG,
     Evidence,
     Move,
@@ -220,16 +222,66 @@ def test_rollback_is_the_first_move_even_with_a_canary_in_flight():
     assert decide(state, evidence, POLICY, NOW).move is Move.ROLLBACK
 
 
-def test_breaching_champion_without_previous_or_past_probation_stays_and_says_so():
-    breaching = Evidence(champion_recent=metrics("2", "champion", errors=10, matured=100))
-    no_previous = RegistryState(champion=Slot("2", ago(900)))
+def test_champion_breaching_after_probation_still_rolls_back_and_says_when():
     old = RegistryState(champion=Slot("2", ago(7200)), previous_champion="1")
+    breaching = Evidence(champion_recent=metrics("2", "champion", errors=10, matured=100))
 
-    for state in (no_previous, old):
-        decision = decide(state, breaching, POLICY, NOW)
+    decision = decide(old, breaching, POLICY, NOW)
 
-        assert decision.move is Move.HOLD and decision.set_aliases == {}
-        assert "no previous champion within probation" in decision.reason
+    assert decision.move is Move.ROLLBACK and decision.set_aliases == {"champion": "1"}
+    assert "after probation (7200 s after promotion" in decision.reason
+    assert decision.version_tags["2"][STATUS_TAG] == "rolled_back"
+    assert decision.version_tags["2"][since_tag("rolled_back")] == str(NOW)
+    assert decision.version_tags["1"][RESTORED_FROM_TAG] == "2"
+    assert decision.forget_previous_champion
+    (probation,) = [c for c in decision.checks if c.name == "within_probation"]
+    assert probation.value == 7200 and not probation.passed
+
+
+def test_breaching_champion_with_no_previous_is_withdrawn_with_its_canary():
+    state = RegistryState(challenger="3", champion=Slot("2", ago(900)), canary=Slot("3", ago(100)))
+    breaching = Evidence(
+        champion_recent=metrics("2", "champion", errors=10, matured=100),
+        canary=metrics("3", "canary", matured=20),
+    )
+
+    decision = decide(state, breaching, POLICY, NOW)
+
+    assert decision.move is Move.WITHDRAW and decision.version == "2"
+    assert decision.set_aliases == {} and decision.delete_aliases == ("champion", "canary")
+    assert decision.withdrawn == "2"
+    assert decision.version_tags["2"][STATUS_TAG] == "withdrawn"
+    assert decision.version_tags["3"][STATUS_TAG] == "expired"
+    assert "error_rate" in decision.reason and "trades nothing" in decision.reason
+    assert "withdrawn" in REJECTED_STATUSES
+
+
+def test_after_a_withdrawal_a_challenger_goes_through_shadow_not_straight_to_champion():
+    withdrawn = RegistryState(challenger="3", withdrawn="2")
+    idle = RegistryState(withdrawn="2")
+
+    decision = decide(withdrawn, Evidence(), POLICY, NOW)
+    waiting = decide(idle, Evidence(), POLICY, NOW)
+
+    assert decision.move is Move.SHADOW and decision.set_aliases == {"shadow": "3"}
+    assert waiting.move is Move.HOLD and "no model serves" in waiting.reason
+
+
+def test_after_a_withdrawal_shadow_and_canary_are_judged_on_their_own_record():
+    shadow = RegistryState(challenger="3", shadow=Slot("3", ago(700)), withdrawn="2")
+    canary = RegistryState(challenger="3", canary=Slot("3", ago(301)), withdrawn="2")
+    weak = metrics("3", "shadow", matured=150, ic=-0.05)
+
+    to_canary = decide(shadow, Evidence(shadow=metrics("3", "shadow", matured=150)), POLICY, NOW)
+    rejected = decide(shadow, Evidence(shadow=weak), POLICY, NOW)
+    champion = decide(canary, Evidence(canary=metrics("3", "canary", matured=60)), POLICY, NOW)
+
+    assert to_canary.move is Move.CANARY and "held its budgets" in to_canary.reason
+    assert {c.name for c in to_canary.checks} == {"latency_p95_ms", "error_rate", "ic_floor"}
+    assert rejected.move is Move.REJECT
+    assert champion.move is Move.CHAMPION and champion.set_aliases == {"champion": "3"}
+    assert champion.clear_withdrawn and champion.previous_champion is None
+    assert "no champion since v2 was withdrawn" in champion.reason
 
 
 def test_breaches_are_judged_only_with_enough_evidence():
