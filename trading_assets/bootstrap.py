@@ -53,6 +53,17 @@ MODEL_CHAIN = [
 ]
 
 
+def training_days(days: int) -> int:
+    """``training_set``'s ``last_days`` covering the ``days`` backfilled full days.
+
+    Its window counts back from the newest exported day, and while the sidecar runs that is
+    today: every live pickup exports today's gold. Counting today as well keeps every backfilled
+    day in the first model's training set instead of losing the oldest one (with one day of
+    history, the first model would train on today's few minutes alone).
+    """
+    return days + 1
+
+
 def say(message: str) -> None:
     print(f"[bootstrap] {message}", flush=True)
 
@@ -156,7 +167,7 @@ def bootstrap(days: int, timeout_s: float, wait_for: str | None = None) -> None:
         MODEL_CHAIN,
         instance=instance,
         resources=build_resources(),
-        run_config={"ops": {"training_set": {"config": {"last_days": days}}}},
+        run_config={"ops": {"training_set": {"config": {"last_days": training_days(days)}}}},
         raise_on_error=False,
     )
     gate = [e for e in result.get_asset_check_evaluations() if e.check_name == "beats_baselines"]

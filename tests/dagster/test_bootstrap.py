@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import dagster as dg
@@ -14,8 +15,11 @@ from trading_assets.bootstrap import (
     BACKFILL_TAG,
     RUN_DAEMON,
     daemon_beating,
+    history_days,
+    training_days,
     wait_for_backfill,
 )
+from trading_assets.lib.feature_store.training import newest_days
 
 SUCCESS, FAILURE, STARTED = (
     dg.DagsterRunStatus.SUCCESS,
@@ -70,3 +74,16 @@ def test_only_a_recent_run_queue_heartbeat_means_the_daemon_is_up():
     assert not before
     assert daemon_beating(instance, now)
     assert not daemon_beating(instance, now + 3600)
+
+
+@pytest.mark.parametrize("days", [1, 3])
+def test_the_first_training_set_keeps_every_backfilled_day_beside_todays_live_gold(days: int):
+    today = dt.date(2026, 3, 2)
+    backfilled = set(history_days(days, today))
+
+    # The live pickup exports today's gold while the backfill runs, or it has not yet.
+    with_today = newest_days({*backfilled, today}, training_days(days))
+    without_today = newest_days(backfilled, training_days(days))
+
+    assert with_today == {*backfilled, today}
+    assert without_today == backfilled
