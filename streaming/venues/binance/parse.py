@@ -12,6 +12,10 @@ Combined-stream frame, as Binance sends it on ``/stream?streams=...``::
 
 Raw streams (``/ws/<stream>``) send only the ``data`` object; REST responses are parsed by the
 ``parse_rest_*`` functions. Every failure is a BinanceParseError naming the field at fault.
+
+A combined-stream frame is checked in two steps, the envelope and then its data by the stream's
+type; once a stream has been seen, its frames take one decode instead (see
+:mod:`streaming.venues.binance.frames`), and fall back to the two steps whenever in doubt.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from streaming.venues.binance.errors import (
     from_msgspec,
     join_path,
 )
+from streaming.venues.binance.frames import MS_TO_NS, FastFrames
 from streaming.venues.binance.records import (
     AggTrade,
     BinanceRecord,
@@ -58,7 +63,6 @@ from streaming.venues.binance.wire import (
     TradeEvent,
 )
 
-MS_TO_NS = 1_000_000
 # ValidationError is a DecodeError; msgspec raises RecursionError for absurdly nested input.
 _DECODE_ERRORS = (msgspec.DecodeError, RecursionError)
 
@@ -187,6 +191,8 @@ _KLINE_ROUTE: _Route = (_KLINE_DECODER, _kline)
 # names come off the wire, and a feed of ever-new names must not grow it without bound.
 _ROUTES_BY_STREAM: dict[str, _Route] = {}
 _MAX_CACHED_STREAMS = 4096
+# The streams parse_stream_frame has parsed take the fast way (streaming.venues.binance.frames).
+_FAST = FastFrames()
 
 
 def _route(stream: str, frame: bytes, field: str | None) -> _Route:
@@ -204,7 +210,23 @@ def _route(stream: str, frame: bytes, field: str | None) -> _Route:
 
 def parse_stream_frame(raw: bytes, receive_ns: int) -> BinanceRecord:
     """Parse one combined-stream frame (``{"stream": ..., "data": ...}``) into a record."""
-    # The hot path: decoding is inlined rather than going through _decode.
+    decoder = _FAST.decoder
+    if decoder is not None and type(raw) is bytes:  # text frames go the checked way
+        try:
+            frame = decoder.decode(raw)
+        except _DECODE_ERRORS:
+            pass  # the checked way names the fault
+        else:
+            route = frame.route
+            if route is not None:
+                data = frame.data
+                record = route[0](data, receive_ns, raw, route[1])
+                return route[2](data, receive_ns, raw, "data") if record is None else record
+    return _parse_checked(raw, receive_ns)
+
+
+def _parse_checked(raw: bytes, receive_ns: int) -> BinanceRecord:
+    """The envelope first, then its data by the stream's type: every failure names its field."""
     try:
         envelope: StreamEnvelope = _ENVELOPE_DECODER.decode(raw)
     except _DECODE_ERRORS as exc:
@@ -214,7 +236,9 @@ def parse_stream_frame(raw: bytes, receive_ns: int) -> BinanceRecord:
         event = route[0].decode(envelope.data)
     except _DECODE_ERRORS as exc:
         raise from_msgspec(exc, raw, "data") from None
-    return route[1](event, receive_ns, raw, "data")
+    record = route[1](event, receive_ns, raw, "data")
+    _FAST.learn(envelope.stream, type(event), route[1])
+    return record
 
 
 def parse_stream_payload(stream: str, raw: bytes, receive_ns: int) -> BinanceRecord:
