@@ -1,13 +1,20 @@
 """Durable, rotated landing segments for one record kind (trades, book tickers, predictions).
 
-``write`` only encodes a record and queues its line in memory (no disk I/O), so it is safe on the
-event loop. ``flush`` writes the queued lines and fsyncs them; ``poll`` does whatever is due:
-seal segments past their age or size, flush every ``flush_every_s``. With ``inline_poll`` (the
-default) ``write`` calls ``poll`` itself when something is due; a process that must not block its
-loop on fsync passes ``inline_poll=False`` and runs ``poll`` from a thread instead (see
-:func:`streaming.landing.maintain`). After a SIGKILL at most the last ``flush_every_s`` of
-records is lost; on the next start the killed process's ``.open`` segments are cut back to their
-last complete record and sealed.
+``write`` only queues a record in memory (no disk I/O, no lock), so it is safe on the event
+loop. ``flush`` encodes what is queued into its segments, writes and fsyncs them; ``poll`` does
+whatever is due: seal segments past their age or size, flush every ``flush_every_s``. With
+``inline_poll`` (the default) ``write`` calls ``poll`` itself when something is due; a process
+that must not block its loop on fsync passes ``inline_poll=False`` and runs ``poll`` from a
+thread instead (see :func:`streaming.landing.maintain`). Each such poll also encodes what was
+queued, in one call per segment, and writes it without fsync (the thread lets go of the GIL
+while it writes), so a flush has little left to do; a segment may then pass
+``max_segment_bytes`` by what was written between two polls. After a SIGKILL at most the last
+``flush_every_s`` of records is lost; on the next start the killed process's ``.open`` segments
+are cut back to their last complete record and sealed.
+
+Frozen msgspec structs are queued as they are and encoded when taken from the queue (they cannot
+change meanwhile); mappings and other structs are encoded by ``write``. A queued struct that
+cannot be encoded is logged and left out rather than failing the others.
 """
 
 from __future__ import annotations
@@ -15,9 +22,11 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import itertools
+import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +52,8 @@ DEFAULT_TIME_FIELDS: dict[str, tuple[str, ...]] = {
     BOOK_TICKERS_KIND: ("event_ns", "receive_ns"),
     PREDICTIONS_KIND: ("timestamp", "event_ns", "receive_ns"),  # Prediction.timestamp (ns)
 }
+log = logging.getLogger(__name__)
+_ENCODE_ERRORS = (TypeError, ValueError, OverflowError, msgspec.EncodeError)
 _NS_PER_SECOND = 1_000_000_000
 _NS_PER_DAY = 86_400 * _NS_PER_SECOND
 _EPOCH = dt.date(1970, 1, 1)
@@ -54,7 +65,8 @@ class LandingWriterClosedError(RuntimeError):
 
 @dataclass
 class _Segment:
-    """One open segment: lines queued in memory, the file created at its first flush."""
+    """One open segment: its encoded lines not yet written; the file is created when the first
+    ones are written."""
 
     directory: Path
     stem: str
@@ -62,6 +74,7 @@ class _Segment:
     pending: list[bytes] = field(default_factory=list)
     size: int = 0
     fd: int | None = None
+    unsynced: bool = False  # lines written since its last fsync
 
     @property
     def open_path(self) -> Path:
@@ -70,6 +83,9 @@ class _Segment:
     @property
     def sealed_path(self) -> Path:
         return self.directory / f"{self.stem}{SEALED_SUFFIX}"
+
+
+_Key = tuple[str, dt.date]  # a segment's (symbol, UTC day)
 
 
 class LandingWriter:
@@ -100,9 +116,17 @@ class LandingWriter:
         self.inline_poll = inline_poll
         self.recovered: list[Path] = recover_open_segments(self.root, kind) if recover else []
         self._encoder = msgspec.json.Encoder()
-        self._segments: dict[tuple[str, dt.date], _Segment] = {}
-        self._state_lock = threading.Lock()  # guards _segments and their pending lines
-        self._io_lock = threading.Lock()  # one thread at a time does disk I/O
+        # Records written but not yet taken into a segment, per segment key. Writers append and
+        # the I/O side takes from the left; a key's queue is never replaced, so neither needs a
+        # lock (deque appends and pops are atomic), and a sealed segment loses no record.
+        self._queues: dict[_Key, deque[Any]] = {}
+        # Per frozen struct type, which of ``time_fields`` it has; per symbol, the UTC day of its
+        # newest record as (first ns, end ns, that day's queue): most writes compare two ints.
+        self._struct_time_fields: dict[type, tuple[str, ...]] = {}
+        self._days: dict[str, tuple[int, int, deque[Any]]] = {}
+        self._segments: dict[_Key, _Segment] = {}  # under _io_lock
+        self._state_lock = threading.Lock()  # guards adding queues and closing
+        self._io_lock = threading.Lock()  # one thread at a time moves lines and does disk I/O
         self._last_flush = time.monotonic()
         self._next_due = self._last_flush + min(flush_every_s, rotate_every_s)
         self._stem_ns = 0
@@ -112,39 +136,54 @@ class LandingWriter:
 
     def write(self, record: msgspec.Struct | Mapping[str, Any]) -> None:
         """Queue one record (a msgspec struct or a mapping with a ``symbol``) for its segment."""
-        line = self._encoder.encode(record) + b"\n"
-        key = (_symbol_of(record), self._day_of(record))
-        with self._state_lock:
-            if self._closed:
-                raise LandingWriterClosedError(f"{self.kind} writer under {self.root} is closed")
-            segment = self._segments.get(key)
-            if segment is None:
-                segment = self._segments[key] = self._new_segment(*key)
-            segment.pending.append(line)
-            segment.size += len(line)
-            oversized = segment.size >= self.max_segment_bytes
-        if self.inline_poll and (oversized or time.monotonic() >= self._next_due):
-            self.poll()
+        if self._closed:
+            raise LandingWriterClosedError(f"{self.kind} writer under {self.root} is closed")
+        names = self._struct_time_fields.get(type(record))
+        if names is not None:  # a frozen struct type met before: queued as it is
+            symbol = record.symbol  # type: ignore[union-attr]
+            for name in names:
+                time_ns = getattr(record, name)
+                if type(time_ns) is int:
+                    day = self._days.get(symbol)
+                    if day is None or not day[0] <= time_ns < day[1]:
+                        day = self._new_day(record, time_ns)
+                    day[2].append(record)
+                    break
+            else:  # none of its time fields set: dated by arrival
+                self._queue(self._key_of(record)).append(record)
+        else:
+            key = self._key_of(record)  # a frozen struct's type takes the way above from now on
+            if type(record) in self._struct_time_fields:
+                self._queue(key).append(record)
+            else:  # a mapping, or a struct that may change: encoded as it is now
+                self._queue(key).append(msgspec.Raw(self._encoder.encode(record)))
+        if self._closed:  # closed by another thread meanwhile: land it rather than lose it
+            self.rotate()
+        elif self.inline_poll:
+            with self._io_lock:
+                oversized = any(s.size >= self.max_segment_bytes for s in self._take_queued())
+            if oversized or time.monotonic() >= self._next_due:
+                self.poll()
 
     def poll(self) -> None:
         """Seal segments past ``rotate_every_s`` or ``max_segment_bytes``; flush when due."""
         with self._io_lock:
+            self._take_queued()
             now = time.monotonic()
-            with self._state_lock:
-                due = [
-                    key
-                    for key, segment in self._segments.items()
-                    if segment.size >= self.max_segment_bytes
-                    or now - segment.opened_at >= self.rotate_every_s
-                ]
-                to_seal = [self._segments.pop(key) for key in due]
-            for segment in to_seal:
-                self._seal(segment)
+            due = [
+                key
+                for key, segment in self._segments.items()
+                if segment.size >= self.max_segment_bytes
+                or now - segment.opened_at >= self.rotate_every_s
+            ]
+            for key in due:
+                self._seal(self._segments.pop(key))
             if now - self._last_flush >= self.flush_every_s:
                 self._flush_open_segments()
-            # Writers on other threads may open segments meanwhile: read them under the lock.
-            with self._state_lock:
-                oldest = min((s.opened_at for s in self._segments.values()), default=now)
+            elif not self.inline_poll:  # write now, off the writing thread; fsync when due
+                for segment in self._segments.values():
+                    self._write_pending(segment, fsync=False)
+            oldest = min((s.opened_at for s in self._segments.values()), default=now)
             self._next_due = min(
                 self._last_flush + self.flush_every_s, oldest + self.rotate_every_s
             )
@@ -152,14 +191,15 @@ class LandingWriter:
     def flush(self) -> None:
         """Write every queued record to its segment and fsync it (durable when this returns)."""
         with self._io_lock:
+            self._take_queued()
             self._flush_open_segments()
 
     def rotate(self) -> list[Path]:
         """Seal every open segment now; return the sealed paths (new writes open new segments)."""
         with self._io_lock:
-            with self._state_lock:
-                to_seal = list(self._segments.values())
-                self._segments.clear()
+            self._take_queued()
+            to_seal = list(self._segments.values())
+            self._segments.clear()
             sealed = [self._seal(segment) for segment in to_seal]
         return [path for path in sealed if path is not None]
 
@@ -175,6 +215,29 @@ class LandingWriter:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def _key_of(self, record: msgspec.Struct | Mapping[str, Any]) -> _Key:
+        """(symbol, UTC day) of a mapping, of a struct dated by arrival, or of a struct type the
+        writer meets for the first time (frozen ones take the cached way in ``write`` next)."""
+        key = _symbol_of(record), self._day_of(record)
+        if isinstance(record, msgspec.Struct) and record.__struct_config__.frozen:
+            self._struct_time_fields[type(record)] = tuple(
+                name for name in self.time_fields if hasattr(record, name)
+            )
+        return key
+
+    def _new_day(self, record: Any, time_ns: int) -> tuple[int, int, deque[Any]]:
+        start = time_ns - time_ns % _NS_PER_DAY
+        queue = self._queue((_symbol_of(record), _utc_day(time_ns)))
+        day = self._days[record.symbol] = (start, start + _NS_PER_DAY, queue)
+        return day
+
+    def _queue(self, key: _Key) -> deque[Any]:
+        queue = self._queues.get(key)
+        if queue is None:
+            with self._state_lock:
+                queue = self._queues.setdefault(key, deque())
+        return queue
+
     def _day_of(self, record: msgspec.Struct | Mapping[str, Any]) -> dt.date:
         mapping = type(record) is dict or isinstance(record, Mapping)
         for name in self.time_fields:
@@ -184,6 +247,39 @@ class LandingWriter:
         # A record without any of its time fields still lands, dated by arrival.
         return _utc_day(time.time_ns())
 
+    def _take_queued(self) -> list[_Segment]:
+        """Encode every queued record into its key's segment (opened when needed), in write
+        order; returns the segments that took records. Caller holds ``_io_lock``."""
+        with self._state_lock:
+            queues = list(self._queues.items())
+        took = []
+        for key, queue in queues:
+            count = len(queue)  # records queued from here on wait for the next call
+            if not count:
+                continue
+            lines = self._encode_lines([queue.popleft() for _ in range(count)])
+            segment = self._segments.get(key)
+            if segment is None:
+                segment = self._segments[key] = self._new_segment(*key)
+            segment.pending.append(lines)
+            segment.size += len(lines)
+            took.append(segment)
+        return took
+
+    def _encode_lines(self, records: list[Any]) -> bytes:
+        try:
+            return self._encoder.encode_lines(records)
+        except _ENCODE_ERRORS:  # a struct holding what JSON cannot: find it, keep the others
+            pass
+        lines = []
+        for record in records:
+            try:
+                lines.append(self._encoder.encode(record) + b"\n")
+            except _ENCODE_ERRORS as error:
+                log.error("%s writer leaves out a record it cannot encode (%s): %.200r",
+                          self.kind, error, record)  # fmt: skip
+        return b"".join(lines)
+
     def _new_segment(self, symbol: str, day: dt.date) -> _Segment:
         # Stems sort in creation order, also across restarts: wall-clock ns, never repeated.
         self._stem_ns = max(time.time_ns(), self._stem_ns + 1)
@@ -192,16 +288,16 @@ class LandingWriter:
         return _Segment(directory=directory, stem=stem, opened_at=time.monotonic())
 
     def _flush_open_segments(self) -> None:
-        with self._state_lock:
-            segments = list(self._segments.values())
-        for segment in segments:
+        for segment in self._segments.values():
             self._write_pending(segment)
         self._last_flush = time.monotonic()
 
-    def _write_pending(self, segment: _Segment) -> None:
-        with self._state_lock:
-            lines, segment.pending = segment.pending, []
-        if not lines:
+    def _write_pending(self, segment: _Segment, fsync: bool = True) -> None:
+        chunks, segment.pending = segment.pending, []
+        if not chunks:
+            if fsync and segment.unsynced and segment.fd is not None:
+                os.fsync(segment.fd)
+                segment.unsynced = False
             return
         if segment.fd is None:
             make_directories(segment.directory)
@@ -209,8 +305,10 @@ class LandingWriter:
                 segment.open_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644
             )
             fsync_directory(segment.directory)
-        write_all(segment.fd, b"".join(lines))
-        os.fsync(segment.fd)
+        write_all(segment.fd, b"".join(chunks))
+        if fsync:
+            os.fsync(segment.fd)
+        segment.unsynced = not fsync
 
     def _seal(self, segment: _Segment) -> Path | None:
         self._write_pending(segment)
@@ -230,10 +328,6 @@ def _symbol_of(record: msgspec.Struct | Mapping[str, Any]) -> str:
     if not isinstance(symbol, str) or not symbol:
         raise ValueError(f"a landed record needs a 'symbol', got {record!r:.200}")
     return symbol.upper()
-
-
-def _field(record: msgspec.Struct | Mapping[str, Any], name: str) -> Any:
-    return record.get(name) if isinstance(record, Mapping) else getattr(record, name, None)
 
 
 def _utc_day(epoch_ns: int) -> dt.date:

@@ -201,3 +201,71 @@ async def test_maintain_flushes_from_a_thread_and_seals_everything_when_cancelle
     assert [r["trade_id"] for r in landed_lines(segments)] == list(range(1, 101))
     with pytest.raises(LandingWriterClosedError):
         writer.write(trade(101))
+
+
+def test_each_record_lands_as_its_own_json_line_byte_for_byte(tmp_path):
+    records = [trade(1), trade(2, "ETHUSDT"), trade(3)]
+    ticker = BookTicker("BTCUSDT", 7, "1.0", "2.0", "1.1", "3.0", receive_ns=DAY_START_NS + 9)
+
+    with quiet_writer(tmp_path) as writer, quiet_writer(tmp_path, "book_tickers") as tickers:
+        for record in records:
+            writer.write(record)
+        tickers.write(ticker)
+
+    def landed_bytes(kind: str, symbol: str) -> bytes:
+        (segment,) = [s for s in list_segments(tmp_path, kind) if s.symbol == symbol]
+        return segment.path.read_bytes()
+
+    encode = msgspec.json.encode
+    assert (
+        landed_bytes(TRADES_KIND, "BTCUSDT")
+        == encode(records[0]) + b"\n" + encode(records[2]) + b"\n"
+    )
+    assert landed_bytes(TRADES_KIND, "ETHUSDT") == encode(records[1]) + b"\n"
+    assert landed_bytes("book_tickers", "BTCUSDT") == encode(ticker) + b"\n"
+
+
+def test_a_mapping_lands_as_it_was_when_written(tmp_path):
+    prediction = {"symbol": "BTCUSDT", "event_ns": DAY_START_NS + 5, "y": 0.1}
+
+    with quiet_writer(tmp_path, PREDICTIONS_KIND) as writer:
+        writer.write(prediction)
+        prediction["y"] = 0.2  # the caller reuses its dict before anything was flushed
+
+    assert landed_lines(list_segments(tmp_path, PREDICTIONS_KIND)) == [{**prediction, "y": 0.1}]
+
+
+def test_a_queued_record_json_cannot_hold_is_left_out_and_the_others_land(tmp_path, caplog):
+    class Odd(msgspec.Struct, frozen=True):
+        symbol: str
+        event_ns: int
+        payload: object
+
+    writer = LandingWriter(tmp_path, "odd", inline_poll=False, flush_every_s=3600)
+    writer.write(Odd("BTCUSDT", DAY_START_NS, 1))
+    writer.write(Odd("BTCUSDT", DAY_START_NS + 1, object()))
+    writer.write(Odd("BTCUSDT", DAY_START_NS + 2, 3))
+    writer.close()
+
+    assert [r["payload"] for r in landed_lines(list_segments(tmp_path, "odd"))] == [1, 3]
+    assert "cannot encode" in caplog.text
+
+
+def test_a_poll_from_a_thread_writes_what_is_queued_before_the_flush_is_due(tmp_path):
+    writer = LandingWriter(
+        tmp_path, TRADES_KIND, flush_every_s=3600, rotate_every_s=3600, inline_poll=False
+    )
+    for trade_id in range(1, 6):
+        writer.write(trade(trade_id))
+
+    queued = list_segments(tmp_path, TRADES_KIND, include_open=True)
+    writer.poll()  # written (no fsync yet): a flush then has only the newest records left
+    polled = landed_lines(list_segments(tmp_path, TRADES_KIND, include_open=True))
+    writer.write(trade(6))
+    writer.flush()
+    flushed = landed_lines(list_segments(tmp_path, TRADES_KIND, include_open=True))
+    writer.close()
+
+    assert queued == []
+    assert [r["trade_id"] for r in polled] == [1, 2, 3, 4, 5]
+    assert [r["trade_id"] for r in flushed] == [1, 2, 3, 4, 5, 6]
