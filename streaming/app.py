@@ -96,7 +96,6 @@ class Sidecar:
         self.feature_order = feature_names(FEATURE_CONFIG, groups)
         self.metrics = SidecarMetrics()
         self.loop_watch = LoopWatch(self.metrics.registry)
-        self._message_series: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.hub = PredictionHub(self.metrics)
         budgets = config.fallback_budgets
         # The clock closes a symbol's quiet seconds only behind its newest message, and not
@@ -129,6 +128,12 @@ class Sidecar:
             kind: LandingWriter(root, kind, inline_poll=False)
             for kind in (TRADES_KIND, BOOK_TICKERS_KIND, PREDICTIONS_KIND)
         }
+        # What on_record, called once per market message, reaches for without lookups.
+        self._trades_writer = self.writers[TRADES_KIND]
+        self._book_tickers_writer = self.writers[BOOK_TICKERS_KIND]
+        self._trades_seen = self.metrics.messages.trades
+        self._book_tickers_seen = self.metrics.messages.book_tickers
+        self._newest_trade = self.metrics.messages.newest_trade
         self.last_price: dict[str, float] = {}
         self.decisions: dict[str, FallbackDecision] = {}
         self.feed: MarketFeed | None = None
@@ -213,38 +218,28 @@ class Sidecar:
         """Land one record and feed it to the live features; the feature rows it completed go to
         the online store and are returned (and, with ``predict_on_bar_close``, are followed at
         once by the symbol's prediction)."""
-        if isinstance(record, Trade):
-            self.writers[TRADES_KIND].write(record)
-            tracker = self.trackers.get(record.symbol)
-            self.last_price[record.symbol] = float(record.price)
-            count, lag = self._series("trade", record.symbol)
-            count.inc()
-            lag.set((record.receive_ns - record.trade_ns) / NS)
-            rows = tracker.on_trade(record) if tracker else []
-        elif isinstance(record, BookTicker):
-            self.writers[BOOK_TICKERS_KIND].write(record)
-            tracker = self.trackers.get(record.symbol)
-            self._series("bookTicker", record.symbol)[0].inc()
+        if isinstance(record, BookTicker):  # the most frequent first
+            symbol = record.symbol
+            self._book_tickers_writer.write(record)
+            self._book_tickers_seen[symbol] += 1
+            tracker = self.trackers.get(symbol)
             rows = tracker.on_book_ticker(record) if tracker else []
+        elif isinstance(record, Trade):
+            symbol = record.symbol
+            self._trades_writer.write(record)
+            self._trades_seen[symbol] += 1
+            self._newest_trade[symbol] = record
+            self.last_price[symbol] = float(record.price)
+            tracker = self.trackers.get(symbol)
+            rows = tracker.on_trade(record) if tracker else []
         else:
             return []
-        for row in rows:
-            self.online_writer.submit(row)
-        if rows and self.predict_on_bar_close:
-            self.predict(record.symbol, time.time_ns())
+        if rows:
+            for row in rows:
+                self.online_writer.submit(row)
+            if self.predict_on_bar_close:
+                self.predict(symbol, time.time_ns())
         return rows
-
-    def _series(self, stream: str, symbol: str) -> tuple[Any, Any]:
-        """The message counter and lag gauge of (stream, symbol); looking labels up per message
-        costs a quarter of the hot path, so each pair is resolved once."""
-        key = (stream, symbol)
-        series = self._message_series.get(key)
-        if series is None:
-            series = self._message_series[key] = (
-                self.metrics.messages.labels(stream, symbol),
-                self.metrics.message_lag.labels(stream, symbol),
-            )
-        return series
 
     async def _predict_forever(self) -> None:
         period = self.config.predict_every_s

@@ -7,6 +7,10 @@ Rates (messages/s, predictions/s) are counters: Prometheus derives the rate with
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from typing import Any
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -15,6 +19,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from streaming.risk import RiskState, Transition
 
@@ -36,21 +41,66 @@ LATENCY_BUCKETS_S = (
 )
 
 
+class _Counts(dict[str, int]):
+    """Messages per symbol; notes when each symbol was first counted (the ``_created`` sample)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.created: dict[str, float] = {}
+
+    def __missing__(self, symbol: str) -> int:
+        self.created[symbol] = time.time()
+        return 0
+
+
+class MessageCounts:
+    """Market data messages per stream and symbol, and the newest trade's lag, as Prometheus
+    series (``sidecar_messages``, ``sidecar_message_lag_seconds``) built when scraped.
+
+    Every message is counted, and prometheus_client's own series take a lock per update: here
+    the hot path bumps a plain int (``trades[symbol] += 1``) and keeps the newest trade, and the
+    series are made from them at scrape time. Scrapes run on the sidecar's event loop, the same
+    thread that counts.
+    """
+
+    def __init__(self) -> None:
+        self.trades = _Counts()
+        self.book_tickers = _Counts()
+        self.newest_trade: dict[str, Any] = {}  # symbol -> its newest Trade
+
+    def collect(self) -> Iterator[Metric]:
+        """The counter and the lag gauge as they are now."""
+        counter = CounterMetricFamily(
+            "sidecar_messages", "Market data messages received", labels=["stream", "symbol"]
+        )
+        for stream, counts in (("bookTicker", self.book_tickers), ("trade", self.trades)):
+            created = counts.created
+            for symbol, count in list(counts.items()):
+                counter.add_metric([stream, symbol], count, created=created.get(symbol))
+        lag = GaugeMetricFamily(
+            "sidecar_message_lag_seconds",
+            "Receive time minus exchange event time of the newest message",
+            labels=["stream", "symbol"],
+        )
+        for symbol, trade in list(self.newest_trade.items()):
+            lag.add_metric(["trade", symbol], (trade.receive_ns - trade.trade_ns) / 1e9)
+        yield counter
+        yield lag
+
+    def describe(self) -> Iterator[Metric]:
+        """The series' names, for the registry's duplicate check (no samples needed)."""
+        yield CounterMetricFamily("sidecar_messages", "", labels=["stream", "symbol"])
+        yield GaugeMetricFamily("sidecar_message_lag_seconds", "", labels=["stream", "symbol"])
+
+
 class SidecarMetrics:
     """Every metric the sidecar exports, registered on ``self.registry``."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.messages = Counter(
-            "sidecar_messages", "Market data messages received", ["stream", "symbol"], registry=r
-        )
-        self.message_lag = Gauge(
-            "sidecar_message_lag_seconds",
-            "Receive time minus exchange event time of the newest message",
-            ["stream", "symbol"],
-            registry=r,
-        )
+        self.messages = MessageCounts()
+        r.register(self.messages)
         self.feature_age = Gauge(
             "sidecar_feature_age_seconds",
             "Age of the newest feature vector when it was scored",

@@ -238,7 +238,7 @@ class MarketFeed:
                 yield trade
 
     # -- frames ---------------------------------------------------------------------------------
-    def _handle(self, raw: bytes, receive_ns: int) -> list[BinanceRecord]:
+    def _handle(self, raw: bytes, receive_ns: int) -> Sequence[BinanceRecord]:
         stats = self.stats
         stats.frames_received += 1
         stats.last_receive_ns = receive_ns
@@ -248,22 +248,28 @@ class MarketFeed:
             assert self._dead_letters is not None
             self._dead_letters.write(raw, receive_ns, error)
             stats.frames_dead_lettered += 1
-            return []
+            return ()
         stats.frames_parsed += 1
-        if isinstance(record, Trade):
-            sequencer = self._sequencer(record.symbol)
+        if isinstance(record, BookTicker):  # the most frequent first
+            symbol, update_id = record.symbol, record.update_id
+            last = self._book_update_ids.get(symbol)
+            if last is not None and update_id <= last:
+                stats.book_tickers_stale += 1  # a repeat, or overtaken by a newer one
+                return ()
+            self._book_update_ids[symbol] = update_id
+        elif isinstance(record, Trade):
+            sequencer = self._sequencers.get(record.symbol) or self._sequencer(record.symbol)
+            if sequencer.take_next(record):  # the usual case: the very next id, no gap open
+                stats.trades_from_stream += 1
+                stats.trades_released += 1
+                stats.last_trade_id[sequencer.symbol] = record.trade_id
+                return (record,)
             if sequencer.offer(record):
                 stats.trades_from_stream += 1
             else:
                 stats.trades_duplicate += 1
-            return list(self._released(sequencer, sequencer.release()))
-        if isinstance(record, BookTicker):
-            last = self._book_update_ids.get(record.symbol)
-            if last is not None and record.update_id <= last:
-                stats.book_tickers_stale += 1  # a repeat, or overtaken by a newer one
-                return []
-            self._book_update_ids[record.symbol] = record.update_id
-        return [record]
+            return self._released(sequencer, sequencer.release())
+        return (record,)
 
     def _sequencer(self, symbol: str) -> TradeSequencer:
         if symbol not in self._sequencers:

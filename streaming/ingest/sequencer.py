@@ -45,6 +45,14 @@ class TradeSequencer:
         self._pending[trade_id] = trade
         return True
 
+    def take_next(self, trade: Trade) -> bool:
+        """Release ``trade`` at once when it is the very next id and nothing is held back (what
+        ``offer`` then ``release`` would do, without the bookkeeping); False leaves it untaken."""
+        if trade.trade_id != self.next_id or self._pending:
+            return False
+        self.next_id = trade.trade_id + 1
+        return True
+
     def release(self) -> list[Trade]:
         """The trades that are now contiguous with what was released before, in id order."""
         ready: list[Trade] = []

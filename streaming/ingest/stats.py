@@ -22,7 +22,7 @@ class UnfilledGap:
     reason: str
 
 
-@dataclass
+@dataclass(slots=True)  # slots: the feed updates a few counters per frame
 class FeedStats:
     """What the feed has seen and done since it started (mutated in place by the feed)."""
 

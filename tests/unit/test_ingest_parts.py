@@ -47,6 +47,20 @@ def test_in_order_trades_are_released_as_they_come() -> None:
     assert sequencer.missing() is None
 
 
+def test_only_the_very_next_id_with_nothing_held_is_taken_at_once() -> None:
+    sequencer = TradeSequencer("BTCUSDT", next_id=10)
+    held = TradeSequencer("BTCUSDT", next_id=10)
+    held.offer(trade(12))  # 11 missing: 12 waits
+
+    taken = [sequencer.take_next(trade(i)) for i in (10, 11, 13, 12)]
+    behind_a_gap = held.take_next(trade(10))
+
+    assert taken == [True, True, False, True]  # 13 was not the next id
+    assert sequencer.next_id == 13 and sequencer.pending_count == 0
+    assert behind_a_gap is False  # offer() and release() order it with what is held
+    assert TradeSequencer("BTCUSDT").take_next(trade(1)) is False  # no starting point yet
+
+
 def test_repeats_and_ids_at_or_below_the_resume_point_are_dropped() -> None:
     resume_point = 20
     sequencer = TradeSequencer("BTCUSDT", next_id=resume_point + 1)
