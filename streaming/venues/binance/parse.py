@@ -191,8 +191,6 @@ _KLINE_ROUTE: _Route = (_KLINE_DECODER, _kline)
 # names come off the wire, and a feed of ever-new names must not grow it without bound.
 _ROUTES_BY_STREAM: dict[str, _Route] = {}
 _MAX_CACHED_STREAMS = 4096
-# The streams parse_stream_frame has parsed take the fast way (streaming.venues.binance.frames).
-_FAST = FastFrames()
 
 
 def _route(stream: str, frame: bytes, field: str | None) -> _Route:
@@ -210,18 +208,13 @@ def _route(stream: str, frame: bytes, field: str | None) -> _Route:
 
 def parse_stream_frame(raw: bytes, receive_ns: int) -> BinanceRecord:
     """Parse one combined-stream frame (``{"stream": ..., "data": ...}``) into a record."""
-    decoder = _FAST.decoder
-    if decoder is not None and type(raw) is bytes:  # text frames go the checked way
+    if type(raw) is bytes:  # text frames go the checked way
         try:
-            frame = decoder.decode(raw)
+            frame = _FAST.decoder.decode(raw)
         except _DECODE_ERRORS:
             pass  # the checked way names the fault
         else:
-            route = frame.route
-            if route is not None:
-                data = frame.data
-                record = route[0](data, receive_ns, raw, route[1])
-                return route[2](data, receive_ns, raw, "data") if record is None else record
+            return frame.build(receive_ns, raw)
     return _parse_checked(raw, receive_ns)
 
 
@@ -239,6 +232,10 @@ def _parse_checked(raw: bytes, receive_ns: int) -> BinanceRecord:
     record = route[1](event, receive_ns, raw, "data")
     _FAST.learn(envelope.stream, type(event), route[1])
     return record
+
+
+# The streams parse_stream_frame has parsed take the fast way (streaming.venues.binance.frames).
+_FAST = FastFrames(_parse_checked)
 
 
 def parse_stream_payload(stream: str, raw: bytes, receive_ns: int) -> BinanceRecord:
