@@ -1,20 +1,16 @@
 """Durable, rotated landing segments for one record kind (trades, book tickers, predictions).
 
-``write`` only queues a record in memory (no disk I/O, no lock), so it is safe on the event
-loop. ``flush`` encodes what is queued into its segments, writes and fsyncs them; ``poll`` does
-whatever is due: seal segments past their age or size, flush every ``flush_every_s``. With
-``inline_poll`` (the default) ``write`` calls ``poll`` itself when something is due; a process
-that must not block its loop on fsync passes ``inline_poll=False`` and runs ``poll`` from a
-thread instead (see :func:`streaming.landing.maintain`). Each such poll also encodes what was
-queued, in one call per segment, and writes it without fsync (the thread lets go of the GIL
-while it writes), so a flush has little left to do; a segment may then pass
-``max_segment_bytes`` by what was written between two polls. After a SIGKILL at most the last
-``flush_every_s`` of records is lost; on the next start the killed process's ``.open`` segments
-are cut back to their last complete record and sealed.
-
-Frozen msgspec structs are queued as they are and encoded when taken from the queue (they cannot
-change meanwhile); mappings and other structs are encoded by ``write``. A queued struct that
-cannot be encoded is logged and left out rather than failing the others.
+``write`` only encodes a record and queues its line in memory (no disk I/O, no lock), so it is
+safe on the event loop. ``flush`` moves the queued lines into their segments, writes and fsyncs
+them; ``poll`` does whatever is due: seal segments past their age or size, flush every
+``flush_every_s``. With ``inline_poll`` (the default) ``write`` calls ``poll`` itself when
+something is due; a process that must not block its loop on fsync passes ``inline_poll=False``
+and runs ``poll`` from a thread instead (see :func:`streaming.landing.maintain`). Each such poll
+also writes what was queued, without fsync (the thread lets go of the GIL while it writes), so a
+flush has little left to do; a segment may then pass ``max_segment_bytes`` by what was written
+between two polls. After a SIGKILL at most the last ``flush_every_s`` of records is lost; on the
+next start the killed process's ``.open`` segments are cut back to their last complete record
+and sealed.
 """
 
 from __future__ import annotations
@@ -22,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import itertools
-import logging
 import os
 import threading
 import time
@@ -52,8 +47,6 @@ DEFAULT_TIME_FIELDS: dict[str, tuple[str, ...]] = {
     BOOK_TICKERS_KIND: ("event_ns", "receive_ns"),
     PREDICTIONS_KIND: ("timestamp", "event_ns", "receive_ns"),  # Prediction.timestamp (ns)
 }
-log = logging.getLogger(__name__)
-_ENCODE_ERRORS = (TypeError, ValueError, OverflowError, msgspec.EncodeError)
 _NS_PER_SECOND = 1_000_000_000
 _NS_PER_DAY = 86_400 * _NS_PER_SECOND
 _EPOCH = dt.date(1970, 1, 1)
@@ -65,8 +58,8 @@ class LandingWriterClosedError(RuntimeError):
 
 @dataclass
 class _Segment:
-    """One open segment: its encoded lines not yet written; the file is created when the first
-    ones are written."""
+    """One open segment: its lines not yet written, in chunks; the file is created when the
+    first ones are written."""
 
     directory: Path
     stem: str
@@ -116,14 +109,15 @@ class LandingWriter:
         self.inline_poll = inline_poll
         self.recovered: list[Path] = recover_open_segments(self.root, kind) if recover else []
         self._encoder = msgspec.json.Encoder()
-        # Records written but not yet taken into a segment, per segment key. Writers append and
+        # Lines written but not yet taken into a segment, per segment key. Writers append and
         # the I/O side takes from the left; a key's queue is never replaced, so neither needs a
-        # lock (deque appends and pops are atomic), and a sealed segment loses no record.
-        self._queues: dict[_Key, deque[Any]] = {}
-        # Per frozen struct type, which of ``time_fields`` it has; per symbol, the UTC day of its
-        # newest record as (first ns, end ns, that day's queue): most writes compare two ints.
+        # lock (deque appends and pops are atomic), and a sealed segment loses no line. One
+        # queue per symbol and day written, kept for the writer's life: a few per day.
+        self._queues: dict[_Key, deque[bytes]] = {}
+        # Per struct type, which of ``time_fields`` it has; per symbol, the UTC day of its newest
+        # record as (first ns, end ns, that day's queue): most writes compare two ints.
         self._struct_time_fields: dict[type, tuple[str, ...]] = {}
-        self._days: dict[str, tuple[int, int, deque[Any]]] = {}
+        self._days: dict[str, tuple[int, int, deque[bytes]]] = {}
         self._segments: dict[_Key, _Segment] = {}  # under _io_lock
         self._state_lock = threading.Lock()  # guards adding queues and closing
         self._io_lock = threading.Lock()  # one thread at a time moves lines and does disk I/O
@@ -132,14 +126,16 @@ class LandingWriter:
         self._stem_ns = 0
         self._sequence = itertools.count()
         self._closed = False
+        self._after_write = inline_poll  # whether write() has more to do: see _written
         self.sealed: list[Path] = []
 
     def write(self, record: msgspec.Struct | Mapping[str, Any]) -> None:
         """Queue one record (a msgspec struct or a mapping with a ``symbol``) for its segment."""
         if self._closed:
             raise LandingWriterClosedError(f"{self.kind} writer under {self.root} is closed")
+        line = self._encoder.encode(record)
         names = self._struct_time_fields.get(type(record))
-        if names is not None:  # a frozen struct type met before: queued as it is
+        if names is not None:  # a struct type met before: its key without a date per record
             symbol = record.symbol  # type: ignore[union-attr]
             for name in names:
                 time_ns = getattr(record, name)
@@ -147,16 +143,16 @@ class LandingWriter:
                     day = self._days.get(symbol)
                     if day is None or not day[0] <= time_ns < day[1]:
                         day = self._new_day(record, time_ns)
-                    day[2].append(record)
+                    day[2].append(line)
                     break
             else:  # none of its time fields set: dated by arrival
-                self._queue(self._key_of(record)).append(record)
+                self._queue(self._key_of(record)).append(line)
         else:
-            key = self._key_of(record)  # a frozen struct's type takes the way above from now on
-            if type(record) in self._struct_time_fields:
-                self._queue(key).append(record)
-            else:  # a mapping, or a struct that may change: encoded as it is now
-                self._queue(key).append(msgspec.Raw(self._encoder.encode(record)))
+            self._queue(self._key_of(record)).append(line)
+        if self._after_write:  # inline polling, or closed
+            self._written()
+
+    def _written(self) -> None:
         if self._closed:  # closed by another thread meanwhile: land it rather than lose it
             self.rotate()
         elif self.inline_poll:
@@ -206,7 +202,7 @@ class LandingWriter:
     def close(self) -> None:
         """Seal everything and refuse further writes (idempotent)."""
         with self._state_lock:
-            self._closed = True
+            self._closed = self._after_write = True
         self.rotate()
 
     def __enter__(self) -> LandingWriter:
@@ -217,21 +213,21 @@ class LandingWriter:
 
     def _key_of(self, record: msgspec.Struct | Mapping[str, Any]) -> _Key:
         """(symbol, UTC day) of a mapping, of a struct dated by arrival, or of a struct type the
-        writer meets for the first time (frozen ones take the cached way in ``write`` next)."""
+        writer meets for the first time (its next ones take the cached way in ``write``)."""
         key = _symbol_of(record), self._day_of(record)
-        if isinstance(record, msgspec.Struct) and record.__struct_config__.frozen:
+        if isinstance(record, msgspec.Struct):
             self._struct_time_fields[type(record)] = tuple(
                 name for name in self.time_fields if hasattr(record, name)
             )
         return key
 
-    def _new_day(self, record: Any, time_ns: int) -> tuple[int, int, deque[Any]]:
+    def _new_day(self, record: Any, time_ns: int) -> tuple[int, int, deque[bytes]]:
         start = time_ns - time_ns % _NS_PER_DAY
         queue = self._queue((_symbol_of(record), _utc_day(time_ns)))
         day = self._days[record.symbol] = (start, start + _NS_PER_DAY, queue)
         return day
 
-    def _queue(self, key: _Key) -> deque[Any]:
+    def _queue(self, key: _Key) -> deque[bytes]:
         queue = self._queues.get(key)
         if queue is None:
             with self._state_lock:
@@ -248,16 +244,18 @@ class LandingWriter:
         return _utc_day(time.time_ns())
 
     def _take_queued(self) -> list[_Segment]:
-        """Encode every queued record into its key's segment (opened when needed), in write
-        order; returns the segments that took records. Caller holds ``_io_lock``."""
+        """Move every queued line into its key's segment (opened when needed), in write order;
+        returns the segments that took lines. Caller holds ``_io_lock``."""
         with self._state_lock:
             queues = list(self._queues.items())
         took = []
         for key, queue in queues:
-            count = len(queue)  # records queued from here on wait for the next call
+            count = len(queue)  # lines queued from here on wait for the next call
             if not count:
                 continue
-            lines = self._encode_lines([queue.popleft() for _ in range(count)])
+            taken = [queue.popleft() for _ in range(count)]
+            taken.append(b"")  # the last line's newline
+            lines = b"\n".join(taken)
             segment = self._segments.get(key)
             if segment is None:
                 segment = self._segments[key] = self._new_segment(*key)
@@ -265,20 +263,6 @@ class LandingWriter:
             segment.size += len(lines)
             took.append(segment)
         return took
-
-    def _encode_lines(self, records: list[Any]) -> bytes:
-        try:
-            return self._encoder.encode_lines(records)
-        except _ENCODE_ERRORS:  # a struct holding what JSON cannot: find it, keep the others
-            pass
-        lines = []
-        for record in records:
-            try:
-                lines.append(self._encoder.encode(record) + b"\n")
-            except _ENCODE_ERRORS as error:
-                log.error("%s writer leaves out a record it cannot encode (%s): %.200r",
-                          self.kind, error, record)  # fmt: skip
-        return b"".join(lines)
 
     def _new_segment(self, symbol: str, day: dt.date) -> _Segment:
         # Stems sort in creation order, also across restarts: wall-clock ns, never repeated.
