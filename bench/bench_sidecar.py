@@ -97,10 +97,11 @@ def sidecar_round(frames: list[RecordedFrame], redis: str, work: Path) -> tuple[
         async with feed:  # opens the dead-letter file; no connection is made
             maintainer = threading.Thread(target=maintain, daemon=True)
             maintainer.start()
+            handle, on_record = feed._handle, sidecar.on_record  # as the peer's loop holds its own
             started = time.perf_counter()
             for frame in frames:
-                for record in feed._handle(frame.payload, frame.receive_ns):
-                    sidecar.on_record(record)
+                for record in handle(frame.payload, frame.receive_ns):
+                    on_record(record)
             stop.set()
             maintainer.join()
             for writer in sidecar.writers.values():
