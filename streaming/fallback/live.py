@@ -44,15 +44,26 @@ class LiveFeatureTracker:
         self.newest_row: FeatureRow | None = None
         self.last_message_ns: int | None = None
 
+    # on_trade and on_book_ticker inline their bookkeeping: they run for every market message.
     def on_trade(self, trade: TradeLike) -> list[FeatureRow]:
         """Feed one trade; returns the rows it completed."""
-        self._saw(trade.receive_ns)
-        return self._keep(self.live.on_trade(trade))
+        receive_ns, last = trade.receive_ns, self.last_message_ns
+        if last is None or receive_ns > last:
+            self.last_message_ns = receive_ns
+        rows = self.live.on_trade(trade)
+        if rows:
+            self.newest_row = rows[-1]
+        return rows
 
     def on_book_ticker(self, ticker: BookTickerLike) -> list[FeatureRow]:
         """Feed one book ticker; returns the rows it completed."""
-        self._saw(ticker.receive_ns)
-        return self._keep(self.live.on_book_ticker(ticker))
+        receive_ns, last = ticker.receive_ns, self.last_message_ns
+        if last is None or receive_ns > last:
+            self.last_message_ns = receive_ns
+        rows = self.live.on_book_ticker(ticker)
+        if rows:
+            self.newest_row = rows[-1]
+        return rows
 
     def advance(self, now_ns: int) -> list[FeatureRow]:
         """Close every interval over by ``close_delay`` before both the clock and the newest
@@ -73,10 +84,6 @@ class LiveFeatureTracker:
         if row is None:
             return None
         return LiveSnapshot(row.values, row.event_timestamp_us * 1_000, self.last_message_ns)
-
-    def _saw(self, receive_ns: int) -> None:
-        if self.last_message_ns is None or receive_ns > self.last_message_ns:
-            self.last_message_ns = receive_ns
 
     def _keep(self, rows: list[FeatureRow]) -> list[FeatureRow]:
         if rows:

@@ -152,8 +152,13 @@ class LiveFeatures:
         self._bar_us = bar_s * US_PER_SECOND
         self._uses_book = BOOK in self.features.groups
         self._completed: deque[Bar] = deque()
-        self._quotes: deque[tuple[int, Quote]] = deque()
+        # Tickers are kept as received and only the last one before each interval's end is
+        # converted to a Quote: most are superseded within their interval.
+        self._quotes: deque[tuple[int, BookTickerLike]] = deque()
         self._quote: Quote | None = None
+        # Where _emit stopped: an interval whose trades are all in and which waits only for a
+        # message received after its end (``None``: it waits for trades or the clock instead).
+        self._book_wait_end_us: int | None = None
         self._complete_until_us = 0  # every interval ending at or before this has all its trades
         self._received_us = 0  # newest local receive time seen
         self.late_trades = 0
@@ -181,19 +186,17 @@ class LiveFeatures:
     def on_book_ticker(self, ticker: BookTickerLike) -> list[FeatureRow]:
         """Take one book ticker; returns the rows of every interval this completed."""
         time_us = ticker.receive_ns // 1000
-        self._received_us = max(self._received_us, time_us)
+        if time_us > self._received_us:
+            self._received_us = time_us
         if self._uses_book:
-            quote = Quote(
-                float(ticker.bid_price),
-                float(ticker.bid_qty),
-                float(ticker.ask_price),
-                float(ticker.ask_qty),
-            )
-            self._quotes.append((time_us, quote))
+            self._quotes.append((time_us, ticker))
             if len(self._quotes) > MAX_PENDING_QUOTES:
                 # No interval has closed for a long while (no trades yet): fold the oldest into
                 # the current book so memory stays bounded; only the newest at a close matters.
-                self._quote = self._quotes.popleft()[1]
+                self._quote = _quote(self._quotes.popleft()[1])
+        wait_end = self._book_wait_end_us
+        if wait_end is None or self._received_us <= wait_end:
+            return []  # a ticker completes an interval only by arriving after its end
         return self._emit(self._complete_until_us)
 
     def advance_to(self, time_us: int) -> list[FeatureRow]:
@@ -223,6 +226,7 @@ class LiveFeatures:
     def _emit(self, complete_until_us: int) -> list[FeatureRow]:
         rows: list[FeatureRow] = []
         features, completed, quotes = self.features, self._completed, self._quotes
+        self._book_wait_end_us = None
         start = features.next_bar_start_us
         if start is None:
             if not completed:
@@ -230,10 +234,23 @@ class LiveFeatures:
             start = completed[0].bar_start_us
         while True:
             end = start + self._bar_us
-            if end > complete_until_us or (self._uses_book and self._received_us <= end):
+            if end > complete_until_us:
                 return rows
+            if self._uses_book and self._received_us <= end:
+                self._book_wait_end_us = end
+                return rows
+            newest = None
             while quotes and quotes[0][0] <= end:
-                self._quote = quotes.popleft()[1]
+                newest = quotes.popleft()[1]
+            if newest is not None:
+                self._quote = _quote(newest)
             bar = completed.popleft() if completed and completed[0].bar_start_us == start else None
             rows.append(features.step(start, bar, self._quote))
             start = end
+
+
+def _quote(ticker: BookTickerLike) -> Quote:
+    return Quote(
+        float(ticker.bid_price), float(ticker.bid_qty), float(ticker.ask_price),
+        float(ticker.ask_qty),
+    )  # fmt: skip
