@@ -4,8 +4,10 @@ One asyncio loop runs four tasks: the market feed (every record landed, trades a
 to the live features, completed rows handed to the online writer's background thread), the
 predictor (every ``predict_every_s`` per symbol: fallback decision → models → risk → prediction),
 the model poller (alias moves → hot swap) and the landing maintainer (fsync and rotation in a
-worker thread). Blocking work never runs on the loop: Feast writes have their own thread, and
-silver microbatches (fallback level 4) are fetched in a worker thread and used once they arrive.
+worker thread); a fifth supervises the model watcher, the child process that mirrors the MLflow
+aliases to local files, so this process never imports MLflow. Blocking work never runs on the
+loop: Feast writes have their own thread, and silver microbatches (fallback level 4) are fetched
+in a worker thread and used once they arrive.
 """
 
 from __future__ import annotations
@@ -40,15 +42,17 @@ from streaming.landing import (
 )
 from streaming.loop_watch import LoopWatch
 from streaming.metrics import SidecarMetrics
+from streaming.model_files import mirror_dir
 from streaming.online import OnlineFeatureReader, OnlineFeatureWriter
 from streaming.predictions import Prediction, Role, unscored_prediction
 from streaming.prefetched_silver import open_silver
 from streaming.risk import RiskEngine
 from streaming.venues.binance import BookTicker, Trade
+from streaming.watcher_process import WatcherProcess
 from trading_assets.lib.feature_store.spec import FEATURE_CONFIG, SERVICES
 from trading_assets.lib.features import feature_names
 from trading_assets.lib.features.incremental import FeatureRow
-from trading_assets.lib.models.live_metrics import MODEL_ERROR_REASON
+from trading_assets.lib.lakehouse.landing import MODEL_ERROR_REASON
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
@@ -60,6 +64,7 @@ def open_feature_store(config: SidecarConfig) -> Any:
 
     On a fresh install the sidecar may start before Dagster's ``feast_registry`` asset ran; it
     then applies the same repository definitions itself (apply is idempotent)."""
+    from trading_assets.lib.feature_store.online_only import ONLINE_ONLY
     from trading_assets.lib.feature_store.repo import (
         apply_definitions,
         load_definitions,
@@ -67,9 +72,10 @@ def open_feature_store(config: SidecarConfig) -> Any:
         open_store,
     )
 
-    overrides: dict[str, Any] = {}
+    # The sidecar never reads the offline store; the repository's DuckDB one would cost RSS.
+    overrides: dict[str, Any] = {"offline_store": {"type": ONLINE_ONLY}}
     if config.redis_connection_string:
-        overrides = {
+        overrides |= {
             "online_store": {"type": "redis"},
             "online_store.connection_string": config.redis_connection_string,
         }
@@ -118,11 +124,14 @@ class Sidecar:
             last_message=live.last_message_ns,
         )
         self.risk = RiskEngine(on_transition=self.metrics.count_risk_transition)
-        self.slots = (
-            ModelSlots(config.tracking_uri, config.model_name, metrics=self.metrics)
-            if config.tracking_uri
-            else None
-        )
+        self.slots: ModelSlots | None = None
+        self.model_watcher: WatcherProcess | None = None
+        if config.tracking_uri:
+            mirror = mirror_dir(config.data_root, config.model_name)
+            self.slots = ModelSlots(mirror, metrics=self.metrics)
+            self.model_watcher = WatcherProcess(
+                config.tracking_uri, config.model_name, mirror, config.model_poll_s
+            )
         root = config.landing_root
         self.writers = {
             kind: LandingWriter(root, kind, inline_poll=False)
@@ -181,10 +190,12 @@ class Sidecar:
             asyncio.create_task(maintain(self.writers.values()), name="landing"),
             asyncio.create_task(self.loop_watch.run(), name="loop-watch"),
         ]
-        if self.slots is not None:
+        if self.slots is not None and self.model_watcher is not None:
             tasks.append(
                 asyncio.create_task(self.slots.poll(self.config.model_poll_s), name="models")
             )
+            # Cancelled with the others on shutdown, which terminates the watcher process.
+            tasks.append(asyncio.create_task(self.model_watcher.supervise(), name="watcher"))
         stop = asyncio.create_task(self._stop.wait(), name="stop")
         try:
             done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)

@@ -23,7 +23,8 @@ class SidecarConfig:
     symbols: tuple[str, ...]
     ws_base_url: str
     rest_base_url: str
-    data_root: Path  # landing/, dead_letters.jsonl; feast/, iceberg/ and mlflow/ when local
+    data_root: Path  # landing/, dead_letters.jsonl, models/ (the model mirror); feast/, iceberg/
+    # and mlflow/ when local
     tracking_uri: str | None  # MLflow; None: no models, every prediction is a safe no-trade
     model_name: str = "signal"
     feature_service: str = TRAINING_SERVICE

@@ -1,13 +1,17 @@
-"""The sidecar's model slots: ``@champion``, ``@canary`` and ``@shadow`` from MLflow, hot-swapped.
+"""The sidecar's model slots: ``@champion``, ``@canary`` and ``@shadow``, hot-swapped.
 
-A registry poll (one ``get_registered_model`` call, off the event loop on a dedicated loader
-thread) reads where each alias points. When an alias moved, the new version is loaded beside the
-old one: download, checksum (``load_by_alias``), onnxruntime session, one warm-up prediction.
-Only a fully working model is published, by replacing one immutable mapping with a single
-reference assignment, so a reader sees either the old or the new model and never a half-built
-one. A failed load keeps the old model and is logged and counted, and is retried at the next
-poll since a download may fail transiently. An alias removed in the registry empties its slot.
-A registry that cannot be reached, or that no longer knows the model at all, changes nothing.
+The registry side runs in a child process (:mod:`streaming.model_watcher`): it polls MLflow and
+mirrors each aliased version into a local directory with a manifest (:mod:`streaming.model_files`),
+so the serving process never imports MLflow. The slots follow that manifest: a refresh (off the
+event loop, on a dedicated loader thread) reads it, and when an alias moved the new version is
+loaded beside the old one: ONNX file checked against its checksum, onnxruntime session, one
+warm-up prediction. Only a fully working model is published, by replacing one immutable mapping
+with a single reference assignment, so a reader sees either the old or the new model and never
+a half-built one. A failed load (the watcher's fetch or the session here) keeps the old model
+and is logged and counted, and is retried at the next poll since a download may fail
+transiently. An alias removed in the registry empties its slot. A registry that cannot be
+reached, or that no longer knows the model at all, changes nothing; before anything was
+mirrored, a model the registry does not know means nothing to serve yet.
 """
 
 from __future__ import annotations
@@ -17,26 +21,44 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
 from streaming.metrics import SidecarMetrics
+from streaming.model_files import (
+    Manifest,
+    MirrorEntry,
+    manifest_signature,
+    read_manifest,
+    read_model,
+)
 from streaming.predictions import DEFAULT_SIGNAL_SCALE, ROLES, Role, signal_from_return
 from trading_assets.lib.models.inference import FeatureOrderError, OnnxModel
-from trading_assets.lib.models.registry import LoadedModel, load_by_alias
 
 log = logging.getLogger(__name__)
 LABEL_STD_KEY = "label_std"
 DEFAULT_POLL_SECONDS = 10.0
+MANIFEST_CHECK_S = 1.0  # how often the poller stats the manifest between refreshes
+
+
+class ModelArtifact(Protocol):
+    """A version's bytes and description, from the mirror or straight from the registry."""
+
+    @property
+    def version(self) -> str: ...
+    @property
+    def onnx_bytes(self) -> bytes: ...
+    @property
+    def feature_names(self) -> list[str]: ...
+    @property
+    def metadata(self) -> Mapping[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -52,7 +74,7 @@ class ModelScore:
 class ServingModel:
     """A loaded, warmed-up model version serving one alias slot; immutable once published."""
 
-    def __init__(self, role: Role, loaded: LoadedModel, default_scale: float) -> None:
+    def __init__(self, role: Role, loaded: ModelArtifact, default_scale: float) -> None:
         self.role: Role = role
         self.version = loaded.version
         self.metadata: Mapping[str, Any] = MappingProxyType(dict(loaded.metadata))
@@ -114,7 +136,7 @@ class SlotChange(StrEnum):
 
 @dataclass
 class RefreshReport:
-    """The outcome of one registry poll: per-slot changes and load errors."""
+    """The outcome of one refresh: per-slot changes, load errors, and the registry's state."""
 
     changes: dict[Role, SlotChange] = field(default_factory=dict)
     errors: dict[Role, str] = field(default_factory=dict)
@@ -122,15 +144,12 @@ class RefreshReport:
 
     @property
     def ok(self) -> bool:
-        """True when the registry answered and no load failed."""
+        """True when the registry answered (as last mirrored) and no load failed."""
         return self.registry_error is None and not self.errors
 
 
-Loader = Callable[[str, str, str], LoadedModel]
-
-
 class ModelSlots:
-    """The alias slots of one registered model, kept in step with the MLflow registry.
+    """The alias slots of one registered model, kept in step with the watcher's mirror.
 
     Readers call :meth:`get` or :meth:`snapshot` from any thread without locking; writers
     (:meth:`refresh`) are serialised and publish whole new mappings.
@@ -138,27 +157,26 @@ class ModelSlots:
 
     def __init__(
         self,
-        tracking_uri: str,
-        model_name: str,
+        directory: Path,
         *,
         roles: Sequence[Role] = ROLES,
         signal_scale: float = DEFAULT_SIGNAL_SCALE,
         metrics: SidecarMetrics | None = None,
-        loader: Loader = load_by_alias,
     ) -> None:
         unknown = set(roles) - set(ROLES)
         if unknown:
             raise ValueError(f"unknown roles {sorted(unknown)}; use {', '.join(ROLES)}")
-        self.tracking_uri = tracking_uri
-        self.model_name = model_name
+        self.directory = directory
+        self.model_name = directory.name
         self.roles: tuple[Role, ...] = tuple(roles)
         self.signal_scale = signal_scale
         self.metrics = metrics
         self.load_failures = 0
-        self._loader = loader
         self._slots: Mapping[Role, ServingModel] = MappingProxyType({})
         self._refresh_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
+        self._manifest: Manifest | None = None
+        self._signature: tuple[int, int, int] | None = None
 
     def get(self, role: Role = "champion") -> ServingModel | None:
         """The model serving ``role`` now, or None when the slot is empty."""
@@ -173,17 +191,25 @@ class ModelSlots:
         return {role: model.version for role, model in self._slots.items()}
 
     def refresh(self) -> RefreshReport:
-        """Poll the registry once and bring every slot in line. Blocking: run it off the loop."""
+        """Read the manifest and bring every slot in line. Blocking: run it off the loop."""
         with self._refresh_lock:
             report = RefreshReport()
             try:
-                targets = self._alias_targets()
-            except Exception as exc:  # network, store or auth errors: keep serving what we have
-                log.warning("model registry poll failed for %s: %s", self.model_name, exc)
-                report.registry_error = str(exc)
+                manifest = self._read()
+            except Exception as exc:  # a damaged manifest: keep serving what we have
+                log.warning("model mirror %s unreadable: %s", self.directory, exc)
+                report.registry_error = f"unreadable manifest: {exc}"
                 return report
+            if manifest is None and self._slots:
+                # The mirror vanished under a serving sidecar: a reset data directory more
+                # likely than a withdrawal, which the watcher writes as an empty manifest.
+                report.registry_error = f"no manifest in {self.directory}"
+                return report
+            if manifest is not None:
+                report.registry_error = manifest.registry_error
+            entries = manifest.roles if manifest is not None else {}
             for role in self.roles:
-                report.changes[role] = self._bring_in_line(role, targets.get(role), report)
+                report.changes[role] = self._bring_in_line(role, entries.get(role), report)
             return report
 
     async def refresh_async(self) -> RefreshReport:
@@ -194,13 +220,19 @@ class ModelSlots:
         return await asyncio.get_running_loop().run_in_executor(self._executor, self.refresh)
 
     async def poll(self, interval_s: float = DEFAULT_POLL_SECONDS) -> None:
-        """Refresh now and then every ``interval_s`` seconds until cancelled."""
+        """Refresh now, then whenever the manifest is rewritten (a stat every second at most)
+        and at least every ``interval_s`` seconds, which retries failed loads; until cancelled.
+        """
+        last = -math.inf
         while True:
-            try:
-                await self.refresh_async()
-            except Exception:  # a bug in one poll must not end polling for the process lifetime
-                log.exception("model refresh for %s failed unexpectedly", self.model_name)
-            await asyncio.sleep(interval_s)
+            moved = manifest_signature(self.directory) != self._signature
+            if moved or time.monotonic() - last >= interval_s:
+                last = time.monotonic()
+                try:
+                    await self.refresh_async()
+                except Exception:  # a bug in one refresh must not end polling for good
+                    log.exception("model refresh for %s failed unexpectedly", self.model_name)
+            await asyncio.sleep(min(interval_s, MANIFEST_CHECK_S))
 
     def close(self) -> None:
         """Stop the loader thread (a load in progress finishes first)."""
@@ -208,23 +240,20 @@ class ModelSlots:
             self._executor.shutdown(wait=True)
             self._executor = None
 
-    def _alias_targets(self) -> dict[str, str]:
-        client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-        try:
-            registered = client.get_registered_model(self.model_name)
-        except MlflowException as exc:
-            # Before anything loaded, a missing model just means nothing to serve yet. Once
-            # serving, a vanished model more likely means a misconfigured or reset store than a
-            # deliberate deletion, so it is treated as an outage and the slots are kept.
-            missing = exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
-            if missing and not self._slots:
-                return {}
-            raise
-        return {alias: str(version) for alias, version in (registered.aliases or {}).items()}
+    def _read(self) -> Manifest | None:
+        """The manifest, parsed again only when its file changed."""
+        signature = manifest_signature(self.directory)
+        if signature != self._signature or signature is None:
+            # A damaged file is read again only once rewritten, not at every poll.
+            self._signature = signature
+            self._manifest = read_manifest(self.directory)
+        return self._manifest
 
-    def _bring_in_line(self, role: Role, target: str | None, report: RefreshReport) -> SlotChange:
+    def _bring_in_line(
+        self, role: Role, entry: MirrorEntry | None, report: RefreshReport
+    ) -> SlotChange:
         current = self._slots.get(role)
-        if target is None:
+        if entry is None:
             if current is None:
                 return SlotChange.UNCHANGED
             self._publish(role, None)
@@ -236,12 +265,12 @@ class ModelSlots:
             )
             self._count(role, SlotChange.REMOVED)
             return SlotChange.REMOVED
+        target = entry.version
         if current is not None and current.version == target:
             return SlotChange.UNCHANGED
         try:
-            candidate = ServingModel(
-                role, self._loader(self.tracking_uri, self.model_name, role), self.signal_scale
-            )
+            loaded = read_model(self.directory, entry)
+            candidate = ServingModel(role, loaded, self.signal_scale)
             candidate.warm_up()
         except Exception as exc:
             self.load_failures += 1

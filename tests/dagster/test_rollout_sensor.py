@@ -11,8 +11,9 @@ import polars as pl
 import pytest
 
 from sensors.rollout import RolloutPolicyResource
-from streaming.inference import ModelSlots, SlotChange
+from streaming.inference import SlotChange
 from tests.dagster.rollout_world import World, build_market, land, moved, new_world
+from tests.mirrored_slots import MirroredSlots
 from trading_assets.definitions import defs as lazy_defs
 from trading_assets.defs.ingest.landing import LandingResource
 from trading_assets.defs.models.live import NO_MATURED_PREDICTIONS, live_model_metrics
@@ -117,14 +118,16 @@ def promoted_by_hand(world: World, champion: str, previous: str, hours_ago: floa
     world.backdate(champion, "champion", hours_ago * 3600)
 
 
-def test_breach_after_probation_rolls_back_and_a_second_breach_leaves_no_model(world: World):
+def test_breach_after_probation_rolls_back_and_a_second_breach_leaves_no_model(
+    world: World, tmp_path: Path
+):
     market = build_market(world, seed=13)
     first = world.register_challenger()
     world.tick()  # the bootstrap move: v1 champion
     second = world.register_challenger()
     promoted_by_hand(world, second, first, hours_ago=7)  # past the hour of probation
     land(world, market, second, "champion", minutes=10, noise=1e-3, latency_ms=80.0, seed=1)
-    sidecar = ModelSlots(world.mlflow.tracking_uri, world.name, roles=("champion",))
+    sidecar = MirroredSlots(world.mlflow.tracking_uri, world.name, tmp_path, roles=("champion",))
 
     rollback = moved(world.tick())
     loaded = sidecar.refresh()

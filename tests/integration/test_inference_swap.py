@@ -1,4 +1,7 @@
-"""Model slots against a real sqlite MLflow and real onnxruntime: loads, hot swaps, failures."""
+"""Model slots against a real sqlite MLflow and real onnxruntime: loads, hot swaps, failures.
+
+The registry side is the model watcher (MLflow → local mirror), stepped in process here by
+:class:`MirroredSlots`; the last test runs it as the sidecar does, in its own process."""
 
 from __future__ import annotations
 
@@ -17,6 +20,9 @@ from mlflow import MlflowClient
 
 from streaming.inference import ModelSlots, SlotChange
 from streaming.metrics import SidecarMetrics
+from streaming.model_files import MANIFEST_FILE, mirror_dir, read_manifest
+from streaming.watcher_process import WatcherProcess
+from tests.mirrored_slots import MirroredSlots
 from trading_assets.lib.models.inference import FeatureOrderError, OnnxModel
 from trading_assets.lib.models.onnx_export import export_onnx
 from trading_assets.lib.models.registry import ONNX_FILE, register_model, set_alias
@@ -45,6 +51,7 @@ class Store:
     uri: str
     artifacts: Path
     name: str = ""
+    data_root: Path = Path()
 
     def register(self, onnx_bytes: bytes, names: list[str]) -> str:
         version = register_model(
@@ -71,8 +78,12 @@ class Store:
     def client(self) -> MlflowClient:
         return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
-    def slots(self, **kwargs) -> ModelSlots:
-        return ModelSlots(self.uri, self.name, **kwargs)
+    def slots(self, **kwargs) -> MirroredSlots:
+        return MirroredSlots(self.uri, self.name, self.data_root, **kwargs)
+
+    @property
+    def mirror(self) -> Path:
+        return mirror_dir(self.data_root, self.name)
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +94,9 @@ def shared_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 
 
 @pytest.fixture
-def store(shared_store: Store) -> Store:
-    return Store(shared_store.uri, shared_store.artifacts, f"signal_{next(_model_ids)}")
+def store(shared_store: Store, tmp_path: Path) -> Store:
+    name = f"signal_{next(_model_ids)}"
+    return Store(shared_store.uri, shared_store.artifacts, name, tmp_path / "data")
 
 
 @pytest.fixture
@@ -235,6 +247,40 @@ def test_failed_load_keeps_the_old_model_and_is_counted(store, metrics, fault):
     assert served_version(metrics, "champion", v1) == 1
 
 
+def test_a_damaged_mirror_file_keeps_the_old_model(store, metrics):
+    v1, _ = store.register_trained(NAMES, seed=1)
+    v2, _ = store.register_trained(NAMES, seed=2)
+    store.alias("champion", v1)
+    slots = store.slots(metrics=metrics)
+    slots.refresh()
+    store.alias("champion", v2)
+    slots.watcher.sync()
+    damaged = store.mirror / f"v{v2}.onnx"
+    damaged.write_bytes(damaged.read_bytes()[:-16])
+
+    report = slots.slots.refresh()
+
+    assert report.changes["champion"] is SlotChange.FAILED
+    assert "checksum" in report.errors["champion"]
+    assert slots.versions() == {"champion": v1}
+    assert swaps(metrics, "champion", "failed") == 1
+
+
+def test_a_damaged_manifest_changes_nothing_until_the_watcher_rewrites_it(store):
+    v1, _ = store.register_trained(NAMES, seed=1)
+    store.alias("champion", v1)
+    slots = store.slots()
+    slots.refresh()
+    (store.mirror / MANIFEST_FILE).write_text('{"model": "signal", "ro')
+
+    damaged = slots.slots.refresh()
+    healed = slots.refresh()
+
+    assert damaged.registry_error is not None and "unreadable" in damaged.registry_error
+    assert healed.ok and set(healed.changes.values()) == {SlotChange.UNCHANGED}
+    assert slots.versions() == {"champion": v1}
+
+
 def test_removed_alias_empties_only_its_slot(store, metrics):
     v1, _ = store.register_trained(NAMES, seed=1)
     v2, _ = store.register_trained(NAMES, seed=2)
@@ -262,12 +308,12 @@ def test_unreachable_registry_changes_nothing(store, tmp_path):
     slots.refresh()
     # A database path under a regular file cannot be opened: a stand-in for a registry outage.
     (tmp_path / "not_a_dir").write_text("")
-    slots.tracking_uri = f"sqlite:///{tmp_path / 'not_a_dir' / 'mlflow.db'}"
+    slots.watcher.tracking_uri = f"sqlite:///{tmp_path / 'not_a_dir' / 'mlflow.db'}"
 
     report = slots.refresh()
 
     assert report.registry_error is not None and not report.ok
-    assert report.changes == {}
+    assert set(report.changes.values()) == {SlotChange.UNCHANGED}
     assert slots.versions() == {"champion": v1}
 
 
@@ -275,9 +321,10 @@ def test_a_model_missing_from_the_registry_keeps_serving_slots(store):
     v1, _ = store.register_trained(NAMES, seed=1)
     store.alias("champion", v1)
     slots = store.slots()
-    empty_start = Store(store.uri, store.artifacts, "signal_never_registered").slots()
+    empty_start = Store(store.uri, store.artifacts, "signal_never_registered", store.data_root)
+    empty_start = empty_start.slots()
     slots.refresh()
-    slots.model_name = "signal_never_registered"
+    store.client().delete_registered_model(store.name)
 
     report = slots.refresh()
     fresh = empty_start.refresh()
@@ -301,26 +348,42 @@ def test_model_needs_its_named_features(store):
         model.predict_features(partial)
 
 
-async def test_background_poll_follows_an_alias_move(store, metrics):
+async def test_a_watcher_process_feeds_the_polling_slots(store, metrics):
     v1, _ = store.register_trained(NAMES, seed=1)
     v2, _ = store.register_trained(NAMES, seed=2)
     store.alias("champion", v1)
-    slots = store.slots(metrics=metrics)
+    slots = store.slots(metrics=metrics).slots
+    watcher = WatcherProcess(store.uri, store.name, store.mirror, poll_s=0.1)
+    supervisor = asyncio.create_task(watcher.supervise())
     poller = asyncio.create_task(slots.poll(interval_s=0.05))
 
     seen = await wait_for_version(slots, v1)
     await asyncio.to_thread(store.alias, "champion", v2)
     moved = await wait_for_version(slots, v2)
-    poller.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await poller
+    pid = watcher.pid
+    for task in (poller, supervisor):
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
     slots.close()
 
     assert (seen, moved) == (v1, v2)
     assert swaps(metrics, "champion", "loaded") == 2
+    manifest = read_manifest(store.mirror)
+    assert manifest is not None and manifest.roles["champion"].version == v2
+    assert pid is not None and not process_alive(pid)  # cancelling the supervisor ended it
 
 
-async def wait_for_version(slots: ModelSlots, version: str, attempts: int = 400) -> str | None:
+def process_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in state
+
+
+async def wait_for_version(slots: ModelSlots, version: str, attempts: int = 2400) -> str | None:
+    # Up to a minute: the watcher process imports MLflow before its first poll.
     for _ in range(attempts):
         model = slots.get("champion")
         if model is not None and model.version == version:

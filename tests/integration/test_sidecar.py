@@ -65,14 +65,23 @@ def pushed_every_symbol(sidecar: Sidecar) -> bool:
     return all(sidecar.online_reader.read(symbol) is not None for symbol in SYMBOLS)
 
 
+def champion_served_every_symbol(sidecar: Sidecar) -> bool:
+    """Whether each symbol's latest prediction came from a model: the first wait for the model
+    watcher process (started with the sidecar) to mirror the @champion."""
+    latest = sidecar.hub.latest()
+    return all(symbol in latest and latest[symbol].model_version for symbol in SYMBOLS)
+
+
 async def run_sidecar(sidecar: Sidecar, seconds: float, max_extra_s: float = 60.0) -> dict:
-    """Run for ``seconds`` and on until every symbol has a row online (at most ``max_extra_s``
-    more); return what the API served just before stopping."""
+    """Run for ``seconds`` and on until every symbol has a row online and a champion prediction
+    (at most ``max_extra_s`` more); return what the API served just before stopping."""
     task = asyncio.create_task(sidecar.run())
     try:
         await asyncio.sleep(seconds)
         deadline = asyncio.get_running_loop().time() + max_extra_s
-        while not pushed_every_symbol(sidecar) and asyncio.get_running_loop().time() < deadline:
+        while asyncio.get_running_loop().time() < deadline and not (
+            pushed_every_symbol(sidecar) and champion_served_every_symbol(sidecar)
+        ):
             await asyncio.sleep(0.25)
         async with aiohttp.ClientSession() as http:
             base = f"http://{sidecar.config.api_host}:{sidecar.config.api_port}"

@@ -31,6 +31,8 @@ from trading_assets.lib.settings import data_dir
 TRADES_KIND = "trades"
 BOOK_TICKERS_KIND = "book_tickers"
 PREDICTIONS_KIND = "predictions"
+MODEL_ERROR_REASON = "model error"
+"""How a landed prediction's ``reason`` starts when its model failed to score (no trade)."""
 
 SEALED_SUFFIX = ".jsonl"
 OPEN_SUFFIX = ".jsonl.open"

@@ -34,6 +34,7 @@ from pathlib import Path
 import polars as pl
 
 from trading_assets.lib.lakehouse.landing import (
+    MODEL_ERROR_REASON,
     OPEN_SUFFIX,
     PREDICTIONS_KIND,
     SEALED_SUFFIX,
@@ -47,7 +48,6 @@ from trading_assets.lib.models.metrics import hit_rate, information_coefficient
 
 NS = 1_000_000_000
 BAR_NS = NS  # bars_1s
-MODEL_ERROR_REASON = "model error"
 METRICS_FILE = "live_model_metrics.parquet"
 RANGES_FILE = "served_ranges.parquet"
 

@@ -1,0 +1,95 @@
+"""The model watcher (:mod:`streaming.model_watcher`) as a child process of the sidecar.
+
+:meth:`WatcherProcess.supervise` starts it, starts it again whenever it exits (after a delay
+that doubles while it keeps dying young, so a watcher that cannot start does not spin), and
+terminates it when cancelled, which is how the sidecar's shutdown ends it. While the watcher is
+down the sidecar keeps serving whatever it loaded; alias moves wait for the next watcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+HEALTHY_RUN_S = 60.0  # a watcher that lived this long starts the restart delay over
+TERMINATE_GRACE_S = 5.0
+
+
+class WatcherProcess:
+    """``python -m streaming.model_watcher`` for one model, supervised from the event loop."""
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        model_name: str,
+        directory: Path,
+        poll_s: float,
+        *,
+        restart_delay_s: float = 1.0,
+        max_restart_delay_s: float = 30.0,
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.model_name = model_name
+        self.directory = directory
+        self.poll_s = poll_s
+        self.restart_delay_s = restart_delay_s
+        self.max_restart_delay_s = max_restart_delay_s
+        self.restarts = 0
+        self._process: asyncio.subprocess.Process | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The running watcher's pid (None before the first start and after shutdown)."""
+        process = self._process
+        return process.pid if process is not None and process.returncode is None else None
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable, "-m", "streaming.model_watcher",
+            "--tracking-uri", self.tracking_uri,
+            "--model-name", self.model_name,
+            "--dir", str(self.directory),
+            "--poll-s", str(self.poll_s),
+            "--parent-pid", str(os.getpid()),
+        ]  # fmt: skip
+
+    async def supervise(self) -> None:
+        """Keep a watcher running until cancelled; then terminate it."""
+        delay = self.restart_delay_s
+        try:
+            while True:
+                started = time.monotonic()
+                # Its stdout joins the sidecar's log stream (stderr): the sidecar's stdout is
+                # left to the sidecar.
+                self._process = await asyncio.create_subprocess_exec(
+                    *self.command(), stdin=asyncio.subprocess.DEVNULL, stdout=2
+                )
+                log.info("model watcher for %s started (pid %s)", self.model_name, self.pid)
+                code = await self._process.wait()
+                self.restarts += 1
+                if time.monotonic() - started >= HEALTHY_RUN_S:
+                    delay = self.restart_delay_s
+                log.warning("model watcher exited with %s; restarting in %.0f s", code, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_restart_delay_s)
+        finally:
+            await self._terminate()
+
+    async def _terminate(self) -> None:
+        process = self._process
+        if process is None or process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):  # exited, not yet reaped
+            process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), TERMINATE_GRACE_S)
+        except TimeoutError:
+            log.warning("model watcher (pid %s) ignored SIGTERM: killing it", process.pid)
+            process.kill()
+            await process.wait()
