@@ -65,9 +65,11 @@ def _utc(ns: int) -> dt.datetime:
 class IcebergSilverMicrobatch:
     """A :data:`~streaming.fallback.decision.SilverSource` over the lakehouse's silver table.
 
-    Reads the (day, symbol) partitions the interval touches and keeps the trades inside it.
-    A partition is read whole (the lakehouse reads partitions, not ranges), so one pull of a busy
-    day costs a full-partition Parquet read: the controller rate-limits pulls per symbol.
+    Reads the (day, symbol) partitions the interval touches, keeping the trades inside it as
+    they are read: the event times of the whole partition are decoded, the other columns only
+    for the interval's rows, so a pull costs a scan of the day but never holds the day in
+    memory (a whole busy day would add a hundred MB and more to the sidecar). The controller
+    rate-limits pulls per symbol.
     """
 
     def __init__(self, lake: Lakehouse) -> None:
@@ -76,9 +78,9 @@ class IcebergSilverMicrobatch:
     def __call__(self, symbol: str, start_ns: int, end_ns: int) -> pl.DataFrame:
         """Silver trades of ``symbol`` with ``start_ns ≤ event_time ≤ end_ns``."""
         start, end = _utc(start_ns), _utc(end_ns)
+        inside = pl.col("event_time").is_between(start, end)
         day, frames = start.date(), []
         while day <= end.date():
-            frames.append(read_silver(self.lake, symbol, day, SILVER_COLUMNS))
+            frames.append(read_silver(self.lake, symbol, day, SILVER_COLUMNS, where=inside))
             day += dt.timedelta(days=1)
-        trades = pl.concat(frames, how="vertical_relaxed")
-        return trades.filter(pl.col("event_time").is_between(start, end)).sort("trade_id")
+        return pl.concat(frames, how="vertical_relaxed").sort("trade_id")

@@ -107,3 +107,16 @@ def test_rows_of_another_partition_are_refused(bars_table):
         replace_partition(bars_table, DAY, "BTCUSDT", [wrong])
 
     assert count_partition(bars_table, DAY, "BTCUSDT") == 0
+
+
+def test_a_filtered_read_returns_only_the_matching_rows(bars_table):
+    replace_partition(bars_table, DAY, "BTCUSDT", [bars(bars_table, DAY, "BTCUSDT", 50)])
+    start = dt.datetime.combine(DAY, dt.time(), tzinfo=dt.UTC)
+    inside = pl.col("bar_start").is_between(
+        start + dt.timedelta(seconds=10), start + dt.timedelta(seconds=19)
+    )
+
+    sliced = read_partition(bars_table, DAY, "BTCUSDT", ("first_trade_id",), where=inside)
+
+    assert sliced.columns == ["first_trade_id"]
+    assert sliced["first_trade_id"].to_list() == list(range(10, 20))

@@ -247,9 +247,13 @@ def refine_silver(lake: Lakehouse, symbol: str, day: dt.date) -> SilverResult:
 
 
 def read_silver(
-    lake: Lakehouse, symbol: str, day: dt.date, columns: tuple[str, ...] | None = None
+    lake: Lakehouse,
+    symbol: str,
+    day: dt.date,
+    columns: tuple[str, ...] | None = None,
+    where: pl.Expr | None = None,
 ) -> pl.DataFrame:
-    return read_partition(lake.table(SILVER_TRADES_TABLE), day, symbol, columns)
+    return read_partition(lake.table(SILVER_TRADES_TABLE), day, symbol, columns, where)
 
 
 def build_bars_1s(lake: Lakehouse, symbol: str, day: dt.date) -> BarsResult:

@@ -150,9 +150,13 @@ def _append_partition_files(
 
 
 def read_partition(
-    table: Table, day: dt.date, symbol: str, columns: Sequence[str] | None = None
+    table: Table,
+    day: dt.date,
+    symbol: str,
+    columns: Sequence[str] | None = None,
+    where: pl.Expr | None = None,
 ) -> pl.DataFrame:
-    """Read one partition as a polars frame.
+    """Read one partition as a polars frame (only its rows matching ``where``, when given).
 
     Partitions are only ever replaced whole (no delete files, no row rewrites), so while the
     table keeps its original schema the planned data files are read directly by polars' Parquet
@@ -167,12 +171,17 @@ def read_partition(
         if not tasks:
             return pl.DataFrame(schema=_polars_schema(table, selected))
         sources = [_parquet_source(table, task.file.file_path) for task in tasks]
-        return pl.read_parquet(sources, columns=selected, hive_partitioning=False)  # type: ignore
+        if where is None:
+            return pl.read_parquet(sources, columns=selected, hive_partitioning=False)  # type: ignore
+        # Filtered while reading: the other columns are decoded for the matching rows only, so a
+        # slice of a busy day never holds the whole day in memory.
+        scan = pl.scan_parquet(sources, hive_partitioning=False)  # type: ignore[arg-type]
+        return scan.filter(where).select(selected).collect()
     frame = pl.from_arrow(
         table.scan(row_filter=row_filter, selected_fields=tuple(selected)).to_arrow()
     )
     assert isinstance(frame, pl.DataFrame)
-    return frame
+    return frame if where is None else frame.filter(where)
 
 
 def _parquet_source(table: Table, location: str) -> str | bytes:
