@@ -7,6 +7,11 @@ as @champion. Child side (``python -m bench.sidecar_latency ...``): one :class:`
 process (so its peak RSS is its own), predicting on bar close, instrumented as described in
 :mod:`bench.bench_sidecar`; it prints one JSON line of results.
 
+Two resident set sizes are reported, both peaks (``VmHWM``): ``peak_rss_mb`` is the serving
+process (feed, features, online store, ONNX, API: everything on the tick path), and
+``watcher_peak_rss_mb`` is its model watcher child (:mod:`streaming.model_watcher`, the MLflow
+client that mirrors the aliases to local files), read just before the sidecar shuts down.
+
 The recorded exchange times (``E``, ``T``) are rewritten as the frames go out, onto the replay's
 wall clock (compressed N× like the pacing), so feature ages and fallback levels behave as they
 would live instead of seeing a two-year-old market. The first exchange time is anchored at the
@@ -30,7 +35,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.harness import peak_rss_mb, run_child
+from bench.harness import peak_rss_mb, process_peak_rss_mb, run_child
 from streaming.recordings import RecordedFrame, read_recording
 from streaming.simulator.replay import RecordingReplay
 
@@ -183,6 +188,9 @@ async def _run_sidecar(args: argparse.Namespace) -> dict[str, Any]:
         if started_ns and time.time_ns() - started_ns[0] >= (WARMUP_S + args.seconds) * 1e9:
             break
         await asyncio.sleep(0.2)
+    watcher = sidecar.model_watcher
+    watcher_pid = watcher.pid if watcher is not None else None
+    watcher_rss = process_peak_rss_mb(watcher_pid) if watcher_pid is not None else 0.0
     sidecar.stop()
     await asyncio.wait_for(task, 60)
     if not samples:
@@ -204,6 +212,8 @@ async def _run_sidecar(args: argparse.Namespace) -> dict[str, Any]:
         "online_share": levels.count(1) / len(levels),
         "frames": stats.frames_received if stats else 0,
         "peak_rss_mb": peak_rss_mb(),
+        "watcher_peak_rss_mb": watcher_rss,
+        "watcher_restarts": watcher.restarts if watcher is not None else 0,
     }
 
 
