@@ -43,7 +43,7 @@ from streaming.landing import (
 from streaming.loop_watch import LoopWatch
 from streaming.metrics import SidecarMetrics
 from streaming.model_files import mirror_dir
-from streaming.online import OnlineFeatureReader, OnlineFeatureWriter
+from streaming.online import OnlineFeatureReader, OnlineFeatureWriter, open_feature_store
 from streaming.predictions import Prediction, Role, unscored_prediction
 from streaming.prefetched_silver import open_silver
 from streaming.risk import RiskEngine
@@ -57,35 +57,6 @@ from trading_assets.lib.lakehouse.landing import MODEL_ERROR_REASON
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
 VOLATILITY_FEATURE = "rv_60s"
-
-
-def open_feature_store(config: SidecarConfig) -> Any:
-    """The Feast store the Dagster assets materialize into (sqlite locally, or Redis).
-
-    On a fresh install the sidecar may start before Dagster's ``feast_registry`` asset ran; it
-    then applies the same repository definitions itself (apply is idempotent)."""
-    from trading_assets.lib.feature_store.online_only import ONLINE_ONLY
-    from trading_assets.lib.feature_store.repo import (
-        apply_definitions,
-        load_definitions,
-        load_repo_config,
-        open_store,
-    )
-
-    # The sidecar never reads the offline store; the repository's DuckDB one would cost RSS.
-    overrides: dict[str, Any] = {"offline_store": {"type": ONLINE_ONLY}}
-    if config.redis_connection_string:
-        overrides |= {
-            "online_store": {"type": "redis"},
-            "online_store.connection_string": config.redis_connection_string,
-        }
-    store = open_store(load_repo_config("local", config.feast_root, overrides))
-    try:
-        store.get_feature_service(config.feature_service)
-    except Exception:
-        log.info("Feast registry has no %s yet: applying feature_repo/", config.feature_service)
-        apply_definitions(store, load_definitions())
-    return store
 
 
 class Sidecar:

@@ -14,9 +14,10 @@ import polars as pl
 import pytest
 import xgboost as xgb
 
-from streaming.app import Sidecar, open_feature_store
+from streaming.app import Sidecar
 from streaming.config import SidecarConfig
 from streaming.fallback import FallbackBudgets, FallbackLevel
+from streaming.online import open_feature_store
 from streaming.simulator.server import run_simulator_in_thread
 from tests.integration.live_sidecar import register_booster
 from tests.services import free_port
