@@ -14,12 +14,22 @@ staleness threshold and the rollout policy shortened through their environment v
    online store write outage, until the ``staleness_repair`` run it launches succeeds. Floor:
    the stale threshold (``STALENESS_MAX_AGE_S``); the sensor ticks every 60 s.
 3. **Challenger → @champion**: (a) the first version, from its registration to the bootstrap
-   move; (b) a second challenger, registered while the first is champion by the incremental
-   chain (``dagster asset materialize`` with the gate relaxed, as in ``bench_models``), through
-   @shadow and @canary to @champion. Floor of (b): the label horizon (60 s) before the first
-   shadow prediction matures, then the canary period, plus the landing of predictions and bars.
-   The shadow must match the champion's live IC and hit rate, a coin toss on the synthetic tape:
-   a rejected shadow is reported, and another challenger is tried while time remains.
+   move; (c) **a copy of the champion (gates tie by construction): rollout mechanics only** -- a
+   new version with the champion's ONNX artifact (same source and run, its registration tags),
+   put on @shadow by hand, through @canary to @champion and served by the sidecar. It scores
+   every tick exactly as the champion does; put on @shadow by hand it has no ``since`` tag, so
+   the rollout sensor dates it by its first landed shadow prediction and compares the champion
+   over exactly the same ticks: identical IC and hit rate, which pass ``>=``. (Through
+   @challenger the sensor would date @shadow at its own move, and the champion's span would
+   also hold the ticks before the sidecar loaded the shadow: no tie.) ``ic_floor`` is off
+   (``TRADING_ROLLOUT_IC_FLOOR=-1``): the champion's own live IC on the synthetic tape is noise
+   around 0 and would otherwise decide. What is timed: the sidecar's model swaps, the label
+   horizon (60 s) before shadow predictions mature, rollout ticks (30 s), the canary period, the
+   landing of predictions and bars. (b) Then, with the time left, second challengers registered
+   by the incremental chain (``dagster asset materialize`` with the gate relaxed, as in
+   ``bench_models``) through @shadow and @canary to @champion. Such a shadow must match the
+   champion's live IC and hit rate, a coin toss on the synthetic tape: a rejected shadow is
+   reported, and another challenger is tried while time remains.
 
 Every wait has a hard timeout; everything started is stopped (process group SIGINT, then
 SIGKILL). The table prints the 1-minute load average at the start and the end.
@@ -51,10 +61,16 @@ HISTORY_DAYS = 1
 ROLLOUT_INTERVAL_S = 30  # sensors/rollout.py EVALUATE_EVERY_S
 MODEL_POLL_S = 10  # streaming/config.py model_poll_s
 LABEL_HORIZON_S = 60
-ROLLOUT = {"min_shadow_predictions": 30, "canary_period_s": 60, "min_canary_predictions": 10}
+ROLLOUT = {
+    "min_shadow_predictions": 30,
+    "canary_period_s": 60,
+    "min_canary_predictions": 10,
+    "ic_floor": -1,  # off: the copy of 3c would otherwise pass on the champion's noise
+}
 FIRST_PREDICTION_TIMEOUT_S = 1500
 CHALLENGER_TIMEOUT_S = 600  # one `dagster asset materialize` of the incremental chain
-ROLLOUT_TIMEOUT_S = 1200  # all second-challenger attempts together
+ROLLOUT_TIMEOUT_S = 900  # the champion copy and the second-challenger attempts together
+COPY_TIMEOUT_S = 480  # the champion copy's share
 CHALLENGER_ATTEMPTS = 3
 ENDED = {"champion", "rejected", "rolled_back", "expired"}
 
@@ -141,6 +157,62 @@ def register_challenger(system: RunningSystem) -> str | None:
     return max((v["version"] for v in mine or new), key=int, default=None)
 
 
+def ended_version(system: RunningSystem, number: str) -> dict[str, Any] | None:
+    version = find_version(system, number)
+    return version if version is not None and status(version) in ENDED else None
+
+
+def served_version(system: RunningSystem, number: str) -> float | None:
+    """When ``/predictions/latest`` first holds a prediction of version ``number``."""
+    latest = system.latest_predictions().values()
+    return time.time() if any(str(p.get("model_version")) == number for p in latest) else None
+
+
+def champion_copy_rows(system: RunningSystem, timeout_s: float) -> list[Row]:
+    """3c: a copy of the champion, @shadow set by hand, through @canary to @champion, served."""
+    label = "3c. copy of the champion (gates tie by construction): rollout mechanics only"
+    floor = f"≥ {MODEL_POLL_S + LABEL_HORIZON_S} s + {ROLLOUT['canary_period_s']} s canary"
+    champion = system.version_by_alias("champion")
+    if champion is None:
+        return [Row(label, None, floor, "no @champion to copy")]
+    copy = system.copy_version(champion)
+    number = str(copy["version"])
+    system.set_alias("shadow", number)
+    shadowed, load_before = time.time(), load_average()
+    version = wait_for(system, lambda: ended_version(system, number), timeout_s, poll_s=2.0)
+    version = version or find_version(system, number) or {}
+    outcome = status(version) or "no decision"
+    source = f"v{number} = v{champion['version']}'s artifact"
+    if outcome != "champion":
+        note = f"{source}; {outcome} after {time.time() - shadowed:.0f} s; " + system.log_tail(
+            f"v{number}", 2
+        ).replace("\n", " / ")
+        return [Row(label, None, floor, note)]
+    crowned = since_s(version, "champion")
+    served = wait_for(system, lambda: served_version(system, number), 3 * MODEL_POLL_S)
+    loads = f"load {load_before}–{load_average()}"
+    canary = since_s(version, "canary")
+    return [
+        Row(label, span(shadowed, crowned), floor, f"{source}; @shadow set by hand; {loads}"),
+        Row(
+            "    @shadow → @canary",
+            span(shadowed, canary),
+            f"≥ {MODEL_POLL_S} s poll + {LABEL_HORIZON_S} s + "
+            f"{ROLLOUT['min_shadow_predictions']} matured",
+        ),
+        Row(
+            "    @canary → @champion",
+            span(canary, crowned),
+            f"≥ {ROLLOUT['canary_period_s']} s canary period",
+        ),
+        Row(
+            "    @champion → served by the sidecar",
+            span(crowned, served),
+            f"≤ {MODEL_POLL_S} s (one model poll)",
+        ),
+    ]
+
+
 def rollout_rows(system: RunningSystem, first: dict[str, Any] | None) -> list[Row]:
     first_floor = f"≤ {ROLLOUT_INTERVAL_S} s (one tick)"
     rows = [
@@ -153,8 +225,9 @@ def rollout_rows(system: RunningSystem, first: dict[str, Any] | None) -> list[Ro
     ]
     if first is None:
         return rows
-    floor = f"≥ {LABEL_HORIZON_S} s label horizon + {ROLLOUT['canary_period_s']} s canary"
     deadline = time.monotonic() + ROLLOUT_TIMEOUT_S
+    rows += champion_copy_rows(system, COPY_TIMEOUT_S)
+    floor = f"≥ {LABEL_HORIZON_S} s label horizon + {ROLLOUT['canary_period_s']} s canary"
     for attempt in range(1, CHALLENGER_ATTEMPTS + 1):
         remaining = deadline - time.monotonic()
         if remaining < 300:
@@ -165,8 +238,7 @@ def rollout_rows(system: RunningSystem, first: dict[str, Any] | None) -> list[Ro
             break
 
         def ended(number: str = number) -> dict[str, Any] | None:
-            version = find_version(system, number)
-            return version if version is not None and status(version) in ENDED else None
+            return ended_version(system, number)
 
         version = wait_for(system, ended, deadline - time.monotonic(), poll_s=2.0)
         version = version or find_version(system, number) or {}
@@ -210,10 +282,10 @@ def print_table(rows: list[Row], loads: tuple[str, str]) -> None:
         + "; ".join(f"TRADING_ROLLOUT_{k.upper()}={v}" for k, v in ROLLOUT.items())
     )
     print(f"load average (1 min) at start {loads[0]}, at end {loads[1]}")
-    print(f"{'measure':<64}{'seconds':>9}   {'floor':<44}note")
+    print(f"{'measure':<80}{'seconds':>9}   {'floor':<44}note")
     for row in rows:
         value = "–" if row.seconds is None else f"{row.seconds:.0f}"
-        print(f"{row.measure:<64}{value:>9}   {row.floor:<44}{row.note}")
+        print(f"{row.measure:<80}{value:>9}   {row.floor:<44}{row.note}")
 
 
 def load_average() -> str:

@@ -239,6 +239,34 @@ class RunningSystem:
         body = self._get_json(url, filter=f"name='{MODEL_NAME}'", max_results=200)
         return list(body.get("model_versions", [])) if isinstance(body, dict) else []
 
+    def _mlflow_url(self, path: str) -> str:
+        return f"http://{LOOPBACK}:{self.ports.mlflow}/api/2.0/mlflow/{path}"
+
+    def version_by_alias(self, alias: str) -> dict[str, Any] | None:
+        """The version behind ``MODEL_NAME@alias`` (None: no such alias or no answer)."""
+        url = self._mlflow_url("registered-models/alias")
+        body = self._get_json(url, name=MODEL_NAME, alias=alias)
+        return body.get("model_version") if isinstance(body, dict) else None
+
+    def copy_version(self, version: dict[str, Any]) -> dict[str, Any]:
+        """A new version of ``MODEL_NAME`` with ``version``'s artifact (same source and run) and
+        its registration tags; the rollout's ``rollout.*`` tags stay behind."""
+        tags = [t for t in version.get("tags", []) if not t["key"].startswith("rollout.")]
+        payload = {
+            "name": MODEL_NAME,
+            "source": version["source"],
+            "run_id": version.get("run_id", ""),
+            "tags": tags,
+        }
+        response = self.http.post(self._mlflow_url("model-versions/create"), json=payload)
+        response.raise_for_status()
+        return dict(response.json()["model_version"])
+
+    def set_alias(self, alias: str, version: str) -> None:
+        payload = {"name": MODEL_NAME, "alias": alias, "version": version}
+        response = self.http.post(self._mlflow_url("registered-models/alias"), json=payload)
+        response.raise_for_status()
+
     def set_faults(self, **plan: float | None) -> None:
         url = f"http://{LOOPBACK}:{self.ports.sim}/_sim/faults"
         self.http.post(url, json=plan).raise_for_status()
