@@ -17,11 +17,10 @@ staleness threshold and the rollout policy shortened through their environment v
    move; (c) **a copy of the champion (gates tie by construction): rollout mechanics only** -- a
    new version with the champion's ONNX artifact (same source and run, its registration tags),
    put on @shadow by hand, through @canary to @champion and served by the sidecar. It scores
-   every tick exactly as the champion does; put on @shadow by hand it has no ``since`` tag, so
-   the rollout sensor dates it by its first landed shadow prediction and compares the champion
-   over exactly the same ticks: identical IC and hit rate, which pass ``>=``. (Through
-   @challenger the sensor would date @shadow at its own move, and the champion's span would
-   also hold the ticks before the sidecar loaded the shadow: no tie.) ``ic_floor`` is off
+   every tick exactly as the champion does, and the rollout sensor compares the champion over
+   the shadow's own ticks (from its first landed prediction): identical IC and hit rate, which
+   pass ``>=``. (Measured before the sensor compared from the first shadow prediction, hence
+   @shadow set by hand, which dates the shadow that way too.) ``ic_floor`` is off
    (``TRADING_ROLLOUT_IC_FLOOR=-1``): the champion's own live IC on the synthetic tape is noise
    around 0 and would otherwise decide. What is timed: the sidecar's model swaps, the label
    horizon (60 s) before shadow predictions mature, rollout ticks (30 s), the canary period, the

@@ -148,13 +148,18 @@ def gather_evidence(
         shadow = Slot(shadow.version, _first_served(scored, shadow, "shadow"))
     if canary is not None and canary.since_ns is None:
         canary = Slot(canary.version, _first_served(scored, canary, "canary"))
+    # The champion is judged over the shadow's own ticks: from its first landed prediction, not
+    # from the alias move, which comes up to a model poll before the sidecar serves it.
+    compare_from = None
+    if shadow is not None:
+        compare_from = _first_served(scored, shadow, "shadow") or shadow.since_ns
     evidence = Evidence(
         shadow=None
         if shadow is None
         else role_metrics(scored, shadow.version, "shadow", shadow.since_ns),
         champion_vs_shadow=None
         if shadow is None or champion is None
-        else role_metrics(scored, champion.version, "champion", shadow.since_ns),
+        else role_metrics(scored, champion.version, "champion", compare_from),
         canary=None
         if canary is None
         else role_metrics(scored, canary.version, "canary", canary.since_ns),
