@@ -144,15 +144,14 @@ def gather_evidence(
             starts.append(slot.since_ns or now_ns - UNTAGGED_LOOKBACK_S * NS)
     scored = score(min(starts))
     shadow, canary = state.shadow, state.canary
+    first_shadow = None if shadow is None else _first_served(scored, shadow, "shadow")
     if shadow is not None and shadow.since_ns is None:
-        shadow = Slot(shadow.version, _first_served(scored, shadow, "shadow"))
+        shadow = Slot(shadow.version, first_shadow)
     if canary is not None and canary.since_ns is None:
         canary = Slot(canary.version, _first_served(scored, canary, "canary"))
     # The champion is judged over the shadow's own ticks: from its first landed prediction, not
     # from the alias move, which comes up to a model poll before the sidecar serves it.
-    compare_from = None
-    if shadow is not None:
-        compare_from = _first_served(scored, shadow, "shadow") or shadow.since_ns
+    compare_from = None if shadow is None else first_shadow or shadow.since_ns
     evidence = Evidence(
         shadow=None
         if shadow is None
