@@ -56,6 +56,18 @@ from trading_assets.lib.lakehouse.landing import MODEL_ERROR_REASON
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
+
+
+def canary_drives(symbol: str, second: int, share: float) -> bool:
+    """Whether the @canary drives ``symbol``'s decisions in this wall-clock second.
+
+    A hash of (symbol, second) rather than a coin flip: every prediction within the same
+    second (the grid's and any on a bar close) has the same driver, and a replayed log can
+    tell afterwards which model a tick belonged to.
+    """
+    return zlib.crc32(f"{symbol}{second}".encode()) % 1000 < share * 1000
+
+
 VOLATILITY_FEATURE = "rv_60s"
 
 
@@ -283,10 +295,9 @@ class Sidecar:
 
     def _driver(self, symbol: str, now_ns: int, models: Mapping[Role, ServingModel]) -> Role:
         """The role whose signal trades: the @canary for its share of decisions, else champion."""
-        if "canary" in models and self.config.canary_share > 0:
-            bucket = zlib.crc32(f"{symbol}{now_ns // NS}".encode()) % 1000
-            if bucket < self.config.canary_share * 1000:
-                return "canary"
+        share = self.config.canary_share
+        if "canary" in models and share > 0 and canary_drives(symbol, now_ns // NS, share):
+            return "canary"
         return "champion"
 
     def _prediction(
