@@ -15,7 +15,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from feast.data_source import PushMode
 from feast.infra.online_stores.sqlite import SqliteOnlineStore
 from redis import Redis
 
@@ -401,3 +403,64 @@ def test_a_row_with_no_value_for_a_source_leaves_its_views_as_they_were(store):
     assert book.event_time_ns == first.event_timestamp_us * 1_000
     assert price.values == {name: later.values[name] for name in PRICE}
     assert writer.stats().rows_written == 2
+
+
+def stored_contents(store) -> dict:
+    """Everything the online store holds for the project, as raw stored values."""
+    config = store.config.online_store
+    if config.type == "redis":
+        client = Redis.from_url(f"redis://{config.connection_string.split(',')[0]}")
+        return {key: client.hgetall(key) for key in sorted(client.keys("*"))}
+    db = SqliteOnlineStore._get_db_path(store.config)
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        tables = [name for (name,) in connection.execute(TABLES)]
+        return {
+            table: sorted(connection.execute(f"SELECT * FROM {table}").fetchall())
+            for table in tables
+        }
+
+
+def clear_contents(store) -> None:
+    config = store.config.online_store
+    if config.type == "redis":
+        Redis.from_url(f"redis://{config.connection_string.split(',')[0]}").flushdb()
+        return
+    db = SqliteOnlineStore._get_db_path(store.config)
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        for (table,) in connection.execute(TABLES).fetchall():
+            connection.execute(f"DELETE FROM {table}")
+        connection.commit()
+
+
+def test_the_writer_stores_exactly_what_feast_push_stores(store):
+    # Arrange: rows with sub-second times, a NaN and a None among the values, two symbols
+    btc = row("BTCUSDT", T0_US + SUB_SECOND_US, 1.5)
+    btc.values[PRICE[1]] = math.nan
+    btc.values[FLOW[0]] = None
+    eth = row("ETHUSDT", T0_US + 1_000_000, -2.25)
+    sources = push_sources(store, spec.ALL_GROUPS)
+
+    # Act: Feast's own push of the same rows, then the writer's on an emptied store
+    for source, names in sources.items():
+        frame = pd.DataFrame(
+            {
+                spec.ENTITY: [r.symbol for r in (btc, eth)],
+                spec.TIMESTAMP_FIELD: pd.to_datetime(
+                    [r.event_timestamp_us for r in (btc, eth)], unit="us", utc=True
+                ),
+                **{n: [math.nan if r.values[n] is None else r.values[n] for r in (btc, eth)]
+                   for n in names},
+            }
+        )  # fmt: skip
+        store.push(source, frame, to=PushMode.ONLINE)
+    by_feast = stored_contents(store)
+    clear_contents(store)
+    writer = OnlineFeatureWriter(store, flush_every_s=60)
+    writer.submit(btc)
+    writer.submit(eth)
+    assert writer.close(WAIT_S)
+    by_writer = stored_contents(store)
+
+    # Assert: byte for byte, every key and field (Redis) or row (sqlite)
+    assert by_feast and sum(len(v) for v in by_feast.values()) > 0
+    assert by_writer == by_feast
