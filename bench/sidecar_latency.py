@@ -183,7 +183,8 @@ async def _run_sidecar(args: argparse.Namespace) -> dict[str, Any]:
     sidecar.on_record = timed_on_record  # type: ignore[method-assign]
     sidecar.hub.publish = timed_publish  # type: ignore[method-assign]
     task = asyncio.create_task(sidecar.run())
-    deadline = time.monotonic() + 120.0  # process start, model load and first bars
+    # Up to 2 min for process start, model load and first bars, then the measured span.
+    deadline = time.monotonic() + 120.0 + WARMUP_S + args.seconds
     while time.monotonic() < deadline and not task.done():
         if started_ns and time.time_ns() - started_ns[0] >= (WARMUP_S + args.seconds) * 1e9:
             break
