@@ -27,7 +27,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from sensors.rollout_registry import apply_decision, read_state
+from sensors.rollout_registry import apply_decision, read_state, restore_problem
 from trading_assets.defs.ingest.landing import LandingResource
 from trading_assets.defs.models.live import SERVED_MODEL_KEY
 from trading_assets.defs.watermark import watermark_from_ns
@@ -236,6 +236,17 @@ def move_event(
     )
 
 
+def _withdraw_instead(
+    state: RegistryState, evidence: Evidence, policy: RolloutPolicy, now_ns: int, problem: str
+) -> Decision:
+    """The decision when the previous champion cannot serve again: the breaching champion is
+    withdrawn as if none were recorded, and the unusable one is forgotten."""
+    previous = state.previous_champion
+    decision = decide(dataclasses.replace(state, previous_champion=None), evidence, policy, now_ns)
+    reason = f"{decision.reason}; previous champion v{previous} cannot be restored: {problem}"
+    return dataclasses.replace(decision, reason=reason, forget_previous_champion=True)
+
+
 def serving_summary(state: RegistryState) -> str:
     """What drives the sidecar's trades after a move, in words."""
     if state.champion is not None:
@@ -279,6 +290,11 @@ def model_rollout(
 
     state, evidence = gather_evidence(read_state(uri, name), policy, score, now_ns)
     decision = decide(state, evidence, policy, now_ns)
+    if decision.move is Move.ROLLBACK and decision.version is not None:
+        problem = restore_problem(uri, name, decision.version)
+        if problem is not None:  # rolling back to it would leave the breaching model serving
+            context.log.error(f"{name} v{decision.version} cannot be restored: {problem}")
+            decision = _withdraw_instead(state, evidence, policy, now_ns, problem)
     if decision.move is Move.HOLD:
         return dg.SensorResult(skip_reason=dg.SkipReason(decision.reason))
     apply_decision(uri, name, decision)

@@ -84,6 +84,20 @@ def read_state(tracking_uri: str, name: str) -> RegistryState:
     )
 
 
+def restore_problem(tracking_uri: str, name: str, version: str) -> str | None:
+    """Why ``version`` could not serve again, or None when the sidecar would take it: its
+    artifact downloads, matches the recorded checksum and feature list, opens in ONNX Runtime
+    and scores a zero vector to a finite number (the sidecar's own load and warm-up)."""
+    from streaming.inference import ServingModel
+    from trading_assets.lib.models.registry import load_version
+
+    try:
+        ServingModel("champion", load_version(tracking_uri, name, version), 1.0).warm_up()
+    except Exception as exc:  # any failure means it cannot serve; the reason is recorded
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def apply_decision(tracking_uri: str, name: str, decision: Decision) -> None:
     """Carry out a decision: tags first, then the new aliases, then the alias deletions.
 

@@ -5,6 +5,7 @@ bars_1s, and a predictions log landed by the sidecar's own LandingWriter (see ro
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlparse
 
 import dagster as dg
 import polars as pl
@@ -18,6 +19,7 @@ from trading_assets.definitions import defs as lazy_defs
 from trading_assets.defs.ingest.landing import LandingResource
 from trading_assets.defs.models.live import NO_MATURED_PREDICTIONS, live_model_metrics
 from trading_assets.lib.models.live_metrics import METRICS_FILE, RANGES_FILE
+from trading_assets.lib.models.registry import ONNX_FILE
 from trading_assets.lib.models.rollout import (
     PREVIOUS_CHAMPION_TAG,
     RESTORED_FROM_TAG,
@@ -174,6 +176,38 @@ def test_a_previous_champion_deleted_from_mlflow_is_not_rolled_back_to(world: Wo
     assert withdrawal["move"] == "withdraw" and withdrawal["version"] == second
     assert "within probation" in withdrawal["reason"]
     assert "champion" not in world.aliases()
+
+
+def test_a_previous_champion_whose_model_no_longer_loads_is_not_rolled_back_to(
+    world: World, tmp_path: Path
+):
+    # Arrange: the previous champion is still registered, but its ONNX file in the artifact
+    # store was replaced (a truncated upload, a bad copy): the sidecar would refuse it.
+    market = build_market(world, seed=19)
+    first = world.register_challenger()
+    world.tick()
+    second = world.register_challenger()
+    promoted_by_hand(world, second, first, hours_ago=7)
+    source = world.client().get_model_version(world.name, first).source
+    (Path(urlparse(source).path) / ONNX_FILE).write_bytes(b"not an onnx model")
+    land(world, market, second, "champion", minutes=10, noise=1e-3, latency_ms=80.0, seed=4)
+    sidecar = MirroredSlots(world.mlflow.tracking_uri, world.name, tmp_path, roles=("champion",))
+    sidecar.refresh()
+
+    # Act
+    withdrawal = moved(world.tick())
+    emptied = sidecar.refresh()
+
+    # Assert: the breaching champion is withdrawn instead of handing @champion to a model
+    # that cannot load (which would leave the breaching one serving), and the reason says why.
+    assert withdrawal["move"] == "withdraw" and withdrawal["version"] == second
+    assert f"previous champion v{first} cannot be restored" in withdrawal["reason"]
+    assert "checksum mismatch" in withdrawal["reason"]
+    assert "champion" not in world.aliases()
+    assert world.tags(second)[STATUS_TAG] == "withdrawn"
+    assert emptied.changes["champion"] is SlotChange.REMOVED
+    registered = world.client().get_registered_model(world.name).tags
+    assert PREVIOUS_CHAMPION_TAG not in registered and registered[WITHDRAWN_TAG] == second
 
 
 def test_policy_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch):

@@ -166,7 +166,16 @@ def load_by_alias(tracking_uri: str, name: str, alias: str) -> LoadedModel:
     serves an artifact that was replaced or truncated in the artifact store.
     """
     client = _client(tracking_uri)
-    version = client.get_model_version_by_alias(name, alias)
+    return _load(tracking_uri, client.get_model_version_by_alias(name, alias), f"{name}@{alias}")
+
+
+def load_version(tracking_uri: str, name: str, version: str | int) -> LoadedModel:
+    """As :func:`load_by_alias`, for a version given by its number."""
+    client = _client(tracking_uri)
+    return _load(tracking_uri, client.get_model_version(name, str(version)), name)
+
+
+def _load(tracking_uri: str, version: ModelVersion, label: str) -> LoadedModel:
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(
             mlflow.artifacts.download_artifacts(
@@ -177,7 +186,7 @@ def load_by_alias(tracking_uri: str, name: str, alias: str) -> LoadedModel:
         feature_names = list(json.loads((local / FEATURES_FILE).read_text()))
         metadata = dict(json.loads((local / METADATA_FILE).read_text()))
     if hashlib.sha256(onnx_bytes).hexdigest() != metadata["onnx_sha256"]:
-        raise ValueError(f"{name}@{alias} (version {version.version}): ONNX checksum mismatch")
+        raise ValueError(f"{label} (version {version.version}): ONNX checksum mismatch")
     if feature_names != metadata["feature_names"]:
-        raise ValueError(f"{name}@{alias} (version {version.version}): feature lists disagree")
+        raise ValueError(f"{label} (version {version.version}): feature lists disagree")
     return LoadedModel(str(version.version), onnx_bytes, feature_names, metadata)

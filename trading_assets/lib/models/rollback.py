@@ -4,7 +4,10 @@ A champion whose recent live record breaches a budget (error rate, p95 latency, 
 floor, once enough evidence exists) never keeps serving:
 
 - **Rollback.** When MLflow still records the previous champion (remembered at promotion, still
-  registered, never turned down), it serves again. The breaching version is marked
+  registered, never turned down), it serves again. Before moving, the sensor loads its model as
+  the sidecar would (``sensors.rollout_registry.restore_problem``); one that no longer loads is
+  forgotten and the breaching champion withdrawn instead, since a @champion the sidecar refuses
+  would leave the breaching model serving. The breaching version is marked
   ``rolled_back`` and the restored one ``rollout.restored_from`` = the breaching version. This
   holds within probation, where the breach is the promotion's failure, and after it, where the
   champion drifted or the market turned: the reason says which. The previous champion is
