@@ -266,10 +266,8 @@ def rollout_rows(system: RunningSystem, first: dict[str, Any] | None) -> list[Ro
                 f"3b. challenger v{number}: registered → {outcome}",
                 None if outcome == "no decision" else span(start, time.time()),
                 floor,
-                f"@shadow after {span(start, shadowed) or 0:.0f} s; live IC/hit rate below the "
-                "champion's"
-                if outcome == "rejected"
-                else f"status {outcome!r}",
+                f"@shadow after {span(start, shadowed) or 0:.0f} s; "
+                + _tags(version).get("rollout.reason", f"status {outcome!r}"),
             )
         )
     return rows

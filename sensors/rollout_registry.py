@@ -1,10 +1,10 @@
 """The rollout's state in the MLflow registry: read it, and apply a decision to it.
 
 Everything lives in MLflow, so the rollout survives a restart of Dagster and is visible in the
-MLflow UI: aliases say who serves, version tags ``rollout.status`` and
-``rollout.<role>_since_ns`` say how each version fared and since when, and the registered-model
-tag ``rollout.previous_champion`` remembers the champion to roll back to; ``rollout.withdrawn``
-names the champion withdrawn with nothing to roll back to, while no champion serves.
+MLflow UI: aliases say who serves, version tags ``rollout.status``, ``rollout.<role>_since_ns`` and
+``rollout.reason`` say how each version fared, since when and why, and the registered-model tag
+``rollout.previous_champion`` remembers the champion to roll back to; ``rollout.withdrawn`` names
+the champion withdrawn with nothing to roll back to, while no champion serves.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
 from trading_assets.lib.models.rollout import (
+    MAX_REASON_CHARS,
     PREVIOUS_CHAMPION_TAG,
+    REASON_TAG,
     REJECTED_STATUSES,
     STATUS_TAG,
     WITHDRAWN_TAG,
@@ -106,7 +108,10 @@ def apply_decision(tracking_uri: str, name: str, decision: Decision) -> None:
     (shadow → canary → champion) is never out of service in between.
     """
     client = _client(tracking_uri)
-    for version, tags in decision.version_tags.items():
+    version_tags = {version: dict(tags) for version, tags in decision.version_tags.items()}
+    for version in version_tags:  # why each version's status changed, readable in MLflow's UI
+        version_tags[version][REASON_TAG] = decision.reason[:MAX_REASON_CHARS]
+    for version, tags in version_tags.items():
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, value)
     if decision.previous_champion is not None:

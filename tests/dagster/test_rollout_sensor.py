@@ -22,6 +22,7 @@ from trading_assets.lib.models.live_metrics import METRICS_FILE, RANGES_FILE
 from trading_assets.lib.models.registry import ONNX_FILE
 from trading_assets.lib.models.rollout import (
     PREVIOUS_CHAMPION_TAG,
+    REASON_TAG,
     RESTORED_FROM_TAG,
     STATUS_TAG,
     WITHDRAWN_TAG,
@@ -106,6 +107,9 @@ def test_shadow_worse_than_the_champion_is_rejected_and_not_taken_again(world: W
     assert "ic_vs_champion" in rejected["checks"]
     assert world.aliases() == {"champion": first, "challenger": second}
     assert world.tags(second)[STATUS_TAG] == "rejected"
+    # Why, on the version itself (MLflow's UI), as in the move's event.
+    assert world.tags(second)[REASON_TAG] == rejected["reason"]
+    assert "ic_vs_champion" in rejected["reason"] or "hit_rate" in rejected["reason"]
     assert again.skip_reason is not None and not again.asset_events
 
 

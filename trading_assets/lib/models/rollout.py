@@ -33,7 +33,9 @@ from __future__ import annotations
 from trading_assets.lib.models.live_metrics import RoleMetrics
 from trading_assets.lib.models.rollback import rollback
 from trading_assets.lib.models.rollout_types import (
+    MAX_REASON_CHARS,
     PREVIOUS_CHAMPION_TAG,
+    REASON_TAG,
     REJECTED_STATUSES,
     RESTORED_FROM_TAG,
     STATUS_TAG,
@@ -53,7 +55,9 @@ from trading_assets.lib.models.rollout_types import (
 )
 
 __all__ = [
+    "MAX_REASON_CHARS",
     "PREVIOUS_CHAMPION_TAG",
+    "REASON_TAG",
     "REJECTED_STATUSES",
     "RESTORED_FROM_TAG",
     "STATUS_TAG",

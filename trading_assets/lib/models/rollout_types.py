@@ -20,6 +20,9 @@ PREVIOUS_CHAMPION_TAG = "rollout.previous_champion"
 WITHDRAWN_TAG = "rollout.withdrawn"
 # Version tag on a champion brought back by a rollback: the version it replaced.
 RESTORED_FROM_TAG = "rollout.restored_from"
+# Version tag: the reason of the last move about the version (which checks failed or passed).
+REASON_TAG = "rollout.reason"
+MAX_REASON_CHARS = 4_000  # MLflow caps a version tag's value at 5,000 characters
 REJECTED_STATUSES = frozenset({"rejected", "rolled_back", "withdrawn"})
 
 
