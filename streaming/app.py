@@ -97,7 +97,7 @@ class Sidecar:
         self.store = store if store is not None else open_feature_store(config)
         self.online_writer = OnlineFeatureWriter(self.store, views=groups)
         self.online_reader = OnlineFeatureReader(self.store, config.feature_service)
-        self.silver = open_silver(config)
+        self.silver = open_silver(config, self.feature_order)
         self.controller = FallbackController(
             self.feature_order,
             online=self.online_reader,

@@ -13,11 +13,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 
 import polars as pl
 
 from streaming.config import SidecarConfig
-from streaming.fallback import SilverSource
+from streaming.fallback import SilverFeatures, SilverSource
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +30,11 @@ class PrefetchedSilver:
 
     def __init__(self, source: SilverSource) -> None:
         self.source = source
-        self._frames: dict[str, pl.DataFrame] = {}
+        self._frames: dict[str, pl.DataFrame | SilverFeatures] = {}
         self._busy: set[str] = set()
         self._cond = threading.Condition()
 
-    def __call__(self, symbol: str, start_ns: int, end_ns: int) -> pl.DataFrame:
+    def __call__(self, symbol: str, start_ns: int, end_ns: int) -> pl.DataFrame | SilverFeatures:
         with self._cond:
             frame = self._frames.get(symbol, pl.DataFrame())
             self._start(symbol, start_ns, end_ns)
@@ -77,16 +78,14 @@ class PrefetchedSilver:
                 self._cond.notify_all()
 
 
-def open_silver(config: SidecarConfig) -> PrefetchedSilver | None:
-    """Silver microbatches from the local catalog (or ``iceberg_catalog_uri``), when present."""
-    from streaming.fallback import IcebergSilverMicrobatch
-    from trading_assets.lib.lakehouse.pipeline import Lakehouse
-    from trading_assets.lib.lakehouse.tables import open_catalog
+def open_silver(config: SidecarConfig, names: Sequence[str]) -> PrefetchedSilver | None:
+    """Silver microbatches from the local catalog (or ``iceberg_catalog_uri``), when present,
+    each read and recomputed into ``names`` in a child process (see :mod:`streaming.silver_pull`).
+    """
+    from streaming.silver_pull import SubprocessSilver
 
     root = config.data_root / "iceberg"
     uri = config.iceberg_catalog_uri or f"sqlite:///{root / 'iceberg_catalog.db'}?timeout=60"
     if config.iceberg_catalog_uri is None and not (root / "iceberg_catalog.db").exists():
         return None
-    warehouse = (root / "warehouse").as_uri()
-    catalog = open_catalog("trading", {"type": "sql", "uri": uri, "warehouse": warehouse})
-    return PrefetchedSilver(IcebergSilverMicrobatch(Lakehouse(catalog, f"{warehouse}/raw")))
+    return PrefetchedSilver(SubprocessSilver(uri, (root / "warehouse").as_uri(), names))

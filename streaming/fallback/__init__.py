@@ -11,6 +11,7 @@ from streaming.fallback.decision import (
     LiveSource,
     OnlineRead,
     OnlineSource,
+    SilverFeatures,
     SilverSource,
 )
 from streaming.fallback.imputation import FeatureImputer
@@ -32,6 +33,7 @@ __all__ = [
     "LiveSource",
     "OnlineRead",
     "OnlineSource",
+    "SilverFeatures",
     "SilverSource",
     "features_from_silver",
 ]

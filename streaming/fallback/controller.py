@@ -50,6 +50,7 @@ from streaming.fallback.decision import (
     LiveSource,
     OnlineRead,
     OnlineSource,
+    SilverFeatures,
     SilverSource,
     age_s,
     coverage,
@@ -231,8 +232,11 @@ class FallbackController:
         assert self.silver is not None
         start_ns = now_ns - round(self.budgets.silver_lookback_s * NS_PER_S)
         try:
-            trades = self.silver(symbol, start_ns, now_ns)
-            result = features_from_silver(trades, self.feature_order, self.config, self.bar_s)
+            pulled = self.silver(symbol, start_ns, now_ns)
+            if isinstance(pulled, SilverFeatures):  # recomputed by the source (out of process)
+                result = pulled.result
+            else:
+                result = features_from_silver(pulled, self.feature_order, self.config, self.bar_s)
             pull = _SilverPull(now_ns, result, None)
         except Exception as error:
             log.warning("silver microbatch for %s failed: %r", symbol, error)

@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 import polars as pl
 
@@ -96,10 +97,20 @@ LastMessageSource = Callable[[str], int | None]
 """``symbol → local receive time (ns) of its newest market message`` (a trade or a book ticker;
 None before the first). This, not a vector's event time, says whether the feed is alive."""
 
-SilverSource = Callable[[str, int, int], pl.DataFrame]
+
+class SilverFeatures(NamedTuple):
+    """Level 4's vector already recomputed from silver by the source itself (one that reads and
+    recomputes in another process): the vector in the controller's feature order and the end of
+    its newest bar (ns), or None when the interval held no trades."""
+
+    result: tuple[dict[str, float], int] | None
+
+
+SilverSource = Callable[[str, int, int], pl.DataFrame | SilverFeatures]
 """``(symbol, start_ns, end_ns) → silver trades`` with ``start_ns ≤ event_time ≤ end_ns`` (the
 ``silver.trades`` columns; at least trade_date, symbol, trade_id, price, qty, event_time,
-is_buyer_maker)."""
+is_buyer_maker), which the controller turns into features; or those features already
+(:class:`SilverFeatures`)."""
 
 
 @dataclass(frozen=True)

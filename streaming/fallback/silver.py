@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -18,7 +19,9 @@ from streaming.fallback.decision import NS_PER_S, ordered_vector
 from trading_assets.lib.features import TRADE_GROUPS, FeatureConfig, compute_features, feature_names
 from trading_assets.lib.features.definitions import PRICE
 from trading_assets.lib.lakehouse.bars import bars_from_trades
-from trading_assets.lib.lakehouse.pipeline import Lakehouse, read_silver
+
+if TYPE_CHECKING:  # the catalog is opened by the pull's child process (streaming.silver_pull)
+    from trading_assets.lib.lakehouse.pipeline import Lakehouse
 
 SILVER_COLUMNS = (
     "trade_date",
@@ -77,6 +80,8 @@ class IcebergSilverMicrobatch:
 
     def __call__(self, symbol: str, start_ns: int, end_ns: int) -> pl.DataFrame:
         """Silver trades of ``symbol`` with ``start_ns ≤ event_time ≤ end_ns``."""
+        from trading_assets.lib.lakehouse.pipeline import read_silver
+
         start, end = _utc(start_ns), _utc(end_ns)
         inside = pl.col("event_time").is_between(start, end)
         day, frames = start.date(), []

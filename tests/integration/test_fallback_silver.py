@@ -20,6 +20,7 @@ from streaming.fallback import (
     IcebergSilverMicrobatch,
 )
 from streaming.prefetched_silver import PrefetchedSilver
+from streaming.silver_pull import SubprocessSilver
 from streaming.simulator.server import run_simulator_in_thread
 from trading_assets.lib.features import (
     ALL_GROUPS,
@@ -48,15 +49,19 @@ TRADE_FEATURES = feature_names(DEFAULT_CONFIG, TRADE_GROUPS)
 
 
 @pytest.fixture(scope="module")
-def lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lakehouse]:
+def location(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """The catalog's URI and the warehouse's, as a sidecar configures them."""
     root: Path = tmp_path_factory.mktemp("iceberg")
-    warehouse = root / "warehouse"
-    warehouse.mkdir()
-    catalog = open_catalog(
-        "test",
-        {"type": "sql", "uri": f"sqlite:///{root}/catalog.db", "warehouse": warehouse.as_uri()},
-    )
-    lakehouse = Lakehouse(catalog, f"{warehouse.as_uri()}/raw")
+    (root / "warehouse").mkdir()
+    return f"sqlite:///{root}/catalog.db", (root / "warehouse").as_uri()
+
+
+@pytest.fixture(scope="module")
+def lake(location: tuple[str, str]) -> Iterator[Lakehouse]:
+    uri, warehouse_uri = location
+    # The name the sidecar opens it by (Dagster's catalog resource uses it too).
+    catalog = open_catalog("trading", {"type": "sql", "uri": uri, "warehouse": warehouse_uri})
+    lakehouse = Lakehouse(catalog, f"{warehouse_uri}/raw")
     with run_simulator_in_thread(
         symbols=[SYMBOL], seed=3, trades_per_day=TRADES_PER_DAY, live=False
     ) as sim:
@@ -151,3 +156,37 @@ def test_a_prefetched_microbatch_serves_the_first_level_4_decision(lake):
     assert from_warm.features.keys() == expected.features.keys()
     for name in TRADE_FEATURES:
         assert from_warm.features[name] == expected.features[name], name
+
+
+def test_a_pull_in_a_child_process_gives_the_in_process_vector(lake, location):
+    # Arrange: the sidecar's source (read and recompute in `python -m streaming.silver_pull`)
+    # next to the in-process one, on the same catalog
+    uri, warehouse = location
+    now_ns = at(DAY, 12, 0, 0.5)
+    in_process = FallbackController(SIGNAL_V1, silver=IcebergSilverMicrobatch(lake))
+    child = FallbackController(SIGNAL_V1, silver=SubprocessSilver(uri, warehouse, SIGNAL_V1))
+
+    # Act
+    expected = in_process.decide(SYMBOL, now_ns)
+    got = child.decide(SYMBOL, now_ns)
+
+    # Assert: the same level 4 vector, bit for bit (NaN where silver has no book data)
+    assert got.level is FallbackLevel.SILVER, got.reason
+    assert got.event_time_ns == expected.event_time_ns
+    assert list(got.features) == list(expected.features) == list(SIGNAL_V1)
+    for name in SIGNAL_V1:
+        want, have = expected.features[name], got.features[name]
+        assert (math.isnan(want) and math.isnan(have)) or want == have, name
+
+
+def test_a_failed_child_pull_is_reported_and_the_controller_goes_on(tmp_path):
+    missing = f"sqlite:///{tmp_path / 'no' / 'catalog.db'}"
+    source = SubprocessSilver(missing, (tmp_path / "warehouse").as_uri(), SIGNAL_V1)
+    controller = FallbackController(SIGNAL_V1, silver=source)
+
+    decision = controller.decide(SYMBOL, at(DAY, 12, 0))
+
+    assert decision.level is FallbackLevel.SAFE and not decision.can_trade
+    assert "silver: pull failed: SilverPullError('silver pull for BTCUSDT exited with 1" in (
+        decision.reason
+    )

@@ -15,7 +15,10 @@ NEVER_IN_THE_SIDECAR = (
 
 def test_the_serving_process_loads_none_of_the_libraries_it_has_no_use_for(tmp_path):
     # Arrange: a fresh interpreter, so modules other tests loaded do not count; the sidecar is
-    # built with a tracking URI (models on) on a fresh data root (Feast definitions applied).
+    # built with a tracking URI (models on) on a fresh data root (Feast definitions applied)
+    # that holds a local Iceberg catalog (level 4 on).
+    (tmp_path / "iceberg").mkdir()
+    (tmp_path / "iceberg" / "iceberg_catalog.db").touch()
     probe = f"""
 import json, sys
 from pathlib import Path
@@ -28,6 +31,7 @@ config = SidecarConfig(
 )
 sidecar = Sidecar(config)
 assert sidecar.slots is not None and sidecar.model_watcher is not None
+assert sidecar.silver is not None
 print(json.dumps([m for m in {NEVER_IN_THE_SIDECAR!r} if m in sys.modules]))
 """
 
