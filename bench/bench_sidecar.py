@@ -31,6 +31,11 @@ local files, see :mod:`streaming.model_watcher`); the sidecar's whole footprint 
 sum (pages of the shared libraries both map count in each).
 Targets: p99 ≤ 5 ms at 1×, ≤ 20 ms at 10×, serving RSS ≤ 300 MB.
 
+(2b) **Memory at fallback level 4** (see :mod:`bench.sidecar_silver`): a sidecar process on a
+local Iceberg catalog holding a silver day decides at level 4 from 20 minutes of it; its peak
+RSS with the child-process pull (:mod:`streaming.silver_pull`) next to the same pull and
+recomputation done in the serving process.
+
 (3) **Chaos** (see :mod:`bench.sidecar_chaos`): forced disconnects and SIGKILL restarts of
 ``python -m streaming`` during a fast synthetic market, then landing → bronze → silver on a tmp
 Iceberg catalog, counted against the simulator's own trades; and fuzzed frames through the feed.
@@ -166,6 +171,18 @@ def latency_table(redis: str, work: Path) -> None:
           f" host load average after the runs (1/5/15 min): {load}")  # fmt: skip
 
 
+def silver_table(work: Path) -> None:
+    from bench.sidecar_silver import measure_silver_rss
+
+    r = measure_silver_rss(work)
+    print("\n(2b) serving process at fallback level 4 (local catalog, 20 min of a 600k-trade day)")
+    print(f"{'silver pull':<44} {'peak RSS after start MB':>24} {'after level 4 MB':>17}")
+    for mode, label in (("child", "ours: child process (streaming.silver_pull)"),
+                        ("in-process", "floor: in the serving process")):  # fmt: skip
+        print(f"{label:<44} {r[mode]['started_mb']:>24.0f} {r[mode]['after_mb']:>17.0f}")
+    print(f"    serving RSS target <= {RSS_TARGET_MB} MB")
+
+
 def chaos_tables(work: Path) -> None:
     from bench.sidecar_chaos import run_chaos
     from bench.sidecar_fuzz import run_fuzz
@@ -205,6 +222,7 @@ def main() -> None:
             with redis_server() as redis:
                 throughput_table(redis.connection_string, work / "throughput")
                 latency_table(redis.connection_string, work / "latency")
+        silver_table(work / "silver")
         chaos_tables(work)
 
 
