@@ -73,7 +73,10 @@ class SubprocessSilver:
             raise SilverPullError(
                 f"silver pull for {symbol} exited with {done.returncode}: {tail[0]}"
             )
-        return decode_result(done.stdout)
+        features = decode_result(done.stdout)
+        if features.result is not None and tuple(features.result[0]) != self.names:
+            raise SilverPullError(f"silver pull for {symbol} returned other features than asked")
+        return features
 
 
 def encode_result(features: SilverFeatures) -> bytes:
