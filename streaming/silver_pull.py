@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -26,6 +27,9 @@ from collections.abc import Sequence
 from streaming.fallback.decision import SilverFeatures
 
 PULL_TIMEOUT_S = 120.0
+# The catalog URI reaches the child through its environment, not its command line: a PostgreSQL
+# catalog's URI carries a password, and every local user can read command lines.
+CATALOG_URI_ENV = "TRADING_SILVER_PULL_CATALOG_URI"
 
 
 class SilverPullError(RuntimeError):
@@ -52,8 +56,7 @@ class SubprocessSilver:
 
     def command(self, symbol: str, start_ns: int, end_ns: int) -> list[str]:
         return [
-            sys.executable, "-m", "streaming.silver_pull",
-            "--catalog-uri", self.catalog_uri, "--warehouse", self.warehouse,
+            sys.executable, "-m", "streaming.silver_pull", "--warehouse", self.warehouse,
             "--symbol", symbol, "--start-ns", str(start_ns), "--end-ns", str(end_ns),
             "--names", ",".join(self.names), "--bar-s", str(self.bar_s),
         ]  # fmt: skip
@@ -65,6 +68,7 @@ class SubprocessSilver:
                 capture_output=True,
                 timeout=self.timeout_s,
                 stdin=subprocess.DEVNULL,
+                env={**os.environ, CATALOG_URI_ENV: self.catalog_uri},
             )
         except subprocess.TimeoutExpired as exc:
             raise SilverPullError(f"silver pull for {symbol} took over {exc.timeout:g} s") from exc
@@ -107,15 +111,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     from trading_assets.lib.lakehouse.tables import open_catalog
 
     parser = argparse.ArgumentParser(prog="python -m streaming.silver_pull")
-    for name in ("--catalog-uri", "--warehouse", "--symbol", "--names"):
+    for name in ("--warehouse", "--symbol", "--names"):
         parser.add_argument(name, required=True)
     for name in ("--start-ns", "--end-ns"):
         parser.add_argument(name, type=int, required=True)
     parser.add_argument("--bar-s", type=int, default=1)
     args = parser.parse_args(argv)
-    catalog = open_catalog(
-        "trading", {"type": "sql", "uri": args.catalog_uri, "warehouse": args.warehouse}
-    )
+    uri = os.environ.get(CATALOG_URI_ENV)
+    if not uri:
+        parser.error(f"{CATALOG_URI_ENV} must name the Iceberg catalog")
+    catalog = open_catalog("trading", {"type": "sql", "uri": uri, "warehouse": args.warehouse})
     source = IcebergSilverMicrobatch(Lakehouse(catalog, f"{args.warehouse}/raw"))
     trades = source(args.symbol, args.start_ns, args.end_ns)
     names = args.names.split(",")

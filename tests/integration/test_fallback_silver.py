@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -190,3 +191,13 @@ def test_a_failed_child_pull_is_reported_and_the_controller_goes_on(tmp_path):
     assert "silver: pull failed: SilverPullError('silver pull for BTCUSDT exited with 1" in (
         decision.reason
     )
+
+
+def test_the_catalog_uri_reaches_the_child_by_environment_not_command_line():
+    # A PostgreSQL catalog's URI carries its password; command lines are readable by all users.
+    source = SubprocessSilver("postgresql://trading:s3cret@db/iceberg", "s3://wh", SIGNAL_V1)
+
+    command = source.command(SYMBOL, at(DAY, 11, 40), at(DAY, 12, 0))
+
+    assert not any("s3cret" in part for part in command)
+    assert command[:3] == [sys.executable, "-m", "streaming.silver_pull"]
