@@ -33,7 +33,7 @@ Targets: p99 ≤ 5 ms at 1×, ≤ 20 ms at 10×, serving RSS ≤ 300 MB.
 
 (2b) **Memory at fallback level 4** (see :mod:`bench.sidecar_silver`): a sidecar process on a
 local Iceberg catalog holding a silver day decides at level 4 from 20 minutes of it; its peak
-RSS with the child-process pull (:mod:`streaming.silver_pull`) next to the same pull and
+RSS with the worker-process pull (:mod:`streaming.silver_pull`) next to the same pull and
 recomputation done in the serving process.
 
 (3) **Chaos** (see :mod:`bench.sidecar_chaos`): forced disconnects and SIGKILL restarts of
@@ -177,7 +177,7 @@ def silver_table(work: Path) -> None:
     r = measure_silver_rss(work)
     print("\n(2b) serving process at fallback level 4 (local catalog, 20 min of a 600k-trade day)")
     print(f"{'silver pull':<44} {'peak RSS after start MB':>24} {'after level 4 MB':>17}")
-    for mode, label in (("child", "ours: child process (streaming.silver_pull)"),
+    for mode, label in (("child", "ours: worker process (streaming.silver_pull)"),
                         ("in-process", "floor: in the serving process")):  # fmt: skip
         print(f"{label:<44} {r[mode]['started_mb']:>24.0f} {r[mode]['after_mb']:>17.0f}")
     print(f"    serving RSS target <= {RSS_TARGET_MB} MB")

@@ -1,4 +1,4 @@
-"""Serving-process memory at fallback level 4, with the sidecar's child-process silver pull and,
+"""Serving-process memory at fallback level 4, with the sidecar's worker-process silver pull and,
 as the floor it replaced, the same pull and recomputation inside the serving process.
 
 Parent side (:func:`measure_silver_rss`): one day of the simulator's bulk history (600k BTCUSDT
@@ -74,7 +74,7 @@ def _level_4_decision(data: Path, mode: str) -> dict[str, Any]:
         data_root=data, tracking_uri=None,
     )  # fmt: skip
     sidecar = Sidecar(config)
-    if mode == "in-process":  # the floor: the source the controller took before the child pull
+    if mode == "in-process":  # the floor: the source the controller took before the worker
         from streaming.fallback import IcebergSilverMicrobatch
         from streaming.prefetched_silver import PrefetchedSilver
         from trading_assets.lib.lakehouse.pipeline import Lakehouse

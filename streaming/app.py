@@ -6,8 +6,9 @@ predictor (every ``predict_every_s`` per symbol: fallback decision → models �
 the model poller (alias moves → hot swap) and the landing maintainer (fsync and rotation in a
 worker thread); a fifth supervises the model watcher, the child process that mirrors the MLflow
 aliases to local files, so this process never imports MLflow. Blocking work never runs on the
-loop: Feast writes have their own thread, and silver microbatches (fallback level 4) are fetched
-in a worker thread and used once they arrive.
+loop: Feast writes have their own thread, and silver microbatches (fallback level 4) are read and
+recomputed by a worker process (:mod:`streaming.silver_pull`), waited for in a thread, and used
+once they arrive.
 """
 
 from __future__ import annotations
@@ -198,6 +199,8 @@ class Sidecar:
         for writer in self.writers.values():
             writer.close()
         await asyncio.to_thread(self.online_writer.close)
+        if self.silver is not None:
+            await asyncio.to_thread(self.silver.close)
         if self.slots is not None:
             self.slots.close()
         await self.api.stop()

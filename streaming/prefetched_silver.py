@@ -45,6 +45,12 @@ class PrefetchedSilver:
         with self._cond:
             self._start(symbol, start_ns, end_ns)
 
+    def close(self) -> None:
+        """Release the source (its worker process, when it has one)."""
+        close = getattr(self.source, "close", None)
+        if close is not None:
+            close()
+
     def wait_fetched(self, symbol: str, timeout: float) -> bool:
         """Wait until no fetch of the symbol runs; True when none does (False on timeout)."""
         deadline = time.monotonic() + timeout
@@ -80,7 +86,7 @@ class PrefetchedSilver:
 
 def open_silver(config: SidecarConfig, names: Sequence[str]) -> PrefetchedSilver | None:
     """Silver microbatches from the local catalog (or ``iceberg_catalog_uri``), when present,
-    each read and recomputed into ``names`` in a child process (see :mod:`streaming.silver_pull`).
+    each read and recomputed into ``names`` in a worker process (see :mod:`streaming.silver_pull`).
     """
     from streaming.silver_pull import SubprocessSilver
 

@@ -1,18 +1,19 @@
-"""Fallback level 4 out of the serving process: read silver and recompute the vector in a child.
+"""Fallback level 4 out of the serving process: read silver and recompute the vector in a worker.
 
 A silver microbatch is read with pyiceberg and polars' Parquet reader and turned into features with
 polars' rolling windows. Done in the serving process, a level 4 decision from a 20-minute
 microbatch raised its peak RSS from 275 to 326 MB for good (the readers' buffers and code, once
 touched, stay resident), and opening the catalog at start had cost 18 MB already (257 → 275 MB),
 well past the sidecar's 300 MB budget, for a level that serves only while live and online data are
-both gone. :class:`SubprocessSilver` therefore runs each pull as ``python -m
-streaming.silver_pull``: the child reads the interval
-(:class:`~streaming.fallback.silver.IcebergSilverMicrobatch`), recomputes the vector with the batch
-definitions (``features_from_silver``), prints it as JSON and exits; the serving process never
-opens the catalog nor runs polars' Parquet reader or rolling windows. A pull costs the child's
-start (about 2 s of imports) on top of the read;
-:class:`~streaming.prefetched_silver.PrefetchedSilver` runs it in a thread and the controller's
-imputed level covers the meantime.
+both gone.
+
+:class:`SubprocessSilver` therefore sends each pull to a worker process, ``python -m
+streaming.silver_pull``, over its stdin: one JSON request per line (symbol and interval), one
+JSON line back with the vector recomputed by the batch definitions (``features_from_silver``) or
+the error. The worker starts on the first pull (about 2 s of imports, which the controller's
+imputed level covers), serves the next ones without starting again (in safe mode the controller
+retries every ``silver_retry_s``), and exits once idle for ``idle_exit_s`` or when the sidecar
+goes (its stdin closes), so its memory is held only while level 4 is in use.
 """
 
 from __future__ import annotations
@@ -20,27 +21,33 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Sequence
+from typing import IO, Any
 
 from streaming.fallback.decision import SilverFeatures
 
 PULL_TIMEOUT_S = 120.0
-# The catalog URI reaches the child through its environment, not its command line: a PostgreSQL
+IDLE_EXIT_S = 120.0
+# The catalog URI reaches the worker through its environment, not its command line: a PostgreSQL
 # catalog's URI carries a password, and every local user can read command lines.
 CATALOG_URI_ENV = "TRADING_SILVER_PULL_CATALOG_URI"
 
 
 class SilverPullError(RuntimeError):
-    """The child process failed, timed out, or printed no result."""
+    """The worker failed the pull, timed out, or went away."""
 
 
 class SubprocessSilver:
-    """A silver source for the fallback controller that pulls in a child process (see module).
+    """A silver source for the fallback controller that pulls in a worker process (see module).
 
     ``names`` and ``bar_s``: the controller's feature order and bar length; the features follow
     the shared definitions (``DEFAULT_CONFIG``), as the controller's own recomputation does.
+    Pulls from several threads are served one at a time.
     """
 
     def __init__(
@@ -50,37 +57,92 @@ class SubprocessSilver:
         names: Sequence[str],
         bar_s: int = 1,
         timeout_s: float = PULL_TIMEOUT_S,
+        idle_exit_s: float = IDLE_EXIT_S,
     ) -> None:
         self.catalog_uri, self.warehouse = catalog_uri, warehouse
-        self.names, self.bar_s, self.timeout_s = tuple(names), bar_s, timeout_s
+        self.names, self.bar_s = tuple(names), bar_s
+        self.timeout_s, self.idle_exit_s = timeout_s, idle_exit_s
+        self.starts = 0  # workers started so far
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
 
-    def command(self, symbol: str, start_ns: int, end_ns: int) -> list[str]:
+    def command(self) -> list[str]:
         return [
             sys.executable, "-m", "streaming.silver_pull", "--warehouse", self.warehouse,
-            "--symbol", symbol, "--start-ns", str(start_ns), "--end-ns", str(end_ns),
             "--names", ",".join(self.names), "--bar-s", str(self.bar_s),
+            "--idle-exit-s", str(self.idle_exit_s),
         ]  # fmt: skip
 
+    @property
+    def pid(self) -> int | None:
+        """The running worker's pid (None when none runs)."""
+        process = self._process
+        return process.pid if process is not None and process.poll() is None else None
+
     def __call__(self, symbol: str, start_ns: int, end_ns: int) -> SilverFeatures:
-        try:
-            done = subprocess.run(
-                self.command(symbol, start_ns, end_ns),
-                capture_output=True,
-                timeout=self.timeout_s,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, CATALOG_URI_ENV: self.catalog_uri},
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise SilverPullError(f"silver pull for {symbol} took over {exc.timeout:g} s") from exc
-        if done.returncode != 0:
-            tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-            raise SilverPullError(
-                f"silver pull for {symbol} exited with {done.returncode}: {tail[0]}"
-            )
-        features = decode_result(done.stdout)
+        request = json.dumps({"symbol": symbol, "start_ns": start_ns, "end_ns": end_ns})
+        with self._lock:
+            try:
+                line = self._exchange(request.encode() + b"\n")
+            except _WorkerGone:
+                # It may have just exited idle as the request went out: once more, on a new one.
+                line = self._exchange(request.encode() + b"\n")
+        features = decode_result(line, symbol)
         if features.result is not None and tuple(features.result[0]) != self.names:
             raise SilverPullError(f"silver pull for {symbol} returned other features than asked")
         return features
+
+    def close(self) -> None:
+        """Stop the worker, if one runs."""
+        with self._lock:
+            self._stop()
+
+    def _exchange(self, request: bytes) -> bytes:
+        process = self._worker()
+        stdin, stdout = _pipes(process)
+        try:
+            stdin.write(request)
+            stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            self._stop()
+            raise _WorkerGone from exc
+        ready, _, _ = select.select([stdout], [], [], self.timeout_s)
+        if not ready:
+            self._stop()
+            raise SilverPullError(f"silver pull took over {self.timeout_s:g} s")
+        line = stdout.readline()
+        if not line:  # end of file: the worker exited
+            code = process.wait()
+            self._process = None
+            raise _WorkerGone(f"silver pull worker exited with {code}")
+        return line
+
+    def _worker(self) -> subprocess.Popen[bytes]:
+        if self._process is None or self._process.poll() is not None:
+            # Its stderr is the sidecar's: the worker's own errors reach the sidecar's log.
+            self._process = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env={**os.environ, CATALOG_URI_ENV: self.catalog_uri},
+            )
+            self.starts += 1
+        return self._process
+
+    def _stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+class _WorkerGone(SilverPullError):
+    """The worker exited (an idle exit, a crash) before answering."""
+
+
+def _pipes(process: subprocess.Popen[bytes]) -> tuple[IO[bytes], IO[bytes]]:
+    assert process.stdin is not None and process.stdout is not None
+    return process.stdin, process.stdout
 
 
 def encode_result(features: SilverFeatures) -> bytes:
@@ -92,40 +154,58 @@ def encode_result(features: SilverFeatures) -> bytes:
     return json.dumps({"vector": values, "event_time_ns": event_time_ns}).encode() + b"\n"
 
 
-def decode_result(out: bytes) -> SilverFeatures:
-    lines = out.strip().splitlines()
-    if not lines:
-        raise SilverPullError("silver pull printed no result")
-    body = json.loads(lines[-1])
+def decode_result(line: bytes, symbol: str) -> SilverFeatures:
+    body: Any = json.loads(line)
     if body is None:
         return SilverFeatures(None)
+    if "error" in body:
+        raise SilverPullError(f"silver pull for {symbol} failed: {body['error']}")
     vector = {k: (float("nan") if v is None else float(v)) for k, v in body["vector"].items()}
     return SilverFeatures((vector, int(body["event_time_ns"])))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Child: one pull, its result as one JSON line on stdout."""
+    """Worker: answer pull requests from stdin until idle or until stdin closes."""
     from streaming.fallback.silver import IcebergSilverMicrobatch, features_from_silver
     from trading_assets.lib.features import DEFAULT_CONFIG
     from trading_assets.lib.lakehouse.pipeline import Lakehouse
     from trading_assets.lib.lakehouse.tables import open_catalog
 
     parser = argparse.ArgumentParser(prog="python -m streaming.silver_pull")
-    for name in ("--warehouse", "--symbol", "--names"):
+    for name in ("--warehouse", "--names"):
         parser.add_argument(name, required=True)
-    for name in ("--start-ns", "--end-ns"):
-        parser.add_argument(name, type=int, required=True)
     parser.add_argument("--bar-s", type=int, default=1)
+    parser.add_argument("--idle-exit-s", type=float, default=IDLE_EXIT_S)
     args = parser.parse_args(argv)
     uri = os.environ.get(CATALOG_URI_ENV)
     if not uri:
         parser.error(f"{CATALOG_URI_ENV} must name the Iceberg catalog")
     catalog = open_catalog("trading", {"type": "sql", "uri": uri, "warehouse": args.warehouse})
     source = IcebergSilverMicrobatch(Lakehouse(catalog, f"{args.warehouse}/raw"))
-    trades = source(args.symbol, args.start_ns, args.end_ns)
     names = args.names.split(",")
-    result = features_from_silver(trades, names, DEFAULT_CONFIG, args.bar_s)
-    sys.stdout.buffer.write(encode_result(SilverFeatures(result)))
+    requests, out = sys.stdin.buffer, sys.stdout.buffer
+    idle_since = time.monotonic()
+    while True:
+        # One request at a time: the sidecar waits for each answer, so nothing sits buffered.
+        ready, _, _ = select.select([requests], [], [], 1.0)
+        if not ready:
+            if time.monotonic() - idle_since >= args.idle_exit_s:
+                return
+            continue
+        line = requests.readline()
+        if not line:  # the sidecar went away
+            return
+        try:
+            request = json.loads(line)
+            trades = source(request["symbol"], request["start_ns"], request["end_ns"])
+            answer = encode_result(
+                SilverFeatures(features_from_silver(trades, names, DEFAULT_CONFIG, args.bar_s))
+            )
+        except Exception as exc:  # reported to the sidecar, which records it; the worker goes on
+            answer = json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode() + b"\n"
+        out.write(answer)
+        out.flush()
+        idle_since = time.monotonic()
 
 
 if __name__ == "__main__":

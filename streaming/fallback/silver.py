@@ -20,7 +20,7 @@ from trading_assets.lib.features import TRADE_GROUPS, FeatureConfig, compute_fea
 from trading_assets.lib.features.definitions import PRICE
 from trading_assets.lib.lakehouse.bars import bars_from_trades
 
-if TYPE_CHECKING:  # the catalog is opened by the pull's child process (streaming.silver_pull)
+if TYPE_CHECKING:  # the catalog is opened by the silver pull's worker (streaming.silver_pull)
     from trading_assets.lib.lakehouse.pipeline import Lakehouse
 
 SILVER_COLUMNS = (

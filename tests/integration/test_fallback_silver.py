@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 from streaming.fallback import (
     FallbackBudgets,
     FallbackController,
+    FallbackDecision,
     FallbackLevel,
     IcebergSilverMicrobatch,
 )
@@ -159,25 +161,40 @@ def test_a_prefetched_microbatch_serves_the_first_level_4_decision(lake):
         assert from_warm.features[name] == expected.features[name], name
 
 
-def test_a_pull_in_a_child_process_gives_the_in_process_vector(lake, location):
+def test_pulls_in_a_worker_process_give_the_in_process_vector(lake, location):
     # Arrange: the sidecar's source (read and recompute in `python -m streaming.silver_pull`)
-    # next to the in-process one, on the same catalog
+    # next to the in-process one, on the same catalog; its worker exits after 1 s idle
     uri, warehouse = location
     now_ns = at(DAY, 12, 0, 0.5)
-    in_process = FallbackController(SIGNAL_V1, silver=IcebergSilverMicrobatch(lake))
-    child = FallbackController(SIGNAL_V1, silver=SubprocessSilver(uri, warehouse, SIGNAL_V1))
+    source = SubprocessSilver(uri, warehouse, SIGNAL_V1, idle_exit_s=1.0)
 
-    # Act
-    expected = in_process.decide(SYMBOL, now_ns)
-    got = child.decide(SYMBOL, now_ns)
+    def decide(silver) -> FallbackDecision:
+        return FallbackController(SIGNAL_V1, silver=silver).decide(SYMBOL, now_ns)
 
-    # Assert: the same level 4 vector, bit for bit (NaN where silver has no book data)
-    assert got.level is FallbackLevel.SILVER, got.reason
-    assert got.event_time_ns == expected.event_time_ns
-    assert list(got.features) == list(expected.features) == list(SIGNAL_V1)
-    for name in SIGNAL_V1:
-        want, have = expected.features[name], got.features[name]
-        assert (math.isnan(want) and math.isnan(have)) or want == have, name
+    # Act: two pulls back to back, then one after the worker has gone idle
+    try:
+        expected = decide(IcebergSilverMicrobatch(lake))
+        first, second = decide(source), decide(source)
+        starts_for_two = source.starts
+        deadline = time.monotonic() + 60
+        while source.pid is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        exited_idle = source.pid is None
+        third = decide(source)
+    finally:
+        source.close()
+
+    # Assert: the same level 4 vector, bit for bit (NaN where silver has no book data), from
+    # one worker for the first two pulls and a new one after the idle exit
+    for got in (first, second, third):
+        assert got.level is FallbackLevel.SILVER, got.reason
+        assert got.event_time_ns == expected.event_time_ns
+        assert list(got.features) == list(expected.features) == list(SIGNAL_V1)
+        for name in SIGNAL_V1:
+            want, have = expected.features[name], got.features[name]
+            assert (math.isnan(want) and math.isnan(have)) or want == have, name
+    assert starts_for_two == 1
+    assert exited_idle and source.starts == 2
 
 
 def test_a_failed_child_pull_is_reported_and_the_controller_goes_on(tmp_path):
@@ -186,18 +203,17 @@ def test_a_failed_child_pull_is_reported_and_the_controller_goes_on(tmp_path):
     controller = FallbackController(SIGNAL_V1, silver=source)
 
     decision = controller.decide(SYMBOL, at(DAY, 12, 0))
+    source.close()
 
     assert decision.level is FallbackLevel.SAFE and not decision.can_trade
-    assert "silver: pull failed: SilverPullError('silver pull for BTCUSDT exited with 1" in (
-        decision.reason
-    )
+    assert "silver: pull failed: _WorkerGone('silver pull worker exited with 1" in decision.reason
 
 
 def test_the_catalog_uri_reaches_the_child_by_environment_not_command_line():
     # A PostgreSQL catalog's URI carries its password; command lines are readable by all users.
     source = SubprocessSilver("postgresql://trading:s3cret@db/iceberg", "s3://wh", SIGNAL_V1)
 
-    command = source.command(SYMBOL, at(DAY, 11, 40), at(DAY, 12, 0))
+    command = source.command()
 
     assert not any("s3cret" in part for part in command)
     assert command[:3] == [sys.executable, "-m", "streaming.silver_pull"]
