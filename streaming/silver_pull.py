@@ -63,6 +63,7 @@ class SubprocessSilver:
         self.names, self.bar_s = tuple(names), bar_s
         self.timeout_s, self.idle_exit_s = timeout_s, idle_exit_s
         self.starts = 0  # workers started so far
+        self._closed = False
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -93,7 +94,11 @@ class SubprocessSilver:
         return features
 
     def close(self) -> None:
-        """Stop the worker, if one runs."""
+        """Stop the worker, if one runs, without waiting for a pull in flight (it fails)."""
+        self._closed = True
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()  # a pull in flight reads end of file at once and lets go of the lock
         with self._lock:
             self._stop()
 
@@ -118,6 +123,8 @@ class SubprocessSilver:
         return line
 
     def _worker(self) -> subprocess.Popen[bytes]:
+        if self._closed:
+            raise SilverPullError("the silver source is closed")
         if self._process is None or self._process.poll() is not None:
             # Its stderr is the sidecar's: the worker's own errors reach the sidecar's log.
             self._process = subprocess.Popen(

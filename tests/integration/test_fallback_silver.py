@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ from streaming.fallback import (
     IcebergSilverMicrobatch,
 )
 from streaming.prefetched_silver import PrefetchedSilver
-from streaming.silver_pull import SubprocessSilver
+from streaming.silver_pull import PULL_TIMEOUT_S, SilverPullError, SubprocessSilver
 from streaming.simulator.server import run_simulator_in_thread
 from trading_assets.lib.features import (
     ALL_GROUPS,
@@ -217,3 +218,32 @@ def test_the_catalog_uri_reaches_the_child_by_environment_not_command_line():
 
     assert not any("s3cret" in part for part in command)
     assert command[:3] == [sys.executable, "-m", "streaming.silver_pull"]
+
+
+def test_closing_the_source_ends_a_pull_in_flight_and_its_worker(lake, location):
+    # Arrange: a pull that is still importing in its new worker when the sidecar shuts down
+    uri, warehouse = location
+    source = SubprocessSilver(uri, warehouse, SIGNAL_V1)
+    failures: list[Exception] = []
+
+    def pull() -> None:
+        try:
+            source(SYMBOL, at(DAY, 11, 40), at(DAY, 12, 0))
+        except Exception as exc:
+            failures.append(exc)
+
+    puller = threading.Thread(target=pull)
+    puller.start()
+    deadline = time.monotonic() + 30
+    while source.pid is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    worker = source.pid
+
+    # Act
+    source.close()
+    puller.join(PULL_TIMEOUT_S / 4)  # the pull's own timeout is 120 s
+
+    # Assert: the pull failed instead of holding shutdown up, and no worker runs or starts again
+    assert worker is not None and not puller.is_alive()
+    assert len(failures) == 1 and isinstance(failures[0], SilverPullError)
+    assert source.pid is None and source.starts == 1
