@@ -19,6 +19,7 @@ goes (its stdin closes), so its memory is held only while level 4 is in use.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import select
@@ -117,9 +118,8 @@ class SubprocessSilver:
             raise SilverPullError(f"silver pull took over {self.timeout_s:g} s")
         line = stdout.readline()
         if not line:  # end of file: the worker exited
-            code = process.wait()
-            self._process = None
-            raise _WorkerGone(f"silver pull worker exited with {code}")
+            self._stop()
+            raise _WorkerGone(f"silver pull worker exited with {process.returncode}")
         return line
 
     def _worker(self) -> subprocess.Popen[bytes]:
@@ -138,9 +138,15 @@ class SubprocessSilver:
 
     def _stop(self) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
+        if process is None:
+            return
+        if process.poll() is None:
             process.kill()
-            process.wait()
+        process.wait()
+        for pipe in (process.stdin, process.stdout):  # one pair of descriptors per worker
+            if pipe is not None:
+                with contextlib.suppress(OSError):  # a write nobody reads any more
+                    pipe.close()
 
 
 class _WorkerGone(SilverPullError):
