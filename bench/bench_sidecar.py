@@ -177,7 +177,7 @@ def silver_table(work: Path) -> None:
     r = measure_silver_rss(work)
     print("\n(2b) serving process at fallback level 4 (local catalog, 20 min of a 600k-trade day)")
     print(f"{'silver pull':<44} {'peak RSS after start MB':>24} {'after level 4 MB':>17}")
-    for mode, label in (("child", "ours: worker process (streaming.silver_pull)"),
+    for mode, label in (("worker", "ours: worker process (streaming.silver_pull)"),
                         ("in-process", "floor: in the serving process")):  # fmt: skip
         print(f"{label:<44} {r[mode]['started_mb']:>24.0f} {r[mode]['after_mb']:>17.0f}")
     print(f"    serving RSS target <= {RSS_TARGET_MB} MB")

@@ -4,7 +4,7 @@ as the floor it replaced, the same pull and recomputation inside the serving pro
 Parent side (:func:`measure_silver_rss`): one day of the simulator's bulk history (600k BTCUSDT
 trades) goes raw → bronze → silver on a tmp sqlite Iceberg catalog laid out as ``make run``'s
 local one (``<data>/iceberg/iceberg_catalog.db``). Child side (``python -m bench.sidecar_silver
---data D --mode child|in-process``): one :class:`Sidecar` on that data root with the embedded
+--data D --mode worker|in-process``): one :class:`Sidecar` on that data root with the embedded
 online store and no model, whose controller has nothing online or live, so its decision at noon
 is level 4 from the last 20 minutes of silver. It prints one JSON line: the process's peak RSS
 (``VmHWM``) after start and after that decision.
@@ -26,7 +26,7 @@ from bench.harness import peak_rss_mb, run_child
 SYMBOL = "BTCUSDT"
 DAY = dt.date(2024, 3, 1)
 TRADES_PER_DAY = 600_000
-MODES = ("child", "in-process")
+MODES = ("worker", "in-process")
 
 
 def build_silver_day(data: Path) -> None:
