@@ -29,25 +29,24 @@ TRADES_PER_DAY = 600_000
 MODES = ("worker", "in-process")
 
 
+def local_lake(data: Path) -> Any:
+    """The lakehouse of ``make run``'s local catalog under ``data/iceberg`` (made if missing)."""
+    from trading_assets.lib.lakehouse.pipeline import Lakehouse
+    from trading_assets.lib.lakehouse.tables import open_catalog
+    from trading_assets.lib.settings import local_catalog
+
+    (data / "iceberg" / "warehouse").mkdir(parents=True, exist_ok=True)
+    uri, warehouse = local_catalog(data / "iceberg")
+    catalog = open_catalog("trading", {"type": "sql", "uri": uri, "warehouse": warehouse})
+    return Lakehouse(catalog, f"{warehouse}/raw")
+
+
 def build_silver_day(data: Path) -> None:
     """A silver day under ``data/iceberg``, as the Dagster assets of ``make run`` leave it."""
     from streaming.simulator.server import run_simulator_in_thread
-    from trading_assets.lib.lakehouse.pipeline import (
-        Lakehouse,
-        fetch_raw,
-        load_bronze,
-        refine_silver,
-    )
-    from trading_assets.lib.lakehouse.tables import open_catalog
+    from trading_assets.lib.lakehouse.pipeline import fetch_raw, load_bronze, refine_silver
 
-    root = data / "iceberg"
-    (root / "warehouse").mkdir(parents=True)
-    warehouse = (root / "warehouse").as_uri()
-    catalog = open_catalog(
-        "trading",
-        {"type": "sql", "uri": f"sqlite:///{root / 'iceberg_catalog.db'}", "warehouse": warehouse},
-    )
-    lake = Lakehouse(catalog, f"{warehouse}/raw")
+    lake = local_lake(data)
     with run_simulator_in_thread(
         symbols=[SYMBOL], seed=3, trades_per_day=TRADES_PER_DAY, live=False
     ) as sim:
@@ -77,20 +76,8 @@ def _level_4_decision(data: Path, mode: str) -> dict[str, Any]:
     if mode == "in-process":  # the floor: the source the controller took before the worker
         from streaming.fallback import IcebergSilverMicrobatch
         from streaming.prefetched_silver import PrefetchedSilver
-        from trading_assets.lib.lakehouse.pipeline import Lakehouse
-        from trading_assets.lib.lakehouse.tables import open_catalog
 
-        root = data / "iceberg"
-        warehouse = (root / "warehouse").as_uri()
-        catalog = open_catalog(
-            "trading",
-            {
-                "type": "sql",
-                "uri": f"sqlite:///{root / 'iceberg_catalog.db'}",
-                "warehouse": warehouse,
-            },
-        )
-        source = PrefetchedSilver(IcebergSilverMicrobatch(Lakehouse(catalog, f"{warehouse}/raw")))
+        source = PrefetchedSilver(IcebergSilverMicrobatch(local_lake(data)))
         sidecar.silver = sidecar.controller.silver = source
     started_mb = peak_rss_mb()
     assert sidecar.silver is not None

@@ -19,6 +19,7 @@ import polars as pl
 
 from streaming.config import SidecarConfig
 from streaming.fallback import SilverFeatures, SilverSource
+from trading_assets.lib.settings import LOCAL_CATALOG_FILE, local_catalog
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,9 @@ def open_silver(config: SidecarConfig, names: Sequence[str]) -> PrefetchedSilver
     from streaming.silver_pull import SubprocessSilver
 
     root = config.data_root / "iceberg"
-    uri = config.iceberg_catalog_uri or f"sqlite:///{root / 'iceberg_catalog.db'}?timeout=60"
-    if config.iceberg_catalog_uri is None and not (root / "iceberg_catalog.db").exists():
+    local_uri, warehouse = local_catalog(root)
+    if config.iceberg_catalog_uri is None and not (root / LOCAL_CATALOG_FILE).exists():
         return None
-    return PrefetchedSilver(SubprocessSilver(uri, (root / "warehouse").as_uri(), names))
+    return PrefetchedSilver(
+        SubprocessSilver(config.iceberg_catalog_uri or local_uri, warehouse, names)
+    )

@@ -377,17 +377,17 @@ class OnlineFeatureWriter:
 def push_sources(store: FeatureStore, views: Sequence[str]) -> dict[str, list[str]]:
     """The push sources feeding ``views``, each with the features a push to it must carry: those
     of every view it feeds in the registry, since Feast writes a push to all of them."""
-    columns: dict[str, list[str]] = {}
+    sources: dict[str, None] = {}  # in the views' order
     for name in views:
         source = store.get_feature_view(name).stream_source
         if not isinstance(source, PushSource):
             raise ValueError(f"feature view {name!r} is not fed by a push source")
-        columns.setdefault(source.name, [])
-    for view in store.list_feature_views():
-        source = view.stream_source
-        if isinstance(source, PushSource) and source.name in columns:
-            names = columns[source.name]
-            names.extend(f.name for f in view.features if f.name not in names)
+        sources[source.name] = None
+    columns: dict[str, list[str]] = {}
+    for source, targets in push_targets(store, sources).items():
+        names = columns[source] = []
+        for _, fields in targets:
+            names.extend(name for name, _ in fields if name not in names)
     return columns
 
 

@@ -8,6 +8,8 @@ import json
 import subprocess
 import sys
 
+from trading_assets.lib.settings import LOCAL_CATALOG_FILE
+
 NEVER_IN_THE_SIDECAR = (
     "dagster", "xgboost", "onnxmltools", "sklearn", "mlflow", "scipy", "duckdb", "ibis",
 )  # fmt: skip
@@ -18,7 +20,7 @@ def test_the_serving_process_loads_none_of_the_libraries_it_has_no_use_for(tmp_p
     # built with a tracking URI (models on) on a fresh data root (Feast definitions applied)
     # that holds a local Iceberg catalog (level 4 on).
     (tmp_path / "iceberg").mkdir()
-    (tmp_path / "iceberg" / "iceberg_catalog.db").touch()
+    (tmp_path / "iceberg" / LOCAL_CATALOG_FILE).touch()
     probe = f"""
 import json, sys
 from pathlib import Path

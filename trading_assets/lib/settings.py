@@ -22,6 +22,17 @@ def data_dir() -> Path:
     return Path(os.environ.get("TRADING_DATA_DIR", PROJECT_ROOT / "dagster_home" / "data"))
 
 
+LOCAL_CATALOG_FILE = "iceberg_catalog.db"
+
+
+def local_catalog(root: Path) -> tuple[str, str]:
+    """URI and warehouse URI of the embedded Iceberg catalog under ``root`` (``make run``'s is
+    ``<data dir>/iceberg``): a sqlite file, with a generous lock timeout since concurrent backfill
+    runs and the sidecar share it, and a warehouse folder."""
+    root = root.resolve()
+    return f"sqlite:///{root / LOCAL_CATALOG_FILE}?timeout=60", (root / "warehouse").as_uri()
+
+
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 DEFAULT_BULK_BASE_URL = "https://data.binance.vision"
 DEFAULT_HISTORY_START = "2024-01-01"

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from trading_assets.lib.lakehouse.pipeline import Lakehouse
 from trading_assets.lib.lakehouse.tables import open_catalog
+from trading_assets.lib.settings import local_catalog
 
 
 class IcebergCatalogResource(dg.ConfigurableResource):
@@ -36,12 +37,8 @@ class IcebergCatalogResource(dg.ConfigurableResource):
     @classmethod
     def local(cls, root: Path) -> IcebergCatalogResource:
         """Embedded catalog: sqlite file and warehouse folder under ``root``."""
-        root = root.resolve()
-        # A generous lock timeout: concurrent backfill runs share the sqlite catalog file.
-        return cls(
-            uri=f"sqlite:///{root / 'iceberg_catalog.db'}?timeout=60",
-            warehouse=(root / "warehouse").as_uri(),
-        )
+        uri, warehouse = local_catalog(root)
+        return cls(uri=uri, warehouse=warehouse)
 
     def catalog_properties(self) -> dict[str, str]:
         props = {"type": self.catalog_type, "uri": self.uri, "warehouse": self.warehouse}
