@@ -3,9 +3,12 @@
 (1) **Throughput.** The recorded BTCUSDT and ETHUSDT sessions (2024-08-08/09, merged by receive
 time, all loaded into memory first) go through the sidecar's own per-frame path as fast as it
 runs: the market feed's frame handler (parse, validate, per-symbol trade sequencing, dead
-letters), then ``Sidecar.on_record`` (landing queue, live features, rows handed to the online
-writer, whose thread pushes them to a real redis-server meanwhile); the timed span ends when
-the landing writers have flushed, fsynced and sealed everything. No WebSocket hop: this is the
+letters), then ``Sidecar.on_record`` (the record encoded and queued for landing, live features,
+rows handed to the online writer, whose thread pushes them to a real redis-server meanwhile).
+Market data lands through the sidecar's landing child (:mod:`streaming.landing.process`), which
+routes, writes and fsyncs the lines on the other core as they are shipped (every 10 ms); the
+timed span ends when it has sealed everything and exited. Each round's sidecar, and so its
+landing child, is started before the span. No WebSocket hop: this is the
 processing rate, not the network's. The peer is cryptofeed's Binance handler, parse only (no
 callbacks), on the same sessions' bookTicker frames (it has no handler for ``@trade``), timed in
 the same run with ``bench_parse``'s code; our full path on the same bookTicker frames is shown

@@ -37,6 +37,8 @@ from streaming.landing import (
     BOOK_TICKERS_KIND,
     PREDICTIONS_KIND,
     TRADES_KIND,
+    Landing,
+    LandingProcess,
     LandingWriter,
     last_landed_trade_ids,
     maintain,
@@ -117,13 +119,17 @@ class Sidecar:
                 config.tracking_uri, config.model_name, mirror, config.model_poll_s
             )
         root = config.landing_root
-        self.writers = {
-            kind: LandingWriter(root, kind, inline_poll=False)
-            for kind in (TRADES_KIND, BOOK_TICKERS_KIND, PREDICTIONS_KIND)
+        # Market data lands through a child process, so the message loop only encodes each
+        # record (see streaming.landing.process); predictions, a few a second, in process.
+        self.landing = LandingProcess(root)
+        self._predictions_writer = LandingWriter(root, PREDICTIONS_KIND, inline_poll=False)
+        self.writers: dict[str, Landing] = {
+            "market": self.landing,
+            PREDICTIONS_KIND: self._predictions_writer,
         }
         # What on_record, called once per market message, reaches for without lookups.
-        self._trades_writer = self.writers[TRADES_KIND]
-        self._book_tickers_writer = self.writers[BOOK_TICKERS_KIND]
+        self._trades_writer = self.landing.outlet(TRADES_KIND)
+        self._book_tickers_writer = self.landing.outlet(BOOK_TICKERS_KIND)
         self._trades_seen = self.metrics.messages.trades
         self._book_tickers_seen = self.metrics.messages.book_tickers
         self._newest_trade = self.metrics.messages.newest_trade
@@ -288,7 +294,7 @@ class Sidecar:
                 self.hub.publish(prediction)
             else:  # scored for this tick without driving it: streamed and logged, not served
                 self.hub.publish(prediction, serves=False)
-            self.writers[PREDICTIONS_KIND].write(prediction)
+            self._predictions_writer.write(prediction)
         return predictions
 
     def _prefetch_silver(self, symbol: str, now_ns: int) -> None:

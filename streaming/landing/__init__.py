@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from typing import Protocol
 
+from streaming.landing.process import LandingOutlet, LandingProcess, LandingProcessError
 from streaming.landing.recovery import last_landed_trade_ids, recover_open_segments
 from streaming.landing.writer import DEFAULT_TIME_FIELDS, LandingWriter, LandingWriterClosedError
-from trading_assets.lib.lakehouse.landing import (
+from trading_assets.lib.lakehouse.landing_layout import (
     BOOK_TICKERS_KIND,
     PREDICTIONS_KIND,
     TRADES_KIND,
@@ -24,6 +26,10 @@ __all__ = [
     "DEFAULT_TIME_FIELDS",
     "PREDICTIONS_KIND",
     "TRADES_KIND",
+    "Landing",
+    "LandingOutlet",
+    "LandingProcess",
+    "LandingProcessError",
     "LandingWriter",
     "LandingWriterClosedError",
     "default_landing_root",
@@ -33,7 +39,15 @@ __all__ = [
 ]
 
 
-async def maintain(writers: Iterable[LandingWriter], interval_s: float = 0.25) -> None:
+class Landing(Protocol):
+    """What :func:`maintain` drives: a ``LandingWriter`` or a ``LandingProcess``."""
+
+    def poll(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+async def maintain(writers: Iterable[Landing], interval_s: float = 0.25) -> None:
     """Flush and rotate ``writers`` (built with ``inline_poll=False``) from a worker thread.
 
     fsync can take milliseconds; doing it in a thread keeps the event loop serving ticks. Runs

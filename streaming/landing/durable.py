@@ -26,7 +26,7 @@ def make_directories(directory: Path) -> None:
         fsync_directory(folder.parent)
 
 
-def write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
     """``os.write`` until every byte is written (a regular file may take fewer per call)."""
     view = memoryview(data)
     while view:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from itertools import groupby
 from pathlib import Path
 
 import msgspec
 
 from streaming.landing.durable import fsync_directory
-from trading_assets.lib.lakehouse.landing import (
+from trading_assets.lib.lakehouse.landing_layout import (
     OPEN_SUFFIX,
     SEALED_SUFFIX,
     TRADES_KIND,
@@ -78,12 +79,24 @@ def _last_trade_id(segment: LandedSegment) -> int | None:
     return None if record is None else _decode_trade_id(record).trade_id
 
 
-def _orphaned(segment: LandedSegment) -> bool:
+def live_owners(root: Path | str, kinds: Iterable[str]) -> set[int]:
+    """Pids of the live processes (other than this one) writing ``.open`` segments of ``kinds``."""
+    return {
+        _owner(segment)  # type: ignore[misc]
+        for kind in kinds
+        for segment in list_segments(Path(root), kind, include_open=True)
+        if not segment.sealed and not _orphaned(segment)
+    }
+
+
+def _owner(segment: LandedSegment) -> int | None:
     parts = segment.stem.split("-")
-    if len(parts) < 2 or not parts[1].isdigit():
-        return True
-    pid = int(parts[1])
-    if pid == os.getpid():
+    return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else None
+
+
+def _orphaned(segment: LandedSegment) -> bool:
+    pid = _owner(segment)
+    if pid is None or pid == os.getpid():
         return True
     try:
         os.kill(pid, 0)
@@ -91,4 +104,13 @@ def _orphaned(segment: LandedSegment) -> bool:
         return True
     except PermissionError:
         return False
-    return False
+    return _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Exited but not yet reaped (a killed sidecar's landing child waits for init to reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2 :].startswith("Z")

@@ -31,7 +31,7 @@ import msgspec
 
 from streaming.landing.durable import fsync_directory, make_directories, write_all
 from streaming.landing.recovery import recover_open_segments
-from trading_assets.lib.lakehouse.landing import (
+from trading_assets.lib.lakehouse.landing_layout import (
     BOOK_TICKERS_KIND,
     OPEN_SUFFIX,
     PREDICTIONS_KIND,
@@ -109,6 +109,11 @@ class LandingWriter:
         self.inline_poll = inline_poll
         self.recovered: list[Path] = recover_open_segments(self.root, kind) if recover else []
         self._encoder = msgspec.json.Encoder()
+        # What write_lines reads of a line: its symbol and time fields, the rest skipped.
+        route = msgspec.defstruct(
+            "Route", [("symbol", str), *((name, int | None, None) for name in self.time_fields)]
+        )
+        self._route: msgspec.json.Decoder[Any] = msgspec.json.Decoder(route)
         # Lines written but not yet taken into a segment, per segment key. Writers append and
         # the I/O side takes from the left; a key's queue is never replaced, so neither needs a
         # lock (deque appends and pops are atomic), and a sealed segment loses no line. One
@@ -151,6 +156,36 @@ class LandingWriter:
             self._queue(self._key_of(record)).append(line)
         if self._after_write:  # inline polling, or closed
             self._written()
+
+    def write_lines(self, data: bytes) -> int:
+        """Queue records encoded elsewhere: JSON lines, each ended by ``\\n``, as ``write`` would
+        encode them. Each goes to its segment by its ``symbol`` and time fields, read without
+        decoding the rest; returns how many were queued. This is how
+        :class:`~streaming.landing.process.LandingProcess` hands its lines to the child."""
+        if self._closed:
+            raise LandingWriterClosedError(f"{self.kind} writer under {self.root} is closed")
+        decode = self._route.decode
+        names = self.time_fields
+        days = self._days
+        lines = data.split(b"\n")
+        if lines[-1]:
+            raise ValueError(f"{self.kind}: landed lines must end with a newline")
+        del lines[-1]
+        for line in lines:
+            route: Any = decode(line)
+            for name in names:
+                time_ns = getattr(route, name)
+                if time_ns is not None:
+                    day = days.get(route.symbol)
+                    if day is None or not day[0] <= time_ns < day[1]:
+                        day = self._new_day(route, time_ns)
+                    day[2].append(line)
+                    break
+            else:  # none of its time fields set: dated by arrival
+                self._queue(self._key_of(route)).append(line)
+        if self._after_write:
+            self._written()
+        return len(lines)
 
     def _written(self) -> None:
         if self._closed:  # closed by another thread meanwhile: land it rather than lose it
