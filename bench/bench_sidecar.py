@@ -29,9 +29,10 @@ count. The served vector's feature age (now − its event time, as the fallback 
 share served at fallback level 1 (online) are reported next to it: the online read happens right
 after the bar's row was queued, so it usually serves the previous bar's vector (age ≈ 1 s).
 Peak RSS is reported per process: the serving process (everything on the tick path; the target
-applies to it) and its model watcher child (the MLflow client that mirrors the model aliases to
-local files, see :mod:`streaming.model_watcher`); the sidecar's whole footprint is at most their
-sum (pages of the shared libraries both map count in each).
+applies to it), its model watcher child (the MLflow client that mirrors the model aliases to
+local files, see :mod:`streaming.model_watcher`) and its landing child (see
+:mod:`streaming.landing.process`); the sidecar's whole footprint is at most their sum (pages of
+the shared libraries each maps count in each).
 Targets: p99 ≤ 5 ms at 1×, ≤ 20 ms at 10×, serving RSS ≤ 300 MB.
 
 (2b) **Memory at fallback level 4** (see :mod:`bench.sidecar_silver`): a sidecar process on a
@@ -158,7 +159,7 @@ def latency_table(redis: str, work: Path) -> None:
     print(
         f"{'replay':>6} {'preds':>6} {'p50 ms':>7} {'p99 ms':>7} {'target':>7}"
         f" {'in-predict p99':>15} {'age p50 s':>10} {'age p99 s':>10} {'online':>7}"
-        f" {'serving RSS MB':>15} {'watcher RSS MB':>15}"
+        f" {'serving RSS MB':>15} {'watcher RSS MB':>15} {'landing RSS MB':>15}"
     )
     for speed, seconds, target in LATENCY_RUNS:
         r = measure_latency(recordings, speed, seconds, redis, work)
@@ -166,12 +167,12 @@ def latency_table(redis: str, work: Path) -> None:
             f"{speed:>5g}x {r['predictions']:>6} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}"
             f" {target:>7.0f} {r['predict_p99_ms']:>15.2f} {r['age_p50_s']:>10.2f}"
             f" {r['age_p99_s']:>10.2f} {r['online_share']:>7.0%} {r['peak_rss_mb']:>15.0f}"
-            f" {r['watcher_peak_rss_mb']:>15.0f}"
+            f" {r['watcher_peak_rss_mb']:>15.0f} {r['landing_peak_rss_mb']:>15.0f}"
         )
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"    serving RSS target <= {RSS_TARGET_MB} MB (peaks; the watcher is the model-mirror"
-          f" child); in-predict = the sidecar's own latency_ms;"
-          f" host load average after the runs (1/5/15 min): {load}")  # fmt: skip
+          f" child, landing the market-data landing child); in-predict = the sidecar's own"
+          f" latency_ms; host load average after the runs (1/5/15 min): {load}")  # fmt: skip
 
 
 def silver_table(work: Path) -> None:

@@ -7,10 +7,11 @@ as @champion. Child side (``python -m bench.sidecar_latency ...``): one :class:`
 process (so its peak RSS is its own), predicting on bar close, instrumented as described in
 :mod:`bench.bench_sidecar`; it prints one JSON line of results.
 
-Two resident set sizes are reported, both peaks (``VmHWM``): ``peak_rss_mb`` is the serving
-process (feed, features, online store, ONNX, API: everything on the tick path), and
+Three resident set sizes are reported, all peaks (``VmHWM``): ``peak_rss_mb`` is the serving
+process (feed, features, online store, ONNX, API: everything on the tick path);
 ``watcher_peak_rss_mb`` is its model watcher child (:mod:`streaming.model_watcher`, the MLflow
-client that mirrors the aliases to local files), read just before the sidecar shuts down.
+client that mirrors the aliases to local files) and ``landing_peak_rss_mb`` its landing child
+(:mod:`streaming.landing.process`), both read just before the sidecar shuts down.
 
 The recorded exchange times (``E``, ``T``) are rewritten as the frames go out, onto the replay's
 wall clock (compressed N× like the pacing), so feature ages and fallback levels behave as they
@@ -192,6 +193,7 @@ async def _run_sidecar(args: argparse.Namespace) -> dict[str, Any]:
     watcher = sidecar.model_watcher
     watcher_pid = watcher.pid if watcher is not None else None
     watcher_rss = process_peak_rss_mb(watcher_pid) if watcher_pid is not None else 0.0
+    landing_rss = process_peak_rss_mb(sidecar.landing.pid)
     sidecar.stop()
     await asyncio.wait_for(task, 60)
     if not samples:
@@ -214,6 +216,7 @@ async def _run_sidecar(args: argparse.Namespace) -> dict[str, Any]:
         "frames": stats.frames_received if stats else 0,
         "peak_rss_mb": peak_rss_mb(),
         "watcher_peak_rss_mb": watcher_rss,
+        "landing_peak_rss_mb": landing_rss,
         "watcher_restarts": watcher.restarts if watcher is not None else 0,
     }
 

@@ -194,12 +194,13 @@ class LandingProcess:
                     self.sealed = [Path(path) for path in self._answer(CLOSE_TIMEOUT_S)["sealed"]]
             except (OSError, LandingProcessError) as error:
                 self._fail(error)
-            finally:
-                self._reap()
-            if self._child.returncode != 0:
-                self._fail(LandingProcessError(f"exited with {self._child.returncode}"))
-            if self.error is not None:
-                raise self.error
+            if self.error is None:
+                # Sealed and answered, the child is exiting: reaped in the background rather
+                # than by Popen.wait's polling, which added up to ~7 ms to every close.
+                threading.Thread(target=self._child.wait, name="landing-reaper").start()
+                return
+            self._reap()
+            raise self.error
 
     def __enter__(self) -> LandingProcess:
         return self
@@ -382,3 +383,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as error:  # reported to the serving process, then the exit status says it
         _answer(stdout, {"error": f"{type(error).__name__}: {error}"})
         raise
+    # Everything is sealed and answered: skip the interpreter's teardown (~15 ms), which the
+    # sidecar's shutdown would wait for.
+    os._exit(0)

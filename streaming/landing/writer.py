@@ -7,10 +7,11 @@ them; ``poll`` does whatever is due: seal segments past their age or size, flush
 something is due; a process that must not block its loop on fsync passes ``inline_poll=False``
 and runs ``poll`` from a thread instead (see :func:`streaming.landing.maintain`). Each such poll
 also writes what was queued, without fsync (the thread lets go of the GIL while it writes), so a
-flush has little left to do; a segment may then pass ``max_segment_bytes`` by what was written
-between two polls. After a SIGKILL at most the last ``flush_every_s`` of records is lost; on the
-next start the killed process's ``.open`` segments are cut back to their last complete record
-and sealed.
+flush has little left to do, and fsyncs a segment once ``max_unsynced_bytes`` were written to it
+since its last fsync, so a burst becomes durable as it goes; a segment may pass
+``max_segment_bytes`` by what was written between two polls. After a SIGKILL at most the last
+``flush_every_s`` of records is lost; on the next start the killed process's ``.open`` segments
+are cut back to their last complete record and sealed.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class _Segment:
     pending: list[bytes] = field(default_factory=list)
     size: int = 0
     fd: int | None = None
-    unsynced: bool = False  # lines written since its last fsync
+    unsynced: int = 0  # bytes written since its last fsync
 
     @property
     def open_path(self) -> Path:
@@ -96,6 +97,7 @@ class LandingWriter:
         flush_every_s: float = 1.0,
         rotate_every_s: float = 20.0,
         max_segment_bytes: int = 64 << 20,
+        max_unsynced_bytes: int = 4 << 20,
         time_fields: Sequence[str] | None = None,
         inline_poll: bool = True,
         recover: bool = True,
@@ -105,6 +107,7 @@ class LandingWriter:
         self.flush_every_s = flush_every_s
         self.rotate_every_s = rotate_every_s
         self.max_segment_bytes = max_segment_bytes
+        self.max_unsynced_bytes = max_unsynced_bytes
         self.time_fields = tuple(time_fields or DEFAULT_TIME_FIELDS.get(kind, ("event_ns",)))
         self.inline_poll = inline_poll
         self.recovered: list[Path] = recover_open_segments(self.root, kind) if recover else []
@@ -316,7 +319,7 @@ class LandingWriter:
         if not chunks:
             if fsync and segment.unsynced and segment.fd is not None:
                 os.fsync(segment.fd)
-                segment.unsynced = False
+                segment.unsynced = 0
             return
         if segment.fd is None:
             make_directories(segment.directory)
@@ -324,10 +327,14 @@ class LandingWriter:
                 segment.open_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644
             )
             fsync_directory(segment.directory)
-        write_all(segment.fd, b"".join(chunks))
-        if fsync:
+        data = b"".join(chunks)
+        write_all(segment.fd, data)
+        segment.unsynced += len(data)
+        # A burst is made durable as it goes, not only every flush_every_s: at most
+        # max_unsynced_bytes of a segment wait for the next flush (or for its seal).
+        if fsync or segment.unsynced >= self.max_unsynced_bytes:
             os.fsync(segment.fd)
-        segment.unsynced = not fsync
+            segment.unsynced = 0
 
     def _seal(self, segment: _Segment) -> Path | None:
         self._write_pending(segment)

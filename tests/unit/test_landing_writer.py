@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
+import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -269,3 +272,33 @@ def test_a_poll_from_a_thread_writes_what_is_queued_before_the_flush_is_due(tmp_
     assert queued == []
     assert [r["trade_id"] for r in polled] == [1, 2, 3, 4, 5]
     assert [r["trade_id"] for r in flushed] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_burst_is_fsynced_once_max_unsynced_bytes_were_written(tmp_path, monkeypatch):
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:  # the real fsync, and how much of a segment it covered
+        real_fsync(fd)
+        status = os.fstat(fd)
+        if stat.S_ISREG(status.st_mode):  # not the folders' fsyncs
+            synced.append(status.st_size)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    line_bytes = len(msgspec.json.encode(trade(1))) + 1  # the others differ by a byte or two
+    size_after = list(
+        itertools.accumulate(len(msgspec.json.encode(trade(i))) + 1 for i in range(1, 21))
+    )
+    writer = LandingWriter(tmp_path, TRADES_KIND, flush_every_s=3600, rotate_every_s=3600,
+                           inline_poll=False, max_unsynced_bytes=10 * line_bytes)  # fmt: skip
+    for batch in range(5):  # 4 lines a poll: 12 unsynced at the third poll
+        for trade_id in range(batch * 4 + 1, batch * 4 + 5):
+            writer.write(trade(trade_id))
+        writer.poll()
+    (segment,) = list_segments(tmp_path, TRADES_KIND, include_open=True)
+    written, synced_before_close = segment.path.stat().st_size, list(synced)
+    writer.close()
+
+    assert written == size_after[19]
+    assert synced_before_close == [size_after[11]]  # 16 and 20 wait for the flush or the seal
+    assert synced[-1] == size_after[19]
