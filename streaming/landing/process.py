@@ -50,6 +50,7 @@ from typing import IO, Any
 import msgspec
 
 from streaming.landing.durable import write_all
+from streaming.landing.recovery import live_owners
 from streaming.landing.writer import LandingWriter, LandingWriterClosedError
 from trading_assets.lib.lakehouse.landing_layout import BOOK_TICKERS_KIND, TRADES_KIND
 
@@ -358,8 +359,6 @@ def wait_for_predecessors(root: Path, kinds: Sequence[str], timeout_s: float) ->
     After a sidecar is killed its landing process still seals what it had received; a new one
     recovering or resuming before that would gap-fill trades the old one is about to land.
     """
-    from streaming.landing.recovery import live_owners
-
     deadline = time.monotonic() + timeout_s
     while (owners := live_owners(root, kinds)) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -33,7 +33,7 @@ def recover_open_segments(root: Path | str, kind: str) -> list[Path]:
 
     A segment is orphaned when the pid in its name is this process (an earlier run that reused
     the pid, as a container's pid 1 does) or no longer alive; a live writer's segments are left
-    alone. A killed child must have been reaped (``wait``) first, or it still counts as alive.
+    alone (an exited process not yet reaped counts as gone).
     Segments with no complete record are removed. Returns the sealed paths.
     """
     sealed: list[Path] = []
@@ -81,12 +81,13 @@ def _last_trade_id(segment: LandedSegment) -> int | None:
 
 def live_owners(root: Path | str, kinds: Iterable[str]) -> set[int]:
     """Pids of the live processes (other than this one) writing ``.open`` segments of ``kinds``."""
-    return {
-        _owner(segment)  # type: ignore[misc]
+    owners = {
+        _owner(segment)
         for kind in kinds
         for segment in list_segments(Path(root), kind, include_open=True)
         if not segment.sealed and not _orphaned(segment)
     }
+    return {pid for pid in owners if pid is not None}
 
 
 def _owner(segment: LandedSegment) -> int | None:
