@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from streaming.venues.binance import BookTicker, Trade
 from trading_assets.lib.features import BarBuilder, FeatureConfig, LiveFeatures
+from trading_assets.lib.features.live import decimal_units
 
 T0_NS = 1_709_294_400 * 10**9  # 2024-03-01 12:00:00 UTC
 CONFIG = FeatureConfig(windows_s=(2,), label_horizon_s=2)
@@ -14,6 +17,25 @@ CONFIG = FeatureConfig(windows_s=(2,), label_horizon_s=2)
 def trade(trade_id: int, at_s: float, price: str, qty: str, buyer_maker: bool = False) -> Trade:
     at_ns = T0_NS + round(at_s * 1e9)
     return Trade("BTCUSDT", trade_id, price, qty, buyer_maker, at_ns, at_ns, at_ns + 1_000_000)
+
+
+@pytest.mark.parametrize(
+    ("text", "units"),
+    [
+        ("61234.12000000", 6_123_412_000_000),  # Binance's eight fractional digits
+        ("0.00000001", 1),
+        ("100.1", 10_010_000_000),
+        ("7", 700_000_000),
+        ("2.123456780", 212_345_678),  # a ninth digit that is zero
+    ],
+)
+def test_decimal_units_are_exact_1e8_units(text, units):
+    assert decimal_units(text) == units
+
+
+def test_decimal_units_refuse_a_ninth_significant_digit():
+    with pytest.raises(ValueError, match="more than 8 fractional digits"):
+        decimal_units("2.123456781")
 
 
 def test_bar_builder_sums_decimals_exactly_and_splits_taker_sides():

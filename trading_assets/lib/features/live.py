@@ -69,6 +69,8 @@ class BookTickerLike(Protocol):
 def decimal_units(text: str) -> int:
     """A plain decimal string (≤ 8 fractional digits, as Binance sends) in exact 1e-8 units."""
     whole, _, fraction = text.partition(".")
+    if len(fraction) == 8:  # what Binance sends
+        return int(whole + fraction)
     if len(fraction) > 8:
         if fraction[8:].strip("0"):
             raise ValueError(f"more than 8 fractional digits: {text!r}")
@@ -170,7 +172,9 @@ class LiveFeatures:
 
     def on_trade(self, trade: TradeLike) -> list[FeatureRow]:
         """Take one trade; returns the rows of every interval this completed (often none)."""
-        self._received_us = max(self._received_us, trade.receive_ns // 1000)
+        received_us = trade.receive_ns // 1000
+        if received_us > self._received_us:
+            self._received_us = received_us
         time_us = trade.trade_ns // 1000
         if time_us - time_us % self._bar_us + self._bar_us <= self._complete_until_us:
             self.late_trades += 1
@@ -178,9 +182,16 @@ class LiveFeatures:
         bar = self.bars.add(
             trade.trade_id, trade.price, trade.quantity, trade.is_buyer_maker, time_us
         )
+        complete_until_us = self._complete_until_us
         if bar is not None:
             self._completed.append(bar)
-        self._complete_until_us = max(self._complete_until_us, time_us - time_us % self._bar_us)
+        elif time_us - time_us % self._bar_us <= complete_until_us and (
+            self._book_wait_end_us is None
+        ):
+            # Most trades: no bar completed, nothing newly complete, and the last _emit did not
+            # stop to wait for a message: it would stop where it did, with no rows.
+            return []
+        self._complete_until_us = max(complete_until_us, time_us - time_us % self._bar_us)
         return self._emit(self._complete_until_us)
 
     def on_book_ticker(self, ticker: BookTickerLike) -> list[FeatureRow]:
