@@ -141,22 +141,7 @@ class LandingWriter:
         """Queue one record (a msgspec struct or a mapping with a ``symbol``) for its segment."""
         if self._closed:
             raise LandingWriterClosedError(f"{self.kind} writer under {self.root} is closed")
-        line = self._encoder.encode(record)
-        names = self._struct_time_fields.get(type(record))
-        if names is not None:  # a struct type met before: its key without a date per record
-            symbol = record.symbol  # type: ignore[union-attr]
-            for name in names:
-                time_ns = getattr(record, name)
-                if type(time_ns) is int:
-                    day = self._days.get(symbol)
-                    if day is None or not day[0] <= time_ns < day[1]:
-                        day = self._new_day(record, time_ns)
-                    day[2].append(line)
-                    break
-            else:  # none of its time fields set: dated by arrival
-                self._queue(self._key_of(record)).append(line)
-        else:
-            self._queue(self._key_of(record)).append(line)
+        self._place(record, self._encoder.encode(record))
         if self._after_write:  # inline polling, or closed
             self._written()
 
@@ -167,28 +152,33 @@ class LandingWriter:
         :class:`~streaming.landing.process.LandingProcess` hands its lines to the child."""
         if self._closed:
             raise LandingWriterClosedError(f"{self.kind} writer under {self.root} is closed")
-        decode = self._route.decode
-        names = self.time_fields
-        days = self._days
         lines = data.split(b"\n")
         if lines[-1]:
             raise ValueError(f"{self.kind}: landed lines must end with a newline")
         del lines[-1]
+        decode, place = self._route.decode, self._place
         for line in lines:
-            route: Any = decode(line)
-            for name in names:
-                time_ns = getattr(route, name)
-                if time_ns is not None:
-                    day = days.get(route.symbol)
-                    if day is None or not day[0] <= time_ns < day[1]:
-                        day = self._new_day(route, time_ns)
-                    day[2].append(line)
-                    break
-            else:  # none of its time fields set: dated by arrival
-                self._queue(self._key_of(route)).append(line)
+            place(decode(line), line)
         if self._after_write:
             self._written()
         return len(lines)
+
+    def _place(self, record: Any, line: bytes) -> None:
+        """Queue ``line``, the encoding of ``record``, for the segment of its symbol and day."""
+        names = self._struct_time_fields.get(type(record))
+        if names is None:  # a mapping, or a struct type met for the first time
+            self._queue(self._key_of(record)).append(line)
+            return
+        # A struct type met before: its key without a date per record.
+        for name in names:
+            time_ns = getattr(record, name)
+            if type(time_ns) is int:
+                day = self._days.get(record.symbol)
+                if day is None or not day[0] <= time_ns < day[1]:
+                    day = self._new_day(record, time_ns)
+                day[2].append(line)
+                return
+        self._queue(self._key_of(record)).append(line)  # none of its time fields set: by arrival
 
     def _written(self) -> None:
         if self._closed:  # closed by another thread meanwhile: land it rather than lose it

@@ -1,13 +1,7 @@
-"""Landing files: the streaming sidecar's durable record of live ticks, and their bronze view.
+"""Landed trades as bronze: the streaming sidecar's durable record of live ticks, read back.
 
-Layout (shared by the writer in ``streaming.landing`` and the readers here)::
-
-    <root>/<kind>/<SYMBOL>/<YYYY-MM-DD>/<stem>.jsonl.open   being written by a live process
-    <root>/<kind>/<SYMBOL>/<YYYY-MM-DD>/<stem>.jsonl        sealed: complete, fsynced, never changes
-
-Each line is one JSON object (a msgspec record with its own field names) ended by ``\\n``. A torn
-write can only damage the last line of an ``.open`` segment, so readers keep the prefix of
-complete lines. Stems start with a zero-padded creation time, so name order is write order.
+Where segments live and how a reader finds their whole records is in
+:mod:`trading_assets.lib.lakehouse.landing_layout` (re-exported here).
 
 Live data and the daily bulk file describe the same (day, symbol) partition. The bulk file is
 authoritative: while it is not stored, bronze is rebuilt from every sealed segment of the day

@@ -3,7 +3,7 @@
 Kept free of heavy imports (no polars, no pyiceberg), so the sidecar's landing process starts fast;
 the bronze view of landed trades is in :mod:`trading_assets.lib.lakehouse.landing`.
 
-Layout (shared by the writer in ``streaming.landing`` and the readers here)::
+Layout (shared by the writer in ``streaming.landing`` and every reader)::
 
     <root>/<kind>/<SYMBOL>/<YYYY-MM-DD>/<stem>.jsonl.open   being written by a live process
     <root>/<kind>/<SYMBOL>/<YYYY-MM-DD>/<stem>.jsonl        sealed: complete, fsynced, never changes
@@ -11,11 +11,6 @@ Layout (shared by the writer in ``streaming.landing`` and the readers here)::
 Each line is one JSON object (a msgspec record with its own field names) ended by ``\\n``. A torn
 write can only damage the last line of an ``.open`` segment, so readers keep the prefix of
 complete lines. Stems start with a zero-padded creation time, so name order is write order.
-
-Live data and the daily bulk file describe the same (day, symbol) partition. The bulk file is
-authoritative: while it is not stored, bronze is rebuilt from every sealed segment of the day
-(``source = binance.live.trades``, ``source_file`` = the segment); once ``raw_trades`` has stored
-the bulk zip, bronze is rebuilt from it and the live rows are replaced as a whole.
 """
 
 from __future__ import annotations
