@@ -14,6 +14,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Feast notes every registry refresh at INFO, several in the same millisecond at start.
+    logging.getLogger("feast.infra.registry.registry").setLevel(logging.WARNING)
     asyncio.run(serve(parse_args(argv)))
     return 0
 
