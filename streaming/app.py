@@ -202,14 +202,21 @@ class Sidecar:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self.feed is not None:
             await self.feed.aclose()
-        for writer in self.writers.values():
-            writer.close()
+        failures: list[Exception] = []
+        for name, writer in self.writers.items():
+            try:
+                writer.close()
+            except Exception as error:  # the rest must still be sealed and closed
+                log.error("%s landing did not close cleanly: %s", name, error)
+                failures.append(error)
         await asyncio.to_thread(self.online_writer.close)
         if self.silver is not None:
             await asyncio.to_thread(self.silver.close)
         if self.slots is not None:
             self.slots.close()
         await self.api.stop()
+        if failures:
+            raise failures[0]
         log.info("sidecar stopped: landing sealed, online rows written")
 
     async def _consume(self, feed: MarketFeed) -> None:

@@ -49,7 +49,6 @@ from typing import IO, Any
 
 import msgspec
 
-from streaming.landing.durable import write_all
 from streaming.landing.recovery import live_owners
 from streaming.landing.writer import LandingWriter, LandingWriterClosedError
 from trading_assets.lib.lakehouse.landing_layout import BOOK_TICKERS_KIND, TRADES_KIND
@@ -61,6 +60,9 @@ SEND_EVERY_S = 0.01
 PIPE_BYTES = 1 << 20  # Linux's default limit for an unprivileged process
 START_TIMEOUT_S = 60.0
 CLOSE_TIMEOUT_S = 120.0
+# A child that takes no input for this long (stuck on its disk) counts as failed: the sidecar
+# stops rather than buffer without bound.
+STALL_TIMEOUT_S = 60.0
 # How long a starting child waits for the landing process of an earlier sidecar (killed, so its
 # stdin closed) to finish sealing, before it recovers segments and the ingest reads where it is.
 PREDECESSOR_WAIT_S = 30.0
@@ -76,22 +78,24 @@ class LandingProcessError(RuntimeError):
 class LandingOutlet:
     """Where one kind's records go: ``write`` encodes and queues (see :class:`LandingProcess`)."""
 
-    __slots__ = ("_encode_into", "_newline", "buffer", "failure", "kind")
+    __slots__ = ("_encode", "_extend", "_newline", "buffer", "failure", "kind")
 
     def __init__(self, kind: str, encoder: msgspec.json.Encoder) -> None:
         self.kind = kind
-        # Lines not yet shipped. Encoding into one buffer that the sender drains every few ms
-        # costs half of making a bytes object per line and keeping it alive until shipped.
+        # Lines not yet shipped, in one buffer that the sender drains every few ms: cheaper
+        # than keeping a bytes object per line alive until shipped.
         self.buffer = bytearray()
         self.failure: Exception | None = None  # what write raises: landing failed, or closed
-        self._encode_into = encoder.encode_into
+        self._encode = encoder.encode
+        self._extend = self.buffer.extend
         self._newline = self.buffer.append
 
     def write(self, record: msgspec.Struct) -> None:
         """Queue one record (no I/O, no lock: safe on the event loop)."""
         if self.failure is not None:
             raise self.failure
-        self._encode_into(record, self.buffer, -1)  # appended at the end
+        # Encoded first: a record that cannot be encoded leaves nothing in the buffer.
+        self._extend(self._encode(record))
         self._newline(10)
 
 
@@ -112,14 +116,17 @@ class LandingProcess:
         max_segment_bytes: int = 64 << 20,
         send_every_s: float = SEND_EVERY_S,
         start_timeout_s: float = START_TIMEOUT_S,
+        stall_timeout_s: float = STALL_TIMEOUT_S,
     ) -> None:
         self.root = Path(root)
+        self.stall_timeout_s = stall_timeout_s
         self.sealed: list[Path] = []
         self.error: LandingProcessError | None = None  # why landing stopped, if it failed
         encoder = msgspec.json.Encoder()
         self._outlets = [LandingOutlet(kind, encoder) for kind in MARKET_KINDS]
         self._lock = threading.Lock()  # one shipment or request at a time
         self._closed = False
+        self._closed_done = threading.Event()
         options = {
             "root": str(self.root),
             "flush_every_s": flush_every_s,
@@ -138,6 +145,7 @@ class LandingProcess:
         self._stdin = self._child.stdin.fileno()
         with contextlib.suppress(OSError):  # a shipment in one write, not 64 KiB at a time
             fcntl.fcntl(self._stdin, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        os.set_blocking(self._stdin, False)  # see _send: a stalled child must not hang us
         self._stdout: IO[bytes] = self._child.stdout
         try:
             ready = self._answer(start_timeout_s)
@@ -174,15 +182,25 @@ class LandingProcess:
         return [Path(path) for path in self._checked(lambda: self._request(_ROTATE))]
 
     def close(self) -> None:
-        """Ship everything, let the child seal it and exit (idempotent). ``sealed`` then lists
-        every segment the child sealed."""
+        """Ship everything, let the child seal it and exit (idempotent; a second caller waits
+        for the first). ``sealed`` then lists every segment the child sealed."""
         with self._lock:
-            if self._closed:
-                return
+            first = not self._closed
             self._closed = True
             closed = LandingWriterClosedError(f"landing under {self.root} is closed")
             for outlet in self._outlets:  # a write from now on raises, not vanishes
                 outlet.failure = outlet.failure or closed
+        if not first:
+            self._closed_done.wait()
+        else:
+            try:
+                self._seal_and_end()
+            finally:
+                self._closed_done.set()
+        if self.error is not None:
+            raise self.error
+
+    def _seal_and_end(self) -> None:
         self._stop.set()
         self._sender.join()
         with self._lock:
@@ -199,9 +217,8 @@ class LandingProcess:
                 # Sealed and answered, the child is exiting: reaped in the background rather
                 # than by Popen.wait's polling, which added up to ~7 ms to every close.
                 threading.Thread(target=self._child.wait, name="landing-reaper").start()
-                return
-            self._reap()
-            raise self.error
+            else:
+                self._reap()
 
     def __enter__(self) -> LandingProcess:
         return self
@@ -234,7 +251,10 @@ class LandingProcess:
                     return
 
     def _ship_locked(self) -> None:
-        """Send every kind's buffered lines. Caller holds ``_lock``."""
+        """Send every kind's buffered lines; a child that has exited fails even when there is
+        nothing to send (a quiet market must not hide it). Caller holds ``_lock``."""
+        if self._child.poll() is not None:
+            raise LandingProcessError(f"landing process exited with {self._child.returncode}")
         for index, outlet in enumerate(self._outlets):
             buffer = outlet.buffer
             # The writing thread only appends (a record, then its newline): taking the whole
@@ -244,12 +264,24 @@ class LandingProcess:
             if end:
                 lines = buffer[:end]
                 del buffer[:end]
-                write_all(self._stdin, _HEADER.pack(_LINES, index, len(lines)))
-                write_all(self._stdin, lines)
+                self._send(_HEADER.pack(_LINES, index, len(lines)))
+                self._send(lines)
+
+    def _send(self, data: bytes | bytearray) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self._stdin, view) :]
+            except BlockingIOError:  # the pipe is full: wait for the child to read
+                _, ready, _ = select.select([], [self._stdin], [], self.stall_timeout_s)
+                if not ready:
+                    raise LandingProcessError(
+                        f"the landing process took no input for {self.stall_timeout_s:g} s"
+                    ) from None
 
     def _request(self, op: int) -> Any:
         self._ship_locked()
-        write_all(self._stdin, _HEADER.pack(op, 0, 0))
+        self._send(_HEADER.pack(op, 0, 0))
         return self._answer(CLOSE_TIMEOUT_S)["sealed" if op == _ROTATE else "flushed"]
 
     def _answer(self, timeout_s: float) -> dict[str, Any]:
@@ -284,24 +316,25 @@ class LandingProcess:
 # -- the child --------------------------------------------------------------------------------
 
 
-def _read_exactly(fd: int, size: int) -> bytes | None:
-    """``size`` bytes from ``fd``; None at end of file before the first byte."""
+def _read_exactly(fd: int, size: int) -> tuple[bytes, bool]:
+    """Up to ``size`` bytes from ``fd``, and whether all came (less only at end of file)."""
     chunks, left = [], size
     while left:
         chunk = os.read(fd, min(left, 1 << 20))
         if not chunk:
-            if left == size:
-                return None
-            raise EOFError(f"end of file inside a message ({size - left} of {size} bytes)")
+            break
         chunks.append(chunk)
         left -= len(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), not left
 
 
 def serve(options: dict[str, Any], stdin: int, stdout: IO[bytes]) -> None:
     """The child's loop: land what arrives on ``stdin`` until end of file, then seal."""
     root = Path(options["root"])
-    wait_for_predecessors(root, MARKET_KINDS, PREDECESSOR_WAIT_S)
+    # The serving process writes no market segment: one named by its pid is from before it
+    # landed through this child (or from a process that had the pid), so it is recovered.
+    serving = (os.getppid(),)
+    wait_for_predecessors(root, MARKET_KINDS, PREDECESSOR_WAIT_S, serving)
     writers = [
         LandingWriter(
             root,
@@ -310,6 +343,7 @@ def serve(options: dict[str, Any], stdin: int, stdout: IO[bytes]) -> None:
             rotate_every_s=options["rotate_every_s"],
             max_segment_bytes=options["max_segment_bytes"],
             inline_poll=False,
+            adopted=serving,
         )
         for kind in MARKET_KINDS
     ]
@@ -320,21 +354,24 @@ def serve(options: dict[str, Any], stdin: int, stdout: IO[bytes]) -> None:
     while True:
         readable, _, _ = select.select([stdin], [], [], max(0.0, next_poll - time.monotonic()))
         if readable:
-            header = _read_exactly(stdin, _HEADER.size)
-            if header is None:
+            header, whole = _read_exactly(stdin, _HEADER.size)
+            if not whole:  # end of file: the serving process closed the pipe, or died
                 break
             op, kind, length = _HEADER.unpack(header)
-            body = (_read_exactly(stdin, length) or b"") if length else b""
+            body, whole = _read_exactly(stdin, length)
             if op == _LINES:
-                writers[kind].write_lines(body)
-            elif op == _FLUSH:
+                # Cut short when the serving process died while sending: its whole lines land.
+                writers[kind].write_lines(body if whole else body[: body.rfind(b"\n") + 1])
+            if not whole:
+                break
+            if op == _FLUSH:
                 for writer in writers:
                     writer.flush()
                 _answer(stdout, {"flushed": True})
             elif op == _ROTATE:
                 sealed = [str(path) for writer in writers for path in writer.rotate()]
                 _answer(stdout, {"sealed": sealed})
-            else:
+            elif op != _LINES:
                 raise ValueError(f"unknown landing message {op}")
         if readable or time.monotonic() >= next_poll:
             for writer in writers:
@@ -353,14 +390,16 @@ def _answer(stdout: IO[bytes], message: dict[str, Any]) -> None:
         pass
 
 
-def wait_for_predecessors(root: Path, kinds: Sequence[str], timeout_s: float) -> None:
+def wait_for_predecessors(
+    root: Path, kinds: Sequence[str], timeout_s: float, adopted: Sequence[int] = ()
+) -> None:
     """Wait until no other live process owns an ``.open`` segment of ``kinds`` under ``root``.
 
     After a sidecar is killed its landing process still seals what it had received; a new one
     recovering or resuming before that would gap-fill trades the old one is about to land.
     """
     deadline = time.monotonic() + timeout_s
-    while (owners := live_owners(root, kinds)) and time.monotonic() < deadline:
+    while (owners := live_owners(root, kinds, adopted)) and time.monotonic() < deadline:
         time.sleep(0.05)
     if owners:
         print(
@@ -375,7 +414,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="The sidecar's market-data landing child.")
     parser.add_argument("options", help="JSON: root and the flush, rotation and size settings")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the sidecar decides when landing ends
+    # The sidecar decides when landing ends (by closing the pipe, or by dying): a Ctrl-C or a
+    # SIGTERM sent to every process of its group or cgroup must not cut the sealing short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     stdout = sys.stdout.buffer
     try:
         serve(json.loads(args.options), sys.stdin.fileno(), stdout)

@@ -28,17 +28,19 @@ class _TradeId(msgspec.Struct):
 _decode_trade_id = msgspec.json.Decoder(_TradeId).decode
 
 
-def recover_open_segments(root: Path | str, kind: str) -> list[Path]:
+def recover_open_segments(root: Path | str, kind: str, adopted: Iterable[int] = ()) -> list[Path]:
     """Cut each orphaned ``.open`` segment back to its last complete record and seal it.
 
     A segment is orphaned when the pid in its name is this process (an earlier run that reused
-    the pid, as a container's pid 1 does) or no longer alive; a live writer's segments are left
-    alone (an exited process not yet reaped counts as gone).
+    the pid, as a container's pid 1 does), one of ``adopted`` (a process known not to write
+    ``kind``) or no longer alive; a live writer's segments are left alone (an exited process
+    not yet reaped counts as gone).
     Segments with no complete record are removed. Returns the sealed paths.
     """
     sealed: list[Path] = []
+    adopted = frozenset(adopted)
     for segment in list_segments(Path(root), kind, include_open=True):
-        if segment.sealed or not _orphaned(segment):
+        if segment.sealed or not _orphaned(segment, adopted):
             continue
         path = segment.path
         with path.open("r+b") as stream:
@@ -79,13 +81,15 @@ def _last_trade_id(segment: LandedSegment) -> int | None:
     return None if record is None else _decode_trade_id(record).trade_id
 
 
-def live_owners(root: Path | str, kinds: Iterable[str]) -> set[int]:
-    """Pids of the live processes (other than this one) writing ``.open`` segments of ``kinds``."""
+def live_owners(root: Path | str, kinds: Iterable[str], adopted: Iterable[int] = ()) -> set[int]:
+    """Pids of the live processes (other than this one and ``adopted``) writing ``.open``
+    segments of ``kinds``."""
+    adopted = frozenset(adopted)
     owners = {
         _owner(segment)
         for kind in kinds
         for segment in list_segments(Path(root), kind, include_open=True)
-        if not segment.sealed and not _orphaned(segment)
+        if not segment.sealed and not _orphaned(segment, adopted)
     }
     return {pid for pid in owners if pid is not None}
 
@@ -95,9 +99,9 @@ def _owner(segment: LandedSegment) -> int | None:
     return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else None
 
 
-def _orphaned(segment: LandedSegment) -> bool:
+def _orphaned(segment: LandedSegment, adopted: frozenset[int] = frozenset()) -> bool:
     pid = _owner(segment)
-    if pid is None or pid == os.getpid():
+    if pid is None or pid == os.getpid() or pid in adopted:
         return True
     try:
         os.kill(pid, 0)

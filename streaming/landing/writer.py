@@ -86,7 +86,8 @@ class LandingWriter:
     """Append records of one kind to per symbol × UTC day segment files, durably.
 
     One writer process per ``root``/``kind``: on construction the writer seals the ``.open``
-    segments that other, dead processes (or an earlier run with this pid) left behind.
+    segments that other, dead processes (or an earlier run with this pid, or the ``adopted``
+    pids, known not to be writing ``kind``) left behind.
     """
 
     def __init__(
@@ -101,6 +102,7 @@ class LandingWriter:
         time_fields: Sequence[str] | None = None,
         inline_poll: bool = True,
         recover: bool = True,
+        adopted: Sequence[int] = (),
     ) -> None:
         self.root = Path(root)
         self.kind = kind
@@ -110,7 +112,9 @@ class LandingWriter:
         self.max_unsynced_bytes = max_unsynced_bytes
         self.time_fields = tuple(time_fields or DEFAULT_TIME_FIELDS.get(kind, ("event_ns",)))
         self.inline_poll = inline_poll
-        self.recovered: list[Path] = recover_open_segments(self.root, kind) if recover else []
+        self.recovered: list[Path] = (
+            recover_open_segments(self.root, kind, adopted) if recover else []
+        )
         self._encoder = msgspec.json.Encoder()
         # What write_lines reads of a line: its symbol and time fields, the rest skipped.
         route = msgspec.defstruct(

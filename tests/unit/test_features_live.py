@@ -7,7 +7,7 @@ import math
 import pytest
 
 from streaming.venues.binance import BookTicker, Trade
-from trading_assets.lib.features import BarBuilder, FeatureConfig, LiveFeatures
+from trading_assets.lib.features import ALL_GROUPS, BarBuilder, FeatureConfig, LiveFeatures
 from trading_assets.lib.features.live import decimal_units
 
 T0_NS = 1_709_294_400 * 10**9  # 2024-03-01 12:00:00 UTC
@@ -106,3 +106,21 @@ def test_book_features_wait_until_every_ticker_up_to_the_second_has_arrived():
     values = on_book_after_it_ended[0].values
     assert values["book_imb"] == 0.5  # the ticker received at 0.9 s, not the one at 1.05 s
     assert values["spread_bps"] == 20_000 * (100.01 - 99.99) / (100.01 + 99.99)
+
+
+def test_a_trade_emits_the_interval_a_clock_advance_left_waiting_for_a_later_message():
+    live = LiveFeatures("BTCUSDT", CONFIG, ALL_GROUPS)
+    second = 10**9
+    # A trade of second 1 received 1 ms before that second began by the local clock (which
+    # runs behind the exchange's): second 0 has all its trades, and waits for a message
+    # received after its end, since a book ticker may still be on its way.
+    assert live.on_trade(trade(1, 0.5, "100.0", "1.0")) == []
+    late_clock = Trade("BTCUSDT", 2, "101.0", "1.0", False, T0_NS + second + 10**6,
+                       T0_NS + second + 10**6, T0_NS + second - 10**6)  # fmt: skip
+    assert live.on_trade(late_clock) == []
+    # The sidecar's clock closes what it can, up to its newest message less a delay.
+    assert live.advance_to((T0_NS + second - 10**6 - second // 4) // 1000) == []
+
+    rows = live.on_trade(trade(3, 1.2, "102.0", "1.0"))  # received after second 0 ended
+
+    assert [row.event_timestamp_us for row in rows] == [(T0_NS + second) // 1000]

@@ -256,3 +256,96 @@ def _alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat")
     return not (stat.exists() and stat.read_text().split(")")[1].split()[0] == "Z")
+
+
+# Lands trades 1..1000 durably, stops its landing child (as a disk stall would), queues 40,000
+# more (more than the pipe holds: the sender is left in the middle of a shipment) and prints the
+# child's pid; the test then SIGKILLs this serving process and lets the child go on.
+CUT_SHORT = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    from streaming.landing import LandingProcess
+    from tests.unit.test_landing_writer import trade
+
+    landing = LandingProcess(sys.argv[1], flush_every_s=3600, rotate_every_s=3600)
+    outlet = landing.outlet("trades")
+    for trade_id in range(1, 1001):
+        outlet.write(trade(trade_id))
+    landing.flush()
+    os.kill(landing.pid, signal.SIGSTOP)
+    for trade_id in range(1001, 40001):
+        outlet.write(trade(trade_id))
+    time.sleep(0.5)  # the sender fills the pipe and waits
+    print(landing.pid, flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_a_shipment_cut_short_by_a_kill_lands_its_whole_lines_and_is_sealed(tmp_path):
+    serving = subprocess.Popen([sys.executable, "-c", CUT_SHORT, str(tmp_path)], cwd=REPO_ROOT,
+                               stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert serving.stdout is not None
+    child_pid = int(serving.stdout.readline())
+    os.kill(serving.pid, signal.SIGKILL)
+    serving.wait()
+    os.kill(child_pid, signal.SIGCONT)
+    deadline = time.monotonic() + 30
+    while _alive(child_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    segments = list_segments(tmp_path, TRADES_KIND, include_open=True)
+    ids = [r["trade_id"] for r in landed_lines(segments)]
+    assert not _alive(child_pid)
+    assert segments and all(s.sealed for s in segments)  # sealed by the child itself
+    assert len(ids) > 1_000  # what reached the pipe after the flush landed too
+    assert ids == list(range(1, ids[-1] + 1))
+
+
+def test_market_segments_named_by_the_serving_process_are_recovered_at_once(tmp_path):
+    # The serving process writes no market segment through its child: one named by its pid
+    # was left by an in-process writer before (or by an earlier process with its pid).
+    day_dir = tmp_path / TRADES_KIND / "BTCUSDT" / DAY.isoformat()
+    day_dir.mkdir(parents=True)
+    left = day_dir / f"{1:020d}-{os.getpid()}-0.jsonl.open"
+    left.write_bytes(msgspec.json.encode(trade(1)) + b"\n")
+
+    started = time.monotonic()
+    with LandingProcess(tmp_path) as landing:
+        waited_s = time.monotonic() - started
+
+    assert landing.recovered == [left.with_name(left.name.removesuffix(".open"))]
+    assert waited_s < 10  # not the 30 s wait for a live predecessor
+
+
+def test_a_stalled_child_fails_the_landing_after_the_stall_timeout(tmp_path):
+    landing = LandingProcess(tmp_path, stall_timeout_s=0.5)
+    outlet = landing.outlet(TRADES_KIND)
+    os.kill(landing.pid, signal.SIGSTOP)
+    try:
+        for trade_id in range(1, 40_001):  # more than the pipe holds
+            outlet.write(trade(trade_id))
+        started = time.monotonic()
+        with pytest.raises(LandingProcessError, match=r"took no input for 0\.5 s"):
+            landing.flush()
+        failed_after_s = time.monotonic() - started
+        with pytest.raises(LandingProcessError):
+            outlet.write(trade(40_001))
+    finally:
+        os.kill(landing.pid, signal.SIGKILL)
+    with pytest.raises(LandingProcessError):
+        landing.close()
+    assert failed_after_s < 10
+
+
+def test_a_record_that_cannot_be_encoded_fails_alone_and_leaves_no_torn_line(tmp_path):
+    with LandingProcess(tmp_path) as landing:
+        outlet = landing.outlet(TRADES_KIND)
+        outlet.write(trade(1))
+        unencodable = msgspec.structs.replace(trade(2), price=object())
+        with pytest.raises(TypeError):
+            outlet.write(unencodable)
+        outlet.write(trade(3))
+
+    ids = [r["trade_id"] for r in landed_lines(list_segments(tmp_path, TRADES_KIND))]
+    assert ids == [1, 3]

@@ -162,6 +162,7 @@ class LiveFeatures:
         # message received after its end (``None``: it waits for trades or the clock instead).
         self._book_wait_end_us: int | None = None
         self._complete_until_us = 0  # every interval ending at or before this has all its trades
+        self._emitted_until_us: int | None = None  # what the last _emit was asked to complete
         self._received_us = 0  # newest local receive time seen
         self.late_trades = 0
 
@@ -185,11 +186,12 @@ class LiveFeatures:
         complete_until_us = self._complete_until_us
         if bar is not None:
             self._completed.append(bar)
-        elif time_us - time_us % self._bar_us <= complete_until_us and (
-            self._book_wait_end_us is None
+        elif (
+            time_us - time_us % self._bar_us <= complete_until_us == self._emitted_until_us
+            and self._book_wait_end_us is None
         ):
-            # Most trades: no bar completed, nothing newly complete, and the last _emit did not
-            # stop to wait for a message: it would stop where it did, with no rows.
+            # Most trades: no bar completed, nothing newly complete since the last _emit, which
+            # did not stop to wait for a message: it would stop where it did, with no rows.
             return []
         self._complete_until_us = max(complete_until_us, time_us - time_us % self._bar_us)
         return self._emit(self._complete_until_us)
@@ -235,6 +237,7 @@ class LiveFeatures:
             self._completed.append(bar)
 
     def _emit(self, complete_until_us: int) -> list[FeatureRow]:
+        self._emitted_until_us = complete_until_us
         rows: list[FeatureRow] = []
         features, completed, quotes = self.features, self._completed, self._quotes
         self._book_wait_end_us = None
