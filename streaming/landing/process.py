@@ -145,7 +145,7 @@ class LandingProcess:
         self._stdin = self._child.stdin.fileno()
         with contextlib.suppress(OSError):  # a shipment in one write, not 64 KiB at a time
             fcntl.fcntl(self._stdin, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-        os.set_blocking(self._stdin, False)  # see _send: a stalled child must not hang us
+        self._sending_since: float | None = None  # when the send in progress began
         self._stdout: IO[bytes] = self._child.stdout
         try:
             ready = self._answer(start_timeout_s)
@@ -202,7 +202,18 @@ class LandingProcess:
 
     def _seal_and_end(self) -> None:
         self._stop.set()
-        self._sender.join()
+        while self._sender.is_alive():  # it may be stuck sending to a stalled child
+            self._sender.join(min(1.0, self.stall_timeout_s))
+            if self._stalled():
+                self._sender.join(CLOSE_TIMEOUT_S)  # killed: its write ends
+                break
+        done = threading.Event()
+
+        def watch() -> None:  # the last shipment must not wait forever on a stalled child
+            while not done.wait(min(1.0, self.stall_timeout_s)) and not self._stalled():
+                pass
+
+        threading.Thread(target=watch, name="landing-close-watch", daemon=True).start()
         with self._lock:
             assert self._child.stdin is not None
             try:
@@ -213,6 +224,8 @@ class LandingProcess:
                     self.sealed = [Path(path) for path in self._answer(CLOSE_TIMEOUT_S)["sealed"]]
             except (OSError, LandingProcessError) as error:
                 self._fail(error)
+            finally:
+                done.set()
             if self.error is None:
                 # Sealed and answered, the child is exiting: reaped in the background rather
                 # than by Popen.wait's polling, which added up to ~7 ms to every close.
@@ -229,7 +242,9 @@ class LandingProcess:
     # -- serving side internals -----------------------------------------------------------------
 
     def _checked(self, action: Callable[[], Any]) -> Any:
-        with self._lock:
+        self._stalled()
+        self._acquire()
+        try:
             if self.error is not None:
                 raise self.error
             if self._closed:
@@ -238,6 +253,8 @@ class LandingProcess:
                 return action()
             except (OSError, LandingProcessError) as error:
                 raise self._fail(error) from error
+        finally:
+            self._lock.release()
 
     def _send_forever(self, every_s: float) -> None:
         while not self._stop.wait(every_s):
@@ -268,16 +285,34 @@ class LandingProcess:
                 self._send(lines)
 
     def _send(self, data: bytes | bytearray) -> None:
-        view = memoryview(data)
-        while view:
-            try:
+        # A blocking write: the kernel wakes it as the child reads. A child that stops reading
+        # is found by _stalled, which kills it so that this write ends (broken pipe).
+        self._sending_since = time.monotonic()
+        try:
+            view = memoryview(data)
+            while view:
                 view = view[os.write(self._stdin, view) :]
-            except BlockingIOError:  # the pipe is full: wait for the child to read
-                _, ready, _ = select.select([], [self._stdin], [], self.stall_timeout_s)
-                if not ready:
-                    raise LandingProcessError(
-                        f"the landing process took no input for {self.stall_timeout_s:g} s"
-                    ) from None
+        finally:
+            self._sending_since = None
+
+    def _stalled(self) -> bool:
+        """Whether a send has waited on the child for ``stall_timeout_s``; if so the landing
+        fails and the child is killed (it has stopped reading: a hung disk, or stopped)."""
+        since = self._sending_since
+        if since is None or time.monotonic() - since < self.stall_timeout_s:
+            return False
+        self._fail(
+            LandingProcessError(f"the landing process took no input for {self.stall_timeout_s:g} s")
+        )
+        self._child.kill()
+        return True
+
+    def _acquire(self) -> None:
+        """Take ``_lock``, or raise if the send holding it is stalled."""
+        while not self._lock.acquire(timeout=min(1.0, self.stall_timeout_s)):
+            if self._stalled():
+                assert self.error is not None
+                raise self.error
 
     def _request(self, op: int) -> Any:
         self._ship_locked()
