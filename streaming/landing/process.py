@@ -78,24 +78,34 @@ class LandingProcessError(RuntimeError):
 class LandingOutlet:
     """Where one kind's records go: ``write`` encodes and queues (see :class:`LandingProcess`)."""
 
-    __slots__ = ("_encode", "_extend", "_newline", "buffer", "failure", "kind")
+    __slots__ = ("_broken", "_encode_into", "_newline", "buffer", "failure", "kind")
 
-    def __init__(self, kind: str, encoder: msgspec.json.Encoder) -> None:
+    def __init__(
+        self, kind: str, encoder: msgspec.json.Encoder, broken: Callable[[BaseException], object]
+    ) -> None:
         self.kind = kind
-        # Lines not yet shipped, in one buffer that the sender drains every few ms: cheaper
-        # than keeping a bytes object per line alive until shipped.
+        # Lines not yet shipped, encoded straight into one buffer that the sender drains every
+        # few ms: cheaper than a bytes object per line kept alive until shipped (~3 % of a
+        # bookTicker replay's rate).
         self.buffer = bytearray()
         self.failure: Exception | None = None  # what write raises: landing failed, or closed
-        self._encode = encoder.encode
-        self._extend = self.buffer.extend
+        self._encode_into = encoder.encode_into
         self._newline = self.buffer.append
+        self._broken = broken
 
     def write(self, record: msgspec.Struct) -> None:
-        """Queue one record (no I/O, no lock: safe on the event loop)."""
+        """Queue one record (no I/O, no lock: safe on the event loop).
+
+        The feed's records always encode. One that does not (a field of a type JSON cannot
+        hold: a bug) may leave part of a line in the buffer, so it stops the landing, like a
+        dead child: the child refuses a torn line before it reaches a segment."""
         if self.failure is not None:
             raise self.failure
-        # Encoded first: a record that cannot be encoded leaves nothing in the buffer.
-        self._extend(self._encode(record))
+        try:
+            self._encode_into(record, self.buffer, -1)  # appended at the end
+        except Exception as error:
+            self._broken(ValueError(f"a {self.kind} record could not be encoded: {error}"))
+            raise
         self._newline(10)
 
 
@@ -123,7 +133,7 @@ class LandingProcess:
         self.sealed: list[Path] = []
         self.error: LandingProcessError | None = None  # why landing stopped, if it failed
         encoder = msgspec.json.Encoder()
-        self._outlets = [LandingOutlet(kind, encoder) for kind in MARKET_KINDS]
+        self._outlets = [LandingOutlet(kind, encoder, self._fail) for kind in MARKET_KINDS]
         self._lock = threading.Lock()  # one shipment or request at a time
         self._closed = False
         self._closed_done = threading.Event()

@@ -338,14 +338,19 @@ def test_a_stalled_child_fails_the_landing_after_the_stall_timeout(tmp_path):
     assert failed_after_s < 10
 
 
-def test_a_record_that_cannot_be_encoded_fails_alone_and_leaves_no_torn_line(tmp_path):
-    with LandingProcess(tmp_path) as landing:
-        outlet = landing.outlet(TRADES_KIND)
-        outlet.write(trade(1))
-        unencodable = msgspec.structs.replace(trade(2), price=object())
-        with pytest.raises(TypeError):
-            outlet.write(unencodable)
+def test_a_record_that_cannot_be_encoded_stops_the_landing_and_lands_no_torn_line(tmp_path):
+    landing = LandingProcess(tmp_path)
+    outlet = landing.outlet(TRADES_KIND)
+    outlet.write(trade(1))
+    landing.flush()
+    unencodable = msgspec.structs.replace(trade(2), price=object())
+    with pytest.raises(TypeError):
+        outlet.write(unencodable)
+    with pytest.raises(LandingProcessError, match="a trades record could not be encoded"):
         outlet.write(trade(3))
+    with pytest.raises(LandingProcessError):
+        landing.close()
 
-    ids = [r["trade_id"] for r in landed_lines(list_segments(tmp_path, TRADES_KIND))]
-    assert ids == [1, 3]
+    segments = list_segments(tmp_path, TRADES_KIND, include_open=True)
+    assert segments and all(s.sealed for s in segments)  # the child sealed what it had
+    assert [r["trade_id"] for r in landed_lines(segments)] == [1]  # every line whole
