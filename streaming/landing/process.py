@@ -194,12 +194,15 @@ class LandingProcess:
     def close(self) -> None:
         """Ship everything, let the child seal it and exit (idempotent; a second caller waits
         for the first). ``sealed`` then lists every segment the child sealed."""
-        with self._lock:
+        self._acquire()
+        try:
             first = not self._closed
             self._closed = True
             closed = LandingWriterClosedError(f"landing under {self.root} is closed")
             for outlet in self._outlets:  # a write from now on raises, not vanishes
                 outlet.failure = outlet.failure or closed
+        finally:
+            self._lock.release()
         if not first:
             self._closed_done.wait()
         else:
@@ -318,11 +321,10 @@ class LandingProcess:
         return True
 
     def _acquire(self) -> None:
-        """Take ``_lock``, or raise if the send holding it is stalled."""
+        """Take ``_lock``. A send holding it past ``stall_timeout_s`` fails the landing and has
+        its child killed (see _stalled), which ends the send and frees the lock."""
         while not self._lock.acquire(timeout=min(1.0, self.stall_timeout_s)):
-            if self._stalled():
-                assert self.error is not None
-                raise self.error
+            self._stalled()
 
     def _request(self, op: int) -> Any:
         self._ship_locked()

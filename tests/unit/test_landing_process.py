@@ -354,3 +354,30 @@ def test_a_record_that_cannot_be_encoded_stops_the_landing_and_lands_no_torn_lin
     segments = list_segments(tmp_path, TRADES_KIND, include_open=True)
     assert segments and all(s.sealed for s in segments)  # the child sealed what it had
     assert [r["trade_id"] for r in landed_lines(segments)] == [1]  # every line whole
+
+
+def test_closing_while_the_child_is_stalled_fails_instead_of_hanging(tmp_path):
+    landing = LandingProcess(tmp_path, stall_timeout_s=0.5)
+    outlet = landing.outlet(TRADES_KIND)
+    os.kill(landing.pid, signal.SIGSTOP)
+    for trade_id in range(1, 40_001):  # more than the pipe holds: the sender gets stuck
+        outlet.write(trade(trade_id))
+    outcome: list[BaseException | None] = []
+
+    def close() -> None:
+        try:
+            landing.close()
+            outcome.append(None)
+        except BaseException as error:  # recorded for the assertion
+            outcome.append(error)
+
+    closer = threading.Thread(target=close)
+    closer.start()
+    closer.join(20)
+    stuck = closer.is_alive()
+    if stuck:  # let the thread finish so the test run does not hang
+        os.kill(landing.pid, signal.SIGKILL)
+        closer.join()
+    assert not stuck
+    assert len(outcome) == 1 and isinstance(outcome[0], LandingProcessError)
+    assert "took no input" in str(outcome[0])
