@@ -172,8 +172,8 @@ class Sidecar:
         )
         await self.api.start()
         log.info("sidecar API on %s", self.api.url)
-        # No silver prefetch here: the first prediction (within predict_every_s) starts one for
-        # a symbol without live data, and a start with live data needs no silver worker at all.
+        for symbol in self.config.symbols:
+            self._prefetch_silver(symbol, time.time_ns())
         tasks = [
             asyncio.create_task(self._consume(self.feed), name="feed"),
             asyncio.create_task(self._predict_forever(), name="predict"),
