@@ -43,16 +43,9 @@ def local_lake(data: Path) -> Any:
 
 def build_silver_day(data: Path) -> None:
     """A silver day under ``data/iceberg``, as the Dagster assets of ``make run`` leave it."""
-    from streaming.simulator.server import run_simulator_in_thread
-    from trading_assets.lib.lakehouse.pipeline import fetch_raw, load_bronze, refine_silver
+    from tests.lakehouse_days import simulated_silver_day
 
-    lake = local_lake(data)
-    with run_simulator_in_thread(
-        symbols=[SYMBOL], seed=3, trades_per_day=TRADES_PER_DAY, live=False
-    ) as sim:
-        fetch_raw(lake, sim.http_url, SYMBOL, DAY)
-    load_bronze(lake, SYMBOL, DAY)
-    refine_silver(lake, SYMBOL, DAY)
+    simulated_silver_day(local_lake(data), SYMBOL, DAY, seed=3, trades_per_day=TRADES_PER_DAY)
 
 
 def measure_silver_rss(work: Path) -> dict[str, dict[str, Any]]:

@@ -255,7 +255,6 @@ class LandingProcess:
     # -- serving side internals -----------------------------------------------------------------
 
     def _checked(self, action: Callable[[], Any]) -> Any:
-        self._stalled()
         self._acquire()
         try:
             if self.error is not None:

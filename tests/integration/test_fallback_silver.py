@@ -25,7 +25,7 @@ from streaming.fallback import (
 )
 from streaming.prefetched_silver import PrefetchedSilver
 from streaming.silver_pull import PULL_TIMEOUT_S, SilverPullError, SubprocessSilver
-from streaming.simulator.server import run_simulator_in_thread
+from tests.lakehouse_days import simulated_silver_day
 from trading_assets.lib.features import (
     ALL_GROUPS,
     DEFAULT_CONFIG,
@@ -34,13 +34,7 @@ from trading_assets.lib.features import (
     feature_names,
 )
 from trading_assets.lib.lakehouse.bars import bars_from_trades
-from trading_assets.lib.lakehouse.pipeline import (
-    Lakehouse,
-    fetch_raw,
-    load_bronze,
-    read_silver,
-    refine_silver,
-)
+from trading_assets.lib.lakehouse.pipeline import Lakehouse, read_silver
 from trading_assets.lib.lakehouse.tables import open_catalog
 
 pytestmark = pytest.mark.integration
@@ -66,12 +60,7 @@ def lake(location: tuple[str, str]) -> Iterator[Lakehouse]:
     # The name the sidecar opens it by (Dagster's catalog resource uses it too).
     catalog = open_catalog("trading", {"type": "sql", "uri": uri, "warehouse": warehouse_uri})
     lakehouse = Lakehouse(catalog, f"{warehouse_uri}/raw")
-    with run_simulator_in_thread(
-        symbols=[SYMBOL], seed=3, trades_per_day=TRADES_PER_DAY, live=False
-    ) as sim:
-        fetch_raw(lakehouse, sim.http_url, SYMBOL, DAY)
-    load_bronze(lakehouse, SYMBOL, DAY)
-    refine_silver(lakehouse, SYMBOL, DAY)
+    simulated_silver_day(lakehouse, SYMBOL, DAY, seed=3, trades_per_day=TRADES_PER_DAY)
     yield lakehouse
 
 
