@@ -133,7 +133,6 @@ class Sidecar:
         self._trades_seen = self.metrics.messages.trades
         self._book_tickers_seen = self.metrics.messages.book_tickers
         self._newest_trade = self.metrics.messages.newest_trade
-        self.last_price: dict[str, float] = {}
         self.decisions: dict[str, FallbackDecision] = {}
         self.feed: MarketFeed | None = None
         self.api = PredictionApi(
@@ -228,18 +227,17 @@ class Sidecar:
         """Land one record and feed it to the live features; the feature rows it completed go to
         the online store and are returned (and, with ``predict_on_bar_close``, are followed at
         once by the symbol's prediction)."""
-        if isinstance(record, BookTicker):  # the most frequent first
+        if type(record) is BookTicker:  # the most frequent first
             symbol = record.symbol
             self._book_tickers_writer.write(record)
             self._book_tickers_seen[symbol] += 1
             tracker = self.trackers.get(symbol)
             rows = tracker.on_book_ticker(record) if tracker else []
-        elif isinstance(record, Trade):
+        elif type(record) is Trade:
             symbol = record.symbol
             self._trades_writer.write(record)
             self._trades_seen[symbol] += 1
             self._newest_trade[symbol] = record
-            self.last_price[symbol] = float(record.price)
             tracker = self.trackers.get(symbol)
             rows = tracker.on_trade(record) if tracker else []
         else:
@@ -349,7 +347,7 @@ class Sidecar:
                 confidence,
                 int(decision.level),
                 volatility,
-                price=self.last_price.get(symbol),
+                price=self.last_price(symbol),
                 size_scale=self.config.canary_size if model.role == "canary" else 1.0,
             )
             size = risk.size_fraction
@@ -374,11 +372,16 @@ class Sidecar:
             predicted_return=score.predicted_return,
         )
 
+    def last_price(self, symbol: str) -> float | None:
+        """The price of the symbol's newest trade (None before the first)."""
+        trade = self._newest_trade.get(symbol)
+        return None if trade is None else float(trade.price)
+
     def _settle(self, symbol: str, now_ns: int) -> None:
         """Close the symbol's paper position once its label horizon (counted from its opening)
         has passed, at the last traded price. The risk engine holds the one position per symbol
         that trading decisions open or re-size, so equity sees each size's own P&L once."""
-        position, price = self.risk.positions.get(symbol), self.last_price.get(symbol)
+        position, price = self.risk.positions.get(symbol), self.last_price(symbol)
         horizon_ns = FEATURE_CONFIG.label_horizon_s * NS
         if position is not None and price and position.opened_ns + horizon_ns <= now_ns:
             self.risk.settle(symbol, now_ns, price)

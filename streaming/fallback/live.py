@@ -41,54 +41,43 @@ class LiveFeatureTracker:
         self.live = LiveFeatures(symbol, config, groups, bar_s)
         self.close_delay_ns = round(close_delay_s * NS_PER_S)
         self.gap_open = gap_open
-        self.newest_row: FeatureRow | None = None
-        self.last_message_ns: int | None = None
+        # Every market message goes straight to the live features, which keep the newest
+        # message's receive time and the newest row themselves.
+        live = self.live
+        self.on_trade: Callable[[TradeLike], list[FeatureRow]] = live.on_trade
+        self.on_book_ticker: Callable[[BookTickerLike], list[FeatureRow]] = live.on_book_ticker
 
-    # on_trade and on_book_ticker inline their bookkeeping: they run for every market message.
-    def on_trade(self, trade: TradeLike) -> list[FeatureRow]:
-        """Feed one trade; returns the rows it completed."""
-        receive_ns, last = trade.receive_ns, self.last_message_ns
-        if last is None or receive_ns > last:
-            self.last_message_ns = receive_ns
-        rows = self.live.on_trade(trade)
-        if rows:
-            self.newest_row = rows[-1]
-        return rows
+    @property
+    def newest_row(self) -> FeatureRow | None:
+        """The last row completed (by a message or the clock); None before the first."""
+        return self.live.newest_row
 
-    def on_book_ticker(self, ticker: BookTickerLike) -> list[FeatureRow]:
-        """Feed one book ticker; returns the rows it completed."""
-        receive_ns, last = ticker.receive_ns, self.last_message_ns
-        if last is None or receive_ns > last:
-            self.last_message_ns = receive_ns
-        rows = self.live.on_book_ticker(ticker)
-        if rows:
-            self.newest_row = rows[-1]
-        return rows
+    @property
+    def last_message_ns(self) -> int | None:
+        """Receive time of the newest trade or book ticker; None before the first."""
+        return self.live.last_message_ns or None
 
     def advance(self, now_ns: int) -> list[FeatureRow]:
         """Close every interval over by ``close_delay`` before both the clock and the newest
         message (quiet seconds included), none while a trade gap is open; returns the rows
         that completed, which the caller pushes like the rows trades complete."""
-        if self.last_message_ns is None or (self.gap_open is not None and self.gap_open()):
+        last_message_ns = self.last_message_ns
+        if last_message_ns is None or (self.gap_open is not None and self.gap_open()):
             return []
-        until_ns = min(now_ns, self.last_message_ns) - self.close_delay_ns
-        return self._keep(self.live.advance_to(until_ns // 1_000))
+        until_ns = min(now_ns, last_message_ns) - self.close_delay_ns
+        return self.live.advance_to(until_ns // 1_000)
 
     def snapshot(self, now_ns: int) -> LiveSnapshot | None:
         """The newest row after :meth:`advance`; None before the first message or the first
         completed interval."""
-        if self.last_message_ns is None:
+        last_message_ns = self.last_message_ns
+        if last_message_ns is None:
             return None
         self.advance(now_ns)
         row = self.newest_row
         if row is None:
             return None
-        return LiveSnapshot(row.values, row.event_timestamp_us * 1_000, self.last_message_ns)
-
-    def _keep(self, rows: list[FeatureRow]) -> list[FeatureRow]:
-        if rows:
-            self.newest_row = rows[-1]
-        return rows
+        return LiveSnapshot(row.values, row.event_timestamp_us * 1_000, last_message_ns)
 
 
 class LiveFeatureTrackers:

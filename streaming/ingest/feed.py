@@ -241,7 +241,6 @@ class MarketFeed:
     def _handle(self, raw: bytes, receive_ns: int) -> Sequence[BinanceRecord]:
         stats = self.stats
         stats.frames_received += 1
-        stats.last_receive_ns = receive_ns
         try:
             record = parse_stream_frame(raw, receive_ns)
         except BinanceParseError as error:
@@ -250,25 +249,24 @@ class MarketFeed:
             stats.frames_dead_lettered += 1
             return ()
         stats.frames_parsed += 1
-        if isinstance(record, BookTicker):  # the most frequent first
+        if type(record) is BookTicker:  # the most frequent first
             symbol, update_id = record.symbol, record.update_id
             last = self._book_update_ids.get(symbol)
             if last is not None and update_id <= last:
                 stats.book_tickers_stale += 1  # a repeat, or overtaken by a newer one
                 return ()
             self._book_update_ids[symbol] = update_id
-        elif isinstance(record, Trade):
+        elif type(record) is Trade:
             sequencer = self._sequencers.get(record.symbol) or self._sequencer(record.symbol)
             if sequencer.take_next(record):  # the usual case: the very next id, no gap open
                 stats.trades_from_stream += 1
                 stats.trades_released += 1
-                stats.last_trade_id[sequencer.symbol] = record.trade_id
                 return (record,)
             if sequencer.offer(record):
                 stats.trades_from_stream += 1
             else:
                 stats.trades_duplicate += 1
-            return self._released(sequencer, sequencer.release())
+            return self._released(sequencer.release())
         return (record,)
 
     def _sequencer(self, symbol: str) -> TradeSequencer:
@@ -276,11 +274,9 @@ class MarketFeed:
             self._sequencers[symbol] = TradeSequencer(symbol)
         return self._sequencers[symbol]
 
-    def _released(self, sequencer: TradeSequencer, trades: list[Trade]) -> list[Trade]:
+    def _released(self, trades: list[Trade]) -> list[Trade]:
         self.stats.trades_pending = sum(s.pending_count for s in self._sequencers.values())
-        if trades:
-            self.stats.trades_released += len(trades)
-            self.stats.last_trade_id[sequencer.symbol] = trades[-1].trade_id
+        self.stats.trades_released += len(trades)
         return trades
 
     # -- gaps -----------------------------------------------------------------------------------
@@ -324,7 +320,7 @@ class MarketFeed:
                 stats.trades_gap_filled += 1
             else:
                 stats.trades_duplicate += 1
-        released = self._released(sequencer, sequencer.release())
+        released = self._released(sequencer.release())
         if last is not None and sequencer.next_id is not None and sequencer.next_id <= last:
             released += self._skip(sequencer, sequencer.next_id, last, "not served by REST")
         return released
@@ -333,4 +329,4 @@ class MarketFeed:
         log.error("market feed skips %s trades %s..%s: %s", sequencer.symbol, first, last, reason)
         self.stats.unfilled_gaps.append(UnfilledGap(sequencer.symbol, first, last, reason))
         self.stats.trades_skipped += last - first + 1
-        return self._released(sequencer, sequencer.skip_to(last + 1))
+        return self._released(sequencer.skip_to(last + 1))

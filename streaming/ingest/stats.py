@@ -42,6 +42,4 @@ class FeedStats:
     # Why each (re)connection was needed: dropped, server_closed, watchdog, max_age,
     # rate_limited (429/418 handshake), connect_failed.
     reconnects: Counter[str] = field(default_factory=Counter)
-    last_receive_ns: int | None = None
-    last_trade_id: dict[str, int] = field(default_factory=dict)
     unfilled_gaps: list[UnfilledGap] = field(default_factory=list)

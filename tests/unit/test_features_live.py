@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import random
+from fractions import Fraction
 
 import pytest
 
 from streaming.venues.binance import BookTicker, Trade
 from trading_assets.lib.features import ALL_GROUPS, BarBuilder, FeatureConfig, LiveFeatures
-from trading_assets.lib.features.live import decimal_units
+from trading_assets.lib.features.live import bar_of, decimal_units, units_of
 
 T0_NS = 1_709_294_400 * 10**9  # 2024-03-01 12:00:00 UTC
 CONFIG = FeatureConfig(windows_s=(2,), label_horizon_s=2)
@@ -45,7 +47,7 @@ def test_bar_builder_sums_decimals_exactly_and_splits_taker_sides():
 
     # Act
     for trade_id, price, qty, maker in fills:
-        assert builder.add(trade_id, price, qty, maker, T0_NS // 1000 + trade_id) is None
+        assert builder.add(trade(trade_id, trade_id / 1e6, price, qty, maker)) is None
     bar = builder.close()
 
     # Assert
@@ -55,6 +57,53 @@ def test_bar_builder_sums_decimals_exactly_and_splits_taker_sides():
     assert bar.notional == 60.13  # 10.01 + 20.06 + 30.06, exactly
     assert (bar.buy_volume, bar.sell_volume, bar.trade_count) == (0.4, 0.2, 3)
     assert (bar.first_trade_id, bar.last_trade_id) == (1, 3)
+
+
+def test_units_of_takes_binance_decimals_in_one_pass_and_any_other_one_by_one():
+    binance = ["61234.12000000", "0.00000001", "7.50000000"]
+    mixed = [*binance, "100.1", "2.123456780"]
+
+    assert units_of(binance) == [decimal_units(text) for text in binance]
+    assert units_of(mixed) == [decimal_units(text) for text in mixed]
+    with pytest.raises(ValueError, match="more than 8 fractional digits"):
+        units_of([*binance, "2.123456781"])
+
+
+def test_a_bar_of_binance_decimals_rounds_each_exact_value_once():
+    # Arrange: prices and quantities as Binance sends them; Fraction is the exact reference
+    rnd = random.Random(7)
+    fills = [
+        (f"{rnd.randint(1, 99_999)}.{rnd.randint(0, 10**8 - 1):08d}",
+         f"{rnd.randint(0, 40)}.{rnd.randint(1, 10**8 - 1):08d}", rnd.random() < 0.5)
+        for _ in range(60)
+    ]  # fmt: skip
+    trades = [trade(i + 1, i / 1e3, p, q, maker) for i, (p, q, maker) in enumerate(fills)]
+
+    # Act
+    bar = bar_of("BTCUSDT", T0_NS // 1000, trades)
+
+    # Assert
+    prices = [Fraction(p) for p, _, _ in fills]
+    volume = sum(Fraction(q) for _, q, _ in fills)
+    buy = sum(Fraction(q) for _, q, maker in fills if not maker)
+    notional = sum(Fraction(p) * Fraction(q) for p, q, _ in fills)
+    assert (bar.open, bar.close) == (float(fills[0][0]), float(fills[-1][0]))
+    assert (bar.high, bar.low) == (float(max(prices)), float(min(prices)))
+    assert (bar.volume, bar.buy_volume) == (float(volume), float(buy))
+    assert (bar.notional, bar.sell_volume) == (float(notional), float(volume - buy))
+    assert (bar.trade_count, bar.first_trade_id, bar.last_trade_id) == (60, 1, 60)
+
+
+def test_a_bar_that_cannot_be_summed_is_dropped_and_the_next_starts_clean():
+    builder = BarBuilder("BTCUSDT")
+    builder.add(trade(1, 0.1, "100.123456781", "1"))  # a ninth significant digit
+
+    with pytest.raises(ValueError, match="more than 8 fractional digits"):
+        builder.add(trade(2, 1.1, "101.00000000", "1.00000000"))
+    builder.add(trade(3, 2.1, "102.00000000", "2.00000000"))
+    bar = builder.close()
+
+    assert bar is not None and (bar.open, bar.volume, bar.trade_count) == (102.0, 2.0, 1)
 
 
 def test_the_clock_closes_quiet_seconds_and_a_trade_for_a_closed_second_is_dropped():

@@ -16,8 +16,11 @@ that arrives for an interval already closed is counted in ``late_trades`` and dr
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Sequence
+from itertools import compress
+from operator import attrgetter, mul, not_
 from typing import Protocol
 
 from trading_assets.lib.features.definitions import (
@@ -78,69 +81,87 @@ def decimal_units(text: str) -> int:
     return int(whole + fraction) * 10 ** (8 - len(fraction))
 
 
+# Decimals with Binance's eight fractional digits, each followed by one space.
+_EIGHT_DIGIT_RUN = re.compile(r"(?:[0-9]+\.[0-9]{8} )*").fullmatch
+_PRICE, _QUANTITY, _BUYER_MAKER = (
+    attrgetter("price"), attrgetter("quantity"), attrgetter("is_buyer_maker")
+)  # fmt: skip
+
+
+def units_of(texts: list[str]) -> list[int]:
+    """:func:`decimal_units` of each text: in one pass of C when all carry eight digits."""
+    joined = " ".join(texts)
+    if _EIGHT_DIGIT_RUN(joined + " ") is not None:
+        return list(map(int, joined.replace(".", "").split(" ")))
+    return list(map(decimal_units, texts))
+
+
+def bar_of(symbol: str, start_us: int, trades: Sequence[TradeLike]) -> Bar:
+    """The bar of one interval from its trades in trade-id order (at least one): exact integer
+    sums, then one correctly rounded float per value (an int divided by an int is correctly
+    rounded in Python, so a price comes out as ``float`` of its text)."""
+    prices = units_of(list(map(_PRICE, trades)))
+    quantities = units_of(list(map(_QUANTITY, trades)))
+    volume = sum(quantities)
+    buy = sum(compress(quantities, map(not_, map(_BUYER_MAKER, trades))))  # taker buys
+    return Bar(
+        symbol, start_us, prices[0] / UNITS_PER_ONE, max(prices) / UNITS_PER_ONE,
+        min(prices) / UNITS_PER_ONE, prices[-1] / UNITS_PER_ONE, volume / UNITS_PER_ONE,
+        sum(map(mul, prices, quantities)) / _NOTIONAL_SCALE, buy / UNITS_PER_ONE,
+        (volume - buy) / UNITS_PER_ONE, len(trades), trades[0].trade_id, trades[-1].trade_id,
+    )  # fmt: skip
+
+
 class BarBuilder:
-    """Bars of one symbol from its trades in trade-id order (exact sums, like silver → bars)."""
+    """Bars of one symbol from its trades in trade-id order (exact sums, like silver → bars).
+
+    The open bar's trades are kept as they came (``trades``, appended to, never replaced) and
+    summed once, when the bar completes: per trade that is a few operations in C instead of a
+    few in Python.
+    """
 
     def __init__(self, symbol: str, bar_s: int = 1) -> None:
         self.symbol = symbol
         self._bar_us = bar_s * US_PER_SECOND
         self._start_us: int | None = None
-        self._reset()
-
-    def _reset(self) -> None:
-        self._open = self._high = self._low = self._close = ""
-        self._high_units = self._low_units = 0
-        self._volume = self._notional = self._buy = self._count = 0
-        self._first_id = self._last_id = 0
+        self.trades: list[TradeLike] = []
 
     @property
     def open_bar_start_us(self) -> int | None:
         """Start of the bar being built (None when none is open)."""
         return self._start_us
 
-    def add(
-        self, trade_id: int, price: str, qty: str, is_buyer_maker: bool, time_us: int
-    ) -> Bar | None:
+    def add(self, trade: TradeLike) -> Bar | None:
         """Add a trade; returns the bar it completed when it opens a later interval."""
+        time_us = trade.trade_ns // 1000
         start = time_us - time_us % self._bar_us
         completed = None
         if start != self._start_us:
             if self._start_us is not None and start < self._start_us:
-                raise ValueError(f"trade {trade_id} at {time_us} is before the open bar")
+                raise ValueError(f"trade {trade.trade_id} at {time_us} is before the open bar")
             completed = self.close()
             self._start_us = start
-            self._open, self._first_id = price, trade_id
-        price_units, qty_units = decimal_units(price), decimal_units(qty)
-        if self._count == 0 or price_units > self._high_units:
-            self._high, self._high_units = price, price_units
-        if self._count == 0 or price_units < self._low_units:
-            self._low, self._low_units = price, price_units
-        self._close, self._last_id = price, trade_id
-        self._volume += qty_units
-        self._notional += price_units * qty_units
-        if not is_buyer_maker:  # a buyer-maker trade is a taker sell
-            self._buy += qty_units
-        self._count += 1
+        self.trades.append(trade)
         return completed
 
     def close(self) -> Bar | None:
         """Complete the open bar now (end of input, or its interval is over by the clock)."""
-        if self._start_us is None or self._count == 0:
+        start, trades = self._start_us, self.trades
+        if start is None or not trades:
             return None
-        volume = self._volume
-        bar = Bar(
-            self.symbol, self._start_us, float(self._open), float(self._high),
-            float(self._low), float(self._close), volume / UNITS_PER_ONE,
-            self._notional / _NOTIONAL_SCALE, self._buy / UNITS_PER_ONE,
-            (volume - self._buy) / UNITS_PER_ONE, self._count, self._first_id, self._last_id,
-        )  # fmt: skip
-        self._start_us = None
-        self._reset()
-        return bar
+        try:
+            return bar_of(self.symbol, start, trades)
+        finally:  # a bar that cannot be summed (a decimal Binance does not send) is dropped
+            self._start_us = None
+            trades.clear()
 
 
 class LiveFeatures:
-    """Features of one symbol from its live trades and book tickers (see the module docstring)."""
+    """Features of one symbol from its live trades and book tickers (see the module docstring).
+
+    ``last_message_ns`` is the newest receive time of a message taken (0 before the first),
+    ``newest_row`` the last row emitted (None before the first).
+    """
 
     def __init__(
         self,
@@ -151,6 +172,7 @@ class LiveFeatures:
     ) -> None:
         self.features = IncrementalFeatures(symbol, config, groups, bar_s)
         self.bars = BarBuilder(symbol, bar_s)
+        self._open_trades = self.bars.trades
         self._bar_us = bar_s * US_PER_SECOND
         self._uses_book = BOOK in self.features.groups
         self._completed: deque[Bar] = deque()
@@ -163,7 +185,11 @@ class LiveFeatures:
         self._book_wait_end_us: int | None = None
         self._complete_until_us = 0  # every interval ending at or before this has all its trades
         self._emitted_until_us: int | None = None  # what the last _emit was asked to complete
-        self._received_us = 0  # newest local receive time seen
+        # Trades timed in [from, to) (ns) join the open bar and complete nothing (see _emit).
+        self._quiet_from_ns = self._quiet_to_ns = 0
+        self.last_message_ns = 0
+        self._clock_ns = 0  # how far advance_to and flush moved the receive clock on
+        self.newest_row: FeatureRow | None = None
         self.late_trades = 0
 
     @property
@@ -173,42 +199,37 @@ class LiveFeatures:
 
     def on_trade(self, trade: TradeLike) -> list[FeatureRow]:
         """Take one trade; returns the rows of every interval this completed (often none)."""
-        received_us = trade.receive_ns // 1000
-        if received_us > self._received_us:
-            self._received_us = received_us
+        received_ns = trade.receive_ns
+        if received_ns > self.last_message_ns:
+            self.last_message_ns = received_ns
+        if self._quiet_from_ns <= trade.trade_ns < self._quiet_to_ns:
+            self._open_trades.append(trade)  # most trades: one more of the open bar
+            return []
         time_us = trade.trade_ns // 1000
-        if time_us - time_us % self._bar_us + self._bar_us <= self._complete_until_us:
+        start = time_us - time_us % self._bar_us
+        if start + self._bar_us <= self._complete_until_us:
             self.late_trades += 1
             return self._emit(self._complete_until_us)
-        bar = self.bars.add(
-            trade.trade_id, trade.price, trade.quantity, trade.is_buyer_maker, time_us
-        )
-        complete_until_us = self._complete_until_us
+        self._quiet_from_ns = self._quiet_to_ns = 0  # set again by _emit, unless add fails
+        bar = self.bars.add(trade)
         if bar is not None:
             self._completed.append(bar)
-        elif (
-            time_us - time_us % self._bar_us <= complete_until_us == self._emitted_until_us
-            and self._book_wait_end_us is None
-        ):
-            # Most trades: no bar completed, nothing newly complete since the last _emit, which
-            # did not stop to wait for a message: it would stop where it did, with no rows.
-            return []
-        self._complete_until_us = max(complete_until_us, time_us - time_us % self._bar_us)
+        self._complete_until_us = max(self._complete_until_us, start)
         return self._emit(self._complete_until_us)
 
     def on_book_ticker(self, ticker: BookTickerLike) -> list[FeatureRow]:
         """Take one book ticker; returns the rows of every interval this completed."""
-        time_us = ticker.receive_ns // 1000
-        if time_us > self._received_us:
-            self._received_us = time_us
+        received_ns = ticker.receive_ns
+        if received_ns > self.last_message_ns:
+            self.last_message_ns = received_ns
         if self._uses_book:
-            self._quotes.append((time_us, ticker))
+            self._quotes.append((received_ns // 1000, ticker))
             if len(self._quotes) > MAX_PENDING_QUOTES:
                 # No interval has closed for a long while (no trades yet): fold the oldest into
                 # the current book so memory stays bounded; only the newest at a close matters.
                 self._quote = _quote(self._quotes.popleft()[1])
         wait_end = self._book_wait_end_us
-        if wait_end is None or self._received_us <= wait_end:
+        if wait_end is None or self._received_us() <= wait_end:
             return []  # a ticker completes an interval only by arriving after its end
         return self._emit(self._complete_until_us)
 
@@ -217,7 +238,7 @@ class LiveFeatures:
         open_start = self.bars.open_bar_start_us
         if open_start is not None and open_start + self._bar_us <= time_us:
             self._close_open_bar()
-        self._received_us = max(self._received_us, time_us + 1)
+        self._clock_ns = max(self._clock_ns, (time_us + 1) * 1000)
         self._complete_until_us = max(self._complete_until_us, time_us)
         return self._emit(time_us)
 
@@ -227,20 +248,44 @@ class LiveFeatures:
         if not self._completed:
             return []
         end = self._completed[-1].bar_start_us + self._bar_us
-        self._received_us = max(self._received_us, end + 1)
+        self._clock_ns = max(self._clock_ns, (end + 1) * 1000)
         self._complete_until_us = max(self._complete_until_us, end)
         return self._emit(end)
 
+    def _received_us(self) -> int:
+        """The newest receive time (µs) of a message, or of the clock moved on by the caller."""
+        return max(self.last_message_ns, self._clock_ns) // 1000
+
     def _close_open_bar(self) -> None:
+        self._quiet_from_ns = self._quiet_to_ns = 0
         bar = self.bars.close()
         if bar is not None:
             self._completed.append(bar)
 
     def _emit(self, complete_until_us: int) -> list[FeatureRow]:
         self._emitted_until_us = complete_until_us
+        self._book_wait_end_us = None
+        rows = self._rows(complete_until_us)
+        if rows:
+            self.newest_row = rows[-1]
+        # The next trades of the open bar would complete nothing while this state holds: all
+        # intervals that could be emitted were, and none waits for a message (only for trades
+        # or the clock). They skip the bar builder's checks and this method.
+        start = self.bars.open_bar_start_us
+        if (
+            start is not None
+            and self._book_wait_end_us is None
+            and start <= complete_until_us == self._complete_until_us < start + self._bar_us
+        ):
+            self._quiet_from_ns, self._quiet_to_ns = start * 1000, (start + self._bar_us) * 1000
+        else:
+            self._quiet_from_ns = self._quiet_to_ns = 0
+        return rows
+
+    def _rows(self, complete_until_us: int) -> list[FeatureRow]:
         rows: list[FeatureRow] = []
         features, completed, quotes = self.features, self._completed, self._quotes
-        self._book_wait_end_us = None
+        received_us = self._received_us()
         start = features.next_bar_start_us
         if start is None:
             if not completed:
@@ -250,7 +295,7 @@ class LiveFeatures:
             end = start + self._bar_us
             if end > complete_until_us:
                 return rows
-            if self._uses_book and self._received_us <= end:
+            if self._uses_book and received_us <= end:
                 self._book_wait_end_us = end
                 return rows
             newest = None
