@@ -44,7 +44,7 @@ from streaming.landing import (
     maintain,
 )
 from streaming.loop_watch import LoopWatch
-from streaming.metrics import SidecarMetrics
+from streaming.metrics import SidecarMetrics, SymbolMessages
 from streaming.model_files import mirror_dir
 from streaming.online import OnlineFeatureReader, OnlineFeatureWriter, open_feature_store
 from streaming.predictions import Prediction, Role, unscored_prediction
@@ -72,6 +72,13 @@ def canary_drives(symbol: str, second: int, share: float) -> bool:
 
 
 VOLATILITY_FEATURE = "rv_60s"
+# A market message in, the feature rows it completed out (a symbol's live features).
+RowsOf = Callable[[Any], list[FeatureRow]]
+
+
+def _no_rows(record: object) -> list[FeatureRow]:
+    """Where the records of a symbol without live features go."""
+    return []
 
 
 class Sidecar:
@@ -130,9 +137,8 @@ class Sidecar:
         # What on_record, called once per market message, reaches for without lookups.
         self._trades_writer = self.landing.outlet(TRADES_KIND)
         self._book_tickers_writer = self.landing.outlet(BOOK_TICKERS_KIND)
-        self._trades_seen = self.metrics.messages.trades
-        self._book_tickers_seen = self.metrics.messages.book_tickers
-        self._newest_trade = self.metrics.messages.newest_trade
+        # Per symbol: its message counts and where its book tickers and trades go.
+        self._routes: dict[str, tuple[SymbolMessages, RowsOf, RowsOf]] = {}
         self.decisions: dict[str, FallbackDecision] = {}
         self.feed: MarketFeed | None = None
         self.api = PredictionApi(
@@ -228,25 +234,25 @@ class Sidecar:
         the online store and are returned (and, with ``predict_on_bar_close``, are followed at
         once by the symbol's prediction)."""
         if type(record) is BookTicker:  # the most frequent first
-            symbol = record.symbol
             self._book_tickers_writer.write(record)
-            self._book_tickers_seen[symbol] += 1
-            tracker = self.trackers.get(symbol)
-            rows = tracker.on_book_ticker(record) if tracker else []
+            route = self._routes.get(record.symbol) or self._route(record.symbol)
+            messages, on_book_ticker, _ = route
+            messages.book_tickers += 1
+            rows = on_book_ticker(record)
         elif type(record) is Trade:
-            symbol = record.symbol
             self._trades_writer.write(record)
-            self._trades_seen[symbol] += 1
-            self._newest_trade[symbol] = record
-            tracker = self.trackers.get(symbol)
-            rows = tracker.on_trade(record) if tracker else []
+            route = self._routes.get(record.symbol) or self._route(record.symbol)
+            messages, _, on_trade = route
+            messages.trades += 1
+            messages.newest_trade = record
+            rows = on_trade(record)
         else:
             return []
         if rows:
             for row in rows:
                 self.online_writer.submit(row)
             if self.predict_on_bar_close:
-                self.predict(symbol, time.time_ns())
+                self.predict(record.symbol, time.time_ns())
         return rows
 
     async def _predict_forever(self) -> None:
@@ -372,9 +378,20 @@ class Sidecar:
             predicted_return=score.predicted_return,
         )
 
+    def _route(self, symbol: str) -> tuple[SymbolMessages, RowsOf, RowsOf]:
+        tracker = self.trackers.get(symbol)
+        route = (
+            self.metrics.messages.of(symbol),
+            tracker.on_book_ticker if tracker else _no_rows,
+            tracker.on_trade if tracker else _no_rows,
+        )
+        self._routes[symbol] = route
+        return route
+
     def last_price(self, symbol: str) -> float | None:
         """The price of the symbol's newest trade (None before the first)."""
-        trade = self._newest_trade.get(symbol)
+        messages = self.metrics.messages.by_symbol.get(symbol)
+        trade = None if messages is None else messages.newest_trade
         return None if trade is None else float(trade.price)
 
     def _settle(self, symbol: str, now_ns: int) -> None:

@@ -41,16 +41,15 @@ LATENCY_BUCKETS_S = (
 )
 
 
-class _Counts(dict[str, int]):
-    """Messages per symbol; notes when each symbol was first counted (the ``_created`` sample)."""
+class SymbolMessages:
+    """One symbol's message counts and newest trade, bumped by the sidecar per message."""
+
+    __slots__ = ("book_tickers", "created", "newest_trade", "trades")
 
     def __init__(self) -> None:
-        super().__init__()
-        self.created: dict[str, float] = {}
-
-    def __missing__(self, symbol: str) -> int:
-        self.created[symbol] = time.time()
-        return 0
+        self.trades = self.book_tickers = 0
+        self.newest_trade: Any = None  # its newest Trade
+        self.created = time.time()  # the counters' ``_created`` sample
 
 
 class MessageCounts:
@@ -58,32 +57,39 @@ class MessageCounts:
     series (``sidecar_messages``, ``sidecar_message_lag_seconds``) built when scraped.
 
     Every message is counted, and prometheus_client's own series take a lock per update: here
-    the hot path bumps a plain int (``trades[symbol] += 1``) and keeps the newest trade, and the
-    series are made from them at scrape time. Scrapes run on the sidecar's event loop, the same
-    thread that counts.
+    the hot path bumps a plain int (``of(symbol).trades += 1``, the sidecar keeping each
+    symbol's object at hand) and keeps the newest trade, and the series are made from them at
+    scrape time. Scrapes run on the sidecar's event loop, the same thread that counts.
     """
 
     def __init__(self) -> None:
-        self.trades = _Counts()
-        self.book_tickers = _Counts()
-        self.newest_trade: dict[str, Any] = {}  # symbol -> its newest Trade
+        self.by_symbol: dict[str, SymbolMessages] = {}
+
+    def of(self, symbol: str) -> SymbolMessages:
+        """The symbol's counts (made at its first message)."""
+        messages = self.by_symbol.get(symbol)
+        if messages is None:
+            messages = self.by_symbol[symbol] = SymbolMessages()
+        return messages
 
     def collect(self) -> Iterator[Metric]:
         """The counter and the lag gauge as they are now."""
         counter = CounterMetricFamily(
             "sidecar_messages", "Market data messages received", labels=["stream", "symbol"]
         )
-        for stream, counts in (("bookTicker", self.book_tickers), ("trade", self.trades)):
-            created = counts.created
-            for symbol, count in list(counts.items()):
-                counter.add_metric([stream, symbol], count, created=created.get(symbol))
         lag = GaugeMetricFamily(
             "sidecar_message_lag_seconds",
             "Receive time minus exchange event time of the newest message",
             labels=["stream", "symbol"],
         )
-        for symbol, trade in list(self.newest_trade.items()):
-            lag.add_metric(["trade", symbol], (trade.receive_ns - trade.trade_ns) / 1e9)
+        for symbol, messages in list(self.by_symbol.items()):
+            counts = (("bookTicker", messages.book_tickers), ("trade", messages.trades))
+            for stream, count in counts:
+                if count:
+                    counter.add_metric([stream, symbol], count, created=messages.created)
+            trade = messages.newest_trade
+            if trade is not None:
+                lag.add_metric(["trade", symbol], (trade.receive_ns - trade.trade_ns) / 1e9)
         yield counter
         yield lag
 

@@ -19,12 +19,12 @@ def samples(metrics: SidecarMetrics) -> dict[tuple[str, tuple[tuple[str, str], .
 
 def test_counts_and_the_newest_trades_lag_are_served_at_scrape_time() -> None:
     metrics = SidecarMetrics()
-    counts = metrics.messages
+    btc, eth = metrics.messages.of("BTCUSDT"), metrics.messages.of("ETHUSDT")
     for _ in range(3):
-        counts.book_tickers["BTCUSDT"] += 1
+        btc.book_tickers += 1
     for trade_id, lag_ms in ((1, 40), (2, 25)):
-        counts.trades["ETHUSDT"] += 1
-        counts.newest_trade["ETHUSDT"] = Trade(
+        eth.trades += 1
+        eth.newest_trade = Trade(
             "ETHUSDT", trade_id, "1.0", "1.0", False, 1_000_000_000, None,
             1_000_000_000 + lag_ms * 1_000_000,
         )  # fmt: skip
@@ -36,5 +36,6 @@ def test_counts_and_the_newest_trades_lag_are_served_at_scrape_time() -> None:
     assert served[("sidecar_messages_total", book)] == 3
     assert served[("sidecar_messages_total", trade)] == 2
     assert ("sidecar_messages_created", trade) in served
+    assert ("sidecar_messages_total", (("stream", "trade"), ("symbol", "BTCUSDT"))) not in served
     assert served[("sidecar_message_lag_seconds", trade)] == 0.025
     assert ("sidecar_message_lag_seconds", book) not in served  # spot tickers carry no time
