@@ -204,3 +204,35 @@ def test_combined_stream_url_lists_every_symbol_channel_pair() -> None:
 def test_combined_stream_url_needs_a_symbol_and_a_channel() -> None:
     with pytest.raises(ValueError, match="at least one"):
         combined_stream_url("ws://x", [], ["trade"])
+
+
+# -- MarketFeed's frame handler -------------------------------------------------------------------
+async def test_the_feeds_frame_handler_takes_what_the_parser_takes_and_letters_the_rest(
+    tmp_path: Path,
+) -> None:
+    # Arrange: a stream the parser has seen (the fast way) and frames it must refuse
+    from streaming.ingest import MarketFeed
+
+    parse_stream_frame(GOOD_FRAME, 1)
+    nxt = GOOD_FRAME.replace(b'"t":3735683259', b'"t":3735683260')
+    empty_side = GOOD_FRAME.replace(b'"61837.63000000"', b'".63000000"')
+    id_as_text = GOOD_FRAME.replace(b'"t":3735683259', b'"t":"3735683259"')
+    feed = MarketFeed("ws://unused", "http://unused", ["BTCUSDT"],
+                      dead_letter_path=tmp_path / "dead.jsonl")  # fmt: skip
+
+    # Act
+    async with feed:  # opens the dead-letter file; no connection is made
+        as_bytes = list(feed._handle(GOOD_FRAME, 5))
+        as_text = list(feed._handle(nxt.decode(), 6))  # a text frame: the checked way
+        refused = [feed._handle(raw, 7) for raw in (empty_side, id_as_text, b"{not json")]
+
+    # Assert
+    assert as_bytes == [parse_stream_frame(GOOD_FRAME, 5)]
+    assert as_text == [parse_stream_frame(nxt, 6)]
+    assert refused == [(), (), ()]
+    letters = list(read_dead_letters(tmp_path / "dead.jsonl"))
+    reasons = [letter.reason for letter in letters]
+    expected = [str(parse_error(raw)) for raw in (empty_side, id_as_text, b"{not json")]
+    assert [letter.raw for letter in letters] == [empty_side, id_as_text, b"{not json"]
+    assert reasons == expected
+    assert feed.stats.frames_received == 5 and feed.stats.frames_dead_lettered == 3
