@@ -3,8 +3,9 @@
 Landing each record in the serving process cost its message loop about 0.5 µs (encode, route,
 queue), and sealing a busy stretch (joining, writing and fsyncing megabytes of lines) about as much
 again, all under the serving process's GIL. Here the serving process keeps only what must happen on
-its loop: an outlet's ``write`` encodes the record into the kind's buffer. A sender thread ships
-the buffered lines to ``python -m streaming.landing`` every ``send_every_s`` (10 ms), and that
+its loop: an outlet's ``write`` queues the record. A sender thread encodes the queued records as
+JSON lines, in one call per kind, and ships them to ``python -m streaming.landing`` every
+``send_every_s`` (10 ms), and that
 child routes each line to its segment by its symbol and time fields (without decoding the rest)
 and does the writing, fsync, rotation and sealing with the same
 :class:`~streaming.landing.writer.LandingWriter`, on the other core. The segment files are the
@@ -68,6 +69,7 @@ STALL_TIMEOUT_S = 60.0
 PREDECESSOR_WAIT_S = 30.0
 
 _HEADER = struct.Struct("<BIQ")
+ENCODE_BATCH = 256
 _LINES, _FLUSH, _ROTATE = 1, 2, 3
 
 
@@ -76,37 +78,66 @@ class LandingProcessError(RuntimeError):
 
 
 class LandingOutlet:
-    """Where one kind's records go: ``write`` encodes and queues (see :class:`LandingProcess`)."""
+    """Where one kind's records go: ``write`` queues them (see :class:`LandingProcess`)."""
 
-    __slots__ = ("_broken", "_encode_into", "_newline", "buffer", "failure", "kind")
+    __slots__ = (
+        "_append", "_broken", "_lock", "buffer", "encode_lines", "failure", "kind", "records"
+    )  # fmt: skip
 
     def __init__(
-        self, kind: str, encoder: msgspec.json.Encoder, broken: Callable[[BaseException], object]
+        self, kind: str, encoder: msgspec.json.Encoder, broken: Callable[[BaseException], Exception]
     ) -> None:
         self.kind = kind
-        # Lines not yet shipped, encoded straight into one buffer that the sender drains every
-        # few ms: cheaper than a bytes object per line kept alive until shipped (~3 % of a
-        # bookTicker replay's rate).
+        # Records are queued and encoded ENCODE_BATCH at a time, in one call: about 90 ns a
+        # record, where a call per record (encode_into a buffer, then its newline) took about
+        # 270 ns. Their lines wait in ``buffer`` for the sender.
+        self.records: list[msgspec.Struct] = []
         self.buffer = bytearray()
         self.failure: Exception | None = None  # what write raises: landing failed, or closed
-        self._encode_into = encoder.encode_into
-        self._newline = self.buffer.append
-        self._broken = broken
+        self.encode_lines = encoder.encode_lines
+        self._append = self.records.append  # the list is never replaced, only drained
+        self._lock = threading.Lock()  # records → buffer → sender, in order
+        self._broken = broken  # stops the landing
 
     def write(self, record: msgspec.Struct) -> None:
-        """Queue one record (no I/O, no lock: safe on the event loop).
+        """Queue one record (no I/O; safe on the event loop).
 
-        The feed's records always encode. One that does not (a field of a type JSON cannot
-        hold: a bug) may leave part of a line in the buffer, so it stops the landing, like a
-        dead child: the child refuses a torn line before it reaches a segment."""
+        The feed's records always encode; one that does not (a field of a type JSON cannot
+        hold: a bug) stops the landing, like a dead child."""
         if self.failure is not None:
             raise self.failure
-        try:
-            self._encode_into(record, self.buffer, -1)  # appended at the end
-        except Exception as error:
-            self._broken(ValueError(f"a {self.kind} record could not be encoded: {error}"))
-            raise
-        self._newline(10)
+        self._append(record)
+        if len(self.records) >= ENCODE_BATCH:
+            with self._lock:
+                try:
+                    self._encode_queued()
+                except LandingProcessError as error:
+                    raise self._broken(error) from error
+
+    def take(self) -> bytes:
+        """Every line queued, encoded and removed from the queue (the sender's side)."""
+        with self._lock:
+            self._encode_queued()
+            buffer = self.buffer
+            lines = bytes(buffer)
+            buffer.clear()
+            return lines
+
+    def _encode_queued(self) -> None:
+        """Move the queued records, as JSON lines, to ``buffer`` (caller holds ``_lock``).
+        The writing thread appends meanwhile: copying the first ``n`` and deleting them are
+        single operations under the GIL, so no record is lost or encoded twice."""
+        records = self.records
+        count = len(records)
+        if count:
+            batch = records[:count]
+            del records[:count]
+            try:
+                self.buffer += self.encode_lines(batch)
+            except Exception as error:
+                raise LandingProcessError(
+                    f"a {self.kind} record could not be encoded: {error}"
+                ) from error
 
 
 class LandingProcess:
@@ -280,19 +311,13 @@ class LandingProcess:
                     return
 
     def _ship_locked(self) -> None:
-        """Send every kind's buffered lines; a child that has exited fails even when there is
+        """Send every kind's queued records; a child that has exited fails even when there is
         nothing to send (a quiet market must not hide it). Caller holds ``_lock``."""
         if self._child.poll() is not None:
             raise LandingProcessError(f"landing process exited with {self._child.returncode}")
         for index, outlet in enumerate(self._outlets):
-            buffer = outlet.buffer
-            # The writing thread only appends (a record, then its newline): taking the whole
-            # lines and deleting them from the front are single operations under the GIL, so
-            # no line is lost, cut or sent twice.
-            end = buffer.rfind(b"\n") + 1
-            if end:
-                lines = buffer[:end]
-                del buffer[:end]
+            lines = outlet.take()
+            if lines:
                 self._send(_HEADER.pack(_LINES, index, len(lines)))
                 self._send(lines)
 

@@ -24,7 +24,7 @@ from streaming.landing import (
     LandingWriterClosedError,
     last_landed_trade_ids,
 )
-from streaming.landing.process import MARKET_KINDS
+from streaming.landing.process import ENCODE_BATCH, MARKET_KINDS
 from streaming.landing.recovery import live_owners
 from streaming.venues.binance.records import BookTicker
 from tests.unit.test_landing_writer import DAY, DAY_START_NS, landed_lines, quiet_writer, trade
@@ -120,17 +120,20 @@ def test_lines_written_while_the_sender_ships_arrive_once_and_in_order(tmp_path)
             landing.poll()
 
     poller = threading.Thread(target=poll)
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads take turns between nearly every two operations
     poller.start()
     try:
-        for i in range(1, 50_001):
+        for i in range(1, 200_001):
             outlet.write(trade(i))
     finally:
         stop.set()
         poller.join()
+        sys.setswitchinterval(switch_interval)
     landing.close()
 
     ids = [r["trade_id"] for r in landed_lines(list_segments(tmp_path, TRADES_KIND))]
-    assert ids == list(range(1, 50_001))
+    assert ids == list(range(1, 200_001))
 
 
 # Lands BTCUSDT trades through a LandingProcess, prints its child's pid, then after every 500
@@ -338,14 +341,21 @@ def test_a_stalled_child_fails_the_landing_after_the_stall_timeout(tmp_path):
     assert failed_after_s < 10
 
 
-def test_a_record_that_cannot_be_encoded_stops_the_landing_and_lands_no_torn_line(tmp_path):
+@pytest.mark.parametrize("found_by", ["shipping", "a full batch"])
+def test_a_record_that_cannot_be_encoded_stops_the_landing_and_lands_no_torn_line(
+    tmp_path, found_by
+):
     landing = LandingProcess(tmp_path)
     outlet = landing.outlet(TRADES_KIND)
     outlet.write(trade(1))
     landing.flush()
-    unencodable = msgspec.structs.replace(trade(2), price=object())
-    with pytest.raises(TypeError):
-        outlet.write(unencodable)
+    outlet.write(msgspec.structs.replace(trade(2), price=object()))  # queued, not yet encoded
+    with pytest.raises(LandingProcessError, match="a trades record could not be encoded"):
+        if found_by == "shipping":
+            landing.flush()
+        else:  # the write that fills the batch encodes it (unless the sender got there first)
+            for trade_id in range(3, 3 + ENCODE_BATCH):
+                outlet.write(trade(trade_id))
     with pytest.raises(LandingProcessError, match="a trades record could not be encoded"):
         outlet.write(trade(3))
     with pytest.raises(LandingProcessError):
