@@ -9,9 +9,9 @@ the wire structs declare replaced by a list or an object. The feed's REST points
 port, so a gap a mutated trade id opens is skipped at once instead of fetched.
 
 Checks: the feed keeps reading to the last frame (``crashes`` counts a consumer that died);
-``received == parsed + dead_lettered``; the dead-letter file holds exactly, in order, the frames
-``parse_stream_frame`` rejects when run on the bytes received; every random, truncated and
-wrong-type frame is among them and no untouched valid frame is.
+every frame sent is received, and parsed unless dead-lettered; the dead-letter file holds
+exactly, in order, the frames ``parse_stream_frame`` rejects when run on the bytes received;
+every random, truncated and wrong-type frame is among them and no untouched valid frame is.
 """
 
 from __future__ import annotations

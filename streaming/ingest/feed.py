@@ -253,7 +253,6 @@ class MarketFeed:
             self._dead_letters.write(raw, receive_ns, error)
             stats.frames_dead_lettered += 1
             return ()
-        stats.frames_parsed += 1
         if type(record) is BookTicker:  # the most frequent first
             symbol, update_id = record.symbol, record.update_id
             last = self._book_update_ids.get(symbol)

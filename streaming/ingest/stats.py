@@ -1,6 +1,7 @@
 """Counters of the market feed, plain numbers for logs and Prometheus metrics.
 
-Every frame is accounted for: ``frames_received == frames_parsed + frames_dead_lettered``.
+Every frame is parsed or dead-lettered: ``frames_parsed`` is what is left of
+``frames_received`` after ``frames_dead_lettered``.
 Every trade offered is either released or dropped as already seen:
 ``trades_from_stream + trades_gap_filled == trades_released + trades_pending`` (held behind a
 gap), with repeats counted apart in ``trades_duplicate``.
@@ -27,7 +28,6 @@ class FeedStats:
     """What the feed has seen and done since it started (mutated in place by the feed)."""
 
     frames_received: int = 0
-    frames_parsed: int = 0
     frames_dead_lettered: int = 0
     trades_from_stream: int = 0
     trades_gap_filled: int = 0
@@ -43,3 +43,8 @@ class FeedStats:
     # rate_limited (429/418 handshake), connect_failed.
     reconnects: Counter[str] = field(default_factory=Counter)
     unfilled_gaps: list[UnfilledGap] = field(default_factory=list)
+
+    @property
+    def frames_parsed(self) -> int:
+        """Frames that became records (or were dropped as repeats): the ones not dead-lettered."""
+        return self.frames_received - self.frames_dead_lettered
