@@ -3,21 +3,24 @@
 (1) **Throughput.** The recorded BTCUSDT and ETHUSDT sessions (2024-08-08/09, merged by receive
 time, all loaded into memory first) go through the sidecar's own per-frame path as fast as it
 runs: the market feed's frame handler (parse, validate, per-symbol trade sequencing, dead
-letters), then ``Sidecar.on_record`` (the record encoded and queued for landing, live features,
-rows handed to the online writer, whose thread pushes them to a real redis-server meanwhile).
-Market data lands through the sidecar's landing child (:mod:`streaming.landing.process`), which
-routes, writes and fsyncs the lines on the other core as they are shipped (every 10 ms); the
-timed span ends when it has sealed everything and said so. Each round's sidecar, and so its
-landing child, is started before the span. No WebSocket hop: this is the
-processing rate, not the network's. The peer is cryptofeed's Binance handler, parse only (no
-callbacks), on the same sessions' bookTicker frames (it has no handler for ``@trade``), timed in
-the same run with ``bench_parse``'s code. Our rows: all streams as recorded (the depth frames
-included, which a sidecar does not subscribe to, parsed and validated all the same), the streams
-a sidecar subscribes to (trade and bookTicker), and the same bookTicker frames as the peer's, like
-for like. Both sides report their fastest of ``bench_parse.ROUNDS`` rounds: ours each
-on a fresh sidecar and feed writing new landing folders (the parser's per-stream decoders, made
-from each stream's first frame, stay in the process between rounds, as in a running sidecar).
-Target: ours ≥ 1.0× the peer.
+letters), then ``Sidecar.on_record`` (the record queued for landing and encoded with its batch,
+live features, rows handed to the online writer, whose thread pushes them to a real
+redis-server meanwhile). Market data lands through the sidecar's landing child
+(:mod:`streaming.landing.process`), which routes, writes and fsyncs the lines on the other core
+as they are shipped (every 10 ms); the timed span ends when it has sealed everything and said
+so. Each round's sidecar, and so its landing child, is started before the span. No WebSocket
+hop: this is the processing rate, not the network's. The peer is cryptofeed's Binance handler,
+parse only (no callbacks), timed in the same run with ``bench_parse``'s code: (a) on the same
+sessions' bookTicker frames, and (b) on the streams a sidecar subscribes to, with each trade
+given to it as the one-trade ``@aggTrade`` frame of the same trade, since cryptofeed takes trades
+from that stream and has no handler for ``@trade`` (nor for depth frames without a book
+snapshot). Our rows: all streams as recorded (the depth frames included, which a sidecar does
+not subscribe to, parsed and validated all the same), held to (a), the peer's fastest rate; the
+streams a sidecar subscribes to (trade and bookTicker), held to (b), like for like; and the
+bookTicker frames alone, held to (a), like for like. Both sides report their fastest of
+``bench_parse.ROUNDS`` rounds: ours each on a fresh sidecar and feed writing new landing folders
+(the parser's per-stream decoders, made from each stream's first frame, stay in the process
+between rounds, as in a running sidecar). Target: ours ≥ 1.0× the peer.
 
 (2) **Tick-to-prediction latency** (see :mod:`bench.sidecar_latency`). A sidecar process reads
 the sessions from the simulator's WebSocket replay at 1× and 10×, with Redis as the online store
