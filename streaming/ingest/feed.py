@@ -255,8 +255,7 @@ class MarketFeed:
             return ()
         if type(record) is BookTicker:  # the most frequent first
             symbol, update_id = record.symbol, record.update_id
-            last = self._book_update_ids.get(symbol)
-            if last is not None and update_id <= last:
+            if update_id <= self._book_update_ids.get(symbol, -1):  # ids are >= 0
                 stats.book_tickers_stale += 1  # a repeat, or overtaken by a newer one
                 return ()
             self._book_update_ids[symbol] = update_id
