@@ -10,7 +10,7 @@ import pytest
 
 from streaming.venues.binance import BookTicker, Trade
 from trading_assets.lib.features import ALL_GROUPS, BarBuilder, FeatureConfig, LiveFeatures
-from trading_assets.lib.features.live import bar_of, decimal_units, units_of
+from trading_assets.lib.features.live import FOLD_EVERY, bar_of, decimal_units, units_of
 
 T0_NS = 1_709_294_400 * 10**9  # 2024-03-01 12:00:00 UTC
 CONFIG = FeatureConfig(windows_s=(2,), label_horizon_s=2)
@@ -72,15 +72,20 @@ def test_units_of_takes_binance_decimals_in_one_pass_and_any_other_one_by_one():
 def test_a_bar_of_binance_decimals_rounds_each_exact_value_once():
     # Arrange: prices and quantities as Binance sends them; Fraction is the exact reference
     rnd = random.Random(7)
+    count = 2 * FOLD_EVERY + 5  # the builder sums them in three parts
     fills = [
         (f"{rnd.randint(1, 99_999)}.{rnd.randint(0, 10**8 - 1):08d}",
          f"{rnd.randint(0, 40)}.{rnd.randint(1, 10**8 - 1):08d}", rnd.random() < 0.5)
-        for _ in range(60)
+        for _ in range(count)
     ]  # fmt: skip
-    trades = [trade(i + 1, i / 1e3, p, q, maker) for i, (p, q, maker) in enumerate(fills)]
+    trades = [trade(i + 1, i / 1e4, p, q, maker) for i, (p, q, maker) in enumerate(fills)]
 
     # Act
     bar = bar_of("BTCUSDT", T0_NS // 1000, trades)
+    builder = BarBuilder("BTCUSDT")
+    for t in trades:
+        builder.add(t)
+    built = builder.close()
 
     # Assert
     prices = [Fraction(p) for p, _, _ in fills]
@@ -91,7 +96,8 @@ def test_a_bar_of_binance_decimals_rounds_each_exact_value_once():
     assert (bar.high, bar.low) == (float(max(prices)), float(min(prices)))
     assert (bar.volume, bar.buy_volume) == (float(volume), float(buy))
     assert (bar.notional, bar.sell_volume) == (float(notional), float(volume - buy))
-    assert (bar.trade_count, bar.first_trade_id, bar.last_trade_id) == (60, 1, 60)
+    assert (bar.trade_count, bar.first_trade_id, bar.last_trade_id) == (count, 1, count)
+    assert built == bar
 
 
 def test_a_bar_that_cannot_be_summed_is_dropped_and_the_next_starts_clean():
@@ -104,6 +110,22 @@ def test_a_bar_that_cannot_be_summed_is_dropped_and_the_next_starts_clean():
     bar = builder.close()
 
     assert bar is not None and (bar.open, bar.volume, bar.trade_count) == (102.0, 2.0, 1)
+
+
+def test_live_features_drop_a_busy_bar_that_cannot_be_summed_and_go_on_with_the_next_trade():
+    live = LiveFeatures("BTCUSDT", CONFIG)
+    live.on_trade(trade(1, 0.1, "100.00000000", "1.00000000"))
+    live.on_trade(trade(2, 0.2, "100.123456781", "1.00000000"))  # a ninth significant digit
+    with pytest.raises(ValueError, match="more than 8 fractional digits"):
+        for trade_id in range(3, FOLD_EVERY + 1):  # the open bar is summed at FOLD_EVERY
+            live.on_trade(trade(trade_id, 0.3, "100.00000000", "1.00000000"))
+
+    live.on_trade(trade(FOLD_EVERY + 1, 0.9, "101.00000000", "2.00000000"))
+    live.on_trade(trade(FOLD_EVERY + 2, 0.95, "103.00000000", "1.00000000"))
+    bar = live.bars.close()
+
+    assert bar is not None  # the second's bar again, of the trades after the dropped ones only
+    assert (bar.open, bar.high, bar.volume, bar.trade_count) == (101.0, 103.0, 3.0, 2)
 
 
 def test_the_clock_closes_quiet_seconds_and_a_trade_for_a_closed_second_is_dropped():

@@ -96,28 +96,58 @@ def units_of(texts: list[str]) -> list[int]:
     return list(map(decimal_units, texts))
 
 
-def bar_of(symbol: str, start_us: int, trades: Sequence[TradeLike]) -> Bar:
-    """The bar of one interval from its trades in trade-id order (at least one): exact integer
-    sums, then one correctly rounded float per value (an int divided by an int is correctly
-    rounded in Python, so a price comes out as ``float`` of its text)."""
+# The exact sums of some of a bar's trades, in 1e-8 units (notional in 1e-16): open, high, low,
+# close, volume, notional, taker buy volume, count, first id, last id.
+_Sums = tuple[int, int, int, int, int, int, int, int, int, int]
+FOLD_EVERY = 64
+"""Trades of an open bar summed at a time, so the trade that completes it sums at most this many."""
+
+
+def _sums(trades: Sequence[TradeLike]) -> _Sums:
     prices = units_of(list(map(_PRICE, trades)))
     quantities = units_of(list(map(_QUANTITY, trades)))
-    volume = sum(quantities)
-    buy = sum(compress(quantities, map(not_, map(_BUYER_MAKER, trades))))  # taker buys
-    return Bar(
-        symbol, start_us, prices[0] / UNITS_PER_ONE, max(prices) / UNITS_PER_ONE,
-        min(prices) / UNITS_PER_ONE, prices[-1] / UNITS_PER_ONE, volume / UNITS_PER_ONE,
-        sum(map(mul, prices, quantities)) / _NOTIONAL_SCALE, buy / UNITS_PER_ONE,
-        (volume - buy) / UNITS_PER_ONE, len(trades), trades[0].trade_id, trades[-1].trade_id,
+    return (
+        prices[0], max(prices), min(prices), prices[-1], sum(quantities),
+        sum(map(mul, prices, quantities)),
+        sum(compress(quantities, map(not_, map(_BUYER_MAKER, trades)))),  # taker buys
+        len(trades), trades[0].trade_id, trades[-1].trade_id,
     )  # fmt: skip
+
+
+def _merged(earlier: _Sums | None, later: _Sums) -> _Sums:
+    if earlier is None:
+        return later
+    return (
+        earlier[0], max(earlier[1], later[1]), min(earlier[2], later[2]), later[3],
+        earlier[4] + later[4], earlier[5] + later[5], earlier[6] + later[6],
+        earlier[7] + later[7], earlier[8], later[9],
+    )  # fmt: skip
+
+
+def _bar(symbol: str, start_us: int, sums: _Sums) -> Bar:
+    """One correctly rounded float per value: an int divided by an int is correctly rounded in
+    Python, so a price comes out as ``float`` of its text."""
+    open_, high, low, close, volume, notional, buy, count, first_id, last_id = sums
+    return Bar(
+        symbol, start_us, open_ / UNITS_PER_ONE, high / UNITS_PER_ONE, low / UNITS_PER_ONE,
+        close / UNITS_PER_ONE, volume / UNITS_PER_ONE, notional / _NOTIONAL_SCALE,
+        buy / UNITS_PER_ONE, (volume - buy) / UNITS_PER_ONE, count, first_id, last_id,
+    )  # fmt: skip
+
+
+def bar_of(symbol: str, start_us: int, trades: Sequence[TradeLike]) -> Bar:
+    """The bar of one interval from its trades in trade-id order (at least one): exact integer
+    sums, then one correctly rounded float per value."""
+    return _bar(symbol, start_us, _sums(trades))
 
 
 class BarBuilder:
     """Bars of one symbol from its trades in trade-id order (exact sums, like silver → bars).
 
     The open bar's trades are kept as they came (``trades``, appended to, never replaced) and
-    summed once, when the bar completes: per trade that is a few operations in C instead of a
-    few in Python.
+    summed FOLD_EVERY at a time by :meth:`fold` and at the close: per trade, an append and a
+    share of a few calls into C, where summing each trade as it came took a dozen operations in
+    Python. Whoever appends to ``trades`` directly calls :meth:`fold` when it holds FOLD_EVERY.
     """
 
     def __init__(self, symbol: str, bar_s: int = 1) -> None:
@@ -125,6 +155,7 @@ class BarBuilder:
         self._bar_us = bar_s * US_PER_SECOND
         self._start_us: int | None = None
         self.trades: list[TradeLike] = []
+        self._folded: _Sums | None = None  # the sums of the open bar's trades no longer listed
 
     @property
     def open_bar_start_us(self) -> int | None:
@@ -142,18 +173,38 @@ class BarBuilder:
             completed = self.close()
             self._start_us = start
         self.trades.append(trade)
+        if len(self.trades) >= FOLD_EVERY:
+            self.fold()
         return completed
+
+    def fold(self) -> None:
+        """Sum the listed trades of the open bar into its running sums."""
+        trades = self.trades
+        if trades:
+            try:
+                self._folded = _merged(self._folded, _sums(trades))
+            except ValueError:
+                self._drop()
+                raise
+            trades.clear()
 
     def close(self) -> Bar | None:
         """Complete the open bar now (end of input, or its interval is over by the clock)."""
-        start, trades = self._start_us, self.trades
-        if start is None or not trades:
+        start, trades, folded = self._start_us, self.trades, self._folded
+        if start is None:
             return None
         try:
-            return bar_of(self.symbol, start, trades)
-        finally:  # a bar that cannot be summed (a decimal Binance does not send) is dropped
-            self._start_us = None
-            trades.clear()
+            if trades:
+                folded = _merged(folded, _sums(trades))
+            return None if folded is None else _bar(self.symbol, start, folded)
+        finally:
+            self._drop()
+
+    def _drop(self) -> None:
+        # After a close, or a sum that failed (a decimal Binance does not send): that bar is
+        # dropped and the next trade opens a bar of its own.
+        self._start_us = self._folded = None
+        self.trades.clear()
 
 
 class LiveFeatures:
@@ -203,7 +254,10 @@ class LiveFeatures:
         if received_ns > self.last_message_ns:
             self.last_message_ns = received_ns
         if self._quiet_from_ns <= trade.trade_ns < self._quiet_to_ns:
-            self._open_trades.append(trade)  # most trades: one more of the open bar
+            open_trades = self._open_trades  # most trades: one more of the open bar
+            open_trades.append(trade)
+            if len(open_trades) >= FOLD_EVERY:
+                self._fold()
             return []
         time_us = trade.trade_ns // 1000
         start = time_us - time_us % self._bar_us
@@ -251,6 +305,13 @@ class LiveFeatures:
         self._clock_ns = max(self._clock_ns, (end + 1) * 1000)
         self._complete_until_us = max(self._complete_until_us, end)
         return self._emit(end)
+
+    def _fold(self) -> None:
+        try:
+            self.bars.fold()
+        except ValueError:  # the open bar was dropped: the next trade goes the full way
+            self._quiet_from_ns = self._quiet_to_ns = 0
+            raise
 
     def _received_us(self) -> int:
         """The newest receive time (µs) of a message, or of the clock moved on by the caller."""
