@@ -17,6 +17,7 @@ from trading_assets.defs.models.registry import (
     challenger_model,
     onnx_model,
     onnx_parity,
+    parity_service,
     registered_model,
 )
 from trading_assets.defs.models.training import full_model, incremental_model
@@ -140,3 +141,25 @@ def test_models_pipeline_registers_and_gates(tmp_path, informative):
         assert not result.asset_materializations_for_node("challenger_model")
         assert states == expected_states(assets_of(MODELS_TEST) - {"challenger_model"})
         assert aliases == {}
+
+
+def test_parity_is_checked_on_a_training_frame_that_holds_every_feature_of_the_model(tmp_path):
+    # Arrange
+    feast = FeastResource.local(tmp_path / "feast")
+    trades_only = feature_names(spec.FEATURE_CONFIG, spec.SERVICES[spec.TRAINING_SERVICE])
+    every = feature_names(spec.FEATURE_CONFIG, spec.SERVICES["signal_v1"])
+    book = [name for name in every if name not in trades_only]
+    with_book = [*trades_only, book[0]]
+    frame = synthetic_frame(seed=1, informative=False)
+
+    # Act / Assert: a model of the book service needs that service's frame
+    with pytest.raises(ValueError, match="no feature service has a training frame"):
+        parity_service(feast, trades_only)
+    write_training_frame(frame, feast.training_dir(), spec.TRAINING_SERVICE)
+    assert parity_service(feast, trades_only) == spec.TRAINING_SERVICE
+    with pytest.raises(ValueError, match="no feature service has a training frame"):
+        parity_service(feast, with_book)
+    book_frame = frame.with_columns(pl.lit(0.0).alias(name) for name in book)
+    write_training_frame(book_frame, feast.training_dir(), "signal_v1")
+    assert parity_service(feast, with_book) == "signal_v1"
+    assert parity_service(feast, trades_only) == spec.TRAINING_SERVICE  # preferred when it serves

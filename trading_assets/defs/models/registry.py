@@ -6,6 +6,7 @@ version stays recorded without the alias and the failure shows in the UI with it
 """
 
 import os
+from collections.abc import Sequence
 
 import dagster as dg
 import numpy as np
@@ -16,6 +17,7 @@ from trading_assets.defs.models.metadata import gate_metadata
 from trading_assets.defs.models.training import GROUP, incremental_model, training_frame_path
 from trading_assets.defs.watermark import carried_watermark
 from trading_assets.lib.feature_store import spec
+from trading_assets.lib.features import feature_names
 from trading_assets.lib.models import artifacts as files
 from trading_assets.lib.models.evaluation import WalkForwardReport, design_matrix
 from trading_assets.lib.models.training import HoldoutReport, TrainedModel
@@ -67,6 +69,16 @@ def version_metrics(report: WalkForwardReport, holdout: HoldoutReport | None) ->
     return metrics
 
 
+def parity_service(feast: FeastResource, features: Sequence[str]) -> str:
+    """The feature service whose training frame a model of ``features`` is checked on: the
+    training service when it serves them all, else the first service that does and has one."""
+    for service in sorted(spec.SERVICES, key=lambda name: name != spec.TRAINING_SERVICE):
+        served = feature_names(spec.FEATURE_CONFIG, spec.SERVICES[service])
+        if set(served).issuperset(features) and training_frame_path(feast, service).exists():
+            return service
+    raise ValueError(f"no feature service has a training frame with all of {list(features)}")
+
+
 def parity_sample(feast: FeastResource, model: TrainedModel, service: str) -> np.ndarray:
     """A fixed sample of training rows (seeded) in the model's feature order."""
     frame = pl.read_parquet(training_frame_path(feast, service))
@@ -106,13 +118,15 @@ def onnx_parity(feast: FeastResource, mlflow: MlflowResource) -> dg.AssetCheckRe
 
     model = files.load_model(mlflow.models_path() / files.INCREMENTAL_FILE)
     onnx_bytes = (mlflow.models_path() / files.ONNX_FILE).read_bytes()
-    report = parity(model.booster, onnx_bytes, parity_sample(feast, model, spec.TRAINING_SERVICE))
+    service = parity_service(feast, model.feature_names)
+    report = parity(model.booster, onnx_bytes, parity_sample(feast, model, service))
     return dg.AssetCheckResult(
         passed=report.passed,
         metadata={
             "max_abs_diff": dg.MetadataValue.float(report.max_abs_diff),
             "tolerance": dg.MetadataValue.float(report.tolerance),
             "rows": dg.MetadataValue.int(report.rows),
+            "sampled_from": dg.MetadataValue.text(service),
         },
     )
 
