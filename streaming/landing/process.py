@@ -3,11 +3,11 @@
 Landing each record in the serving process cost its message loop about 0.5 µs (encode, route,
 queue), and sealing a busy stretch (joining, writing and fsyncing megabytes of lines) about as much
 again, all under the serving process's GIL. Here the serving process keeps only what must happen on
-its loop: an outlet's ``write`` queues the record. A sender thread encodes the queued records as
-JSON lines, in one call per kind, and ships them to ``python -m streaming.landing`` every
-``send_every_s`` (10 ms), and that
-child routes each line to its segment by its symbol and time fields (without decoding the rest)
-and does the writing, fsync, rotation and sealing with the same
+its loop: an outlet's ``write`` queues the record, and every ENCODE_BATCH records are encoded as
+JSON lines in one call. A sender thread encodes the rest the same way and ships the lines to
+``python -m streaming.landing`` every ``send_every_s`` (10 ms), and that child routes each line
+to its segment by its symbol and time fields (without decoding the rest) and does the writing,
+fsync, rotation and sealing with the same
 :class:`~streaming.landing.writer.LandingWriter`, on the other core. The segment files are the
 same as an in-process writer's, in write order.
 
