@@ -17,7 +17,6 @@ from trading_assets.defs.models.metadata import gate_metadata
 from trading_assets.defs.models.training import GROUP, incremental_model, training_frame_path
 from trading_assets.defs.watermark import carried_watermark
 from trading_assets.lib.feature_store import spec
-from trading_assets.lib.features import feature_names
 from trading_assets.lib.models import artifacts as files
 from trading_assets.lib.models.evaluation import WalkForwardReport, design_matrix
 from trading_assets.lib.models.training import HoldoutReport, TrainedModel
@@ -71,10 +70,10 @@ def version_metrics(report: WalkForwardReport, holdout: HoldoutReport | None) ->
 
 def parity_service(feast: FeastResource, features: Sequence[str]) -> str:
     """The feature service whose training frame a model of ``features`` is checked on: the
-    training service when it serves them all, else the first service that does and has one."""
+    training service's when it holds them all, else the first other one that does."""
     for service in sorted(spec.SERVICES, key=lambda name: name != spec.TRAINING_SERVICE):
-        served = feature_names(spec.FEATURE_CONFIG, spec.SERVICES[service])
-        if set(served).issuperset(features) and training_frame_path(feast, service).exists():
+        path = training_frame_path(feast, service)
+        if path.exists() and set(pl.read_parquet_schema(path)).issuperset(features):
             return service
     raise ValueError(f"no feature service has a training frame with all of {list(features)}")
 
