@@ -100,32 +100,32 @@ def test_a_bar_of_binance_decimals_rounds_each_exact_value_once():
     assert built == bar
 
 
-def test_a_bar_that_cannot_be_summed_is_dropped_and_the_next_starts_clean():
+def test_a_trade_whose_decimals_cannot_be_summed_is_left_out_of_its_bar_and_counted(caplog):
     builder = BarBuilder("BTCUSDT")
     builder.add(trade(1, 0.1, "100.123456781", "1"))  # a ninth significant digit
+    builder.add(trade(2, 0.2, "101.00000000", "2.00000000"))
 
-    with pytest.raises(ValueError, match="more than 8 fractional digits"):
-        builder.add(trade(2, 1.1, "101.00000000", "1.00000000"))
-    builder.add(trade(3, 2.1, "102.00000000", "2.00000000"))
     bar = builder.close()
 
-    assert bar is not None and (bar.open, bar.volume, bar.trade_count) == (102.0, 2.0, 1)
+    assert bar is not None and (bar.open, bar.volume, bar.trade_count) == (101.0, 2.0, 1)
+    assert bar.first_trade_id == 2 and builder.unsummable_trades == 1
+    assert "1 trades left out of their bar" in caplog.text
 
 
-def test_live_features_drop_a_busy_bar_that_cannot_be_summed_and_go_on_with_the_next_trade():
+def test_a_busy_bar_leaves_out_only_the_trades_that_cannot_be_summed():
     live = LiveFeatures("BTCUSDT", CONFIG)
-    live.on_trade(trade(1, 0.1, "100.00000000", "1.00000000"))
-    live.on_trade(trade(2, 0.2, "100.123456781", "1.00000000"))  # a ninth significant digit
-    with pytest.raises(ValueError, match="more than 8 fractional digits"):
-        for trade_id in range(3, FOLD_EVERY + 1):  # the open bar is summed at FOLD_EVERY
-            live.on_trade(trade(trade_id, 0.3, "100.00000000", "1.00000000"))
+    count = FOLD_EVERY + 6  # summed in two parts
+    for trade_id in range(1, count + 1):
+        price = "100.123456781" if trade_id == 2 else f"{100 + trade_id}.00000000"
+        assert live.on_trade(trade(trade_id, trade_id / 1e3, price, "1.00000000")) == []
 
-    live.on_trade(trade(FOLD_EVERY + 1, 0.9, "101.00000000", "2.00000000"))
-    live.on_trade(trade(FOLD_EVERY + 2, 0.95, "103.00000000", "1.00000000"))
     bar = live.bars.close()
 
-    assert bar is not None  # the second's bar again, of the trades after the dropped ones only
-    assert (bar.open, bar.high, bar.volume, bar.trade_count) == (101.0, 103.0, 3.0, 2)
+    assert bar is not None and live.bars.unsummable_trades == 1
+    assert (bar.trade_count, bar.volume, bar.first_trade_id, bar.last_trade_id) == (
+        count - 1, count - 1, 1, count
+    )  # fmt: skip
+    assert (bar.open, bar.low, bar.high) == (101.0, 101.0, 100.0 + count)
 
 
 def test_the_clock_closes_quiet_seconds_and_a_trade_for_a_closed_second_is_dropped():

@@ -16,6 +16,7 @@ that arrives for an interval already closed is counted in ``late_trades`` and dr
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import deque
 from collections.abc import Sequence
@@ -33,6 +34,7 @@ from trading_assets.lib.features.definitions import (
 )
 from trading_assets.lib.features.incremental import Bar, FeatureRow, IncrementalFeatures, Quote
 
+log = logging.getLogger(__name__)
 _NOTIONAL_SCALE = UNITS_PER_ONE * UNITS_PER_ONE
 MAX_PENDING_QUOTES = 100_000
 
@@ -114,9 +116,18 @@ def _sums(trades: Sequence[TradeLike]) -> _Sums:
     )  # fmt: skip
 
 
-def _merged(earlier: _Sums | None, later: _Sums) -> _Sums:
-    if earlier is None:
-        return later
+def _summable(trade: TradeLike) -> bool:
+    try:
+        decimal_units(trade.price)
+        decimal_units(trade.quantity)
+    except ValueError:
+        return False
+    return True
+
+
+def _merged(earlier: _Sums | None, later: _Sums | None) -> _Sums | None:
+    if earlier is None or later is None:
+        return earlier or later
     return (
         earlier[0], max(earlier[1], later[1]), min(earlier[2], later[2]), later[3],
         earlier[4] + later[4], earlier[5] + later[5], earlier[6] + later[6],
@@ -156,6 +167,7 @@ class BarBuilder:
         self._start_us: int | None = None
         self.trades: list[TradeLike] = []
         self._folded: _Sums | None = None  # the sums of the open bar's trades no longer listed
+        self.unsummable_trades = 0
 
     @property
     def open_bar_start_us(self) -> int | None:
@@ -179,32 +191,34 @@ class BarBuilder:
 
     def fold(self) -> None:
         """Sum the listed trades of the open bar into its running sums."""
-        trades = self.trades
-        if trades:
-            try:
-                self._folded = _merged(self._folded, _sums(trades))
-            except ValueError:
-                self._drop()
-                raise
-            trades.clear()
+        if self.trades:
+            self._folded = _merged(self._folded, self._listed_sums())
 
     def close(self) -> Bar | None:
         """Complete the open bar now (end of input, or its interval is over by the clock)."""
-        start, trades, folded = self._start_us, self.trades, self._folded
+        start = self._start_us
         if start is None:
             return None
-        try:
-            if trades:
-                folded = _merged(folded, _sums(trades))
-            return None if folded is None else _bar(self.symbol, start, folded)
-        finally:
-            self._drop()
-
-    def _drop(self) -> None:
-        # After a close, or a sum that failed (a decimal Binance does not send): that bar is
-        # dropped and the next trade opens a bar of its own.
+        sums = _merged(self._folded, self._listed_sums()) if self.trades else self._folded
         self._start_us = self._folded = None
-        self.trades.clear()
+        return None if sums is None else _bar(self.symbol, start, sums)
+
+    def _listed_sums(self) -> _Sums | None:
+        """The sums of the listed trades, which are taken off the list. A trade with a decimal
+        that is not one (more than 8 fractional digits: Binance sends 8) is left out and counted
+        in ``unsummable_trades``; None when no trade is left."""
+        trades = self.trades
+        try:
+            return _sums(trades)
+        except ValueError:
+            kept = [trade for trade in trades if _summable(trade)]
+            left_out = len(trades) - len(kept)
+            self.unsummable_trades += left_out
+            log.error("%s: %d trades left out of their bar: decimals with more than 8 "
+                      "fractional digits", self.symbol, left_out)  # fmt: skip
+            return _sums(kept) if kept else None
+        finally:
+            trades.clear()
 
 
 class LiveFeatures:
@@ -257,14 +271,13 @@ class LiveFeatures:
             open_trades = self._open_trades  # most trades: one more of the open bar
             open_trades.append(trade)
             if len(open_trades) >= FOLD_EVERY:
-                self._fold()
+                self.bars.fold()
             return []
         time_us = trade.trade_ns // 1000
         start = time_us - time_us % self._bar_us
         if start + self._bar_us <= self._complete_until_us:
             self.late_trades += 1
             return self._emit(self._complete_until_us)
-        self._quiet_from_ns = self._quiet_to_ns = 0  # set again by _emit, unless add fails
         bar = self.bars.add(trade)
         if bar is not None:
             self._completed.append(bar)
@@ -305,13 +318,6 @@ class LiveFeatures:
         self._clock_ns = max(self._clock_ns, (end + 1) * 1000)
         self._complete_until_us = max(self._complete_until_us, end)
         return self._emit(end)
-
-    def _fold(self) -> None:
-        try:
-            self.bars.fold()
-        except ValueError:  # the open bar was dropped: the next trade goes the full way
-            self._quiet_from_ns = self._quiet_to_ns = 0
-            raise
 
     def _received_us(self) -> int:
         """The newest receive time (µs) of a message, or of the clock moved on by the caller."""
