@@ -123,9 +123,13 @@ def sidecar_round(frames: list[RecordedFrame], redis: str, work: Path) -> tuple[
             maintainer.start()
             handle, on_record = feed._handle, sidecar.on_record  # as the peer's loop holds its own
             started = time.perf_counter()
-            for frame in frames:
-                for record in handle(frame.payload, frame.receive_ns):
-                    on_record(record)
+            for frame in frames:  # as MarketFeed._read does
+                handled = handle(frame.payload, frame.receive_ns)
+                if isinstance(handled, list):
+                    for trade in handled:
+                        on_record(trade)
+                elif handled is not None:
+                    on_record(handled)
             stop.set()
             maintainer.join()
             for writer in sidecar.writers.values():

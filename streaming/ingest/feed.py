@@ -232,13 +232,19 @@ class MarketFeed:
                 self._backoff.reset()
                 proven = True
             last_frame_s = time.monotonic()
-            for record in self._handle(raw, receive_ns):
-                yield record
+            handled = self._handle(raw, receive_ns)
+            if isinstance(handled, list):  # trades a gap held back, released
+                for trade in handled:
+                    yield trade
+            elif handled is not None:
+                yield handled
             for trade in await self._fill_due_gaps():
                 yield trade
 
     # -- frames ---------------------------------------------------------------------------------
-    def _handle(self, raw: bytes, receive_ns: int) -> Sequence[BinanceRecord]:
+    def _handle(self, raw: bytes, receive_ns: int) -> BinanceRecord | list[Trade] | None:
+        """The frame's record, or None (dead-lettered, or a stale book ticker); for a trade
+        off its id sequence, the list of trades it released (often none)."""
         stats = self.stats
         stats.frames_received += 1
         try:
@@ -252,25 +258,25 @@ class MarketFeed:
             assert self._dead_letters is not None
             self._dead_letters.write(raw, receive_ns, error)
             stats.frames_dead_lettered += 1
-            return ()
+            return None
         if type(record) is BookTicker:  # the most frequent first
             symbol, update_id = record.symbol, record.update_id
             if update_id <= self._book_update_ids.get(symbol, -1):  # ids are >= 0
                 stats.book_tickers_stale += 1  # a repeat, or overtaken by a newer one
-                return ()
+                return None
             self._book_update_ids[symbol] = update_id
         elif type(record) is Trade:
             sequencer = self._sequencers.get(record.symbol) or self._sequencer(record.symbol)
             if sequencer.take_next(record):  # the usual case: the very next id, no gap open
                 stats.trades_from_stream += 1
                 stats.trades_released += 1
-                return (record,)
+                return record
             if sequencer.offer(record):
                 stats.trades_from_stream += 1
             else:
                 stats.trades_duplicate += 1
             return self._released(sequencer.release())
-        return (record,)
+        return record
 
     def _sequencer(self, symbol: str) -> TradeSequencer:
         if symbol not in self._sequencers:

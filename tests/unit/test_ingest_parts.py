@@ -222,14 +222,14 @@ async def test_the_feeds_frame_handler_takes_what_the_parser_takes_and_letters_t
 
     # Act
     async with feed:  # opens the dead-letter file; no connection is made
-        as_bytes = list(feed._handle(GOOD_FRAME, 5))
-        as_text = list(feed._handle(nxt.decode(), 6))  # a text frame: the checked way
+        as_bytes = feed._handle(GOOD_FRAME, 5)
+        as_text = feed._handle(nxt.decode(), 6)  # a text frame: the checked way
         refused = [feed._handle(raw, 7) for raw in (empty_side, id_as_text, b"{not json")]
 
     # Assert
-    assert as_bytes == [parse_stream_frame(GOOD_FRAME, 5)]
-    assert as_text == [parse_stream_frame(nxt, 6)]
-    assert refused == [(), (), ()]
+    assert as_bytes == [parse_stream_frame(GOOD_FRAME, 5)]  # a cold start's first: released
+    assert as_text == parse_stream_frame(nxt, 6)  # the very next id: the record itself
+    assert refused == [None, None, None]
     letters = list(read_dead_letters(tmp_path / "dead.jsonl"))
     reasons = [letter.reason for letter in letters]
     expected = [str(parse_error(raw)) for raw in (empty_side, id_as_text, b"{not json")]
