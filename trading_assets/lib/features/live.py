@@ -204,9 +204,9 @@ class BarBuilder:
         return None if sums is None else _bar(self.symbol, start, sums)
 
     def _listed_sums(self) -> _Sums | None:
-        """The sums of the listed trades, which are taken off the list. A trade with a decimal
-        that is not one (more than 8 fractional digits: Binance sends 8) is left out and counted
-        in ``unsummable_trades``; None when no trade is left."""
+        """The sums of the listed trades, which are taken off the list. A trade whose price or
+        quantity has more than 8 significant fractional digits (Binance sends 8) is left out and
+        counted in ``unsummable_trades``; None when no trade is left."""
         trades = self.trades
         try:
             return _sums(trades)
