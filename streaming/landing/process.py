@@ -50,6 +50,7 @@ from typing import IO, Any
 
 import msgspec
 
+from streaming.landing.durable import write_all
 from streaming.landing.recovery import live_owners
 from streaming.landing.writer import LandingWriter, LandingWriterClosedError
 from trading_assets.lib.lakehouse.landing_layout import BOOK_TICKERS_KIND, TRADES_KIND
@@ -326,9 +327,7 @@ class LandingProcess:
         # is found by _stalled, which kills it so that this write ends (broken pipe).
         self._sending_since = time.monotonic()
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._stdin, view) :]
+            write_all(self._stdin, data)
         finally:
             self._sending_since = None
 

@@ -64,7 +64,7 @@ from streaming.venues.binance.wire import (
 )
 
 # ValidationError is a DecodeError; msgspec raises RecursionError for absurdly nested input.
-_DECODE_ERRORS = (msgspec.DecodeError, RecursionError)
+DECODE_ERRORS = (msgspec.DecodeError, RecursionError)
 
 _ENVELOPE_DECODER = msgspec.json.Decoder(StreamEnvelope)
 _TRADE_DECODER = msgspec.json.Decoder(TradeEvent)
@@ -83,7 +83,7 @@ def _decode(decoder: msgspec.json.Decoder[Any], payload: Any, frame: bytes, pref
     """Decode with ``decoder``, any failure as a BinanceParseError about ``frame``."""
     try:
         return decoder.decode(payload)
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise from_msgspec(exc, frame, prefix) from None
 
 
@@ -210,8 +210,8 @@ def parse_stream_frame(raw: bytes, receive_ns: int) -> BinanceRecord:
     """Parse one combined-stream frame (``{"stream": ..., "data": ...}``) into a record."""
     if type(raw) is bytes:  # text frames go the checked way
         try:
-            frame = _FAST.decoder.decode(raw)
-        except _DECODE_ERRORS:
+            frame = FAST_FRAMES.decoder.decode(raw)
+        except DECODE_ERRORS:
             pass  # the checked way names the fault
         else:
             return frame.build(receive_ns, raw)
@@ -222,25 +222,23 @@ def _parse_checked(raw: bytes, receive_ns: int) -> BinanceRecord:
     """The envelope first, then its data by the stream's type: every failure names its field."""
     try:
         envelope: StreamEnvelope = _ENVELOPE_DECODER.decode(raw)
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise from_msgspec(exc, raw, "") from None
     route = _ROUTES_BY_STREAM.get(envelope.stream) or _route(envelope.stream, raw, "stream")
     try:
         event = route[0].decode(envelope.data)
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise from_msgspec(exc, raw, "data") from None
     record = route[1](event, receive_ns, raw, "data")
-    _FAST.learn(envelope.stream, type(event), route[1])
+    FAST_FRAMES.learn(envelope.stream, type(event), route[1])
     return record
 
 
 # The streams parse_stream_frame has parsed take the fast way (streaming.venues.binance.frames).
-_FAST = FastFrames(_parse_checked)
 # For a caller that takes that way itself, saving a call per frame: for a bytes frame,
 # ``FAST_FRAMES.decoder.decode(raw).build(receive_ns, raw)``, and parse_stream_frame when that
 # raises one of DECODE_ERRORS, give what parse_stream_frame gives.
-FAST_FRAMES = _FAST
-DECODE_ERRORS = _DECODE_ERRORS
+FAST_FRAMES = FastFrames(_parse_checked)
 
 
 def parse_stream_payload(stream: str, raw: bytes, receive_ns: int) -> BinanceRecord:
