@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import random
 import shutil
 import sqlite3
 import subprocess
@@ -246,6 +247,60 @@ def test_a_tiny_queue_coalesces_and_the_newest_row_wins(store):
     assert stats.rows_coalesced >= 2  # rows 1..5 fold to one per symbol before any drain
     assert stats.rows_written + stats.rows_coalesced + stats.rows_superseded == 301
     assert stats.rows_pending == 0
+
+
+def test_a_mixed_batch_sends_each_view_the_newest_row_holding_its_values(store):
+    """One batch of rows out of order, with ties and with some views' values missing: each view
+    gets, per symbol, the newest row holding a value for it (the later of a tie), as a plain
+    reading of that rule over the batch says; rows with no value anywhere are skipped."""
+    rng = random.Random(5)
+    symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    views = {"price": PRICE, "flow": FLOW, "book": BOOK}
+    for trial in range(4):
+        clear_contents(store)
+        rows = []
+        for index in range(60):
+            symbol = rng.choice(symbols)
+            # Whole seconds (sqlite keeps no less), few of them: ties are common.
+            submitted = row(symbol, T0_US + rng.randrange(8) * 1_000_000, trial * 100 + index)
+            for names in views.values():
+                if rng.random() < 0.4:  # this view's values all missing, as None or NaN
+                    for name in names:
+                        submitted.values[name] = rng.choice([None, math.nan])
+            rows.append(submitted)
+        writer = OnlineFeatureWriter(store, flush_every_s=60)  # one batch, at close
+        for submitted in rows:
+            writer.submit(submitted)
+        assert writer.close(WAIT_S)
+
+        chosen = set()
+        for view, names in views.items():
+            reader = OnlineFeatureReader(store, [f"{view}:{name}" for name in names])
+            for symbol in symbols:
+                holding = [
+                    (r.event_timestamp_us, i)
+                    for i, r in enumerate(rows)
+                    if r.symbol == symbol and any(not _missing(r.values[n]) for n in names)
+                ]
+                read = reader.read(symbol)
+                if not holding:
+                    assert read is None
+                    continue
+                _, newest = max(holding)
+                chosen.add(newest)
+                assert read is not None
+                expected = rows[newest].values
+                assert read.values == {n: (None if _missing(expected[n]) else expected[n])
+                                       for n in names}  # fmt: skip
+                assert read.event_time_ns == rows[newest].event_timestamp_us * 1_000
+        skipped = sum(all(_missing(v) for v in r.values.values()) for r in rows)
+        stats = writer.stats()
+        assert (stats.rows_written, stats.rows_skipped) == (len(chosen), skipped)
+        assert stats.rows_superseded == len(rows) - len(chosen) - skipped
+
+
+def _missing(value: float | None) -> bool:
+    return value is None or math.isnan(value)
 
 
 @contextlib.contextmanager
