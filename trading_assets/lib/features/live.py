@@ -243,7 +243,7 @@ class LiveFeatures:
         self._completed: deque[Bar] = deque()
         # Tickers are kept as received and only the last one before each interval's end is
         # converted to a Quote: most are superseded within their interval.
-        self._quotes: deque[tuple[int, BookTickerLike]] = deque()
+        self._quotes: deque[BookTickerLike] = deque()
         self._quote: Quote | None = None
         # Where _emit stopped: an interval whose trades are all in and which waits only for a
         # message received after its end (``None``: it waits for trades or the clock instead).
@@ -290,11 +290,12 @@ class LiveFeatures:
         if received_ns > self.last_message_ns:
             self.last_message_ns = received_ns
         if self._uses_book:
-            self._quotes.append((received_ns // 1000, ticker))
-            if len(self._quotes) > MAX_PENDING_QUOTES:
+            quotes = self._quotes
+            quotes.append(ticker)
+            if len(quotes) > MAX_PENDING_QUOTES:
                 # No interval has closed for a long while (no trades yet): fold the oldest into
                 # the current book so memory stays bounded; only the newest at a close matters.
-                self._quote = _quote(self._quotes.popleft()[1])
+                self._quote = _quote(quotes.popleft())
         wait_end = self._book_wait_end_us
         if wait_end is None or self._received_us() <= wait_end:
             return []  # a ticker completes an interval only by arriving after its end
@@ -366,8 +367,10 @@ class LiveFeatures:
                 self._book_wait_end_us = end
                 return rows
             newest = None
-            while quotes and quotes[0][0] <= end:
-                newest = quotes.popleft()[1]
+            # A ticker counts up to its interval's end by its receive time in whole µs.
+            before_ns = (end + 1) * 1000
+            while quotes and quotes[0].receive_ns < before_ns:
+                newest = quotes.popleft()
             if newest is not None:
                 self._quote = _quote(newest)
             bar = completed.popleft() if completed and completed[0].bar_start_us == start else None
