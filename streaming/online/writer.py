@@ -302,7 +302,7 @@ class OnlineFeatureWriter:
         The rows are walked newest first (later rows first), so a row no newer than the one a
         source already kept is passed over without looking at its values, and a row's values
         are looked at only until the first present one: a batch of a replay's hundreds of rows
-        per symbol costs about one dict lookup each, not one per feature."""
+        per symbol costs a few dict lookups a row, not one per feature."""
         columns = self._columns
         by_source: dict[str, dict[str, FeatureRow]] = {name: {} for name in columns}
         stored_us = self._stored_us
