@@ -105,9 +105,12 @@ class LandingOutlet:
 
         The feed's records always encode; one that does not (a field of a type JSON cannot
         hold: a bug) stops the landing, like a dead child."""
+        self._append(record)
+        # Checked after the record is queued: a close() on another thread sets ``failure``
+        # before it takes the queue for the last time, so a record that missed that shipment
+        # always raises here, never vanishes (one that made it may raise as well).
         if self.failure is not None:
             raise self.failure
-        self._append(record)
         if len(self.records) >= ENCODE_BATCH:
             with self._lock:
                 try:

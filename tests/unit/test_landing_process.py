@@ -136,6 +136,30 @@ def test_lines_written_while_the_sender_ships_arrive_once_and_in_order(tmp_path)
     assert ids == list(range(1, 200_001))
 
 
+def test_a_record_written_while_another_thread_closes_lands_or_its_write_raises(tmp_path):
+    """close() may come from any thread. Here it runs, start to end, at the worst moment for a
+    write on the writing thread: after the write found the landing open, before its record was
+    queued. The record then misses the final shipment, so its write must raise, not return."""
+    landing = LandingProcess(tmp_path)
+    outlet = landing.outlet(TRADES_KIND)
+    for trade_id in range(1, 11):
+        outlet.write(trade(trade_id))
+    queue = outlet._append
+
+    def close_first(record: object) -> None:  # the writing thread, about to queue record 11
+        closer = threading.Thread(target=landing.close)
+        closer.start()
+        closer.join(60)
+        queue(record)
+
+    outlet._append = close_first
+    with pytest.raises(LandingWriterClosedError):
+        outlet.write(trade(11))
+
+    landed = [r["trade_id"] for r in landed_lines(list_segments(tmp_path, TRADES_KIND))]
+    assert landed == list(range(1, 11))
+
+
 # Lands BTCUSDT trades through a LandingProcess, prints its child's pid, then after every 500
 # the last id shipped to the child; the test SIGKILLs this serving process mid-stream.
 SERVING = textwrap.dedent(
