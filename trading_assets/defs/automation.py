@@ -12,15 +12,23 @@ UPSTREAM_MATERIALIZED = dg.AutomationCondition.all_deps_match(
 
 
 def cron_tick_with_upstream(cron: str) -> dg.AutomationCondition:
-    """A tick of ``cron`` that passed while every upstream was materialized, not yet handled.
+    """A tick of ``cron`` that passed while every upstream was materialized, not yet requested.
 
     A tick that passes before then is dropped rather than kept for later: on a fresh install
     the bootstrap trains the first model itself, and a kept tick would fire on the first
     exported partition and train a second one beside it on a fraction of the history.
+
+    Only a request uses a tick up, not the asset's update (as in since_last_handled()): the run
+    of the previous tick, still going when this one passed or ending just before the first
+    evaluation to see it, would take this tick's place and the cadence would skip a period.
+    The tick and the request are each their own side of a since(), so that the request of the
+    previous tick, seen by the same evaluation as this tick, counts as the earlier of the two
+    (since() compares their times only when neither side is an AND or an OR).
     """
-    return (
-        dg.AutomationCondition.cron_tick_passed(cron) & UPSTREAM_MATERIALIZED
-    ).since_last_handled()
+    tick = dg.AutomationCondition.cron_tick_passed(cron)
+    not_requested = tick.since(dg.AutomationCondition.newly_requested())
+    passed_with_upstream = (tick & UPSTREAM_MATERIALIZED).since(tick & ~UPSTREAM_MATERIALIZED)
+    return (not_requested & passed_with_upstream).with_label(f"cron_tick_with_upstream({cron})")
 
 
 def once_per_tick(cron: str) -> dg.AutomationCondition:
