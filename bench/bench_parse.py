@@ -101,8 +101,9 @@ def cryptofeed_outputs(frames: list[RecordedFrame]) -> int:
     return len(emitted)
 
 
-def cryptofeed_rate(frames: list[RecordedFrame]) -> float:
-    """Rate of cryptofeed's Binance message handler over the frames, without callbacks."""
+def cryptofeed_round(frames: list[RecordedFrame]) -> tuple[Callable[[], None], int]:
+    """One round of cryptofeed's Binance message handler over the frames, without callbacks,
+    to be timed by the caller, and the number of messages it handles."""
     feed = cryptofeed_feed()
     # cryptofeed receives text frames and float seconds; convert outside the timed loop.
     inputs = [(f.payload.decode(), f.receive_ns / 1e9) for f in repeated(frames)]
@@ -112,7 +113,12 @@ def cryptofeed_rate(frames: list[RecordedFrame]) -> float:
         for text, receipt in inputs:
             await handler(text, None, receipt)
 
-    return best_rate(lambda: asyncio.run(run()), len(inputs))
+    return lambda: asyncio.run(run()), len(inputs)
+
+
+def cryptofeed_rate(frames: list[RecordedFrame]) -> float:
+    """Rate of cryptofeed's Binance message handler over the frames, without callbacks."""
+    return best_rate(*cryptofeed_round(frames))
 
 
 def main() -> None:
