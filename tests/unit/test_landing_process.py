@@ -137,9 +137,9 @@ def test_lines_written_while_the_sender_ships_arrive_once_and_in_order(tmp_path)
 
 
 def test_a_record_written_while_another_thread_closes_lands_or_its_write_raises(tmp_path):
-    """close() may come from any thread. Here it runs, start to end, at the worst moment for a
-    write on the writing thread: after the write found the landing open, before its record was
-    queued. The record then misses the final shipment, so its write must raise, not return."""
+    """close() may come from any thread. Here it runs, start to end, just as a write on the
+    writing thread is about to queue its record: the record misses the final shipment, so that
+    write must raise, not return."""
     landing = LandingProcess(tmp_path)
     outlet = landing.outlet(TRADES_KIND)
     for trade_id in range(1, 11):
