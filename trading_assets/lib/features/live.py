@@ -249,7 +249,6 @@ class LiveFeatures:
         # message received after its end (``None``: it waits for trades or the clock instead).
         self._book_wait_end_us: int | None = None
         self._complete_until_us = 0  # every interval ending at or before this has all its trades
-        self._emitted_until_us: int | None = None  # what the last _emit was asked to complete
         # Trades timed in [from, to) (ns) join the open bar and complete nothing (see _emit).
         self._quiet_from_ns = self._quiet_to_ns = 0
         self.last_message_ns = 0
@@ -331,7 +330,6 @@ class LiveFeatures:
             self._completed.append(bar)
 
     def _emit(self, complete_until_us: int) -> list[FeatureRow]:
-        self._emitted_until_us = complete_until_us
         self._book_wait_end_us = None
         rows = self._rows(complete_until_us)
         if rows:
