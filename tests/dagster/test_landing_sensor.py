@@ -7,7 +7,7 @@ Iceberg catalog, and the exchange simulator's bulk files for the day the bulk pa
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -22,7 +22,6 @@ from streaming.venues.binance.records import Trade
 from trading_assets.definitions import defs as lazy_defs
 from trading_assets.defs.features.assets import features
 from trading_assets.defs.ingest.landing import (
-    LandingResource,
     live_trades_ingest,
     live_trades_landing,
 )
@@ -36,8 +35,9 @@ from trading_assets.lib.lakehouse.schemas import BRONZE_TRADES_TABLE, QUARANTINE
 from trading_assets.lib.lakehouse.tables import read_partition
 from trading_assets.resources import BinanceBulkResource, IcebergCatalogResource
 
-DAY = dt.date(2024, 3, 1)
-DAY_START_NS = int(dt.datetime(2024, 3, 1, tzinfo=dt.UTC).timestamp()) * 1_000_000_000
+from .live_pickup import DAY, SECOND, Sensor, day_start_ns, land, requested, trade
+
+DAY_START_NS = day_start_ns(DAY)
 BTC_KEY = f"{DAY.isoformat()}|BTCUSDT"
 ETH_KEY = f"{DAY.isoformat()}|ETHUSDT"
 LIVE_CHECKS = [
@@ -48,62 +48,17 @@ LIVE_CHECKS = [
 ]
 SEED = 11
 TRADES_PER_DAY = 2_000
-SECOND = 1_000_000_000
-
-
-def trade(trade_id: int, symbol: str = "BTCUSDT") -> Trade:
-    trade_ns = DAY_START_NS + trade_id * 7_000_000
-    return Trade(
-        symbol=symbol,
-        trade_id=trade_id,
-        price=f"{60000 + trade_id % 50}.{trade_id % 100:02d}000000",
-        quantity=f"0.{trade_id % 997 + 1:05d}000",
-        is_buyer_maker=trade_id % 3 == 0,
-        trade_ns=trade_ns,
-        event_ns=trade_ns + 1_000_000,
-        receive_ns=trade_ns + 3_000_000,
-    )
-
-
-def land(root: Path, *segments: Iterable[Trade]) -> None:
-    """Land each batch as its own sealed segment, as the sidecar's rotation does."""
-    with LandingWriter(root, TRADES_KIND, flush_every_s=3600, rotate_every_s=3600) as writer:
-        for batch in segments:
-            for record in batch:
-                writer.write(record)
-            writer.rotate()
-
-
-class Sensor:
-    """Evaluates the sensor against one instance, carrying its cursor like the daemon does."""
-
-    def __init__(self, instance: dg.DagsterInstance, root: Path) -> None:
-        self.instance, self.root, self.cursor = instance, root, None
-
-    def tick(self) -> dg.SensorResult:
-        context = dg.build_sensor_context(
-            instance=self.instance,
-            cursor=self.cursor,
-            resources={"landing": LandingResource(root=str(self.root))},
-        )
-        result = live_trades_landing(context)
-        assert isinstance(result, dg.SensorResult)
-        self.cursor = result.cursor
-        return result
-
-
-def requested(result: dg.SensorResult) -> dict[str, dg.RunRequest]:
-    return {str(request.partition_key): request for request in result.run_requests or []}
 
 
 def ingest(
     request: dg.RunRequest, lake_root: Path, instance: dg.DagsterInstance | None = None
 ) -> dg.ExecuteInProcessResult:
-    """What the requested run does: bronze + silver (+ the live checks) for its partition."""
+    """What the requested run does: bronze + silver (+ the live checks) for its partitions."""
     result = dg.materialize(
         [bronze_trades, silver_trades, *LIVE_CHECKS],
         partition_key=request.partition_key,
         run_config=request.run_config,
+        tags=request.tags,
         resources={"iceberg": IcebergCatalogResource.local(lake_root)},
         instance=instance,
     )
@@ -141,6 +96,8 @@ def test_sensor_requests_each_newly_sealed_state_of_a_partition_once(landing, se
     assert request.run_config == {
         "ops": {"bronze_trades": {"config": {"landing_root": str(landing.resolve())}}}
     }
+    # Both symbols now have a segment waiting: one run covers the two.
+    assert len(second.run_requests or []) == 1
     assert set(requested(second)) == {BTC_KEY, ETH_KEY}
     assert requested(second)[BTC_KEY].run_key != request.run_key
 

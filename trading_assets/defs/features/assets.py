@@ -12,7 +12,7 @@ from trading_assets.defs.features.metadata import (
     gold_metadata,
     training_metadata,
 )
-from trading_assets.defs.ingest.partitions import day_and_symbol, trade_partitions
+from trading_assets.defs.ingest.partitions import run_partitions, trade_partitions
 from trading_assets.defs.lakehouse.assets import bars_1s
 from trading_assets.lib.feature_store import offline, spec
 from trading_assets.lib.feature_store.repo import definitions_version
@@ -58,15 +58,18 @@ def features(
     """gold.features: price and flow features per 1 s bar, exported for Feast's offline store."""
     from trading_assets.lib.feature_store.gold import build_gold_features
 
-    day, symbol = day_and_symbol(context.partition_key)
-    result = build_gold_features(iceberg.lakehouse(), symbol, day)
-    export = offline.export_partition(result.features, feast.offline_features_dir(), day, symbol)
-    if not result.warmed_up:
-        context.log.warning(
-            f"{symbol} {day}: no bars for the previous day; the first "
-            f"{max(spec.FEATURE_CONFIG.windows_s)} s of windows start cold (null until filled)"
+    for key, day, symbol in run_partitions(context):
+        result = build_gold_features(iceberg.lakehouse(), symbol, day)
+        export = offline.export_partition(
+            result.features, feast.offline_features_dir(), day, symbol
         )
-    return dg.MaterializeResult(metadata=gold_metadata(result, export))
+        if not result.warmed_up:
+            context.log.warning(
+                f"{symbol} {day}: no bars for the previous day; the first "
+                f"{max(spec.FEATURE_CONFIG.windows_s)} s of windows start cold (null until filled)"
+            )
+        context.add_asset_metadata(gold_metadata(result, export), partition_key=key)
+    return dg.MaterializeResult()
 
 
 @dg.asset(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import dagster as dg
 
@@ -36,3 +37,20 @@ def day_and_symbol(partition_key: str) -> tuple[dt.date, str]:
     else:
         day_text, symbol = partition_key.split("|")
     return dt.date.fromisoformat(day_text), symbol
+
+
+def trade_symbols() -> Sequence[str]:
+    """The symbol dimension's keys in its order, the order a partition key range spans."""
+    return trade_partitions.get_partitions_def_for_dimension(SYMBOL_DIMENSION).get_partition_keys()
+
+
+def run_partitions(
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+) -> list[tuple[str, dt.date, str]]:
+    """(key, day, symbol) of each partition the run covers, in the run's order.
+
+    One for most runs. A live pickup covers every symbol of a day that has a sealed segment
+    waiting, as a partition key range, so that one run (one code-location load) serves them all;
+    the assets and checks of the live job therefore work through each partition of the range.
+    """
+    return [(key, *day_and_symbol(key)) for key in context.partition_keys]

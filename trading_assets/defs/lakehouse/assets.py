@@ -7,12 +7,16 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from trading_assets.defs.ingest.partitions import day_and_symbol, trade_partitions
+from trading_assets.defs.ingest.partitions import day_and_symbol, run_partitions, trade_partitions
 from trading_assets.defs.ingest.raw_trades import raw_trades
 from trading_assets.defs.lakehouse.metadata import partition_write_metadata
 from trading_assets.lib.lakehouse import pipeline
 from trading_assets.lib.lakehouse.landing import default_landing_root
 from trading_assets.resources.iceberg import IcebergCatalogResource
+
+# bronze's record of the newest landed segment it holds: the live pickup sensor does not ask
+# again for what a run has already ingested.
+LAST_SEGMENT = "last_segment"
 
 # Each layer follows its upstream partition as soon as that one is materialized.
 FOLLOW_UPSTREAM = dg.AutomationCondition.eager()
@@ -46,16 +50,20 @@ def bronze_trades(
     context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, config: BronzeConfig
 ) -> dg.MaterializeResult:
     """bronze.trades: trades as received (strings), from the bulk CSV or landed live ticks."""
-    day, symbol = day_and_symbol(context.partition_key)
     landing_root = Path(config.landing_root) if config.landing_root else default_landing_root()
-    result = pipeline.load_bronze(iceberg.lakehouse(), symbol, day, landing_root)
-    metadata: dict[str, Any] = {**partition_write_metadata(result.write), "source": result.source}
-    if result.raw_sha256 is not None:
-        metadata["raw_sha256"] = result.raw_sha256
-    else:
-        metadata["landed_segments"] = dg.MetadataValue.int(result.landed_segments)
-        metadata["last_segment"] = result.last_segment or ""
-    return dg.MaterializeResult(metadata=metadata)
+    for key, day, symbol in run_partitions(context):
+        result = pipeline.load_bronze(iceberg.lakehouse(), symbol, day, landing_root)
+        metadata: dict[str, Any] = {
+            **partition_write_metadata(result.write),
+            "source": result.source,
+        }
+        if result.raw_sha256 is not None:
+            metadata["raw_sha256"] = result.raw_sha256
+        else:
+            metadata["landed_segments"] = dg.MetadataValue.int(result.landed_segments)
+            metadata[LAST_SEGMENT] = result.last_segment or ""
+        context.add_asset_metadata(metadata, partition_key=key)
+    return dg.MaterializeResult()
 
 
 @dg.asset(
@@ -70,17 +78,17 @@ def silver_trades(
     context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource
 ) -> dg.MaterializeResult:
     """silver.trades: typed, exact-decimal, deduplicated trades; rejects go to silver.quarantine."""
-    day, symbol = day_and_symbol(context.partition_key)
-    result = pipeline.refine_silver(iceberg.lakehouse(), symbol, day)
-    if result.quarantine.rows:
-        context.log.warning(f"{symbol} {day}: {result.quarantine.rows} rows quarantined")
-    return dg.MaterializeResult(
-        metadata={
+    for key, day, symbol in run_partitions(context):
+        result = pipeline.refine_silver(iceberg.lakehouse(), symbol, day)
+        if result.quarantine.rows:
+            context.log.warning(f"{symbol} {day}: {result.quarantine.rows} rows quarantined")
+        metadata = {
             **partition_write_metadata(result.silver),
             **partition_write_metadata(result.quarantine, prefix="quarantine_"),
             "quarantine_reasons": dg.MetadataValue.json(result.reasons),
         }
-    )
+        context.add_asset_metadata(metadata, partition_key=key)
+    return dg.MaterializeResult()
 
 
 @dg.asset(
@@ -94,9 +102,10 @@ def bars_1s(
     context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource
 ) -> dg.MaterializeResult:
     """silver.bars_1s: 1-second OHLCV, VWAP, taker buy/sell volume and trade count."""
-    day, symbol = day_and_symbol(context.partition_key)
-    result = pipeline.build_bars_1s(iceberg.lakehouse(), symbol, day)
-    return dg.MaterializeResult(metadata=partition_write_metadata(result.write))
+    for key, day, symbol in run_partitions(context):
+        result = pipeline.build_bars_1s(iceberg.lakehouse(), symbol, day)
+        context.add_asset_metadata(partition_write_metadata(result.write), partition_key=key)
+    return dg.MaterializeResult()
 
 
 @dg.asset(

@@ -6,11 +6,15 @@ spikes happen in real markets (outages, flash moves), so they only warn.
 """
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
 
-from trading_assets.defs.ingest.partitions import day_and_symbol, trade_partitions
+from trading_assets.defs.ingest.partitions import run_partitions, trade_partitions
 from trading_assets.defs.lakehouse.assets import silver_trades
 from trading_assets.lib.lakehouse import pipeline, quality
 from trading_assets.lib.lakehouse.pipeline import Lakehouse
@@ -80,48 +84,85 @@ def evaluate_spikes(lake: Lakehouse, day: dt.date, symbol: str) -> dg.AssetCheck
     )
 
 
-def _partition(
-    context: dg.AssetCheckExecutionContext, iceberg: IcebergCatalogResource
-) -> tuple[Lakehouse, dt.date, str]:
-    day, symbol = day_and_symbol(context.partition_key)
-    return iceberg.lakehouse(), day, symbol
+Evaluate = Callable[[Lakehouse, dt.date, str], dg.AssetCheckResult]
 
 
-@dg.asset_check(asset=silver_trades, blocking=True, partitions_def=trade_partitions)
-def rows_reconcile(
-    context: dg.AssetCheckExecutionContext, iceberg: IcebergCatalogResource
-) -> dg.AssetCheckResult:
-    """Every raw row is in bronze, and in exactly one of silver or quarantine."""
-    return evaluate_rows_reconcile(*_partition(context, iceberg))
+def _silver_check(
+    name: str, evaluate: Evaluate, description: str, *, blocking: bool = False
+) -> dg.AssetChecksDefinition:
+    """A check of silver_trades that runs ``evaluate`` on each partition the run covers.
+
+    Dagster records a returned ``AssetCheckResult`` against the run's partition only when the run
+    has a single one; in a live pickup's range run it would be recorded for no partition at all.
+    So the check yields one evaluation per partition, naming the partition and the
+    materialization it judged (the UI compares that with the newest one to tell whether the
+    result is current); a failed blocking one still stops the bars.
+    """
+
+    # Any: the decorator's type allows one returned AssetCheckResult, not yielded evaluations.
+    def check(context: dg.AssetCheckExecutionContext, iceberg: IcebergCatalogResource) -> Any:
+        for key, day, symbol in run_partitions(context):
+            result = evaluate(iceberg.lakehouse(), day, symbol)
+            yield dg.AssetCheckEvaluation(
+                asset_key=silver_trades.key,
+                check_name=name,
+                passed=result.passed,
+                metadata=result.metadata,
+                severity=result.severity,
+                description=result.description,
+                blocking=blocking,
+                partition=key,
+                target_materialization_data=_newest_materialization(context.instance, key),
+            )
+        yield dg.Output(None)
+
+    return dg.asset_check(
+        asset=silver_trades,
+        name=name,
+        description=description,
+        blocking=blocking,
+        partitions_def=trade_partitions,
+    )(check)
 
 
-@dg.asset_check(asset=silver_trades, blocking=True, partitions_def=trade_partitions)
-def no_duplicate_trade_ids(
-    context: dg.AssetCheckExecutionContext, iceberg: IcebergCatalogResource
-) -> dg.AssetCheckResult:
-    """silver.trades holds each trade id once."""
-    return evaluate_no_duplicates(*_partition(context, iceberg))
+def _newest_materialization(
+    instance: dg.DagsterInstance, partition: str
+) -> AssetCheckEvaluationTargetMaterializationData | None:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=silver_trades.key, asset_partitions=[partition]), limit=1
+    ).records
+    if not records:
+        return None
+    return AssetCheckEvaluationTargetMaterializationData(
+        storage_id=records[0].storage_id, run_id=records[0].run_id, timestamp=records[0].timestamp
+    )
 
 
-@dg.asset_check(asset=silver_trades, blocking=True, partitions_def=trade_partitions)
-def time_never_goes_backwards(
-    context: dg.AssetCheckExecutionContext, iceberg: IcebergCatalogResource
-) -> dg.AssetCheckResult:
-    """In trade-id order, no trade is earlier than the one before it."""
-    return evaluate_time_order(*_partition(context, iceberg))
-
-
-@dg.asset_check(asset=silver_trades, partitions_def=trade_partitions)
-def trade_id_gaps(
-    context: dg.AssetCheckExecutionContext, iceberg: IcebergCatalogResource
-) -> dg.AssetCheckResult:
-    """Trade ids are contiguous within the day (gaps warn: missing or quarantined trades)."""
-    return evaluate_gaps(*_partition(context, iceberg))
-
-
-@dg.asset_check(asset=silver_trades, partitions_def=trade_partitions)
-def no_price_spikes(
-    context: dg.AssetCheckExecutionContext, iceberg: IcebergCatalogResource
-) -> dg.AssetCheckResult:
-    """No trade strays more than 5 % from the rolling median of its ~100 neighbours (warns)."""
-    return evaluate_spikes(*_partition(context, iceberg))
+rows_reconcile = _silver_check(
+    "rows_reconcile",
+    evaluate_rows_reconcile,
+    "Every raw row is in bronze, and in exactly one of silver or quarantine.",
+    blocking=True,
+)
+no_duplicate_trade_ids = _silver_check(
+    "no_duplicate_trade_ids",
+    evaluate_no_duplicates,
+    "silver.trades holds each trade id once.",
+    blocking=True,
+)
+time_never_goes_backwards = _silver_check(
+    "time_never_goes_backwards",
+    evaluate_time_order,
+    "In trade-id order, no trade is earlier than the one before it.",
+    blocking=True,
+)
+trade_id_gaps = _silver_check(
+    "trade_id_gaps",
+    evaluate_gaps,
+    "Trade ids are contiguous within the day (gaps warn: missing or quarantined trades).",
+)
+no_price_spikes = _silver_check(
+    "no_price_spikes",
+    evaluate_spikes,
+    "No trade strays more than 5 % from the rolling median of its ~100 neighbours (warns).",
+)
