@@ -34,7 +34,12 @@ from bench.harness import REPO_ROOT, peak_rss_mb, run_child
 FULL_DAYS = 30
 CYCLES = 3
 # A random walk beats no baseline; the gate is relaxed so every run goes through to the alias.
-GATE_OFF = {"ic_margin": -1.0, "pnl_margin": None, "incremental_ic_tolerance": None}
+GATE_OFF = {
+    "ic_margin": -1.0,
+    "pnl_margin": None,
+    "incremental_ic_tolerance": None,
+    "max_ic_p_value": None,
+}
 RUN_CONFIG = {"ops": {"registered_model_beats_baselines": {"config": GATE_OFF}}}
 CYCLE_ASSETS = (
     "recent_training_rows",
@@ -76,12 +81,11 @@ def month_of_bars(days: int) -> pl.DataFrame:
 
 def child_full(frame_path: str) -> dict[str, float]:
     from trading_assets.lib.feature_store import spec
-    from trading_assets.lib.features import feature_names
     from trading_assets.lib.models import train_full
 
     start = time.perf_counter()
     frame = pl.read_parquet(frame_path)
-    names = feature_names(spec.FEATURE_CONFIG, spec.SERVICES[spec.TRAINING_SERVICE])
+    names = spec.training_features(spec.TRAINING_SERVICE)
     model = train_full(frame, names, "fwd_log_return_60s")
     assert model.report is not None
     return {
@@ -95,13 +99,12 @@ def child_full(frame_path: str) -> dict[str, float]:
 
 def child_floor(frame_path: str) -> dict[str, float]:
     from trading_assets.lib.feature_store import spec
-    from trading_assets.lib.features import feature_names
     from trading_assets.lib.models import DEFAULT_PARAMS
     from trading_assets.lib.models.evaluation import design_matrix, fit
 
     start = time.perf_counter()
     frame = pl.read_parquet(frame_path)
-    names = feature_names(spec.FEATURE_CONFIG, spec.SERVICES[spec.TRAINING_SERVICE])
+    names = spec.training_features(spec.TRAINING_SERVICE)
     y = frame["fwd_log_return_60s"].to_numpy().astype(np.float64)
     fit(design_matrix(frame, names), y, names, DEFAULT_PARAMS, 100)
     return {"seconds": time.perf_counter() - start, "rss_mb": peak_rss_mb()}

@@ -29,6 +29,7 @@ from trading_assets.defs.models.registry import (
 from trading_assets.defs.models.training import full_model, incremental_model, recent_training_rows
 from trading_assets.lib.feature_store import offline, spec
 from trading_assets.lib.feature_store.gold import read_gold
+from trading_assets.lib.features import level_feature_names
 from trading_assets.resources import (
     BinanceBulkResource,
     FeastResource,
@@ -107,9 +108,9 @@ def test_features_to_feast_to_training_set(tmp_path, simulator):
     assert training_meta["rows"] == frame.height > 0
     assert frame["fwd_log_return_60s"].null_count() == 0
     assert sum(training_meta["class_balance"].values()) == frame.height
-    assert set(training_meta["feature_null_rates"]) == set(
-        spec.group_features("price") + spec.group_features("flow")
-    )
+    # The training service's features: the trades-only groups without the display-only levels.
+    assert list(training_meta["feature_null_rates"]) == spec.service_features(spec.TRAINING_SERVICE)
+    assert not set(level_feature_names(spec.FEATURE_CONFIG)) & set(frame.columns)
     # A warm row's features equal the gold row at the same timestamp (same second, same values).
     joined = frame.join(gold, on=["symbol", "event_timestamp"], suffix="_gold")
     assert joined.height == frame.height
@@ -132,6 +133,11 @@ def test_features_to_feast_to_training_set(tmp_path, simulator):
     same = recent.join(gold, on=["symbol", "event_timestamp"], suffix="_gold")
     assert same.height == recent.height
     assert same["rv_300s"].eq_missing(same["rv_300s_gold"]).all()
+    assert [c for c in recent.columns if c in gold.columns] == [
+        "symbol",
+        "event_timestamp",
+        *spec.service_features(spec.TRAINING_SERVICE),
+    ]
     shared = recent.join(frame, on=["symbol", "event_timestamp"], suffix="_training")
     assert shared.height > 0
     assert (shared["fwd_log_return_60s"] == shared["fwd_log_return_60s_training"]).all()

@@ -23,6 +23,7 @@ from trading_assets.defs.models.training import full_model, incremental_model
 from trading_assets.lib.feature_store import spec
 from trading_assets.lib.feature_store.recent import RECENT_PREFIX
 from trading_assets.lib.feature_store.training import write_training_frame
+from trading_assets.lib.features import is_level_feature
 from trading_assets.lib.models import artifacts as files
 from trading_assets.lib.models import beats_baselines as recipe_beats_baselines
 from trading_assets.lib.models import train_full
@@ -42,6 +43,7 @@ def test_real_klines_run_the_model_assets_end_to_end_like_the_library(
     monkeypatch.delenv("MODEL_GATE_IC_MARGIN", raising=False)
     monkeypatch.setenv("MODEL_GATE_PNL_MARGIN", "0")
     monkeypatch.delenv("MODEL_GATE_INCREMENTAL_IC_TOLERANCE", raising=False)
+    monkeypatch.delenv("MODEL_GATE_MAX_IC_P_VALUE", raising=False)
     frame = klines_frame(shared_data)
     feast = FeastResource.local(tmp_path / "feast")
     write_training_frame(frame, feast.training_dir(), spec.TRAINING_SERVICE)
@@ -74,7 +76,10 @@ def test_real_klines_run_the_model_assets_end_to_end_like_the_library(
     assert meta["training_rows"] == frame.height
     assert saved.feature_names == tuple(FEATURES)
     assert meta["model_ic"] == pytest.approx(direct.report.pooled.model.ic, abs=1e-12)
-    assert saved.report.pooled.as_dict() == pytest.approx(direct.report.pooled.as_dict())
+    # nan_ok: buy-and-hold has no RMSE (it forecasts no return)
+    assert saved.report.pooled.as_dict() == pytest.approx(
+        direct.report.pooled.as_dict(), nan_ok=True
+    )
     assert saved.report.embargo_s == 300  # one label horizon by default
     assert len(saved.report.sample_predicted) == len(saved.report.sample_realized) > 1_000
     assert str(meta["predicted_vs_realized"]).startswith("![")
@@ -102,3 +107,33 @@ def test_real_klines_run_the_model_assets_end_to_end_like_the_library(
     aliases = dict(client.get_registered_model("signal").aliases)
     assert (aliases == {"challenger": version}) is expected
     assert bool(result.asset_materializations_for_node("challenger_model")) is expected
+
+
+def test_the_klines_full_model_refuses_the_level_features_the_klines_frame_holds(
+    tmp_path, shared_data: Path
+):
+    # Arrange: the frame keeps vwap (display); the old inputs were the whole price group
+    frame = klines_frame(shared_data)
+    levels = [name for name in frame.columns if is_level_feature(name)]
+    feast = FeastResource.local(tmp_path / "feast")
+    write_training_frame(frame, feast.training_dir(), spec.TRAINING_SERVICE)
+    mlflow = MlflowResource.local(tmp_path / "mlflow", tmp_path / "models")
+    old_inputs = [*FEATURES, *levels]
+
+    # Act
+    result = dg.materialize(
+        [full_model],
+        resources={"feast": feast, "mlflow": mlflow},
+        run_config={"ops": {"full_model": {"config": {"label": LABEL, "features": old_inputs}}}},
+        raise_on_error=False,
+    )
+
+    # Assert
+    assert levels == ["vwap_300s", "vwap_900s", "vwap_3600s"]
+    assert not set(levels) & set(FEATURES)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    error = failure.step_failure_data.error
+    assert error is not None and error.cause is not None
+    assert f"{levels} are level features" in error.cause.message
+    assert not (mlflow.models_path() / files.FULL_FILE).exists()

@@ -10,9 +10,11 @@ import polars as pl
 import pytest
 from redis import Redis
 
+from streaming.online import OnlineFeatureReader
 from trading_assets.lib.feature_store import offline, spec
 from trading_assets.lib.feature_store.online import MAX_LAG, materialize_newest
 from trading_assets.lib.feature_store.repo import apply_definitions, load_definitions
+from trading_assets.lib.features import level_feature_names
 from trading_assets.resources.feast import FeastResource
 
 T0 = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -135,3 +137,30 @@ def test_a_symbol_silent_for_days_does_not_stretch_the_materialize_window(store,
 
     assert result.symbols_served == ["BTCUSDT"]
     assert result.start >= result.newest - MAX_LAG - spec.view_ttl()
+
+
+def test_v2_services_leave_out_the_level_features_which_stay_served_for_display(store):
+    # Arrange: a row of every view, levels included (the sidecar pushes them for display)
+    for group, names in (("price", PRICE), ("flow", FLOW), ("book", BOOK)):
+        store.push(f"{group}_push_source", rows(["BTCUSDT"], names, T0, 0.5))
+    levels = level_feature_names(spec.FEATURE_CONFIG)
+
+    # Act
+    served = {
+        service: store.get_online_features(
+            features=store.get_feature_service(service), entity_rows=[{"symbol": "BTCUSDT"}]
+        ).to_dict()
+        for service in spec.SERVICES
+    }
+    display = store.get_online_features(
+        features=[f"price:{name}" for name in levels], entity_rows=[{"symbol": "BTCUSDT"}]
+    ).to_dict()
+
+    # Assert: each service serves its features, v2 none of the levels; the levels are still online
+    for service, got in served.items():
+        assert set(got) - {"symbol"} == set(spec.service_features(service)), service
+        assert OnlineFeatureReader(store, service).names == tuple(spec.service_features(service))
+        carried = set(levels) & set(got)
+        assert carried == (set(levels) if service in spec.LEVEL_SERVICES else set()), service
+    assert {"signal_v2", "signal_trades_v2"}.isdisjoint(spec.LEVEL_SERVICES)
+    assert [display[name] for name in levels] == [[0.5 + PRICE.index(n) / 7] for n in levels]

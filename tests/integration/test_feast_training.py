@@ -17,6 +17,7 @@ from trading_assets.resources.feast import FeastResource
 DAY = dt.date(2024, 3, 1)
 T0 = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
 NAMES = spec.group_features("price") + spec.group_features("flow")
+SERVED = spec.service_features(spec.TRAINING_SERVICE)  # model inputs: no level features
 GOLD_SECONDS = list(range(30, 301, 7))  # feature rows every 7 s: values change over time
 BAR_SECONDS = 1_500
 TTL_S = int(spec.view_ttl().total_seconds())
@@ -95,8 +96,8 @@ def test_each_row_gets_the_latest_feature_row_at_or_before_it_never_a_later_one(
     for row in frame.iter_rows(named=True):
         second = int((row["event_timestamp"] - T0).total_seconds())
         source = expected_source_second(second)
-        for i, name in enumerate(NAMES):
-            expected = None if source is None else source + i / 100
+        for name in SERVED:
+            expected = None if source is None else source + NAMES.index(name) / 100
             assert row[name] == expected, (second, name, row[name])
         assert source is not None and source <= second
         checked += 1
@@ -122,3 +123,11 @@ def test_labels_come_from_strictly_later_prices_and_unlabelled_rows_are_dropped(
     assert frame[sign].to_list() == [int(math.copysign(1, v)) if v else 0 for v in expected]
     assert (frame["label_end"] > frame["event_timestamp"]).all()
     assert frame[value].null_count() == 0
+
+
+def test_the_training_service_serves_every_feature_but_the_display_only_levels(frame):
+    label_columns = {f"fwd_log_return_{HORIZON}s", f"fwd_sign_{HORIZON}s", "label_end"}
+    columns = [c for c in frame.columns if c not in {"symbol", "event_timestamp", *label_columns}]
+
+    assert columns == SERVED
+    assert set(NAMES) - set(SERVED) == {f"vwap_{w}s" for w in spec.FEATURE_CONFIG.windows_s}

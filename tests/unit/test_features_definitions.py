@@ -15,7 +15,11 @@ from trading_assets.lib.features import (
     compute_features,
     compute_labels,
     feature_names,
+    level_feature_names,
+    model_feature_names,
 )
+from trading_assets.lib.features.definitions import check_model_features, feature_kind
+from trading_assets.lib.features.klines import kline_groups, kline_model_features
 
 START = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
 CONFIG = FeatureConfig(windows_s=(2, 5), label_horizon_s=3)
@@ -159,6 +163,50 @@ def test_feature_names_are_grouped_in_a_stable_order():
         "book_imb_10s",
         "book_imb_60s",
     ]
+
+
+def test_every_feature_is_either_a_model_input_or_a_display_only_level():
+    # Arrange
+    config = FeatureConfig(windows_s=(10, 60))
+    everything = feature_names(config)
+
+    # Act
+    inputs, levels = model_feature_names(config), level_feature_names(config)
+
+    # Assert
+    assert levels == ["vwap_10s", "vwap_60s"]
+    assert inputs == [name for name in everything if name not in levels]  # same order
+    assert set(inputs) | set(levels) == set(everything) and not set(inputs) & set(levels)
+    assert [feature_kind(n) for n in ("vwap_dev_60s", "vwap_10s", "spread_bps")] == [
+        "vwap_dev",
+        "vwap",
+        "spread_bps",
+    ]
+
+
+def test_a_level_feature_is_refused_as_a_model_input_by_name():
+    # Arrange
+    inputs = model_feature_names(CONFIG)
+
+    # Act / Assert: the inputs pass, any level among them is named in the refusal
+    check_model_features(inputs)
+    with pytest.raises(ValueError, match=r"\['vwap_5s'\] are level features, display only"):
+        check_model_features([*inputs, "vwap_5s"])
+    with pytest.raises(ValueError, match="vwap_3600s"):
+        check_model_features(["mom_300s", "vwap_3600s"])  # any window, not only configured ones
+
+
+def test_klines_models_read_their_groups_without_levels():
+    # Arrange
+    six_columns = ("open_time", "open", "high", "low", "close", "volume")
+    full = (*six_columns, "quote_volume", "count", "taker_buy_volume")
+
+    # Act / Assert
+    assert kline_groups(six_columns) == ("price",)
+    assert kline_groups(full) == ("price", "flow")
+    assert kline_model_features(six_columns, CONFIG) == model_feature_names(CONFIG, ("price",))
+    assert kline_model_features(full, CONFIG) == model_feature_names(CONFIG, ("price", "flow"))
+    assert not set(kline_model_features(full, CONFIG)) & set(level_feature_names(CONFIG))
 
 
 def test_features_match_the_definitions_at_every_second_gaps_and_warm_up_included():

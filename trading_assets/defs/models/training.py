@@ -18,7 +18,7 @@ from trading_assets.defs.models.metadata import full_model_metadata, holdout_mar
 from trading_assets.defs.watermark import watermark_metadata
 from trading_assets.lib.feature_store import spec
 from trading_assets.lib.feature_store.recent import RECENT_PREFIX
-from trading_assets.lib.features import feature_names, label_names
+from trading_assets.lib.features import check_model_features, label_names
 from trading_assets.lib.models import artifacts as files
 from trading_assets.resources.feast import FeastResource
 from trading_assets.resources.iceberg import IcebergCatalogResource
@@ -64,7 +64,8 @@ class FullModelConfig(dg.Config):
     label: str = Field(default="", description="Label column (empty: the feature spec's label).")
     features: list[str] = Field(
         default_factory=list,
-        description="Feature columns, in order (empty: the service's features in the frame).",
+        description="Feature columns, in order (empty: the service's features in the frame); "
+        "level features (vwap_{w}s, display only) are refused.",
     )
 
 
@@ -94,12 +95,21 @@ def recent_frame_path(feast: FeastResource, service: str) -> Path:
 
 
 def service_features(frame: pl.DataFrame, service: str) -> list[str]:
-    """The service's features that the frame holds, in the service's order."""
-    wanted = feature_names(spec.FEATURE_CONFIG, spec.SERVICES[service])
+    """The service's model inputs that the frame holds, in the service's order; a service that
+    serves level features (display only) is refused."""
+    wanted = spec.training_features(service)
     present = [name for name in wanted if name in frame.columns]
     if not present:
         raise ValueError(f"the training frame holds none of {service}'s features")
     return present
+
+
+def model_inputs(frame: pl.DataFrame, config: FullModelConfig) -> list[str]:
+    """The configured features, or the service's; level features are refused either way."""
+    if not config.features:
+        return service_features(frame, config.feature_service)
+    check_model_features(config.features)
+    return list(config.features)
 
 
 @dg.asset(
@@ -155,7 +165,7 @@ def full_model(
     from trading_assets.lib.models import DEFAULT_PARAMS, train_full
 
     frame = pl.read_parquet(training_frame_path(feast, config.feature_service))
-    names = config.features or service_features(frame, config.feature_service)
+    names = model_inputs(frame, config)
     label = config.label or label_names(spec.FEATURE_CONFIG)[0]
     missing = sorted({label, *names} - set(frame.columns))
     if missing:

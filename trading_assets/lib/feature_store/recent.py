@@ -16,9 +16,14 @@ import polars as pl
 
 from trading_assets.lib.feature_store import offline
 from trading_assets.lib.feature_store.gold import read_gold
-from trading_assets.lib.feature_store.spec import ENTITY, FEATURE_CONFIG, SERVICES, TIMESTAMP_FIELD
+from trading_assets.lib.feature_store.spec import (
+    ENTITY,
+    FEATURE_CONFIG,
+    TIMESTAMP_FIELD,
+    service_features,
+)
 from trading_assets.lib.feature_store.training import labels_for_day, write_training_frame
-from trading_assets.lib.features import FeatureConfig, feature_names, label_names
+from trading_assets.lib.features import FeatureConfig, label_names
 from trading_assets.lib.lakehouse.pipeline import Lakehouse
 
 RECENT_PREFIX = "recent_"
@@ -85,7 +90,7 @@ def recent_rows(
     partitions = newest_partitions(offline_dir)
     if not partitions:
         raise ValueError(f"no exported gold partitions under {offline_dir}")
-    columns = feature_names(config, SERVICES[service])
+    columns = service_features(service, config)
     parts = [labelled_rows(lake, s, d, columns, config) for d, s in partitions]
     parts = [p for p in parts if not p.is_empty()]
     if not parts:

@@ -43,8 +43,9 @@ _UNEXPANDED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 def definitions_version(repo_dir: Path = FEATURE_REPO_DIR) -> str:
     """A short hash of everything ``feast apply`` would register: the repository's Python and
-    yaml files plus the feature names and TTL they pull from the feature library. Computed
-    without importing Feast, so loading the Dagster definitions stays fast."""
+    yaml files plus the feature names, each service's features and the TTL they pull from the
+    feature library. Computed without importing Feast, so loading the Dagster definitions stays
+    fast."""
     digest = hashlib.sha256()
     for path in sorted([*repo_dir.glob("*.py"), *repo_dir.glob("*.yaml"), *repo_dir.glob(".*")]):
         if path.is_file():
@@ -52,7 +53,7 @@ def definitions_version(repo_dir: Path = FEATURE_REPO_DIR) -> str:
             digest.update(path.read_bytes())
     served = {
         "groups": {group: spec.group_features(group) for group in spec.ALL_GROUPS},
-        "services": spec.SERVICES,
+        "services": {name: spec.service_features(name) for name in spec.SERVICES},
         "ttl_s": spec.view_ttl().total_seconds(),
     }
     digest.update(json.dumps(served, sort_keys=True).encode())

@@ -2,6 +2,7 @@
 
 Groups: ``price`` and ``flow`` need only trades (flow needs the taker buy/sell split and trade
 counts, so klines without them get the price group only); ``book`` needs bookTicker data.
+Level features (``vwap``) are computed and served for display; models read ``model_feature_names``.
 The exact definitions, the empty-bar rule and the warm-up rule are in ``definitions``.
 """
 
@@ -16,15 +17,24 @@ from trading_assets.lib.features.definitions import (
     BOOK,
     DEFAULT_CONFIG,
     FLOW,
+    LEVEL_KINDS,
     PRICE,
     TRADE_GROUPS,
     FeatureConfig,
+    check_model_features,
     feature_names,
+    is_level_feature,
     label_names,
+    level_feature_names,
+    model_feature_names,
 )
 from trading_assets.lib.features.frames import book_frame, trades_frame
 from trading_assets.lib.features.incremental import Bar, FeatureRow, IncrementalFeatures, Quote
-from trading_assets.lib.features.klines import bars_from_klines
+from trading_assets.lib.features.klines import (
+    bars_from_klines,
+    kline_groups,
+    kline_model_features,
+)
 from trading_assets.lib.features.leakage import LookaheadReport, check_lookahead
 from trading_assets.lib.features.live import BarBuilder, LiveFeatures
 
@@ -34,6 +44,7 @@ __all__ = [
     "BOOK_COLUMNS",
     "DEFAULT_CONFIG",
     "FLOW",
+    "LEVEL_KINDS",
     "PRICE",
     "TRADE_GROUPS",
     "Bar",
@@ -47,10 +58,16 @@ __all__ = [
     "bars_from_klines",
     "book_frame",
     "check_lookahead",
+    "check_model_features",
     "compute_features",
     "compute_labels",
     "feature_names",
     "infer_bar_seconds",
+    "is_level_feature",
+    "kline_groups",
+    "kline_model_features",
     "label_names",
+    "level_feature_names",
+    "model_feature_names",
     "trades_frame",
 ]

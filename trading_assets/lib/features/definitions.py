@@ -21,6 +21,14 @@ receive time: spot bookTickers carry no exchange time): ``book_imb`` = (bid_qty 
 cancellation-free form (ask − bid) · book_imb / (ask + bid), and ``spread_bps``.
 Labels: log(close_{t+h} / close_t) and its sign, null where t + h is beyond the data.
 
+Model inputs vs display only: every feature is a ratio of prices, of quantities or of counts, so it
+is unchanged when all prices are multiplied by ``k`` and all quantities divided by ``k`` (a new
+price regime, or another quote currency or quantity step) — except the *level* kinds
+(``LEVEL_KINDS``: ``vwap``), which are a price. Levels are computed, stored in gold and served
+online for display, but never model inputs: a model splitting on a price level meets, in a new
+price regime, values outside every range it was trained on. ``model_feature_names`` lists the
+inputs a model may read; ``check_model_features`` refuses a level among them.
+
 Exactness, which is what makes batch and live agree to the last bit:
 
 * volumes, buy/sell volumes and notional are counted in integer units of 1e-8 (Binance's finest
@@ -34,7 +42,8 @@ Exactness, which is what makes batch and live agree to the last bit:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 PRICE = "price"
@@ -117,6 +126,46 @@ def feature_names(
         for kind in WINDOWED_KINDS[group]:
             names.extend(f"{kind}_{w}s" for w in config.windows_s)
     return names
+
+
+# Kinds whose value is a price level or scales with the quantity unit: display only (see above).
+LEVEL_KINDS: frozenset[str] = frozenset({"vwap"})
+_WINDOW_SUFFIX = re.compile(r"_[0-9]+s$")
+
+
+def feature_kind(name: str) -> str:
+    """The kind of a feature name: the name without its ``_{w}s`` window suffix."""
+    return _WINDOW_SUFFIX.sub("", name)
+
+
+def is_level_feature(name: str) -> bool:
+    """Whether the feature is a price level or scales with the quantity unit (display only)."""
+    return feature_kind(name) in LEVEL_KINDS
+
+
+def model_feature_names(
+    config: FeatureConfig = DEFAULT_CONFIG, groups: Sequence[str] = ALL_GROUPS
+) -> list[str]:
+    """The features a model may read, in ``feature_names`` order: every one but the levels."""
+    return [name for name in feature_names(config, groups) if not is_level_feature(name)]
+
+
+def level_feature_names(
+    config: FeatureConfig = DEFAULT_CONFIG, groups: Sequence[str] = ALL_GROUPS
+) -> list[str]:
+    """The display-only features (levels), in ``feature_names`` order."""
+    return [name for name in feature_names(config, groups) if is_level_feature(name)]
+
+
+def check_model_features(names: Iterable[str]) -> None:
+    """Refuse level features as model inputs, naming them and what to use instead."""
+    levels = [name for name in names if is_level_feature(name)]
+    if levels:
+        raise ValueError(
+            f"{levels} are level features, display only: they move with the price level and the "
+            "volume unit, so a model reading them breaks in a new price regime. Use the scale-free "
+            "features (model_feature_names), e.g. vwap_dev_{w}s instead of vwap_{w}s"
+        )
 
 
 def label_names(config: FeatureConfig = DEFAULT_CONFIG) -> list[str]:

@@ -3,14 +3,28 @@
 Binance kline files carry OHLC and volume, and in full form quote volume, trade count and taker-buy
 volume. When quote volume is absent the notional is approximated by volume × typical price
 ((high + low + close) / 3), so ``vwap`` is an approximation; when trade count or taker-buy volume
-is absent those columns are null and only the price group can be computed.
+is absent those columns are null and only the price group can be computed. A model on klines reads
+``kline_model_features``: the groups the file supports, without the display-only level features
+(BTCUSDT closed between 8,676 and 10,350 USDT in May–June 2020 and between 30,101 and 64,800 in
+April–May 2021: a level learnt on one period is out of range on the other).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import polars as pl
 
+from trading_assets.lib.features.definitions import (
+    DEFAULT_CONFIG,
+    FLOW,
+    PRICE,
+    FeatureConfig,
+    model_feature_names,
+)
 from trading_assets.lib.lakehouse.bars import BAR_COLUMNS
+
+FLOW_KLINE_COLUMNS = frozenset({"count", "taker_buy_volume"})
 
 _UTC_US = pl.Datetime("us", "UTC")
 
@@ -56,3 +70,16 @@ def bars_from_klines(klines: pl.DataFrame, symbol: str) -> pl.DataFrame:
         .select(BAR_COLUMNS)
         .sort("bar_start")
     )
+
+
+def kline_groups(columns: Iterable[str]) -> tuple[str, ...]:
+    """The feature groups klines with these columns support: flow needs the trade count and the
+    taker-buy volume, which the six-column files lack."""
+    return (PRICE, FLOW) if set(columns) >= FLOW_KLINE_COLUMNS else (PRICE,)
+
+
+def kline_model_features(
+    columns: Iterable[str], config: FeatureConfig = DEFAULT_CONFIG
+) -> list[str]:
+    """What a model trained on klines with these columns reads: their groups' model inputs."""
+    return model_feature_names(config, kline_groups(columns))
