@@ -10,6 +10,7 @@ from pathlib import Path
 
 from streaming.fallback import FallbackBudgets
 from trading_assets.lib.feature_store.spec import TRAINING_SERVICE
+from trading_assets.lib.models.policy import ASSUMED_SPREAD_BPS, FEE_BP
 from trading_assets.lib.settings import data_dir, trading_symbols
 
 BINANCE_WS = "wss://stream.binance.com:9443"
@@ -38,6 +39,9 @@ class SidecarConfig:
     canary_size: float = 0.5  # the @canary's stakes, as a fraction of what the champion's would be
     watchdog_s: float = 30.0
     fallback_budgets: FallbackBudgets = field(default_factory=FallbackBudgets)
+    # Costs the trading rule must clear (see trading_assets.lib.models.policy), the evaluation's.
+    fee_bp: float = FEE_BP  # exchange fee per side, paid by the paper P&L too
+    assumed_spread_bps: float = ASSUMED_SPREAD_BPS  # when the features carry no usable spread
 
     @property
     def landing_root(self) -> Path:
@@ -85,6 +89,15 @@ def parse_args(argv: Sequence[str] | None = None) -> SidecarConfig:
     parser.add_argument("--predict-every", type=float, default=1.0, help="seconds")
     parser.add_argument("--canary-share", type=float, default=0.1)
     parser.add_argument("--canary-size", type=float, default=0.5, help="fraction of full size")
+    parser.add_argument(
+        "--fee-bp", type=float, default=FEE_BP, help="exchange fee per side, basis points"
+    )
+    parser.add_argument(
+        "--assumed-spread-bps",
+        type=float,
+        default=ASSUMED_SPREAD_BPS,
+        help="spread assumed when the feature service carries no book (spread_bps)",
+    )
     args = parser.parse_args(argv)
     root = Path(args.data_dir).resolve()
     tracking = args.mlflow_uri or f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"
@@ -102,4 +115,6 @@ def parse_args(argv: Sequence[str] | None = None) -> SidecarConfig:
         predict_every_s=args.predict_every,
         canary_share=args.canary_share,
         canary_size=args.canary_size,
+        fee_bp=args.fee_bp,
+        assumed_spread_bps=args.assumed_spread_bps,
     )

@@ -1,5 +1,9 @@
 """The inline risk engine: sizes each prediction, applies circuit breakers, keeps paper equity.
 
+Whether to trade at all is the trading rule's call (:mod:`trading_assets.lib.models.policy`):
+the caller passes its target position, and a flat target is not traded. A long or short one is
+sized here (fractional Kelly) and may still be blocked by a breaker or the minimum size.
+
 Paper equity: starts at ``initial_equity``. Every decision that trades opens (or re-sizes) the
 symbol's one paper position: ``size_fraction`` of the equity at that moment, as a fixed notional.
 Given the price, a re-size first marks the old notional to it (its P&L so far is accrued) and
@@ -7,9 +11,12 @@ keeps the opening time, so each size earns only over the time it was held. The c
 the position once its holding period (counted from the opening) is over: with
 :meth:`RiskEngine.settle` at the current price, or with :meth:`RiskEngine.record_return` and the
 underlying's simple return over the period. Its P&L, ``notional · sign · return`` per size held
-plus what was accrued, is added to equity. The high-water mark is the highest equity
-seen (rebased on recovery from HALTED), drawdown is ``1 − equity / high-water mark``. A settled
-position with negative P&L is a loss; a positive one ends a losing streak.
+plus what was accrued, less costs, is added to equity. Costs are the evaluation's: every change
+of notional (entry, re-size, exit) pays ``fee_bp`` plus half the caller's spread per unit of
+notional changed; the exit is charged at the spread of the last entry or re-size. The
+high-water mark is the highest equity seen (rebased on recovery from HALTED), drawdown is
+``1 − equity / high-water mark``. A settled position with negative P&L is a loss; a positive one
+ends a losing streak.
 
 State, re-evaluated on every call with the caller's clock:
 
@@ -40,6 +47,7 @@ from streaming.risk.model import (
     Transition,
 )
 from streaming.risk.sizing import position_fraction
+from trading_assets.lib.models.policy import side_cost
 
 log = logging.getLogger(__name__)
 NS_PER_S = 1_000_000_000
@@ -105,6 +113,8 @@ class RiskEngine:
         volatility: float,
         price: float | None = None,
         size_scale: float = 1.0,
+        target: float | None = None,
+        spread_bps: float = 0.0,
     ) -> RiskDecision:
         """Whether and how much to trade on one prediction.
 
@@ -113,7 +123,10 @@ class RiskEngine:
         volatility (e.g. ``rv_60s``), compared with its own baseline. ``price``: the symbol's
         current price, which a trade opens or re-sizes the paper position at. ``size_scale``
         scales the stake before the minimum-size check and the position (a @canary trades at
-        reduced size, and its paper P&L is that size's). ``risk_score`` is the
+        reduced size, and its paper P&L is that size's). ``target``: the trading rule's position
+        (−1, 0, +1; None: the signal's direction), whose sign the size takes; 0 is not traded.
+        ``spread_bps``: the spread the rule saw, half of which each side pays with the fee.
+        ``risk_score`` is the
         largest of: drawdown / max_drawdown, how far volatility is toward a spike
         ((ratio − 1) / (spike ratio − 1)), staleness ((level − 1) / 4), the losing streak /
         its limit; 1 when halted or cooling down. Each bounded to [0, 1].
@@ -136,7 +149,11 @@ class RiskEngine:
         elif spike_ratio is not None and spike_ratio > limits.vol_spike_ratio:
             blocks.append(("volatility_spike", f"volatility {spike_ratio:.1f}× its baseline > "
                            f"{limits.vol_spike_ratio:g}×"))  # fmt: skip
+        if target is not None and target == 0.0:
+            blocks.append(("below_cost", "predicted return within the round-trip cost"))
         size, reasons = self._size(symbol, signal, confidence)
+        if target:
+            size = math.copysign(size, target)
         if size_scale != 1.0:
             size *= size_scale
             reasons.append(f"size × {size_scale:g}")
@@ -149,7 +166,8 @@ class RiskEngine:
             reasons = [why for _, why in blocks]
             return RiskDecision(symbol, now_ns, False, 0.0, score, self.state, tuple(reasons))
         self.counters["trades"] += 1
-        self.positions[symbol] = self._resized(symbol, size, now_ns, price)
+        cost = side_cost(spread_bps, limits.fee_bp)
+        self.positions[symbol] = self._resized(symbol, size, now_ns, price, cost)
         return RiskDecision(symbol, now_ns, True, size, score, self.state, tuple(reasons))
 
     def record_return(self, symbol: str, now_ns: int, realized_return: float) -> float:
@@ -158,7 +176,10 @@ class RiskEngine:
         position = self.positions.pop(symbol, None)
         if position is None or not math.isfinite(realized_return):
             return 0.0
-        return self._book(now_ns, position.accrued_pnl + position.notional * realized_return)
+        exit_cost = abs(position.notional) * position.side_cost
+        return self._book(
+            now_ns, position.accrued_pnl + position.notional * realized_return - exit_cost
+        )
 
     def settle(self, symbol: str, now_ns: int, price: float) -> float:
         """Settle the symbol's paper position at ``price``: each size it held earns the price
@@ -166,16 +187,22 @@ class RiskEngine:
         position = self.positions.pop(symbol, None)
         if position is None:
             return 0.0
-        return self._book(now_ns, position.accrued_pnl + _marked(position, price))
+        exit_cost = abs(position.notional) * position.side_cost
+        return self._book(now_ns, position.accrued_pnl + _marked(position, price) - exit_cost)
 
-    def _resized(self, symbol: str, size: float, now_ns: int, price: float | None) -> Position:
-        """The symbol's position at ``size`` from now on, the old size marked to ``price``."""
+    def _resized(
+        self, symbol: str, size: float, now_ns: int, price: float | None, cost: float
+    ) -> Position:
+        """The symbol's position at ``size`` from now on, the old size marked to ``price`` and
+        the change of notional paying ``cost`` per unit."""
         entry = math.nan if price is None else price
+        notional = size * self.equity
         old = self.positions.get(symbol)
         if old is None:
-            return Position(size, size * self.equity, now_ns, entry)
-        accrued = old.accrued_pnl + _marked(old, entry)
-        return Position(size, size * self.equity, old.opened_ns, entry, accrued)
+            return Position(size, notional, now_ns, entry, -abs(notional) * cost, cost)
+        change_cost = abs(notional - old.notional) * cost
+        accrued = old.accrued_pnl + _marked(old, entry) - change_cost
+        return Position(size, notional, old.opened_ns, entry, accrued, cost)
 
     def _book(self, now_ns: int, pnl: float) -> float:
         """Add a settled position's P&L to equity and feed the loss-streak breaker."""

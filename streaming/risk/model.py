@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from trading_assets.lib.models.policy import FEE_BP
+
 
 class RiskState(StrEnum):
     """ACTIVE trades at full size; REDUCING trades smaller (or not, per breaker) while a warning
@@ -23,7 +25,9 @@ class RiskLimits:
     Sizing: ``kelly_fraction`` of the Kelly stake for a bet paying ``payoff_ratio`` per unit
     risked (see :mod:`streaming.risk.sizing`), at most ``max_position_fraction`` of equity per
     symbol and ``max_gross_exposure`` over all open positions; ``reducing_scale`` multiplies sizes
-    in REDUCING; a size under ``min_trade_fraction`` is not traded.
+    in REDUCING; a size under ``min_trade_fraction`` is not traded. Paper P&L pays ``fee_bp``
+    per side (plus half the spread the caller saw) on every change of notional, as the
+    evaluation does.
     Breakers: drawdown from the equity high-water mark ≥ ``max_drawdown`` halts, ≥
     ``reduce_drawdown`` reduces. A volatility above ``vol_spike_ratio`` × the symbol's baseline
     (an EMA of its past volatility, half-life ``vol_baseline_half_life_s``, trusted after
@@ -55,6 +59,7 @@ class RiskLimits:
     halt_recovery_s: float | None = 3_600.0
     initial_equity: float = 1.0
     max_transitions_kept: int = 1_000
+    fee_bp: float = FEE_BP
 
     def __post_init__(self) -> None:
         fractions = ("kelly_fraction", "max_position_fraction", "reducing_scale", "max_drawdown")
@@ -67,6 +72,8 @@ class RiskLimits:
             raise ValueError("payoff_ratio and initial_equity must be > 0, vol_spike_ratio > 1")
         if self.max_consecutive_losses < 1 or not 1 <= self.max_tradable_fallback_level <= 5:
             raise ValueError("max_consecutive_losses ≥ 1, max_tradable_fallback_level in 1..5")
+        if not 0 <= self.fee_bp < math.inf:
+            raise ValueError(f"fee_bp must be a finite number ≥ 0, got {self.fee_bp}")
 
 
 @dataclass(frozen=True)
@@ -101,14 +108,17 @@ class Transition:
 class Position:
     """A symbol's paper position: its current signed fraction and currency notional, when it was
     opened (a re-size keeps that time: the holding period runs from the first entry), the price
-    its current size was taken at (NaN when the caller gave none) and the P&L its earlier sizes
-    made up to their re-sizes, booked when the position settles."""
+    its current size was taken at (NaN when the caller gave none), the P&L its earlier sizes
+    made up to their re-sizes less the costs of every entry and re-size so far, booked when the
+    position settles, and the cost of one side per unit of notional at the last entry or
+    re-size (what closing it is charged)."""
 
     size_fraction: float
     notional: float
     opened_ns: int
     entry_price: float = math.nan
     accrued_pnl: float = 0.0
+    side_cost: float = 0.0
 
 
 @dataclass(frozen=True)

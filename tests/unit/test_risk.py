@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 
@@ -19,6 +20,7 @@ from streaming.risk import (
 S = 1_000_000_000
 T0 = 1_709_294_400 * S
 CALM_VOL = 0.001
+SIDE = 0.001  # the default fee, 10 bp, per side of each unit of notional (no spread given)
 
 
 def assess(engine: RiskEngine, now_ns: int, symbol: str = "BTCUSDT", signal: float = 1.0,
@@ -134,7 +136,7 @@ def test_drawdown_reduces_then_halts_and_recovers_after_the_configured_period():
     for k in range(3):  # each position loses half its underlying
         now = T0 + k * S
         decision = assess(engine, now)
-        expected_equity *= 1 + decision.size_fraction * -0.5
+        expected_equity *= 1 + decision.size_fraction * (-0.5 - 2 * SIDE)  # move, in and out
         engine.record_return("BTCUSDT", now + S // 2, -0.5)
         seen.append(engine.state)
     halted = assess(engine, T0 + 10 * S)
@@ -142,7 +144,8 @@ def test_drawdown_reduces_then_halts_and_recovers_after_the_configured_period():
     recovered = assess(engine, T0 + 700 * S)
 
     assert engine.equity == pytest.approx(expected_equity)
-    assert seen == [RiskState.REDUCING, RiskState.REDUCING, RiskState.HALTED]  # 12.5 %, 23 %, 33 %
+    # Drawdowns 12.6 %, 23.5 %, 33.1 %
+    assert seen == [RiskState.REDUCING, RiskState.REDUCING, RiskState.HALTED]
     assert not halted.should_trade and halted.risk_score == 1.0
     assert not still_halted.should_trade and still_halted.state is RiskState.HALTED
     assert recovered.should_trade and recovered.state is RiskState.ACTIVE
@@ -152,7 +155,7 @@ def test_drawdown_reduces_then_halts_and_recovers_after_the_configured_period():
         (RiskState.REDUCING, RiskState.HALTED),
         (RiskState.HALTED, RiskState.ACTIVE),
     ]
-    assert "drawdown 33.0% ≥ 25%" in engine.transitions[1].reason
+    assert f"drawdown {1 - expected_equity:.1%} ≥ 25%" in engine.transitions[1].reason
     assert engine.counters["halts"] == 1 and engine.counters["halt_recoveries"] == 1
 
 
@@ -180,7 +183,7 @@ def test_consecutive_losses_start_a_cooldown_and_a_win_ends_a_streak():
 
     trade_and_settle(T0, -0.001)
     trade_and_settle(T0 + S, -0.001)
-    trade_and_settle(T0 + 2 * S, 0.002)  # the win resets the streak
+    trade_and_settle(T0 + 2 * S, 0.01)  # the win (after fees) resets the streak
     streak_after_win = engine.consecutive_losses
     for k in range(3, 6):
         trade_and_settle(T0 + k * S, -0.001)
@@ -201,7 +204,7 @@ def test_a_short_loses_when_the_underlying_rises():
     pnl = engine.record_return("BTCUSDT", T0 + S, 0.01)
 
     assert decision.size_fraction == pytest.approx(-0.25)
-    assert pnl == pytest.approx(-0.25 * 0.01) and engine.consecutive_losses == 1
+    assert pnl == pytest.approx(-0.25 * 0.01 - 2 * 0.25 * SIDE) and engine.consecutive_losses == 1
     assert engine.record_return("BTCUSDT", T0 + 2 * S, 0.01) == 0.0  # already settled
 
 
@@ -245,6 +248,8 @@ def test_limits_are_validated():
         RiskLimits(reduce_drawdown=0.3)
     with pytest.raises(ValueError, match="kelly_fraction"):
         RiskLimits(kelly_fraction=1.5)
+    with pytest.raises(ValueError, match="fee_bp"):
+        RiskLimits(fee_bp=-1.0)
 
 
 def test_a_re_sized_position_books_each_size_over_the_time_it_was_held():
@@ -258,8 +263,11 @@ def test_a_re_sized_position_books_each_size_over_the_time_it_was_held():
     # Act: the holding period is over; settle at 108.9 (−10 % from the short's entry)
     pnl = engine.settle("BTCUSDT", T0 + 60 * S, 108.9)
 
-    # Assert: +10 % on the first size, +10 % on the second, +10 % on the short
-    expected = (first.size_fraction + second.size_fraction - third.size_fraction) * 0.1
+    # Assert: +10 % on the first size, +10 % on the second, +10 % on the short; fees on the
+    # entry, on each change of size and on the exit
+    sizes = [0.0, first.size_fraction, second.size_fraction, third.size_fraction, 0.0]
+    fees = SIDE * sum(abs(b - a) for a, b in itertools.pairwise(sizes))
+    expected = (first.size_fraction + second.size_fraction - third.size_fraction) * 0.1 - fees
     assert first.size_fraction > second.size_fraction > 0 > third.size_fraction
     assert held.opened_ns == T0  # a re-size keeps the holding period's start
     assert pnl == pytest.approx(expected)
@@ -283,8 +291,50 @@ def test_trading_every_tick_settles_the_symbol_once_at_its_horizon():
     # Act
     pnl = engine.settle("BTCUSDT", T0 + 60 * S, prices[-1])
 
-    # Assert: every tick's size lost 1 % of its notional exactly once; one loss in the streak
+    # Assert: every tick's size lost 1 % of its notional exactly once; holding the same size
+    # paid no fee, only the entry and the exit did; one loss in the streak
     assert len(set(sizes)) == 1
-    assert pnl == pytest.approx(-0.01 * sizes[0] * 120)
-    assert engine.equity == pytest.approx(1.0 - 0.01 * sizes[0] * 120)
+    assert pnl == pytest.approx(-0.01 * sizes[0] * 120 - 2 * SIDE * sizes[0])
+    assert engine.equity == pytest.approx(1.0 + pnl)
     assert engine.consecutive_losses == 1 and engine.counters["losses"] == 1
+
+
+def test_a_flat_target_is_not_traded_and_a_long_or_short_one_sets_the_direction():
+    engine = RiskEngine()
+
+    flat = engine.assess("BTCUSDT", T0, 0.8, 1.0, 1, CALM_VOL, target=0.0)
+    short = engine.assess("ETHUSDT", T0, -0.8, 1.0, 1, CALM_VOL, target=-1.0)
+    long = engine.assess("SOLUSDT", T0, 0.8, 1.0, 1, CALM_VOL, target=1.0)
+
+    assert not flat.should_trade and flat.size_fraction == 0.0
+    assert "round-trip cost" in flat.reasons[0]
+    assert "BTCUSDT" not in engine.positions and engine.counters["blocked_below_cost"] == 1
+    assert short.should_trade and short.size_fraction == pytest.approx(-0.2)
+    assert long.should_trade and long.size_fraction == pytest.approx(0.2)
+
+
+def test_breakers_still_block_what_the_rule_would_trade():
+    engine = RiskEngine()
+
+    stale = engine.assess("BTCUSDT", T0, 0.8, 1.0, 5, CALM_VOL, target=1.0)
+    tiny = engine.assess("BTCUSDT", T0, 0.001, 0.5, 1, CALM_VOL, target=1.0)
+
+    assert not stale.should_trade and "fallback level 5" in stale.reasons[0]
+    assert not tiny.should_trade and "< 0.001" in tiny.reasons[0]
+
+
+def test_each_side_pays_the_fee_and_half_the_spread_it_was_opened_at():
+    # Arrange: 10 bp fee, a 4 bp spread: 12 bp per side of a quarter of equity
+    engine = RiskEngine()
+    free = RiskEngine(RiskLimits(fee_bp=0.0))
+    for each in (engine, free):
+        each.assess("BTCUSDT", T0, 1.0, 1.0, 1, CALM_VOL, price=100.0, spread_bps=4.0)
+
+    # Act: the price has not moved
+    pnl = engine.settle("BTCUSDT", T0 + 60 * S, 100.0)
+    spread_only = free.settle("BTCUSDT", T0 + 60 * S, 100.0)
+
+    # Assert
+    assert pnl == pytest.approx(-2 * 0.25 * 0.0012)
+    assert spread_only == pytest.approx(-2 * 0.25 * 0.0002)
+    assert engine.equity == pytest.approx(1.0 + pnl) and engine.consecutive_losses == 1

@@ -1,38 +1,60 @@
 """Materialization and check metadata of the model assets: metrics tables and plots."""
 
+import math
+
 import dagster as dg
 
 from trading_assets.lib.models import WalkForwardReport, beats_baselines
-from trading_assets.lib.models.metrics import Comparison, Metrics
+from trading_assets.lib.models.metrics import MAX_IC_P_VALUE, Comparison, Metrics
 from trading_assets.lib.models.plots import importance_markdown, predicted_vs_realized_markdown
+from trading_assets.lib.models.policy import BP, round_trip_cost
 from trading_assets.lib.models.training import HoldoutReport, TrainedModel, new_trees_hold_up
 
 HEADER = [
-    "| forecast | IC | hit rate | RMSE | P&L (after fees) | sides |",
-    "|---|---|---|---|---|---|",
+    "| forecast | IC | IC p-value | hit rate | RMSE | P&L (after costs) | sides | turnover |",
+    "|---|---|---|---|---|---|---|---|",
 ]
+BASELINE_LABELS = {"zero": "zero", "last": "last return", "buy_hold": "buy & hold"}
+
+
+def _number(value: float, digits: int) -> str:
+    return "–" if math.isnan(value) else f"{value:.{digits}f}"
 
 
 def _row(label: str, m: Metrics) -> str:
-    return f"| {label} | {m.ic:.4f} | {m.hit_rate:.4f} | {m.rmse:.6f} | {m.pnl:.6f} | {m.trades} |"
+    return (
+        f"| {label} | {m.ic:.4f} | {m.ic_p_value:.2g} | {_number(m.hit_rate, 4)} | "
+        f"{_number(m.rmse, 6)} | {m.pnl:.6f} | {m.trades} | {m.turnover:.3f} |"
+    )
 
 
 def _rows(comparison: Comparison, model_name: str = "model") -> list[str]:
-    """The model's row, then the zero and last-return baselines' on the same rows."""
+    """The model's row, then each baseline's on the same rows."""
+    baselines = comparison.baselines
     return [
         _row(model_name, comparison.model),
-        _row("zero", comparison.zero),
-        _row("last", comparison.last),
+        *(_row(BASELINE_LABELS[name], m) for name, m in baselines.items()),
     ]
 
 
+def costs_line(comparison: Comparison) -> str:
+    """The costs the P&L paid, and the round trip a prediction had to clear to trade."""
+    trip = round_trip_cost(comparison.spread_bps, comparison.fee_bp) / BP
+    return (
+        f"Trades only where |predicted return| > round-trip cost 2 × (fee + spread / 2): "
+        f"fee {comparison.fee_bp:g} bp per side, mean spread {comparison.spread_bps:.3g} bp "
+        f"(round trip {trip:.3g} bp); P&L and the IC p-value on {comparison.pnl_rows} "
+        "non-overlapping rows (one per horizon per symbol); turnover: sides per such row."
+    )
+
+
 def metrics_markdown(report: WalkForwardReport) -> str:
-    """Pooled out-of-sample scores of the model next to the zero and last-return baselines."""
+    """Pooled out-of-sample scores of the trading rule next to the baselines."""
     pooled = report.pooled
     lines = [
         f"Out of sample, {len(report.folds)} purged walk-forward folds "
-        f"(embargo {report.embargo_s:g} s), {pooled.rows} rows, "
-        f"fees {report.fee_bp:g} bp per side.",
+        f"(embargo {report.embargo_s:g} s), {pooled.rows} rows.",
+        costs_line(pooled),
         "",
         *HEADER,
         *_rows(pooled),
@@ -45,6 +67,7 @@ def holdout_markdown(holdout: HoldoutReport) -> str:
     lines = [
         f"Held-out newest rows from {holdout.start.isoformat()}: {holdout.full.rows} rows, "
         "not boosted on.",
+        costs_line(holdout.full),
         "",
         *HEADER,
         *_rows(holdout.full, "full model"),
@@ -84,6 +107,7 @@ def full_model_metadata(model: TrainedModel, path: str) -> dict[str, dg.Metadata
         "watermark": dg.MetadataValue.timestamp(model.time_end),
         "model_ic": dg.MetadataValue.float(report.pooled.model.ic),
         "model_pnl": dg.MetadataValue.float(report.pooled.model.pnl),
+        "model_turnover": dg.MetadataValue.float(report.pooled.model.turnover),
     }
 
 
@@ -93,27 +117,33 @@ def gate_metadata(
     ic_margin: float | None,
     pnl_margin: float | None,
     incremental_ic_tolerance: float | None,
+    max_ic_p_value: float | None = MAX_IC_P_VALUE,
 ) -> tuple[bool, str, dict[str, dg.MetadataValue]]:
-    """Whether the registered model passes, why, and the evidence: the recipe beats both baselines
-    out of sample by the margins, and its new trees hold up on the held-out newest rows."""
+    """Whether the registered model passes, why, and the evidence: out of sample, the trading
+    rule beats every baseline by the margins with a significant IC, and the new trees hold up
+    on the held-out newest rows."""
     pooled = report.pooled
-    recipe_passed = beats_baselines(pooled, ic_margin, pnl_margin)
+    recipe_passed = beats_baselines(pooled, ic_margin, pnl_margin, max_ic_p_value)
     trees_passed = new_trees_hold_up(holdout, incremental_ic_tolerance)
-    best_ic = max(pooled.zero.ic, pooled.last.ic)
-    best_pnl = max(pooled.zero.pnl, pooled.last.pnl)
+    best_ic, best_pnl = pooled.best_baseline_ic, pooled.best_baseline_pnl
+    model = pooled.model
     reason = (
-        f"out-of-sample IC {pooled.model.ic:.4f} vs best baseline {best_ic:.4f} "
-        f"(margin {ic_margin}); after-fee P&L {pooled.model.pnl:.6f} vs {best_pnl:.6f} "
-        f"(margin {pnl_margin})"
+        f"out-of-sample IC {model.ic:.4f} vs best baseline {best_ic:.4f} "
+        f"(margin {ic_margin}); IC p-value {model.ic_p_value:.2g} on {pooled.pnl_rows} "
+        f"non-overlapping rows (at most {max_ic_p_value}); after-cost P&L {model.pnl:.6f} vs "
+        f"{best_pnl:.6f} (margin {pnl_margin}), turnover {model.turnover:.3f}"
     )
     metadata = {
         "metrics": dg.MetadataValue.md(metrics_markdown(report)),
-        "model_ic": dg.MetadataValue.float(pooled.model.ic),
+        "model_ic": dg.MetadataValue.float(model.ic),
         "best_baseline_ic": dg.MetadataValue.float(best_ic),
-        "model_pnl": dg.MetadataValue.float(pooled.model.pnl),
+        "model_ic_p_value": dg.MetadataValue.float(model.ic_p_value),
+        "model_pnl": dg.MetadataValue.float(model.pnl),
         "best_baseline_pnl": dg.MetadataValue.float(best_pnl),
+        "model_turnover": dg.MetadataValue.float(model.turnover),
         "ic_margin": dg.MetadataValue.text(str(ic_margin)),
         "pnl_margin": dg.MetadataValue.text(str(pnl_margin)),
+        "max_ic_p_value": dg.MetadataValue.text(str(max_ic_p_value)),
         "incremental_ic_tolerance": dg.MetadataValue.text(str(incremental_ic_tolerance)),
         "walk_forward_passed": dg.MetadataValue.bool(recipe_passed),
         "new_trees_passed": dg.MetadataValue.bool(trees_passed),

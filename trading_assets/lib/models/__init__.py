@@ -24,9 +24,11 @@ if TYPE_CHECKING:
         compare,
         hit_rate,
         information_coefficient,
+        policy_pnl,
+        position_pnl,
         rmse,
-        sign_strategy_pnl,
     )
+    from trading_assets.lib.models.policy import round_trip_cost, target_position, target_positions
     from trading_assets.lib.models.splits import Fold, purged_walk_forward
     from trading_assets.lib.models.training import TrainedModel, train_full, train_incremental
 
@@ -40,9 +42,11 @@ _HOMES = {
         "compare",
         "hit_rate",
         "information_coefficient",
+        "policy_pnl",
+        "position_pnl",
         "rmse",
-        "sign_strategy_pnl",
     ),
+    "policy": ("round_trip_cost", "target_position", "target_positions"),
     "splits": ("Fold", "purged_walk_forward"),
     "training": ("TrainedModel", "train_full", "train_incremental"),
 }
@@ -61,9 +65,13 @@ __all__ = [  # the names of _HOMES, spelled out for static tools
     "compare",
     "hit_rate",
     "information_coefficient",
+    "policy_pnl",
+    "position_pnl",
     "purged_walk_forward",
     "rmse",
-    "sign_strategy_pnl",
+    "round_trip_cost",
+    "target_position",
+    "target_positions",
     "train_full",
     "train_incremental",
     "walk_forward",

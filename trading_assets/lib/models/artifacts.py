@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 import xgboost as xgb
 
 from trading_assets.lib.models.evaluation import FoldResult, WalkForwardReport
-from trading_assets.lib.models.metrics import Comparison, Metrics
+from trading_assets.lib.models.metrics import BASELINES, FEE_BP, Comparison, Metrics
 from trading_assets.lib.models.training import HoldoutReport, TrainedModel
 
 FULL_FILE = "full_model.json"
@@ -43,18 +44,25 @@ def _comparison_to_dict(value: Comparison) -> dict[str, Any]:
     return {
         "rows": value.rows,
         "pnl_rows": value.pnl_rows,
-        **{name: getattr(value, name).as_dict() for name in ("model", "zero", "last")},
+        "fee_bp": value.fee_bp,
+        "spread_bps": value.spread_bps,
+        **{name: getattr(value, name).as_dict() for name in ("model", *BASELINES)},
     }
 
 
 def _comparison_from_dict(value: dict[str, Any]) -> Comparison:
-    def metrics(raw: dict[str, float]) -> Metrics:
+    # Files written before the cost-aware evaluation lack its fields: they read as unknown
+    # (NaN), which no gate passes, until the next full training rewrites them.
+    def metrics(raw: dict[str, float] | None) -> Metrics:
+        raw = raw or {}
         return Metrics(
-            ic=float(raw["ic"]),
-            hit_rate=float(raw["hit_rate"]),
-            rmse=float(raw["rmse"]),
-            pnl=float(raw["pnl"]),
-            trades=int(raw["trades"]),
+            ic=float(raw.get("ic", math.nan)),
+            ic_p_value=float(raw.get("ic_p_value", math.nan)),
+            hit_rate=float(raw.get("hit_rate", math.nan)),
+            rmse=float(raw.get("rmse", math.nan)),
+            pnl=float(raw.get("pnl", math.nan)),
+            trades=int(raw.get("trades", 0)),
+            turnover=float(raw.get("turnover", math.nan)),
         )
 
     return Comparison(
@@ -63,6 +71,9 @@ def _comparison_from_dict(value: dict[str, Any]) -> Comparison:
         model=metrics(value["model"]),
         zero=metrics(value["zero"]),
         last=metrics(value["last"]),
+        buy_hold=metrics(value.get("buy_hold")),
+        fee_bp=float(value.get("fee_bp", FEE_BP)),
+        spread_bps=float(value.get("spread_bps", math.nan)),
     )
 
 

@@ -3,7 +3,9 @@
 Each fold trains a fresh model on its (purged) past and predicts its test block; the pooled
 out-of-sample predictions of all folds are scored against the baselines (see ``metrics``). The
 final model is never scored on data it saw. P&L uses one row per horizon per symbol (times that
-are whole multiples of the horizon), so overlapping forward returns are not counted twice.
+are whole multiples of the horizon), so overlapping forward returns are not counted twice. Each
+row's spread, which the trading rule pays half of per side, is the frame's ``spread_bps`` where it
+has a usable one, else an assumed spread (history has no book; see ``policy``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ import numpy.typing as npt
 import polars as pl
 import xgboost as xgb
 
-from trading_assets.lib.models.metrics import FEE_BP, Comparison, compare
+from trading_assets.lib.models.metrics import Comparison, compare
+from trading_assets.lib.models.policy import (
+    ASSUMED_SPREAD_BPS,
+    FEE_BP,
+    SPREAD_FEATURE,
+    known_spreads,
+)
 from trading_assets.lib.models.splits import purged_walk_forward
 
 SYMBOL = "symbol"
@@ -124,6 +132,16 @@ def pnl_rows(frame: pl.DataFrame, horizon: dt.timedelta) -> npt.NDArray[np.bool_
     )
 
 
+def spreads_of(
+    frame: pl.DataFrame, assumed_bps: float = ASSUMED_SPREAD_BPS
+) -> npt.NDArray[np.float64]:
+    """Each row's spread in bp: its ``spread_bps`` when usable, else ``assumed_bps``."""
+    if SPREAD_FEATURE not in frame.columns:
+        return np.full(frame.height, assumed_bps)
+    column = frame[SPREAD_FEATURE].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    return known_spreads(column, assumed_bps)
+
+
 def walk_forward(
     frame: pl.DataFrame,
     feature_names: Sequence[str],
@@ -134,10 +152,12 @@ def walk_forward(
     embargo: dt.timedelta = dt.timedelta(0),
     fee_bp: float = FEE_BP,
     shuffle_seed: int | None = None,
+    assumed_spread_bps: float = ASSUMED_SPREAD_BPS,
 ) -> WalkForwardReport:
     """Train and score one model per fold, each on its purged, embargoed past (see ``splits``).
     ``shuffle_seed`` permutes each fold's training labels
-    (a control: with the link between features and labels cut, out-of-sample IC must vanish)."""
+    (a control: with the link between features and labels cut, out-of-sample IC must vanish).
+    ``assumed_spread_bps``: the spread of rows without a usable ``spread_bps``."""
     rows = prepare(frame, label)
     horizon = horizon_of(rows)
     x = design_matrix(rows, feature_names)
@@ -145,6 +165,7 @@ def walk_forward(
     last = rows[LAST_RETURN].to_numpy()
     symbols = rows[SYMBOL].to_numpy()
     tradable = pnl_rows(rows, horizon)
+    spread = spreads_of(rows, assumed_spread_bps)
     folds = purged_walk_forward(rows[TIME].to_numpy(), rows[LABEL_END].to_numpy(), n_folds, embargo)
     results, tested, predictions = [], [], []
     for fold in folds:
@@ -161,13 +182,13 @@ def walk_forward(
                 test_rows=int(t.size),
                 test_start=_utc(fold.test_start),
                 test_end=_utc(fold.test_end),
-                comparison=compare(p, y[t], last[t], symbols[t], tradable[t], fee_bp),
+                comparison=compare(p, y[t], last[t], symbols[t], tradable[t], fee_bp, spread[t]),
             )
         )
         tested.append(t)
         predictions.append(p)
     t, p = np.concatenate(tested), np.concatenate(predictions)
-    pooled = compare(p, y[t], last[t], symbols[t], tradable[t], fee_bp)
+    pooled = compare(p, y[t], last[t], symbols[t], tradable[t], fee_bp, spread[t])
     keep = np.random.default_rng(0).permutation(t.size)[:PLOT_SAMPLE_ROWS]
     return WalkForwardReport(
         folds=tuple(results),

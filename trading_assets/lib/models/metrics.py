@@ -1,18 +1,29 @@
 """Out-of-sample metrics of a return forecast, for the model and the naive baselines it must beat.
 
-* ``ic``: Spearman rank correlation of prediction and realized forward log return. A constant
-  prediction (the zero baseline) ranks nothing, so its IC is defined as 0, not undefined.
+* ``ic``: Spearman rank correlation of prediction and realized forward log return, on every row.
+  A constant prediction (the zero and buy-and-hold baselines) ranks nothing: its IC is 0.
+* ``ic_p_value``: one-sided p-value of a positive IC (H0: no rank correlation), on the P&L rows
+  only: one row per horizon per symbol. Rows sampled more often than the horizon share most of
+  their forward return, and counting them as independent would overstate significance. Symbols
+  traded at the same times still move together, so the test is, if anything, lenient.
 * ``hit_rate``: share of rows with a non-zero realized return whose sign the prediction matched;
   a zero prediction matches nothing (it takes no view), so the zero baseline scores 0.
-* ``rmse``: root mean squared error of prediction vs realized return.
-* ``pnl``: a sign strategy: hold ``sign(prediction)`` (−1, 0, +1) over each row's horizon, earn
-  ``position · return`` and pay ``fee_bp`` per side on every change of position (flat → long is
-  one side, long → short two), summed in log-return units (the fee is subtracted as a log-return
-  cost, its first-order size). Positions are tracked per symbol, starting flat. Rows must be
-  non-overlapping in time per symbol (one per horizon), else the same move is counted repeatedly.
+* ``rmse``: root mean squared error of prediction vs realized return (NaN for buy-and-hold,
+  which holds a position without forecasting a return).
+* ``pnl``: the trading rule of :mod:`~trading_assets.lib.models.policy` on the P&L rows: the
+  position (−1, 0, +1) it takes from each prediction is held over that row's horizon, earning
+  ``position · return``; every change of position pays the side cost (fee plus half the
+  spread) per unit changed, so flat → long is one side and long → short two. Summed in
+  log-return units (costs enter at their first-order size). Positions are tracked per symbol,
+  starting flat; one still open at the end pays no exit. Rows must be non-overlapping in time
+  per symbol (one per horizon), else the same move is counted repeatedly.
+* ``trades``: sides traded on the P&L rows; ``turnover``: sides per P&L row, i.e. per decision
+  of one symbol over one horizon (0: never trades, 1: in or out every horizon, 2: flips every
+  horizon).
 
-Baselines: ``zero`` predicts a return of 0; ``last`` predicts the previous horizon's realized
-return, log(close_t / close_{t−h}), which is known at t and so leaks nothing.
+Baselines: ``zero`` predicts a return of 0 (never trades); ``last`` predicts the previous
+horizon's realized return, log(close_t / close_{t−h}), known at t so it leaks nothing, and trades
+it by the same rule; ``buy_hold`` is long every row: one side paid per symbol at the start.
 """
 
 from __future__ import annotations
@@ -23,8 +34,15 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-FEE_BP = 10.0
-BP = 1e-4
+from trading_assets.lib.models.policy import (
+    ASSUMED_SPREAD_BPS,
+    FEE_BP,
+    side_costs,
+    target_positions,
+)
+
+MAX_IC_P_VALUE = 0.01
+BASELINES = ("zero", "last", "buy_hold")
 
 Array = npt.NDArray[np.float64]
 
@@ -34,10 +52,12 @@ class Metrics:
     """One forecast's scores on one set of rows."""
 
     ic: float
+    ic_p_value: float
     hit_rate: float
     rmse: float
     pnl: float
     trades: int  # sides paid for (position changes counted in units)
+    turnover: float  # sides per P&L row
 
     def as_dict(self) -> dict[str, float]:
         """Plain floats, for logging and metadata."""
@@ -46,18 +66,39 @@ class Metrics:
 
 @dataclass(frozen=True)
 class Comparison:
-    """The model and both baselines scored on the same rows."""
+    """The model and the baselines scored on the same rows, at the same costs."""
 
     rows: int
     pnl_rows: int
     model: Metrics
     zero: Metrics
     last: Metrics
+    buy_hold: Metrics
+    fee_bp: float = FEE_BP
+    spread_bps: float = ASSUMED_SPREAD_BPS  # mean spread charged on the P&L rows
+
+    @property
+    def baselines(self) -> dict[str, Metrics]:
+        """Each baseline's scores by name."""
+        return {name: getattr(self, name) for name in BASELINES}
+
+    @property
+    def best_baseline_ic(self) -> float:
+        return max(m.ic for m in self.baselines.values())
+
+    @property
+    def best_baseline_pnl(self) -> float:
+        return max(m.pnl for m in self.baselines.values())
 
     def as_dict(self) -> dict[str, float]:
         """Flat ``{forecast}_{metric}`` floats, for logging and metadata."""
-        out: dict[str, float] = {"rows": float(self.rows), "pnl_rows": float(self.pnl_rows)}
-        for name in ("model", "zero", "last"):
+        out: dict[str, float] = {
+            "rows": float(self.rows),
+            "pnl_rows": float(self.pnl_rows),
+            "fee_bp": float(self.fee_bp),
+            "spread_bps": float(self.spread_bps),
+        }
+        for name in ("model", *BASELINES):
             out |= {f"{name}_{k}": v for k, v in getattr(self, name).as_dict().items()}
         return out
 
@@ -68,6 +109,17 @@ def information_coefficient(prediction: npt.ArrayLike, realized: npt.ArrayLike) 
     if p.size < 2 or np.all(p == p[0]) or np.all(r == r[0]):
         return 0.0
     return float(stats.spearmanr(p, r).statistic)  # pyright: ignore[reportAttributeAccessIssue]
+
+
+def ic_p_value(prediction: npt.ArrayLike, realized: npt.ArrayLike) -> float:
+    """One-sided p-value of a positive Spearman correlation (t approximation); 1 when there is
+    nothing to rank (fewer than three rows, or a constant side). Rows must be independent."""
+    p, r = np.asarray(prediction, np.float64), np.asarray(realized, np.float64)
+    if p.size < 3 or np.all(p == p[0]) or np.all(r == r[0]):
+        return 1.0
+    result = stats.spearmanr(p, r, alternative="greater")
+    value = float(result.pvalue)  # pyright: ignore[reportAttributeAccessIssue]
+    return value if np.isfinite(value) else 1.0
 
 
 def hit_rate(prediction: npt.ArrayLike, realized: npt.ArrayLike) -> float:
@@ -85,23 +137,52 @@ def rmse(prediction: npt.ArrayLike, realized: npt.ArrayLike) -> float:
     return float(np.sqrt(np.mean((p - r) ** 2)))
 
 
-def sign_strategy_pnl(
+def position_pnl(
+    position: npt.ArrayLike,
+    realized: npt.ArrayLike,
+    group: npt.ArrayLike | None = None,
+    spread_bps: npt.ArrayLike = ASSUMED_SPREAD_BPS,
+    fee_bp: float = FEE_BP,
+) -> tuple[float, int]:
+    """After-cost P&L (log-return units) and sides traded of holding ``position`` (units) over
+    each row's return; rows in time order within each group, every group starting flat."""
+    held, r = np.asarray(position, np.float64), np.asarray(realized, np.float64)
+    cost = np.broadcast_to(side_costs(spread_bps, fee_bp), held.shape)
+    keys = np.zeros(held.size, np.int64) if group is None else np.asarray(group)
+    total, sides = 0.0, 0.0
+    for key in np.unique(keys):
+        mine = keys == key
+        changes = np.abs(np.diff(held[mine], prepend=0.0))
+        sides += float(changes.sum())
+        total += float(np.sum(held[mine] * r[mine]) - np.sum(changes * cost[mine]))
+    return total, round(sides)
+
+
+def policy_pnl(
     prediction: npt.ArrayLike,
     realized: npt.ArrayLike,
     group: npt.ArrayLike | None = None,
+    spread_bps: npt.ArrayLike = ASSUMED_SPREAD_BPS,
     fee_bp: float = FEE_BP,
 ) -> tuple[float, int]:
-    """After-fee P&L (log-return units) and sides traded; rows in time order within each group."""
-    p, r = np.asarray(prediction, np.float64), np.asarray(realized, np.float64)
-    keys = np.zeros(p.size, np.int64) if group is None else np.asarray(group)
-    total, sides = 0.0, 0
-    for key in np.unique(keys):
-        mine = keys == key
-        position = np.sign(p[mine])
-        changes = np.abs(np.diff(position, prepend=0.0))
-        sides += int(changes.sum())
-        total += float(np.sum(position * r[mine]) - fee_bp * BP * changes.sum())
-    return total, sides
+    """P&L and sides of trading each prediction by the policy's rule (see the module)."""
+    positions = target_positions(prediction, spread_bps, fee_bp)
+    return position_pnl(positions, realized, group, spread_bps, fee_bp)
+
+
+def _rows(
+    size: int, pnl_mask: npt.ArrayLike | None, spread_bps: npt.ArrayLike
+) -> tuple[npt.NDArray[np.bool_], Array]:
+    mask = np.ones(size, bool) if pnl_mask is None else np.asarray(pnl_mask, bool)
+    spread = np.broadcast_to(np.asarray(spread_bps, np.float64), (size,))
+    return mask, spread
+
+
+def _with_pnl(
+    ic: float, p_value: float, hits: float, error: float, pnl: float, sides: int, rows: int
+) -> Metrics:
+    turnover = sides / rows if rows else 0.0
+    return Metrics(ic, p_value, hits, error, pnl, sides, turnover)
 
 
 def score(
@@ -110,13 +191,40 @@ def score(
     group: npt.ArrayLike | None = None,
     pnl_mask: npt.ArrayLike | None = None,
     fee_bp: float = FEE_BP,
+    spread_bps: npt.ArrayLike = ASSUMED_SPREAD_BPS,
 ) -> Metrics:
-    """All metrics of one forecast; P&L only on ``pnl_mask`` rows (non-overlapping horizons)."""
+    """All metrics of one forecast; P&L and the IC's p-value only on ``pnl_mask`` rows
+    (non-overlapping horizons). ``spread_bps``: one value, or one per row."""
     p, r = np.asarray(prediction, np.float64), np.asarray(realized, np.float64)
-    mask = np.ones(p.size, bool) if pnl_mask is None else np.asarray(pnl_mask, bool)
+    mask, spread = _rows(r.size, pnl_mask, spread_bps)
     g = None if group is None else np.asarray(group)[mask]
-    pnl, sides = sign_strategy_pnl(p[mask], r[mask], g, fee_bp)
-    return Metrics(information_coefficient(p, r), hit_rate(p, r), rmse(p, r), pnl, sides)
+    pnl, sides = policy_pnl(p[mask], r[mask], g, spread[mask], fee_bp)
+    return _with_pnl(
+        information_coefficient(p, r),
+        ic_p_value(p[mask], r[mask]),
+        hit_rate(p, r),
+        rmse(p, r),
+        pnl,
+        sides,
+        int(mask.sum()),
+    )
+
+
+def buy_and_hold(
+    realized: npt.ArrayLike,
+    group: npt.ArrayLike | None = None,
+    pnl_mask: npt.ArrayLike | None = None,
+    fee_bp: float = FEE_BP,
+    spread_bps: npt.ArrayLike = ASSUMED_SPREAD_BPS,
+) -> Metrics:
+    """Long one unit on every P&L row: the drift, less one side per symbol."""
+    r = np.asarray(realized, np.float64)
+    mask, spread = _rows(r.size, pnl_mask, spread_bps)
+    g = None if group is None else np.asarray(group)[mask]
+    long = np.ones(int(mask.sum()))
+    pnl, sides = position_pnl(long, r[mask], g, spread[mask], fee_bp)
+    hits = hit_rate(np.ones_like(r), r)
+    return _with_pnl(0.0, 1.0, hits, float("nan"), pnl, sides, int(mask.sum()))
 
 
 def compare(
@@ -126,32 +234,42 @@ def compare(
     group: npt.ArrayLike | None = None,
     pnl_mask: npt.ArrayLike | None = None,
     fee_bp: float = FEE_BP,
+    spread_bps: npt.ArrayLike = ASSUMED_SPREAD_BPS,
 ) -> Comparison:
-    """The model against the zero and last-return baselines on the same rows."""
+    """The model against the zero, last-return and buy-and-hold baselines on the same rows."""
     r = np.asarray(realized, np.float64)
-    mask = np.ones(r.size, bool) if pnl_mask is None else np.asarray(pnl_mask, bool)
+    mask, spread = _rows(r.size, pnl_mask, spread_bps)
+    args = (group, mask, fee_bp, spread)
     return Comparison(
         rows=int(r.size),
         pnl_rows=int(mask.sum()),
-        model=score(prediction, r, group, mask, fee_bp),
-        zero=score(np.zeros_like(r), r, group, mask, fee_bp),
-        last=score(last_return, r, group, mask, fee_bp),
+        model=score(prediction, r, *args),
+        zero=score(np.zeros_like(r), r, *args),
+        last=score(last_return, r, *args),
+        buy_hold=buy_and_hold(r, *args),
+        fee_bp=fee_bp,
+        spread_bps=float(spread[mask].mean()) if mask.any() else 0.0,
     )
 
 
 def beats_baselines(
-    report: Comparison, ic_margin: float | None = 0.0, pnl_margin: float | None = 0.0
+    report: Comparison,
+    ic_margin: float | None = 0.0,
+    pnl_margin: float | None = 0.0,
+    max_ic_p_value: float | None = MAX_IC_P_VALUE,
 ) -> bool:
-    """The evaluation gate: the model passes when, for every margin given (None skips that test),
-    its IC exceeds the best baseline IC by more than ``ic_margin`` and its after-fee P&L exceeds
-    the best baseline P&L by more than ``pnl_margin`` (log-return units). Both tests must pass;
-    at least one margin must be given."""
-    if ic_margin is None and pnl_margin is None:
-        raise ValueError("give an IC margin, a P&L margin, or both")
-    baselines = (report.zero, report.last)
+    """The evaluation gate, on the trading rule's out-of-sample scores. For every test given
+    (None skips it): the model's IC exceeds the best baseline IC by more than ``ic_margin``;
+    its after-cost P&L exceeds the best baseline P&L by more than ``pnl_margin`` (log-return
+    units); its IC's p-value on non-overlapping rows is at most ``max_ic_p_value``. Every test
+    given must pass, and at least one must be given."""
+    if ic_margin is None and pnl_margin is None and max_ic_p_value is None:
+        raise ValueError("give an IC margin, a P&L margin, a p-value bound, or several")
     ok = True
     if ic_margin is not None:
-        ok &= report.model.ic > max(b.ic for b in baselines) + ic_margin
+        ok &= report.model.ic > report.best_baseline_ic + ic_margin
     if pnl_margin is not None:
-        ok &= report.model.pnl > max(b.pnl for b in baselines) + pnl_margin
+        ok &= report.model.pnl > report.best_baseline_pnl + pnl_margin
+    if max_ic_p_value is not None:
+        ok &= report.model.ic_p_value <= max_ic_p_value
     return bool(ok)

@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 import xgboost as xgb
 
+from trading_assets.lib.features.definitions import check_model_features
 from trading_assets.lib.models.evaluation import (
     DEFAULT_PARAMS,
     LABEL_END,
@@ -37,6 +38,7 @@ from trading_assets.lib.models.evaluation import (
     pnl_rows,
     predict,
     prepare,
+    spreads_of,
     walk_forward,
 )
 from trading_assets.lib.models.metrics import Comparison, compare
@@ -126,9 +128,10 @@ def train_full(
 ) -> TrainedModel:
     """Walk-forward evaluation, then the model on every usable row. ``frame``: ``symbol``,
     ``event_timestamp``, the features, the label (forward log return) and ``label_end``.
-    ``embargo`` defaults to one label horizon."""
+    ``embargo`` defaults to one label horizon. Level features (display only) are refused."""
     started = time.perf_counter()
     names = tuple(feature_names)
+    check_model_features(names)
     if embargo is None:
         embargo = horizon_of(_usable(frame, label))
     report = walk_forward(frame, names, label, params, n_trees, n_folds, embargo)
@@ -181,10 +184,11 @@ def evaluate_on_holdout(
     x = design_matrix(held, names)
     realized = held[base.label].to_numpy().astype(np.float64)
     last, symbols = held[LAST_RETURN].to_numpy(), held[SYMBOL].to_numpy()
-    tradable = pnl_rows(held, horizon_of(held))
+    tradable, spread = pnl_rows(held, horizon_of(held)), spreads_of(held)
 
     def score(booster: xgb.Booster) -> Comparison:
-        return compare(predict(booster, x, names), realized, last, symbols, tradable)
+        predicted = predict(booster, x, names)
+        return compare(predicted, realized, last, symbols, tradable, spread_bps=spread)
 
     return HoldoutReport(
         start=start,
