@@ -17,7 +17,7 @@ Levels, tried in order (the first that passes wins; every skipped level records 
    restart) cannot be corrected and keeps its online value from ``t0``, if that value is at most
    ``impute_max_age_s`` old, else NaN. Requires a stream message and a row within
    ``live_max_age_s``.
-3. **Imputed** — EMA carry-forward of the last vector served by level 1 or 2 (see
+3. **Imputed** — EMA carry-forward of the last fresh vector (levels 1 and 2; see
    :mod:`streaming.fallback.imputation`), at most ``impute_max_age_s`` old, confidence halving
    every ``impute_half_life_s``.
 4. **Silver** — features recomputed by the batch definition from the last ``silver_lookback_s``
@@ -25,11 +25,18 @@ Levels, tried in order (the first that passes wins; every skipped level records 
    ``silver_max_age_s``. Pulled at most once per ``silver_retry_s`` per symbol.
 5. **Safe** — no usable data: all-NaN vector, confidence 0, no trading, the reasons recorded.
 
-The controller keeps no clock: the caller passes ``now_ns``, so a level returns to 1 as soon as
-the online vector is fresh again. A source that raises is treated as unavailable (its error is
-the reason) rather than taking the sidecar down. The controller does no I/O itself; its sources
-do, and the silver source is slow (an Iceberg read), so call :meth:`decide` off the event loop
-when level 4 may be reached.
+A quiet feed is not a stale one: the age budgets of levels 1 to 3 fit a busy feed, and each
+symbol's are extended by what its own recent pace makes an ordinary silence (its quiet
+extension, :mod:`streaming.fallback.pace`; it needs a ``last_message`` source). Going down is
+immediate. Going back up is not: a symbol that fell from fresh data takes a better level again
+only once it has been available on every decision for ``recover_after_s``, so a feed stuttering
+back to life does not swing the level with each burst. Meanwhile the held level serves, its
+carried vector following the fresh data. The first fresh vector after a start is taken at once.
+
+The controller keeps no clock: the caller passes ``now_ns``. A source that raises is treated as
+unavailable (its error is the reason) rather than taking the sidecar down. The controller does no
+I/O itself; its sources do, and the silver source is slow (an Iceberg read), so call
+:meth:`decide` off the event loop when level 4 may be reached.
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ from streaming.fallback.decision import (
     ordered_vector,
 )
 from streaming.fallback.imputation import FeatureImputer
+from streaming.fallback.pace import QuietExtension
 from streaming.fallback.silver import features_from_silver
 from trading_assets.lib.features import DEFAULT_CONFIG, FeatureConfig
 
@@ -107,27 +115,100 @@ class FallbackController:
         """Each symbol's current level (for the API and a Prometheus gauge)."""
         self.level_counts: Counter[FallbackLevel] = Counter()
         """Decisions served per level since start (for a Prometheus counter)."""
+        self.changes: Counter[tuple[FallbackLevel, FallbackLevel]] = Counter()
+        """Level changes (from, to) per pair since start, the first decision not counted."""
         self._silver_pulls: dict[str, _SilverPull] = {}
+        self._was_fresh: set[str] = set()  # symbols served by level 1 or 2 at least once
+        self._back_since: dict[str, int] = {}  # when a better level became available again
+        self._quiet: dict[str, QuietExtension] = {}
 
     def decide(self, symbol: str, now_ns: int) -> FallbackDecision:
         """The feature vector to predict from at ``now_ns``, its level, age and confidence."""
         skipped: list[str] = []
         online = self._call(self.online, skipped, "online", symbol)
-        decision = (
-            self._online(symbol, now_ns, online, skipped)
-            or self._repaired(symbol, now_ns, online, skipped)
-            or self._imputed(symbol, now_ns, skipped)
-            or self._from_silver(symbol, now_ns, skipped)
-            or self._safe(symbol, now_ns, skipped)
-        )
-        if decision.level in (FallbackLevel.ONLINE, FallbackLevel.REPAIRED):
-            assert decision.data_time_ns is not None
-            self.imputer.observe(symbol, decision.data_time_ns, decision.features)
+        newest = None
+        if self.last_message is not None:
+            newest = self._call(self.last_message, skipped, "feed", symbol)
+        extension_s = self._quiet_extension(symbol, now_ns, newest)
+        fresh = self._online(
+            symbol, now_ns, online, newest, extension_s, skipped
+        ) or self._repaired(symbol, now_ns, online, extension_s, skipped)
+        if fresh is not None:
+            assert fresh.data_time_ns is not None
+            self.imputer.observe(symbol, fresh.data_time_ns, fresh.features)
+        fresh, floor = self._hold_back(symbol, now_ns, fresh, online, extension_s, skipped)
+        decision = fresh or self._degraded(symbol, now_ns, floor, extension_s, skipped)
         self._record(decision)
         return decision
 
+    def _quiet_extension(self, symbol: str, now_ns: int, newest_ns: int | None) -> float:
+        if newest_ns is None:
+            return 0.0
+        pace = self._quiet.get(symbol)
+        if pace is None:
+            b = self.budgets
+            pace = self._quiet[symbol] = QuietExtension(
+                b.online_max_age_s, b.quiet_factor, b.quiet_max_s, b.quiet_window_s
+            )
+        return pace.observe(now_ns, newest_ns)
+
+    def _degraded(
+        self,
+        symbol: str,
+        now_ns: int,
+        best: FallbackLevel,
+        extension_s: float,
+        skipped: list[str],
+    ) -> FallbackDecision:
+        """The first of levels 3, 4 and 5 that passes, none better than ``best``."""
+        if best <= FallbackLevel.IMPUTED:
+            decision = self._imputed(symbol, now_ns, extension_s, skipped)
+            if decision is not None:
+                return decision
+        if best <= FallbackLevel.SILVER:
+            decision = self._from_silver(symbol, now_ns, skipped)
+            if decision is not None:
+                return decision
+        return self._safe(symbol, now_ns, skipped)
+
+    def _hold_back(
+        self,
+        symbol: str,
+        now_ns: int,
+        fresh: FallbackDecision | None,
+        online: OnlineRead | None,
+        extension_s: float,
+        skipped: list[str],
+    ) -> tuple[FallbackDecision | None, FallbackLevel]:
+        """``fresh`` and level 1 as the best allowed, unless ``fresh`` would raise a symbol that
+        fell from fresh data before it has been available for ``recover_after_s``: then the
+        held level's fresh decision (the repaired one when level 2 is held, else None) and the
+        held level as the best allowed."""
+        held = self.levels.get(symbol)
+        if fresh is None or held is None or fresh.level >= held or symbol not in self._was_fresh:
+            self._back_since.pop(symbol, None)
+            return fresh, FallbackLevel.ONLINE
+        since = self._back_since.setdefault(symbol, now_ns)
+        waited = age_s(now_ns, since)
+        recover_s = self.budgets.recover_after_s
+        if waited >= recover_s:
+            return fresh, FallbackLevel.ONLINE
+        skipped.append(
+            f"{fresh.level.name.lower()}: back for {waited:.1f} s of the {recover_s:g} s "
+            "a recovery must last"
+        )
+        if held is FallbackLevel.REPAIRED:
+            return self._repaired(symbol, now_ns, online, extension_s, skipped), held
+        return None, held
+
     def _online(
-        self, symbol: str, now_ns: int, read: OnlineRead | None, skipped: list[str]
+        self,
+        symbol: str,
+        now_ns: int,
+        read: OnlineRead | None,
+        newest_ns: int | None,
+        extension_s: float,
+        skipped: list[str],
     ) -> FallbackDecision | None:
         b = self.budgets
         if read is None:
@@ -136,22 +217,21 @@ class FallbackController:
             return None
         data_time_ns, what = read.event_time_ns, "vector"
         if self.last_message is not None:
-            newest = self._call(self.last_message, skipped, "feed", symbol)
-            if newest is None:
+            if newest_ns is None:
                 if not any(s.startswith("feed") for s in skipped):
                     skipped.append("online: no market message received for the symbol")
                 return None
-            if newest < data_time_ns:
-                data_time_ns, what = newest, "newest market message"
-        age = age_s(now_ns, data_time_ns)
+            if newest_ns < data_time_ns:
+                data_time_ns, what = newest_ns, "newest market message"
+        age, max_age = age_s(now_ns, data_time_ns), b.online_max_age_s + extension_s
         if read.latency_s > b.online_max_latency_s:
             skipped.append(
                 f"online: read took {read.latency_s * 1e3:.2f} ms > "
                 f"{b.online_max_latency_s * 1e3:.2f} ms"
             )
             return None
-        if age > b.online_max_age_s:
-            skipped.append(f"online: {what} {age:.1f} s old > {b.online_max_age_s:g} s")
+        if age > max_age:
+            skipped.append(f"online: {what} {age:.1f} s old > {round(max_age, 1):g} s")
             return None
         vector = ordered_vector(self.feature_order, read.values)
         return self._accept(
@@ -160,7 +240,12 @@ class FallbackController:
         )  # fmt: skip
 
     def _repaired(
-        self, symbol: str, now_ns: int, online: OnlineRead | None, skipped: list[str]
+        self,
+        symbol: str,
+        now_ns: int,
+        online: OnlineRead | None,
+        extension_s: float,
+        skipped: list[str],
     ) -> FallbackDecision | None:
         b = self.budgets
         snapshot = self._call(self.live, skipped, "live", symbol, now_ns)
@@ -170,11 +255,12 @@ class FallbackController:
             return None
         message_age = age_s(now_ns, snapshot.last_message_ns)
         row_age = age_s(now_ns, snapshot.event_time_ns)
-        if message_age > b.live_max_age_s:
-            skipped.append(f"live: last message {message_age:.1f} s ago > {b.live_max_age_s:g} s")
+        max_age = b.live_max_age_s + extension_s
+        if message_age > max_age:
+            skipped.append(f"live: last message {message_age:.1f} s ago > {round(max_age, 1):g} s")
             return None
-        if row_age > b.live_max_age_s:
-            skipped.append(f"live: newest row {row_age:.1f} s old > {b.live_max_age_s:g} s")
+        if row_age > max_age:
+            skipped.append(f"live: newest row {row_age:.1f} s old > {round(max_age, 1):g} s")
             return None
         vector = ordered_vector(self.feature_order, snapshot.values)
         carried = 0
@@ -189,11 +275,14 @@ class FallbackController:
             b.repaired_confidence, reason, skipped, snapshot.last_message_ns,
         )  # fmt: skip
 
-    def _imputed(self, symbol: str, now_ns: int, skipped: list[str]) -> FallbackDecision | None:
+    def _imputed(
+        self, symbol: str, now_ns: int, extension_s: float, skipped: list[str]
+    ) -> FallbackDecision | None:
         b = self.budgets
-        carried = self.imputer.impute(symbol, now_ns)
+        max_age = b.impute_max_age_s + extension_s
+        carried = self.imputer.impute(symbol, now_ns, max_age)
         if carried is None:
-            skipped.append(f"imputed: no good vector in the last {b.impute_max_age_s:g} s")
+            skipped.append(f"imputed: no good vector in the last {round(max_age, 1):g} s")
             return None
         vector, event_time_ns = carried
         age = age_s(now_ns, event_time_ns)
@@ -289,13 +378,20 @@ class FallbackController:
             return None
 
     def _record(self, decision: FallbackDecision) -> None:
-        previous = self.levels.get(decision.symbol)
-        self.levels[decision.symbol] = decision.level
-        self.level_counts[decision.level] += 1
-        if previous is not decision.level:
-            was = "start" if previous is None else f"level {int(previous)}"
-            log_at = logging.WARNING if decision.level is FallbackLevel.SAFE else logging.INFO
-            log.log(
-                log_at, "%s fallback %s → level %d (%s): %s", decision.symbol, was,
-                int(decision.level), decision.level.name, decision.reason,
-            )  # fmt: skip
+        symbol, level = decision.symbol, decision.level
+        previous = self.levels.get(symbol)
+        self.levels[symbol] = level
+        self.level_counts[level] += 1
+        if level <= FallbackLevel.REPAIRED:
+            self._was_fresh.add(symbol)
+        if previous is level:
+            return
+        self._back_since.pop(symbol, None)
+        if previous is not None:
+            self.changes[previous, level] += 1
+        was = "start" if previous is None else f"level {int(previous)}"
+        log_at = logging.WARNING if level is FallbackLevel.SAFE else logging.INFO
+        log.log(
+            log_at, "%s fallback %s → level %d (%s): %s", symbol, was, int(level), level.name,
+            decision.reason,
+        )  # fmt: skip

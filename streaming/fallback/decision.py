@@ -45,6 +45,26 @@ class FallbackBudgets:
     per symbol (a pull reads Iceberg; between pulls the last result is reused).
     ``min_coverage``: a vector with a smaller fraction of finite features is not served.
     ``*_confidence``: the confidence multiplier of levels 2 and 4 before coverage is applied.
+    ``quiet_*``: a quiet feed is not a stale one. The age budgets of levels 1 to 3 fit a busy
+    feed; each symbol's are extended by ``quiet_factor`` times the longest silence (no trade,
+    no book ticker) its feed showed over the last ``quiet_window_s`` without outlasting its
+    budgets, by at most ``quiet_max_s`` (:mod:`streaming.fallback.pace`).
+    ``recover_after_s``: a symbol that fell from fresh data (levels 1 and 2) takes a better
+    level again once it has been available on every decision for this long.
+
+    Why these numbers (``python -m bench fallback_flaps`` prints the figures): the recorded
+    Binance sessions never go 1 s without a trade or a book ticker, so 2 s, 3 s and 30 s hold
+    there and catch a stall within seconds. The simulator's default market (seed 7, 200,000
+    trades a day) sends a message only with a taker order: over six hours it was silent for
+    more than 2 s some 650 times an hour, more than 30 s 2 to 5 times (up to 90 s at once), and
+    the fixed budgets changed the level about 1,500 times an hour there. Three times the longest
+    recent silence over five minutes covers a quiet regime's spells as it settles in, and a
+    busy feed keeps its budgets (the recordings: under 3 s more). The 30 s cap bounds how long
+    any silence is trusted: levels 1 and 2 are lost at most 33 s into a stall and the carried
+    vector 60 s in; longer synthetic silences still change the level (8 to 13 times an hour
+    there with these numbers, never on the recordings). Ten seconds of recovery
+    keep a feed that stutters back to life (bursts of seconds between stalls) at the level it
+    fell to, for the cost of serving level 1 ten seconds after a real stall ends.
     """
 
     online_max_age_s: float = 2.0
@@ -59,6 +79,10 @@ class FallbackBudgets:
     min_coverage: float = 0.5
     repaired_confidence: float = 0.9
     silver_confidence: float = 0.5
+    quiet_max_s: float = 30.0
+    quiet_factor: float = 3.0
+    quiet_window_s: float = 300.0
+    recover_after_s: float = 10.0
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():

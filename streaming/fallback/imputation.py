@@ -54,11 +54,14 @@ class FeatureImputer:
             state.values[name] = value if math.isnan(mean) else mean + alpha * (value - mean)
         state.event_time_ns = event_time_ns
 
-    def impute(self, symbol: str, now_ns: int) -> tuple[dict[str, float], int] | None:
+    def impute(
+        self, symbol: str, now_ns: int, max_age_s: float | None = None
+    ) -> tuple[dict[str, float], int] | None:
         """The carried vector and the event time it describes; None when there is none or it is
-        older than ``max_age_s``."""
+        older than ``max_age_s`` (by default the imputer's own)."""
         state = self._state.get(symbol)
-        if state is None or age_s(now_ns, state.event_time_ns) > self.max_age_s:
+        limit_s = self.max_age_s if max_age_s is None else max_age_s
+        if state is None or age_s(now_ns, state.event_time_ns) > limit_s:
             return None
         return dict(state.values), state.event_time_ns
 

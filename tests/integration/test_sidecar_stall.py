@@ -23,9 +23,14 @@ from tests.integration.live_sidecar import (
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 SYMBOL = "BTCUSDT"
 STALL_S = 12.0
-# Two seconds of silence end levels 1 and 2, three more end the carried vector: safe mode.
+# Two seconds of silence end levels 1 and 2, three more end the carried vector: safe mode. The
+# budgets are not stretched by the feed's pace (its quiet spells run to seconds on this tape).
 BUDGETS = FallbackBudgets(
-    min_coverage=0.0, online_max_latency_s=0.25, live_max_age_s=2.0, impute_max_age_s=3.0
+    min_coverage=0.0,
+    online_max_latency_s=0.25,
+    live_max_age_s=2.0,
+    impute_max_age_s=3.0,
+    quiet_max_s=0.0,
 )
 
 

@@ -228,14 +228,22 @@ def test_a_silent_feed_ages_even_a_fresh_looking_vector_until_safe_mode_then_rec
     served = decide_after(1.0)
     imputed = decide_after(10.0)
     safe = decide_after(BUDGETS.impute_max_age_s + 5)
-    tracker.on_book_ticker(book_ticker(silent_from + 40 * S))  # the book ticks again, no trade
-    recovered = decide_after(40.5)
+    back = []
+    for second in range(40, 52):  # the book ticks again every second, no trade
+        tracker.on_book_ticker(book_ticker(silent_from + second * S))
+        back.append(decide_after(second + 0.5))
 
     assert served.level is FallbackLevel.ONLINE and served.age_s == pytest.approx(1.0)
     assert imputed.level is FallbackLevel.IMPUTED
     assert imputed.age_s == pytest.approx(10.0)
     assert "online: newest market message 10.0 s old > 2 s" in imputed.skipped
     assert safe.level is FallbackLevel.SAFE and not safe.can_trade
+    # Safe mode holds until the data has been back for recover_after_s, then level 1 serves.
+    held = [d for d in back if d.now_ns - back[0].now_ns < BUDGETS.recover_after_s * S]
+    assert held and all(d.level is FallbackLevel.SAFE for d in held)
+    recovery = f"online: back for 0.0 s of the {BUDGETS.recover_after_s:g} s a recovery must last"
+    assert recovery in held[0].skipped
+    recovered = back[len(held)]
     assert recovered.level is FallbackLevel.ONLINE and recovered.age_s == pytest.approx(0.5)
 
 
