@@ -10,9 +10,19 @@
                               (?symbols=BTCUSDT,ETHUSDT and ?roles=champion,canary,shadow filter;
                               shadow predictions are left out unless asked for)
 
+Errors, on every route and method, are JSON of one shape with stable codes, and the stream's
+filters are checked before the upgrade (see :mod:`streaming.api_errors`).
+
 The producer never waits on a client: :meth:`PredictionHub.publish` is synchronous, encodes the
 prediction once and appends it to each client's bounded queue, dropping that client's oldest
 message when the queue is full. A per-client task drains the queue onto the socket.
+
+The stream does not negotiate permessage-deflate. A prediction is a few hundred bytes, so
+compression saves at most that much a message, while each compressing connection carries zlib
+state (about 300 KB at the default 15-bit window, by zlib's own sizing). That memory is freed on
+close but not given back to the system under connect/close churn: with clients offering
+compression (browsers and the ``websockets`` library do) the serving process grew by tens of KB
+per cycle, and it stays flat without it (``python -m bench api_cycles`` measures both).
 """
 
 from __future__ import annotations
@@ -22,14 +32,22 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from streaming.api_errors import (
+    ApiError,
+    ServerLog,
+    json_errors,
+    parse_roles,
+    parse_symbol,
+    parse_symbols,
+)
 from streaming.metrics import SidecarMetrics
-from streaming.predictions import ROLES, Prediction, Role, encode_prediction
+from streaming.predictions import Prediction, Role, encode_prediction
 from streaming.risk import RiskSnapshot
 
 log = logging.getLogger(__name__)
@@ -37,6 +55,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_CLIENT_QUEUE = 256
 SERVED_ROLES: frozenset[Role] = frozenset({"champion", "canary"})
 CLOSE_TIMEOUT_S = 2.0
+NO_ROLE_LABEL = "none"  # the metrics' role label of a prediction no model made
 
 
 class Readiness(msgspec.Struct, frozen=True):
@@ -65,8 +84,13 @@ class StreamClient:
         self.queue = deque(maxlen=self.capacity)
 
     def wants(self, prediction: Prediction) -> bool:
-        """True when the prediction passes this client's symbol and role filters."""
-        if prediction.role not in self.roles:
+        """True when the prediction passes this client's symbol and role filters; a record no
+        model made stands in for the driving prediction, so it goes where served roles go."""
+        role = prediction.role
+        if role is None:
+            if self.roles.isdisjoint(SERVED_ROLES):
+                return False
+        elif role not in self.roles:
             return False
         return self.symbols is None or prediction.symbol in self.symbols
 
@@ -114,11 +138,11 @@ class PredictionHub:
         ``serves``: whether decisions follow this prediction, which makes it the symbol's latest
         and sets the symbol's decision gauges (fallback level, risk score, trading allowed).
         When several models score one tick only one drives; by default a champion or canary
-        prediction serves.
+        prediction serves, and so does a record no model made (no driving model is loaded).
         """
         self.published_total += 1
         if serves is None:
-            serves = prediction.role in SERVED_ROLES
+            serves = prediction.role is None or prediction.role in SERVED_ROLES
         if serves:
             self._latest[prediction.symbol] = prediction
         self._observe(prediction, serves)
@@ -159,8 +183,9 @@ class PredictionHub:
         metrics = self.metrics
         if metrics is None:
             return
-        metrics.predictions.labels(prediction.symbol, prediction.role).inc()
-        metrics.prediction_latency.labels(prediction.role).observe(prediction.latency_ms / 1000)
+        role = prediction.role or NO_ROLE_LABEL
+        metrics.predictions.labels(prediction.symbol, role).inc()
+        metrics.prediction_latency.labels(role).observe(prediction.latency_ms / 1000)
         if serves:
             symbol = prediction.symbol
             metrics.fallback_level.labels(symbol).set(prediction.fallback_level)
@@ -172,11 +197,21 @@ def _not_ready(reason: str) -> Readiness:
     return Readiness(False, (reason,))
 
 
+def _served_symbols(symbols: Iterable[str]) -> frozenset[str]:
+    try:
+        return frozenset(parse_symbol(symbol) for symbol in symbols)
+    except ApiError as error:  # a configuration mistake, not a request's
+        raise ValueError(f"served symbols: {error.message}") from None
+
+
 class PredictionApi:
     """The aiohttp server for the API; an async context manager exposing ``url``.
 
     ``port=0`` picks a free port (tests). Stopping it closes every stream client with 1001
     (going away) before the listener goes, so clients reconnect elsewhere instead of timing out.
+    ``symbols``: the symbols the sidecar serves; any other well-formed one is a 404. Without
+    them a symbol is known once it has a prediction. ``stream_compress`` offers permessage-deflate
+    to stream clients (off: see the module docs; the benchmark turns it on for comparison).
     """
 
     def __init__(
@@ -188,9 +223,13 @@ class PredictionApi:
         port: int = 0,
         close_timeout_s: float = CLOSE_TIMEOUT_S,
         risk: RiskReport | None = None,
+        symbols: Iterable[str] | None = None,
+        stream_compress: bool = False,
     ) -> None:
         self.hub, self.metrics, self.readiness = hub, metrics, readiness
         self.risk = risk
+        self.symbols = None if symbols is None else _served_symbols(symbols)
+        self.stream_compress = stream_compress
         self.host, self.port = host, port
         self.close_timeout_s = close_timeout_s
         self.started_ns = time.time_ns()
@@ -206,7 +245,7 @@ class PredictionApi:
 
     async def start(self) -> None:
         """Bind and serve; resolves ``port`` when it was 0."""
-        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False, logger=ServerLog())
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
         try:
@@ -232,7 +271,7 @@ class PredictionApi:
         await self.stop()
 
     def _build_app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[json_errors])
         app.router.add_get("/health", self._health)
         app.router.add_get("/ready", self._ready)
         app.router.add_get("/metrics", self._metrics)
@@ -263,7 +302,7 @@ class PredictionApi:
 
     async def _risk(self, request: web.Request) -> web.Response:
         if self.risk is None:
-            raise web.HTTPNotFound(text="this API serves no risk engine")
+            raise ApiError(404, "no_risk_engine", "this API serves no risk engine")
         snapshot = self.risk()
         body = msgspec.json.encode(
             {**msgspec.to_builtins(snapshot), "gross_exposure": snapshot.gross_exposure}
@@ -272,21 +311,43 @@ class PredictionApi:
 
     async def _latest(self, request: web.Request) -> web.Response:
         latest = self.hub.latest()
-        symbol = request.query.get("symbol")
-        if symbol is not None:
-            prediction = latest.get(symbol.upper())
+        asked = request.query.getall("symbol", [])
+        if len(asked) > 1:
+            raise ApiError(400, "bad_symbol", "give one symbol, or none for every symbol")
+        if asked:
+            symbol = self._known(parse_symbol(asked[0]))
+            prediction = latest.get(symbol)
             if prediction is None:
-                raise web.HTTPNotFound(text=f"no prediction for {symbol.upper()} yet")
+                raise ApiError(404, "no_prediction_yet", f"no prediction for {symbol} yet")
             body = encode_prediction(prediction)
         else:
             body = msgspec.json.encode(dict(sorted(latest.items())))
         return web.Response(body=body, content_type="application/json")
 
+    def _known(self, symbol: str) -> str:
+        """``symbol`` if the sidecar serves it, else a 404."""
+        known = self.symbols if self.symbols is not None else self.hub.latest().keys()
+        if symbol in known:
+            return symbol
+        served = ", ".join(sorted(known)) or "none yet"
+        raise ApiError(404, "unknown_symbol", f"{symbol} is not served here (served: {served})")
+
+    def _stream_filters(self, request: web.Request) -> tuple[list[str] | None, frozenset[Role]]:
+        """The stream's symbol and role filters, refused before the upgrade when malformed."""
+        query = request.query
+        symbols = None
+        if "symbols" in query:
+            symbols = parse_symbols(query.getall("symbols"))
+            if self.symbols is not None:  # without the served list, any symbol may come later
+                symbols = [self._known(s) for s in symbols]
+        roles = parse_roles(query.getall("roles")) if "roles" in query else SERVED_ROLES
+        return symbols, roles
+
     async def _stream(self, request: web.Request) -> web.WebSocketResponse:
-        symbols, roles = _stream_filters(request)
+        symbols, roles = self._stream_filters(request)
         if self._closing:
-            raise web.HTTPServiceUnavailable(text="shutting down")
-        ws = web.WebSocketResponse(heartbeat=30.0)
+            raise ApiError(503, "shutting_down", "the server is shutting down")
+        ws = web.WebSocketResponse(heartbeat=30.0, compress=self.stream_compress)
         await ws.prepare(request)
         client = self.hub.subscribe(symbols, roles)
         sender = asyncio.create_task(_send_queued(ws, client))
@@ -309,19 +370,6 @@ class PredictionApi:
         for _, sender in sockets:
             sender.cancel()
         await asyncio.gather(*(_close_socket(ws, self.close_timeout_s) for ws, _ in sockets))
-
-
-def _stream_filters(request: web.Request) -> tuple[list[str] | None, frozenset[Role]]:
-    symbols_arg = request.query.get("symbols")
-    symbols = [s for s in symbols_arg.split(",") if s] if symbols_arg else None
-    roles_arg = request.query.get("roles")
-    if not roles_arg:
-        return symbols, SERVED_ROLES
-    roles = {r for r in roles_arg.split(",") if r}
-    unknown = roles - set(ROLES)
-    if unknown:
-        raise web.HTTPBadRequest(text=f"unknown roles {sorted(unknown)}; use {', '.join(ROLES)}")
-    return symbols, frozenset(r for r in ROLES if r in roles)
 
 
 async def _send_queued(ws: web.WebSocketResponse, client: StreamClient) -> None:

@@ -40,6 +40,9 @@ class Prediction(msgspec.Struct, frozen=True, kw_only=True):
     ``latency_ms``: the time to read the features plus this model's own scoring and risk check
     (other models scored for the same tick are not counted).
     ``predicted_return`` is the model's raw output, kept so the log can be scored later.
+    ``role`` is the alias slot of the model that made it; ``None`` (JSON ``null``, with an empty
+    ``model_version``) when no model did: no driving model is loaded, and the record stands in
+    for the driving prediction (no signal, no trade) without claiming a model that is not there.
     """
 
     symbol: str
@@ -51,7 +54,7 @@ class Prediction(msgspec.Struct, frozen=True, kw_only=True):
     model_version: str
     fallback_level: int
     latency_ms: float
-    role: Role = "champion"
+    role: Role | None = "champion"
     size_fraction: float = 0.0
     reason: str = ""
     predicted_return: float = 0.0
@@ -115,12 +118,12 @@ def unscored_prediction(
     fallback_level: int,
     reason: str,
     latency_ms: float,
-    role: Role = "champion",
+    role: Role | None = None,
     model_version: str = "",
 ) -> Prediction:
-    """The record of a tick without a model's view: no driving model is loaded, or ``role``'s
-    model raised while scoring (the reason then says so, which is how the rollout counts its
-    error rate). No signal, no confidence, no trade."""
+    """The record of a tick without a model's view: no driving model is loaded (``role`` None:
+    no model is named), or ``role``'s model raised while scoring (the reason then says so, which
+    is how the rollout counts its error rate). No signal, no confidence, no trade."""
     return Prediction(
         symbol=symbol,
         timestamp=timestamp,

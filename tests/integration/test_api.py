@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import socket
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -165,7 +168,8 @@ async def test_risk_state_and_transitions_are_served_on_risk_and_metrics(readine
     engine = RiskEngine(limits, metrics.count_risk_transition)
     now = T0
     engine.assess("BTCUSDT", now, signal=1.0, confidence=1.0, fallback_level=1, volatility=0.01)
-    engine.record_return("BTCUSDT", now + 60 * 10**9, -0.9)  # 22.5 % of equity lost: halt
+    # 22.5 % of equity lost, and 0.05 % in fees (10 bp on each side of a quarter): halt
+    engine.record_return("BTCUSDT", now + 60 * 10**9, -0.9)
     async with PredictionApi(
         PredictionHub(metrics), metrics, readiness, close_timeout_s=0.2, risk=engine.snapshot
     ) as server:
@@ -175,7 +179,7 @@ async def test_risk_state_and_transitions_are_served_on_risk_and_metrics(readine
             text = await response.text()
 
     assert risk["state"] == "HALTED"
-    assert risk["drawdown"] == pytest.approx(0.225) and risk["equity"] == pytest.approx(0.775)
+    assert risk["drawdown"] == pytest.approx(0.2255) and risk["equity"] == pytest.approx(0.7745)
     assert [(t["from_state"], t["to_state"]) for t in risk["transitions"]] == [("ACTIVE", "HALTED")]
     assert "drawdown" in risk["transitions"][0]["reason"]
     assert sample_value(text, "sidecar_risk_state", {"state": "HALTED"}) == 1
@@ -317,3 +321,236 @@ async def test_stopping_the_server_closes_stream_clients_with_going_away(readine
     assert server.hub.client_count == 0
     with pytest.raises(aiohttp.ClientConnectionError):
         await http.get(f"{server.url}/health")
+
+
+SERVED = ("BTCUSDT", "ETHUSDT")
+UPGRADE = {
+    "Upgrade": "websocket",
+    "Connection": "Upgrade",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    "Sec-WebSocket-Version": "13",
+}
+
+
+@pytest.fixture
+async def served_api(readiness: ReadinessSwitch) -> AsyncIterator[PredictionApi]:
+    """An API that knows which symbols the sidecar serves."""
+    metrics = SidecarMetrics()
+    hub = PredictionHub(metrics, client_queue=QUEUE)
+    async with PredictionApi(
+        hub, metrics, readiness, close_timeout_s=0.2, symbols=SERVED
+    ) as server:
+        yield server
+
+
+async def error_of(response: aiohttp.ClientResponse) -> dict:
+    """The error object of a JSON error answer, checked against the one documented shape."""
+    assert response.content_type == "application/json"
+    body = await response.json()
+    assert list(body) == ["error"]
+    error = body["error"]
+    assert set(error) == {"status", "code", "message"}
+    assert error["status"] == response.status
+    assert isinstance(error["message"], str) and error["message"]
+    return error
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/nowhere", 404, "not_found"),
+        ("GET", "/predictions", 404, "not_found"),
+        ("POST", "/health", 405, "method_not_allowed"),
+        ("DELETE", "/predictions/latest", 405, "method_not_allowed"),
+        ("PUT", "/nowhere", 404, "not_found"),
+        ("GET", "/risk", 404, "no_risk_engine"),
+        ("GET", "/predictions/stream", 400, "bad_request"),  # no WebSocket upgrade asked for
+    ],
+)
+async def test_every_error_is_json_of_one_shape(api, http, method, path, status, code):
+    async with http.request(method, f"{api.url}{path}") as response:
+        error = await error_of(response)
+
+    assert (response.status, error["code"]) == (status, code)
+    if status == 405:
+        assert response.headers["Allow"] == "GET,HEAD"
+
+
+@pytest.mark.parametrize(
+    "symbol",
+    [
+        "",
+        " BTCUSDT",
+        "BTC USDT",
+        "BTCUSDT\n",
+        "BTCUSDÉ",
+        "₿TC",
+        "straße",  # uppercases to ASCII (STRASSE), still not an ASCII symbol
+        "A" * 33,
+        "-BTC",
+        "BTC;USDT",
+        "BTC.USDT",
+    ],
+)
+async def test_a_malformed_symbol_is_a_400(served_api, http, symbol):
+    url = f"{served_api.url}/predictions/latest"
+    async with http.get(url, params={"symbol": symbol}) as response:
+        error = await error_of(response)
+
+    assert (response.status, error["code"]) == (400, "bad_symbol")
+
+
+async def test_a_well_formed_symbol_not_served_is_a_404_and_a_served_one_answers(served_api, http):
+    served_api.hub.publish(prediction("BTCUSDT", 1))
+    url = f"{served_api.url}/predictions/latest"
+    answers = {}
+    for symbol in ("btcusdt", "ETHUSDT", "SOLUSDT", "A" * 32, "BINANCE:BTC/USDT_2-X"):
+        async with http.get(url, params={"symbol": symbol}) as response:
+            answers[symbol] = (response.status, await response.json())
+    async with http.get(f"{url}?symbol=BTCUSDT&symbol=ETHUSDT") as response:
+        twice = (response.status, (await error_of(response))["code"])
+
+    assert answers["btcusdt"][0] == 200 and answers["btcusdt"][1]["symbol"] == "BTCUSDT"
+    assert answers["ETHUSDT"][0] == 404
+    assert answers["ETHUSDT"][1]["error"]["code"] == "no_prediction_yet"
+    for unknown in ("SOLUSDT", "A" * 32, "BINANCE:BTC/USDT_2-X"):
+        assert answers[unknown][0] == 404
+        assert answers[unknown][1]["error"]["code"] == "unknown_symbol"
+    assert twice == (400, "bad_symbol")
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "code"),
+    [
+        ({"symbols": "BTC USDT"}, 400, "bad_symbol"),
+        ({"symbols": "BTCUSDT,"}, 400, "bad_symbol"),
+        ({"symbols": ""}, 400, "bad_symbol"),
+        ({"symbols": "BTCUSDT,ÉTHUSDT"}, 400, "bad_symbol"),
+        ({"symbols": "A" * 33}, 400, "bad_symbol"),
+        ({"symbols": "BTCUSDT,SOLUSDT"}, 404, "unknown_symbol"),
+        ({"roles": "production"}, 400, "bad_role"),
+        ({"roles": "champion,"}, 400, "bad_role"),
+        ({"roles": ""}, 400, "bad_role"),
+        ({"roles": "Champion"}, 400, "bad_role"),
+    ],
+)
+async def test_stream_filters_are_refused_before_the_upgrade_with_the_same_json(
+    served_api, http, query, status, code
+):
+    url = f"{served_api.url}/predictions/stream"
+    async with http.get(url, params=query, headers=UPGRADE) as response:
+        error = await error_of(response)
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await http.ws_connect(url, params=query)
+
+    assert (response.status, error["code"]) == (status, code)
+    assert refused.value.status == status
+    assert served_api.hub.client_count == 0
+
+
+async def test_stream_accepts_well_formed_filters_in_any_case(served_api, http):
+    url = f"{served_api.url}/predictions/stream"
+    async with http.ws_connect(url, params={"symbols": "ethusdt", "roles": "canary"}) as ws:
+        await until(lambda: served_api.hub.client_count == 1)
+        (client,) = served_api.hub.clients()
+        served_api.hub.publish(prediction("ETHUSDT", 1, role="canary"))
+        received = decode_prediction(await ws.receive_str(timeout=5))
+
+    assert client.symbols == frozenset({"ETHUSDT"}) and client.roles == frozenset({"canary"})
+    assert received.symbol == "ETHUSDT" and received.role == "canary"
+
+
+async def raw_exchange(api: PredictionApi, request: bytes) -> bytes:
+    """Send ``request`` as is on a fresh connection; everything the server answers."""
+    reader, writer = await asyncio.open_connection(api.host, api.port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: many\r\n\r\n",
+        b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n",
+    ],
+)
+async def test_a_malformed_request_is_one_warning_line(api, caplog, request_bytes):
+    caplog.set_level(logging.DEBUG, logger="aiohttp")
+
+    answer = await raw_exchange(api, request_bytes)
+
+    assert answer.startswith(b"HTTP/1.0 400") or answer.startswith(b"HTTP/1.1 400")
+    logged = [r for r in caplog.records if r.name.startswith("aiohttp")]
+    assert len(logged) == 1, [r.getMessage() for r in logged]
+    (record,) = logged
+    assert record.levelno == logging.WARNING
+    assert record.exc_info is None and record.exc_text is None
+    assert "\n" not in record.getMessage() and "bad request from 127.0.0.1" in record.getMessage()
+    # The server keeps serving.
+    assert (
+        await raw_exchange(api, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    ).startswith(b"HTTP/1.1 200")
+
+
+async def test_the_stream_does_not_negotiate_compression(api, http):
+    # Every compressing connection holds ~300 KB of zlib state; see streaming.api.
+    async with http.ws_connect(f"{api.url}/predictions/stream", compress=15) as ws:
+        await until(lambda: api.hub.client_count == 1)
+        api.hub.publish(prediction("BTCUSDT", 1))
+        received = decode_prediction(await ws.receive_str(timeout=5))
+
+    assert received.timestamp == prediction("BTCUSDT", 1).timestamp
+    assert ws.compress == 0  # the permessage-deflate offer was declined
+
+
+async def test_connect_close_cycles_leave_no_client_state_behind(api, http):
+    url = f"{api.url}/predictions/stream"
+    cycles, concurrency = 200, 10
+    published = 0
+
+    async def publish_until_done(done: asyncio.Event) -> None:
+        nonlocal published
+        while not done.is_set():
+            api.hub.publish(prediction("BTCUSDT", published))
+            published += 1
+            await asyncio.sleep(0.002)
+
+    async def polite_client(turns: int) -> None:
+        for _ in range(turns):
+            async with http.ws_connect(url, params={"roles": "champion,shadow"}) as ws:
+                await ws.receive_str(timeout=5)
+
+    async def vanishing_client(turns: int) -> None:
+        """Upgrades, reads a little and drops the connection without a closing handshake."""
+        for _ in range(turns):
+            reader, writer = await asyncio.open_connection(api.host, api.port)
+            head = "".join(f"{k}: {v}\r\n" for k, v in UPGRADE.items())
+            writer.write(f"GET /predictions/stream HTTP/1.1\r\nHost: x\r\n{head}\r\n".encode())
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+            await reader.read(64)
+            writer.transport.abort()
+
+    done = asyncio.Event()
+    publisher = asyncio.create_task(publish_until_done(done))
+    turns = cycles // concurrency
+    await asyncio.gather(
+        *(polite_client(turns) if k % 2 else vanishing_client(turns) for k in range(concurrency))
+    )
+    await until(lambda: api.hub.client_count == 0)
+    done.set()
+    await publisher
+    gc.collect()
+
+    live = Counter(type(o).__name__ for o in gc.get_objects())
+    assert published > 0
+    assert api.hub.client_count == 0 and api.hub.clients() == []
+    assert live["StreamClient"] == 0 and live["WebSocketResponse"] == 0
+    current = asyncio.current_task()
+    assert [t for t in asyncio.all_tasks() if t is not current] == []
+    assert api.metrics.registry.get_sample_value("sidecar_ws_clients") == 0
