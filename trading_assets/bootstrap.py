@@ -1,17 +1,26 @@
-"""First start of a fresh instance: backfill recent history, then train and register a model.
+"""First start of a fresh instance: a first gated model within about two minutes, then the rest
+of the history.
 
 ``python -m trading_assets.bootstrap --days 3 --wait-for http://127.0.0.1:3000`` (``make run``
-starts it next to ``dagster dev``; it waits until the webserver answers and the daemon beats):
+starts it next to ``dagster dev``; it waits until the webserver answers, which means the
+instance's storage exists):
 
-1. a backfill of ``lakehouse_daily`` over the last ``days`` full days × every symbol, launched as
-   ``dagster job backfill`` so the daemon runs it and the UI shows it;
-2. once it is done, in this process and recorded on the same instance: the Feast registry, the
-   online store, the training set over those days, the full model, the newest rows, the
-   incremental model, its ONNX export and parity check, the MLflow version and its gate.
+1. the newest full day × every symbol, ingested in this process (``lakehouse_daily``, one run per
+   partition, recorded on the instance: the Runs page shows them). A backfill through the daemon
+   would cost a ``dagster job backfill`` process and a run process per partition, each loading the
+   code location, for a day whose work takes seconds;
+2. the first model chain on that day and today's live gold: the Feast registry, the online store,
+   the training set, the full model, the newest rows, the incremental model, its ONNX export and
+   parity check, the MLflow version and its gate;
+3. the older ``days − 1`` days as a ``lakehouse_daily`` backfill that the daemon runs (the UI's
+   *Backfills* page shows it), then the chain again on every day, whose version has to earn
+   @champion through @shadow and @canary like any later challenger.
 
-The rollout sensor then takes the first @challenger to @champion (there is no champion to beat
-yet) and the sidecar starts serving it. Nothing is done when a full model already exists, so a
-second ``make run`` starts at once.
+The rollout sensor takes the first @challenger to @champion (there is no champion to beat yet)
+and the sidecar starts serving it. A model that fails the evaluation gate gets no alias on any
+later path either, so nothing serves and the sidecar stays in safe mode, saying so, until a later
+version passes. Nothing is done when a full model already exists, so a second ``make run``
+starts at once.
 """
 
 from __future__ import annotations
@@ -28,7 +37,11 @@ import httpx
 from dagster._core.storage.dagster_run import RunsFilter
 
 from trading_assets.defs.features.assets import feast_registry, online_features, training_set
-from trading_assets.defs.ingest.partitions import SYMBOL_DIMENSION, trade_partitions
+from trading_assets.defs.ingest.partitions import (
+    DATE_DIMENSION,
+    SYMBOL_DIMENSION,
+    trade_partitions,
+)
 from trading_assets.defs.models import registry, training
 from trading_assets.resources import build_resources
 
@@ -89,22 +102,52 @@ def daemon_beating(instance: dg.DagsterInstance, now_s: float) -> bool:
 
 
 def wait_until_ready(url: str, timeout_s: float) -> dg.DagsterInstance:
-    """Wait for ``dagster dev``: its webserver answering, then its daemon's heartbeat.
+    """Wait for ``dagster dev``'s webserver to answer, then open the instance.
 
     The instance is opened only once the webserver answers, so this process never races
     ``dagster dev`` at creating a fresh instance's storage."""
     deadline = time.monotonic() + timeout_s
-    say(f"waiting for the Dagster webserver at {url} and its daemon")
+    say(f"waiting for the Dagster webserver at {url}")
     while not webserver_up(url):
         if time.monotonic() > deadline:
             raise TimeoutError(f"no Dagster webserver answered at {url} within {timeout_s:.0f} s")
         time.sleep(1)
-    instance = dg.DagsterInstance.get()
+    return dg.DagsterInstance.get()
+
+
+def wait_for_daemon(instance: dg.DagsterInstance, timeout_s: float) -> None:
+    """Wait until the run queue's daemon beats (it executes a backfill's runs)."""
+    deadline = time.monotonic() + timeout_s
     while not daemon_beating(instance, time.time()):
         if time.monotonic() > deadline:
             raise TimeoutError(f"the Dagster daemon did not start within {timeout_s:.0f} s")
         time.sleep(1)
-    return instance
+
+
+def split_history(days: list[dt.date]) -> tuple[list[dt.date], list[dt.date]]:
+    """The newest day (ingested at once, for the first model) and the older ones (backfilled
+    by the daemon afterwards)."""
+    return days[-1:], days[:-1]
+
+
+def ingest_in_process(instance: dg.DagsterInstance, days: list[dt.date], symbols: list[str]) -> int:
+    """``lakehouse_daily`` for every day × symbol in this process, one run each, recorded on
+    ``instance``; how many succeeded."""
+    from trading_assets.definitions import defs
+
+    job = defs().resolve_job_def(BACKFILL_JOB)
+    succeeded = 0
+    for day in days:
+        for symbol in symbols:
+            key = dg.MultiPartitionKey({DATE_DIMENSION: day.isoformat(), SYMBOL_DIMENSION: symbol})
+            started = time.monotonic()
+            result = job.execute_in_process(
+                partition_key=str(key), instance=instance, raise_on_error=False
+            )
+            outcome = "done" if result.success else f"failed (run {result.run_id})"
+            say(f"{key}: {outcome} in {time.monotonic() - started:.1f} s")
+            succeeded += result.success
+    return succeeded
 
 
 def launch_backfill(days: list[dt.date], symbols: list[str]) -> str:
@@ -142,6 +185,23 @@ def wait_for_backfill(
     raise TimeoutError(f"the history backfill did not finish within {timeout_s:.0f} s")
 
 
+def chain_outcome(result: dg.ExecuteInProcessResult) -> str:
+    """What the model chain's run left for the rollout, in words."""
+    gate_name = registry.beats_baselines.check_key.name
+    gates = [e for e in result.get_asset_check_evaluations() if e.check_name == gate_name]
+    version = gates[0].metadata.get("version") if gates else None
+    model = "model" if version is None else f"model version {version.value}"
+    if result.success:
+        return f"{model} passed the evaluation gate: @challenger, which the rollout makes @champion"
+    if gates and not gates[0].passed:
+        return (
+            f"{model} recorded, but it failed the evaluation gate ({gate_name}): no @challenger, "
+            "so no model serves and the sidecar stays in safe mode until a later version passes "
+            "(see the check in the UI)"
+        )
+    return "the model chain failed; see the run in the UI"
+
+
 def has_full_model(instance: dg.DagsterInstance) -> bool:
     return instance.get_latest_materialization_event(training.full_model.key) is not None
 
@@ -156,13 +216,26 @@ def bootstrap(days: int, timeout_s: float, wait_for: str | None = None) -> None:
         return
     symbols = trade_partitions.get_partitions_def_for_dimension(SYMBOL_DIMENSION)
     symbols = list(symbols.get_partition_keys())
-    window = history_days(days)
-    say(f"backfilling {window[0]} .. {window[-1]} × {', '.join(symbols)} (watch it in the UI)")
-    backfill_id = launch_backfill(window, symbols)
-    succeeded = wait_for_backfill(instance, backfill_id, len(window) * len(symbols), timeout_s)
+    newest, older = split_history(history_days(days))
+    say(f"ingesting {newest[0]} × {', '.join(symbols)} for the first model")
+    if ingest_in_process(instance, newest, symbols) == 0:
+        raise RuntimeError("no partition of the newest day succeeded; see the runs in the UI")
+    train(instance, len(newest), "the first model")
+    if not older:
+        return
+    say(f"backfilling {older[0]} .. {older[-1]} × {', '.join(symbols)} (watch it in the UI)")
+    wait_for_daemon(instance, timeout_s)
+    backfill_id = launch_backfill(older, symbols)
+    succeeded = wait_for_backfill(instance, backfill_id, len(older) * len(symbols), timeout_s)
     if succeeded == 0:
-        raise RuntimeError("no history partition succeeded; see the runs in the UI")
-    say("training the first model: training set → full → incremental → ONNX → MLflow")
+        raise RuntimeError("no older history partition succeeded; see the runs in the UI")
+    train(instance, days, "a model on every backfilled day (a challenger to the first)")
+
+
+def train(instance: dg.DagsterInstance, days: int, what: str) -> None:
+    """The model chain on the newest ``days`` full days and today's live gold."""
+    say(f"training {what}: training set → full → incremental → ONNX → MLflow")
+    started = time.monotonic()
     result = dg.materialize(
         MODEL_CHAIN,
         instance=instance,
@@ -170,13 +243,7 @@ def bootstrap(days: int, timeout_s: float, wait_for: str | None = None) -> None:
         run_config={"ops": {"training_set": {"config": {"last_days": training_days(days)}}}},
         raise_on_error=False,
     )
-    gate = [e for e in result.get_asset_check_evaluations() if e.check_name == "beats_baselines"]
-    if result.success:
-        say("model registered as @challenger; the rollout sensor makes it @champion")
-    elif gate and not gate[0].passed:
-        say("model recorded, but it did not beat the baselines: no @challenger (see the check)")
-    else:
-        say("the model chain failed; see the run in the UI")
+    say(f"{chain_outcome(result)} ({time.monotonic() - started:.0f} s)")
 
 
 def main(argv: list[str] | None = None) -> int:
