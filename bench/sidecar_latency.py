@@ -84,12 +84,11 @@ def register_champion(tracking_uri: str, artifacts: Path) -> str:
     import numpy as np
     import xgboost as xgb
 
-    from trading_assets.lib.feature_store.spec import FEATURE_CONFIG, SERVICES, TRAINING_SERVICE
-    from trading_assets.lib.features import feature_names
+    from trading_assets.lib.feature_store.spec import TRAINING_SERVICE, service_features
     from trading_assets.lib.models.onnx_export import export_onnx
-    from trading_assets.lib.models.registry import register_model, set_alias
+    from trading_assets.lib.models.registry import record_gate_verdict, register_model, set_alias
 
-    names = feature_names(FEATURE_CONFIG, SERVICES[TRAINING_SERVICE])
+    names = service_features(TRAINING_SERVICE)
     rng = np.random.default_rng(3)
     x = rng.normal(size=(2_000, len(names))).astype(np.float32)
     y = (1e-3 * x[:, 0] + 1e-4 * rng.normal(size=2_000)).astype(np.float32)
@@ -104,6 +103,7 @@ def register_champion(tracking_uri: str, artifacts: Path) -> str:
         day, day + dt.timedelta(days=1), metrics={}, params={},
         artifact_location=artifacts.as_uri(),
     )  # fmt: skip
+    record_gate_verdict(tracking_uri, "signal", version.version, True, "benchmark model")
     set_alias(tracking_uri, "signal", "champion", version.version)
     return str(version.version)
 

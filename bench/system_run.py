@@ -250,7 +250,8 @@ class RunningSystem:
 
     def copy_version(self, version: dict[str, Any]) -> dict[str, Any]:
         """A new version of ``MODEL_NAME`` with ``version``'s artifact (same source and run) and
-        its registration tags; the rollout's ``rollout.*`` tags stay behind."""
+        its registration tags, the evaluation gate's verdict (``gate.*``) among them, since the
+        artifact is the one the gate judged; the rollout's ``rollout.*`` tags stay behind."""
         tags = [t for t in version.get("tags", []) if not t["key"].startswith("rollout.")]
         payload = {
             "name": MODEL_NAME,

@@ -4,7 +4,8 @@ Every tick reads the aliases from MLflow, scores the landed predictions of the v
 against ``bars_1s`` (:mod:`trading_assets.lib.models.live_metrics`), asks the pure policy
 (:mod:`trading_assets.lib.models.rollout`) for the next move and, when there is one, applies it
 in MLflow and records it as a ``served_model`` materialization whose metadata is the evidence.
-A tick with nothing to do is skipped with the reason (e.g. "shadow v7: 412/600 matured").
+A tick with nothing to do is skipped with the reason (e.g. "shadow v7: 412/600 matured"), and so
+is a move the evaluation gate's rule refuses (an alias set by hand on a version it never passed).
 A breaching champion is rolled back to the previous one, or withdrawn when MLflow records none
 (the sidecar then serves no model and trades nothing); either is logged as a warning and its
 materialization says why and what serves now.
@@ -33,6 +34,7 @@ from trading_assets.defs.models.live import SERVED_MODEL_KEY
 from trading_assets.defs.watermark import watermark_from_ns
 from trading_assets.lib.feature_store.spec import FEATURE_CONFIG
 from trading_assets.lib.models.live_metrics import NS, RoleMetrics, role_metrics, scored_window
+from trading_assets.lib.models.registry import UngatedVersionError
 from trading_assets.lib.models.rollout import (
     Decision,
     Evidence,
@@ -297,7 +299,11 @@ def model_rollout(
             decision = _withdraw_instead(state, evidence, policy, now_ns, problem)
     if decision.move is Move.HOLD:
         return dg.SensorResult(skip_reason=dg.SkipReason(decision.reason))
-    apply_decision(uri, name, decision)
+    try:
+        apply_decision(uri, name, decision)
+    except UngatedVersionError as refused:  # an alias set by hand on a version never gated
+        context.log.error(f"{name}: {decision.move} v{decision.version} refused: {refused}")
+        return dg.SensorResult(skip_reason=dg.SkipReason(f"{decision.reason}; refused: {refused}"))
     message = f"{name}: {decision.move} v{decision.version}: {decision.reason}"
     if decision.move in (Move.ROLLBACK, Move.WITHDRAW):
         context.log.warning(message)

@@ -5,6 +5,10 @@ MLflow UI: aliases say who serves, version tags ``rollout.status``, ``rollout.<r
 ``rollout.reason`` say how each version fared, since when and why, and the registered-model tag
 ``rollout.previous_champion`` remembers the champion to roll back to; ``rollout.withdrawn`` names
 the champion withdrawn with nothing to roll back to, while no champion serves.
+
+Every alias a decision sets goes through the evaluation gate's rule first
+(:func:`trading_assets.lib.models.registry.require_gate_passed`): a version the gate did not
+pass is refused before anything is written, and cannot be restored by a rollback either.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
+from trading_assets.lib.models.registry import require_gate_passed
 from trading_assets.lib.models.rollout import (
     MAX_REASON_CHARS,
     PREVIOUS_CHAMPION_TAG,
@@ -87,13 +92,15 @@ def read_state(tracking_uri: str, name: str) -> RegistryState:
 
 
 def restore_problem(tracking_uri: str, name: str, version: str) -> str | None:
-    """Why ``version`` could not serve again, or None when the sidecar would take it: its
-    artifact downloads, matches the recorded checksum and feature list, opens in ONNX Runtime
-    and scores a zero vector to a finite number (the sidecar's own load and warm-up)."""
+    """Why ``version`` could not serve again, or None when the sidecar would take it: the
+    evaluation gate passed it, and its artifact downloads, matches the recorded checksum and
+    feature list, opens in ONNX Runtime and scores a zero vector to a finite number (the
+    sidecar's own load and warm-up)."""
     from streaming.inference import ServingModel
     from trading_assets.lib.models.registry import load_version
 
     try:
+        require_gate_passed(tracking_uri, name, "champion", version)
         ServingModel("champion", load_version(tracking_uri, name, version), 1.0).warm_up()
     except Exception as exc:  # any failure means it cannot serve; the reason is recorded
         return f"{type(exc).__name__}: {exc}"
@@ -101,12 +108,17 @@ def restore_problem(tracking_uri: str, name: str, version: str) -> str | None:
 
 
 def apply_decision(tracking_uri: str, name: str, decision: Decision) -> None:
-    """Carry out a decision: tags first, then the new aliases, then the alias deletions.
+    """Carry out a decision: tags first, then the new aliases, then the alias deletions, then
+    any alias left on the version it turned down.
 
-    Tags go first so a crash midway never leaves a serving alias without its ``since``; new
-    aliases are set before old ones are deleted so a version moving from one slot to the next
-    (shadow → canary → champion) is never out of service in between.
+    A new alias on a version the evaluation gate did not pass raises
+    :class:`~trading_assets.lib.models.registry.UngatedVersionError` before anything is
+    written. Tags go first so a crash midway never leaves a serving alias without its
+    ``since``; new aliases are set before old ones are deleted so a version moving from one slot
+    to the next (shadow → canary → champion) is never out of service in between.
     """
+    for alias, version in decision.set_aliases.items():
+        require_gate_passed(tracking_uri, name, alias, version)
     client = _client(tracking_uri)
     version_tags = {version: dict(tags) for version, tags in decision.version_tags.items()}
     for version in version_tags:  # why each version's status changed, readable in MLflow's UI
@@ -126,3 +138,8 @@ def apply_decision(tracking_uri: str, name: str, decision: Decision) -> None:
         client.set_registered_model_alias(name, alias, version)
     for alias in decision.delete_aliases:
         client.delete_registered_model_alias(name, alias)
+    if decision.turned_down is not None:
+        aliases = client.get_registered_model(name).aliases or {}
+        for alias, version in aliases.items():
+            if str(version) == decision.turned_down:
+                client.delete_registered_model_alias(name, alias)

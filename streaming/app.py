@@ -49,13 +49,19 @@ from streaming.model_files import mirror_dir
 from streaming.online import OnlineFeatureReader, OnlineFeatureWriter, open_feature_store
 from streaming.predictions import Prediction, Role, unscored_prediction
 from streaming.prefetched_silver import open_silver
-from streaming.risk import RiskEngine
+from streaming.risk import RiskEngine, RiskLimits
 from streaming.venues.binance import BookTicker, Trade
 from streaming.watcher_process import WatcherProcess
-from trading_assets.lib.feature_store.spec import FEATURE_CONFIG, SERVICES
-from trading_assets.lib.features import feature_names
+from trading_assets.lib.feature_store.spec import FEATURE_CONFIG, SERVICES, service_features
 from trading_assets.lib.features.incremental import FeatureRow
 from trading_assets.lib.lakehouse.landing import MODEL_ERROR_REASON
+from trading_assets.lib.models.policy import (
+    BP,
+    SPREAD_FEATURE,
+    known_spread,
+    round_trip_cost,
+    target_position,
+)
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
@@ -92,7 +98,9 @@ class Sidecar:
         # followed at once by a prediction for its symbol (bench/bench_sidecar.py times this).
         self.predict_on_bar_close = predict_on_bar_close
         groups = SERVICES[config.feature_service]
-        self.feature_order = feature_names(FEATURE_CONFIG, groups)
+        # The service's features (v2: no level features); the trackers still compute and push
+        # every feature of its groups, levels included, for display.
+        self.feature_order = service_features(config.feature_service)
         self.metrics = SidecarMetrics()
         self.loop_watch = LoopWatch(self.metrics.registry)
         self.hub = PredictionHub(self.metrics)
@@ -116,7 +124,9 @@ class Sidecar:
             budgets=budgets,
             last_message=live.last_message_ns,
         )
-        self.risk = RiskEngine(on_transition=self.metrics.count_risk_transition)
+        self.risk = RiskEngine(
+            RiskLimits(fee_bp=config.fee_bp), on_transition=self.metrics.count_risk_transition
+        )
         self.slots: ModelSlots | None = None
         self.model_watcher: WatcherProcess | None = None
         if config.tracking_uri:
@@ -143,18 +153,22 @@ class Sidecar:
         self.feed: MarketFeed | None = None
         self.api = PredictionApi(
             self.hub, self.metrics, self.readiness, config.api_host, config.api_port,
-            risk=self.risk.snapshot,
+            risk=self.risk.snapshot, symbols=config.symbols,
         )  # fmt: skip
         self._stop = asyncio.Event()
 
     def _gap_check(self, symbol: str) -> Callable[[], bool]:
         return lambda: self.feed is not None and self.feed.has_gap(symbol)
 
+    def no_champion_reason(self) -> str:
+        """Why no @champion serves (safe mode), as the model mirror tells it."""
+        return "no @champion model" if self.slots is None else self.slots.no_champion_reason()
+
     def readiness(self) -> Readiness:
         """Ready when a @champion is loaded and some symbol's data is not in safe mode."""
         reasons = []
         if self.slots is None or self.slots.get("champion") is None:
-            reasons.append("no @champion model loaded")
+            reasons.append(self.no_champion_reason())
         if not any(d.level < FallbackLevel.SAFE for d in self.decisions.values()):
             reasons.append("every symbol is in safe mode (stale data)")
         return Readiness(ready=not reasons, reasons=tuple(reasons))
@@ -294,14 +308,14 @@ class Sidecar:
         ]
         serving = [p.role == driver for p in predictions]
         if driver not in models:
-            reason = "no @champion model" if decision.can_trade else decision.reason
+            reason = self.no_champion_reason() if decision.can_trade else decision.reason
             latency_ms = (time.perf_counter() - started) * 1000
             predictions.append(
                 unscored_prediction(symbol, now_ns, int(decision.level), reason, latency_ms)
             )
             serving.append(True)
         for prediction, serves in zip(predictions, serving, strict=True):
-            if serves:  # always a champion or canary one, which the hub serves by default
+            if serves:  # a champion's, a canary's or no model's: the hub serves them by default
                 self.hub.publish(prediction)
             else:  # scored for this tick without driving it: streamed and logged, not served
                 self.hub.publish(prediction, serves=False)
@@ -346,6 +360,11 @@ class Sidecar:
         volatility = values.get(VOLATILITY_FEATURE, math.nan)
         should_trade, size, risk_score, reason = False, 0.0, 1.0, decision.reason
         if drives:
+            # The rule the evaluation scored: trade only a predicted return that pays the round
+            # trip at the spread seen now (the assumed one when the service carries no book).
+            config = self.config
+            spread = known_spread(values.get(SPREAD_FEATURE), config.assumed_spread_bps)
+            target = target_position(score.predicted_return, spread, config.fee_bp)
             risk = self.risk.assess(
                 symbol,
                 now_ns,
@@ -354,11 +373,17 @@ class Sidecar:
                 int(decision.level),
                 volatility,
                 price=self.last_price(symbol),
-                size_scale=self.config.canary_size if model.role == "canary" else 1.0,
+                size_scale=config.canary_size if model.role == "canary" else 1.0,
+                target=target,
+                spread_bps=spread,
             )
             size = risk.size_fraction
             should_trade, risk_score = risk.should_trade and decision.can_trade, risk.risk_score
-            reason = "; ".join([decision.reason, *risk.reasons]).strip("; ")
+            costs = (
+                f"predicted {score.predicted_return / BP:+.1f} bp vs round trip "
+                f"{round_trip_cost(spread, config.fee_bp) / BP:.1f} bp"
+            )
+            reason = "; ".join([decision.reason, costs, *risk.reasons]).strip("; ")
         else:
             reason = f"{model.role}: logged, not acted on"
         latency_ms = (time.perf_counter() - started) * 1000

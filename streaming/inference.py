@@ -36,6 +36,7 @@ from streaming.model_files import (
     Manifest,
     MirrorEntry,
     manifest_signature,
+    no_champion_reason,
     read_manifest,
     read_model,
 )
@@ -177,6 +178,7 @@ class ModelSlots:
         self._executor: ThreadPoolExecutor | None = None
         self._manifest: Manifest | None = None
         self._signature: tuple[int, int, int] | None = None
+        self._load_errors: dict[Role, str] = {}
 
     def get(self, role: Role = "champion") -> ServingModel | None:
         """The model serving ``role`` now, or None when the slot is empty."""
@@ -189,6 +191,10 @@ class ModelSlots:
     def versions(self) -> dict[Role, str]:
         """Version served per filled slot (for readiness and logs)."""
         return {role: model.version for role, model in self._slots.items()}
+
+    def no_champion_reason(self) -> str:
+        """Why the @champion slot is empty, e.g. the newest version failed the evaluation gate."""
+        return no_champion_reason(self._manifest, self._load_errors.get("champion"))
 
     def refresh(self) -> RefreshReport:
         """Read the manifest and bring every slot in line. Blocking: run it off the loop."""
@@ -274,7 +280,7 @@ class ModelSlots:
             candidate.warm_up()
         except Exception as exc:
             self.load_failures += 1
-            report.errors[role] = f"{type(exc).__name__}: {exc}"
+            report.errors[role] = self._load_errors[role] = f"{type(exc).__name__}: {exc}"
             kept = current.version if current is not None else "nothing"
             log.error(
                 "loading %s@%s (version %s) failed, still serving %s: %s",
@@ -287,6 +293,7 @@ class ModelSlots:
             self._count(role, SlotChange.FAILED)
             return SlotChange.FAILED
         self._publish(role, candidate)
+        self._load_errors.pop(role, None)
         log.info(
             "%s@%s now serves version %s (was %s)",
             self.model_name,

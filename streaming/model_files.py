@@ -8,8 +8,11 @@ sidecar only reads files, so it never imports MLflow. One directory per register
 
 The manifest maps each alias role to an entry: a servable version (its ONNX file, the file's
 SHA-256, the ordered feature names and the registered metadata) or a version the watcher could
-not fetch (its error). ``registry_error`` says the last registry poll failed, in which case the
-roles are the ones last seen. Every file is written under a temporary name, fsynced and renamed
+not fetch, or refused because the evaluation gate did not pass it (its error). When no
+``@champion`` alias exists, ``newest`` names the newest registered version and the evaluation
+gate's verdict on it, so the sidecar can say why it serves nothing (:func:`no_champion_reason`).
+``registry_error`` says the last registry poll failed, in which case the roles are the ones last
+seen. Every file is written under a temporary name, fsynced and renamed
 into place, and an ONNX file is complete before any manifest names it: a reader sees a whole old
 file or a whole new one, never a torn one.
 """
@@ -81,12 +84,45 @@ class MirrorEntry:
 
 
 @dataclass(frozen=True)
+class NewestVersion:
+    """The newest registered version and the evaluation gate's verdict on it (``passed``,
+    ``failed`` or None: not judged) with the gate's check name and reason."""
+
+    version: str
+    verdict: str | None
+    check: str
+    reason: str = ""
+
+    def describe(self) -> str:
+        gate = f"the evaluation gate ({self.check})"
+        if self.verdict == "passed":
+            return f"newest version {self.version} passed {gate} and awaits its rollout"
+        if self.verdict is None:
+            return f"newest version {self.version} has no verdict from {gate} yet"
+        return f"newest version {self.version} {self.verdict} {gate}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "verdict": self.verdict,
+            "check": self.check,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> NewestVersion:
+        verdict, reason = data.get("verdict"), str(data.get("reason") or "")
+        return cls(str(data["version"]), verdict, str(data["check"]), reason)
+
+
+@dataclass(frozen=True)
 class Manifest:
     """The whole mirror state of one registered model."""
 
     model: str
     roles: Mapping[str, MirrorEntry] = field(default_factory=dict)
     registry_error: str | None = None
+    newest: NewestVersion | None = None  # read only while no @champion alias exists
 
     def files(self) -> set[str]:
         """The ONNX files this manifest names."""
@@ -97,12 +133,38 @@ class Manifest:
             "model": self.model,
             "registry_error": self.registry_error,
             "roles": {role: entry.to_json() for role, entry in sorted(self.roles.items())},
+            "newest": None if self.newest is None else self.newest.to_json(),
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Manifest:
         roles = {role: MirrorEntry.from_json(entry) for role, entry in data["roles"].items()}
-        return cls(str(data["model"]), roles, data.get("registry_error"))
+        newest = data.get("newest")
+        return cls(
+            str(data["model"]),
+            roles,
+            data.get("registry_error"),
+            None if newest is None else NewestVersion.from_json(newest),
+        )
+
+
+def no_champion_reason(manifest: Manifest | None, load_error: str | None = None) -> str:
+    """Why no @champion serves, as the mirror tells it (``load_error``: why the sidecar could
+    not load a mirrored champion)."""
+    if manifest is None:
+        return "no @champion: the model watcher has not mirrored the registry yet"
+    entry = manifest.roles.get("champion")
+    if entry is not None and not entry.servable:
+        return f"no @champion: version {entry.version} is not served: {entry.error}"
+    if entry is not None and load_error is not None:
+        return f"no @champion: version {entry.version} did not load: {load_error}"
+    if entry is not None:
+        return f"no @champion: version {entry.version} is not loaded yet"
+    if manifest.registry_error is not None:
+        return f"no @champion: the model registry did not answer ({manifest.registry_error})"
+    if manifest.newest is None:
+        return "no @champion: no model version is registered"
+    return f"no @champion: {manifest.newest.describe()}"
 
 
 def mirror_dir(data_root: Path, model_name: str) -> Path:

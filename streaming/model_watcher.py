@@ -11,6 +11,10 @@ hot-swaps (:class:`streaming.inference.ModelSlots`).
 
 * A fetch that fails is written as the role's error and retried at the next poll; the sidecar
   keeps serving its old model and counts the failure.
+* A version the evaluation gate did not pass is never fetched, whoever pointed an alias at it
+  (:func:`trading_assets.lib.models.registry.require_gate_passed`): the role's error says why.
+* With no ``@champion`` alias, the manifest names the newest registered version and the gate's
+  verdict on it, which the sidecar gives as the reason it serves nothing.
 * An alias removed in the registry leaves the manifest: the sidecar empties that slot.
 * A registry that cannot be reached changes nothing but the manifest's ``registry_error``.
 * A registered model the registry does not know: nothing to serve while nothing was mirrored
@@ -42,13 +46,22 @@ from streaming.model_files import (
     MANIFEST_FILE,
     Manifest,
     MirrorEntry,
+    NewestVersion,
     mirror_model,
     prune,
     read_manifest,
     write_manifest,
 )
 from streaming.predictions import ROLES
-from trading_assets.lib.models.registry import LoadedModel, load_by_alias
+from trading_assets.lib.models.registry import (
+    GATE_CHECK,
+    LoadedModel,
+    UngatedVersionError,
+    gate_verdict,
+    load_by_alias,
+    newest_version,
+    require_gate_passed,
+)
 
 log = logging.getLogger(__name__)
 Loader = Callable[[str, str, str], LoadedModel]
@@ -78,6 +91,7 @@ class ModelWatcher:
         current = self._current()
         try:
             targets = self._alias_targets(current)
+            newest = None if "champion" in targets else self._newest()
         except Exception as exc:  # network, store or auth errors: the mirror stays as it is
             log.warning("model registry poll failed for %s: %s", self.model_name, exc)
             error = f"{type(exc).__name__}: {exc}"
@@ -87,7 +101,7 @@ class ModelWatcher:
             for role in self.roles
             if (target := targets.get(role)) is not None
         }
-        return self._write(current, Manifest(self.model_name, roles))
+        return self._write(current, Manifest(self.model_name, roles, newest=newest))
 
     def run(self, poll_s: float, stop: threading.Event, parent_pid: int | None = None) -> None:
         """Sync every ``poll_s`` seconds until ``stop`` is set or the parent process is gone."""
@@ -122,6 +136,13 @@ class ModelWatcher:
             raise
         return {alias: str(version) for alias, version in (registered.aliases or {}).items()}
 
+    def _newest(self) -> NewestVersion | None:
+        version = newest_version(self.tracking_uri, self.model_name)
+        if version is None:
+            return None
+        verdict = gate_verdict(self.tracking_uri, self.model_name, version)
+        return NewestVersion(version, verdict.verdict, GATE_CHECK, verdict.reason)
+
     def _entry(self, role: str, target: str, previous: MirrorEntry | None) -> MirrorEntry:
         if (
             previous is not None
@@ -131,7 +152,11 @@ class ModelWatcher:
         ):
             return previous
         try:
+            # Asked before the download, so a refused version costs one call per poll.
+            require_gate_passed(self.tracking_uri, self.model_name, role, target)
             loaded = self._loader(self.tracking_uri, self.model_name, role)
+            if loaded.version != target:  # the alias moved in between
+                require_gate_passed(self.tracking_uri, self.model_name, role, loaded.version)
             entry = mirror_model(
                 self.directory,
                 loaded.version,
@@ -139,6 +164,11 @@ class ModelWatcher:
                 loaded.feature_names,
                 loaded.metadata,
             )
+        except UngatedVersionError as refused:
+            entry = MirrorEntry(refused.verdict.version, error=f"it {refused.verdict.summary()}")
+            if entry != previous:  # said once, not at every poll
+                log.error("not serving %s", refused)
+            return entry
         except Exception as exc:
             log.error("fetching %s@%s (version %s) failed: %s", self.model_name, role, target, exc)
             return MirrorEntry(target, error=f"{type(exc).__name__}: {exc}")

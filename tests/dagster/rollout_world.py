@@ -30,7 +30,7 @@ from trading_assets.lib.lakehouse.pipeline import to_iceberg_arrow
 from trading_assets.lib.lakehouse.schemas import BARS_1S_TABLE
 from trading_assets.lib.lakehouse.tables import replace_partition
 from trading_assets.lib.models.onnx_export import export_onnx
-from trading_assets.lib.models.registry import register_model, set_alias
+from trading_assets.lib.models.registry import record_gate_verdict, register_model, set_alias
 from trading_assets.lib.models.rollout import since_tag
 from trading_assets.resources import IcebergCatalogResource, MlflowResource
 
@@ -91,7 +91,9 @@ class World:
             params={},
             artifact_location=self.mlflow.artifact_location,
         )
-        set_alias(self.mlflow.tracking_uri, self.name, "challenger", version.version)
+        uri = self.mlflow.tracking_uri
+        record_gate_verdict(uri, self.name, version.version, True, "rollout test model")
+        set_alias(uri, self.name, "challenger", version.version)
         return str(version.version)
 
     def aliases(self) -> dict[str, str]:

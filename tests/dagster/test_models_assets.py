@@ -23,7 +23,7 @@ from trading_assets.defs.models.registry import (
 from trading_assets.defs.models.training import full_model, incremental_model
 from trading_assets.lib.feature_store import spec
 from trading_assets.lib.feature_store.training import write_training_frame
-from trading_assets.lib.features import feature_names, label_names
+from trading_assets.lib.features import label_names
 from trading_assets.resources import FeastResource, MlflowResource
 
 from .watermarks import MODELS_TEST, assets_of, expected_states, watermark_states
@@ -39,7 +39,7 @@ MODELS = [full_model, incremental_model, onnx_model, registered_model, challenge
 def synthetic_frame(seed: int, informative: bool) -> pl.DataFrame:
     """Trades-only features and labels, sampled every 10 s for two symbols."""
     rng = np.random.default_rng(seed)
-    names = feature_names(spec.FEATURE_CONFIG, spec.SERVICES[spec.TRAINING_SERVICE])
+    names = spec.service_features(spec.TRAINING_SERVICE)
     value, sign = label_names(spec.FEATURE_CONFIG)
     horizon = dt.timedelta(seconds=spec.FEATURE_CONFIG.label_horizon_s)
     frames = []
@@ -146,8 +146,8 @@ def test_models_pipeline_registers_and_gates(tmp_path, informative):
 def test_parity_is_checked_on_a_training_frame_that_holds_every_feature_of_the_model(tmp_path):
     # Arrange
     feast = FeastResource.local(tmp_path / "feast")
-    trades_only = feature_names(spec.FEATURE_CONFIG, spec.SERVICES[spec.TRAINING_SERVICE])
-    every = feature_names(spec.FEATURE_CONFIG, spec.SERVICES["signal_v1"])
+    trades_only = spec.service_features(spec.TRAINING_SERVICE)
+    every = spec.service_features("signal_v2")
     book = [name for name in every if name not in trades_only]
     with_book = [*trades_only, book[0]]
     frame = synthetic_frame(seed=1, informative=False)
@@ -160,6 +160,6 @@ def test_parity_is_checked_on_a_training_frame_that_holds_every_feature_of_the_m
     with pytest.raises(ValueError, match="no feature service has a training frame"):
         parity_service(feast, with_book)
     book_frame = frame.with_columns(pl.lit(0.0).alias(name) for name in book)
-    write_training_frame(book_frame, feast.training_dir(), "signal_v1")
-    assert parity_service(feast, with_book) == "signal_v1"
+    write_training_frame(book_frame, feast.training_dir(), "signal_v2")
+    assert parity_service(feast, with_book) == "signal_v2"
     assert parity_service(feast, trades_only) == spec.TRAINING_SERVICE  # preferred when it serves

@@ -83,8 +83,9 @@ def test_challenger_to_shadow_to_canary_to_champion_then_rollback_on_breach(worl
     assert rollback["move"] == "rollback" and rollback["champion"] == first
     assert rollback["evidence"]["champion_recent"]["latency_p95_ms"] == pytest.approx(80.0)
     assert "latency_p95_ms" in rollback["reason"]
-    # MLflow holds the outcome: v1 serves again, v2 is marked and never picked up again.
-    assert world.aliases() == {"champion": first, "challenger": second}
+    # MLflow holds the outcome: v1 serves again, v2 is marked, keeps no alias (not even
+    # @challenger) and is never picked up again.
+    assert world.aliases() == {"champion": first}
     assert world.tags(second)[STATUS_TAG] == "rolled_back"
     assert PREVIOUS_CHAMPION_TAG not in world.client().get_registered_model(world.name).tags
     assert after.skip_reason is not None and not after.asset_events

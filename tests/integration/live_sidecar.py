@@ -25,10 +25,9 @@ from streaming.online import open_feature_store
 from streaming.venues.binance.client import AsyncBinanceRestClient
 from tests.services import free_port
 from trading_assets.lib.feature_store.repo import apply_definitions, load_definitions
-from trading_assets.lib.feature_store.spec import FEATURE_CONFIG, SERVICES, TRAINING_SERVICE
-from trading_assets.lib.features import feature_names
+from trading_assets.lib.feature_store.spec import TRAINING_SERVICE, service_features
 from trading_assets.lib.models.onnx_export import export_onnx
-from trading_assets.lib.models.registry import register_model, set_alias
+from trading_assets.lib.models.registry import record_gate_verdict, register_model, set_alias
 
 HISTORY_S = 90
 Json = dict[str, Any]
@@ -39,7 +38,7 @@ def register_decisive_model(
 ) -> str:
     """A model predicting about ``predicted_return`` whatever the features (five label sigmas
     of the default signal scale, so its signal clears any sizing minimum), aliased ``alias``."""
-    names = feature_names(FEATURE_CONFIG, SERVICES[TRAINING_SERVICE])
+    names = service_features(TRAINING_SERVICE)
     rng = np.random.default_rng(len(alias))
     x = rng.normal(size=(300, len(names))).astype(np.float32)
     y = (predicted_return + 1e-5 * rng.normal(size=300)).astype(np.float32)
@@ -67,6 +66,7 @@ def register_booster(
         params={},
         artifact_location=artifacts.as_uri(),
     )
+    record_gate_verdict(tracking_uri, "signal", version.version, True, "decisive test model")
     set_alias(tracking_uri, "signal", alias, version.version)
     return str(version.version)
 

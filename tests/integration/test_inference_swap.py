@@ -25,7 +25,12 @@ from streaming.watcher_process import WatcherProcess
 from tests.mirrored_slots import MirroredSlots
 from trading_assets.lib.models.inference import FeatureOrderError, OnnxModel
 from trading_assets.lib.models.onnx_export import export_onnx
-from trading_assets.lib.models.registry import ONNX_FILE, register_model, set_alias
+from trading_assets.lib.models.registry import (
+    ONNX_FILE,
+    record_gate_verdict,
+    register_model,
+    set_alias,
+)
 
 NAMES = ["mom_10s", "rv_60s", "flow_imb_10s", "spread_bps"]
 START = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
@@ -66,6 +71,7 @@ class Store:
             params={},
             artifact_location=self.artifacts.as_uri(),
         )
+        record_gate_verdict(self.uri, self.name, version.version, True, "test model")
         return str(version.version)
 
     def register_trained(self, names: list[str], seed: int) -> tuple[str, bytes]:

@@ -13,7 +13,12 @@ from mlflow.exceptions import MlflowException
 
 from trading_assets.lib.models.inference import OnnxModel
 from trading_assets.lib.models.onnx_export import export_onnx, parity
-from trading_assets.lib.models.registry import load_by_alias, register_model, set_alias
+from trading_assets.lib.models.registry import (
+    load_by_alias,
+    record_gate_verdict,
+    register_model,
+    set_alias,
+)
 
 NAME = "signal_btcusdt"
 SERVICE = "signal_v1"
@@ -50,10 +55,12 @@ def register(uri: str, tmp_path: Path, names: list[str], seed: int, alias=None):
         END,
         metrics={"ic": 0.05 + seed / 100},
         params={"max_depth": 3, "seed": seed},
-        alias=alias,
         parity_report=report,
         artifact_location=(tmp_path / "artifacts").as_uri(),
     )
+    if alias is not None:  # as the evaluation gate and challenger_model would
+        record_gate_verdict(uri, NAME, version.version, True, "test model")
+        set_alias(uri, NAME, alias, version.version)
     return version, onnx_bytes, booster, sample
 
 

@@ -22,8 +22,7 @@ from streaming.simulator.server import run_simulator_in_thread
 from tests.integration.live_sidecar import register_booster
 from tests.services import free_port
 from trading_assets.lib.feature_store.repo import apply_definitions, load_definitions
-from trading_assets.lib.feature_store.spec import FEATURE_CONFIG, SERVICES, TRAINING_SERVICE
-from trading_assets.lib.features import feature_names
+from trading_assets.lib.feature_store.spec import TRAINING_SERVICE, service_features
 from trading_assets.lib.lakehouse.landing import read_landed_trades
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -32,7 +31,7 @@ RUN_S = 6.0
 
 def champion(tracking_uri: str, artifacts: Path) -> str:
     """A small model over the service's features, registered and aliased @champion."""
-    names = feature_names(FEATURE_CONFIG, SERVICES[TRAINING_SERVICE])
+    names = service_features(TRAINING_SERVICE)
     rng = np.random.default_rng(3)
     x = rng.normal(size=(500, len(names))).astype(np.float32)
     y = (1e-3 * x[:, 0] + 1e-4 * rng.normal(size=500)).astype(np.float32)

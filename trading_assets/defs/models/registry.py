@@ -1,8 +1,13 @@
 """Incremental model → ONNX (parity-gated) → MLflow version → @challenger (evaluation-gated).
 
-Every version is recorded in MLflow; only one that passes the blocking evaluation check reaches
-``challenger_model``, which points ``@challenger`` at it. A failed check stops the run there, so the
-version stays recorded without the alias and the failure shows in the UI with its evidence.
+Every version is recorded in MLflow; the blocking ``beats_baselines`` check writes its verdict on
+the version registered in its own run (tags ``gate.beats_baselines`` and ``gate.reason``). Only a
+version it passed reaches ``challenger_model``, which points ``@challenger`` at it, on every path:
+a failed check stops its run there, automation does not start ``challenger_model`` after one,
+and ``challenger_model`` itself refuses a version the gate did not pass (as does every alias
+write, :func:`trading_assets.lib.models.registry.require_gate_passed`), so a run started by hand
+from the UI or the CLI cannot move the alias either. A refused version stays recorded without
+the alias and the failure shows in the UI with its evidence.
 """
 
 import os
@@ -26,6 +31,15 @@ from trading_assets.resources.mlflow import MlflowResource
 PARITY_SAMPLE_ROWS = 1_000
 PARITY_SEED = 0
 FOLLOW_UPSTREAM = dg.AutomationCondition.eager()
+# Requested in the same tick as its asset, so the asset's children may be requested with them:
+# a check without a condition of its own would count as not passed until the run is over.
+WITH_ITS_ASSET = dg.AutomationCondition.any_deps_match(
+    dg.AutomationCondition.will_be_requested()
+).with_label("with_its_asset")
+# Never after a registered version the blocking evaluation check failed (or did not judge).
+FOLLOW_GATED_UPSTREAM = (
+    FOLLOW_UPSTREAM & dg.AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("eager_once_gated")
 
 
 class RegisteredModelConfig(dg.Config):
@@ -55,6 +69,11 @@ class EvaluationGateConfig(dg.Config):
         default_factory=lambda: gate_margin("MODEL_GATE_INCREMENTAL_IC_TOLERANCE", "0.05"),
         description="IC the new trees may cost on the held-out newest rows (None: skip). "
         "Default from MODEL_GATE_INCREMENTAL_IC_TOLERANCE, else 0.05.",
+    )
+    max_ic_p_value: float | None = Field(
+        default_factory=lambda: gate_margin("MODEL_GATE_MAX_IC_P_VALUE", "0.01"),
+        description="Largest one-sided p-value of the out-of-sample IC on non-overlapping rows "
+        "(None: skip). Default from MODEL_GATE_MAX_IC_P_VALUE, else 0.01.",
     )
 
 
@@ -185,23 +204,54 @@ def registered_model(
     )
 
 
-@dg.asset_check(asset=registered_model, blocking=True)
-def beats_baselines(config: EvaluationGateConfig, mlflow: MlflowResource) -> dg.AssetCheckResult:
-    """Out of sample, the model beats the zero and last-return baselines by the set margins, and
-    its newest trees hold up on held-out newest rows."""
+def version_registered_in_run(instance: dg.DagsterInstance, run_id: str) -> str:
+    """The version number ``registered_model`` recorded in run ``run_id``."""
+    entries = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+    versions = [
+        str(m.metadata["version"].value)
+        for entry in entries
+        if (m := entry.asset_materialization) is not None
+        and m.asset_key == registered_model.key
+        and "version" in m.metadata
+    ]
+    if not versions:
+        # The model file alone may belong to another version than the newest registered one,
+        # so a verdict without its own run's registration could land on the wrong version.
+        raise ValueError(
+            f"run {run_id} registered no model version: the evaluation gate judges only the "
+            "version registered in its own run; materialize registered_model with it"
+        )
+    return versions[-1]
+
+
+@dg.asset_check(asset=registered_model, blocking=True, automation_condition=WITH_ITS_ASSET)
+def beats_baselines(
+    context: dg.AssetCheckExecutionContext, config: EvaluationGateConfig, mlflow: MlflowResource
+) -> dg.AssetCheckResult:
+    """Out of sample, the model's trading rule beats the zero, last-return and buy-and-hold
+    baselines by the set margins with a significant IC, and its newest trees hold up."""
+    from trading_assets.lib.models.registry import record_gate_verdict
+
+    version = version_registered_in_run(context.instance, context.run.run_id)
     # The served model's file carries both reports, so a full retrain landing meanwhile cannot
     # pair this version with another model's evaluation.
     model = files.load_model(mlflow.models_path() / files.INCREMENTAL_FILE)
     if model.report is None:
         raise ValueError("the incremental model carries no walk-forward report of its full model")
-    passed, _, metadata = gate_metadata(
+    passed, reason, metadata = gate_metadata(
         model.report,
         model.holdout,
         config.ic_margin,
         config.pnl_margin,
         config.incremental_ic_tolerance,
+        max_ic_p_value=config.max_ic_p_value,
     )
-    return dg.AssetCheckResult(passed=passed, metadata=metadata)
+    uri, name = mlflow.ready_uri(), mlflow.model_name
+    record_gate_verdict(uri, name, version, passed, reason, context.run.run_id)
+    context.log.info(f"{name} version {version} {'passed' if passed else 'failed'} the gate")
+    return dg.AssetCheckResult(
+        passed=passed, metadata={**metadata, "version": dg.MetadataValue.text(version)}
+    )
 
 
 def latest_registered_version(instance: dg.DagsterInstance) -> str:
@@ -217,16 +267,23 @@ def latest_registered_version(instance: dg.DagsterInstance) -> str:
     deps=[registered_model],
     group_name=GROUP,
     kinds={"mlflow"},
-    automation_condition=FOLLOW_UPSTREAM,
+    automation_condition=FOLLOW_GATED_UPSTREAM,
 )
 def challenger_model(
     context: dg.AssetExecutionContext, mlflow: MlflowResource
 ) -> dg.MaterializeResult:
-    """@challenger on the newest version that passed the evaluation gate."""
-    from trading_assets.lib.models.registry import set_alias
+    """@challenger on the newest registered version, once the evaluation gate passed it."""
+    from trading_assets.lib.models.registry import UngatedVersionError, set_alias
 
     version = latest_registered_version(context.instance)
-    set_alias(mlflow.ready_uri(), mlflow.model_name, "challenger", version)
+    try:
+        set_alias(mlflow.ready_uri(), mlflow.model_name, "challenger", version)
+    except UngatedVersionError as refused:
+        raise dg.Failure(
+            description=f"{refused}; @challenger stays where it was",
+            metadata={"version": dg.MetadataValue.text(version)},
+            allow_retries=False,
+        ) from refused
     context.log.info(f"{mlflow.model_name}@challenger -> version {version}")
     return dg.MaterializeResult(
         metadata={

@@ -4,6 +4,11 @@ Each registered version points at one run's ``model/`` artifact folder holding t
 the ordered feature list and a metadata JSON (feature service, training data range, checksum).
 Promotion uses registry aliases only (``@challenger``, ``@shadow``, ``@canary``,
 ``@champion``); the deprecated stage API is never touched.
+
+The offline evaluation gate (the ``beats_baselines`` check) records its verdict on the version
+it judged (:func:`record_gate_verdict`: version tags ``gate.beats_baselines`` = ``passed`` or
+``failed`` and ``gate.reason``). :func:`require_gate_passed` is the one rule every serving alias
+goes through: only a version whose verdict is ``passed`` may hold any of them, whoever asks.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import json
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import mlflow.artifacts
 from mlflow import MlflowClient
@@ -32,6 +37,12 @@ ARTIFACT_DIR = "model"
 ONNX_FILE = "model.onnx"
 FEATURES_FILE = "features.json"
 METADATA_FILE = "metadata.json"
+GATE_CHECK = "beats_baselines"
+GATE_TAG = f"gate.{GATE_CHECK}"
+GATE_REASON_TAG = "gate.reason"
+GATE_RUN_TAG = "gate.dagster_run_id"  # the Dagster run whose check judged the version
+PASSED, FAILED = "passed", "failed"
+MAX_GATE_REASON_CHARS = 4_000  # MLflow caps a version tag's value at 5,000 characters
 
 
 class LoadedModel(NamedTuple):
@@ -80,7 +91,6 @@ def register_model(
     data_end: dt.datetime,
     metrics: Mapping[str, float],
     params: Mapping[str, Any],
-    alias: Literal["challenger"] | None = None,
     *,
     parity_report: ParityReport | None = None,
     experiment: str = DEFAULT_EXPERIMENT,
@@ -88,13 +98,12 @@ def register_model(
 ) -> ModelVersion:
     """Log a training run with the ONNX artifact and register it as a new version of ``name``.
 
-    ``alias="challenger"`` is set only when the caller's evaluation gate says so; otherwise the
-    version is registered without any alias. A failed ``parity_report`` is refused outright so an
-    export that disagrees with its booster never reaches the registry. ``artifact_location``
-    applies only when the experiment is created (a new store); it defaults to MLflow's own.
+    The version is registered without any alias and without a gate verdict: an alias needs
+    the evaluation gate's ``passed`` first (:func:`require_gate_passed`). A failed
+    ``parity_report`` is refused outright so an export that disagrees with its booster never
+    reaches the registry. ``artifact_location`` applies only when the experiment is created (a
+    new store); it defaults to MLflow's own.
     """
-    if alias is not None and alias != "challenger":
-        raise ValueError(f"new versions may only be aliased @challenger, not @{alias}")
     if parity_report is not None and not parity_report.passed:
         raise ValueError(
             f"ONNX parity gate failed (max abs diff {parity_report.max_abs_diff:.3g} > "
@@ -145,17 +154,90 @@ def register_model(
     if artifact_root is None:
         raise RuntimeError(f"run {run_id} has no artifact location")
     source = f"{artifact_root.rstrip('/')}/{ARTIFACT_DIR}"
-    version = client.create_model_version(name, source, run_id=run_id, tags=tags)
-    if alias is not None:
-        client.set_registered_model_alias(name, alias, str(version.version))
-        version = client.get_model_version(name, version.version)
-    return version
+    return client.create_model_version(name, source, run_id=run_id, tags=tags)
+
+
+class GateVerdict(NamedTuple):
+    """The evaluation gate's verdict on one version: ``passed``, ``failed`` or None (never
+    judged), and the gate's reason."""
+
+    version: str
+    verdict: str | None
+    reason: str
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == PASSED
+
+    def summary(self) -> str:
+        """The verdict in a few words, e.g. "failed the evaluation gate (beats_baselines)"."""
+        gate = f"the evaluation gate ({GATE_CHECK})"
+        if self.verdict is None:
+            return f"has no verdict from {gate}"
+        if self.verdict in (PASSED, FAILED):
+            return f"{self.verdict} {gate}"
+        return f"has verdict {self.verdict!r} from {gate}, not {PASSED!r}"
+
+
+class UngatedVersionError(ValueError):
+    """A version the evaluation gate did not pass was about to hold a serving alias."""
+
+    def __init__(self, name: str, alias: str, verdict: GateVerdict) -> None:
+        self.name, self.alias, self.verdict = name, alias, verdict
+        message = f"{name} version {verdict.version} may not hold @{alias}: it {verdict.summary()}"
+        super().__init__(message + (f" ({verdict.reason})" if verdict.reason else ""))
+
+
+def record_gate_verdict(
+    tracking_uri: str,
+    name: str,
+    version: str | int,
+    passed: bool,
+    reason: str,
+    dagster_run_id: str | None = None,
+) -> None:
+    """Write the evaluation gate's verdict and reason on ``version`` (its MLflow tags)."""
+    client = _client(tracking_uri)
+    tags = {GATE_TAG: PASSED if passed else FAILED, GATE_REASON_TAG: reason[:MAX_GATE_REASON_CHARS]}
+    if dagster_run_id is not None:
+        tags[GATE_RUN_TAG] = dagster_run_id
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(version), key, value)
+
+
+def gate_verdict(tracking_uri: str, name: str, version: str | int) -> GateVerdict:
+    """The verdict recorded on ``version`` (``verdict`` None when no gate judged it)."""
+    tags = _client(tracking_uri).get_model_version(name, str(version)).tags or {}
+    verdict = tags.get(GATE_TAG)
+    return GateVerdict(str(version), verdict, tags.get(GATE_REASON_TAG, ""))
+
+
+def newest_version(tracking_uri: str, name: str) -> str | None:
+    """The highest version number registered under ``name`` (None: none, or no such model)."""
+    found = _client(tracking_uri).search_model_versions(
+        f"name = '{name}'", max_results=1, order_by=["version_number DESC"]
+    )
+    return str(found[0].version) if found else None
+
+
+def require_gate_passed(tracking_uri: str, name: str, alias: str, version: str | int) -> None:
+    """Raise :class:`UngatedVersionError` unless the evaluation gate passed ``version``.
+
+    The rule for every serving alias, from every caller: an asset, the rollout sensor, a
+    script, the sidecar's model watcher. A version the gate failed, or never judged, may hold
+    none of them.
+    """
+    verdict = gate_verdict(tracking_uri, name, version)
+    if not verdict.passed:
+        raise UngatedVersionError(name, alias, verdict)
 
 
 def set_alias(tracking_uri: str, name: str, alias: str, version: str | int) -> None:
-    """Point one of the house aliases at ``version`` (moving it off any previous version)."""
+    """Point one of the house aliases at ``version`` (moving it off any previous version),
+    provided the evaluation gate passed it (:func:`require_gate_passed`)."""
     if alias not in ALIASES:
         raise ValueError(f"unknown alias @{alias}; use one of {', '.join(ALIASES)}")
+    require_gate_passed(tracking_uri, name, alias, version)
     _client(tracking_uri).set_registered_model_alias(name, alias, str(version))
 
 

@@ -8,12 +8,14 @@ floor, once enough evidence exists) never keeps serving:
   the sidecar would (``sensors.rollout_registry.restore_problem``); one that no longer loads is
   forgotten and the breaching champion withdrawn instead, since a @champion the sidecar refuses
   would leave the breaching model serving. The breaching version is marked
-  ``rolled_back`` and the restored one ``rollout.restored_from`` = the breaching version. This
+  ``rolled_back`` and loses every alias it still holds (a champion promoted on a fresh install
+  is @challenger too); the restored one gets ``rollout.restored_from`` = the breaching version. This
   holds within probation, where the breach is the promotion's failure, and after it, where the
   champion drifted or the market turned: the reason says which. The previous champion is
   forgotten, so a rollback happens once per promotion and cannot swing back and forth.
-- **Withdrawal.** With nothing to go back to, @champion is removed (and @canary with it, since
-  it was only judged against that champion), so the sidecar serves no model and trades nothing:
+- **Withdrawal.** With nothing to go back to, @champion is removed with every other alias of
+  the withdrawn version (and @canary, since it was only judged against that champion), so the
+  sidecar serves no model and trades nothing:
   its no-model safe mode. The version is marked ``withdrawn`` and recorded on the registered
   model; until a champion serves again, a challenger must earn @champion through @shadow and
   @canary on its own live record instead of taking it directly as on a fresh install.
@@ -30,6 +32,7 @@ from trading_assets.lib.models.rollout_types import (
     RegistryState,
     RolloutPolicy,
     age_s,
+    aliases_of,
     breaches,
     failed,
     status_tags,
@@ -70,12 +73,14 @@ def rollback(
             f"previous champion v{previous}",
             checks,
             set_aliases={"champion": previous},
+            delete_aliases=tuple(a for a in aliases_of(state, champion.version) if a != "champion"),
             version_tags=tags,
             forget_previous_champion=True,
+            turned_down=champion.version,
         )
     tags = status_tags(champion.version, "withdrawn", now_ns)
-    removed: tuple[str, ...] = ("champion",)
-    if state.canary is not None:
+    removed = aliases_of(state, champion.version)
+    if state.canary is not None and "canary" not in removed:
         removed += ("canary",)
         tags |= status_tags(state.canary.version, "expired")
     return Decision(
@@ -89,4 +94,5 @@ def rollback(
         version_tags=tags,
         forget_previous_champion=previous is not None,
         withdrawn=champion.version,
+        turned_down=champion.version,
     )

@@ -3,8 +3,10 @@
 Pure logic: :func:`decide` takes where the aliases point (:class:`RegistryState`), the live
 evidence (:class:`Evidence`, from :mod:`trading_assets.lib.models.live_metrics`) and the
 :class:`RolloutPolicy`, and returns one :class:`Decision` saying which aliases to set or delete
-and which tags to write. The caller (the rollout sensor) applies it to MLflow. One move per
-evaluation, in this order:
+and which tags to write. The caller (the rollout sensor) applies it to MLflow, where every alias
+it sets must pass the evaluation gate's rule
+(:func:`trading_assets.lib.models.registry.require_gate_passed`). One move per evaluation, in
+this order:
 
 1. **Bootstrap.** No @champion at all (a fresh install): the first @challenger becomes @champion
    directly. There is nothing to compare it with and the sidecar trades nothing without a
@@ -14,7 +16,8 @@ evaluation, in this order:
 2. **Rollback** (:mod:`trading_assets.lib.models.rollback`). A champion that breaches (error
    rate, p95 latency over budget, or live IC below the floor, once enough evidence exists) is
    replaced by the previous champion still recorded in MLflow, within probation or after it;
-   with none, it is withdrawn and no model serves (the sidecar trades nothing).
+   with none, it is withdrawn and no model serves (the sidecar trades nothing). Either way the
+   turned-down version keeps no alias at all.
 3. **Canary.** A breaching canary is rejected (alias removed). A canary that served
    ``canary_period_s`` with at least ``min_canary_predictions`` matured and no breach becomes
    @champion; the old champion is remembered for rollback.

@@ -122,6 +122,9 @@ class Decision:
     forget_previous_champion: bool = False
     withdrawn: str | None = None  # record this champion as withdrawn (no champion after it)
     clear_withdrawn: bool = False
+    # A version rolled back or withdrawn: whatever alias still points at it once the decision is
+    # applied goes too, including any the registry state did not show.
+    turned_down: str | None = None
 
 
 def breaches(metrics: RoleMetrics | None, policy: RolloutPolicy) -> tuple[Check, ...]:
@@ -147,6 +150,13 @@ def breaches(metrics: RoleMetrics | None, policy: RolloutPolicy) -> tuple[Check,
     if metrics.matured >= policy.min_breach_predictions and metrics.ic is not None:
         checks.append(Check("ic_floor", metrics.ic, policy.ic_floor, metrics.ic >= policy.ic_floor))
     return tuple(checks)
+
+
+def aliases_of(state: RegistryState, version: str) -> tuple[str, ...]:
+    """The house aliases ``state`` shows on ``version``, the serving ones first."""
+    slots = {"champion": state.champion, "canary": state.canary, "shadow": state.shadow}
+    held = [alias for alias, slot in slots.items() if slot is not None and slot.version == version]
+    return (*held, "challenger") if state.challenger == version else tuple(held)
 
 
 def failed(checks: tuple[Check, ...]) -> str:
