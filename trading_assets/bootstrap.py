@@ -19,7 +19,8 @@ instance's storage exists):
 The rollout sensor takes the first @challenger to @champion (there is no champion to beat yet)
 and the sidecar starts serving it. A model that fails the evaluation gate gets no alias on any
 later path either, so nothing serves and the sidecar stays in safe mode, saying so, until a later
-version passes. Nothing is done when a full model already exists, so a second ``make run``
+version passes. When a full model exists, only the days of the window whose history is missing
+are backfilled (a start cut short after the first model resumes there), so a second ``make run``
 starts at once.
 """
 
@@ -36,7 +37,12 @@ import dagster as dg
 import httpx
 from dagster._core.storage.dagster_run import RunsFilter
 
-from trading_assets.defs.features.assets import feast_registry, online_features, training_set
+from trading_assets.defs.features.assets import (
+    feast_registry,
+    features,
+    online_features,
+    training_set,
+)
 from trading_assets.defs.ingest.partitions import (
     DATE_DIMENSION,
     SYMBOL_DIMENSION,
@@ -139,7 +145,7 @@ def ingest_in_process(instance: dg.DagsterInstance, days: list[dt.date], symbols
     succeeded = 0
     for day in days:
         for symbol in symbols:
-            key = dg.MultiPartitionKey({DATE_DIMENSION: day.isoformat(), SYMBOL_DIMENSION: symbol})
+            key = partition_key(day, symbol)
             started = time.monotonic()
             result = job.execute_in_process(
                 partition_key=str(key), instance=instance, raise_on_error=False
@@ -206,29 +212,61 @@ def has_full_model(instance: dg.DagsterInstance) -> bool:
     return instance.get_latest_materialization_event(training.full_model.key) is not None
 
 
+def missing_days(
+    instance: dg.DagsterInstance, days: list[dt.date], symbols: list[str]
+) -> list[dt.date]:
+    """The days of ``days`` whose gold features some symbol lacks (its history is not in)."""
+    done = instance.get_materialized_partitions(features.key)
+    return [
+        day
+        for day in days
+        if any(str(partition_key(day, symbol)) not in done for symbol in symbols)
+    ]
+
+
+def partition_key(day: dt.date, symbol: str) -> dg.MultiPartitionKey:
+    return dg.MultiPartitionKey({DATE_DIMENSION: day.isoformat(), SYMBOL_DIMENSION: symbol})
+
+
 def bootstrap(days: int, timeout_s: float, wait_for: str | None = None) -> None:
     if wait_for is None:
         instance = dg.DagsterInstance.get()
     else:
         instance = wait_until_ready(wait_for, timeout_s)
-    if has_full_model(instance):
-        say("a full model exists already: nothing to do")
-        return
     symbols = trade_partitions.get_partitions_def_for_dimension(SYMBOL_DIMENSION)
     symbols = list(symbols.get_partition_keys())
-    newest, older = split_history(history_days(days))
+    window = history_days(days)
+    if has_full_model(instance):
+        # A start cut short after the first model (Ctrl-C, a timeout) resumes with the history.
+        backfill_and_retrain(instance, missing_days(instance, window, symbols), symbols, days,
+                             timeout_s)  # fmt: skip
+        return
+    newest, older = split_history(window)
     say(f"ingesting {newest[0]} × {', '.join(symbols)} for the first model")
     if ingest_in_process(instance, newest, symbols) == 0:
         raise RuntimeError("no partition of the newest day succeeded; see the runs in the UI")
     train(instance, len(newest), "the first model")
-    if not older:
+    backfill_and_retrain(instance, older, symbols, days, timeout_s)
+
+
+def backfill_and_retrain(
+    instance: dg.DagsterInstance,
+    missing: list[dt.date],
+    symbols: list[str],
+    days: int,
+    timeout_s: float,
+) -> None:
+    """Backfill the ``missing`` days through the daemon, then train on every day of the window
+    (a challenger to the serving model). Nothing when no day is missing."""
+    if not missing:
+        say("a full model exists and the history is in: nothing to do")
         return
-    say(f"backfilling {older[0]} .. {older[-1]} × {', '.join(symbols)} (watch it in the UI)")
+    say(f"backfilling {missing[0]} .. {missing[-1]} × {', '.join(symbols)} (watch it in the UI)")
     wait_for_daemon(instance, timeout_s)
-    backfill_id = launch_backfill(older, symbols)
-    succeeded = wait_for_backfill(instance, backfill_id, len(older) * len(symbols), timeout_s)
+    backfill_id = launch_backfill(missing, symbols)
+    succeeded = wait_for_backfill(instance, backfill_id, len(missing) * len(symbols), timeout_s)
     if succeeded == 0:
-        raise RuntimeError("no older history partition succeeded; see the runs in the UI")
+        raise RuntimeError("no history partition of the backfill succeeded; see the runs in the UI")
     train(instance, days, "a model on every backfilled day (a challenger to the first)")
 
 

@@ -10,7 +10,12 @@ import pytest
 
 from streaming.simulator.server import run_simulator_in_thread
 from streaming.simulator.synthetic import SyntheticMarket
-from trading_assets.bootstrap import BACKFILL_JOB, ingest_in_process, split_history
+from trading_assets.bootstrap import (
+    BACKFILL_JOB,
+    ingest_in_process,
+    missing_days,
+    split_history,
+)
 from trading_assets.lib.lakehouse.schemas import SILVER_TRADES_TABLE
 from trading_assets.lib.lakehouse.tables import count_partition
 from trading_assets.resources import IcebergCatalogResource
@@ -43,6 +48,8 @@ def test_the_newest_day_is_ingested_in_process_as_one_run_per_partition(tmp_path
         instance = dg.DagsterInstance.ephemeral()
         newest, _ = split_history(DAYS)
 
+        missing_before = missing_days(instance, DAYS, SYMBOLS)
+
         # Act
         succeeded = ingest_in_process(instance, newest, SYMBOLS)
 
@@ -53,6 +60,9 @@ def test_the_newest_day_is_ingested_in_process_as_one_run_per_partition(tmp_path
         f"{DAYS[-1]}|{symbol}" for symbol in SYMBOLS
     ]
     assert {run.status for run in runs} == {dg.DagsterRunStatus.SUCCESS}
+    # What a restart cut short after the first model would still backfill
+    assert missing_before == DAYS
+    assert missing_days(instance, DAYS, SYMBOLS) == DAYS[:-1]
     market = SyntheticMarket(seed=SEED, trades_per_day=TRADES_PER_DAY)
     lake = IcebergCatalogResource.local(data / "iceberg").lakehouse()
     for symbol in SYMBOLS:
