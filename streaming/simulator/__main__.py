@@ -10,6 +10,7 @@ import signal
 from collections.abc import Sequence
 
 from streaming.simulator.server import DEFAULT_LISTING_DATE, SimulatorServer
+from streaming.simulator.synthetic import DEFAULT_EDGE
 
 log = logging.getLogger("streaming.simulator")
 
@@ -25,6 +26,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--trades-per-day", type=int, default=200_000)
     parser.add_argument(
+        "--edge",
+        type=_strength,
+        default=DEFAULT_EDGE,
+        help="strength of the synthetic market's planted, learnable drift episodes "
+        "(1 = as documented, 0 = a pure random walk with nothing to learn)",
+    )
+    parser.add_argument(
         "--listing-date",
         type=dt.date.fromisoformat,
         default=DEFAULT_LISTING_DATE,
@@ -36,6 +44,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--speed", type=float, default=1.0, help="replay speed, 0 = max")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
+
+
+def _strength(text: str) -> float:
+    value = float(text)
+    if not value >= 0.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"the edge strength must be ≥ 0, got {text}")
+    return value
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -50,6 +65,7 @@ async def serve(args: argparse.Namespace) -> None:
         symbols=[s.strip().upper() for s in args.symbols.split(",") if s.strip()],
         seed=args.seed,
         trades_per_day=args.trades_per_day,
+        edge=args.edge,
         listing_date=args.listing_date,
         replay=args.replay,
         speed=args.speed,

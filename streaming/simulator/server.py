@@ -30,7 +30,7 @@ from streaming.simulator.live import SyntheticLiveFeed
 from streaming.simulator.replay import RecordingReplay
 from streaming.simulator.rest import BinanceApiError, RestApi
 from streaming.simulator.streams import StreamEndpoint, StreamHub
-from streaming.simulator.synthetic import DayTape, SyntheticMarket
+from streaming.simulator.synthetic import DEFAULT_EDGE, DayTape, SyntheticMarket
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -63,9 +63,10 @@ class SimulatorServer:
         heartbeat_seconds: float | None = 20.0,
         clock_ns: Callable[[], int] = time.time_ns,
         market: SyntheticMarket | None = None,
+        edge: float = DEFAULT_EDGE,
     ) -> None:
         self.host, self.port = host, port
-        self.market = market or SyntheticMarket(seed=seed, trades_per_day=trades_per_day)
+        self.market = market or SyntheticMarket(seed=seed, trades_per_day=trades_per_day, edge=edge)
         self.clock_ns = clock_ns
         self.faults = FaultInjector()
         self.hub = StreamHub()

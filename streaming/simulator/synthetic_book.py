@@ -2,18 +2,22 @@
 
 The book after taker order ``j`` of a day has its best bid at ``order_bid_ticks[j]`` (ask one tick
 above) and update id ``first_agg_id + j + 1``, so update ids chain across days. Resting sizes are
-a pure function of the price level (the top of book varies with the update id), which makes any
-snapshot and any diff between two states mutually consistent.
+a pure function of the price level; the sizes at the top are a function of the update id, leaning
+toward the latent drift (the best bid's size × e^{lean/2}, the best ask's × e^{−lean/2}, with
+``lean = ±book_lean`` in an up or down episode, see :mod:`streaming.simulator.latent`). A state
+carries its top sizes, which makes any snapshot and any diff between two states mutually
+consistent.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from streaming.simulator.bulk_format import format_e8
-from streaming.simulator.synthetic import DayTape, Instrument
+from streaming.simulator.tape import DayTape, Instrument
 
 BID, ASK = 0, 1
 _MAX_DIFF_LEVELS = 500  # a bigger jump is clipped: the far side of it is left unchanged
@@ -21,10 +25,12 @@ _MAX_DIFF_LEVELS = 500  # a bigger jump is clipped: the far side of it is left u
 
 @dataclass(frozen=True, slots=True)
 class BookState:
-    """Top of the book (in ticks) and the update id that produced it."""
+    """Top of the book (prices in ticks, sizes in lot steps) and the update id that produced it."""
 
     bid_ticks: int
     update_id: int
+    bid_steps: int
+    ask_steps: int
 
     @property
     def ask_ticks(self) -> int:
@@ -35,12 +41,26 @@ class BookState:
         """Best price of ``side`` (BID or ASK) in ticks."""
         return self.bid_ticks if side == BID else self.ask_ticks
 
+    def top_size(self, side: int) -> int:
+        """Size at the best price of ``side`` in lot steps."""
+        return self.bid_steps if side == BID else self.ask_steps
+
+
+def book_state(bid_ticks: int, update_id: int, lean: float = 0.0) -> BookState:
+    """The state with the top sizes of ``update_id``, the bid's over the ask's leaning by e^lean."""
+    bid = max(1, round(top_steps(update_id, BID) * math.exp(0.5 * lean)))
+    ask = max(1, round(top_steps(update_id, ASK) * math.exp(-0.5 * lean)))
+    return BookState(bid_ticks, update_id, bid, ask)
+
 
 def state_after(tape: DayTape, order_index: int) -> BookState:
     """Book after order ``order_index`` of the day (-1: the opening book, before any trade)."""
     if order_index < 0:
-        return BookState(tape.open_ticks, tape.first_agg_id)
-    return BookState(int(tape.order_bid_ticks[order_index]), tape.first_agg_id + order_index + 1)
+        return book_state(tape.open_ticks, tape.first_agg_id)
+    lean = tape.latent.book_lean * int(tape.order_direction[order_index])
+    return book_state(
+        int(tape.order_bid_ticks[order_index]), tape.first_agg_id + order_index + 1, lean
+    )
 
 
 def _mix(values: np.ndarray, salt: int) -> np.ndarray:
@@ -57,7 +77,7 @@ def resting_steps(ticks: np.ndarray, side: int) -> np.ndarray:
 
 
 def top_steps(update_id: int, side: int) -> int:
-    """Size (in lot steps) at the best price, which changes with every update."""
+    """Size (in lot steps) at the best price before any lean, which changes with every update."""
     h = _mix(np.array([update_id], dtype=np.int64), 7919 + side)
     return int((1 + h % np.uint64(3000))[0])
 
@@ -66,7 +86,7 @@ def _side_levels(state: BookState, side: int, ticks: np.ndarray) -> np.ndarray:
     top = state.top(side)
     present = ticks <= top if side == BID else ticks >= top
     sizes = np.where(present, resting_steps(ticks, side), 0).astype(np.int64)
-    sizes[ticks == top] = top_steps(state.update_id, side)
+    sizes[ticks == top] = state.top_size(side)
     return sizes
 
 
@@ -121,9 +141,9 @@ def book_ticker_json(inst: Instrument, state: BookState) -> bytes:
     return (
         f'{{"u":{state.update_id},"s":"{inst.symbol}",'
         f'"b":"{format_e8(state.bid_ticks * inst.tick_e8)}",'
-        f'"B":"{format_e8(top_steps(state.update_id, BID) * inst.step_e8)}",'
+        f'"B":"{format_e8(state.bid_steps * inst.step_e8)}",'
         f'"a":"{format_e8(state.ask_ticks * inst.tick_e8)}",'
-        f'"A":"{format_e8(top_steps(state.update_id, ASK) * inst.step_e8)}"}}'
+        f'"A":"{format_e8(state.ask_steps * inst.step_e8)}"}}'
     ).encode()
 
 
