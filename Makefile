@@ -22,17 +22,15 @@ HISTORY_DAYS ?= 3
 MARKET ?= sim
 REPLAY ?=
 DATA_DIR := $(or $(TRADING_DATA_DIR),$(CURDIR)/dagster_home/data)
-# Where the simulator stands in for Binance; the sidecar and the bulk ingest read these. A 60 s
-# sign strategy cannot pay 20 bp of round-trip fees on the synthetic tape, so locally the
-# evaluation gate judges the IC alone (MODEL_GATE_PNL_MARGIN=none).
+# Where the simulator stands in for Binance; the sidecar and the bulk ingest read these. The
+# simulator's market has a planted edge, so its models are judged by the full gate, P&L included.
 SIM_ENV = BINANCE_BULK_BASE_URL=http://$(SIM_HOST):$(SIM_PORT) \
 	BINANCE_REST_BASE_URL=http://$(SIM_HOST):$(SIM_PORT) \
-	BINANCE_WS_BASE_URL=ws://$(SIM_HOST):$(SIM_PORT) TRADING_SYMBOLS=$(SIM_SYMBOLS) \
-	MODEL_GATE_PNL_MARGIN=none
+	BINANCE_WS_BASE_URL=ws://$(SIM_HOST):$(SIM_PORT) TRADING_SYMBOLS=$(SIM_SYMBOLS)
 MARKET_ENV = $(if $(filter binance,$(MARKET)),,$(SIM_ENV))
-START_MARKET = $(if $(filter binance,$(MARKET)),echo "market: Binance's public endpoints";,\
-	$(UV) run --frozen trading-sim --host $(SIM_HOST) --port $(SIM_PORT) --symbols $(SIM_SYMBOLS) \
-	$(if $(REPLAY),--replay $(REPLAY)) & sleep 2;)
+# `make run`'s processes run under one launcher (trading_assets/launcher.py) with the locked
+# environment's interpreter itself: no `uv run` in between, so each process gets its signals.
+PYTHON := .venv/bin/python
 
 .PHONY: help bootstrap services run sim sidecar test lint format bench check-defs clean
 
@@ -65,22 +63,12 @@ services: ## Install what tests use when absent (redis-server, and Chromium for 
 
 run: bootstrap ## Run the whole system on embedded defaults (market, Dagster, MLflow UI, sidecar)
 	@mkdir -p $(DAGSTER_HOME) $(DATA_DIR)/mlflow
-	@trap 'trap - EXIT; kill 0' EXIT INT TERM; \
-	$(START_MARKET) \
-	SIDECAR_URL=http://127.0.0.1:$(SIDECAR_PORT) $(MARKET_ENV) \
-	  $(UV) run --frozen dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT) & \
-	$(MARKET_ENV) $(UV) run --frozen python -m streaming --port $(SIDECAR_PORT) & \
-	$(UV) run --frozen mlflow ui --backend-store-uri sqlite:///$(DATA_DIR)/mlflow/mlflow.db \
-	  --host 127.0.0.1 --port $(MLFLOW_PORT) >/dev/null 2>&1 & \
-	$(MARKET_ENV) $(UV) run --frozen python -m trading_assets.bootstrap --days $(HISTORY_DAYS) \
-	  --wait-for http://127.0.0.1:$(DAGSTER_PORT) & \
-	sleep 3; echo; \
-	echo "  Dagster UI   http://127.0.0.1:$(DAGSTER_PORT)"; \
-	echo "  MLflow UI    http://127.0.0.1:$(MLFLOW_PORT)"; \
-	echo "  sidecar API  http://127.0.0.1:$(SIDECAR_PORT)/predictions/latest  (/health /ready /metrics)"; \
-	echo "  market       $(if $(filter binance,$(MARKET)),Binance,simulator on http://$(SIM_HOST):$(SIM_PORT))"; \
-	echo "  Ctrl-C stops everything"; echo; \
-	wait
+	@$(PYTHON) -m trading_assets.launcher --market $(if $(filter binance,$(MARKET)),binance,sim) \
+	  --sim-host $(SIM_HOST) --sim-port $(SIM_PORT) --symbols $(SIM_SYMBOLS) \
+	  $(if $(REPLAY),--replay $(REPLAY)) --dagster-port $(DAGSTER_PORT) \
+	  --sidecar-port $(SIDECAR_PORT) --mlflow-port $(MLFLOW_PORT) \
+	  --history-days $(HISTORY_DAYS) --data-dir $(DATA_DIR) \
+	  $(foreach pair,$(MARKET_ENV),--market-env $(pair))
 
 sim: bootstrap ## Run only the exchange simulator (synthetic market)
 	$(UV) run --frozen trading-sim --host $(SIM_HOST) --port $(SIM_PORT) --symbols $(SIM_SYMBOLS)

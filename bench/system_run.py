@@ -162,7 +162,6 @@ class RunningSystem:
             "BINANCE_REST_BASE_URL": http,
             "BINANCE_WS_BASE_URL": f"ws://{LOOPBACK}:{self.ports.sim}",
             "TRADING_SYMBOLS": "BTCUSDT,ETHUSDT",
-            "MODEL_GATE_PNL_MARGIN": "none",
             "PYTHONUNBUFFERED": "1",
         }
 

@@ -1,0 +1,90 @@
+"""What ``make run`` starts, from the Makefile's variables to each service's command line and
+environment: the launcher's arguments are read from ``make -n run`` (which runs nothing)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+from tests.conftest import REPO_ROOT
+from trading_assets.launcher import MLFLOW_ENV, parse_args, plan
+from trading_assets.supervisor import Service
+
+MARKET_URLS = ("BINANCE_BULK_BASE_URL", "BINANCE_REST_BASE_URL", "BINANCE_WS_BASE_URL")
+PORTS = {"SIM_PORT": "9123", "DAGSTER_PORT": "3123", "SIDECAR_PORT": "8123", "MLFLOW_PORT": "5123"}
+
+
+def services_of_make_run(data_dir: Path, **variables: str) -> dict[str, Service]:
+    """The services the launcher would start for ``make run VAR=value ...``, by name."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRADING_", "MAKE"))}
+    env["TRADING_DATA_DIR"] = str(data_dir)
+    assignments = [f"{name}={value}" for name, value in (PORTS | variables).items()]
+    dry_run = subprocess.run(
+        ["make", "-n", "-o", ".venv/.synced", "run", *assignments],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.replace("\\\n", " ")
+    line = next(line for line in dry_run.splitlines() if "trading_assets.launcher" in line)
+    words = shlex.split(line)
+    args = parse_args(words[words.index("trading_assets.launcher") + 1 :])
+    return {service.name: service for service in plan(args, python="python")}
+
+
+def test_the_default_run_starts_the_simulator_first_and_points_the_market_clients_at_it(tmp_path):
+    services = services_of_make_run(tmp_path)
+
+    assert list(services) == ["simulator", "dagster", "sidecar", "mlflow", "bootstrap"]
+    simulator = services["simulator"]
+    assert simulator.argv[1:3] == ["-m", "streaming.simulator"]
+    assert simulator.listens_on == ("127.0.0.1", 9123) and "--port" in simulator.argv
+    for name in ("dagster", "sidecar", "bootstrap"):
+        env = services[name].env
+        assert env["BINANCE_WS_BASE_URL"] == "ws://127.0.0.1:9123", name
+        assert (
+            env["BINANCE_REST_BASE_URL"]
+            == env["BINANCE_BULK_BASE_URL"]
+            == ("http://127.0.0.1:9123")
+        )
+    for name in ("simulator", "mlflow"):
+        assert not set(MARKET_URLS) & set(services[name].env), name
+    assert services["dagster"].env["SIDECAR_URL"] == "http://127.0.0.1:8123"
+    assert services["dagster"].argv[-4:] == ["-h", "127.0.0.1", "-p", "3123"]
+    assert services["sidecar"].argv[-2:] == ["--port", "8123"]
+    bootstrap = services["bootstrap"]
+    assert bootstrap.one_shot
+    assert bootstrap.argv[bootstrap.argv.index("--days") + 1] == "3"
+    assert bootstrap.argv[-2:] == ["--wait-for", "http://127.0.0.1:3123"]
+
+
+def test_mlflow_runs_one_worker_without_job_consumers_on_the_data_dirs_store(tmp_path):
+    mlflow = services_of_make_run(tmp_path)["mlflow"]
+
+    argv = mlflow.argv
+    assert argv[1:4] == ["-m", "mlflow", "server"]
+    assert argv[argv.index("--workers") + 1] == "1"
+    assert argv[argv.index("--port") + 1] == "5123"
+    store = tmp_path.resolve() / "mlflow" / "mlflow.db"
+    assert argv[argv.index("--backend-store-uri") + 1] == f"sqlite:///{store}"
+    assert mlflow.env == MLFLOW_ENV == {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    assert mlflow.log == store.parent / "server.log"
+
+
+def test_binance_without_history_starts_no_simulator_and_no_bootstrap(tmp_path):
+    services = services_of_make_run(tmp_path, MARKET="binance", HISTORY_DAYS="0")
+
+    assert list(services) == ["dagster", "sidecar", "mlflow"]
+    for service in services.values():
+        assert not set(MARKET_URLS) & set(service.env), service.name
+
+
+def test_a_replay_reaches_the_simulator_and_history_days_the_bootstrap(tmp_path):
+    services = services_of_make_run(tmp_path, REPLAY="rec/session.txt.gz", HISTORY_DAYS="1")
+
+    assert services["simulator"].argv[-2:] == ["--replay", "rec/session.txt.gz"]
+    bootstrap = services["bootstrap"].argv
+    assert bootstrap[bootstrap.index("--days") + 1] == "1"
