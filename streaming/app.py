@@ -131,7 +131,7 @@ class Sidecar:
         self.model_watcher: WatcherProcess | None = None
         if config.tracking_uri:
             mirror = mirror_dir(config.data_root, config.model_name)
-            self.slots = ModelSlots(mirror, metrics=self.metrics)
+            self.slots = ModelSlots(mirror, metrics=self.metrics, feature_order=self.feature_order)
             self.model_watcher = WatcherProcess(
                 config.tracking_uri, config.model_name, mirror, config.model_poll_s
             )

@@ -9,7 +9,10 @@ warm-up prediction. Only a fully working model is published, by replacing one im
 with a single reference assignment, so a reader sees either the old or the new model and never
 a half-built one. A failed load (the watcher's fetch or the session here) keeps the old model
 and is logged and counted, and is retried at the next poll since a download may fail
-transiently. An alias removed in the registry empties its slot. A registry that cannot be
+transiently. A version that reads a feature the sidecar's vector does not carry (one trained
+on another feature service) is refused before loading, once: it could only fail every tick. An
+alias removed in the registry empties its slot, and so does a manifest entry that withdraws the
+version a slot serves (the evaluation gate no longer passes it). A registry that cannot be
 reached, or that no longer knows the model at all, changes nothing; before anything was
 mirrored, a model the registry does not know means nothing to serve yet.
 """
@@ -153,7 +156,8 @@ class ModelSlots:
     """The alias slots of one registered model, kept in step with the watcher's mirror.
 
     Readers call :meth:`get` or :meth:`snapshot` from any thread without locking; writers
-    (:meth:`refresh`) are serialised and publish whole new mappings.
+    (:meth:`refresh`) are serialised and publish whole new mappings. ``feature_order``: the
+    features the sidecar's vector carries (None: any); a version reading others is refused.
     """
 
     def __init__(
@@ -163,6 +167,7 @@ class ModelSlots:
         roles: Sequence[Role] = ROLES,
         signal_scale: float = DEFAULT_SIGNAL_SCALE,
         metrics: SidecarMetrics | None = None,
+        feature_order: Sequence[str] | None = None,
     ) -> None:
         unknown = set(roles) - set(ROLES)
         if unknown:
@@ -172,6 +177,7 @@ class ModelSlots:
         self.roles: tuple[Role, ...] = tuple(roles)
         self.signal_scale = signal_scale
         self.metrics = metrics
+        self.feature_order = None if feature_order is None else frozenset(feature_order)
         self.load_failures = 0
         self._slots: Mapping[Role, ServingModel] = MappingProxyType({})
         self._refresh_lock = threading.Lock()
@@ -273,7 +279,24 @@ class ModelSlots:
             return SlotChange.REMOVED
         target = entry.version
         if current is not None and current.version == target:
-            return SlotChange.UNCHANGED
+            if entry.servable:
+                return SlotChange.UNCHANGED
+            self._publish(role, None)
+            log.error("%s@%s version %s withdrawn, slot emptied: %s",
+                      self.model_name, role, target, entry.error)  # fmt: skip
+            self._count(role, SlotChange.REMOVED)
+            return SlotChange.REMOVED
+        refusal = self._refusal(entry)
+        if refusal is not None:
+            report.errors[role] = refusal
+            if self._load_errors.get(role) != refusal:  # said and counted once, not every poll
+                self._load_errors[role] = refusal
+                self.load_failures += 1
+                kept = current.version if current is not None else "nothing"
+                log.error("not loading %s@%s: %s; still serving %s",
+                          self.model_name, role, refusal, kept)  # fmt: skip
+                self._count(role, SlotChange.FAILED)
+            return SlotChange.FAILED
         try:
             loaded = read_model(self.directory, entry)
             candidate = ServingModel(role, loaded, self.signal_scale)
@@ -303,6 +326,18 @@ class ModelSlots:
         )
         self._count(role, SlotChange.LOADED)
         return SlotChange.LOADED
+
+    def _refusal(self, entry: MirrorEntry) -> str | None:
+        """Why this sidecar cannot serve a mirrored version: features its vector lacks."""
+        if self.feature_order is None or not entry.servable:
+            return None
+        missing = [name for name in entry.feature_names if name not in self.feature_order]
+        if not missing:
+            return None
+        return (
+            f"version {entry.version} reads {', '.join(missing)}, which the sidecar's feature "
+            "service does not serve"
+        )
 
     def _publish(self, role: Role, model: ServingModel | None) -> None:
         slots = dict(self._slots)

@@ -13,6 +13,9 @@ hot-swaps (:class:`streaming.inference.ModelSlots`).
   keeps serving its old model and counts the failure.
 * A version the evaluation gate did not pass is never fetched, whoever pointed an alias at it
   (:func:`trading_assets.lib.models.registry.require_gate_passed`): the role's error says why.
+  The gate is asked at every poll, for versions already mirrored as well, so one mirrored
+  before it had a verdict, or whose verdict turned ``failed`` since, leaves the manifest the
+  same way. A gate that cannot be asked keeps a mirrored version (an outage, as below).
 * With no ``@champion`` alias, the manifest names the newest registered version and the gate's
   verdict on it, which the sidecar gives as the reason it serves nothing.
 * An alias removed in the registry leaves the manifest: the sidecar empties that slot.
@@ -144,16 +147,21 @@ class ModelWatcher:
         return NewestVersion(version, verdict.verdict, GATE_CHECK, verdict.reason)
 
     def _entry(self, role: str, target: str, previous: MirrorEntry | None) -> MirrorEntry:
-        if (
-            previous is not None
+        mirrored = (
+            previous
+            if previous is not None
             and previous.servable
             and previous.version == target
             and (self.directory / str(previous.onnx)).exists()
-        ):
-            return previous
+            else None
+        )
         try:
-            # Asked before the download, so a refused version costs one call per poll.
+            # Asked at every poll, before any download, and for a version already mirrored
+            # too: it may have been mirrored before it had a verdict, or its verdict may have
+            # turned since. A refused version costs one call per poll.
             require_gate_passed(self.tracking_uri, self.model_name, role, target)
+            if mirrored is not None:
+                return mirrored
             loaded = self._loader(self.tracking_uri, self.model_name, role)
             if loaded.version != target:  # the alias moved in between
                 require_gate_passed(self.tracking_uri, self.model_name, role, loaded.version)
@@ -170,6 +178,10 @@ class ModelWatcher:
                 log.error("not serving %s", refused)
             return entry
         except Exception as exc:
+            if mirrored is not None:  # the gate could not be asked: an outage
+                log.warning("asking the gate about %s version %s failed, keeping it: %s",
+                            self.model_name, target, exc)  # fmt: skip
+                return mirrored
             log.error("fetching %s@%s (version %s) failed: %s", self.model_name, role, target, exc)
             return MirrorEntry(target, error=f"{type(exc).__name__}: {exc}")
         log.info("mirrored %s@%s version %s", self.model_name, role, entry.version)

@@ -259,7 +259,7 @@ def backfill_and_retrain(
     """Backfill the ``missing`` days through the daemon, then train on every day of the window
     (a challenger to the serving model). Nothing when no day is missing."""
     if not missing:
-        say("a full model exists and the history is in: nothing to do")
+        say(f"the last {days} full day(s) of history are in: nothing to backfill")
         return
     say(f"backfilling {missing[0]} .. {missing[-1]} × {', '.join(symbols)} (watch it in the UI)")
     wait_for_daemon(instance, timeout_s)

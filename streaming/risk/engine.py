@@ -47,7 +47,7 @@ from streaming.risk.model import (
     Transition,
 )
 from streaming.risk.sizing import position_fraction
-from trading_assets.lib.models.policy import side_cost
+from trading_assets.lib.models.policy import ASSUMED_SPREAD_BPS, side_cost
 
 log = logging.getLogger(__name__)
 NS_PER_S = 1_000_000_000
@@ -114,7 +114,7 @@ class RiskEngine:
         price: float | None = None,
         size_scale: float = 1.0,
         target: float | None = None,
-        spread_bps: float = 0.0,
+        spread_bps: float = ASSUMED_SPREAD_BPS,
     ) -> RiskDecision:
         """Whether and how much to trade on one prediction.
 
@@ -125,7 +125,8 @@ class RiskEngine:
         scales the stake before the minimum-size check and the position (a @canary trades at
         reduced size, and its paper P&L is that size's). ``target``: the trading rule's position
         (−1, 0, +1; None: the signal's direction), whose sign the size takes; 0 is not traded.
-        ``spread_bps``: the spread the rule saw, half of which each side pays with the fee.
+        ``spread_bps``: the spread the rule saw, half of which each side pays with the fee
+        (the rule's assumed spread when not given).
         ``risk_score`` is the
         largest of: drawdown / max_drawdown, how far volatility is toward a spike
         ((ratio − 1) / (spike ratio − 1)), staleness ((level − 1) / 4), the losing streak /

@@ -6,6 +6,7 @@ real sqlite MLflow."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from pathlib import Path
 
 import dagster as dg
@@ -14,6 +15,8 @@ from mlflow import MlflowClient
 from trading_assets.bootstrap import MODEL_CHAIN, chain_outcome
 from trading_assets.definitions import defs as lazy_defs
 from trading_assets.defs.models.registry import (
+    MODEL_SHA256,
+    EvaluationGateConfig,
     beats_baselines,
     challenger_model,
     onnx_model,
@@ -27,7 +30,15 @@ from trading_assets.defs.models.training import (
 )
 from trading_assets.lib.feature_store import spec
 from trading_assets.lib.feature_store.training import write_training_frame
-from trading_assets.lib.models.registry import FAILED, GATE_RUN_TAG, GATE_TAG, PASSED
+from trading_assets.lib.models import artifacts as files
+from trading_assets.lib.models import metrics
+from trading_assets.lib.models.registry import (
+    FAILED,
+    GATE_REASON_TAG,
+    GATE_RUN_TAG,
+    GATE_TAG,
+    PASSED,
+)
 from trading_assets.resources import FeastResource, MlflowResource
 
 from .test_models_assets import RECENT_ROWS, synthetic_frame
@@ -169,3 +180,52 @@ def test_the_gate_judges_only_a_version_registered_in_its_own_run(tmp_path):
 
     assert not result.success
     assert "registered no model version" in failure_text(result)
+
+
+def test_the_gate_does_not_judge_a_model_file_replaced_after_its_registration(tmp_path):
+    # Arrange: a model that passes the gate; then a retrain from another run lands on the model
+    # file between registered_model (which read it) and the check (which reads it again)
+    world = GateWorld(tmp_path, informative=True)
+    world.materialize([full_model, incremental_model])
+    models = world.mlflow.models_path()
+    registered_digest = hashlib.sha256((models / files.INCREMENTAL_FILE).read_bytes()).hexdigest()
+
+    @dg.success_hook
+    def retrain_lands(context: dg.HookContext) -> None:
+        if context.op.name == registered_model.op.name:
+            retrained = (models / files.FULL_FILE).read_bytes()
+            files.write_atomic(models / files.INCREMENTAL_FILE, retrained)
+
+    job = dg.define_asset_job(
+        "register", dg.AssetSelection.assets(onnx_model, registered_model), hooks={retrain_lands}
+    )
+    definitions = dg.Definitions(
+        assets=[full_model, incremental_model, onnx_model, registered_model, challenger_model],
+        asset_checks=[onnx_parity, beats_baselines],
+        jobs=[job],
+        resources={"feast": world.feast, "mlflow": world.mlflow},
+    )
+
+    # Act
+    result = definitions.resolve_job_def("register").execute_in_process(
+        instance=world.instance, raise_on_error=False
+    )
+
+    # Assert: the registration recorded the digest of the file it read; the check refused to
+    # judge another file, loudly, and the version's verdict says why
+    (registration,) = result.asset_materializations_for_node(registered_model.op.name)
+    assert registration.metadata[MODEL_SHA256].value == registered_digest
+    assert not result.success
+    assert "not judged: the incremental model file changed" in failure_text(result)
+    tags = world.tags("1")
+    assert tags[GATE_TAG] == FAILED and registered_digest in tags[GATE_REASON_TAG]
+    assert world.aliases() == {}
+
+
+def test_the_gate_s_p_value_bound_defaults_to_the_evaluation_s_own(monkeypatch):
+    monkeypatch.delenv("MODEL_GATE_MAX_IC_P_VALUE", raising=False)
+    default = EvaluationGateConfig().max_ic_p_value
+    monkeypatch.setattr(metrics, "MAX_IC_P_VALUE", 0.05)
+
+    assert default == 0.01
+    assert EvaluationGateConfig().max_ic_p_value == 0.05

@@ -167,7 +167,9 @@ async def test_risk_state_and_transitions_are_served_on_risk_and_metrics(readine
     limits = RiskLimits(max_drawdown=0.2, halt_recovery_s=None)
     engine = RiskEngine(limits, metrics.count_risk_transition)
     now = T0
-    engine.assess("BTCUSDT", now, signal=1.0, confidence=1.0, fallback_level=1, volatility=0.01)
+    engine.assess(
+        "BTCUSDT", now, signal=1.0, confidence=1.0, fallback_level=1, volatility=0.01, spread_bps=0
+    )
     # 22.5 % of equity lost, and 0.05 % in fees (10 bp on each side of a quarter): halt
     engine.record_return("BTCUSDT", now + 60 * 10**9, -0.9)
     async with PredictionApi(

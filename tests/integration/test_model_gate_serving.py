@@ -16,7 +16,7 @@ import xgboost as xgb
 from mlflow import MlflowClient
 
 from streaming.inference import SlotChange
-from streaming.model_files import read_manifest
+from streaming.model_files import Manifest, mirror_model, read_manifest, write_manifest
 from streaming.simulator.server import run_simulator_in_thread
 from tests.integration.live_sidecar import (
     api_url,
@@ -29,7 +29,7 @@ from tests.integration.live_sidecar import (
 from tests.integration.test_inference_swap import NAMES, Store, exported
 from trading_assets.lib.feature_store.spec import TRAINING_SERVICE, service_features
 from trading_assets.lib.models.onnx_export import export_onnx
-from trading_assets.lib.models.registry import record_gate_verdict, register_model
+from trading_assets.lib.models.registry import load_by_alias, record_gate_verdict, register_model
 
 FAILED_GATE = "failed the evaluation gate (beats_baselines)"
 
@@ -117,6 +117,58 @@ def test_an_alias_set_by_hand_on_a_failed_version_is_never_served(store, tmp_pat
     manifest = read_manifest(store.mirror)
     assert manifest is not None and manifest.roles["champion"].onnx is None
     assert not list(store.mirror.glob(f"v{failed}.onnx"))
+
+
+def test_a_mirrored_version_the_gate_fails_later_stops_being_served(store):
+    # Arrange: a running sidecar serves a version the gate passed
+    version, _ = store.register_trained(NAMES, seed=1)
+    store.alias("champion", version)
+    serving = store.slots()
+    serving.refresh()
+    was = serving.versions()
+    # The verdict is revisited (a re-run check, an operator)
+    record_gate_verdict(store.uri, store.name, version, False, "IC 0.001 < 0.002")
+
+    # Act
+    withdrawn = serving.refresh()
+    again = serving.refresh()
+
+    # Assert: the mirror drops it with the gate's reason, and the slot empties
+    assert was == {"champion": version}
+    assert withdrawn.changes["champion"] is SlotChange.REMOVED
+    assert again.changes["champion"] is SlotChange.FAILED  # from then on, as a fresh refusal
+    assert serving.versions() == {}
+    manifest = read_manifest(store.mirror)
+    assert manifest is not None
+    entry = manifest.roles["champion"]
+    assert entry.onnx is None and entry.error == f"it {FAILED_GATE}"
+    reason = serving.no_champion_reason()
+    assert reason == f"no @champion: version {version} is not served: it {FAILED_GATE}"
+
+
+def test_a_version_mirrored_before_it_had_a_verdict_is_not_served_after_a_restart(store):
+    # Arrange: an alias set by hand on a version the gate never judged, and a mirror (which
+    # survives restarts) that holds it, as written before the watcher asked the gate
+    version = register_failed(store, seed=2, verdict=None)
+    store.client().set_registered_model_alias(store.name, "champion", version)
+    loaded = load_by_alias(store.uri, store.name, "champion")
+    entry = mirror_model(
+        store.mirror, loaded.version, loaded.onnx_bytes, loaded.feature_names, loaded.metadata
+    )
+    write_manifest(store.mirror, Manifest(store.name, {"champion": entry}))
+    restarted = store.slots()
+
+    # Act
+    started = restarted.refresh()
+
+    # Assert
+    assert restarted.versions() == {}
+    assert started.changes["champion"] is SlotChange.FAILED
+    manifest = read_manifest(store.mirror)
+    assert manifest is not None and manifest.roles["champion"].onnx is None
+    no_verdict = "has no verdict from the evaluation gate (beats_baselines)"
+    reason = restarted.no_champion_reason()
+    assert reason == f"no @champion: version {version} is not served: it {no_verdict}"
 
 
 @pytest.mark.integration

@@ -10,6 +10,7 @@ from trading_assets.lib.features import (
     ALL_GROUPS,
     TRADE_GROUPS,
     feature_names,
+    is_level_feature,
     level_feature_names,
     model_feature_names,
 )
@@ -29,6 +30,10 @@ def test_v2_services_serve_the_model_inputs_and_v1_still_serves_everything():
     assert spec.TRAINING_SERVICE == "signal_trades_v2"
     levels = set(level_feature_names(CONFIG))
     assert levels and all(levels & set(served[s]) for s in spec.LEVEL_SERVICES)
+    # Independently of how the v2 lists are built: no level feature in either
+    for service in ("signal_v2", "signal_trades_v2"):
+        assert served[service] and not levels & set(served[service]), service
+        assert not [name for name in served[service] if is_level_feature(name)], service
 
 
 def test_training_refuses_a_service_that_serves_level_features():

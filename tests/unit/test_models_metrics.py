@@ -17,6 +17,7 @@ from trading_assets.lib.models import (
     policy_pnl,
     position_pnl,
     rmse,
+    trade_pnl,
 )
 from trading_assets.lib.models.metrics import buy_and_hold, ic_p_value, score
 
@@ -54,34 +55,62 @@ def test_rmse():
     assert rmse(PRED, RET) == pytest.approx(math.sqrt(squared / 5))
 
 
-def test_the_policy_pays_a_side_on_every_change_and_skips_predictions_below_cost():
-    # Arrange: positions +1, −1, 0, 0, −1 from flat: sides 1+2+1+0+1 = 5;
+def test_the_policy_pays_a_round_trip_on_every_trade_and_skips_predictions_below_cost():
+    # Arrange: positions +1, −1, 0, 0, −1: three trades, each in and out, 6 sides;
     # gross 0.02 − 0.01 + 0 + 0 + 0.01 (row 2's −3 % move is missed: 0.001 is below cost)
-    expected = (0.02 - 0.01 + 0.01) - 5 * 0.001
+    expected = (0.02 - 0.01 + 0.01) - 3 * 0.002
 
     # Act
     pnl, sides = policy_pnl(PRED, RET, spread_bps=FREE_SPREAD, fee_bp=FEE)
 
     # Assert
-    assert sides == 5
-    assert pnl == pytest.approx(expected) == pytest.approx(0.015)
+    assert sides == 6
+    assert pnl == pytest.approx(expected) == pytest.approx(0.014)
 
 
 def test_the_spread_raises_the_bar_and_each_side_pays_half_of_it():
     # Arrange: a 10 bp spread makes the round trip 0.003: row 1's −0.003 no longer clears it.
-    # Positions +1, 0, 0, 0, −1: sides 1+1+0+0+1 = 3 at 0.001 + 0.0005 each; gross 0.02 + 0.01
-    expected = 0.03 - 3 * 0.0015
+    # Positions +1, 0, 0, 0, −1: two trades of 2 sides at 0.001 + 0.0005 each; gross 0.02 + 0.01
+    expected = 0.03 - 2 * 0.003
 
     # Act
     pnl, sides = policy_pnl(PRED, RET, spread_bps=10.0, fee_bp=FEE)
 
     # Assert
-    assert sides == 3
+    assert sides == 4
     assert pnl == pytest.approx(expected)
 
 
-def test_each_change_pays_the_spread_of_its_own_row():
-    # Arrange: long, long, flat: the entry at row 0 (2 bp spread) and the exit at row 2 (6 bp)
+def test_each_trade_pays_the_round_trip_at_the_spread_of_its_own_row():
+    # Arrange: long at row 0 (2 bp spread), long again at row 1 (100 bp), flat at row 2 (6 bp)
+    position, realized, spread = [1.0, 1.0, 0.0], [0.01, 0.02, 0.05], [2.0, 100.0, 6.0]
+
+    # Act
+    pnl, sides = trade_pnl(position, realized, spread_bps=spread, fee_bp=FEE)
+
+    # Assert: row 1 is a trade of its own, so its wide spread is paid; flat row 2 costs nothing
+    assert sides == 4
+    assert pnl == pytest.approx(0.03 - 2 * (0.001 + 0.0001) - 2 * (0.001 + 0.005))
+
+
+def test_a_position_kept_over_several_horizons_pays_a_round_trip_every_horizon():
+    # Arrange: long on three consecutive rows of one symbol. The sidecar settles its paper
+    # position one horizon after opening it and reopens on the next decision, so each row is
+    # a trade of its own; holding the position through (one side in total) is not what runs.
+    pred, ret = [0.01, 0.01, 0.01], [0.01, 0.02, -0.005]
+
+    # Act
+    pnl, sides = policy_pnl(pred, ret, spread_bps=FREE_SPREAD, fee_bp=FEE)
+    held_pnl, held_sides = position_pnl([1.0, 1.0, 1.0], ret, spread_bps=FREE_SPREAD, fee_bp=FEE)
+
+    # Assert
+    assert (pnl, sides) == (pytest.approx(0.025 - 3 * 0.002), 6)
+    assert (held_pnl, held_sides) == (pytest.approx(0.025 - 0.001), 1)
+
+
+def test_a_held_position_pays_each_change_at_the_spread_of_its_own_row():
+    # Arrange: buy-and-hold's accounting: long, long, flat: the entry at row 0 (2 bp spread)
+    # and the exit at row 2 (6 bp)
     position, realized, spread = [1.0, 1.0, 0.0], [0.01, 0.02, 0.05], [2.0, 100.0, 6.0]
 
     # Act
@@ -90,20 +119,6 @@ def test_each_change_pays_the_spread_of_its_own_row():
     # Assert: holding on at row 1 changes nothing, so its wide spread costs nothing
     assert sides == 2
     assert pnl == pytest.approx(0.03 - (0.001 + 0.0001) - (0.001 + 0.0003))
-
-
-def test_positions_are_tracked_per_symbol():
-    # Arrange: A long over 0.01 and 0.03, B short over −0.02 and 0.01; one entry each
-    pred, ret, symbol = [0.01, -0.01, 0.02, -0.03], [0.01, -0.02, 0.03, 0.01], ["A", "B", "A", "B"]
-
-    # Act
-    pnl, sides = policy_pnl(pred, ret, symbol, spread_bps=FREE_SPREAD, fee_bp=FEE)
-    pooled_pnl, pooled_sides = policy_pnl(pred, ret, spread_bps=FREE_SPREAD, fee_bp=FEE)
-
-    # Assert
-    assert (pnl, sides) == (pytest.approx(0.04 + 0.01 - 0.002), 2)
-    assert pooled_sides == 1 + 2 + 2 + 2  # as one series the position flips every row
-    assert pooled_pnl < pnl
 
 
 def test_buy_and_hold_pays_one_side_per_symbol_and_earns_the_drift():
@@ -121,16 +136,19 @@ def test_buy_and_hold_pays_one_side_per_symbol_and_earns_the_drift():
 
 
 def test_turnover_counts_sides_per_pnl_row():
-    # Arrange: a forecast that flips every row: 1 + 2 + 2 + 2 sides over 4 rows
-    flipping = [0.01, -0.01, 0.01, -0.01]
+    # Arrange: a forecast that flips every row and one long on every row: four trades each,
+    # 2 sides apiece over 4 rows; one below cost on every row never trades
+    flipping, long = [0.01, -0.01, 0.01, -0.01], [0.01] * 4
 
     # Act
-    metrics = score(flipping, [0.0] * 4, spread_bps=FREE_SPREAD, fee_bp=FEE)
+    flips = score(flipping, [0.0] * 4, spread_bps=FREE_SPREAD, fee_bp=FEE)
+    stays = score(long, [0.0] * 4, spread_bps=FREE_SPREAD, fee_bp=FEE)
     idle = score([0.0001] * 4, [0.0] * 4, spread_bps=FREE_SPREAD, fee_bp=FEE)
 
     # Assert
-    assert (metrics.trades, metrics.turnover) == (7, pytest.approx(1.75))
-    assert metrics.pnl == pytest.approx(-7 * 0.001)
+    assert (flips.trades, flips.turnover) == (8, pytest.approx(2.0))
+    assert flips.pnl == pytest.approx(-8 * 0.001)
+    assert (stays.trades, stays.turnover, stays.pnl) == (8, pytest.approx(2.0), flips.pnl)
     assert (idle.trades, idle.turnover, idle.pnl) == (0, 0.0, 0.0)
 
 
@@ -141,32 +159,32 @@ def test_compare_scores_the_model_and_every_baseline_on_the_same_rows():
     # Assert
     assert (report.rows, report.pnl_rows) == (5, 5)
     assert (report.fee_bp, report.spread_bps) == (FEE, FREE_SPREAD)
-    assert report.model.pnl == pytest.approx(0.015)
-    assert report.model.turnover == pytest.approx(1.0)
+    assert report.model.pnl == pytest.approx(0.014)
+    assert report.model.turnover == pytest.approx(6 / 5)
     zero = report.zero
     assert (zero.ic, zero.hit_rate, zero.pnl, zero.trades, zero.turnover) == (0, 0, 0, 0, 0)
     assert zero.rmse == pytest.approx(math.sqrt((4 + 1 + 9 + 0 + 1) * 1e-4 / 5))
-    # LAST positions 0, +1, +1, −1, 0 by the same rule: sides 0+1+0+2+1 = 4; gross 0.01 − 0.03
-    assert report.last.pnl == pytest.approx(-0.02 - 4 * 0.001)
-    assert report.last.trades == 4
+    # LAST positions 0, +1, +1, −1, 0 by the same rule: three trades, 6 sides; gross 0.01 − 0.03
+    assert report.last.pnl == pytest.approx(-0.02 - 3 * 0.002)
+    assert report.last.trades == 6
     # Ranks by hand (ties averaged): LAST [2.5,5,4,1,2.5], RET [5,4,1,3,2]
     expected_ic = np.corrcoef([2.5, 5, 4, 1, 2.5], [5, 4, 1, 3, 2])[0, 1]
     assert report.last.ic == pytest.approx(expected_ic)
-    assert report.buy_hold.pnl == pytest.approx(-0.01 - 0.001)
+    assert report.buy_hold.pnl == pytest.approx(-0.01 - 0.001)  # held: one side in total
     assert set(report.baselines) == {"zero", "last", "buy_hold"}
     assert report.best_baseline_pnl == 0.0  # the zero baseline's
     flat = report.as_dict()
-    assert flat["model_turnover"] == pytest.approx(1.0) and "buy_hold_pnl" in flat
+    assert flat["model_turnover"] == pytest.approx(1.2) and "buy_hold_pnl" in flat
 
 
 def test_compare_trades_and_tests_significance_only_on_the_masked_rows():
-    # Act: rows 0 and 2 only: long over 0.02, then flat (0.001 is below cost): one entry
+    # Act: rows 0 and 2 only: long over 0.02, then flat (0.001 is below cost): one trade
     mask = [True, False, True, False, False]
     report = compare(PRED, RET, LAST, pnl_mask=mask, spread_bps=FREE_SPREAD, fee_bp=FEE)
 
     # Assert
     assert report.pnl_rows == 2
-    assert report.model.pnl == pytest.approx(0.02 - 2 * 0.001)  # in and out
+    assert report.model.pnl == pytest.approx(0.02 - 0.002)  # its round trip
     assert report.model.turnover == pytest.approx(1.0)
     assert report.model.ic == pytest.approx(0.3)  # the IC itself still uses every row
     assert report.model.ic_p_value == 1.0  # two rows cannot show anything

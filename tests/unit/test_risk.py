@@ -16,11 +16,14 @@ from streaming.risk import (
     position_fraction,
     win_probability,
 )
+from trading_assets.lib.models.policy import ASSUMED_SPREAD_BPS
 
 S = 1_000_000_000
 T0 = 1_709_294_400 * S
 CALM_VOL = 0.001
-SIDE = 0.001  # the default fee, 10 bp, per side of each unit of notional (no spread given)
+# Per side of each unit of notional when no spread is given: the default fee, 10 bp, and half
+# the trading rule's assumed spread of 1 bp.
+SIDE = 0.00105
 
 
 def assess(engine: RiskEngine, now_ns: int, symbol: str = "BTCUSDT", signal: float = 1.0,
@@ -338,3 +341,16 @@ def test_each_side_pays_the_fee_and_half_the_spread_it_was_opened_at():
     assert pnl == pytest.approx(-2 * 0.25 * 0.0012)
     assert spread_only == pytest.approx(-2 * 0.25 * 0.0002)
     assert engine.equity == pytest.approx(1.0 + pnl) and engine.consecutive_losses == 1
+
+
+def test_without_a_spread_each_side_pays_half_the_spread_the_rule_assumes():
+    # Arrange: no spread given: the rule's assumed 1 bp, so 10 + 0.5 bp per side of a quarter
+    engine = RiskEngine()
+    engine.assess("BTCUSDT", T0, 1.0, 1.0, 1, CALM_VOL, price=100.0)
+
+    # Act: the price has not moved
+    pnl = engine.settle("BTCUSDT", T0 + 60 * S, 100.0)
+
+    # Assert
+    assert ASSUMED_SPREAD_BPS == 1.0
+    assert pnl == pytest.approx(-2 * 0.25 * (0.001 + 0.00005))

@@ -8,6 +8,11 @@ and ``challenger_model`` itself refuses a version the gate did not pass (as does
 write, :func:`trading_assets.lib.models.registry.require_gate_passed`), so a run started by hand
 from the UI or the CLI cannot move the alias either. A refused version stays recorded without
 the alias and the failure shows in the UI with its evidence.
+
+The check judges the model ``registered_model`` registered: that asset records the SHA-256 of
+the incremental model file it read (``model_sha256``), and when the file the check reads has
+another digest (a retrain landed in between) the check fails its run without judging that
+model, and the version's verdict says so (``failed``): it is never served.
 """
 
 import os
@@ -23,6 +28,7 @@ from trading_assets.defs.models.training import GROUP, incremental_model, traini
 from trading_assets.defs.watermark import carried_watermark
 from trading_assets.lib.feature_store import spec
 from trading_assets.lib.models import artifacts as files
+from trading_assets.lib.models import metrics as model_metrics
 from trading_assets.lib.models.evaluation import WalkForwardReport, design_matrix
 from trading_assets.lib.models.training import HoldoutReport, TrainedModel
 from trading_assets.resources.feast import FeastResource
@@ -30,6 +36,7 @@ from trading_assets.resources.mlflow import MlflowResource
 
 PARITY_SAMPLE_ROWS = 1_000
 PARITY_SEED = 0
+MODEL_SHA256 = "model_sha256"  # registered_model's metadata: the model file it registered
 FOLLOW_UPSTREAM = dg.AutomationCondition.eager()
 # Requested in the same tick as its asset, so the asset's children may be requested with them:
 # a check without a condition of its own would count as not passed until the run is over.
@@ -71,9 +78,12 @@ class EvaluationGateConfig(dg.Config):
         "Default from MODEL_GATE_INCREMENTAL_IC_TOLERANCE, else 0.05.",
     )
     max_ic_p_value: float | None = Field(
-        default_factory=lambda: gate_margin("MODEL_GATE_MAX_IC_P_VALUE", "0.01"),
+        default_factory=lambda: gate_margin(
+            "MODEL_GATE_MAX_IC_P_VALUE", str(model_metrics.MAX_IC_P_VALUE)
+        ),
         description="Largest one-sided p-value of the out-of-sample IC on non-overlapping rows "
-        "(None: skip). Default from MODEL_GATE_MAX_IC_P_VALUE, else 0.01.",
+        f"(None: skip). Default from MODEL_GATE_MAX_IC_P_VALUE, else "
+        f"{model_metrics.MAX_IC_P_VALUE:g}.",
     )
 
 
@@ -166,7 +176,7 @@ def registered_model(
     from trading_assets.lib.models.registry import register_model
 
     folder = mlflow.models_path()
-    model = files.load_model(folder / files.INCREMENTAL_FILE)
+    model, model_sha256 = files.load_model_and_digest(folder / files.INCREMENTAL_FILE)
     onnx_bytes = (folder / files.ONNX_FILE).read_bytes()
     if model.report is None:
         raise ValueError("the incremental model carries no walk-forward report of its full model")
@@ -200,28 +210,32 @@ def registered_model(
             "data_end": dg.MetadataValue.timestamp(model.time_end),
             "watermark": dg.MetadataValue.timestamp(model.time_end),
             "onnx_parity_max_abs_diff": dg.MetadataValue.float(gate.max_abs_diff),
+            MODEL_SHA256: dg.MetadataValue.text(model_sha256),
         }
     )
 
 
-def version_registered_in_run(instance: dg.DagsterInstance, run_id: str) -> str:
-    """The version number ``registered_model`` recorded in run ``run_id``."""
+def version_registered_in_run(instance: dg.DagsterInstance, run_id: str) -> tuple[str, str]:
+    """The version number ``registered_model`` recorded in run ``run_id``, and the SHA-256 of
+    the model file it registered ("" when not recorded)."""
     entries = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
-    versions = [
-        str(m.metadata["version"].value)
+    registrations = [
+        m.metadata
         for entry in entries
         if (m := entry.asset_materialization) is not None
         and m.asset_key == registered_model.key
         and "version" in m.metadata
     ]
-    if not versions:
+    if not registrations:
         # The model file alone may belong to another version than the newest registered one,
         # so a verdict without its own run's registration could land on the wrong version.
         raise ValueError(
             f"run {run_id} registered no model version: the evaluation gate judges only the "
             "version registered in its own run; materialize registered_model with it"
         )
-    return versions[-1]
+    metadata = registrations[-1]
+    digest = metadata.get(MODEL_SHA256)
+    return str(metadata["version"].value), "" if digest is None else str(digest.value)
 
 
 @dg.asset_check(asset=registered_model, blocking=True, automation_condition=WITH_ITS_ASSET)
@@ -232,10 +246,27 @@ def beats_baselines(
     baselines by the set margins with a significant IC, and its newest trees hold up."""
     from trading_assets.lib.models.registry import record_gate_verdict
 
-    version = version_registered_in_run(context.instance, context.run.run_id)
+    version, registered_sha256 = version_registered_in_run(context.instance, context.run.run_id)
     # The served model's file carries both reports, so a full retrain landing meanwhile cannot
-    # pair this version with another model's evaluation.
-    model = files.load_model(mlflow.models_path() / files.INCREMENTAL_FILE)
+    # pair this version with another model's evaluation; a retrain of the file itself is caught
+    # by its digest.
+    model, model_sha256 = files.load_model_and_digest(mlflow.models_path() / files.INCREMENTAL_FILE)
+    uri, name = mlflow.ready_uri(), mlflow.model_name
+    if model_sha256 != registered_sha256:
+        reason = (
+            f"not judged: the incremental model file changed after version {version} was "
+            f"registered from it (sha256 {registered_sha256 or 'not recorded'} → {model_sha256})"
+        )
+        record_gate_verdict(uri, name, version, False, reason, context.run.run_id)
+        raise dg.Failure(
+            description=f"{reason}; register the new model to have it judged",
+            metadata={
+                "version": dg.MetadataValue.text(version),
+                "registered_sha256": dg.MetadataValue.text(registered_sha256),
+                "file_sha256": dg.MetadataValue.text(model_sha256),
+            },
+            allow_retries=False,
+        )
     if model.report is None:
         raise ValueError("the incremental model carries no walk-forward report of its full model")
     passed, reason, metadata = gate_metadata(
@@ -246,7 +277,6 @@ def beats_baselines(
         config.incremental_ic_tolerance,
         max_ic_p_value=config.max_ic_p_value,
     )
-    uri, name = mlflow.ready_uri(), mlflow.model_name
     record_gate_verdict(uri, name, version, passed, reason, context.run.run_id)
     context.log.info(f"{name} version {version} {'passed' if passed else 'failed'} the gate")
     return dg.AssetCheckResult(

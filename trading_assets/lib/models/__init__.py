@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         policy_pnl,
         position_pnl,
         rmse,
+        trade_pnl,
     )
     from trading_assets.lib.models.policy import round_trip_cost, target_position, target_positions
     from trading_assets.lib.models.splits import Fold, purged_walk_forward
@@ -45,6 +46,7 @@ _HOMES = {
         "policy_pnl",
         "position_pnl",
         "rmse",
+        "trade_pnl",
     ),
     "policy": ("round_trip_cost", "target_position", "target_positions"),
     "splits": ("Fold", "purged_walk_forward"),
@@ -72,6 +74,7 @@ __all__ = [  # the names of _HOMES, spelled out for static tools
     "round_trip_cost",
     "target_position",
     "target_positions",
+    "trade_pnl",
     "train_full",
     "train_incremental",
     "walk_forward",

@@ -8,6 +8,7 @@ can continue boosting, export or register the model without retraining it.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import math
 import os
@@ -163,7 +164,18 @@ def save_model(model: TrainedModel, path: Path) -> Path:
 
 def load_model(path: Path) -> TrainedModel:
     """Read a model written by :func:`save_model`."""
-    document = json.loads(path.read_text())
+    return load_model_and_digest(path)[0]
+
+
+def load_model_and_digest(path: Path) -> tuple[TrainedModel, str]:
+    """:func:`load_model`, with the SHA-256 of the very bytes it read: the file may be replaced
+    (atomically) at any moment, so a digest of a second read could describe another model."""
+    data = path.read_bytes()
+    return _parse_model(data, path), hashlib.sha256(data).hexdigest()
+
+
+def _parse_model(data: bytes, path: Path) -> TrainedModel:
+    document = json.loads(data)
     booster = xgb.Booster()
     booster.load_model(bytearray(document["booster"].encode()))
     names = tuple(document["feature_names"])

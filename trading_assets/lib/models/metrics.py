@@ -10,20 +10,19 @@
   a zero prediction matches nothing (it takes no view), so the zero baseline scores 0.
 * ``rmse``: root mean squared error of prediction vs realized return (NaN for buy-and-hold,
   which holds a position without forecasting a return).
-* ``pnl``: the trading rule of :mod:`~trading_assets.lib.models.policy` on the P&L rows: the
-  position (−1, 0, +1) it takes from each prediction is held over that row's horizon, earning
-  ``position · return``; every change of position pays the side cost (fee plus half the
-  spread) per unit changed, so flat → long is one side and long → short two. Summed in
-  log-return units (costs enter at their first-order size). Positions are tracked per symbol,
-  starting flat; one still open at the end pays no exit. Rows must be non-overlapping in time
-  per symbol (one per horizon), else the same move is counted repeatedly.
-* ``trades``: sides traded on the P&L rows; ``turnover``: sides per P&L row, i.e. per decision
-  of one symbol over one horizon (0: never trades, 1: in or out every horizon, 2: flips every
-  horizon).
+* ``pnl``: the trading rule of :mod:`~trading_assets.lib.models.policy` on the P&L rows, as the
+  sidecar trades it: each row whose prediction gives a position (−1 or +1) is one trade, opened
+  at the row and closed one horizon later, earning ``position · return`` and paying the round
+  trip at that row's spread (fee plus half the spread on each side); a flat row neither earns nor
+  pays. Summed in log-return units (costs enter at their first-order size). Rows must be
+  non-overlapping in time per symbol (one per horizon), else the same move is counted repeatedly.
+* ``trades``: sides traded on the P&L rows (two per trade); ``turnover``: sides per P&L row, i.e.
+  per decision of one symbol over one horizon (0: never trades, 2: trades every horizon).
 
 Baselines: ``zero`` predicts a return of 0 (never trades); ``last`` predicts the previous
 horizon's realized return, log(close_t / close_{t−h}), known at t so it leaks nothing, and trades
-it by the same rule; ``buy_hold`` is long every row: one side paid per symbol at the start.
+it by the same rule; ``buy_hold`` is not a trading rule but a held position: long every row, one
+side paid per symbol at the start, none at the end.
 """
 
 from __future__ import annotations
@@ -56,7 +55,7 @@ class Metrics:
     hit_rate: float
     rmse: float
     pnl: float
-    trades: int  # sides paid for (position changes counted in units)
+    trades: int  # sides paid for, in units of position
     turnover: float  # sides per P&L row
 
     def as_dict(self) -> dict[str, float]:
@@ -145,7 +144,9 @@ def position_pnl(
     fee_bp: float = FEE_BP,
 ) -> tuple[float, int]:
     """After-cost P&L (log-return units) and sides traded of holding ``position`` (units) over
-    each row's return; rows in time order within each group, every group starting flat."""
+    each row's return, a side paid per unit the position changes by (at that row's spread);
+    rows in time order within each group, every group starting flat and left open at its end.
+    The buy-and-hold baseline's accounting, not the trading rule's (see :func:`trade_pnl`)."""
     held, r = np.asarray(position, np.float64), np.asarray(realized, np.float64)
     cost = np.broadcast_to(side_costs(spread_bps, fee_bp), held.shape)
     keys = np.zeros(held.size, np.int64) if group is None else np.asarray(group)
@@ -158,16 +159,30 @@ def position_pnl(
     return total, round(sides)
 
 
+def trade_pnl(
+    position: npt.ArrayLike,
+    realized: npt.ArrayLike,
+    spread_bps: npt.ArrayLike = ASSUMED_SPREAD_BPS,
+    fee_bp: float = FEE_BP,
+) -> tuple[float, int]:
+    """After-cost P&L (log-return units) and sides traded when each row's ``position`` (units)
+    is its own trade, opened at the row and closed a horizon later: every unit pays the round
+    trip at the row's spread, whatever the rows before it held."""
+    size, r = np.asarray(position, np.float64), np.asarray(realized, np.float64)
+    units = np.abs(size)
+    round_trip = 2.0 * np.broadcast_to(side_costs(spread_bps, fee_bp), size.shape)
+    return float(np.sum(size * r) - np.sum(units * round_trip)), round(2.0 * float(units.sum()))
+
+
 def policy_pnl(
     prediction: npt.ArrayLike,
     realized: npt.ArrayLike,
-    group: npt.ArrayLike | None = None,
     spread_bps: npt.ArrayLike = ASSUMED_SPREAD_BPS,
     fee_bp: float = FEE_BP,
 ) -> tuple[float, int]:
     """P&L and sides of trading each prediction by the policy's rule (see the module)."""
     positions = target_positions(prediction, spread_bps, fee_bp)
-    return position_pnl(positions, realized, group, spread_bps, fee_bp)
+    return trade_pnl(positions, realized, spread_bps, fee_bp)
 
 
 def _rows(
@@ -188,7 +203,6 @@ def _with_pnl(
 def score(
     prediction: npt.ArrayLike,
     realized: npt.ArrayLike,
-    group: npt.ArrayLike | None = None,
     pnl_mask: npt.ArrayLike | None = None,
     fee_bp: float = FEE_BP,
     spread_bps: npt.ArrayLike = ASSUMED_SPREAD_BPS,
@@ -197,8 +211,7 @@ def score(
     (non-overlapping horizons). ``spread_bps``: one value, or one per row."""
     p, r = np.asarray(prediction, np.float64), np.asarray(realized, np.float64)
     mask, spread = _rows(r.size, pnl_mask, spread_bps)
-    g = None if group is None else np.asarray(group)[mask]
-    pnl, sides = policy_pnl(p[mask], r[mask], g, spread[mask], fee_bp)
+    pnl, sides = policy_pnl(p[mask], r[mask], spread[mask], fee_bp)
     return _with_pnl(
         information_coefficient(p, r),
         ic_p_value(p[mask], r[mask]),
@@ -236,17 +249,18 @@ def compare(
     fee_bp: float = FEE_BP,
     spread_bps: npt.ArrayLike = ASSUMED_SPREAD_BPS,
 ) -> Comparison:
-    """The model against the zero, last-return and buy-and-hold baselines on the same rows."""
+    """The model against the zero, last-return and buy-and-hold baselines on the same rows;
+    ``group`` (each row's symbol) keeps one buy-and-hold position per symbol."""
     r = np.asarray(realized, np.float64)
     mask, spread = _rows(r.size, pnl_mask, spread_bps)
-    args = (group, mask, fee_bp, spread)
+    args = (mask, fee_bp, spread)
     return Comparison(
         rows=int(r.size),
         pnl_rows=int(mask.sum()),
         model=score(prediction, r, *args),
         zero=score(np.zeros_like(r), r, *args),
         last=score(last_return, r, *args),
-        buy_hold=buy_and_hold(r, *args),
+        buy_hold=buy_and_hold(r, group, *args),
         fee_bp=fee_bp,
         spread_bps=float(spread[mask].mean()) if mask.any() else 0.0,
     )

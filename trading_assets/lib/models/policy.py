@@ -14,6 +14,9 @@ points, as the ``spread_bps`` feature defines it: 2e4 · (ask − bid) / (ask + 
 Rule: the target position is ``+1`` when ``predicted_return > round_trip``, ``−1`` when
 ``predicted_return < −round_trip``, else ``0`` (flat); a prediction that is not a number is flat.
 Costs are first-order: a log return is compared with a cost expressed as a fraction of notional.
+Each non-flat decision is one trade: opened at the decision and closed one label horizon later,
+it pays the full round trip at the decision's spread (the sidecar settles its paper position a
+horizon after opening it, and the evaluation charges each P&L row so), hence the bar above.
 
 The spread: live, the ``spread_bps`` feature when the sidecar's feature service carries the book;
 otherwise, and for history (which has no book) unless the frame has a ``spread_bps`` column,
