@@ -81,7 +81,16 @@ class RolloutPolicyResource(dg.ConfigurableResource):
         default=_DEFAULTS.max_error_rate, description="Highest share of model errors allowed."
     )
     ic_floor: float = Field(
-        default=_DEFAULTS.ic_floor, description="Live IC below this is a breach."
+        default=_DEFAULTS.ic_floor,
+        description="A champion's live IC this far below it, less the sampling margin, breaches.",
+    )
+    ic_floor_z: float = Field(
+        default=_DEFAULTS.ic_floor_z,
+        description="Standard errors of the live IC below the floor before it is a breach.",
+    )
+    predictions_per_horizon: float = Field(
+        default=_DEFAULTS.predictions_per_horizon,
+        description="Predictions per label horizon: one in this many is an independent one.",
     )
     min_breach_predictions: int = Field(
         default=_DEFAULTS.min_breach_predictions,

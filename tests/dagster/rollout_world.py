@@ -45,6 +45,7 @@ POLICY = RolloutPolicyResource(
     max_p95_latency_ms=20,
     max_error_rate=0.02,
     ic_floor=0.0,
+    ic_floor_z=0.0,  # the floor as it stands: these cases judge the moves, not the noise
     min_breach_predictions=60,
     breach_window_s=300,
     probation_s=3600,

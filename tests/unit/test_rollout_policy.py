@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from trading_assets.lib.models.live_metrics import NS, RoleMetrics
+from trading_assets.lib.models.metrics import information_coefficient
 from trading_assets.lib.models.rollout import (
     PREVIOUS_CHAMPION_TAG,
     REJECTED_STATUSES,
@@ -27,6 +30,7 @@ POLICY = RolloutPolicy(
     max_p95_latency_ms=20,
     max_error_rate=0.01,
     ic_floor=-0.02,
+    ic_floor_z=0.0,  # the floor as it stands: these cases judge the moves, not the noise
     min_breach_predictions=40,
     breach_window_s=120,
     probation_s=3600,
@@ -291,3 +295,32 @@ def test_breaches_are_judged_only_with_enough_evidence():
     assert breaches(thin, POLICY) == ()
     assert [c.name for c in breaches(unmatured, POLICY)] == ["error_rate", "latency_p95_ms"]
     assert all(c.passed for c in breaches(unmatured, POLICY))
+
+
+def test_a_sound_champions_quiet_quarter_hour_is_not_a_breach_but_a_bad_one_is():
+    # Arrange: a model whose predictions carry nothing (true IC 0) scored like the live metrics,
+    # one prediction a second over 60 s labels, for 15 minutes of two symbols
+    rng = np.random.default_rng(3)
+    policy = RolloutPolicy()
+    matured, horizon = 1_800, 60
+    noise_ics = []
+    for _ in range(200):
+        steps = rng.normal(size=(matured + horizon))
+        realized = np.convolve(steps, np.ones(horizon), "valid")[:matured]  # overlapping labels
+        predicted = np.repeat(rng.normal(size=matured // horizon + 1), horizon)[:matured]
+        noise_ics.append(information_coefficient(predicted, realized))
+    state = champion_only()
+
+    def verdict(ic: float) -> Move:
+        evidence = Evidence(champion_recent=metrics("1", "champion", matured=matured, ic=ic))
+        return decide(state, evidence, policy, NOW).move
+
+    # Act
+    below_raw_floor = sum(ic < policy.ic_floor for ic in noise_ics)
+    breached = sum(verdict(ic) is Move.WITHDRAW for ic in noise_ics)
+
+    # Assert: the raw floor would turn a sound champion down about half the time; the margin
+    # does so rarely (about 2.5 % at z = 2), and a champion that is plainly wrong still goes
+    assert below_raw_floor > 60
+    assert breached <= 10
+    assert verdict(-0.6) is Move.WITHDRAW

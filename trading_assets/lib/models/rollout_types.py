@@ -7,6 +7,7 @@ the tag helpers both use.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -42,6 +43,13 @@ class RolloutPolicy:
     max_p95_latency_ms: float = 50.0
     max_error_rate: float = 0.01
     ic_floor: float = -0.02
+    # A champion's live IC breaches the floor only when it lies below it by more than
+    # ``ic_floor_z`` standard errors. Predictions come every second but their labels span a
+    # horizon, so only one in ``predictions_per_horizon`` is an independent observation: 15
+    # minutes of two symbols are some 30, whose IC has a standard error near 0.18. Without the
+    # margin, a sound champion's IC of a quiet quarter of an hour crossed -0.02 about half the time.
+    ic_floor_z: float = 2.0
+    predictions_per_horizon: float = 60.0
     min_breach_predictions: int = 120
     breach_window_s: float = 900.0
     probation_s: float = 6 * 3600.0
@@ -148,8 +156,17 @@ def breaches(metrics: RoleMetrics | None, policy: RolloutPolicy) -> tuple[Check,
             )
         )
     if metrics.matured >= policy.min_breach_predictions and metrics.ic is not None:
-        checks.append(Check("ic_floor", metrics.ic, policy.ic_floor, metrics.ic >= policy.ic_floor))
+        limit = ic_breach_limit(metrics.matured, policy)
+        checks.append(Check("ic_floor", metrics.ic, limit, metrics.ic >= limit))
     return tuple(checks)
+
+
+def ic_breach_limit(matured: int, policy: RolloutPolicy) -> float:
+    """The live IC below which a champion breaches: the floor less ``ic_floor_z`` standard
+    errors of an IC over ``matured / predictions_per_horizon`` independent observations
+    (``1 / sqrt(n)``, at least one observation)."""
+    independent = max(matured / max(policy.predictions_per_horizon, 1.0), 1.0)
+    return policy.ic_floor - policy.ic_floor_z / math.sqrt(independent)
 
 
 def aliases_of(state: RegistryState, version: str) -> tuple[str, ...]:
