@@ -18,7 +18,6 @@ import contextlib
 import logging
 import math
 import time
-import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -50,31 +49,15 @@ from streaming.online import OnlineFeatureReader, OnlineFeatureWriter, open_feat
 from streaming.predictions import Prediction, Role, unscored_prediction
 from streaming.prefetched_silver import open_silver
 from streaming.risk import RiskEngine, RiskLimits
+from streaming.trading import canary_drives, trade
 from streaming.venues.binance import BookTicker, Trade
 from streaming.watcher_process import WatcherProcess
 from trading_assets.lib.feature_store.spec import FEATURE_CONFIG, SERVICES, service_features
 from trading_assets.lib.features.incremental import FeatureRow
 from trading_assets.lib.lakehouse.landing import MODEL_ERROR_REASON
-from trading_assets.lib.models.policy import (
-    BP,
-    SPREAD_FEATURE,
-    known_spread,
-    round_trip_cost,
-    target_position,
-)
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
-
-
-def canary_drives(symbol: str, second: int, share: float) -> bool:
-    """Whether the @canary drives ``symbol``'s decisions in this wall-clock second.
-
-    A hash of (symbol, second) rather than a coin flip: every prediction within the same
-    second (the grid's and any on a bar close) has the same driver, and a replayed log can
-    tell afterwards which model a tick belonged to.
-    """
-    return zlib.crc32(f"{symbol}{second}".encode()) % 1000 < share * 1000
 
 
 VOLATILITY_FEATURE = "rv_60s"
@@ -360,30 +343,14 @@ class Sidecar:
         volatility = values.get(VOLATILITY_FEATURE, math.nan)
         should_trade, size, risk_score, reason = False, 0.0, 1.0, decision.reason
         if drives:
-            # The rule the evaluation scored: trade only a predicted return that pays the round
-            # trip at the spread seen now (the assumed one when the service carries no book).
-            config = self.config
-            spread = known_spread(values.get(SPREAD_FEATURE), config.assumed_spread_bps)
-            target = target_position(score.predicted_return, spread, config.fee_bp)
-            risk = self.risk.assess(
-                symbol,
-                now_ns,
-                score.signal,
-                confidence,
-                int(decision.level),
-                volatility,
-                price=self.last_price(symbol),
-                size_scale=config.canary_size if model.role == "canary" else 1.0,
-                target=target,
-                spread_bps=spread,
-            )
-            size = risk.size_fraction
-            should_trade, risk_score = risk.should_trade and decision.can_trade, risk.risk_score
-            costs = (
-                f"predicted {score.predicted_return / BP:+.1f} bp vs round trip "
-                f"{round_trip_cost(spread, config.fee_bp) / BP:.1f} bp"
-            )
-            reason = "; ".join([decision.reason, costs, *risk.reasons]).strip("; ")
+            verdict = trade(
+                self.risk, self.config, symbol, now_ns, score.predicted_return, score.signal,
+                confidence, int(decision.level), values, volatility, self.last_price(symbol),
+                self.config.canary_size if model.role == "canary" else 1.0,
+            )  # fmt: skip
+            size, risk_score = verdict.size_fraction, verdict.risk_score
+            should_trade = verdict.should_trade and decision.can_trade
+            reason = "; ".join([decision.reason, *verdict.reasons]).strip("; ")
         else:
             reason = f"{model.role}: logged, not acted on"
         latency_ms = (time.perf_counter() - started) * 1000

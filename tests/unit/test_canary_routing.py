@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streaming.app import canary_drives
+from streaming.trading import canary_drives
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 DAY_START = 1_795_910_400  # 2026-11-29 00:00 UTC
