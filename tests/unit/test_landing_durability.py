@@ -61,6 +61,9 @@ def killed_writer(tmp_path) -> tuple[Path, int, list[Path]]:
             line = child.stdout.readline()
             assert line, "the writer child exited early"
             flushed = int(line)
+        # Frozen, the child is alive but cannot rotate its own segment between the two looks
+        # below (with 40 kB segments it rotates every few ms, and under load it did).
+        os.kill(child.pid, signal.SIGSTOP)
         alive_open = [
             s.path for s in list_segments(tmp_path, TRADES_KIND, include_open=True) if not s.sealed
         ]
