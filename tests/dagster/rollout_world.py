@@ -79,7 +79,8 @@ class World:
         uri = self.mlflow.tracking_uri
         return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
-    def register_challenger(self) -> str:
+    def register_version(self) -> str:
+        """A new version of the test model, with no gate verdict and no alias."""
         version = register_model(
             self.mlflow.ready_uri(),
             self.name,
@@ -92,10 +93,15 @@ class World:
             params={},
             artifact_location=self.mlflow.artifact_location,
         )
-        uri = self.mlflow.tracking_uri
-        record_gate_verdict(uri, self.name, version.version, True, "rollout test model")
-        set_alias(uri, self.name, "challenger", version.version)
         return str(version.version)
+
+    def register_challenger(self) -> str:
+        """A new version that passed the gate, made @challenger the way the gate allows."""
+        number = self.register_version()
+        uri = self.mlflow.tracking_uri
+        record_gate_verdict(uri, self.name, number, True, "rollout test model")
+        set_alias(uri, self.name, "challenger", number)
+        return number
 
     def aliases(self) -> dict[str, str]:
         aliases = self.client().get_registered_model(self.name).aliases

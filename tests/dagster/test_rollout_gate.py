@@ -4,22 +4,19 @@ rollback restores one, and a champion rolled back or withdrawn keeps no alias at
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pytest
 
 from tests.dagster.rollout_world import (
-    FEATURES,
     World,
     build_market,
     land,
     moved,
     new_world,
-    onnx_bytes,
 )
 from tests.dagster.test_rollout_sensor import promoted_by_hand
-from trading_assets.lib.models.registry import record_gate_verdict, register_model
+from trading_assets.lib.models.registry import record_gate_verdict
 from trading_assets.lib.models.rollout import STATUS_TAG
 
 
@@ -36,19 +33,7 @@ def world(tmp_path: Path, mlflow_root: Path) -> World:
 def register_ungated(world: World, verdict: bool | None) -> str:
     """A version the gate failed (``verdict`` False) or never judged (None), made @challenger
     behind the library's back, as the MLflow UI allows."""
-    version = register_model(
-        world.mlflow.ready_uri(),
-        world.name,
-        onnx_bytes(),
-        FEATURES,
-        "signal_trades_v1",
-        dt.datetime(2024, 3, 1, tzinfo=dt.UTC),
-        dt.datetime(2024, 3, 2, tzinfo=dt.UTC),
-        metrics={},
-        params={},
-        artifact_location=world.mlflow.artifact_location,
-    )
-    number = str(version.version)
+    number = world.register_version()
     if verdict is not None:
         record_gate_verdict(world.mlflow.tracking_uri, world.name, number, verdict, "IC 0.001")
     world.client().set_registered_model_alias(world.name, "challenger", number)
