@@ -53,7 +53,7 @@ def side_costs(
 
 def round_trip_cost(spread_bps: float = ASSUMED_SPREAD_BPS, fee_bp: float = FEE_BP) -> float:
     """What entering and leaving a unit position costs: the bar a prediction must clear."""
-    return (2.0 * fee_bp + spread_bps) * BP
+    return 2.0 * side_cost(spread_bps, fee_bp)
 
 
 def known_spread(spread_bps: float | None, assumed_bps: float = ASSUMED_SPREAD_BPS) -> float:
@@ -84,7 +84,7 @@ def target_positions(
 ) -> npt.NDArray[np.float64]:
     """:func:`target_position` of every row; ``spread_bps`` a scalar or one value per row."""
     predicted = np.asarray(predicted_return, np.float64)
-    cost = (2.0 * fee_bp + np.asarray(spread_bps, np.float64)) * BP
+    cost = 2.0 * side_costs(spread_bps, fee_bp)
     return np.where(predicted > cost, 1.0, np.where(predicted < -cost, -1.0, 0.0))
 
 
