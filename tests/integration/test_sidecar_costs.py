@@ -139,7 +139,12 @@ async def test_a_running_sidecar_trades_only_the_model_whose_prediction_pays_its
         try:
             async with aiohttp.ClientSession() as http:
                 await served_until(http, config, SYMBOL, lambda p: p["should_trade"], 90)
-                await asyncio.sleep(5.0)
+            # Enough decisions of each driver: the canary's share is a hash of the second, so
+            # a fixed wait sometimes held only a few of its decisions on a loaded machine.
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and sidecar.risk.counters["trades"] < 10:
+                await asyncio.sleep(0.5)
+            await asyncio.sleep(2.0)
         finally:
             await stop_sidecar(sidecar, task)
 
