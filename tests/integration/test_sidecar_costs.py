@@ -139,10 +139,14 @@ async def test_a_running_sidecar_trades_only_the_model_whose_prediction_pays_its
         try:
             async with aiohttp.ClientSession() as http:
                 await served_until(http, config, SYMBOL, lambda p: p["should_trade"], 90)
-            # Enough decisions of each driver: the canary's share is a hash of the second, so
-            # a fixed wait sometimes held only a few of its decisions on a loaded machine.
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline and sidecar.risk.counters["trades"] < 10:
+            # Enough decisions of each driver: which one drives is a hash of the second, so a
+            # fixed wait (or a count of the canary's trades alone) sometimes held only a few of
+            # one driver's decisions. Forty decisions hold about twenty of each.
+            deadline = time.monotonic() + 120
+            counters = sidecar.risk.counters
+            while time.monotonic() < deadline and (
+                counters["decisions"] < 40 or counters["trades"] < 10
+            ):
                 await asyncio.sleep(0.5)
             await asyncio.sleep(2.0)
         finally:
