@@ -3,6 +3,9 @@ feature set gets a new name instead of silently changing what an old model recei
 
 v2 leaves out the level features (``vwap_{w}s``: a price, display only), which v1 served as model
 inputs; v1 stays, unchanged, for the versions registered on it. Models train on v2.
+
+Each service is built from ``trading_assets.lib.feature_store.spec`` (``SERVICES``: its groups,
+and which features of each it serves), so the registry and every reader of the spec agree.
 """
 
 from typing import Any
@@ -10,7 +13,9 @@ from typing import Any
 from feast import FeatureService, FeatureView
 from feature_views import book, flow, price
 
-from trading_assets.lib.feature_store.spec import view_features
+from trading_assets.lib.feature_store.spec import SERVICE_DESCRIPTIONS, SERVICES, view_features
+
+VIEWS = {view.name: view for view in (price, flow, book)}  # one view per group, named like it
 
 
 def _projected(service: str, views: list[FeatureView]) -> list[Any]:
@@ -23,29 +28,15 @@ def _projected(service: str, views: list[FeatureView]) -> list[Any]:
     return projected
 
 
-signal_v1 = FeatureService(
-    name="signal_v1",
-    features=[price, flow, book],
-    description="Everything the sidecar serves: price, flow and book groups, level features "
-    "included (kept for the versions registered on it).",
-)
+def build_service(name: str) -> FeatureService:
+    """The feature service ``name`` of the spec: its groups' views, each whole or projected."""
+    return FeatureService(
+        name=name,
+        features=_projected(name, [VIEWS[group] for group in SERVICES[name]]),
+        description=SERVICE_DESCRIPTIONS[name],
+    )
 
-signal_trades_v1 = FeatureService(
-    name="signal_trades_v1",
-    features=[price, flow],
-    description="Trades-only groups, level features included (kept for the versions "
-    "registered on it).",
-)
 
-signal_v2 = FeatureService(
-    name="signal_v2",
-    features=_projected("signal_v2", [price, flow, book]),
-    description="Model inputs of the price, flow and book groups: no level features.",
-)
-
-signal_trades_v2 = FeatureService(
-    name="signal_trades_v2",
-    features=_projected("signal_trades_v2", [price, flow]),
-    description="Model inputs of the trades-only groups (no level features): what history "
-    "supports for training, and the fallback when book data is stale.",
-)
+# Feast collects what it applies from the module's globals, so each service is bound to its own
+# name (signal_v1, signal_trades_v1, ...), as if written out one by one.
+globals().update({name: build_service(name) for name in SERVICES})

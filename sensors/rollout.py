@@ -19,19 +19,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from collections.abc import Callable
-from typing import Any
 
 import dagster as dg
 import polars as pl
+import pydantic
 from pydantic import Field
 
 from sensors.rollout_registry import apply_decision, read_state, restore_problem
-from trading_assets.defs.ingest.landing import LandingResource
-from trading_assets.defs.models.live import SERVED_MODEL_KEY
 from trading_assets.defs.watermark import watermark_from_ns
+from trading_assets.lib.asset_names import SERVED_MODEL
 from trading_assets.lib.feature_store.spec import FEATURE_CONFIG
 from trading_assets.lib.models.live_metrics import NS, RoleMetrics, role_metrics, scored_window
 from trading_assets.lib.models.registry import UngatedVersionError
@@ -44,10 +42,11 @@ from trading_assets.lib.models.rollout import (
     Slot,
     decide,
 )
+from trading_assets.lib.settings import ROLLOUT_PREFIX, Settings, SettingsError, load_settings
 from trading_assets.resources.iceberg import IcebergCatalogResource
+from trading_assets.resources.landing import LandingResource
 from trading_assets.resources.mlflow import MlflowResource
 
-ENV_PREFIX = "TRADING_ROLLOUT_"
 EVALUATE_EVERY_S = 30
 # How far back to look for a slot whose alias was set by hand (no since tag).
 UNTAGGED_LOOKBACK_S = 6 * 3600
@@ -109,14 +108,22 @@ class RolloutPolicyResource(dg.ConfigurableResource):
     )
 
     @classmethod
-    def from_env(cls) -> RolloutPolicyResource:
-        """Defaults overridden by ``TRADING_ROLLOUT_<FIELD>`` variables that are set."""
-        values: dict[str, Any] = {
-            name: os.environ[ENV_PREFIX + name.upper()]
-            for name in cls.model_fields
-            if os.environ.get(ENV_PREFIX + name.upper(), "").strip()
-        }
-        return cls(**values)  # pydantic converts the strings to the fields' types
+    def from_settings(cls, settings: Settings | None = None) -> RolloutPolicyResource:
+        """Defaults overridden by the ``TRADING_ROLLOUT_<FIELD>`` variables that are set."""
+        overrides = (settings or load_settings()).rollout_overrides
+        unknown = sorted(set(overrides) - set(cls.model_fields))
+        if unknown:
+            raise SettingsError(
+                f"{ROLLOUT_PREFIX}{unknown[0].upper()}: not a rollout policy field "
+                f"(known: {', '.join(sorted(cls.model_fields))})"
+            )
+        try:
+            return cls(**overrides)  # pydantic converts the strings to the fields' types
+        except pydantic.ValidationError as error:
+            field = str(error.errors()[0]["loc"][0])
+            raise SettingsError(
+                f"{ROLLOUT_PREFIX}{field.upper()}: {error.errors()[0]['msg']}"
+            ) from None
 
     def policy(self) -> RolloutPolicy:
         """The pure policy these settings describe."""
@@ -220,7 +227,7 @@ def move_event(
         return "" if slot is None else slot.version
 
     return dg.AssetMaterialization(
-        asset_key=SERVED_MODEL_KEY,
+        asset_key=dg.AssetKey(SERVED_MODEL),
         description=decision.reason,
         metadata={
             "move": dg.MetadataValue.text(str(decision.move)),
@@ -325,5 +332,5 @@ def model_rollout(
 
 defs = dg.Definitions(
     sensors=[model_rollout],
-    resources={"rollout_policy": RolloutPolicyResource.from_env()},
+    resources={"rollout_policy": RolloutPolicyResource.from_settings()},
 )

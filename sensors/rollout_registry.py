@@ -96,12 +96,14 @@ def restore_problem(tracking_uri: str, name: str, version: str) -> str | None:
     evaluation gate passed it, and its artifact downloads, matches the recorded checksum and
     feature list, opens in ONNX Runtime and scores a zero vector to a finite number (the
     sidecar's own load and warm-up)."""
-    from streaming.inference import ServingModel
+    # ONNX Runtime and the artifact download are needed only when a rollback is checked.
+    from trading_assets.lib.models.inference import open_servable
     from trading_assets.lib.models.registry import load_version
 
     try:
         require_gate_passed(tracking_uri, name, "champion", version)
-        ServingModel("champion", load_version(tracking_uri, name, version), 1.0).warm_up()
+        loaded = load_version(tracking_uri, name, version)
+        open_servable(loaded.onnx_bytes, loaded.feature_names, loaded.version)
     except Exception as exc:  # any failure means it cannot serve; the reason is recorded
         return f"{type(exc).__name__}: {exc}"
     return None

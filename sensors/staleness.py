@@ -22,15 +22,10 @@ import dagster as dg
 import httpx
 from pydantic import Field
 
-from trading_assets.defs.features.assets import online_features
-from trading_assets.defs.features.repair import (
-    REPAIR_JOB_NAME,
-    repair_partition_key,
-    repairable_symbols,
-    staleness_repair,
-)
-from trading_assets.defs.lakehouse.assets import silver_trades
+from trading_assets.defs.ingest.partitions import partition_key, trade_symbols
+from trading_assets.lib.asset_names import ONLINE_FEATURES, SILVER_TRADES, STALENESS_REPAIR_JOB
 from trading_assets.lib.feature_store import spec
+from trading_assets.lib.feature_store.online_reader import OnlineFeatureReader
 from trading_assets.lib.feature_store.staleness import (
     DEFAULT_REPAIR_COOLDOWN_S,
     NS_PER_S,
@@ -38,11 +33,11 @@ from trading_assets.lib.feature_store.staleness import (
     Heartbeat,
     RepairCursor,
     assess,
-    max_age_from_env,
+    configured_max_age_s,
+    configured_sidecar_url,
     parse_health,
     plan_repairs,
     repair_run_key,
-    sidecar_url_from_env,
     unreachable,
     utc_day,
     utc_text,
@@ -65,11 +60,11 @@ class StalenessResource(dg.ConfigurableResource):
     """Where the sidecar is and how stale is too stale."""
 
     sidecar_url: str = Field(
-        default_factory=sidecar_url_from_env,
+        default_factory=configured_sidecar_url,
         description="The sidecar's base URL (default: SIDECAR_URL or http://127.0.0.1:8700).",
     )
     max_age_s: float = Field(
-        default_factory=max_age_from_env,
+        default_factory=configured_max_age_s,
         description="Online rows older than this are stale (default: STALENESS_MAX_AGE_S or the "
         "feature views' TTL).",
     )
@@ -101,8 +96,6 @@ def online_event_times(
 ) -> dict[str, int | None]:
     """Each symbol's online vector event time (ns; None when the store holds no row)."""
     # The sidecar's reader: the same view-by-view read and "as old as its stalest view" rule.
-    from streaming.online import OnlineFeatureReader
-
     reader = OnlineFeatureReader(feast.store(), service)
     reads = {symbol: reader.read(symbol) for symbol in symbols}
     return {symbol: None if r is None else r.event_time_ns for symbol, r in reads.items()}
@@ -128,7 +121,7 @@ def repair_tags(assessment: Assessment, symbol: str) -> dict[str, str]:
 def repair_observation(assessment: Assessment, partitions: list[str]) -> dg.AssetObservation:
     """The cause on online_features' page, next to its materializations."""
     return dg.AssetObservation(
-        asset_key=online_features.key,
+        asset_key=dg.AssetKey(ONLINE_FEATURES),
         description=f"stale: {assessment.cause()}",
         metadata={
             "stale_cause": dg.MetadataValue.text(assessment.cause()),
@@ -140,10 +133,10 @@ def repair_observation(assessment: Assessment, partitions: list[str]) -> dg.Asse
     )
 
 
-def silver_watermark_ns(instance: dg.DagsterInstance, partition_key: str) -> int | None:
-    """The newest trade time (ns) of silver's partition, from its latest materialization."""
+def silver_watermark_ns(instance: dg.DagsterInstance, key: str) -> int | None:
+    """The newest trade time (ns) of silver's partition ``key``, from its latest materialization."""
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=silver_trades.key, asset_partitions=[partition_key]),
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(SILVER_TRADES), asset_partitions=[key]),
         limit=1,
     ).records
     materialization = records[0].asset_materialization if records else None
@@ -155,7 +148,7 @@ def silver_watermark_ns(instance: dg.DagsterInstance, partition_key: str) -> int
 
 def _repairs_in_progress(instance: dg.DagsterInstance) -> list[str]:
     records = instance.get_run_records(
-        filters=dg.RunsFilter(job_name=REPAIR_JOB_NAME, statuses=IN_PROGRESS), limit=20
+        filters=dg.RunsFilter(job_name=STALENESS_REPAIR_JOB, statuses=IN_PROGRESS), limit=20
     )
     return [
         f"{r.dagster_run.run_id[:8]} ({r.dagster_run.tags.get('dagster/partition', '?')})"
@@ -165,7 +158,7 @@ def _repairs_in_progress(instance: dg.DagsterInstance) -> list[str]:
 
 @dg.sensor(
     name=SENSOR_NAME,
-    job=staleness_repair,
+    job_name=STALENESS_REPAIR_JOB,
     minimum_interval_seconds=CHECK_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
@@ -179,7 +172,7 @@ def online_staleness(
     """Launch a repair for each stale symbol, or say why not."""
     now_ns = time.time_ns()
     cursor = RepairCursor.parse(context.cursor)
-    symbols = repairable_symbols()
+    symbols = list(trade_symbols())  # the only symbols a repair's partitions can rebuild
     heartbeat = staleness.heartbeat()
     try:
         event_times = online_event_times(feast, staleness.feature_service, symbols)
@@ -202,7 +195,7 @@ def online_staleness(
 
     day = utc_day(now_ns)
     silver = {
-        symbol: silver_watermark_ns(context.instance, str(repair_partition_key(day, symbol)))
+        symbol: silver_watermark_ns(context.instance, str(partition_key(day, symbol)))
         for symbol in assessment.stale_symbols
     }
     plan = plan_repairs(
@@ -222,7 +215,7 @@ def online_staleness(
 
     requests = []
     for symbol in plan.due:
-        key = repair_partition_key(day, symbol)
+        key = partition_key(day, symbol)
         requests.append(
             dg.RunRequest(
                 run_key=repair_run_key(str(key), now_ns, staleness.repair_cooldown_s),
@@ -240,7 +233,6 @@ def online_staleness(
 
 
 defs = dg.Definitions(
-    jobs=[staleness_repair],
     sensors=[online_staleness],
     resources={"staleness": StalenessResource()},
 )

@@ -11,10 +11,7 @@ from pathlib import Path
 from streaming.fallback import FallbackBudgets
 from trading_assets.lib.feature_store.spec import TRAINING_SERVICE
 from trading_assets.lib.models.policy import ASSUMED_SPREAD_BPS, FEE_BP
-from trading_assets.lib.settings import data_dir, trading_symbols
-
-BINANCE_WS = "wss://stream.binance.com:9443"
-BINANCE_REST = "https://api.binance.com"
+from trading_assets.lib.settings import Settings, SettingsError
 
 
 @dataclass(frozen=True)
@@ -30,7 +27,10 @@ class SidecarConfig:
     model_name: str = "signal"
     feature_service: str = TRAINING_SERVICE
     redis_connection_string: str | None = None  # None: Feast's embedded sqlite online store
-    iceberg_catalog_uri: str | None = None  # None: the local sqlite catalog, when it exists
+    # None: the local sqlite catalog under data_root, when it exists
+    iceberg_catalog_uri: str | None = field(default=None, repr=False)
+    iceberg_warehouse: str | None = None  # None: the local one under data_root
+    landing_dir: Path | None = None  # None: data_root / "landing"
     api_host: str = "127.0.0.1"
     api_port: int = 8700
     predict_every_s: float = 1.0
@@ -45,7 +45,7 @@ class SidecarConfig:
 
     @property
     def landing_root(self) -> Path:
-        return self.data_root / "landing"
+        return self.landing_dir or self.data_root / "landing"
 
     @property
     def dead_letter_path(self) -> Path:
@@ -56,36 +56,31 @@ class SidecarConfig:
         return self.data_root / "feast"
 
 
+OPTION_VARIABLES = {
+    "symbols": "TRADING_SYMBOLS",
+    "ws_url": "BINANCE_WS_BASE_URL",
+    "rest_url": "BINANCE_REST_BASE_URL",
+    "data_dir": "TRADING_DATA_DIR",
+    "mlflow_uri": "MLFLOW_TRACKING_URI",
+    "model_name": "MLFLOW_MODEL_NAME",
+    "redis": "REDIS_CONNECTION_STRING",
+    "host": "SIDECAR_HOST",
+    "port": "SIDECAR_PORT",
+}
+"""Options that stand in for a settings variable: given, they override it for this process."""
+
+
 def parse_args(argv: Sequence[str] | None = None) -> SidecarConfig:
-    """``python -m streaming --help`` lists every option and the variable it defaults from."""
-    env = os.environ
+    """``python -m streaming --help`` lists every option; the ones named after a variable default
+    to the settings (:mod:`trading_assets.lib.settings`), which check them at start."""
     parser = argparse.ArgumentParser(
         prog="python -m streaming",
         description="Streaming sidecar: live ticks → landing + features → online store → "
         "ONNX predictions with fallback and risk.",
     )
-    parser.add_argument("--symbols", default=",".join(trading_symbols()), help="TRADING_SYMBOLS")
-    parser.add_argument(
-        "--ws-url", default=env.get("BINANCE_WS_BASE_URL", BINANCE_WS), help="BINANCE_WS_BASE_URL"
-    )
-    parser.add_argument(
-        "--rest-url",
-        default=env.get("BINANCE_REST_BASE_URL", BINANCE_REST),
-        help="BINANCE_REST_BASE_URL",
-    )
-    parser.add_argument("--data-dir", default=str(data_dir()), help="TRADING_DATA_DIR")
-    parser.add_argument(
-        "--mlflow-uri",
-        default=env.get("MLFLOW_TRACKING_URI"),
-        help="MLFLOW_TRACKING_URI (default: the local sqlite store under the data dir)",
-    )
-    parser.add_argument("--model-name", default=env.get("MLFLOW_MODEL_NAME", "signal"))
+    for option, variable in OPTION_VARIABLES.items():
+        parser.add_argument("--" + option.replace("_", "-"), help=f"default: {variable}")
     parser.add_argument("--feature-service", default=TRAINING_SERVICE)
-    parser.add_argument(
-        "--redis", default=env.get("REDIS_CONNECTION_STRING"), help="REDIS_CONNECTION_STRING"
-    )
-    parser.add_argument("--host", default=env.get("SIDECAR_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(env.get("SIDECAR_PORT", "8700")))
     parser.add_argument("--predict-every", type=float, default=1.0, help="seconds")
     parser.add_argument("--canary-share", type=float, default=0.1)
     parser.add_argument("--canary-size", type=float, default=0.5, help="fraction of full size")
@@ -99,19 +94,33 @@ def parse_args(argv: Sequence[str] | None = None) -> SidecarConfig:
         help="spread assumed when the feature service carries no book (spread_bps)",
     )
     args = parser.parse_args(argv)
-    root = Path(args.data_dir).resolve()
-    tracking = args.mlflow_uri or f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"
+    given = {
+        variable: str(value)
+        for option, variable in OPTION_VARIABLES.items()
+        if (value := getattr(args, option)) is not None
+    }
+    try:
+        settings = Settings.from_environ({**os.environ, **given})
+    except SettingsError as error:
+        parser.exit(2, f"python -m streaming: {error}\n")
+    return config_from_settings(settings, args)
+
+
+def config_from_settings(settings: Settings, args: argparse.Namespace) -> SidecarConfig:
     return SidecarConfig(
-        symbols=tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip()),
-        ws_base_url=args.ws_url,
-        rest_base_url=args.rest_url,
-        data_root=root,
-        tracking_uri=tracking,
-        model_name=args.model_name,
+        symbols=settings.symbols,
+        ws_base_url=settings.ws_base_url,
+        rest_base_url=settings.rest_base_url,
+        data_root=settings.data_dir,
+        landing_dir=settings.landing_dir,
+        tracking_uri=settings.mlflow_tracking_uri,
+        model_name=settings.mlflow_model_name,
         feature_service=args.feature_service,
-        redis_connection_string=args.redis,
-        api_host=args.host,
-        api_port=args.port,
+        redis_connection_string=settings.redis_connection_string,
+        iceberg_catalog_uri=settings.iceberg_catalog_uri,
+        iceberg_warehouse=settings.iceberg_warehouse,
+        api_host=settings.sidecar_host,
+        api_port=settings.sidecar_port,
         predict_every_s=args.predict_every,
         canary_share=args.canary_share,
         canary_size=args.canary_size,

@@ -44,7 +44,7 @@ from streaming.model_files import (
     read_model,
 )
 from streaming.predictions import DEFAULT_SIGNAL_SCALE, ROLES, Role, signal_from_return
-from trading_assets.lib.models.inference import FeatureOrderError, OnnxModel
+from trading_assets.lib.models.inference import FeatureOrderError, OnnxModel, warm_up_model
 
 log = logging.getLogger(__name__)
 LABEL_STD_KEY = "label_std"
@@ -88,14 +88,9 @@ class ServingModel:
         self.loaded_at_ns = time.time_ns()
 
     def warm_up(self) -> None:
-        """Run one prediction so the first live call pays no lazy initialisation.
-
-        A model that cannot even score a zero vector to a finite number is refused here rather
-        than discovered on the hot path.
-        """
-        value = self.model.predict_one(np.zeros(len(self.feature_names), dtype=np.float32))
-        if not math.isfinite(value):
-            raise ValueError(f"version {self.version} warm-up produced {value}")
+        """One prediction now (:func:`~trading_assets.lib.models.inference.warm_up_model`): a
+        model that cannot score a zero vector to a finite number is refused before it serves."""
+        warm_up_model(self.model, self.version)
 
     def predict_vector(self, vector: Sequence[float] | np.ndarray) -> float:
         """Predicted forward return for a vector already in :attr:`feature_names` order."""

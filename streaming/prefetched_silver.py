@@ -19,7 +19,7 @@ import polars as pl
 
 from streaming.config import SidecarConfig
 from streaming.fallback import SilverFeatures, SilverSource
-from trading_assets.lib.settings import LOCAL_CATALOG_FILE, local_catalog
+from trading_assets.lib.settings import local_catalog, sqlite_file
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +91,10 @@ def open_silver(config: SidecarConfig, names: Sequence[str]) -> PrefetchedSilver
     """
     from streaming.silver_pull import SubprocessSilver
 
-    root = config.data_root / "iceberg"
-    local_uri, warehouse = local_catalog(root)
-    if config.iceberg_catalog_uri is None and not (root / LOCAL_CATALOG_FILE).exists():
-        return None
+    local_uri, local_warehouse = local_catalog(config.data_root / "iceberg")
+    uri = config.iceberg_catalog_uri or local_uri
+    if uri.startswith("sqlite:///") and not sqlite_file(uri).exists():
+        return None  # nothing ingested yet on this machine
     return PrefetchedSilver(
-        SubprocessSilver(config.iceberg_catalog_uri or local_uri, warehouse, names)
+        SubprocessSilver(uri, config.iceberg_warehouse or local_warehouse, names)
     )

@@ -183,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from trading_assets.lib.features import DEFAULT_CONFIG
     from trading_assets.lib.lakehouse.pipeline import Lakehouse
     from trading_assets.lib.lakehouse.tables import open_catalog
+    from trading_assets.lib.settings import load_settings
 
     parser = argparse.ArgumentParser(prog="python -m streaming.silver_pull")
     for name in ("--warehouse", "--names"):
@@ -193,7 +194,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     uri = os.environ.get(CATALOG_URI_ENV)
     if not uri:
         parser.error(f"{CATALOG_URI_ENV} must name the Iceberg catalog")
-    catalog = open_catalog("trading", {"type": "sql", "uri": uri, "warehouse": args.warehouse})
+    properties = {"type": "sql", "uri": uri, "warehouse": args.warehouse}
+    if args.warehouse.startswith("s3://"):
+        properties |= load_settings().s3.pyiceberg_properties()
+    catalog = open_catalog("trading", properties)
     source = IcebergSilverMicrobatch(Lakehouse(catalog, f"{args.warehouse}/raw"))
     names = args.names.split(",")
     requests, out = sys.stdin.buffer, sys.stdout.buffer

@@ -16,10 +16,9 @@ from streaming.fallback.decision import (
 )
 from streaming.fallback.imputation import FeatureImputer
 from streaming.fallback.live import LiveFeatureTracker, LiveFeatureTrackers
-from streaming.fallback.silver import SILVER_COLUMNS, IcebergSilverMicrobatch, features_from_silver
+from streaming.fallback.silver import IcebergSilverMicrobatch, features_from_silver
 
 __all__ = [
-    "SILVER_COLUMNS",
     "FallbackBudgets",
     "FallbackController",
     "FallbackDecision",

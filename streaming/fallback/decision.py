@@ -11,6 +11,8 @@ from typing import NamedTuple
 
 import polars as pl
 
+from trading_assets.lib.feature_store.online_reader import OnlineRead
+
 NS_PER_S = 1_000_000_000
 
 
@@ -94,15 +96,6 @@ class FallbackBudgets:
 
 
 @dataclass(frozen=True)
-class OnlineRead:
-    """One online-store read: the values, their event time, and how long the read took."""
-
-    values: Mapping[str, float | None]
-    event_time_ns: int
-    latency_s: float
-
-
-@dataclass(frozen=True)
 class LiveSnapshot:
     """The in-memory state of one symbol: its newest feature row and its newest message time."""
 
@@ -132,9 +125,8 @@ class SilverFeatures(NamedTuple):
 
 SilverSource = Callable[[str, int, int], pl.DataFrame | SilverFeatures]
 """``(symbol, start_ns, end_ns) → silver trades`` with ``start_ns ≤ event_time ≤ end_ns`` (the
-``silver.trades`` columns; at least trade_date, symbol, trade_id, price, qty, event_time,
-is_buyer_maker), which the controller turns into features; or those features already
-(:class:`SilverFeatures`)."""
+``silver.trades`` columns; at least :data:`~trading_assets.lib.lakehouse.bars.SILVER_BAR_COLUMNS`),
+which the controller turns into features; or those features already (:class:`SilverFeatures`)."""
 
 
 @dataclass(frozen=True)

@@ -18,21 +18,10 @@ import polars as pl
 from streaming.fallback.decision import NS_PER_S, ordered_vector
 from trading_assets.lib.features import TRADE_GROUPS, FeatureConfig, compute_features, feature_names
 from trading_assets.lib.features.definitions import PRICE
-from trading_assets.lib.lakehouse.bars import bars_from_trades
+from trading_assets.lib.lakehouse.bars import SILVER_BAR_COLUMNS, bars_from_trades
 
 if TYPE_CHECKING:  # the catalog is opened by the silver pull's worker (streaming.silver_pull)
     from trading_assets.lib.lakehouse.pipeline import Lakehouse
-
-SILVER_COLUMNS = (
-    "trade_date",
-    "symbol",
-    "trade_id",
-    "price",
-    "qty",
-    "event_time",
-    "is_buyer_maker",
-)
-"""The silver columns the bars need (what a silver source must return at least)."""
 
 
 def features_from_silver(
@@ -48,7 +37,7 @@ def features_from_silver(
         raise ValueError(f"a silver microbatch holds one symbol, got {symbols}")
     wanted = set(names)
     groups = [g for g in TRADE_GROUPS if wanted & set(feature_names(config, (g,)))] or [PRICE]
-    bars = bars_from_trades(trades.select(SILVER_COLUMNS), f"{bar_s}s")
+    bars = bars_from_trades(trades.select(SILVER_BAR_COLUMNS), f"{bar_s}s")
     rows = compute_features(bars, config, groups, bar_s=bar_s)
     newest = rows.sort("event_timestamp").row(-1, named=True)
     event_time: dt.datetime = newest["event_timestamp"]
@@ -86,6 +75,6 @@ class IcebergSilverMicrobatch:
         inside = pl.col("event_time").is_between(start, end)
         day, frames = start.date(), []
         while day <= end.date():
-            frames.append(read_silver(self.lake, symbol, day, SILVER_COLUMNS, where=inside))
+            frames.append(read_silver(self.lake, symbol, day, SILVER_BAR_COLUMNS, where=inside))
             day += dt.timedelta(days=1)
         return pl.concat(frames, how="vertical_relaxed").sort("trade_id")

@@ -143,7 +143,7 @@ def new_world(tmp_path: Path, mlflow_root: Path) -> World:
     mlflow = MlflowResource(
         tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
         artifact_location=(root / "artifacts").as_uri(),
-        models_dir=str(tmp_path / "models"),
+        models_uri=str(tmp_path / "models"),
         model_name=f"signal_rollout_{next(NAMES)}",
     )
     return World(

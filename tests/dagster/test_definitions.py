@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from trading_assets.definitions import defs as lazy_defs
+from trading_assets.lib.asset_names import ASSET_NAMES, JOB_NAMES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,6 +34,19 @@ def test_every_asset_has_a_description():
 
     assert specs, "the code location defines no assets"
     assert missing == []
+
+
+def test_the_names_sensors_refer_to_are_assets_and_jobs_of_the_code_location():
+    # Arrange
+    definitions = load_defs()
+
+    # Act
+    keys = {spec.key for spec in definitions.resolve_all_asset_specs()}
+    jobs = {job.name for job in definitions.get_repository_def().get_all_jobs()}
+
+    # Assert: a renamed asset or job fails here, not silently in a sensor's tick
+    assert [name for name in ASSET_NAMES if dg.AssetKey(name) not in keys] == []
+    assert [name for name in JOB_NAMES if name not in jobs] == []
 
 
 def test_lib_and_streaming_never_import_dagster():

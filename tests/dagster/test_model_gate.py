@@ -28,6 +28,7 @@ from trading_assets.defs.models.training import (
     incremental_model,
     recent_training_rows,
 )
+from trading_assets.lib import storage
 from trading_assets.lib.feature_store import spec
 from trading_assets.lib.feature_store.training import write_training_frame
 from trading_assets.lib.models import artifacts as files
@@ -187,14 +188,14 @@ def test_the_gate_does_not_judge_a_model_file_replaced_after_its_registration(tm
     # file between registered_model (which read it) and the check (which reads it again)
     world = GateWorld(tmp_path, informative=True)
     world.materialize([full_model, incremental_model])
-    models = world.mlflow.models_path()
-    registered_digest = hashlib.sha256((models / files.INCREMENTAL_FILE).read_bytes()).hexdigest()
+    incremental_file = world.mlflow.model_location(files.INCREMENTAL_FILE)
+    registered_digest = hashlib.sha256(storage.read_bytes(incremental_file)).hexdigest()
 
     @dg.success_hook
     def retrain_lands(context: dg.HookContext) -> None:
         if context.op.name == registered_model.op.name:
-            retrained = (models / files.FULL_FILE).read_bytes()
-            files.write_atomic(models / files.INCREMENTAL_FILE, retrained)
+            retrained = storage.read_bytes(world.mlflow.model_location(files.FULL_FILE))
+            files.write_atomic(incremental_file, retrained)
 
     job = dg.define_asset_job(
         "register", dg.AssetSelection.assets(onnx_model, registered_model), hooks={retrain_lands}

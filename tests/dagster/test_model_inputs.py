@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from trading_assets.defs.models.training import FullModelConfig, full_model, model_inputs
+from trading_assets.lib import storage
 from trading_assets.lib.feature_store import spec
 from trading_assets.lib.feature_store.training import write_training_frame
 from trading_assets.lib.features import feature_names, label_names, level_feature_names
@@ -74,7 +75,7 @@ def test_full_model_refuses_a_level_feature_and_trains_nothing(tmp_path, config)
     assert not result.success
     message = failure_message(result)
     assert "vwap_60s" in message and "display" in message
-    assert not (mlflow.models_path() / files.FULL_FILE).exists()
+    assert not storage.exists(mlflow.model_location(files.FULL_FILE))
 
 
 def test_the_default_service_gives_every_trades_feature_but_the_levels():

@@ -20,6 +20,7 @@ from trading_assets.defs.models.registry import (
     registered_model,
 )
 from trading_assets.defs.models.training import full_model, incremental_model
+from trading_assets.lib import storage
 from trading_assets.lib.feature_store import spec
 from trading_assets.lib.feature_store.recent import RECENT_PREFIX
 from trading_assets.lib.feature_store.training import write_training_frame
@@ -70,7 +71,7 @@ def test_real_klines_run_the_model_assets_end_to_end_like_the_library(
     # Assert: the asset is the library call: same rows, same out-of-sample scores
     (event,) = result.asset_materializations_for_node("full_model")
     meta = {key: value.value for key, value in event.metadata.items()}
-    saved = files.load_model(mlflow.models_path() / files.FULL_FILE)
+    saved = files.load_model(mlflow.model_location(files.FULL_FILE))
     direct = train_full(frame, FEATURES, LABEL, PARAMS, n_trees=TREES, n_folds=FOLDS)
     assert saved.report is not None and direct.report is not None
     assert meta["training_rows"] == frame.height
@@ -85,7 +86,7 @@ def test_real_klines_run_the_model_assets_end_to_end_like_the_library(
     assert str(meta["predicted_vs_realized"]).startswith("![")
 
     # Assert: the rest of the chain ran on the real minutes
-    incremental = files.load_model(mlflow.models_path() / files.INCREMENTAL_FILE)
+    incremental = files.load_model(mlflow.model_location(files.INCREMENTAL_FILE))
     assert incremental.trees == TREES + NEW_TREES
     assert incremental.training_rows == newest_day.height
     assert incremental.holdout is not None
@@ -136,4 +137,4 @@ def test_the_klines_full_model_refuses_the_level_features_the_klines_frame_holds
     error = failure.step_failure_data.error
     assert error is not None and error.cause is not None
     assert f"{levels} are level features" in error.cause.message
-    assert not (mlflow.models_path() / files.FULL_FILE).exists()
+    assert not storage.exists(mlflow.model_location(files.FULL_FILE))

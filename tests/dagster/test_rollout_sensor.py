@@ -219,7 +219,7 @@ def test_policy_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("TRADING_ROLLOUT_CANARY_PERIOD_S", "120")
     monkeypatch.setenv("TRADING_ROLLOUT_MIN_SHADOW_PREDICTIONS", "60")
 
-    policy = RolloutPolicyResource.from_env().policy()
+    policy = RolloutPolicyResource.from_settings().policy()
 
     assert policy.canary_period_s == 120.0 and policy.min_shadow_predictions == 60
     assert policy.max_error_rate == RolloutPolicyResource().max_error_rate

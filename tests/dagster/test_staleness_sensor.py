@@ -236,11 +236,13 @@ def test_no_second_repair_while_one_is_in_progress(instance, feast, healthy_url)
 
 
 def test_the_sensor_is_registered_and_runs_by_default(tmp_path):
-    # The sensors package's merge, which trading_assets.definitions adds to the code location.
+    # The sensors package's merge, which trading_assets.definitions adds to the code location;
+    # the sensor targets the repair job by name, and defs/ defines it.
     definitions = dg.Definitions.merge(
         sensor_definitions(),
         dg.Definitions(
             assets=[bars_1s, features, feast_registry, online_features],
+            jobs=[staleness_repair],
             resources={
                 "iceberg": IcebergCatalogResource.local(tmp_path / "iceberg"),
                 "feast": FeastResource.local(tmp_path / "feast"),

@@ -64,3 +64,5 @@ def test_the_feast_repository_registers_each_service_with_the_features_the_spec_
         views = [projection.name for projection in service.feature_view_projections]
         assert projected == spec.service_features(name), name
         assert tuple(views) == spec.SERVICES[name], name
+        assert service.description == spec.SERVICE_DESCRIPTIONS[name], name
+    assert set(spec.SERVICE_DESCRIPTIONS) == set(spec.SERVICES)

@@ -10,7 +10,8 @@ from decimal import Decimal
 import polars as pl
 import pytest
 
-from trading_assets.lib.lakehouse.bars import bars_from_trades, rollup_bars
+from trading_assets.lib.lakehouse.bars import SILVER_BAR_COLUMNS, bars_from_trades, rollup_bars
+from trading_assets.lib.lakehouse.silver import SILVER_COLUMNS
 
 DAY = dt.date(2024, 3, 1)
 START = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
@@ -95,6 +96,19 @@ def test_one_second_bars_match_an_independent_computation():
 
     assert_bars_match(bars, expected_bars(trades, 1))
     assert bars["trade_count"].sum() == len(trades)
+
+
+def test_bars_need_only_the_silver_bar_columns_and_silver_holds_each_of_them():
+    # Arrange: silver rows carry more columns than the bars read
+    trades = synthetic_trades(500, seed=4)
+    silver = to_frame(trades).with_columns(pl.lit("binance.live.trades").alias("source"))
+
+    # Act: what bars_1s and the sidecar's silver fallback read of silver, and nothing else
+    bars = bars_from_trades(silver.select(SILVER_BAR_COLUMNS), "1s")
+
+    # Assert
+    assert set(SILVER_BAR_COLUMNS) <= set(SILVER_COLUMNS)
+    assert_bars_match(bars, expected_bars(trades, 1))
 
 
 def test_minute_rollup_of_second_bars_equals_minute_bars_from_trades():

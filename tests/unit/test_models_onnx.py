@@ -7,7 +7,7 @@ import onnx
 import pytest
 import xgboost as xgb
 
-from trading_assets.lib.models.inference import FeatureOrderError, OnnxModel
+from trading_assets.lib.models.inference import FeatureOrderError, OnnxModel, open_servable
 from trading_assets.lib.models.onnx_export import (
     INPUT_NAME,
     PARITY_TOLERANCE,
@@ -127,3 +127,37 @@ def test_onnx_model_rejects_wrong_length_and_order(onnx_bytes, sample):
         model.predict(sample[:, :5])
     with pytest.raises(FeatureOrderError, match="recorded"):
         OnnxModel(onnx_bytes, feature_names=swapped)
+
+
+def zero_over_zero_model(width: int) -> bytes:
+    """A model that scores a zero vector to NaN (x / x): loadable, but unfit to serve."""
+    helper = onnx.helper
+    graph = helper.make_graph(
+        [helper.make_node("Div", [INPUT_NAME, INPUT_NAME], ["variable"])],
+        "zero_over_zero",
+        [helper.make_tensor_value_info(INPUT_NAME, onnx.TensorProto.FLOAT, [None, width])],
+        [helper.make_tensor_value_info("variable", onnx.TensorProto.FLOAT, [None, width])],
+    )
+    opsets = [helper.make_opsetid("", 13)]
+    return helper.make_model(graph, opset_imports=opsets, ir_version=8).SerializeToString()
+
+
+def test_a_servable_version_opens_warmed_up_and_scores_as_exported(onnx_bytes, sample):
+    # Act
+    model = open_servable(onnx_bytes, NAMES, "7")
+
+    # Assert
+    assert model.feature_names == tuple(NAMES)
+    assert model.predict_one(sample[0]) == OnnxModel(onnx_bytes).predict_one(sample[0])
+
+
+def test_a_version_that_cannot_serve_is_refused_with_the_reason(onnx_bytes):
+    # Arrange
+    swapped = [NAMES[1], NAMES[0], *NAMES[2:]]
+    nan_model = zero_over_zero_model(N_FEATURES)
+
+    # Act / Assert
+    with pytest.raises(FeatureOrderError, match="recorded"):
+        open_servable(onnx_bytes, swapped, "7")
+    with pytest.raises(ValueError, match="version 8 warm-up produced nan"):
+        open_servable(nan_model, NAMES, "8")

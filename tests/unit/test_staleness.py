@@ -162,9 +162,9 @@ def test_settings_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("SIDECAR_URL", "http://sidecar:9000/")
     monkeypatch.setenv("STALENESS_MAX_AGE_S", "45")
 
-    assert staleness.sidecar_url_from_env() == "http://sidecar:9000"
-    assert staleness.max_age_from_env() == 45.0
+    assert staleness.configured_sidecar_url() == "http://sidecar:9000"
+    assert staleness.configured_max_age_s() == 45.0
     monkeypatch.delenv("SIDECAR_URL")
     monkeypatch.delenv("STALENESS_MAX_AGE_S")
-    assert staleness.sidecar_url_from_env() == "http://127.0.0.1:8700"
-    assert staleness.max_age_from_env() == staleness.DEFAULT_MAX_AGE_S
+    assert staleness.configured_sidecar_url() == "http://127.0.0.1:8700"
+    assert staleness.configured_max_age_s() == staleness.DEFAULT_MAX_AGE_S

@@ -4,27 +4,17 @@ Timestamps are integer nanoseconds since the Unix epoch. ``event_ns`` is the exc
 event time (None when the message carries none, e.g. spot bookTicker or REST rows) and
 ``receive_ns`` the local receive time. Prices and quantities are Binance's decimal strings,
 unchanged, so no float rounding ever happens here; convert with ``decimal.Decimal`` when exact
-arithmetic is needed.
+arithmetic is needed. :class:`Trade` is lib's (:mod:`trading_assets.lib.lakehouse.records`):
+it is also the landed record bronze reads back, so it has one definition both sides import.
 """
 
 from __future__ import annotations
 
 import msgspec
 
+from trading_assets.lib.lakehouse.records import Trade
+
 PriceLevel = tuple[str, str]
-
-
-class Trade(msgspec.Struct, frozen=True, gc=False):
-    """One trade (``@trade`` stream, ``/api/v3/trades``, ``/api/v3/historicalTrades``)."""
-
-    symbol: str
-    trade_id: int
-    price: str
-    quantity: str
-    is_buyer_maker: bool
-    trade_ns: int
-    event_ns: int | None
-    receive_ns: int
 
 
 class AggTrade(msgspec.Struct, frozen=True, gc=False):

@@ -8,15 +8,13 @@ automation: they do not feed serving.
 
 from __future__ import annotations
 
-import datetime as dt
-
 import dagster as dg
 
 from trading_assets.defs.features.assets import features, online_features
-from trading_assets.defs.ingest.partitions import DATE_DIMENSION, SYMBOL_DIMENSION, trade_partitions
 from trading_assets.defs.lakehouse.assets import bars_1s
+from trading_assets.lib.asset_names import STALENESS_REPAIR_JOB
 
-REPAIR_JOB_NAME = "staleness_repair"
+REPAIR_JOB_NAME = STALENESS_REPAIR_JOB  # the sensor targets the job by this name
 REPAIR_ASSETS = (bars_1s, features, online_features)
 
 staleness_repair = dg.define_asset_job(
@@ -31,14 +29,3 @@ staleness_repair = dg.define_asset_job(
         "staleness sensor runs when the online store or the sidecar goes stale."
     ),
 )
-
-
-def repair_partition_key(day: dt.date, symbol: str) -> dg.MultiPartitionKey:
-    """The partition a repair of ``symbol`` on ``day`` rebuilds."""
-    return dg.MultiPartitionKey({DATE_DIMENSION: day.isoformat(), SYMBOL_DIMENSION: symbol})
-
-
-def repairable_symbols() -> list[str]:
-    """The symbols the partitions offer (and so the only ones a repair can rebuild)."""
-    symbols = trade_partitions.get_partitions_def_for_dimension(SYMBOL_DIMENSION)
-    return list(symbols.get_partition_keys())

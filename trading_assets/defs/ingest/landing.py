@@ -43,12 +43,10 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
     PARTITION_NAME_TAG,
 )
-from pydantic import Field
 
 from trading_assets.defs.features.assets import features
 from trading_assets.defs.ingest.partitions import (
-    DATE_DIMENSION,
-    SYMBOL_DIMENSION,
+    partition_key,
     trade_partitions,
     trade_symbols,
 )
@@ -60,7 +58,8 @@ from trading_assets.defs.lakehouse.checks import (
     time_never_goes_backwards,
     trade_id_gaps,
 )
-from trading_assets.lib.lakehouse.landing import default_landing_root, newest_sealed_stems
+from trading_assets.lib.lakehouse.landing import newest_sealed_stems
+from trading_assets.resources.landing import LandingResource
 
 LIVE_JOB_NAME = "live_trades_ingest"
 PICKUP_INTERVAL_S = 30  # segments seal every ~20 s, so a trade reaches silver within a minute
@@ -75,19 +74,6 @@ _IN_PROGRESS = [
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
 ]
-
-
-class LandingResource(dg.ConfigurableResource):
-    """The streaming sidecar's landing folder (the same one its ``LandingWriter`` writes)."""
-
-    root: str = Field(
-        default_factory=lambda: str(default_landing_root()),
-        description="Landing folder (default: TRADING_LANDING_DIR or <data dir>/landing).",
-    )
-
-    def root_path(self) -> Path:
-        """The folder as an absolute path."""
-        return Path(self.root).resolve()
 
 
 live_trades_ingest = dg.define_asset_job(
@@ -112,10 +98,6 @@ live_trades_ingest = dg.define_asset_job(
 def live_run_config(landing_root: Path) -> dict:
     """Run config that points bronze_trades at the landing folder the sensor looked at."""
     return {"ops": {bronze_trades.op.name: {"config": {"landing_root": str(landing_root)}}}}
-
-
-def _partition_key(day: dt.date, symbol: str) -> dg.MultiPartitionKey:
-    return dg.MultiPartitionKey({DATE_DIMENSION: day.isoformat(), SYMBOL_DIMENSION: symbol})
 
 
 def run_partition_keys(tags: Mapping[str, str]) -> list[str]:
@@ -200,7 +182,7 @@ def live_run_request(day: dt.date, segments: Mapping[str, str], root: Path) -> d
         **{f"{SEGMENT_TAG_PREFIX}{symbol}": stem for symbol, stem in segments.items()},
     }
     run_key = f"{day.isoformat()}|" + ",".join(f"{s}@{stem}" for s, stem in segments.items())
-    first, last = _partition_key(day, symbols[0]), _partition_key(day, symbols[-1])
+    first, last = partition_key(day, symbols[0]), partition_key(day, symbols[-1])
     if first == last:
         return dg.RunRequest(
             run_key=run_key, partition_key=first, run_config=live_run_config(root), tags=tags
@@ -243,7 +225,7 @@ def live_trades_landing(
     alone: dict[dt.date, set[str]] = {}
     held: list[str] = []
     for (day, symbol), stem in sorted(newest_sealed_stems(root).items()):
-        key = _partition_key(day, symbol)
+        key = partition_key(day, symbol)
         name = str(key)
         done = requested.get(name, "")
         cursor[name] = done  # partitions whose folders are gone drop out of the cursor

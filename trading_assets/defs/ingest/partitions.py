@@ -1,4 +1,5 @@
-"""Day × symbol partitions shared by every lakehouse asset and check."""
+"""Day × symbol partitions shared by every lakehouse asset and check, and by the sensors that
+request runs of them (this module imports no asset, so a sensor may import it)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from trading_assets.lib.settings import history_start_date, trading_symbols
+from trading_assets.lib.settings import load_settings
 
 DATE_DIMENSION = "date"
 SYMBOL_DIMENSION = "symbol"
@@ -16,12 +17,13 @@ SYMBOL_DIMENSION = "symbol"
 def build_trade_partitions() -> dg.MultiPartitionsDefinition:
     # end_offset=1: today is a partition too, the live one the sidecar's landed trades fill
     # during the day; Binance's bulk file replaces it the next morning (see the daily schedule).
+    settings = load_settings()
     return dg.MultiPartitionsDefinition(
         {
             DATE_DIMENSION: dg.DailyPartitionsDefinition(
-                start_date=history_start_date(), end_offset=1
+                start_date=settings.history_start, end_offset=1
             ),
-            SYMBOL_DIMENSION: dg.StaticPartitionsDefinition(trading_symbols()),
+            SYMBOL_DIMENSION: dg.StaticPartitionsDefinition(list(settings.symbols)),
         }
     )
 
@@ -37,6 +39,11 @@ def day_and_symbol(partition_key: str) -> tuple[dt.date, str]:
     else:
         day_text, symbol = partition_key.split("|")
     return dt.date.fromisoformat(day_text), symbol
+
+
+def partition_key(day: dt.date, symbol: str) -> dg.MultiPartitionKey:
+    """The day × symbol partition of ``symbol`` on ``day``."""
+    return dg.MultiPartitionKey({DATE_DIMENSION: day.isoformat(), SYMBOL_DIMENSION: symbol})
 
 
 def trade_symbols() -> Sequence[str]:

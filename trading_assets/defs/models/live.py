@@ -17,11 +17,11 @@ import polars as pl
 from pydantic import Field
 
 from trading_assets.defs.automation import once_per_tick
-from trading_assets.defs.ingest.landing import LandingResource
 from trading_assets.defs.lakehouse.assets import bars_1s
 from trading_assets.defs.models.registry import challenger_model
 from trading_assets.defs.models.training import GROUP
 from trading_assets.defs.watermark import watermark_from_ns
+from trading_assets.lib.asset_names import SERVED_MODEL
 from trading_assets.lib.feature_store.spec import FEATURE_CONFIG
 from trading_assets.lib.models.live_metrics import (
     NS,
@@ -30,11 +30,12 @@ from trading_assets.lib.models.live_metrics import (
     served_timeline_markdown,
     write_report,
 )
-from trading_assets.lib.settings import data_dir
+from trading_assets.lib.settings import load_settings
 from trading_assets.resources.iceberg import IcebergCatalogResource
+from trading_assets.resources.landing import LandingResource
 
 LIVE_METRICS_CRON = "*/5 * * * *"
-SERVED_MODEL_KEY = dg.AssetKey("served_model")
+SERVED_MODEL_KEY = dg.AssetKey(SERVED_MODEL)
 NO_MATURED_PREDICTIONS = "no prediction in the window whose outcome the bars already hold"
 _TABLE_COLUMNS = (
     "model_version",
@@ -112,7 +113,8 @@ def live_model_metrics(
         window_s=config.window_hours * 3600,
         horizon_s=FEATURE_CONFIG.label_horizon_s,
     )
-    folder = Path(config.output_dir) if config.output_dir else data_dir() / "live_metrics"
+    default_folder = load_settings().data_dir / "live_metrics"
+    folder = Path(config.output_dir) if config.output_dir else default_folder
     metrics_path, _ = write_report(report, folder)
     return dg.MaterializeResult(metadata=live_metrics_metadata(report, metrics_path))
 

@@ -15,22 +15,22 @@ another digest (a retrain landed in between) the check fails its run without jud
 model, and the version's verdict says so (``failed``): it is never served.
 """
 
-import os
 from collections.abc import Sequence
 
 import dagster as dg
 import numpy as np
-import polars as pl
 from pydantic import Field
 
 from trading_assets.defs.models.metadata import gate_metadata
 from trading_assets.defs.models.training import GROUP, incremental_model, training_frame_path
 from trading_assets.defs.watermark import carried_watermark
-from trading_assets.lib.feature_store import spec
+from trading_assets.lib import storage
+from trading_assets.lib.feature_store import offline, spec
 from trading_assets.lib.models import artifacts as files
 from trading_assets.lib.models import metrics as model_metrics
 from trading_assets.lib.models.evaluation import WalkForwardReport, design_matrix
 from trading_assets.lib.models.training import HoldoutReport, TrainedModel
+from trading_assets.lib.settings import SettingsError, load_settings
 from trading_assets.resources.feast import FeastResource
 from trading_assets.resources.mlflow import MlflowResource
 
@@ -56,9 +56,14 @@ class RegisteredModelConfig(dg.Config):
 
 
 def gate_margin(variable: str, default: str = "0") -> float | None:
-    """A gate margin from the environment: a number, or ``none`` to skip that test."""
-    raw = os.environ.get(variable, default).strip().lower()
-    return None if raw in ("none", "") else float(raw)
+    """A gate margin from the settings: a number, or ``none`` to skip that test."""
+    raw = (load_settings().tuning(variable) or default).strip().lower()
+    if raw in ("none", ""):
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{variable}: expected a number or 'none', got {raw!r}") from None
 
 
 class EvaluationGateConfig(dg.Config):
@@ -101,15 +106,15 @@ def parity_service(feast: FeastResource, features: Sequence[str]) -> str:
     """The feature service whose training frame a model of ``features`` is checked on: the
     training service's when it holds them all, else the first other one that does."""
     for service in sorted(spec.SERVICES, key=lambda name: name != spec.TRAINING_SERVICE):
-        path = training_frame_path(feast, service)
-        if path.exists() and set(pl.read_parquet_schema(path)).issuperset(features):
+        columns = offline.parquet_columns(training_frame_path(feast, service))
+        if columns is not None and set(columns).issuperset(features):
             return service
     raise ValueError(f"no feature service has a training frame with all of {list(features)}")
 
 
 def parity_sample(feast: FeastResource, model: TrainedModel, service: str) -> np.ndarray:
     """A fixed sample of training rows (seeded) in the model's feature order."""
-    frame = pl.read_parquet(training_frame_path(feast, service))
+    frame = offline.read_frame(training_frame_path(feast, service))
     rows = frame.sample(min(PARITY_SAMPLE_ROWS, frame.height), seed=PARITY_SEED)
     return design_matrix(rows, model.feature_names)
 
@@ -124,13 +129,13 @@ def onnx_model(context: dg.AssetExecutionContext, mlflow: MlflowResource) -> dg.
     """The incremental model exported to ONNX with its feature order in the model metadata."""
     from trading_assets.lib.models.onnx_export import export_onnx
 
-    model = files.load_model(mlflow.models_path() / files.INCREMENTAL_FILE)
+    model = files.load_model(mlflow.model_location(files.INCREMENTAL_FILE))
     onnx_bytes = export_onnx(model.booster, model.feature_names)
-    path = files.write_atomic(mlflow.models_path() / files.ONNX_FILE, onnx_bytes)
-    context.log.info(f"ONNX export: {len(onnx_bytes)} bytes at {path}")
+    uri = storage.as_uri(files.write_atomic(mlflow.model_location(files.ONNX_FILE), onnx_bytes))
+    context.log.info(f"ONNX export: {len(onnx_bytes)} bytes at {uri}")
     return dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(path)),
+            "path": dg.MetadataValue.path(uri),
             "bytes": dg.MetadataValue.int(len(onnx_bytes)),
             "trees": dg.MetadataValue.int(model.trees),
             "features": dg.MetadataValue.json(list(model.feature_names)),
@@ -144,8 +149,8 @@ def onnx_parity(feast: FeastResource, mlflow: MlflowResource) -> dg.AssetCheckRe
     """XGBoost and ONNX Runtime agree within 1e-5 on a fixed sample of training rows."""
     from trading_assets.lib.models.onnx_export import parity
 
-    model = files.load_model(mlflow.models_path() / files.INCREMENTAL_FILE)
-    onnx_bytes = (mlflow.models_path() / files.ONNX_FILE).read_bytes()
+    model = files.load_model(mlflow.model_location(files.INCREMENTAL_FILE))
+    onnx_bytes = storage.read_bytes(mlflow.model_location(files.ONNX_FILE))
     service = parity_service(feast, model.feature_names)
     report = parity(model.booster, onnx_bytes, parity_sample(feast, model, service))
     return dg.AssetCheckResult(
@@ -175,9 +180,8 @@ def registered_model(
     from trading_assets.lib.models.onnx_export import parity
     from trading_assets.lib.models.registry import register_model
 
-    folder = mlflow.models_path()
-    model, model_sha256 = files.load_model_and_digest(folder / files.INCREMENTAL_FILE)
-    onnx_bytes = (folder / files.ONNX_FILE).read_bytes()
+    model, model_sha256 = files.load_model_and_digest(mlflow.model_location(files.INCREMENTAL_FILE))
+    onnx_bytes = storage.read_bytes(mlflow.model_location(files.ONNX_FILE))
     if model.report is None:
         raise ValueError("the incremental model carries no walk-forward report of its full model")
     gate = parity(model.booster, onnx_bytes, parity_sample(feast, model, config.feature_service))
@@ -250,7 +254,7 @@ def beats_baselines(
     # The served model's file carries both reports, so a full retrain landing meanwhile cannot
     # pair this version with another model's evaluation; a retrain of the file itself is caught
     # by its digest.
-    model, model_sha256 = files.load_model_and_digest(mlflow.models_path() / files.INCREMENTAL_FILE)
+    model, model_sha256 = files.load_model_and_digest(mlflow.model_location(files.INCREMENTAL_FILE))
     uri, name = mlflow.ready_uri(), mlflow.model_name
     if model_sha256 != registered_sha256:
         reason = (

@@ -1,11 +1,12 @@
 """Training frames → full model (every 6 h) → incremental model (every 5 min).
 
-Models pass between assets as files under the resource's models folder (written atomically), so
-each step reads what the previous materialization left, never an in-memory object.
+Models pass between assets as files at the MLflow resource's models location (a folder locally,
+S3 in production; replaced atomically), and training frames at Feast's training location, so each
+step reads what the previous materialization left, on whichever machine it ran, never an
+in-memory object or another worker's disk.
 """
 
 import datetime as dt
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -16,7 +17,8 @@ from trading_assets.defs.features.assets import features, training_set
 from trading_assets.defs.lakehouse.assets import bars_1s
 from trading_assets.defs.models.metadata import full_model_metadata, holdout_markdown
 from trading_assets.defs.watermark import watermark_metadata
-from trading_assets.lib.feature_store import spec
+from trading_assets.lib import storage
+from trading_assets.lib.feature_store import offline, spec
 from trading_assets.lib.feature_store.recent import RECENT_PREFIX
 from trading_assets.lib.features import check_model_features, label_names
 from trading_assets.lib.models import artifacts as files
@@ -84,14 +86,14 @@ class IncrementalModelConfig(dg.Config):
     max_new_trees: int = Field(default=10, description="Most trees added to the full model.")
 
 
-def training_frame_path(feast: FeastResource, service: str) -> Path:
-    """Where training_set writes the service's point-in-time frame."""
-    return Path(feast.training_dir()) / f"{service}.parquet"
+def training_frame_path(feast: FeastResource, service: str) -> str:
+    """Where training_set writes the service's point-in-time frame (a path or URI)."""
+    return storage.join(feast.training_dir(), f"{service}.parquet")
 
 
-def recent_frame_path(feast: FeastResource, service: str) -> Path:
-    """Where recent_training_rows writes the service's newest rows."""
-    return Path(feast.training_dir()) / f"{RECENT_PREFIX}{service}.parquet"
+def recent_frame_path(feast: FeastResource, service: str) -> str:
+    """Where recent_training_rows writes the service's newest rows (a path or URI)."""
+    return storage.join(feast.training_dir(), f"{RECENT_PREFIX}{service}.parquet")
 
 
 def service_features(frame: pl.DataFrame, service: str) -> list[str]:
@@ -164,7 +166,7 @@ def full_model(
     """Full XGBoost return model on the newest training frame, with a walk-forward report."""
     from trading_assets.lib.models import DEFAULT_PARAMS, train_full
 
-    frame = pl.read_parquet(training_frame_path(feast, config.feature_service))
+    frame = offline.read_frame(training_frame_path(feast, config.feature_service))
     names = model_inputs(frame, config)
     label = config.label or label_names(spec.FEATURE_CONFIG)[0]
     missing = sorted({label, *names} - set(frame.columns))
@@ -177,9 +179,9 @@ def full_model(
     model = train_full(
         frame, names, label, params, n_trees=config.n_trees, n_folds=config.n_folds, embargo=embargo
     )
-    path = files.save_model(model, mlflow.models_path() / files.FULL_FILE)
-    context.log.info(f"full model: {model.trees} trees on {model.training_rows} rows at {path}")
-    return dg.MaterializeResult(metadata=full_model_metadata(model, str(path)))
+    uri = storage.as_uri(files.save_model(model, mlflow.model_location(files.FULL_FILE)))
+    context.log.info(f"full model: {model.trees} trees on {model.training_rows} rows at {uri}")
+    return dg.MaterializeResult(metadata=full_model_metadata(model, uri))
 
 
 @dg.asset(
@@ -200,11 +202,11 @@ def incremental_model(
     """The current full model plus a bounded number of trees boosted on the newest rows."""
     from trading_assets.lib.models import train_incremental
 
-    base = files.load_model(mlflow.models_path() / files.FULL_FILE)
-    newest = pl.read_parquet(recent_frame_path(feast, config.feature_service))
+    base = files.load_model(mlflow.model_location(files.FULL_FILE))
+    newest = offline.read_frame(recent_frame_path(feast, config.feature_service))
     model = train_incremental(base, newest, config.max_new_trees)
-    path = files.save_model(model, mlflow.models_path() / files.INCREMENTAL_FILE)
-    context.log.info(f"incremental model: {model.trees} trees ({base.trees} full) at {path}")
+    uri = storage.as_uri(files.save_model(model, mlflow.model_location(files.INCREMENTAL_FILE)))
+    context.log.info(f"incremental model: {model.trees} trees ({base.trees} full) at {uri}")
     holdout: dict[str, dg.MetadataValue] = {}
     if model.holdout is not None:
         holdout = {
@@ -215,7 +217,7 @@ def incremental_model(
     return dg.MaterializeResult(
         metadata=holdout
         | {
-            "path": dg.MetadataValue.path(str(path)),
+            "path": dg.MetadataValue.path(uri),
             "full_trees": dg.MetadataValue.int(model.full_trees),
             "new_trees": dg.MetadataValue.int(model.trees - model.full_trees),
             "training_rows": dg.MetadataValue.int(model.training_rows),

@@ -1,22 +1,38 @@
 """The Feast offline copy of gold features: one parquet file per day × symbol, replaced whole.
 
-A partition file is written under a hidden name (``.`` prefix: Parquet dataset readers skip it)
-and renamed over the old one, so a reader sees either the previous or the new partition, never
-half of one and never both (on an object store the final PUT is the atomic step).
+A partition file is replaced atomically (see :mod:`trading_assets.lib.storage`), so a reader sees
+either the previous or the new partition, never half of one and never both; staged files carry
+hidden names, which Parquet dataset readers skip.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from dataclasses import dataclass
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from trading_assets.lib import storage
 from trading_assets.lib.feature_store.spec import ENTITY, TIMESTAMP_FIELD
+from trading_assets.lib.storage import filesystem_for
+
+__all__ = [
+    "FILE_SUFFIX",
+    "ExportResult",
+    "export_partition",
+    "filesystem_for",
+    "list_partitions",
+    "newest_event_time",
+    "newest_event_times",
+    "parquet_columns",
+    "parse_partition_name",
+    "partition_file",
+    "read_frame",
+    "read_offline",
+    "write_parquet_atomic",
+]
 
 FILE_SUFFIX = ".parquet"
 
@@ -31,26 +47,30 @@ class ExportResult:
 
 def partition_file(directory: str, day: dt.date, symbol: str) -> str:
     """``<directory>/<day>_<symbol>.parquet``: names sort by day, then symbol."""
-    return f"{directory.rstrip('/')}/{day.isoformat()}_{symbol}{FILE_SUFFIX}"
-
-
-def filesystem_for(location: str) -> tuple[pafs.FileSystem, str]:
-    """A pyarrow filesystem and path for a local path or a URI (s3://...)."""
-    return pafs.FileSystem.from_uri(location if "://" in location else f"file://{location}")
+    return storage.join(directory, f"{day.isoformat()}_{symbol}{FILE_SUFFIX}")
 
 
 def write_parquet_atomic(data: pa.Table, target: str) -> None:
-    """Write ``target`` under a hidden staged name, then rename it into place."""
-    fs, target_path = filesystem_for(target)
-    folder, name = target_path.rsplit("/", 1)
-    fs.create_dir(folder, recursive=True)
-    staged = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
-    try:
-        pq.write_table(data, staged, filesystem=fs, compression="zstd")
-        fs.move(staged, target_path)
-    finally:
-        if fs.get_file_info(staged).type != pafs.FileType.NotFound:
-            fs.delete_file(staged)
+    """Replace the Parquet file ``target`` (a path or URI) with ``data``, atomically."""
+    # Serialized first, so the replacement is one atomic write (one upload on S3); compressed
+    # Parquet is a fraction of the table already held in memory.
+    sink = pa.BufferOutputStream()
+    pq.write_table(data, sink, compression="zstd")
+    storage.write_bytes_atomic(target, memoryview(sink.getvalue()))
+
+
+def read_frame(location: str) -> pl.DataFrame:
+    """The Parquet file at ``location`` (a path or URI) as a frame; FileNotFoundError if absent."""
+    return pl.read_parquet(storage.read_bytes(location))
+
+
+def parquet_columns(location: str) -> list[str] | None:
+    """The column names of the Parquet file at ``location`` (from its footer); None if absent."""
+    if not storage.exists(location):
+        return None
+    fs, path = filesystem_for(location)
+    with fs.open_input_file(path) as source:
+        return list(pq.read_schema(source).names)
 
 
 def export_partition(
@@ -60,9 +80,7 @@ def export_partition(
     an empty frame removes the file (Feast's readers choke on empty files' null types)."""
     target = partition_file(directory, day, symbol)
     if frame.is_empty():
-        fs, target_path = filesystem_for(target)
-        if fs.get_file_info(target_path).type != pafs.FileType.NotFound:
-            fs.delete_file(target_path)
+        storage.delete(target)
         return ExportResult(target, 0)
     data = frame.with_columns(
         pl.col(TIMESTAMP_FIELD).cast(pl.Datetime("us", "UTC")), pl.col(ENTITY).cast(pl.String)
@@ -73,17 +91,7 @@ def export_partition(
 
 def list_partitions(directory: str) -> list[str]:
     """Exported partition files, sorted (the names sort by day, then symbol)."""
-    fs, path = filesystem_for(directory)
-    if fs.get_file_info(path).type == pafs.FileType.NotFound:
-        return []
-    selector = pafs.FileSelector(path, recursive=False)
-    files = [
-        info.path
-        for info in fs.get_file_info(selector)
-        if info.base_name.endswith(FILE_SUFFIX) and not info.base_name.startswith((".", "_"))
-    ]
-    prefix = directory[: len(directory) - len(path)] if "://" in directory else ""
-    return sorted(prefix + f for f in files)
+    return storage.list_files(directory, FILE_SUFFIX)
 
 
 def parse_partition_name(location: str) -> tuple[dt.date, str]:
@@ -124,4 +132,4 @@ def read_offline(directory: str) -> pl.DataFrame:
     files = list_partitions(directory)
     if not files:
         return pl.DataFrame()
-    return pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed")
+    return pl.concat([read_frame(f) for f in files], how="vertical_relaxed")

@@ -8,10 +8,9 @@ store's ``repo_path``. The definitions always live in ``feature_repo/``; the dat
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from trading_assets.lib.settings import PROJECT_ROOT
+from trading_assets.lib.settings import PROJECT_ROOT, load_settings
 
 FEATURE_REPO_DIR = PROJECT_ROOT / "feature_repo"
 DEFINITION_MODULES = ("entities", "data_sources", "feature_views", "feature_services")
@@ -19,8 +18,6 @@ DEFINITION_MODULES = ("entities", "data_sources", "feature_views", "feature_serv
 
 YAML_BY_ENVIRONMENT = {"local": "feature_store.yaml", "prod": "feature_store.prod.yaml"}
 
-OFFLINE_ROOT_ENV = "FEAST_OFFLINE_ROOT"
-DEFAULT_OFFLINE_ROOT = "data/offline"
 GOLD_FEATURES_FOLDER = "features"
 """Folder of the gold feature export (one parquet file per day × symbol) under the offline root."""
 BOOK_FEATURES_FOLDER = "book"
@@ -29,7 +26,7 @@ BOOK_FEATURES_FOLDER = "book"
 def offline_root() -> str:
     """Offline data root: relative (to the data root) by default, an absolute path or URI in
     production (``FEAST_OFFLINE_ROOT``, e.g. ``s3://bucket/feast/offline``)."""
-    return os.environ.get(OFFLINE_ROOT_ENV, "").strip().rstrip("/") or DEFAULT_OFFLINE_ROOT
+    return load_settings().feast_offline_root
 
 
 def resolve(data_root: str | Path, path: str) -> str:

@@ -32,7 +32,18 @@ SERVICES: dict[str, tuple[str, ...]] = {
     "signal_trades_v2": TRADE_GROUPS,
 }
 """Feature services and the groups (feature views) each reads. Versioned: a changed set gets a new
-name, old models keep theirs."""
+name, old models keep theirs. The Feast repository builds its services from this."""
+
+SERVICE_DESCRIPTIONS: dict[str, str] = {
+    "signal_v1": "Everything the sidecar serves: price, flow and book groups, level features "
+    "included (kept for the versions registered on it).",
+    "signal_trades_v1": "Trades-only groups, level features included (kept for the versions "
+    "registered on it).",
+    "signal_v2": "Model inputs of the price, flow and book groups: no level features.",
+    "signal_trades_v2": "Model inputs of the trades-only groups (no level features): what "
+    "history supports for training, and the fallback when book data is stale.",
+}
+"""Each service's description in the Feast registry."""
 
 LEVEL_SERVICES = frozenset({"signal_v1", "signal_trades_v1"})
 """Services that also serve the display-only level features (``vwap_{w}s``). Kept unchanged for the

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from trading_assets.lib.feature_store.spec import STALE_AFTER_S
+from trading_assets.lib.settings import SettingsError, load_settings
 
 NS_PER_S = 1_000_000_000
-DEFAULT_SIDECAR_URL = "http://127.0.0.1:8700"
 DEFAULT_MAX_AGE_S = float(STALE_AFTER_S)
 """The feature views' TTL: past it Feast would not join the row either, so it is stale by the
 project's own definition. A healthy sidecar keeps rows about a second old; the batch path
@@ -29,15 +28,21 @@ sidecar is down, so nothing lands) a repair cannot help, and repeating it every 
 fill the run queue."""
 
 
-def sidecar_url_from_env() -> str:
-    """The sidecar's base URL (``SIDECAR_URL``; default the local ``make run`` port)."""
-    return os.environ.get("SIDECAR_URL", "").strip().rstrip("/") or DEFAULT_SIDECAR_URL
+def configured_sidecar_url() -> str:
+    """The sidecar's base URL (``SIDECAR_URL`` in the settings)."""
+    return load_settings().sidecar_url
 
 
-def max_age_from_env() -> float:
-    """Seconds an online row may age before it is stale (``STALENESS_MAX_AGE_S``)."""
-    raw = os.environ.get("STALENESS_MAX_AGE_S", "").strip()
-    return float(raw) if raw else DEFAULT_MAX_AGE_S
+def configured_max_age_s() -> float:
+    """Seconds an online row may age before it is stale (``STALENESS_MAX_AGE_S``, else the
+    feature views' TTL)."""
+    raw = load_settings().tuning("STALENESS_MAX_AGE_S")
+    if raw is None:
+        return DEFAULT_MAX_AGE_S
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"STALENESS_MAX_AGE_S: expected seconds, got {raw!r}") from None
 
 
 @dataclass(frozen=True)

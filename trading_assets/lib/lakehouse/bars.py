@@ -9,6 +9,18 @@ from __future__ import annotations
 
 import polars as pl
 
+SILVER_BAR_COLUMNS = (
+    "trade_date",
+    "symbol",
+    "trade_id",
+    "price",
+    "qty",
+    "event_time",
+    "is_buyer_maker",
+)
+"""The silver columns bars are computed from: what bars_1s reads, and what a silver source of
+the sidecar's fallback must return at least."""
+
 BAR_COLUMNS = (
     "trade_date",
     "symbol",

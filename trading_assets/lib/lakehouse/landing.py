@@ -15,6 +15,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import polars as pl
 
 from trading_assets.lib.lakehouse.landing_layout import (
@@ -33,6 +34,7 @@ from trading_assets.lib.lakehouse.landing_layout import (
     partition_dir,
     read_complete_lines,
 )
+from trading_assets.lib.lakehouse.records import Trade
 from trading_assets.lib.lakehouse.schemas import PRICE_SCALE, RAW_TRADE_COLUMNS
 
 __all__ = [
@@ -55,14 +57,12 @@ __all__ = [
     "read_landed_trades",
 ]
 
-# Fields of streaming.venues.binance.records.Trade that bronze needs, as landed.
-_TRADE_FIELDS = {
-    "trade_id": pl.Int64,
-    "price": pl.String,
-    "quantity": pl.String,
-    "is_buyer_maker": pl.Boolean,
-    "trade_ns": pl.Int64,
-}
+# The fields of the landed Trade that bronze needs, typed as the record declares them: a field
+# renamed or retyped there fails here, at import, instead of reading back as nulls.
+_BRONZE_FIELDS = ("trade_id", "price", "quantity", "is_buyer_maker", "trade_ns")
+_POLARS_TYPES = {int: pl.Int64, str: pl.String, bool: pl.Boolean}
+_TRADE_TYPES = {field.name: field.type for field in msgspec.structs.fields(Trade)}
+_TRADE_FIELDS = {name: _POLARS_TYPES[_TRADE_TYPES[name]] for name in _BRONZE_FIELDS}
 _DECIMAL = pl.Decimal(38, PRICE_SCALE)
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import msgspec
 
-from trading_assets.lib.settings import data_dir
+from trading_assets.lib.settings import load_settings
 
 TRADES_KIND = "trades"
 BOOK_TICKERS_KIND = "book_tickers"
@@ -37,9 +37,8 @@ SOURCE_LIVE = "binance.live.trades"
 
 
 def default_landing_root() -> Path:
-    """``TRADING_LANDING_DIR``, else ``<data dir>/landing`` (shared by the sidecar and Dagster)."""
-    configured = os.environ.get("TRADING_LANDING_DIR", "").strip()
-    return Path(configured) if configured else data_dir() / "landing"
+    """The sidecar's landing folder (``TRADING_LANDING_DIR``; see the settings)."""
+    return load_settings().landing_dir
 
 
 def partition_dir(root: Path, kind: str, symbol: str, day: dt.date) -> Path:

@@ -258,12 +258,7 @@ def read_silver(
 
 def build_bars_1s(lake: Lakehouse, symbol: str, day: dt.date) -> BarsResult:
     """bars_1s: OHLCV, VWAP and taker buy/sell volume per second with trades."""
-    trades = read_silver(
-        lake,
-        symbol,
-        day,
-        ("trade_date", "symbol", "trade_id", "price", "qty", "event_time", "is_buyer_maker"),
-    )
+    trades = read_silver(lake, symbol, day, bar_math.SILVER_BAR_COLUMNS)
     bars = bar_math.bars_from_trades(trades, "1s")
     return _write_bars(lake, BARS_1S_TABLE, symbol, day, bars)
 

@@ -1,9 +1,10 @@
-"""Trained models on disk between pipeline steps: one JSON file per model, written atomically.
+"""Trained models between pipeline steps: one JSON file per model, replaced atomically.
 
-A file holds the booster (XGBoost's own JSON), its feature order, label, parameters, training
-span and sizes, gain importance and, for full models, the walk-forward report, so the next step
-can continue boosting, export or register the model without retraining it.
-"""
+Models live at a location (a folder locally, an ``s3://`` prefix in production; see
+:mod:`trading_assets.lib.storage`), never on a disk the next step is assumed to share. A file
+holds the booster (XGBoost's own JSON), its feature order, label, parameters, training span and
+sizes, gain importance and, for full models, the walk-forward report, so the next step can
+continue boosting, export or register the model without retraining it."""
 
 from __future__ import annotations
 
@@ -11,34 +12,24 @@ import datetime as dt
 import hashlib
 import json
 import math
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import xgboost as xgb
 
+from trading_assets.lib import storage
 from trading_assets.lib.models.evaluation import FoldResult, WalkForwardReport
 from trading_assets.lib.models.metrics import BASELINES, FEE_BP, Comparison, Metrics
 from trading_assets.lib.models.training import HoldoutReport, TrainedModel
+from trading_assets.lib.settings import ObjectStore
 
 FULL_FILE = "full_model.json"
 INCREMENTAL_FILE = "incremental_model.json"
 ONNX_FILE = "model.onnx"
 
 
-def write_atomic(path: Path, data: bytes) -> Path:
-    """Write ``data`` to a temporary file next to ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, staged = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(staged, path)
-    except BaseException:
-        Path(staged).unlink(missing_ok=True)
-        raise
-    return path
+def write_atomic(location: str, data: bytes, store: ObjectStore | None = None) -> str:
+    """Replace the file at ``location`` with ``data``; a reader sees the old or the new bytes."""
+    return storage.write_bytes_atomic(location, data, store)
 
 
 def _comparison_to_dict(value: Comparison) -> dict[str, Any]:
@@ -139,8 +130,8 @@ def _holdout_from_dict(value: dict[str, Any]) -> HoldoutReport:
     )
 
 
-def save_model(model: TrainedModel, path: Path) -> Path:
-    """Write ``model`` (booster and everything needed to use and audit it) to ``path``."""
+def save_model(model: TrainedModel, location: str, store: ObjectStore | None = None) -> str:
+    """Write ``model`` (booster and everything needed to use and audit it) to ``location``."""
     document = {
         "booster": bytes(model.booster.save_raw(raw_format="json")).decode(),
         "feature_names": list(model.feature_names),
@@ -159,22 +150,24 @@ def save_model(model: TrainedModel, path: Path) -> Path:
         if model.full_time_start is None
         else model.full_time_start.isoformat(),
     }
-    return write_atomic(path, json.dumps(document).encode())
+    return write_atomic(location, json.dumps(document).encode(), store)
 
 
-def load_model(path: Path) -> TrainedModel:
+def load_model(location: str, store: ObjectStore | None = None) -> TrainedModel:
     """Read a model written by :func:`save_model`."""
-    return load_model_and_digest(path)[0]
+    return load_model_and_digest(location, store)[0]
 
 
-def load_model_and_digest(path: Path) -> tuple[TrainedModel, str]:
+def load_model_and_digest(
+    location: str, store: ObjectStore | None = None
+) -> tuple[TrainedModel, str]:
     """:func:`load_model`, with the SHA-256 of the very bytes it read: the file may be replaced
     (atomically) at any moment, so a digest of a second read could describe another model."""
-    data = path.read_bytes()
-    return _parse_model(data, path), hashlib.sha256(data).hexdigest()
+    data = storage.read_bytes(location, store)
+    return _parse_model(data, location), hashlib.sha256(data).hexdigest()
 
 
-def _parse_model(data: bytes, path: Path) -> TrainedModel:
+def _parse_model(data: bytes, location: str) -> TrainedModel:
     document = json.loads(data)
     booster = xgb.Booster()
     booster.load_model(bytearray(document["booster"].encode()))
@@ -182,7 +175,7 @@ def _parse_model(data: bytes, path: Path) -> TrainedModel:
     booster.feature_names = list(names)
     kind = document["kind"]
     if kind not in ("full", "incremental"):
-        raise ValueError(f"{path}: unknown model kind {kind!r}")
+        raise ValueError(f"{location}: unknown model kind {kind!r}")
     report, holdout = document["report"], document.get("holdout")
     full_start = document.get("full_time_start")
     return TrainedModel(

@@ -3,11 +3,15 @@
 One ``InferenceSession`` per model, built once: session construction costs milliseconds while a
 single-row prediction costs microseconds. Threads are pinned to one because a sidecar scores one
 row at a time next to other processes; a thread pool only adds wake-up latency at that size.
+
+:func:`open_servable` is the sidecar's whole check that a version can serve (session, feature
+list, one warm-up prediction); the rollout sensor runs the same check before it restores one.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -93,6 +97,25 @@ class OnnxModel:
             )
         out = self._session.run([self._output], {self._input: x})[0]
         return np.asarray(out, dtype=np.float32).reshape(x.shape[0])
+
+
+def warm_up_model(model: OnnxModel, version: str) -> None:
+    """Run one prediction so the first live call pays no lazy initialisation.
+
+    A model that cannot even score a zero vector to a finite number is refused here rather than
+    discovered on the hot path.
+    """
+    value = model.predict_one(np.zeros(len(model.feature_names), dtype=np.float32))
+    if not math.isfinite(value):
+        raise ValueError(f"version {version} warm-up produced {value}")
+
+
+def open_servable(onnx_bytes: bytes, feature_names: Sequence[str], version: str) -> OnnxModel:
+    """A version's model opened and warmed up as the sidecar serves it; raises when it cannot
+    serve (a session that does not open, a feature list that disagrees, a non-finite score)."""
+    model = OnnxModel(onnx_bytes, feature_names)
+    warm_up_model(model, version)
+    return model
 
 
 def _first_difference(expected: list[str], got: list[str]) -> str:

@@ -1,4 +1,5 @@
-"""The sidecar's newest-vector reader of the Feast online store.
+"""The newest-vector reader of the Feast online store, shared by the sidecar and the staleness
+sensor so that both judge a vector's age the same way.
 
 :class:`OnlineFeatureReader` reads one symbol's vector per view with ``online_read`` (what
 ``get_online_features`` does underneath), which also gives each view's event time to the
@@ -9,23 +10,35 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-from feast.protos.feast.types.Value_pb2 import Value
-
-from streaming.fallback.decision import OnlineRead
 from trading_assets.lib.feature_store.spec import ENTITY
 
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore, FeatureView
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _NUMERIC_FIELDS = frozenset({"double_val", "float_val", "int64_val", "int32_val", "bool_val"})
 
 
+@dataclass(frozen=True)
+class OnlineRead:
+    """One online-store read: the values, their event time, and how long the read took."""
+
+    values: Mapping[str, float | None]
+    event_time_ns: int
+    latency_s: float
+
+
 def _entity_key(symbol: str) -> EntityKey:
+    # Imported on a symbol's first read, not with the module: processes that only need
+    # OnlineRead (the sidecar's silver-pull worker, through the fallback types) never load Feast.
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
     return EntityKey(join_keys=[ENTITY], entity_values=[Value(string_val=symbol)])
 
 
