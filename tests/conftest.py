@@ -26,3 +26,34 @@ def redis():
 
     with redis_server() as server:
         yield server
+
+
+# The production profile's servers (trading_assets.servers), each started once per session and
+# only when a test asks for it.
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL 15 with the profile's databases and a password."""
+    from trading_assets.servers import postgres_server
+
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 (SeaweedFS) that refuses requests without its credentials."""
+    from trading_assets.servers import s3_server
+
+    with s3_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(postgres, s3_server):
+    """A real MLflow server on ``postgres`` that proxies artifacts to ``s3_server``."""
+    from trading_assets.servers import mlflow_server
+
+    with mlflow_server(postgres, s3_server) as server:
+        yield server
