@@ -32,7 +32,7 @@ MARKET_ENV = $(if $(filter binance,$(MARKET)),,$(SIM_ENV))
 # environment's interpreter itself: no `uv run` in between, so each process gets its signals.
 PYTHON := .venv/bin/python
 
-.PHONY: help bootstrap services run sim sidecar test lint format bench check-defs clean
+.PHONY: help bootstrap servers services run run-prod sim sidecar test lint format bench check-defs clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -53,22 +53,32 @@ bootstrap: .venv/.synced ## Install uv (if missing) and the locked environment
 
 # Tests start their own private servers from these binaries (PostgreSQL 15 ships with the image).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-services: ## Install what tests use when absent (redis-server, and Chromium for the browser test)
+servers: ## Install the servers the production profile runs when absent (redis-server)
 	@command -v redis-server >/dev/null || { \
 	  echo "redis-server not found: installing it with apt-get"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
+
+services: servers ## Install what tests use when absent (redis-server, and Chromium for the browser test)
 	@command -v chromium >/dev/null || { \
 	  echo "chromium not found: installing Debian's with apt-get (the browser test drives it)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
+# TRADING_ENV=prod make run is make run-prod.
+PROFILE ?= $(if $(filter prod,$(TRADING_ENV)),prod,local)
+PROD_DATA_DIR ?= $(CURDIR)/dagster_home/prod
+
 run: bootstrap ## Run the whole system on embedded defaults (market, Dagster, MLflow UI, sidecar)
 	@mkdir -p $(DAGSTER_HOME) $(DATA_DIR)/mlflow
-	@$(PYTHON) -m trading_assets.launcher --market $(if $(filter binance,$(MARKET)),binance,sim) \
+	@$(PYTHON) -m trading_assets.launcher --profile $(PROFILE) --market $(if $(filter binance,$(MARKET)),binance,sim) \
 	  --sim-host $(SIM_HOST) --sim-port $(SIM_PORT) --symbols $(SIM_SYMBOLS) \
 	  $(if $(REPLAY),--replay $(REPLAY)) --dagster-port $(DAGSTER_PORT) \
 	  --sidecar-port $(SIDECAR_PORT) --mlflow-port $(MLFLOW_PORT) \
-	  --history-days $(HISTORY_DAYS) --data-dir $(DATA_DIR) \
+	  --history-days $(HISTORY_DAYS) \
+	  --data-dir $(if $(filter prod,$(PROFILE)),$(PROD_DATA_DIR),$(DATA_DIR)) \
 	  $(foreach pair,$(MARKET_ENV),--market-env $(pair))
+
+run-prod: bootstrap servers ## Run the whole system on PostgreSQL, Redis, S3 and an MLflow server
+	@$(MAKE) --no-print-directory run PROFILE=prod
 
 sim: bootstrap ## Run only the exchange simulator (synthetic market)
 	$(UV) run --frozen trading-sim --host $(SIM_HOST) --port $(SIM_PORT) --symbols $(SIM_SYMBOLS)

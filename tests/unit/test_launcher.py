@@ -9,7 +9,9 @@ import subprocess
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT
-from trading_assets.launcher import MLFLOW_ENV, parse_args, plan
+from trading_assets.launcher import check_settings, parse_args, plan
+from trading_assets.lib.settings import Settings
+from trading_assets.servers import MLFLOW_ENV
 from trading_assets.supervisor import Service
 
 MARKET_URLS = ("BINANCE_BULK_BASE_URL", "BINANCE_REST_BASE_URL", "BINANCE_WS_BASE_URL")
@@ -88,3 +90,47 @@ def test_a_replay_reaches_the_simulator_and_history_days_the_bootstrap(tmp_path)
     assert services["simulator"].argv[-2:] == ["--replay", "rec/session.txt.gz"]
     bootstrap = services["bootstrap"].argv
     assert bootstrap[bootstrap.index("--days") + 1] == "1"
+
+
+def test_run_prod_starts_the_four_servers_first_then_each_side_on_its_own_data_folder(tmp_path):
+    services = services_of_make_run(tmp_path, PROFILE="prod", PROD_DATA_DIR=str(tmp_path))
+
+    assert list(services) == [
+        "postgres", "redis", "s3", "mlflow", "simulator", "dagster", "sidecar", "bootstrap",
+    ]  # fmt: skip
+    dagster, sidecar = services["dagster"].env, services["sidecar"].env
+    assert dagster["TRADING_DATA_DIR"] != sidecar["TRADING_DATA_DIR"]
+    for env in (dagster, sidecar, services["bootstrap"].env):
+        settings = Settings.from_environ(env)
+        assert settings.environment == "prod"
+        assert settings.landing_uri.startswith("s3://") and settings.models_uri.startswith("s3://")
+        assert settings.mlflow_tracking_uri == "http://127.0.0.1:5123"
+    home = Path(dagster["DAGSTER_HOME"])
+    assert (home / "dagster.yaml").read_text() == (
+        REPO_ROOT / "dagster_home" / "dagster.prod.yaml"
+    ).read_text()
+    assert "DAGSTER_HOME" not in sidecar
+
+
+def test_run_prod_keeps_its_secrets_private_stable_and_off_every_command_line(tmp_path):
+    first = services_of_make_run(tmp_path, PROFILE="prod", PROD_DATA_DIR=str(tmp_path))
+    again = services_of_make_run(tmp_path, PROFILE="prod", PROD_DATA_DIR=str(tmp_path))
+
+    secrets = Settings.from_environ(first["dagster"].env).secrets()
+    assert secrets and secrets == Settings.from_environ(again["dagster"].env).secrets()
+    assert (tmp_path / "secrets.json").stat().st_mode & 0o777 == 0o600
+    secret_key = first["dagster"].env["AWS_SECRET_ACCESS_KEY"]
+    for service in first.values():
+        command_line = " ".join(service.argv)
+        assert secret_key not in command_line, service.name
+        assert not any(secret in command_line for secret in secrets), service.name
+
+
+def test_a_bad_setting_stops_the_launch_in_one_line_naming_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRADING_SYMBOLS", "BTC-USDT")
+
+    problem = check_settings(parse_args(["--data-dir", str(tmp_path)]))
+
+    assert problem is not None and problem.startswith("TRADING_SYMBOLS: ")
+    monkeypatch.delenv("TRADING_SYMBOLS")
+    assert check_settings(parse_args(["--profile", "prod", "--data-dir", str(tmp_path)])) is None

@@ -118,7 +118,7 @@ VARIABLES: tuple[Variable, ...] = (
              "rows; `none` skips (unset: 0.05)", None, None),
     Variable("MODEL_GATE_MAX_IC_P_VALUE", "largest p-value of the out-of-sample IC; `none` skips "
              "(unset: 0.01)", None, None),
-    Variable("DAGSTER_POSTGRES_URL", "the Dagster instance's storage, `postgresql://…`",
+    Variable("DAGSTER_POSTGRES_URL", "the Dagster instance's storage, `postgresql+psycopg2://…`",
              None, None, secret=True, instance_only=True),
     Variable("DAGSTER_COMPUTE_LOGS_BUCKET", "the S3 bucket of the Dagster instance's compute logs",
              None, None, instance_only=True),
@@ -344,7 +344,7 @@ URI_SCHEMES: dict[str, tuple[str, ...]] = {
     "MLFLOW_TRACKING_URI": ("sqlite", "http", "https", "postgresql", "file"),
     "SIDECAR_URL": ("http", "https"),
     "AWS_ENDPOINT_URL": ("http", "https"),
-    "DAGSTER_POSTGRES_URL": ("postgresql", "postgres"),
+    "DAGSTER_POSTGRES_URL": ("postgresql", "postgresql+psycopg2"),
     "TRADING_LANDING_URI": ("", "s3"),
     "TRADING_MODELS_URI": ("", "s3"),
     "FEAST_OFFLINE_ROOT": ("", "s3"),

@@ -33,6 +33,7 @@ from trading_assets.servers.services import (
     mlflow_service,
     pg_bin,
     postgres_service,
+    prepare_postgres,
     redis_service,
     s3_service,
 )
@@ -104,8 +105,12 @@ class ServerProcess:
 def postgres_server(*, durable: bool = False) -> Iterator[PostgresServer]:
     """A private PostgreSQL cluster with ``DATABASES``, on a free loopback port, with a password."""
     server = PostgresServer(LOOPBACK, free_port(), password=secrets.token_hex(16))
-    with _serve("pg-", server, lambda root: postgres_service(root, server, durable=durable),
-                lambda: _pg_ready(server)) as running:  # fmt: skip
+
+    def service(root: Path) -> Service:
+        prepare_postgres(root, server.user, server.password, durable=durable)
+        return postgres_service(root, server, durable=durable)
+
+    with _serve("pg-", server, service, lambda: _pg_ready(server)) as running:
         yield running
 
 

@@ -33,11 +33,11 @@ MLFLOW_WORKERS = 1
 
 
 def postgres_service(root: Path, server: PostgresServer, *, durable: bool = True) -> Service:
-    """PostgreSQL in the foreground on ``root/data``, its cluster and databases made once.
+    """PostgreSQL in the foreground on ``root/data``, which :func:`prepare_postgres` made.
 
     ``durable=False`` (tests) trades crash safety for speed: no fsync. A clean stop (SIGINT, a fast
     shutdown) keeps every committed row either way."""
-    data = prepare_postgres(root, server.user, server.password, durable=durable)
+    data = root / "data"
     speed = [] if durable else ["-c", "fsync=off", "-c", "synchronous_commit=off"]
     argv = [
         *_as_postgres(), str(pg_bin() / "postgres"), "-D", str(data), "-p", str(server.port),
