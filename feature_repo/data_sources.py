@@ -8,7 +8,9 @@ offline store, and the table's data folder also holds files that replaced partit
 name, then renamed), which is exactly the current table content.
 
 Relative paths resolve against the store's data root (Feast's repo_path); production sets
-``FEAST_OFFLINE_ROOT`` to an absolute path or object-store URI.
+``FEAST_OFFLINE_ROOT`` to an object-store URI (``s3://…``). A source's path ends in its export's
+folder; applying the repository (``trading_assets.lib.feature_store.repo.localize_sources``)
+registers that folder under the offline root of the applying process's settings.
 """
 
 from feast import FileSource, PushSource

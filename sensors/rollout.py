@@ -118,7 +118,7 @@ class RolloutPolicyResource(dg.ConfigurableResource):
                 f"(known: {', '.join(sorted(cls.model_fields))})"
             )
         try:
-            return cls(**overrides)  # pydantic converts the strings to the fields' types
+            return cls.model_validate(dict(overrides))  # converts the strings to the field types
         except pydantic.ValidationError as error:
             field = str(error.errors()[0]["loc"][0])
             raise SettingsError(
@@ -302,7 +302,7 @@ def model_rollout(
     scored: list[pl.DataFrame] = []  # kept for the move's watermark
 
     def score(start_ns: int) -> pl.DataFrame:
-        frame = scored_window(iceberg.lakehouse(), landing.root_path(), start_ns, now_ns, horizon)
+        frame = scored_window(iceberg.lakehouse(), landing.location(), start_ns, now_ns, horizon)
         scored.append(frame)
         return frame
 

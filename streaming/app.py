@@ -5,7 +5,9 @@ to the live features, completed rows handed to the online writer's background th
 predictor (every ``predict_every_s`` per symbol: fallback decision → models → risk → prediction),
 the model poller (alias moves → hot swap) and the landing maintainer (fsync and rotation in a
 worker thread); a fifth supervises the model watcher, the child process that mirrors the MLflow
-aliases to local files, so this process never imports MLflow. Blocking work never runs on the
+aliases to local files, so this process never imports MLflow, and, when the Dagster side reads
+landing from elsewhere (an ``s3://`` landing location), a sixth supervises the landing shipper,
+the child process that uploads each sealed segment there. Blocking work never runs on the
 loop: Feast writes have their own thread, and silver microbatches (fallback level 4) are read and
 recomputed by a worker process (:mod:`streaming.silver_pull`), waited for in a thread, and used
 once they arrive.
@@ -42,6 +44,8 @@ from streaming.landing import (
     last_landed_trade_ids,
     maintain,
 )
+from streaming.landing.shipper import needs_shipping
+from streaming.landing.shipping import ShipperProcess
 from streaming.loop_watch import LoopWatch
 from streaming.metrics import SidecarMetrics, SymbolMessages
 from streaming.model_files import mirror_dir
@@ -71,10 +75,18 @@ def _no_rows(record: object) -> list[FeatureRow]:
 
 
 class Sidecar:
-    """The running sidecar; ``await run()`` until ``stop()`` (SIGTERM) or cancellation."""
+    """The running sidecar; ``await run()`` until ``stop()`` (SIGTERM) or cancellation.
+
+    ``landing_uri`` is where the Dagster side reads landed segments: when it is not the landing
+    folder itself, a shipper uploads every sealed segment there (None: nothing is shipped).
+    """
 
     def __init__(
-        self, config: SidecarConfig, store: Any | None = None, predict_on_bar_close: bool = False
+        self,
+        config: SidecarConfig,
+        store: Any | None = None,
+        predict_on_bar_close: bool = False,
+        landing_uri: str | None = None,
     ) -> None:
         self.config = config
         # Event-driven predictions as well as the periodic ones: a tick that closes a bar is
@@ -127,6 +139,9 @@ class Sidecar:
             "market": self.landing,
             PREDICTIONS_KIND: self._predictions_writer,
         }
+        self.shipper: ShipperProcess | None = None
+        if landing_uri is not None and needs_shipping(root, landing_uri):
+            self.shipper = ShipperProcess(root, landing_uri, on_state=self.metrics.shipping.show)
         # What on_record, called once per market message, reaches for without lookups.
         self._trades_writer = self.landing.outlet(TRADES_KIND)
         self._book_tickers_writer = self.landing.outlet(BOOK_TICKERS_KIND)
@@ -188,6 +203,8 @@ class Sidecar:
             )
             # Cancelled with the others on shutdown, which terminates the watcher process.
             tasks.append(asyncio.create_task(self.model_watcher.supervise(), name="watcher"))
+        if self.shipper is not None:  # cancelled with the others, which terminates it
+            tasks.append(asyncio.create_task(self.shipper.supervise(), name="shipper"))
         stop = asyncio.create_task(self._stop.wait(), name="stop")
         try:
             done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -211,6 +228,8 @@ class Sidecar:
             except Exception as error:  # the rest must still be sealed and closed
                 log.error("%s landing did not close cleanly: %s", name, error)
                 failures.append(error)
+        if self.shipper is not None:  # what was sealed just now goes too
+            await self.shipper.drain()
         await asyncio.to_thread(self.online_writer.close)
         if self.silver is not None:
             await asyncio.to_thread(self.silver.close)
@@ -400,7 +419,9 @@ async def serve(config: SidecarConfig) -> None:
     """Run a sidecar until SIGTERM or SIGINT, then shut it down gracefully."""
     import signal
 
-    sidecar = Sidecar(config)
+    location = config.landing_uri
+    shipping = location is not None and needs_shipping(config.landing_root, location)
+    sidecar = Sidecar(config, landing_uri=location if shipping else None)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):

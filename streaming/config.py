@@ -26,11 +26,17 @@ class SidecarConfig:
     tracking_uri: str | None  # MLflow; None: no models, every prediction is a safe no-trade
     model_name: str = "signal"
     feature_service: str = TRAINING_SERVICE
-    redis_connection_string: str | None = None  # None: Feast's embedded sqlite online store
+    # None: Feast's embedded sqlite online store; kept out of repr (it may hold a password)
+    redis_connection_string: str | None = field(default=None, repr=False)
+    environment: str = "local"  # selects Feast's feature_store yaml (local or prod)
+    # Feast's registry: a file (relative: under feast_root) or PostgreSQL; None: the yaml's own
+    feast_registry_path: str | None = field(default=None, repr=False)
     # None: the local sqlite catalog under data_root, when it exists
     iceberg_catalog_uri: str | None = field(default=None, repr=False)
     iceberg_warehouse: str | None = None  # None: the local one under data_root
     landing_dir: Path | None = None  # None: data_root / "landing"
+    # Where the Dagster side reads landed segments; elsewhere than landing_root: shipped there
+    landing_uri: str | None = None
     api_host: str = "127.0.0.1"
     api_port: int = 8700
     predict_every_s: float = 1.0
@@ -113,10 +119,13 @@ def config_from_settings(settings: Settings, args: argparse.Namespace) -> Sideca
         rest_base_url=settings.rest_base_url,
         data_root=settings.data_dir,
         landing_dir=settings.landing_dir,
+        landing_uri=settings.landing_uri,
         tracking_uri=settings.mlflow_tracking_uri,
         model_name=settings.mlflow_model_name,
         feature_service=args.feature_service,
         redis_connection_string=settings.redis_connection_string,
+        environment=settings.environment,
+        feast_registry_path=settings.feast_registry_path,
         iceberg_catalog_uri=settings.iceberg_catalog_uri,
         iceberg_warehouse=settings.iceberg_warehouse,
         api_host=settings.sidecar_host,

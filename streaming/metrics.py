@@ -99,6 +99,58 @@ class MessageCounts:
         yield GaugeMetricFamily("sidecar_message_lag_seconds", "", labels=["stream", "symbol"])
 
 
+class LandingShipping:
+    """The landing shipper's state (``streaming.landing.shipper.ShipperState``) as Prometheus
+    series, set by the sidecar as the shipper reports; no series while nothing is shipped."""
+
+    def __init__(self) -> None:
+        self.state: Any = None
+
+    def show(self, state: Any) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        state = self.state
+        if state is None:
+            return
+        yield from self._families(state)
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families(None)
+
+    @staticmethod
+    def _families(state: Any) -> Iterator[Metric]:
+        def value(name: str) -> float | None:
+            return None if state is None else float(getattr(state, name))
+
+        yield GaugeMetricFamily(
+            "sidecar_landing_shipped_segments",
+            "Sealed landing segments shipped to the landing location (its ledger's count)",
+            value=value("shipped"),
+        )
+        yield GaugeMetricFamily(
+            "sidecar_landing_ship_backlog_segments",
+            "Sealed landing segments not shipped yet",
+            value=value("backlog"),
+        )
+        yield CounterMetricFamily(
+            "sidecar_landing_shipped_bytes",
+            "Bytes the shipper uploaded",
+            value=value("shipped_bytes"),
+        )
+        yield CounterMetricFamily(
+            "sidecar_landing_ship_errors",
+            "Failed shipping attempts and shipper exits",
+            value=value("errors"),
+        )
+        failing = None if state is None else float(state.last_error is not None)
+        yield GaugeMetricFamily(
+            "sidecar_landing_ship_failing",
+            "1 while the newest shipping attempt failed (its error is in the sidecar's log)",
+            value=failing,
+        )
+
+
 class SidecarMetrics:
     """Every metric the sidecar exports, registered on ``self.registry``."""
 
@@ -107,6 +159,8 @@ class SidecarMetrics:
         r = self.registry
         self.messages = MessageCounts()
         r.register(self.messages)
+        self.shipping = LandingShipping()
+        r.register(self.shipping)
         self.feature_age = Gauge(
             "sidecar_feature_age_seconds",
             "Age of the newest feature vector when it was scored",

@@ -19,7 +19,8 @@ hot-swaps (:class:`streaming.inference.ModelSlots`).
 * With no ``@champion`` alias, the manifest names the newest registered version and the gate's
   verdict on it, which the sidecar gives as the reason it serves nothing.
 * An alias removed in the registry leaves the manifest: the sidecar empties that slot.
-* A registry that cannot be reached changes nothing but the manifest's ``registry_error``.
+* A registry that cannot be reached changes nothing but the manifest's ``registry_error``,
+  written within seconds (``SERVER_REQUEST_DEFAULTS`` bound MLflow's retries of a server).
 * A registered model the registry does not know: nothing to serve while nothing was mirrored
   yet. Once something was, a vanished model more likely means a misconfigured or reset store
   than a deliberate deletion, so it is treated as an outage and the roles are kept.
@@ -69,6 +70,14 @@ from trading_assets.lib.models.registry import (
 log = logging.getLogger(__name__)
 Loader = Callable[[str, str, str], LoadedModel]
 _PR_SET_PDEATHSIG = 1
+# Requests to an MLflow server (unless the environment sets them). MLflow's own defaults retry
+# an unreachable server seven times, backing off to a minute and more: one poll, and with it the
+# manifest's registry_error, would hang for over four minutes. The next poll is the retry here.
+SERVER_REQUEST_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
 
 
 class ModelWatcher:
@@ -221,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # A progress bar per download only clutters the sidecar's log.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for name, value in SERVER_REQUEST_DEFAULTS.items():
+        os.environ.setdefault(name, value)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

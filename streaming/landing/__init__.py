@@ -2,7 +2,8 @@
 
 Dagster's ``live_trades`` sensor picks sealed trade segments up into bronze and silver; the
 ingest restarts from :func:`last_landed_trade_ids`. The layout is described in
-:mod:`trading_assets.lib.lakehouse.landing`.
+:mod:`trading_assets.lib.lakehouse.landing`. When Dagster reads landing from elsewhere (an
+``s3://`` landing location), :mod:`streaming.landing.shipper` uploads each sealed segment there.
 """
 
 from __future__ import annotations

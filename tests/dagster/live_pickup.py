@@ -60,7 +60,7 @@ def land(root: Path, *segments: Iterable[Trade]) -> list[str]:
 class Sensor:
     """Evaluates the sensor against one instance, carrying its cursor like the daemon does."""
 
-    def __init__(self, instance: dg.DagsterInstance, root: Path) -> None:
+    def __init__(self, instance: dg.DagsterInstance, root: Path | str) -> None:
         self.instance, self.root, self.cursor = instance, root, None
 
     def tick(self) -> dg.SensorResult:

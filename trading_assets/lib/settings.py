@@ -225,7 +225,13 @@ class Settings:
         environment = _environment(environ)
         values = _resolve(environ, environment)
         _check(values, environment)
-        get = values.__getitem__
+
+        def get(name: str) -> str:
+            value = values[name]
+            if value is None:  # only the optional ones are None once checked
+                raise SettingsError(f"{name}: required ({BY_NAME[name].meaning})")
+            return value
+
         return cls(
             environment=environment,
             data_dir=Path(get("TRADING_DATA_DIR")),

@@ -29,10 +29,18 @@ __all__ = [
 
 
 def local_resources(settings: Settings) -> dict[str, Any]:
-    """Embedded stores under the data folder: sqlite catalog and MLflow, Feast's sqlite store."""
+    """Embedded stores under the data folder: sqlite catalog and MLflow, Feast's sqlite store.
+
+    A store the environment points elsewhere is honoured as in production: an ``s3://``
+    warehouse gets the settings' S3 endpoint and keys, and an MLflow server keeps its own
+    (proxied) artifact root, the local artifacts folder applying to a local store only (see
+    :func:`trading_assets.lib.models.registry.experiment_artifact_location`).
+    """
     return {
         "iceberg": IcebergCatalogResource(
-            uri=settings.iceberg_catalog_uri, warehouse=settings.iceberg_warehouse
+            uri=settings.iceberg_catalog_uri,
+            warehouse=settings.iceberg_warehouse,
+            **_iceberg_s3(settings),
         ),
         "binance_bulk": BinanceBulkResource(base_url=settings.bulk_base_url),
         "feast": FeastResource.local(settings.data_dir / "feast"),
@@ -45,18 +53,30 @@ def local_resources(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _iceberg_s3(settings: Settings) -> dict[str, Any]:
+    """The catalog resource's S3 fields for an ``s3://`` warehouse (none for a folder): the
+    settings' endpoint and region, and the keys as ``dg.EnvVar``, so Dagster shows their
+    names only. The raw bulk files under ``<warehouse>/raw`` travel with the same FileIO."""
+    if not settings.iceberg_warehouse.startswith("s3://"):
+        return {}
+    s3 = settings.s3
+    keys = s3.access_key_id and s3.secret_access_key
+    return {
+        "s3_endpoint": s3.endpoint_url,
+        "s3_region": s3.region,
+        "s3_access_key_id": dg.EnvVar("AWS_ACCESS_KEY_ID") if keys else None,
+        "s3_secret_access_key": dg.EnvVar("AWS_SECRET_ACCESS_KEY") if keys else None,
+    }
+
+
 def prod_resources(settings: Settings) -> dict[str, Any]:
     """Servers: the Iceberg catalog on PostgreSQL with an S3 warehouse, Feast on Redis with a SQL
     registry, the MLflow server; S3 credentials and every password from the environment."""
-    s3 = settings.s3
     return {
         "iceberg": IcebergCatalogResource(
             uri=dg.EnvVar("ICEBERG_CATALOG_URI"),
             warehouse=settings.iceberg_warehouse,
-            s3_endpoint=s3.endpoint_url,
-            s3_region=s3.region,
-            s3_access_key_id=dg.EnvVar("AWS_ACCESS_KEY_ID"),
-            s3_secret_access_key=dg.EnvVar("AWS_SECRET_ACCESS_KEY"),
+            **_iceberg_s3(settings),
         ),
         "binance_bulk": BinanceBulkResource(base_url=settings.bulk_base_url),
         "feast": FeastResource(

@@ -1,9 +1,13 @@
-"""The Feast store resource: the environment's ``feature_store.yaml`` plus per-deployment paths.
+"""The Feast store resource: the environment's ``feature_store.yaml`` plus per-deployment values.
 
 Locally the registry, sqlite online store and offline export live under ``data_root``
-(``<TRADING_DATA_DIR>/feast`` by default); in production the yaml reads the Redis connection
-string and registry path from the environment, or they arrive here as ``dg.EnvVar``. Tests pass
-a temporary ``data_root`` and, for Redis, the test server's connection string.
+(``<TRADING_DATA_DIR>/feast`` by default). In production the registry path (PostgreSQL, for
+Feast's SQL registry) and the Redis connection string arrive as ``dg.EnvVar``, so Dagster shows
+their names, never their values; the offline exports live under ``FEAST_OFFLINE_ROOT`` on S3.
+What the values are decides the stores, not the environment's name: a Redis connection string
+means the Redis online store, a PostgreSQL registry path the SQL registry (see
+:func:`~trading_assets.lib.feature_store.repo.store_overrides`). Tests pass a temporary
+``data_root`` and the test servers' addresses.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from trading_assets.lib.feature_store.paths import (
     offline_root,
     resolve,
 )
-from trading_assets.lib.feature_store.repo import load_repo_config, open_store
+from trading_assets.lib.feature_store.repo import load_repo_config, open_store, store_overrides
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -30,7 +34,8 @@ TRAINING_FOLDER = "training_sets"
 
 
 class FeastResource(dg.ConfigurableResource):
-    """Opens the Feast feature store for one environment (local sqlite or Redis online store)."""
+    """Opens the Feast feature store of one deployment (sqlite or Redis online store, file or SQL
+    registry, offline exports on disk or S3)."""
 
     environment: str = Field(
         default="local", description="Selects feature_store.yaml (local) or .prod.yaml (prod)."
@@ -38,12 +43,18 @@ class FeastResource(dg.ConfigurableResource):
     data_root: str = Field(
         description="Feast's repo_path: relative registry/online/offline paths resolve here."
     )
-    registry_path: str | None = Field(default=None, description="Overrides registry.path.")
+    registry_path: str | None = Field(
+        default=None,
+        description="Overrides registry.path: a file, or PostgreSQL for the SQL registry "
+        "(pass dg.EnvVar).",
+    )
     online_store_path: str | None = Field(
         default=None, description="Overrides the sqlite online store's path."
     )
     redis_connection_string: str | None = Field(
-        default=None, description="Overrides Redis' host:port[,password=...] (pass dg.EnvVar)."
+        default=None,
+        description="Given: the Redis online store at host:port[,password=...], whatever the "
+        "yaml holds (pass dg.EnvVar).",
     )
     online_store_type: str | None = Field(
         default=None, description="Overrides online_store.type (e.g. redis in a local test)."
@@ -55,21 +66,13 @@ class FeastResource(dg.ConfigurableResource):
         return cls(environment="local", data_root=str(root.resolve()))
 
     def overrides(self) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        if self.registry_path:
-            values["registry.path"] = self.registry_path
-        if self.online_store_type == "redis" or (
-            self.redis_connection_string and self.environment == "local"
-        ):
-            # A Redis store in the local environment: replace the sqlite section entirely.
-            values["online_store"] = {"type": "redis"}
-        elif self.online_store_type:
-            values["online_store"] = {"type": self.online_store_type}
-        if self.online_store_path:
-            values["online_store.path"] = self.online_store_path
-        if self.redis_connection_string:
-            values["online_store.connection_string"] = self.redis_connection_string
-        return values
+        """The yaml's values this deployment replaces, decided from the values given."""
+        return store_overrides(
+            registry_path=self.registry_path,
+            redis_connection_string=self.redis_connection_string,
+            online_store_type=self.online_store_type,
+            online_store_path=self.online_store_path,
+        )
 
     def repo_config(self) -> RepoConfig:
         return load_repo_config(self.environment, self.data_root, self.overrides())

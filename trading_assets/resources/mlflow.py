@@ -1,7 +1,8 @@
 """The MLflow tracking/registry resource, and where models travel between assets as files.
 
 Locally the tracking store is sqlite under ``<TRADING_DATA_DIR>/mlflow`` with artifacts beside
-it; in production the tracking URI arrives from ``MLFLOW_TRACKING_URI`` (as ``dg.EnvVar``).
+it; in production ``MLFLOW_TRACKING_URI`` names the MLflow server, which keeps the artifacts
+itself (``mlflow-artifacts:``, proxied to S3), so its clients hold no S3 credentials for them.
 Models pass between assets at ``models_uri`` (``TRADING_MODELS_URI``): a folder locally, an
 ``s3://bucket/prefix`` in production, where run workers share no disk.
 """
@@ -24,7 +25,9 @@ class MlflowResource(dg.ConfigurableResource):
 
     tracking_uri: str = Field(description="MLflow tracking (and registry) URI.")
     artifact_location: str | None = Field(
-        default=None, description="Artifact root for a newly created experiment (None: MLflow's)."
+        default=None,
+        description="Artifact root for an experiment created in a local store (None: MLflow's). "
+        "A tracking server keeps its own root and proxies the artifacts.",
     )
     model_name: str = Field(default=DEFAULT_MODEL_NAME, description="Registered model name.")
     models_uri: str = Field(

@@ -1,5 +1,9 @@
 """Live pickup: a sensor turns newly sealed landed trade segments into bronze + silver runs.
 
+It lists the landing location (``LandingResource``): the sidecar's landing folder locally, in
+production the ``s3://`` prefix the sidecar's shipper uploads each sealed segment to; the runs
+read the segments from the same location.
+
 Each run rebuilds each of its day × symbol bronze partitions from every sealed segment of that
 day and replaces it in one Iceberg commit; silver follows in the same run and drops repeated trade
 ids to quarantine. A run is therefore idempotent: running it twice, or after more segments sealed,
@@ -35,7 +39,6 @@ import datetime as dt
 import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import dagster as dg
 from dagster._core.storage.tags import (
@@ -95,9 +98,9 @@ live_trades_ingest = dg.define_asset_job(
 )
 
 
-def live_run_config(landing_root: Path) -> dict:
-    """Run config that points bronze_trades at the landing folder the sensor looked at."""
-    return {"ops": {bronze_trades.op.name: {"config": {"landing_root": str(landing_root)}}}}
+def live_run_config(landing_root: str) -> dict:
+    """Run config that points bronze_trades at the landing location the sensor looked at."""
+    return {"ops": {bronze_trades.op.name: {"config": {"landing_root": landing_root}}}}
 
 
 def run_partition_keys(tags: Mapping[str, str]) -> list[str]:
@@ -170,7 +173,7 @@ def pickup_groups(
     return [group for group in groups if group]
 
 
-def live_run_request(day: dt.date, segments: Mapping[str, str], root: Path) -> dg.RunRequest:
+def live_run_request(day: dt.date, segments: Mapping[str, str], root: str) -> dg.RunRequest:
     """One run for ``segments`` (symbol → newest sealed segment, neighbours in the symbol
     dimension's order) of ``day``, tagged for the Runs page: ``trading/pickup=live``, the day,
     the symbols and each symbol's segment."""
@@ -217,7 +220,7 @@ def live_trades_landing(
     for the symbols a run covers (as listed on the run), and ``trading/segment.BTCUSDT=<stem>``
     for the run requested for that sealed segment of the symbol.
     """
-    root = landing.root_path()
+    root = landing.location()
     requested: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     busy = _partitions_in_progress(context.instance)
     cursor: dict[str, str] = {}

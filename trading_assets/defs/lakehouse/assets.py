@@ -1,7 +1,6 @@
 """bronze → silver (+ quarantine) → bars_1s → bars_1m, one Iceberg partition per day × symbol."""
 
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -11,7 +10,7 @@ from trading_assets.defs.ingest.partitions import day_and_symbol, run_partitions
 from trading_assets.defs.ingest.raw_trades import raw_trades
 from trading_assets.defs.lakehouse.metadata import partition_write_metadata
 from trading_assets.lib.lakehouse import pipeline
-from trading_assets.lib.lakehouse.landing import default_landing_root
+from trading_assets.lib.lakehouse.landing import default_landing_location
 from trading_assets.resources.iceberg import IcebergCatalogResource
 
 # bronze's record of the newest landed segment it holds: the live pickup sensor does not ask
@@ -35,7 +34,9 @@ class BronzeConfig(dg.Config):
 
     landing_root: str = Field(
         default="",
-        description="The sidecar's landing folder (empty: TRADING_LANDING_DIR or <data>/landing).",
+        description=(
+            "The landing location: a folder, or s3://bucket/prefix (empty: TRADING_LANDING_URI)."
+        ),
     )
 
 
@@ -50,9 +51,15 @@ def bronze_trades(
     context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, config: BronzeConfig
 ) -> dg.MaterializeResult:
     """bronze.trades: trades as received (strings), from the bulk CSV or landed live ticks."""
-    landing_root = Path(config.landing_root) if config.landing_root else default_landing_root()
+    landing_root = config.landing_root or default_landing_location()
     for key, day, symbol in run_partitions(context):
-        result = pipeline.load_bronze(iceberg.lakehouse(), symbol, day, landing_root)
+        # load_bronze hands the location on to read_landed_trades, which takes a path or a URI.
+        result = pipeline.load_bronze(
+            iceberg.lakehouse(),
+            symbol,
+            day,
+            landing_root,
+        )
         metadata: dict[str, Any] = {
             **partition_write_metadata(result.write),
             "source": result.source,

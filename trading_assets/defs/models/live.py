@@ -108,7 +108,7 @@ def live_model_metrics(
     """Live IC, hit rate, latency and error rate per model version and role, and who served when."""
     report = evaluate_live(
         iceberg.lakehouse(),
-        landing.root_path(),
+        landing.location(),
         end_ns=time.time_ns(),
         window_s=config.window_hours * 3600,
         horizon_s=FEATURE_CONFIG.label_horizon_s,

@@ -28,8 +28,11 @@ from trading_assets.lib.feature_store.paths import (
     DEFINITION_MODULES,
     FEATURE_REPO_DIR,
     YAML_BY_ENVIRONMENT,
+    offline_root,
     resolve,
 )
+from trading_assets.lib.settings import SettingsError, load_settings
+from trading_assets.lib.storage import S3_SCHEME, scheme_of
 
 PARQUET_SUFFIX = ".parquet"
 
@@ -81,11 +84,65 @@ def load_repo_config(
     _set_dotted(expanded, dict.fromkeys(overrides))
     missing = sorted(set(_UNEXPANDED.findall(json.dumps(expanded))))
     if missing:
-        raise ValueError(f"Feast {environment} config needs environment variables: {missing}")
+        yaml_name = YAML_BY_ENVIRONMENT[environment]
+        them = "it" if len(missing) == 1 else "them"
+        raise SettingsError(
+            f"{', '.join(missing)}: unset, but feature_repo/{yaml_name} needs {them}"
+        )
     _set_dotted(expanded, overrides)
+    _registry_follows_path(expanded.get("registry"))
     config = RepoConfig(**expanded)
     config.repo_path = Path(data_root)
     return config
+
+
+def store_overrides(
+    registry_path: str | None = None,
+    redis_connection_string: str | None = None,
+    online_store_type: str | None = None,
+    online_store_path: str | None = None,
+) -> dict[str, Any]:
+    """``load_repo_config`` overrides for one deployment, decided by the values alone, whatever
+    the environment's yaml holds: a Redis connection string selects Feast's Redis online store
+    (replacing the yaml's whole section), a registry path replaces the yaml's (and the registry's
+    type follows it), ``online_store_type`` replaces the section with a bare store of that type."""
+    values: dict[str, Any] = {}
+    if registry_path:
+        values["registry.path"] = registry_path
+    if redis_connection_string:
+        values["online_store"] = {"type": "redis", "connection_string": redis_connection_string}
+    elif online_store_type:
+        values["online_store"] = {"type": online_store_type}
+    if online_store_path:
+        values["online_store.path"] = online_store_path
+    return values
+
+
+SQL_REGISTRY_SCHEMES = ("postgresql", "postgresql+psycopg2", "postgresql+psycopg")
+SQL_REGISTRY_DRIVER = "postgresql+psycopg2"
+"""The driver installed with the project; Feast would take a bare ``postgresql://`` to psycopg 3."""
+
+
+def _registry_follows_path(registry: Any) -> None:
+    """Make a file or SQL registry's type follow its path: a PostgreSQL URL is Feast's SQL
+    registry, anything else (a path, an ``s3://`` URI) a file registry. Other registry types (a
+    remote one, say) are left as configured."""
+    if not isinstance(registry, dict) or registry.get("registry_type", "file") not in (
+        "file",
+        "sql",
+    ):
+        return
+    path = str(registry.get("path") or "")
+    scheme = path.split("://", 1)[0].lower() if "://" in path else ""
+    if scheme in SQL_REGISTRY_SCHEMES:
+        registry["registry_type"] = "sql"
+        if scheme == "postgresql":
+            registry["path"] = SQL_REGISTRY_DRIVER + path[len(scheme) :]
+    else:
+        registry["registry_type"] = "file"
+        # Keys only the SQL registry knows would fail the file registry's validation.
+        for key in ("sqlalchemy_config_kwargs", "read_path", "schema_mode"):
+            registry.pop(key, None)
 
 
 def _set_dotted(config: dict[str, Any], values: Mapping[str, Any]) -> None:
@@ -108,16 +165,26 @@ def _expand_env(node: Any) -> Any:
 
 
 def open_store(config: RepoConfig) -> FeatureStore:
-    """A ``FeatureStore`` on ``config``, its data root created if missing."""
+    """A ``FeatureStore`` on ``config``, its data root created if missing. When its DuckDB
+    offline store reads exports on S3, DuckDB is given the settings' S3 first (see
+    :mod:`~trading_assets.lib.feature_store.duckdb_s3`)."""
     from feast import FeatureStore
     from feast.infra.online_stores.sqlite import SqliteOnlineStore
 
     assert config.repo_path is not None
     Path(config.repo_path).mkdir(parents=True, exist_ok=True)
+    if getattr(config.offline_store, "type", None) == "duckdb" and _on_s3(offline_root()):
+        from trading_assets.lib.feature_store.duckdb_s3 import configure_default_connection
+
+        configure_default_connection(load_settings().s3)
     store = FeatureStore(repo_path=str(config.repo_path), config=config)
     if getattr(config.online_store, "type", None) == "sqlite":
         enable_wal(Path(SqliteOnlineStore._get_db_path(config)))
     return store
+
+
+def _on_s3(location: str) -> bool:
+    return scheme_of(location) == S3_SCHEME
 
 
 def enable_wal(db_path: Path) -> None:
@@ -180,23 +247,29 @@ def load_definitions(repo_dir: Path = FEATURE_REPO_DIR) -> RepoContents:
 
 
 def localize_sources(contents: RepoContents, data_root: Path) -> RepoContents:
-    """A copy whose file sources point at absolute globs under ``data_root``.
+    """A copy whose file sources point at this deployment's exports: absolute globs under the
+    offline root of the current settings (resolved against ``data_root`` when relative).
 
-    The definitions keep relative paths (one repository, any deployment); the registry gets the
-    deployment's absolute ones, because the DuckDB offline store reads paths as given, relative
-    to the process's working directory. The glob names the partition files, not the folder, so
-    staged files (hidden names) are never read.
+    The definitions name each export's folder (the last part of a source's path); where the
+    folders live is the deployment's, read now rather than when the definitions were imported.
+    The registry gets absolute locations because the DuckDB offline store reads paths as given,
+    relative to the process's working directory. The glob names the partition files, not the
+    folder, so staged files (hidden names) are never read. Sources on S3 carry the settings'
+    endpoint (an address, not a secret) for Feast's readers that take it from the source.
     """
     from feast import FileSource
 
+    root = resolve(data_root, offline_root()).rstrip("/")
+    endpoint = load_settings().s3.endpoint_url if _on_s3(root) else None
     localized = copy.deepcopy(contents)
     sources = list(localized.data_sources)
     for view in localized.feature_views:
         sources += [view.batch_source, getattr(view.stream_source, "batch_source", None)]
     for source in sources:
-        if isinstance(source, FileSource) and not source.path.endswith(".parquet"):
-            folder = resolve(data_root, source.path).rstrip("/")
-            source.file_options.uri = f"{folder}/*{PARQUET_SUFFIX}"
+        if isinstance(source, FileSource) and not source.path.endswith(PARQUET_SUFFIX):
+            folder = source.path.rstrip("/").rsplit("/", 1)[-1]
+            source.file_options.uri = f"{root}/{folder}/*{PARQUET_SUFFIX}"
+            source.file_options.s3_endpoint_override = endpoint or ""
     return localized
 
 

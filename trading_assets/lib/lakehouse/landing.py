@@ -3,6 +3,9 @@
 Where segments live and how a reader finds their whole records is in
 :mod:`trading_assets.lib.lakehouse.landing_layout` (re-exported here).
 
+Every reader takes the landing root as a location: the landing folder, or in production the
+``s3://`` prefix sealed segments are shipped to (:mod:`streaming.landing.shipper`).
+
 Live data and the daily bulk file describe the same (day, symbol) partition. The bulk file is
 authoritative: while it is not stored, bronze is rebuilt from every sealed segment of the day
 (``source = binance.live.trades``, ``source_file`` = the segment); once ``raw_trades`` has stored
@@ -12,6 +15,8 @@ the bulk zip, bronze is rebuilt from it and the live rows are replaced as a whol
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +33,9 @@ from trading_assets.lib.lakehouse.landing_layout import (
     TRADES_KIND,
     LandedSegment,
     complete_prefix_length,
+    default_landing_location,
     default_landing_root,
+    is_remote,
     last_complete_record,
     list_segments,
     partition_dir,
@@ -48,13 +55,16 @@ __all__ = [
     "LandedSegment",
     "LandedTrades",
     "complete_prefix_length",
+    "default_landing_location",
     "default_landing_root",
+    "is_remote",
     "last_complete_record",
     "list_segments",
     "newest_sealed_stems",
     "partition_dir",
     "read_complete_lines",
     "read_landed_trades",
+    "read_segments",
 ]
 
 # The fields of the landed Trade that bronze needs, typed as the record declares them: a field
@@ -64,6 +74,8 @@ _POLARS_TYPES = {int: pl.Int64, str: pl.String, bool: pl.Boolean}
 _TRADE_TYPES = {field.name: field.type for field in msgspec.structs.fields(Trade)}
 _TRADE_FIELDS = {name: _POLARS_TYPES[_TRADE_TYPES[name]] for name in _BRONZE_FIELDS}
 _DECIMAL = pl.Decimal(38, PRICE_SCALE)
+# Object-store reads in flight at once: each waits on the network, not on this process.
+REMOTE_READERS = 16
 
 
 @dataclass(frozen=True)
@@ -80,7 +92,7 @@ class LandedTrades:
 
 
 def read_landed_trades(
-    root: Path, symbol: str, day: dt.date, ingested_at: dt.datetime
+    root: Path | str, symbol: str, day: dt.date, ingested_at: dt.datetime
 ) -> LandedTrades:
     """Every sealed trade segment of the day as bronze rows (strings, as in the bulk CSV).
 
@@ -92,8 +104,8 @@ def read_landed_trades(
     """
     segments = tuple(list_segments(root, TRADES_KIND, symbol=symbol, day=day))
     frames = [
-        _segment_frame(read_complete_lines(segment.path), segment.relative_to(root))
-        for segment in segments
+        _segment_frame(lines, segment.relative_to(root))
+        for segment, lines in zip(segments, read_segments(segments), strict=True)
     ]
     landed = (
         pl.concat(frames)
@@ -130,6 +142,19 @@ def read_landed_trades(
     return LandedTrades(bronze=bronze, segments=segments)
 
 
+def read_segments(
+    segments: Sequence[LandedSegment], read: Callable[[str], bytes] = read_complete_lines
+) -> list[bytes]:
+    """Each segment's complete lines (``read`` of its location), in order. Segments in an object
+    store are fetched concurrently: a day holds thousands, and one request at a time would take
+    the pickup seconds."""
+    locations = [segment.location for segment in segments]
+    if len(locations) < 2 or not is_remote(locations[0]):
+        return [read(location) for location in locations]
+    with ThreadPoolExecutor(min(REMOTE_READERS, len(locations))) as pool:
+        return list(pool.map(read, locations))
+
+
 def _segment_frame(lines: bytes, source_file: str) -> pl.DataFrame:
     if not lines:
         return pl.DataFrame(schema={**_TRADE_FIELDS, "source_file": pl.String})
@@ -137,7 +162,7 @@ def _segment_frame(lines: bytes, source_file: str) -> pl.DataFrame:
     return frame.with_columns(pl.lit(source_file, dtype=pl.String).alias("source_file"))
 
 
-def newest_sealed_stems(root: Path) -> dict[tuple[dt.date, str], str]:
+def newest_sealed_stems(root: Path | str) -> dict[tuple[dt.date, str], str]:
     """The newest sealed trade segment's stem per (day, symbol): what a pickup has to cover."""
     newest: dict[tuple[dt.date, str], str] = {}
     for segment in list_segments(root, TRADES_KIND):

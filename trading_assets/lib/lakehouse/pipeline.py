@@ -176,7 +176,7 @@ def _raw_time_us() -> pl.Expr:
 
 
 def load_bronze(
-    lake: Lakehouse, symbol: str, day: dt.date, landing_root: Path | None = None
+    lake: Lakehouse, symbol: str, day: dt.date, landing_root: str | Path | None = None
 ) -> BronzeResult:
     """bronze_trades: the stored raw zip's rows as strings plus ingestion columns.
 
@@ -200,7 +200,7 @@ def load_bronze(
 
 
 def _load_bronze_from_landing(
-    lake: Lakehouse, symbol: str, day: dt.date, landing_root: Path
+    lake: Lakehouse, symbol: str, day: dt.date, landing_root: str | Path
 ) -> BronzeResult:
     landed = read_landed_trades(landing_root, symbol, day, _now())
     if not landed.segments:

@@ -38,8 +38,10 @@ from trading_assets.lib.lakehouse.landing import (
     OPEN_SUFFIX,
     PREDICTIONS_KIND,
     SEALED_SUFFIX,
+    is_remote,
     list_segments,
     read_complete_lines,
+    read_segments,
 )
 from trading_assets.lib.lakehouse.pipeline import Lakehouse
 from trading_assets.lib.lakehouse.schemas import BARS_1S_TABLE
@@ -86,40 +88,46 @@ class RoleMetrics:
         return self.errors / self.predictions if self.predictions else 0.0
 
 
-def _segment_lines(path: Path) -> bytes:
+def _segment_lines(location: str) -> bytes:
     try:
-        return read_complete_lines(path)
+        return read_complete_lines(location)
     except FileNotFoundError:
+        if is_remote(location) or not location.endswith(OPEN_SUFFIX):
+            return b""  # removed since it was listed
         # Sealed between listing and reading: the same records now sit under the sealed name.
-        sealed = path.with_name(path.name.removesuffix(OPEN_SUFFIX) + SEALED_SUFFIX)
+        sealed = location.removesuffix(OPEN_SUFFIX) + SEALED_SUFFIX
         with contextlib.suppress(FileNotFoundError):
             return read_complete_lines(sealed)
         return b""
 
 
 def read_predictions(
-    root: Path, start_ns: int, end_ns: int, symbols: list[str] | None = None
+    root: Path | str, start_ns: int, end_ns: int, symbols: list[str] | None = None
 ) -> pl.DataFrame:
     """Landed predictions with ``start_ns <= timestamp < end_ns`` that a model served.
 
-    Open segments are read too (up to their last complete line): the sidecar fsyncs them every
-    second, and the newest predictions are the ones about to mature. Records with no model
-    (``model_version`` empty: nothing loaded) are left out.
+    ``root`` is the landing location (a folder, or the ``s3://`` prefix sealed segments are
+    shipped to). Open segments in a landing folder are read too (up to their last complete
+    line): the sidecar fsyncs them every second, and the newest predictions are the ones about
+    to mature. Records with no model (``model_version`` empty: nothing loaded) are left out.
     """
     first_day = dt.datetime.fromtimestamp(start_ns / NS, dt.UTC).date()
     # A segment's folder may be dated by when it was written rather than by the predictions'
     # own time, so one day past the window is read as well (the timestamp filter decides).
     last_day = dt.datetime.fromtimestamp(end_ns / NS, dt.UTC).date() + dt.timedelta(days=1)
     wanted = {s.upper() for s in symbols} if symbols else None
-    frames = []
-    for segment in list_segments(root, PREDICTIONS_KIND, include_open=True):
-        if not first_day <= segment.day <= last_day:
-            continue
-        if wanted is not None and segment.symbol not in wanted:
-            continue
-        lines = _segment_lines(segment.path)
-        if lines:
-            frames.append(pl.read_ndjson(lines, schema=PREDICTION_SCHEMA))
+    segments = [
+        segment
+        for segment in list_segments(
+            root, PREDICTIONS_KIND, days=(first_day, last_day), include_open=True
+        )
+        if wanted is None or segment.symbol in wanted
+    ]
+    frames = [
+        pl.read_ndjson(lines, schema=PREDICTION_SCHEMA)
+        for lines in read_segments(segments, _segment_lines)
+        if lines
+    ]
     if not frames:
         return pl.DataFrame(schema=PREDICTION_SCHEMA)
     return (
@@ -321,7 +329,7 @@ class LiveMetricsReport:
 
 
 def scored_window(
-    lake: Lakehouse, landing_root: Path, start_ns: int, end_ns: int, horizon_s: int
+    lake: Lakehouse, landing_root: Path | str, start_ns: int, end_ns: int, horizon_s: int
 ) -> pl.DataFrame:
     """Predictions landed in ``[start_ns, end_ns)``, scored against ``bars_1s`` up to ``end_ns``."""
     predictions = read_predictions(landing_root, start_ns, end_ns)
@@ -331,7 +339,7 @@ def scored_window(
 
 
 def evaluate_live(
-    lake: Lakehouse, landing_root: Path, end_ns: int, window_s: float, horizon_s: int
+    lake: Lakehouse, landing_root: Path | str, end_ns: int, window_s: float, horizon_s: int
 ) -> LiveMetricsReport:
     """Live metrics of every version and role over the ``window_s`` seconds before ``end_ns``."""
     start_ns = end_ns - int(window_s * NS)

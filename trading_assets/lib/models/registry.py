@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import urlsplit
 
 import mlflow.artifacts
 from mlflow import MlflowClient
@@ -43,6 +44,8 @@ GATE_REASON_TAG = "gate.reason"
 GATE_RUN_TAG = "gate.dagster_run_id"  # the Dagster run whose check judged the version
 PASSED, FAILED = "passed", "failed"
 MAX_GATE_REASON_CHARS = 4_000  # MLflow caps a version tag's value at 5,000 characters
+SERVER_SCHEMES = ("http", "https")
+LOCAL_ARTIFACT_SCHEMES = ("", "file")
 
 
 class LoadedModel(NamedTuple):
@@ -65,11 +68,42 @@ def _iso_utc(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat()
 
 
+def is_tracking_server(tracking_uri: str) -> bool:
+    """Whether ``tracking_uri`` names an MLflow server (``http(s)://``) rather than a store this
+    process opens itself (a sqlite file, a folder)."""
+    return urlsplit(tracking_uri).scheme.lower() in SERVER_SCHEMES
+
+
+def experiment_artifact_location(tracking_uri: str, artifact_location: str | None) -> str | None:
+    """The artifact root to create an experiment with: ``artifact_location`` for a store this
+    process opens, None (the server's own default) for a tracking server.
+
+    A server started with ``--serve-artifacts`` roots new experiments at ``mlflow-artifacts:``
+    and proxies every upload and download, so its clients need no storage credentials and share
+    no disk. Any other root handed to it would be written by each client directly (a local
+    folder only that machine sees, or a bucket every client must hold keys for).
+    """
+    return None if is_tracking_server(tracking_uri) else artifact_location
+
+
 def _experiment_id(client: MlflowClient, name: str, artifact_location: str | None) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        _check_server_experiment(client.tracking_uri, experiment.name, experiment.artifact_location)
         return experiment.experiment_id
-    return client.create_experiment(name, artifact_location=artifact_location)
+    location = experiment_artifact_location(client.tracking_uri, artifact_location)
+    return client.create_experiment(name, artifact_location=location)
+
+
+def _check_server_experiment(tracking_uri: str, name: str, root: str) -> None:
+    """Refuse a server's experiment rooted on a client's disk: its artifacts would stay on the
+    machine that logged them, out of reach of every other client (a sidecar's model watcher)."""
+    if is_tracking_server(tracking_uri) and urlsplit(root).scheme in LOCAL_ARTIFACT_SCHEMES:
+        raise ValueError(
+            f"experiment {name!r} on {tracking_uri} keeps its artifacts at {root!r}, a local "
+            "folder; register under an experiment created by the server (artifacts proxied "
+            "through it, mlflow-artifacts:)"
+        )
 
 
 def _ensure_registered_model(client: MlflowClient, name: str) -> None:
@@ -101,8 +135,10 @@ def register_model(
     The version is registered without any alias and without a gate verdict: an alias needs
     the evaluation gate's ``passed`` first (:func:`require_gate_passed`). A failed
     ``parity_report`` is refused outright so an export that disagrees with its booster never
-    reaches the registry. ``artifact_location`` applies only when the experiment is created (a
-    new store); it defaults to MLflow's own.
+    reaches the registry. ``artifact_location`` applies only when the experiment is created in
+    a store this process opens (a sqlite file locally); it defaults to MLflow's own. A tracking
+    server keeps its own default, so artifacts go through the server
+    (:func:`experiment_artifact_location`).
     """
     if parity_report is not None and not parity_report.passed:
         raise ValueError(
