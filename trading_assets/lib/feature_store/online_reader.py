@@ -4,6 +4,8 @@ sensor so that both judge a vector's age the same way.
 :class:`OnlineFeatureReader` reads one symbol's vector per view with ``online_read`` (what
 ``get_online_features`` does underneath), which also gives each view's event time to the
 microsecond; ``OnlineResponse.to_dict(include_event_timestamps=True)`` keeps whole seconds only.
+On Feast's Redis store the views' reads go out in one pipeline, one round trip a vector, as
+``get_online_features`` batches them (:class:`_RedisViews`).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class OnlineFeatureReader:
         if len(set(self.names)) != len(self.names):
             raise ValueError(f"feature names repeat across views: {self.names}")
         self._keys: dict[str, list[EntityKey]] = {}
+        self._redis = _RedisViews.of(store, self._plan)
 
     def read(self, symbol: str) -> OnlineRead | None:
         """The symbol's values, event time and read latency; None when no view holds a row."""
@@ -67,12 +70,18 @@ class OnlineFeatureReader:
         keys = self._keys.get(symbol)
         if keys is None:
             keys = self._keys[symbol] = [_entity_key(symbol)]
-        provider, config = self._store.provider, self._store.config
+        if self._redis is not None:
+            rows = self._redis.read(symbol, keys)
+        else:
+            provider, config = self._store.provider, self._store.config
+            rows = []
+            for view, names in self._plan:
+                # A copy: Feast's Redis store appends its timestamp field to the list it is given.
+                (row,) = provider.online_read(config, view, keys, list(names))
+                rows.append(row)
         values: dict[str, float | None] = {}
         oldest: dt.datetime | None = None
-        for view, names in self._plan:
-            # A copy: Feast's Redis store appends its timestamp field to the list it is given.
-            ((event_time, protos),) = provider.online_read(config, view, keys, list(names))
+        for (_, names), (event_time, protos) in zip(self._plan, rows, strict=True):
             # Redis answers a missing key with empty values and a zero timestamp.
             if event_time is None or protos is None or event_time == _EPOCH:
                 values.update(dict.fromkeys(names))
@@ -86,6 +95,57 @@ class OnlineFeatureReader:
         return OnlineRead(values, _to_ns(oldest), latency)
 
     __call__ = read
+
+
+class _RedisViews:
+    """Every view's ``HMGET`` of one symbol in one Redis pipeline: one round trip per read, where
+    ``online_read`` per view takes one each (and hashes the views' field names again every time).
+    Feast's ``get_online_features`` batches its views the same way
+    (``RedisOnlineStore._read_features_per_fv``), with the same store methods used here, so the
+    keys, the hashed field names and the decoding stay Feast's own; what this adds is computing
+    the field names once per view and the key once per symbol. Those methods are the store's
+    private ones: a Feast upgrade must keep the integration tests of this reader passing."""
+
+    def __init__(self, online: Any, config: Any, plan: list[tuple[FeatureView, list[str]]]) -> None:
+        from feast.infra.online_stores.redis import _versioned_fv_name
+
+        self._online = online
+        self._config = config
+        # Per view: its stored name, the requested names with its timestamp field appended (to
+        # a copy of the plan's list), and their hashed field keys.
+        self._views: list[tuple[str, list[str], list[Any]]] = []
+        for view, names in plan:
+            stored = _versioned_fv_name(view, config)
+            requested, fields = online._generate_hset_keys_for_features(view, list(names), stored)
+            self._views.append((stored, requested, fields))
+        self._redis_keys: dict[str, bytes] = {}
+
+    @classmethod
+    def of(
+        cls, store: FeatureStore, plan: list[tuple[FeatureView, list[str]]]
+    ) -> _RedisViews | None:
+        """The batched reads for a store on Feast's Redis online store, else None."""
+        if getattr(store.config.online_store, "type", None) != "redis":
+            return None
+        from feast.infra.online_stores.redis import RedisOnlineStore
+
+        online = getattr(store.provider, "online_store", None)
+        return cls(online, store.config, plan) if isinstance(online, RedisOnlineStore) else None
+
+    def read(self, symbol: str, keys: list[EntityKey]) -> list[tuple[Any, Any]]:
+        """(event time, protos) per view, in the plan's order, as ``online_read`` returns them."""
+        online = self._online
+        redis_key = self._redis_keys.get(symbol)
+        if redis_key is None:
+            (redis_key,) = online._generate_redis_keys_for_entities(self._config, keys)
+            self._redis_keys[symbol] = redis_key
+        replies = online._read_hash_fields(
+            self._config, [(redis_key, fields) for _, _, fields in self._views]
+        )
+        return [
+            online._get_features_for_entity(reply, name, requested)
+            for reply, (name, requested, _) in zip(replies, self._views, strict=True)
+        ]
 
 
 def _resolve(
