@@ -18,13 +18,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from trading_assets.lib.settings import Settings, SettingsError
 from trading_assets.servers import MLFLOW_ENV, MLFLOW_WORKERS
 from trading_assets.servers.profile import BUCKET, ProdPorts, ProdProfile
 from trading_assets.supervisor import GRACE_S, Service, Supervisor
+
+LOCAL = "127.0.0.1"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -63,37 +66,91 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def plan(args: argparse.Namespace, python: str = sys.executable) -> list[Service]:
     """The services ``make run`` starts, in order, for the chosen profile."""
-    return PROFILES[args.profile](args, python)
+    return run_profile(args).services(python)
 
 
-def local_plan(args: argparse.Namespace, python: str) -> list[Service]:
+@dataclass(frozen=True)
+class LocalRun:
     """Embedded stores under the data folder; the MLflow UI reads the sqlite store."""
-    mlflow_dir = args.data_dir.resolve() / "mlflow"
-    mlflow = Service(
-        "mlflow",
-        [python, "-m", "mlflow", "server",
-         "--backend-store-uri", f"sqlite:///{mlflow_dir / 'mlflow.db'}",
-         "--host", LOCAL, "--port", str(args.mlflow_port),
-         "--workers", str(MLFLOW_WORKERS)],
-        env=MLFLOW_ENV,
-        log=mlflow_dir / "server.log",
-    )  # fmt: skip
-    system = system_services(args, python, {}, {})
-    return [*system[:-1], mlflow, *system[-1:]] if args.history_days > 0 else [*system, mlflow]
+
+    args: argparse.Namespace
+
+    def services(self, python: str) -> list[Service]:
+        args = self.args
+        mlflow = Service(
+            "mlflow",
+            [python, "-m", "mlflow", "server",
+             "--backend-store-uri", f"sqlite:///{self.mlflow_log().parent / 'mlflow.db'}",
+             "--host", LOCAL, "--port", str(args.mlflow_port),
+             "--workers", str(MLFLOW_WORKERS)],
+            env=MLFLOW_ENV,
+            log=self.mlflow_log(),
+        )  # fmt: skip
+        system = system_services(args, python, {}, {})
+        if args.history_days > 0:  # the bootstrap last
+            return [*system[:-1], mlflow, *system[-1:]]
+        return [*system, mlflow]
+
+    def side_environments(self) -> list[dict[str, str]]:
+        return [{}]
+
+    def mlflow_log(self) -> Path:
+        return self.args.data_dir.resolve() / "mlflow" / "server.log"
+
+    def store_lines(self) -> list[str]:
+        return []
+
+    def prepare(self) -> None:
+        """Nothing: every embedded store makes itself on first use."""
 
 
-def prod_plan(args: argparse.Namespace, python: str) -> list[Service]:
+@dataclass(frozen=True)
+class ProdRun:
     """The four servers first, then the system on them, the Dagster side and the sidecar each
     with a data folder of its own."""
-    profile = prod_profile(args)
-    dagster_env = profile.environment("dagster") | {"DAGSTER_HOME": str(profile.dagster_home())}
-    sidecar_env = profile.environment("sidecar")
-    return [*profile.services(python), *system_services(args, python, dagster_env, sidecar_env)]
+
+    args: argparse.Namespace
+
+    def profile(self) -> ProdProfile:
+        args = self.args
+        ports = ProdPorts(args.postgres_port, args.redis_port, args.s3_port, args.mlflow_port)
+        return ProdProfile.under(args.data_dir, ports)
+
+    def services(self, python: str) -> list[Service]:
+        profile = self.profile()
+        dagster_env = profile.environment("dagster") | {"DAGSTER_HOME": str(profile.dagster_home())}
+        sidecar_env = profile.environment("sidecar")
+        system = system_services(self.args, python, dagster_env, sidecar_env)
+        return [*profile.services(python), *system]
+
+    def side_environments(self) -> list[dict[str, str]]:
+        return [self.profile().environment(side) for side in ("dagster", "sidecar")]
+
+    def mlflow_log(self) -> Path:
+        return self.profile().root / "servers" / "mlflow" / "server.log"
+
+    def store_lines(self) -> list[str]:
+        profile = self.profile()
+        return [
+            f"  PostgreSQL   {LOCAL}:{profile.postgres.port} (databases dagster, iceberg, feast, "
+            "mlflow)",
+            f"  Redis        {LOCAL}:{profile.redis.port} (Feast's online store)",
+            f"  S3           {profile.s3.endpoint_url} (bucket {BUCKET}; SeaweedFS)",
+            f"  secrets      {profile.root / 'secrets.json'} (mode 600)",
+        ]
+
+    def prepare(self) -> None:
+        self.profile().prepare()
 
 
-def prod_profile(args: argparse.Namespace) -> ProdProfile:
-    ports = ProdPorts(args.postgres_port, args.redis_port, args.s3_port, args.mlflow_port)
-    return ProdProfile.under(args.data_dir, ports)
+PROFILES: dict[str, Callable[[argparse.Namespace], LocalRun | ProdRun]] = {
+    "local": LocalRun,
+    "prod": ProdRun,
+}
+
+
+def run_profile(args: argparse.Namespace) -> LocalRun | ProdRun:
+    return PROFILES[args.profile](args)
 
 
 def system_services(
@@ -142,50 +199,31 @@ def system_services(
     return services
 
 
-PROFILES = {"local": local_plan, "prod": prod_plan}
-LOCAL = "127.0.0.1"
-
-
 def banner(args: argparse.Namespace) -> str:
     market = (
         "Binance"
         if args.market == "binance"
         else f"simulator on http://{args.sim_host}:{args.sim_port}"
     )
-    data = args.data_dir.resolve()
-    mlflow_log = (data / "servers" if args.profile == "prod" else data) / "mlflow" / "server.log"
+    profile = run_profile(args)
     lines = [
         "",
         f"  Dagster UI   http://{LOCAL}:{args.dagster_port}",
         f"  MLflow UI    http://{LOCAL}:{args.mlflow_port}  (model: "
-        f"http://{LOCAL}:{args.mlflow_port}/#/models/signal; log: {mlflow_log})",
+        f"http://{LOCAL}:{args.mlflow_port}/#/models/signal; log: {profile.mlflow_log()})",
         f"  sidecar API  http://{LOCAL}:{args.sidecar_port}/predictions/latest"
         "  (/health /ready /metrics)",
         f"  market       {market}",
         "  bootstrap    " + (f"{args.history_days} days of history, then a first model"
                              if args.history_days > 0 else "skipped (HISTORY_DAYS=0)"),
     ]  # fmt: skip
-    if args.profile == "prod":
-        profile = prod_profile(args)
-        lines += [
-            f"  PostgreSQL   {LOCAL}:{profile.postgres.port} (databases dagster, iceberg, feast, "
-            "mlflow)",
-            f"  Redis        {LOCAL}:{profile.redis.port} (Feast's online store)",
-            f"  S3           {profile.s3.endpoint_url} (bucket {BUCKET}; SeaweedFS)",
-            f"  secrets      {profile.root / 'secrets.json'} (mode 600)",
-        ]
-    return "\n".join([*lines, "  Ctrl-C stops everything", ""])
+    return "\n".join([*lines, *profile.store_lines(), "  Ctrl-C stops everything", ""])
 
 
 def check_settings(args: argparse.Namespace) -> str | None:
     """The settings every process will build, checked before anything starts: None when they
     hold, else the one-line error naming the variable."""
-    sides = (
-        [{}]
-        if args.profile == "local"
-        else [prod_profile(args).environment(side) for side in ("dagster", "sidecar")]
-    )
-    for side in sides:
+    for side in run_profile(args).side_environments():
         try:
             Settings.from_environ(os.environ | side)
         except SettingsError as error:
@@ -198,8 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if (problem := check_settings(args)) is not None:
         print(f"[run] {problem}", file=sys.stderr)
         return 2
-    if args.profile == "prod":
-        prod_profile(args).prepare()
+    run_profile(args).prepare()
     return Supervisor(plan(args), grace_s=args.grace).run(banner(args))
 
 
