@@ -153,6 +153,11 @@ def test_the_chain_runs_across_two_machines_through_server_restarts_losing_nothi
     dagster_data = dagster_root / "data"  # its home holds library caches only (onnxruntime's)
     assert not list(dagster_data.rglob("*.onnx")) and not list(dagster_data.rglob("*.db"))
 
+    # Assert: the runs' compute logs are in S3 (dagster-aws), as on a cluster
+    client = stores.s3.client()
+    logs = client.list_objects_v2(Bucket=stores.bucket, Prefix="dagster/compute-logs/")
+    assert logs.get("KeyCount", 0) > 0
+
     # Assert: no password or access key in any log, run config, metadata entry or stored row
     leaks = list(_leaks(stores, [dagster_root, sidecar_root]))
     assert leaks == [], leaks[:5]
