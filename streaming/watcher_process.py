@@ -9,16 +9,16 @@ down the sidecar keeps serving whatever it loaded; alias moves wait for the next
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import sys
 import time
 from pathlib import Path
 
+from streaming.child_process import terminate
+
 log = logging.getLogger(__name__)
 HEALTHY_RUN_S = 60.0  # a watcher that lived this long starts the restart delay over
-TERMINATE_GRACE_S = 5.0
 
 
 class WatcherProcess:
@@ -82,14 +82,4 @@ class WatcherProcess:
             await self._terminate()
 
     async def _terminate(self) -> None:
-        process = self._process
-        if process is None or process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):  # exited, not yet reaped
-            process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), TERMINATE_GRACE_S)
-        except TimeoutError:
-            log.warning("model watcher (pid %s) ignored SIGTERM: killing it", process.pid)
-            process.kill()
-            await process.wait()
+        await terminate(self._process, "model watcher")

@@ -20,11 +20,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from streaming.child_process import terminate
 from streaming.landing.shipper import INTERVAL_S, ShipperState
 
 log = logging.getLogger(__name__)
 HEALTHY_RUN_S = 60.0  # a shipper that lived this long starts the restart delay over
-TERMINATE_GRACE_S = 5.0  # time to finish the upload under way
 DRAIN_TIMEOUT_S = 60.0
 
 
@@ -130,14 +130,4 @@ class ShipperProcess:
         self.on_state(self.state)
 
     async def _terminate(self) -> None:
-        process = self._process
-        if process is None or process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):  # exited, not yet reaped
-            process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), TERMINATE_GRACE_S)
-        except TimeoutError:
-            log.warning("landing shipper (pid %s) ignored SIGTERM: killing it", process.pid)
-            process.kill()
-            await process.wait()
+        await terminate(self._process, "landing shipper")
