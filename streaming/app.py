@@ -49,7 +49,12 @@ from streaming.landing.shipping import ShipperProcess
 from streaming.loop_watch import LoopWatch
 from streaming.metrics import SidecarMetrics, SymbolMessages
 from streaming.model_files import mirror_dir
-from streaming.online import OnlineFeatureReader, OnlineFeatureWriter, open_feature_store
+from streaming.online import (
+    BoundedOnlineReader,
+    OnlineFeatureReader,
+    OnlineFeatureWriter,
+    open_feature_store,
+)
 from streaming.predictions import Prediction, Role, unscored_prediction
 from streaming.prefetched_silver import open_silver
 from streaming.risk import RiskEngine, RiskLimits
@@ -109,7 +114,12 @@ class Sidecar:
         live = LiveFeatureTrackers(list(self.trackers.values()))
         self.store = store if store is not None else open_feature_store(config)
         self.online_writer = OnlineFeatureWriter(self.store, views=groups)
-        self.online_reader = OnlineFeatureReader(self.store, config.feature_service)
+        # On its own thread, waited for no longer than the controller would accept a read.
+        self.online_reader = BoundedOnlineReader(
+            OnlineFeatureReader(self.store, config.feature_service),
+            budgets.online_max_latency_s,
+            self.metrics.registry,
+        )
         self.silver = open_silver(config, self.feature_order)
         self.controller = FallbackController(
             self.feature_order,
@@ -231,6 +241,7 @@ class Sidecar:
         if self.shipper is not None:  # what was sealed just now goes too
             await self.shipper.drain()
         await asyncio.to_thread(self.online_writer.close)
+        self.online_reader.close()
         if self.silver is not None:
             await asyncio.to_thread(self.silver.close)
         if self.slots is not None:
@@ -310,7 +321,7 @@ class Sidecar:
         ]
         serving = [p.role == driver for p in predictions]
         if driver not in models:
-            reason = self.no_champion_reason() if decision.can_trade else decision.reason
+            reason = self.no_champion_reason() if decision.can_trade else decision.explained
             latency_ms = (time.perf_counter() - started) * 1000
             predictions.append(
                 unscored_prediction(symbol, now_ns, int(decision.level), reason, latency_ms)
@@ -360,7 +371,7 @@ class Sidecar:
             )  # fmt: skip
         confidence = min(1.0, abs(score.signal)) * decision.confidence_multiplier
         volatility = values.get(VOLATILITY_FEATURE, math.nan)
-        should_trade, size, risk_score, reason = False, 0.0, 1.0, decision.reason
+        should_trade, size, risk_score, reason = False, 0.0, 1.0, decision.explained
         if drives:
             verdict = trade(
                 self.risk, self.config, symbol, now_ns, score.predicted_return, score.signal,
@@ -369,7 +380,7 @@ class Sidecar:
             )  # fmt: skip
             size, risk_score = verdict.size_fraction, verdict.risk_score
             should_trade = verdict.should_trade and decision.can_trade
-            reason = "; ".join([decision.reason, *verdict.reasons]).strip("; ")
+            reason = "; ".join([decision.explained, *verdict.reasons]).strip("; ")
         else:
             reason = f"{model.role}: logged, not acted on"
         latency_ms = (time.perf_counter() - started) * 1000

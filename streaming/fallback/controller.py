@@ -121,6 +121,7 @@ class FallbackController:
         self._was_fresh: set[str] = set()  # symbols served by level 1 or 2 at least once
         self._back_since: dict[str, int] = {}  # when a better level became available again
         self._quiet: dict[str, QuietExtension] = {}
+        self._failing: dict[tuple[str, str], str] = {}  # (source, symbol) → its error's type
 
     def decide(self, symbol: str, now_ns: int) -> FallbackDecision:
         """The feature vector to predict from at ``now_ns``, its level, age and confidence."""
@@ -370,12 +371,21 @@ class FallbackController:
     def _call(
         self, source: Callable[..., T], skipped: list[str], name: str, *args: object
     ) -> T | None:
+        key = (name, str(args[0]))
         try:
-            return source(*args)
+            answer = source(*args)
         except Exception as error:
-            log.warning("%s source failed for %s: %r", name, args[0], error)
+            # Logged when a source starts failing (or fails differently), not on every tick of
+            # an outage; each decision still records the error as its reason.
+            kind = type(error).__name__
+            if self._failing.get(key) != kind:
+                log.warning("%s source failed for %s: %r", name, args[0], error)
+                self._failing[key] = kind
             skipped.append(f"{name}: read failed: {error!r}")
             return None
+        if self._failing.pop(key, None) is not None:
+            log.info("%s source answers again for %s", name, args[0])
+        return answer
 
     def _record(self, decision: FallbackDecision) -> None:
         symbol, level = decision.symbol, decision.level

@@ -155,6 +155,14 @@ class FallbackDecision:
     data_time_ns: int | None = None
 
     @property
+    def explained(self) -> str:
+        """``reason``, and below level 1 why each better level was passed over (safe mode's
+        reason lists them already): what a prediction tells its reader about its data."""
+        if not self.skipped or self.level in (FallbackLevel.ONLINE, FallbackLevel.SAFE):
+            return self.reason
+        return f"{self.reason} (passed over: {'; '.join(self.skipped)})"
+
+    @property
     def can_trade(self) -> bool:
         """False in safe mode; the risk engine makes the final call otherwise."""
         return self.level is not FallbackLevel.SAFE

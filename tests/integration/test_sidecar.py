@@ -153,7 +153,7 @@ async def test_sidecar_lands_features_predicts_and_shuts_down_cleanly(tmp_path, 
     # Online store: a row of each symbol was pushed through the push sources, no older than
     # the run, and every submitted row is accounted for.
     for symbol in SYMBOLS:
-        read = sidecar.online_reader.read(symbol)
+        read = sidecar.online_reader.source(symbol)  # the store itself, the sidecar stopped
         assert read is not None
         minute_ago = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
         assert read.event_time_ns >= minute_ago.timestamp() * 1e9
