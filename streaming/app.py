@@ -41,9 +41,10 @@ from streaming.landing import (
     Landing,
     LandingProcess,
     LandingWriter,
-    last_landed_trade_ids,
     maintain,
+    resume_points,
 )
+from streaming.landing.guard import LandingGuard
 from streaming.landing.shipper import needs_shipping
 from streaming.landing.shipping import ShipperProcess
 from streaming.loop_watch import LoopWatch
@@ -173,12 +174,14 @@ class Sidecar:
         return "no @champion model" if self.slots is None else self.slots.no_champion_reason()
 
     def readiness(self) -> Readiness:
-        """Ready when a @champion is loaded and some symbol's data is not in safe mode."""
+        """Ready when a @champion is loaded, some symbol's data is not in safe mode, and market
+        data lands (not paused for want of disk space)."""
         reasons = []
         if self.slots is None or self.slots.get("champion") is None:
             reasons.append(self.no_champion_reason())
         if not any(d.level < FallbackLevel.SAFE for d in self.decisions.values()):
             reasons.append("every symbol is in safe mode (stale data)")
+        reasons.extend(self.landing.status.reasons())  # disk low or full: landing paused
         return Readiness(ready=not reasons, reasons=tuple(reasons))
 
     def stop(self) -> None:
@@ -187,8 +190,11 @@ class Sidecar:
 
     async def run(self) -> None:
         """Serve until stopped; on the way out every landed file is sealed and pushed rows land."""
-        resume = last_landed_trade_ids(self.config.landing_root)
+        # Each symbol's last landed trade, or where its previous run began if none of it landed.
+        resume = resume_points(self.config.landing_root)
         log.info("resuming trades after %s", resume or "nothing (fresh start)")
+        guard = LandingGuard(self.landing, self.config.rest_base_url, self.metrics,
+                             self.config.landing_min_free)  # fmt: skip
         self.feed = MarketFeed(
             self.config.ws_base_url,
             self.config.rest_base_url,
@@ -196,7 +202,9 @@ class Sidecar:
             dead_letter_path=self.config.dead_letter_path,
             resume_from=resume,
             watchdog_s=self.config.watchdog_s,
+            on_run_start=guard.record_run_starts,  # recorded before any of their trades lands
         )
+        await guard.check()  # on a disk already low, landing is paused before anything lands
         await self.api.start()
         log.info("sidecar API on %s", self.api.url)
         for symbol in self.config.symbols:
@@ -205,6 +213,7 @@ class Sidecar:
             asyncio.create_task(self._consume(self.feed), name="feed"),
             asyncio.create_task(self._predict_forever(), name="predict"),
             asyncio.create_task(maintain(self.writers.values()), name="landing"),
+            asyncio.create_task(guard.run(), name="landing-guard"),  # pauses on a filling disk
             asyncio.create_task(self.loop_watch.run(), name="loop-watch"),
         ]
         if self.slots is not None and self.model_watcher is not None:

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streaming.fallback import FallbackBudgets
+from streaming.landing.disk import DEFAULT_MIN_FREE, MinFree
+from streaming.landing.status import MIN_FREE_VARIABLE
 from trading_assets.lib.feature_store.spec import TRAINING_SERVICE
 from trading_assets.lib.models.policy import ASSUMED_SPREAD_BPS, FEE_BP
 from trading_assets.lib.settings import Settings, SettingsError
@@ -37,6 +39,8 @@ class SidecarConfig:
     landing_dir: Path | None = None  # None: data_root / "landing"
     # Where the Dagster side reads landed segments; elsewhere than landing_root: shipped there
     landing_uri: str | None = None
+    # Free space below which market data stops landing (and is fetched again once there is room)
+    landing_min_free: MinFree = field(default_factory=lambda: MinFree.parse(DEFAULT_MIN_FREE))
     api_host: str = "127.0.0.1"
     api_port: int = 8700
     predict_every_s: float = 1.0
@@ -72,6 +76,7 @@ OPTION_VARIABLES = {
     "redis": "REDIS_CONNECTION_STRING",
     "host": "SIDECAR_HOST",
     "port": "SIDECAR_PORT",
+    "landing_min_free": MIN_FREE_VARIABLE,
 }
 """Options that stand in for a settings variable: given, they override it for this process."""
 
@@ -107,9 +112,9 @@ def parse_args(argv: Sequence[str] | None = None) -> SidecarConfig:
     }
     try:
         settings = Settings.from_environ({**os.environ, **given})
+        return config_from_settings(settings, args)
     except SettingsError as error:
         parser.exit(2, f"python -m streaming: {error}\n")
-    return config_from_settings(settings, args)
 
 
 def config_from_settings(settings: Settings, args: argparse.Namespace) -> SidecarConfig:
@@ -120,6 +125,7 @@ def config_from_settings(settings: Settings, args: argparse.Namespace) -> Sideca
         data_root=settings.data_dir,
         landing_dir=settings.landing_dir,
         landing_uri=settings.landing_uri,
+        landing_min_free=_min_free(settings.tuning(MIN_FREE_VARIABLE) or DEFAULT_MIN_FREE),
         tracking_uri=settings.mlflow_tracking_uri,
         model_name=settings.mlflow_model_name,
         feature_service=args.feature_service,
@@ -136,3 +142,10 @@ def config_from_settings(settings: Settings, args: argparse.Namespace) -> Sideca
         fee_bp=args.fee_bp,
         assumed_spread_bps=args.assumed_spread_bps,
     )
+
+
+def _min_free(text: str) -> MinFree:
+    try:
+        return MinFree.parse(text)
+    except ValueError as error:
+        raise SettingsError(f"{MIN_FREE_VARIABLE}: {error}") from None

@@ -223,6 +223,32 @@ class SidecarMetrics:
             "Predictions dropped from slow stream clients' queues (oldest first)",
             registry=r,
         )
+        self.landing_free_bytes = Gauge(
+            "sidecar_landing_free_bytes",
+            "Free bytes on the landing folder's filesystem (for an unprivileged writer)",
+            registry=r,
+        )
+        self.landing_free_ratio = Gauge(
+            "sidecar_landing_free_ratio",
+            "Free share of the landing folder's filesystem, 0 to 1",
+            registry=r,
+        )
+        self.landing_min_free_bytes = Gauge(
+            "sidecar_landing_min_free_bytes",
+            "Free bytes below which market-data landing pauses (TRADING_LANDING_MIN_FREE)",
+            registry=r,
+        )
+        self.landing_paused = Gauge(
+            "sidecar_landing_paused",
+            "1 while market data is not landing (disk low or full); predictions are still served",
+            registry=r,
+        )
+        self.landing_unlanded_trades = Gauge(
+            "sidecar_landing_unlanded_trades",
+            "Trades handed to landing while it was paused, not landed yet: fetched again by id "
+            "once it resumes",
+            registry=r,
+        )
         self._versions: dict[str, str] = {}
 
     def set_model_version(self, role: str, version: str | None) -> None:

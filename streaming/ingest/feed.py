@@ -22,7 +22,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 
 import httpx
 import websockets
@@ -46,6 +46,8 @@ from streaming.venues.binance.records import BinanceRecord, BookTicker, Trade
 
 log = logging.getLogger(__name__)
 DEFAULT_CHANNELS = ("trade", "bookTicker")
+RunStartHook = Callable[[Mapping[str, int]], Awaitable[None]]
+"""Told each symbol's first trade id of the run before any of its trades is handed out."""
 _REST_FAILURES = (BinanceUnavailableError, BinanceApiError, BinanceParseError, httpx.HTTPError)
 
 
@@ -62,7 +64,9 @@ class MarketFeed:
     """Async context manager and iterator over parsed Binance market records for ``symbols``.
 
     Trades come out per symbol with contiguous ids, ascending, each exactly once, starting
-    after ``resume_from[symbol]`` when given (else at the first trade streamed). BookTickers
+    after ``resume_from[symbol]`` when given (else at the first trade streamed); the first id of
+    each symbol is awaited through ``on_run_start`` before its first trade (so that landing can
+    record where the run began before any trade lands). BookTickers
     older than one already handed out are dropped. Frames that fail to parse are written to
     ``dead_letter_path`` (see :mod:`streaming.ingest.deadletter`) and the stream goes on.
     """
@@ -86,6 +90,7 @@ class MarketFeed:
         api_key: str | None = None,
         ping_interval_s: float = 20.0,
         open_timeout_s: float = 10.0,
+        on_run_start: RunStartHook | None = None,
     ) -> None:
         if watchdog_s <= 0 or max_connection_s <= 0 or reorder_wait_s < 0:
             raise ValueError("watchdog_s, max_connection_s must be > 0 and reorder_wait_s >= 0")
@@ -108,6 +113,11 @@ class MarketFeed:
         self._sequencers = {
             s: TradeSequencer(s, resume[s] + 1 if s in resume else None) for s in self.symbols
         }
+        # Each symbol's first trade id of this run, announced to ``on_run_start`` before the
+        # first of its trades is handed out: the resume points now, the others at their first.
+        self.run_starts = {s: resume[s] + 1 for s in self.symbols if s in resume}
+        self._unannounced = dict(self.run_starts)
+        self._on_run_start = on_run_start
         self._book_update_ids: dict[str, int] = {}
         self._rest: AsyncBinanceRestClient | None = None
         self._dead_letters: DeadLetterWriter | None = None
@@ -162,6 +172,7 @@ class MarketFeed:
 
     # -- connection loop ------------------------------------------------------------------------
     async def _run(self) -> AsyncGenerator[BinanceRecord, None]:
+        await self._announce_run_starts()
         while True:
             connection = await self._connect()
             self._connection = connection
@@ -233,7 +244,9 @@ class MarketFeed:
                 proven = True
             last_frame_s = time.monotonic()
             handled = self._handle(raw, receive_ns)
-            if isinstance(handled, list):  # trades a gap held back, released
+            if isinstance(handled, list):  # trades a gap held back, released (or a first one)
+                if self._unannounced:
+                    await self._announce_run_starts()
                 for trade in handled:
                     yield trade
             elif handled is not None:
@@ -272,12 +285,19 @@ class MarketFeed:
                 stats.trades_from_stream += 1
                 stats.trades_released += 1
                 return record
+            if sequencer.next_id is None:  # the symbol's first trade of this run
+                self.run_starts[record.symbol] = self._unannounced[record.symbol] = record.trade_id
             if sequencer.offer(record):
                 stats.trades_from_stream += 1
             else:
                 stats.trades_duplicate += 1
             return self._released(sequencer.release())
         return record
+
+    async def _announce_run_starts(self) -> None:
+        starts, self._unannounced = self._unannounced, {}
+        if starts and self._on_run_start is not None:
+            await self._on_run_start(starts)
 
     def _sequencer(self, symbol: str) -> TradeSequencer:
         if symbol not in self._sequencers:

@@ -8,8 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
-from streaming.venues.binance.client import AsyncBinanceRestClient
+import httpx
+
+from streaming.venues.binance.client import (
+    AsyncBinanceRestClient,
+    BinanceApiError,
+    BinanceUnavailableError,
+)
+from streaming.venues.binance.errors import BinanceParseError
 from streaming.venues.binance.parse import parse_rest_trades
 from streaming.venues.binance.records import Trade
 
@@ -53,3 +61,32 @@ async def fetch_trades(
             short_pages += 1
             await asyncio.sleep(SHORT_PAGE_DELAY_S)
     return trades
+
+
+FETCH_FAILURES = (BinanceUnavailableError, BinanceApiError, BinanceParseError, httpx.HTTPError)
+"""What a fetch raises when the exchange cannot serve it now (worth retrying later)."""
+
+
+class MissingTradesError(RuntimeError):
+    """The exchange served none of a trade id range it should hold."""
+
+
+async def trade_chunks(
+    rest: AsyncBinanceRestClient, symbol: str, first_id: int, last_id: int, chunk: int = 10_000
+) -> AsyncIterator[list[Trade]]:
+    """Trades ``first_id..last_id`` of ``symbol``, oldest first, ``chunk`` at a time, so that a
+    long range (a landing paused for an hour) is never held in memory whole.
+
+    Ids the exchange skips are skipped (its tape has no hole: none are); a range of which it
+    serves nothing raises :class:`MissingTradesError`, and a failed request one of
+    :data:`FETCH_FAILURES`.
+    """
+    next_id = first_id
+    while next_id <= last_id:
+        trades = await fetch_trades(rest, symbol, next_id, last_id, max_trades=chunk)
+        if not trades:
+            raise MissingTradesError(
+                f"the exchange served no {symbol} trade of ids {next_id}..{last_id}"
+            )
+        yield trades
+        next_id = trades[-1].trade_id + 1

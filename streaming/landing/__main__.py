@@ -1,5 +1,5 @@
 """``python -m streaming.landing OPTIONS_JSON``: the landing child a ``LandingProcess`` starts."""
 
-from streaming.landing.process import main
+from streaming.landing.child import main
 
 main()

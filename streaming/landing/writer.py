@@ -11,7 +11,9 @@ flush has little left to do, and fsyncs a segment once ``max_unsynced_bytes`` we
 since its last fsync, so a burst becomes durable as it goes; a segment may pass
 ``max_segment_bytes`` by what was written between two polls. After a SIGKILL at most the last
 ``flush_every_s`` of records is lost; on the next start the killed process's ``.open`` segments
-are cut back to their last complete record and sealed.
+are cut back to their last complete record and sealed. A write that finds the disk full is cut
+back the same way at once, and raises :class:`~streaming.landing.disk.LandingDiskFullError` with
+its lines still queued: the caller retries them later or drops them (``drop_unwritten``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import itertools
+import logging
 import os
 import threading
 import time
@@ -30,6 +33,7 @@ from typing import Any
 
 import msgspec
 
+from streaming.landing.disk import LandingDiskFullError, is_disk_full
 from streaming.landing.durable import fsync_directory, make_directories, write_all
 from streaming.landing.recovery import recover_open_segments
 from trading_assets.lib.lakehouse.landing_layout import (
@@ -40,6 +44,8 @@ from trading_assets.lib.lakehouse.landing_layout import (
     TRADES_KIND,
     partition_dir,
 )
+
+log = logging.getLogger(__name__)
 
 # Which record field dates a record (first one present and not None wins), per known kind.
 DEFAULT_TIME_FIELDS: dict[str, tuple[str, ...]] = {
@@ -69,6 +75,7 @@ class _Segment:
     size: int = 0
     fd: int | None = None
     unsynced: int = 0  # bytes written since its last fsync
+    written: int = 0  # bytes in the file: whole records only
 
     @property
     def open_path(self) -> Path:
@@ -205,7 +212,8 @@ class LandingWriter:
                 or now - segment.opened_at >= self.rotate_every_s
             ]
             for key in due:
-                self._seal(self._segments.pop(key))
+                self._seal(self._segments[key])
+                del self._segments[key]  # kept when its seal failed: a later one retries it
             if now - self._last_flush >= self.flush_every_s:
                 self._flush_open_segments()
             elif not self.inline_poll:  # write now, off the writing thread; fsync when due
@@ -224,18 +232,27 @@ class LandingWriter:
 
     def rotate(self) -> list[Path]:
         """Seal every open segment now; return the sealed paths (new writes open new segments)."""
+        sealed: list[Path] = []
         with self._io_lock:
             self._take_queued()
-            to_seal = list(self._segments.values())
-            self._segments.clear()
-            sealed = [self._seal(segment) for segment in to_seal]
-        return [path for path in sealed if path is not None]
+            for key, segment in list(self._segments.items()):
+                path = self._seal(segment)
+                del self._segments[key]
+                if path is not None:
+                    sealed.append(path)
+        return sealed
 
     def close(self) -> None:
-        """Seal everything and refuse further writes (idempotent)."""
+        """Seal everything and refuse further writes (idempotent). On a full disk the lines that
+        cannot be written are dropped (logged) and what was written is sealed whole."""
         with self._state_lock:
             self._closed = self._after_write = True
-        self.rotate()
+        try:
+            self.rotate()
+        except LandingDiskFullError as error:
+            dropped = self.drop_unwritten()
+            log.warning("%s: %d %s records not landed", error, dropped, self.kind)
+            self.rotate()
 
     def __enter__(self) -> LandingWriter:
         return self
@@ -315,20 +332,44 @@ class LandingWriter:
                 os.fsync(segment.fd)
                 segment.unsynced = 0
             return
-        if segment.fd is None:
-            make_directories(segment.directory)
-            segment.fd = os.open(
-                segment.open_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644
-            )
-            fsync_directory(segment.directory)
         data = b"".join(chunks)
-        write_all(segment.fd, data)
-        segment.unsynced += len(data)
         # A burst is made durable as it goes, not only every flush_every_s: at most
         # max_unsynced_bytes of a segment wait for the next flush (or for its seal).
-        if fsync or segment.unsynced >= self.max_unsynced_bytes:
-            os.fsync(segment.fd)
-            segment.unsynced = 0
+        sync = fsync or segment.unsynced + len(data) >= self.max_unsynced_bytes
+        try:
+            if segment.fd is None:
+                make_directories(segment.directory)
+                segment.fd = os.open(
+                    segment.open_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644
+                )
+                fsync_directory(segment.directory)
+            write_all(segment.fd, data)
+            if sync:
+                os.fsync(segment.fd)
+        except OSError as error:
+            if not is_disk_full(error):
+                raise
+            # The lines wait in memory (or are dropped by a pause); the file is cut back to the
+            # whole records written before, freeing what this write took, and made durable so.
+            segment.pending[:0] = chunks
+            if segment.fd is not None:
+                os.ftruncate(segment.fd, segment.written)
+                os.fsync(segment.fd)
+                segment.unsynced = 0
+            raise LandingDiskFullError(self.kind, self.root, error) from error
+        segment.written += len(data)
+        segment.unsynced = 0 if sync else segment.unsynced + len(data)
+
+    def drop_unwritten(self) -> int:
+        """Drop every line not yet in its segment's file (a pause on a full disk); how many."""
+        with self._io_lock:
+            self._take_queued()
+            dropped = 0
+            for segment in self._segments.values():
+                dropped += sum(chunk.count(b"\n") for chunk in segment.pending)
+                segment.pending = []
+                segment.size = segment.written
+            return dropped
 
     def _seal(self, segment: _Segment) -> Path | None:
         self._write_pending(segment)
@@ -336,6 +377,10 @@ class LandingWriter:
             return None
         os.close(segment.fd)
         segment.fd = None
+        if segment.written == 0:  # created, then its first write found the disk full
+            segment.open_path.unlink()
+            fsync_directory(segment.directory)
+            return None
         os.replace(segment.open_path, segment.sealed_path)
         fsync_directory(segment.directory)
         self.sealed.append(segment.sealed_path)

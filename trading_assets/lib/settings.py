@@ -88,6 +88,9 @@ VARIABLES: tuple[Variable, ...] = (
              f"{DATA}/landing", f"{DATA}/landing"),
     Variable("TRADING_LANDING_URI", "where sealed segments are shipped and ingested from",
              "${TRADING_LANDING_DIR}", None),
+    Variable("TRADING_LANDING_MIN_FREE", "free space the sidecar keeps under its landing folder "
+             "(a size like `1GiB`, or a share like `5%`): below it market data stops landing, "
+             "and the missed trades are fetched again once there is room", "1GiB", "1GiB"),
     Variable("ICEBERG_CATALOG_URI", "the Iceberg SQL catalog (a sqlite file, or PostgreSQL)",
              f"sqlite:///{DATA}/iceberg/{LOCAL_CATALOG_FILE}?timeout=60", None, secret=True),
     Variable("ICEBERG_WAREHOUSE", "the Iceberg warehouse (a folder, or s3://)",
