@@ -18,9 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from streaming.api import PredictionApi, PredictionHub, Readiness
@@ -32,7 +31,7 @@ from streaming.fallback import (
     LiveFeatureTracker,
     LiveFeatureTrackers,
 )
-from streaming.inference import ModelSlots, ServingModel
+from streaming.inference import ModelSlots
 from streaming.ingest import MarketFeed
 from streaming.landing import (
     BOOK_TICKERS_KIND,
@@ -56,21 +55,18 @@ from streaming.online import (
     OnlineFeatureWriter,
     open_feature_store,
 )
-from streaming.predictions import Prediction, Role, unscored_prediction
+from streaming.predictions import Prediction, unscored_prediction
 from streaming.prefetched_silver import open_silver
 from streaming.risk import RiskEngine, RiskLimits
-from streaming.trading import canary_drives, trade
+from streaming.trading import Trader
 from streaming.venues.binance import BookTicker, Trade
 from streaming.watcher_process import WatcherProcess
 from trading_assets.lib.feature_store.spec import FEATURE_CONFIG, SERVICES, service_features
 from trading_assets.lib.features.incremental import FeatureRow
-from trading_assets.lib.lakehouse.landing import MODEL_ERROR_REASON
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
 
-
-VOLATILITY_FEATURE = "rv_60s"
 # A market message in, the feature rows it completed out (a symbol's live features).
 RowsOf = Callable[[Any], list[FeatureRow]]
 
@@ -133,6 +129,7 @@ class Sidecar:
         self.risk = RiskEngine(
             RiskLimits(fee_bp=config.fee_bp), on_transition=self.metrics.count_risk_transition
         )
+        self.trader = Trader(config, self.risk, self.metrics.messages)
         self.slots: ModelSlots | None = None
         self.model_watcher: WatcherProcess | None = None
         if config.tracking_uri:
@@ -303,7 +300,7 @@ class Sidecar:
     def predict(self, symbol: str, now_ns: int) -> list[Prediction]:
         """Every serving model's prediction for ``symbol`` now; the driving one is risk-checked."""
         started = time.perf_counter()
-        self._settle(symbol, now_ns)
+        self.trader.settle(symbol, now_ns)
         tracker = self.trackers.get(symbol)
         # Seconds closed by the clock (no trade has arrived after them yet) reach the online
         # store too, before the vector is read back. Their event times say nothing about the
@@ -323,9 +320,9 @@ class Sidecar:
         # Every model's latency is this shared read plus its own scoring, not the others'.
         read_s = time.perf_counter() - started
         models = dict(self.slots.snapshot()) if self.slots is not None else {}
-        driver = self._driver(symbol, now_ns, models)
+        driver = self.trader.driver(symbol, now_ns, models)
         predictions = [
-            self._prediction(symbol, now_ns, decision, model, role == driver, read_s)
+            self.trader.prediction(symbol, now_ns, decision, model, role == driver, read_s)
             for role, model in models.items()
         ]
         serving = [p.role == driver for p in predictions]
@@ -349,66 +346,6 @@ class Sidecar:
             lookback_ns = round(self.config.fallback_budgets.silver_lookback_s * NS)
             self.silver.prefetch(symbol, now_ns - lookback_ns, now_ns)
 
-    def _driver(self, symbol: str, now_ns: int, models: Mapping[Role, ServingModel]) -> Role:
-        """The role whose signal trades: the @canary for its share of decisions, else champion."""
-        share = self.config.canary_share
-        if "canary" in models and share > 0 and canary_drives(symbol, now_ns // NS, share):
-            return "canary"
-        return "champion"
-
-    def _prediction(
-        self,
-        symbol: str,
-        now_ns: int,
-        decision: FallbackDecision,
-        model: ServingModel,
-        drives: bool,
-        read_s: float,
-    ) -> Prediction:
-        started = time.perf_counter() - read_s
-        values = {k: (math.nan if v is None else v) for k, v in decision.features.items()}
-        try:
-            score = model.score(values)
-        except Exception as exc:
-            # One model failing must not silence the others, and the failure must reach the
-            # predictions log: the rollout's error rate (and its rollback) is counted from there.
-            log.warning("%s v%s failed to score %s: %s", model.role, model.version, symbol, exc)
-            return unscored_prediction(
-                symbol, now_ns, int(decision.level),
-                f"{MODEL_ERROR_REASON}: {type(exc).__name__}: {exc}",
-                (time.perf_counter() - started) * 1000, model.role, model.version,
-            )  # fmt: skip
-        confidence = min(1.0, abs(score.signal)) * decision.confidence_multiplier
-        volatility = values.get(VOLATILITY_FEATURE, math.nan)
-        should_trade, size, risk_score, reason = False, 0.0, 1.0, decision.explained
-        if drives:
-            verdict = trade(
-                self.risk, self.config, symbol, now_ns, score.predicted_return, score.signal,
-                confidence, int(decision.level), values, volatility, self.last_price(symbol),
-                self.config.canary_size if model.role == "canary" else 1.0,
-            )  # fmt: skip
-            size, risk_score = verdict.size_fraction, verdict.risk_score
-            should_trade = verdict.should_trade and decision.can_trade
-            reason = "; ".join([decision.explained, *verdict.reasons]).strip("; ")
-        else:
-            reason = f"{model.role}: logged, not acted on"
-        latency_ms = (time.perf_counter() - started) * 1000
-        return Prediction(
-            symbol=symbol,
-            timestamp=now_ns,
-            signal=score.signal,
-            confidence=confidence,
-            risk_score=risk_score,
-            should_trade=should_trade,
-            model_version=model.version,
-            fallback_level=int(decision.level),
-            latency_ms=latency_ms,
-            role=model.role,
-            size_fraction=size if should_trade else 0.0,
-            reason=reason,
-            predicted_return=score.predicted_return,
-        )
-
     def _route(self, symbol: str) -> tuple[SymbolMessages, RowsOf, RowsOf]:
         tracker = self.trackers.get(symbol)
         route = (
@@ -418,21 +355,6 @@ class Sidecar:
         )
         self._routes[symbol] = route
         return route
-
-    def last_price(self, symbol: str) -> float | None:
-        """The price of the symbol's newest trade (None before the first)."""
-        messages = self.metrics.messages.by_symbol.get(symbol)
-        trade = None if messages is None else messages.newest_trade
-        return None if trade is None else float(trade.price)
-
-    def _settle(self, symbol: str, now_ns: int) -> None:
-        """Close the symbol's paper position once its label horizon (counted from its opening)
-        has passed, at the last traded price. The risk engine holds the one position per symbol
-        that trading decisions open or re-size, so equity sees each size's own P&L once."""
-        position, price = self.risk.positions.get(symbol), self.last_price(symbol)
-        horizon_ns = FEATURE_CONFIG.label_horizon_s * NS
-        if position is not None and price and position.opened_ns + horizon_ns <= now_ns:
-            self.risk.settle(symbol, now_ns, price)
 
 
 async def serve(config: SidecarConfig) -> None:

@@ -62,7 +62,7 @@ def exchange_trades(base_url: str, symbol: str, from_id: int, limit: int) -> lis
 def pushed_every_symbol(sidecar: Sidecar) -> bool:
     """Whether the online writer has pushed a row of each symbol. Rows of a symbol's first
     seconds hold no value yet (every window is still warming up) and are not pushed."""
-    return all(sidecar.online_reader.read(symbol) is not None for symbol in SYMBOLS)
+    return all(sidecar.online_reader.source(symbol) is not None for symbol in SYMBOLS)
 
 
 def champion_served_every_symbol(sidecar: Sidecar) -> bool:

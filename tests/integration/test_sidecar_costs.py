@@ -100,7 +100,7 @@ def test_should_trade_comes_from_the_predicted_return_net_of_costs(
     round_trip = 2 * FEE_BP + (1.0 if spread_bps is None else spread_bps)
 
     # Act
-    served = sidecar._prediction(
+    served = sidecar.trader.prediction(
         SYMBOL, now, fresh_decision(sidecar, now, spread_bps), model, drives=True, read_s=0.0
     )
 
@@ -121,7 +121,7 @@ def test_a_trade_the_rule_allows_is_still_blocked_by_stale_data(sidecar):
     stale = fresh_decision(sidecar, now, 1.0)
     stale = FallbackDecision(SYMBOL, now, FallbackLevel.SILVER, stale.features, now, 0.0, 0.5, "x")
 
-    served = sidecar._prediction(SYMBOL, now, stale, constant_model(0.005), True, 0.0)
+    served = sidecar.trader.prediction(SYMBOL, now, stale, constant_model(0.005), True, 0.0)
 
     assert not served.should_trade and "stale data" in served.reason
 

@@ -13,11 +13,14 @@ import polars as pl
 import pytest
 import xgboost as xgb
 
-from streaming.app import Sidecar
+from streaming.config import SidecarConfig
 from streaming.fallback import FallbackDecision, FallbackLevel
 from streaming.inference import ServingModel
 from streaming.landing import PREDICTIONS_KIND, LandingWriter
+from streaming.metrics import MessageCounts
 from streaming.predictions import Prediction
+from streaming.risk import RiskEngine, RiskLimits
+from streaming.trading import Trader
 from trading_assets.lib.lakehouse.pipeline import to_iceberg_arrow
 from trading_assets.lib.lakehouse.schemas import BARS_1S_TABLE
 from trading_assets.lib.lakehouse.tables import replace_partition
@@ -243,9 +246,10 @@ def test_a_model_that_cannot_score_lands_as_a_model_error_the_metrics_count():
         confidence_multiplier=1.0,
         reason="online",
     )
-    sidecar = Sidecar.__new__(Sidecar)  # the scoring step alone, without feed, store or API
+    config = SidecarConfig(("BTCUSDT",), "ws://unused", "http://unused", Path("unused"), None)
+    trader = Trader(config, RiskEngine(RiskLimits()), MessageCounts())  # no feed, store or API
 
-    logged = sidecar._prediction("BTCUSDT", T0, decision, model, False, time.perf_counter())
+    logged = trader.prediction("BTCUSDT", T0, decision, model, False, time.perf_counter())
     scored = score_predictions(
         predictions_frame([{"timestamp": T0, "model_version": "5", "role": "shadow",
                             "reason": logged.reason}]),
