@@ -43,7 +43,7 @@ def child_floor(zip_path: str) -> dict[str, float]:
     import polars as pl
     from pyiceberg.io.pyarrow import PyArrowFileIO
 
-    from trading_assets.lib.lakehouse.bronze import read_raw_zip
+    from trading_assets.lib.lakehouse.chunks import read_csv_member
 
     started = time.perf_counter()
     with zipfile.ZipFile(zip_path) as archive:
@@ -52,7 +52,7 @@ def child_floor(zip_path: str) -> dict[str, float]:
     elapsed = time.perf_counter() - started
     del csv_bytes, frame
     started = time.perf_counter()
-    _, csv_bytes = read_raw_zip(PyArrowFileIO(), Path(zip_path).as_uri())
+    _, csv_bytes = read_csv_member(PyArrowFileIO(), Path(zip_path).as_uri())
     frame = pl.read_csv(csv_bytes, has_header=False)
     elapsed_isal = time.perf_counter() - started
     return {

@@ -2,26 +2,34 @@
 
 Each ``.zip`` has a ``.zip.CHECKSUM`` sibling holding ``<sha256 hex>  <file name>``. Days before
 the listing date, today and later answer 404, like the real bucket (a day is published after it
-ends). Single byte ranges are honoured with 206 so downloads can resume.
+ends). Single byte ranges are honoured with 206 so downloads can resume. A day's trades zip can be
+served broken, or marked empty by a ``.zip.EMPTY`` sibling, through ``/_sim/bulk_faults`` (see
+:mod:`streaming.simulator.bulk_faults`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import re
 from collections.abc import Callable
 from functools import partial
 
 from aiohttp import web
 
+from streaming.simulator.bulk_faults import (
+    BulkFaultRule,
+    BulkFaults,
+    broken_zip,
+    empty_marker,
+    published_checksum,
+)
 from streaming.simulator.history import MarketHistory
 from streaming.simulator.synthetic import day_of_us
 
 _FILE_NAME = re.compile(
     r"^(?P<symbol>[A-Z0-9]+)-(?P<kind>trades|aggTrades|1m)-(?P<day>\d{4}-\d{2}-\d{2})"
-    r"\.zip(?P<checksum>\.CHECKSUM)?$"
+    r"\.zip(?P<suffix>\.CHECKSUM|\.EMPTY)?$"
 )
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -35,13 +43,32 @@ class BulkFiles:
         self.history = history
         self.symbols = {s.upper() for s in symbols}
         self.clock_ns = clock_ns
+        self.faults = BulkFaults()
 
     def routes(self) -> list[web.RouteDef]:
-        """The bulk-file routes, for ``app.add_routes``."""
+        """The bulk-file routes and their fault knob, for ``app.add_routes``."""
         return [
             web.get("/data/spot/daily/{kind:trades|aggTrades}/{symbol}/{name}", self.serve),
             web.get("/data/spot/daily/klines/{symbol}/1m/{name}", self.serve),
+            web.get("/_sim/bulk_faults", self._get_faults),
+            web.post("/_sim/bulk_faults", self._post_fault),
+            web.delete("/_sim/bulk_faults", self._delete_faults),
         ]
+
+    async def _get_faults(self, request: web.Request) -> web.Response:
+        return web.json_response(self.faults.as_json())
+
+    async def _post_fault(self, request: web.Request) -> web.Response:
+        """Break one (symbol, day)'s trades zip: ``{"symbol", "day", "fault"[, "line"]}``."""
+        try:
+            self.faults.set(BulkFaultRule.from_json(await request.json()))
+        except ValueError as error:  # a malformed body included (JSONDecodeError)
+            return web.json_response({"error": str(error)}, status=400)
+        return web.json_response(self.faults.as_json())
+
+    async def _delete_faults(self, request: web.Request) -> web.Response:
+        self.faults.clear()
+        return web.json_response(self.faults.as_json())
 
     def _zip_builder(self, kind: str) -> Callable[[str, dt.date], bytes]:
         market = self.history.market
@@ -68,10 +95,20 @@ class BulkFiles:
             raise web.HTTPNotFound()
         build = partial(self.history.locked, self._zip_builder(match["kind"]), symbol, day)
         payload: bytes = await asyncio.to_thread(build)
-        if match["checksum"]:
-            zip_name = name.removesuffix(".CHECKSUM")
-            text = f"{hashlib.sha256(payload).hexdigest()}  {zip_name}\n"
+        rule = self.faults.rule_for(symbol, day) if match["kind"] == "trades" else None
+        if rule is not None:
+            agg_zip = partial(self.history.locked, self._zip_builder("aggTrades"), symbol, day)
+            payload = await asyncio.to_thread(broken_zip, payload, rule, agg_zip)
+        suffix = match["suffix"]
+        zip_name = name.removesuffix(suffix or "")
+        if suffix == ".CHECKSUM":
+            text = published_checksum(payload, zip_name, rule)
             return web.Response(text=text, content_type="text/plain")
+        if suffix == ".EMPTY":
+            marker = empty_marker(payload, zip_name, rule)
+            if marker is None:
+                raise web.HTTPNotFound()
+            return web.Response(text=marker, content_type="text/plain")
         return _ranged(request, payload)
 
 

@@ -115,7 +115,8 @@ def test_a_day_without_trades_says_why_it_has_no_watermark(tmp_path):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(f"BTCUSDT-trades-{DAY.isoformat()}.csv", "")
-    publish_to_mirror(tmp_path / "mirror", "BTCUSDT", DAY, buffer.getvalue())
+    # The venue marks the day empty; an unmarked empty file is refused (test_bulk_faults).
+    publish_to_mirror(tmp_path / "mirror", "BTCUSDT", DAY, buffer.getvalue(), marked_empty=True)
     resources = lakehouse_resources(tmp_path / "lake", (tmp_path / "mirror").as_uri())
 
     result = dg.materialize(

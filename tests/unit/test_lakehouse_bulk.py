@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pyiceberg.io.pyarrow import PyArrowFileIO
 
-from trading_assets.lib.lakehouse.bronze import count_csv_rows, read_raw_times, read_raw_zip
+from trading_assets.lib.lakehouse.bronze import count_csv_rows, read_raw_times
 from trading_assets.lib.lakehouse.bulk import (
     BulkFileNotFoundError,
     ChecksumMismatchError,
@@ -21,6 +21,7 @@ from trading_assets.lib.lakehouse.bulk import (
     raw_uri_for,
     verify_stored,
 )
+from trading_assets.lib.lakehouse.chunks import read_csv_member
 
 DAY = dt.date(2024, 3, 1)
 CSV = b"1,10.0,1.0,10.0,1709251200000,True,True\n2,10.5,2.0,21.0,1709251200001,False,True\n"
@@ -55,7 +56,7 @@ def test_download_verifies_and_keeps_the_original_zip(tmp_path, mirror):
     assert raw.downloaded is True
     assert raw.raw_uri == raw_uri_for(raw_root, "BTCUSDT", DAY)
     assert verify_stored(io_, raw.raw_uri) == raw.sha256
-    assert read_raw_zip(io_, raw.raw_uri) == ("BTCUSDT-trades-2024-03-01.csv", CSV)
+    assert read_csv_member(io_, raw.raw_uri) == ("BTCUSDT-trades-2024-03-01.csv", CSV)
     assert progress[-1] == (len(payload), len(payload))
 
 
@@ -140,18 +141,18 @@ def store(tmp_path: Path, payload: bytes) -> str:
 
 
 @pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
-def test_read_raw_zip_returns_the_member_exactly(tmp_path, compression):
+def test_read_csv_member_returns_the_member_exactly(tmp_path, compression):
     csv = b"".join(b"%d,10.0,1.0,10.0,1709251200000,True,True\n" % i for i in range(5_000))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression) as archive:
         archive.writestr("BTCUSDT-trades-2024-03-01.csv", csv)
 
-    member = read_raw_zip(PyArrowFileIO(), store(tmp_path, buffer.getvalue()))
+    member = read_csv_member(PyArrowFileIO(), store(tmp_path, buffer.getvalue()))
 
     assert member == ("BTCUSDT-trades-2024-03-01.csv", csv)
 
 
-def test_read_raw_zip_rejects_a_member_whose_crc_does_not_match(tmp_path):
+def test_read_csv_member_rejects_a_member_whose_crc_does_not_match(tmp_path):
     payload = bytearray(zipped(CSV))
     info = zipfile.ZipFile(io.BytesIO(payload)).infolist()[0]
     # The CRC-32 sits at offset 14 of the local header and 16 of the central directory entry.
@@ -160,4 +161,4 @@ def test_read_raw_zip_rejects_a_member_whose_crc_does_not_match(tmp_path):
         payload[offset] ^= 0xFF
 
     with pytest.raises(ValueError, match="CRC-32"):
-        read_raw_zip(PyArrowFileIO(), store(tmp_path, bytes(payload)))
+        read_csv_member(PyArrowFileIO(), store(tmp_path, bytes(payload)))

@@ -14,7 +14,8 @@ from trading_assets.lib.settings import DEFAULT_BULK_BASE_URL
 
 
 class BinanceBulkResource(dg.ConfigurableResource):
-    """Downloads daily trade zips, verified against their published sha256."""
+    """Downloads daily trade zips: verified against their published sha256, checked as zips
+    holding the day's trade rows, and stored only then (a bad file raises BadBulkFileError)."""
 
     base_url: str = Field(
         default=DEFAULT_BULK_BASE_URL,

@@ -2,12 +2,18 @@
 
 Bars exist only for intervals with at least one trade (no forward fill). Open/close are the first
 and last trade by trade id; the taker side comes from ``is_buyer_maker`` (a buyer-maker trade is a
-taker sell). Float64 is fine here: bars feed analytics, silver keeps the exact decimals.
+taker sell). Bar values are Float64 (bars feed analytics, silver keeps the exact decimals); the
+sums behind them are exact.
 """
 
 from __future__ import annotations
 
 import polars as pl
+
+from trading_assets.lib.lakehouse.schemas import PRICE_PRECISION, PRICE_SCALE
+
+UNITS_PER_ONE = 10**PRICE_SCALE
+NOTIONAL_UNITS_PER_ONE = UNITS_PER_ONE * UNITS_PER_ONE
 
 SILVER_BAR_COLUMNS = (
     "trade_date",
@@ -41,18 +47,26 @@ BAR_COLUMNS = (
 
 
 def bars_from_trades(trades: pl.DataFrame, every: str = "1s") -> pl.DataFrame:
-    """Aggregate silver trades (trade_id, price, qty, event_time, is_buyer_maker, ...) to bars."""
+    """Aggregate silver trades (trade_id, price, qty, event_time, is_buyer_maker, ...) to bars.
+
+    Volumes and notional are summed exactly, in integer 1e-8 units (notional in 1e-16), as the
+    live bar builder sums them, and each becomes one float at the end. The last bits of a float
+    sum depend on where a bar's trades sit in memory, so they would differ between a day computed
+    whole and in chunks; exact sums cannot.
+    """
     ordered = trades if trades["trade_id"].is_sorted() else trades.sort("trade_id")
-    q = pl.col("qty").cast(pl.Float64)
-    p = pl.col("price").cast(pl.Float64)
     taker_sell = pl.col("is_buyer_maker")
     return (
         ordered.lazy()
-        .with_columns(bar_start=pl.col("event_time").dt.truncate(every), p=p, q=q)
         .with_columns(
-            pq=pl.col("p") * pl.col("q"),
-            sell_q=pl.when(taker_sell).then(pl.col("q")).otherwise(0.0),
-            buy_q=pl.when(taker_sell).then(0.0).otherwise(pl.col("q")),
+            bar_start=pl.col("event_time").dt.truncate(every),
+            p=pl.col("price").cast(pl.Float64),
+            q=_units("qty"),
+        )
+        .with_columns(
+            pq=pl.col("q").cast(pl.Int128) * _units("price").cast(pl.Int128),
+            sell_q=pl.when(taker_sell).then(pl.col("q")).otherwise(0),
+            buy_q=pl.when(taker_sell).then(0).otherwise(pl.col("q")),
         )
         # maintain_order keeps each bar's rows in trade-id order, so first/last are open/close.
         .group_by("trade_date", "symbol", "bar_start", maintain_order=True)
@@ -69,6 +83,7 @@ def bars_from_trades(trades: pl.DataFrame, every: str = "1s") -> pl.DataFrame:
             first_trade_id=pl.col("trade_id").first(),
             last_trade_id=pl.col("trade_id").last(),
         )
+        .with_columns(*_floats_of_units())
         .with_columns(vwap=pl.col("notional") / pl.col("volume"))
         .select(BAR_COLUMNS)
         .sort("bar_start")
@@ -76,12 +91,44 @@ def bars_from_trades(trades: pl.DataFrame, every: str = "1s") -> pl.DataFrame:
     )
 
 
+def _units(column: str) -> pl.Expr:
+    """A silver decimal (scale 8) as an exact integer count of 1e-8."""
+    value = pl.col(column).cast(pl.Decimal(PRICE_PRECISION, PRICE_SCALE))
+    return (value * UNITS_PER_ONE).cast(pl.Int64)
+
+
+_QUANTITIES = ("volume", "buy_volume", "sell_volume")
+
+
+def _floats_of_units() -> list[pl.Expr]:
+    """Bar sums in integer units → floats. A multiplication, never a division by a constant:
+    polars evaluates that as one or as a multiplication by the reciprocal depending on the
+    data's length, which would change last bits between a day computed whole and in chunks."""
+    return [
+        pl.col(_QUANTITIES).cast(pl.Float64) * (1 / UNITS_PER_ONE),
+        pl.col("notional").cast(pl.Float64) * (1 / NOTIONAL_UNITS_PER_ONE),
+    ]
+
+
+def _units_of_floats() -> list[pl.Expr]:
+    """A bar's float sums back to integer units (exact for the quantities, which are whole
+    1e-8 units; the notional to its float's precision), so coarser bars add integers."""
+    return [
+        (pl.col(_QUANTITIES) * UNITS_PER_ONE).round().cast(pl.Int64),
+        (pl.col("notional") * NOTIONAL_UNITS_PER_ONE).round().cast(pl.Int128),
+    ]
+
+
 def rollup_bars(bars: pl.DataFrame, every: str = "1m") -> pl.DataFrame:
-    """Coarser bars from finer ones (e.g. 1 s → 1 m); sums add up, so vwap stays exact."""
+    """Coarser bars from finer ones (e.g. 1 s → 1 m); sums add up, so vwap stays exact.
+
+    The sums are added as integers (see ``_units_of_floats``): a coarser bar's volumes are the
+    very ones computed from its trades, and nothing depends on where the bars sit in memory.
+    """
     return (
         bars.lazy()
         .sort("bar_start")
-        .with_columns(pl.col("bar_start").dt.truncate(every))
+        .with_columns(pl.col("bar_start").dt.truncate(every), *_units_of_floats())
         .group_by("trade_date", "symbol", "bar_start", maintain_order=True)
         .agg(
             open=pl.col("open").first(),
@@ -96,6 +143,7 @@ def rollup_bars(bars: pl.DataFrame, every: str = "1m") -> pl.DataFrame:
             first_trade_id=pl.col("first_trade_id").first(),
             last_trade_id=pl.col("last_trade_id").last(),
         )
+        .with_columns(*_floats_of_units())
         .with_columns(vwap=pl.col("notional") / pl.col("volume"))
         .select(BAR_COLUMNS)
         .sort("bar_start")

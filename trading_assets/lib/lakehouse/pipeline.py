@@ -7,6 +7,7 @@ it with polars and replaces its own (day, symbol) partition in one Iceberg commi
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -21,17 +22,25 @@ from pyiceberg.table import Table
 from trading_assets.lib.lakehouse import bars as bar_math
 from trading_assets.lib.lakehouse.bronze import (
     SOURCE_BULK,
-    count_csv_rows,
-    parse_bronze,
-    read_raw_times,
-    read_raw_zip,
 )
 from trading_assets.lib.lakehouse.bulk import (
     ProgressCallback,
     RawFile,
     download_daily_trades,
     raw_uri_for,
+    require_marked_empty,
     verify_stored,
+)
+from trading_assets.lib.lakehouse.bulk_checks import expected_member
+from trading_assets.lib.lakehouse.bulk_replacement import IncomingTrades, check_replacement
+from trading_assets.lib.lakehouse.chunks import (
+    CHUNK_ROWS,
+    bronze_chunks,
+    count_csv_rows_streamed,
+    csv_chunks,
+    open_csv_member,
+    raw_times,
+    shape_checked,
 )
 from trading_assets.lib.lakehouse.landing import SOURCE_LIVE, read_landed_trades
 from trading_assets.lib.lakehouse.quality import Reconciliation
@@ -43,12 +52,14 @@ from trading_assets.lib.lakehouse.schemas import (
     SILVER_TRADES_TABLE,
     TableDef,
 )
-from trading_assets.lib.lakehouse.silver import epoch_to_microseconds, reason_counts, split_silver
+from trading_assets.lib.lakehouse.silver import SilverRefiner, epoch_to_microseconds
 from trading_assets.lib.lakehouse.tables import (
+    PartitionWriter,
     count_partition,
     ensure_table,
     partition_filter,
     read_partition,
+    read_partition_chunks,
     replace_partition,
 )
 
@@ -59,6 +70,9 @@ class Lakehouse:
 
     catalog: Catalog
     raw_root: str
+    chunk_rows: int = CHUNK_ROWS
+    """Rows a stage holds at once: bronze, silver and the 1 s bars work through a day in chunks
+    of this many trades, so a run's memory does not grow with a busy day."""
     _tables: dict[str, Table] = field(default_factory=dict, repr=False)
 
     @cached_property
@@ -136,6 +150,13 @@ def event_range(frame: pl.DataFrame, event: pl.Expr) -> EventRange:
     return first, last
 
 
+def widen_range(span: EventRange, other: EventRange) -> EventRange:
+    """The range covering both (a day's range from its chunks' ranges)."""
+    firsts = [time for time in (span[0], other[0]) if time is not None]
+    lasts = [time for time in (span[1], other[1]) if time is not None]
+    return (min(firsts) if firsts else None, max(lasts) if lasts else None)
+
+
 def partition_write(
     table: Table,
     day: dt.date,
@@ -166,9 +187,13 @@ def fetch_raw(
 
 
 def raw_event_range(lake: Lakehouse, raw_uri: str) -> EventRange:
-    """(earliest, latest) trade time in a stored raw zip, unvalidated (bronze reports the same)."""
-    _, csv_bytes = read_raw_zip(lake.io, raw_uri)
-    return event_range(read_raw_times(csv_bytes), _raw_time_us())
+    """(earliest, latest) trade time in a stored raw zip's rows, unvalidated (as bronze reports),
+    read ``lake.chunk_rows`` lines at a time, never the whole CSV."""
+    events: EventRange = (None, None)
+    with open_csv_member(lake.io, raw_uri) as (_, blocks):
+        for chunk in csv_chunks(blocks, lake.chunk_rows):
+            events = widen_range(events, event_range(raw_times(chunk), _raw_time_us()))
+    return events
 
 
 def _raw_time_us() -> pl.Expr:
@@ -176,27 +201,36 @@ def _raw_time_us() -> pl.Expr:
 
 
 def load_bronze(
-    lake: Lakehouse, symbol: str, day: dt.date, landing_root: str | Path | None = None
+    lake: Lakehouse,
+    symbol: str,
+    day: dt.date,
+    landing_root: str | Path | None = None,
+    *,
+    replace_missing_trades: bool = False,
 ) -> BronzeResult:
     """bronze_trades: the stored raw zip's rows as strings plus ingestion columns.
 
     The bulk zip is authoritative. Only when it is not stored (yet) and ``landing_root`` is
     given, the partition is rebuilt from the day's sealed live segments instead (see
-    :mod:`trading_assets.lib.lakehouse.landing`); the bulk file replaces those rows once stored.
+    :mod:`trading_assets.lib.lakehouse.landing`); the bulk file replaces those rows once stored,
+    unless it lacks trades they hold (:mod:`~trading_assets.lib.lakehouse.bulk_replacement`;
+    ``replace_missing_trades`` overrides that). A zip without rows needs the venue's ``.EMPTY``
+    marker (:mod:`~trading_assets.lib.lakehouse.bulk_checks`).
     """
     raw_uri = raw_uri_for(lake.raw_root, symbol, day)
     if landing_root is not None and not lake.io.new_input(raw_uri).exists():
         return _load_bronze_from_landing(lake, symbol, day, landing_root)
     sha256 = verify_stored(lake.io, raw_uri)
-    member, csv_bytes = read_raw_zip(lake.io, raw_uri)
-    frame = parse_bronze(
-        csv_bytes, day, symbol, member.removesuffix(".csv") + ".zip", _now(), SOURCE_BULK
-    )
-    del csv_bytes
-    table = lake.table(BRONZE_TRADES_TABLE)
-    replace_partition(table, day, symbol, [to_iceberg_arrow(frame, table.schema())])
-    events = event_range(frame, _raw_time_us())
-    return BronzeResult(partition_write(table, day, symbol, events), sha256)
+    # Parsed and written a chunk at a time; the checks see every chunk before the commit.
+    incoming = IncomingTrades(day)
+    staged = stage_bulk_bronze(lake, symbol, day, raw_uri, on_chunk=incoming.add)
+    if staged.rows == 0:
+        require_marked_empty(lake.io, raw_uri, sha256)
+    check_replacement(
+        lake.table(BRONZE_TRADES_TABLE), day, symbol, incoming, raw_uri,
+        replace_missing_trades=replace_missing_trades,
+    )  # fmt: skip
+    return BronzeResult(staged.commit(), sha256)
 
 
 def _load_bronze_from_landing(
@@ -219,30 +253,81 @@ def _load_bronze_from_landing(
     )
 
 
+@dataclass(frozen=True)
+class StagedBronze:
+    """A bulk day's bronze rows written as data files, not committed yet: the caller checks
+    what they hold, then commits, or drops them and the partition stays as it was."""
+
+    writer: PartitionWriter
+    events: EventRange
+
+    @property
+    def rows(self) -> int:
+        return self.writer.rows
+
+    def commit(self) -> PartitionWrite:
+        """Replace the partition with the staged rows in one commit."""
+        self.writer.commit()
+        writer = self.writer
+        return partition_write(writer.table, writer.day, writer.symbol, self.events)
+
+
+def stage_bulk_bronze(
+    lake: Lakehouse,
+    symbol: str,
+    day: dt.date,
+    raw_uri: str,
+    on_chunk: Callable[[pl.DataFrame], None] | None = None,
+) -> StagedBronze:
+    """The stored zip's bronze rows, parsed and written ``lake.chunk_rows`` lines at a time as
+    its CSV inflates, so neither the CSV nor its rows are ever held whole; ``on_chunk`` sees
+    each chunk's rows (to gather what a check before the commit needs). The zip must hold the
+    CSV named after it, and its first rows must be shaped like trade rows."""
+    table = lake.table(BRONZE_TRADES_TABLE)
+    writer = PartitionWriter(table, day, symbol)
+    events: EventRange = (None, None)
+    ingested_at = _now()
+    zip_name = raw_uri.rsplit("/", 1)[-1]
+    with open_csv_member(lake.io, raw_uri, expected_member(zip_name)) as (member, blocks):
+        blocks = shape_checked(blocks, member, raw_uri)
+        source_file = member.removesuffix(".csv") + ".zip"
+        for frame in bronze_chunks(blocks, day, symbol, source_file, ingested_at, lake.chunk_rows):
+            if on_chunk is not None:
+                on_chunk(frame)
+            writer.write(to_iceberg_arrow(frame, table.schema()))
+            events = widen_range(events, event_range(frame, _raw_time_us()))
+    return StagedBronze(writer, events)
+
+
 def refine_silver(lake: Lakehouse, symbol: str, day: dt.date) -> SilverResult:
-    """silver_trades + quarantine: typed, validated, deduplicated; rejects kept with a reason."""
-    bronze = read_partition(lake.table(BRONZE_TRADES_TABLE), day, symbol)
-    split = split_silver(bronze, day)
-    del bronze
+    """silver_trades + quarantine: typed, validated, deduplicated; rejects kept with a reason.
+
+    Bronze is read in line order, ``lake.chunk_rows`` rows at a time, and each chunk's silver
+    and quarantine rows are written as they come; both partitions are committed at the end.
+    """
     silver_table = lake.table(SILVER_TRADES_TABLE)
     quarantine_table = lake.table(QUARANTINE_TABLE)
+    silver_out = PartitionWriter(silver_table, day, symbol)
+    quarantine_out = PartitionWriter(quarantine_table, day, symbol)
+    refiner = SilverRefiner(day)
+    events: EventRange = (None, None)
+    bronze_in_line_order = read_partition_chunks(
+        lake.table(BRONZE_TRADES_TABLE), day, symbol, "line_no", lake.chunk_rows
+    )
+    for bronze in bronze_in_line_order:
+        split = refiner.split(bronze)
+        del bronze
+        quarantine_out.write(to_iceberg_arrow(split.quarantine, quarantine_table.schema()))
+        silver_out.write(to_iceberg_arrow(split.silver, silver_table.schema()))
+        events = widen_range(events, event_range(split.silver, pl.col("event_time")))
     # Quarantine first: if the silver commit then fails, reconciliation flags the partition
     # instead of silently showing fewer rows.
-    replace_partition(
-        quarantine_table,
-        day,
-        symbol,
-        [to_iceberg_arrow(split.quarantine, quarantine_table.schema())],
-    )
-    replace_partition(
-        silver_table, day, symbol, [to_iceberg_arrow(split.silver, silver_table.schema())]
-    )
+    quarantine_out.commit()
+    silver_out.commit()
     return SilverResult(
-        silver=partition_write(
-            silver_table, day, symbol, event_range(split.silver, pl.col("event_time"))
-        ),
+        silver=partition_write(silver_table, day, symbol, events),
         quarantine=partition_write(quarantine_table, day, symbol),
-        reasons=reason_counts(split.quarantine),
+        reasons=refiner.reasons,
     )
 
 
@@ -257,9 +342,26 @@ def read_silver(
 
 
 def build_bars_1s(lake: Lakehouse, symbol: str, day: dt.date) -> BarsResult:
-    """bars_1s: OHLCV, VWAP and taker buy/sell volume per second with trades."""
-    trades = read_silver(lake, symbol, day, bar_math.SILVER_BAR_COLUMNS)
-    bars = bar_math.bars_from_trades(trades, "1s")
+    """bars_1s: OHLCV, VWAP and taker buy/sell volume per second with trades.
+
+    Silver is read ``lake.chunk_rows`` trades at a time in whole seconds, so every bar is
+    computed from all its trades at once and equals the bar of the whole day's computation.
+    """
+    trades = read_partition_chunks(
+        lake.table(SILVER_TRADES_TABLE),
+        day,
+        symbol,
+        "event_time",
+        lake.chunk_rows,
+        bar_math.SILVER_BAR_COLUMNS,
+        align="1s",
+    )
+    parts = [bar_math.bars_from_trades(chunk, "1s") for chunk in trades]
+    if not parts:
+        parts = [
+            bar_math.bars_from_trades(read_silver(lake, symbol, day, bar_math.SILVER_BAR_COLUMNS))
+        ]
+    bars = pl.concat(parts).sort("bar_start")
     return _write_bars(lake, BARS_1S_TABLE, symbol, day, bars)
 
 
@@ -280,10 +382,14 @@ def _write_bars(
 
 
 def reconcile(lake: Lakehouse, symbol: str, day: dt.date) -> Reconciliation:
-    """Row counts of one partition at every layer: raw = bronze = silver + quarantine."""
-    _, csv_bytes = read_raw_zip(lake.io, raw_uri_for(lake.raw_root, symbol, day))
+    """Row counts of one partition at every layer: raw = bronze = silver + quarantine.
+
+    The raw rows are counted as the zip's CSV streams by, never held whole.
+    """
+    with open_csv_member(lake.io, raw_uri_for(lake.raw_root, symbol, day)) as (_, blocks):
+        raw_rows = count_csv_rows_streamed(blocks)
     return Reconciliation(
-        raw_rows=count_csv_rows(csv_bytes),
+        raw_rows=raw_rows,
         bronze_rows=count_partition(lake.table(BRONZE_TRADES_TABLE), day, symbol),
         silver_rows=count_partition(lake.table(SILVER_TRADES_TABLE), day, symbol),
         quarantine_rows=count_partition(lake.table(QUARANTINE_TABLE), day, symbol),

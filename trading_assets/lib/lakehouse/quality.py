@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 MAX_EXAMPLES = 20
+SPIKE_CHUNK_ROWS = 500_000
 
 
 @dataclass(frozen=True)
@@ -37,32 +38,51 @@ class Reconciliation:
 
 def trade_id_gaps(trade_ids: pl.Series) -> GapReport:
     """Missing ids between the smallest and largest present id (duplicates ignored)."""
-    ids = trade_ids.drop_nulls().unique().sort()
+    ids = _ascending(trade_ids.drop_nulls())
     if ids.len() < 2:
         return GapReport(0, 0)
-    frame = pl.DataFrame({"id": ids}).with_columns(previous=pl.col("id").shift(1))
-    gaps = frame.filter(pl.col("id") - pl.col("previous") > 1)
-    missing = int((gaps["id"] - gaps["previous"] - 1).sum())
+    # Neighbours in sorted order (a copy of the day's ids, no hash table): a step above one is
+    # a gap, a step of zero a duplicate, which is no gap.
+    previous, current = ids.slice(0, ids.len() - 1), ids.slice(1)
+    gap = (current - previous) > 1
+    before, after = previous.filter(gap), current.filter(gap)
+    missing = int((after - before - 1).sum())
     ranges = [
         (int(prev) + 1, int(cur) - 1)
-        for prev, cur in gaps.head(MAX_EXAMPLES).select("previous", "id").iter_rows()
+        for prev, cur in zip(
+            before.head(MAX_EXAMPLES).to_list(), after.head(MAX_EXAMPLES).to_list(), strict=True
+        )
     ]
-    return GapReport(missing_ids=missing, gap_count=gaps.height, ranges=ranges)
+    return GapReport(missing_ids=missing, gap_count=before.len(), ranges=ranges)
 
 
 def duplicate_trade_ids(trades: pl.DataFrame) -> CountReport:
     """Trade ids occurring more than once (silver must have none)."""
-    counts = trades.group_by("trade_id").len().filter(pl.col("len") > 1).sort("trade_id")
-    extra = int((counts["len"] - 1).sum()) if counts.height else 0
+    ids = _ascending(trades["trade_id"].drop_nulls())
+    if ids.len() < 2:
+        return CountReport(0)
+    later = ids.slice(1)
+    repeats = later.filter(later == ids.slice(0, ids.len() - 1))  # each extra copy once
+    if repeats.is_empty():
+        return CountReport(0)
+    counts = repeats.alias("trade_id").value_counts(name="extra").sort("trade_id")
     examples = [
-        {"trade_id": int(tid), "copies": int(n)} for tid, n in counts.head(MAX_EXAMPLES).iter_rows()
+        {"trade_id": int(tid), "copies": int(extra) + 1}
+        for tid, extra in counts.head(MAX_EXAMPLES).iter_rows()
     ]
-    return CountReport(count=extra, examples=examples)
+    return CountReport(count=repeats.len(), examples=examples)
+
+
+def _ascending(ids: pl.Series) -> pl.Series:
+    """Silver is written in trade-id order, so a day's ids usually need no sorting at all."""
+    return ids if ids.is_sorted() else ids.sort()
 
 
 def time_backwards(trades: pl.DataFrame) -> CountReport:
     """Trades whose event time is earlier than the previous trade's, in trade-id order."""
-    ordered = trades.lazy().select("trade_id", "event_time").sort("trade_id")
+    ordered = trades.lazy().select("trade_id", "event_time")
+    if not trades["trade_id"].is_sorted():
+        ordered = ordered.sort("trade_id")
     backwards = (
         ordered.with_columns(previous_time=pl.col("event_time").shift(1))
         .filter(pl.col("event_time") < pl.col("previous_time"))
@@ -75,27 +95,40 @@ def time_backwards(trades: pl.DataFrame) -> CountReport:
     return CountReport(count=backwards.height, examples=examples)
 
 
-def price_spikes(trades: pl.DataFrame, window: int = 101, threshold: float = 0.05) -> CountReport:
+def price_spikes(
+    trades: pl.DataFrame,
+    window: int = 101,
+    threshold: float = 0.05,
+    chunk_rows: int = SPIKE_CHUNK_ROWS,
+) -> CountReport:
     """Trades priced more than ``threshold`` (relative) away from the centred rolling median.
 
     A median of ~100 neighbouring trades ignores a single bad print, so the print itself is
-    flagged rather than the honest trades around it.
+    flagged rather than the honest trades around it. The medians are computed ``chunk_rows``
+    trades at a time, each piece with ``window`` neighbours either side, so every window is
+    whole and the result is the day's, without the day's medians and deviations in memory.
     """
     if trades.is_empty():
         return CountReport(0)
-    scored = (
-        trades.lazy()
-        .select("trade_id", pl.col("price").cast(pl.Float64))
-        .sort("trade_id")
-        .with_columns(
-            median=pl.col("price").rolling_median(window, min_samples=1, center=True),
+    ordered = trades.select("trade_id", pl.col("price").cast(pl.Float64))
+    if not ordered["trade_id"].is_sorted():
+        ordered = ordered.sort("trade_id")
+    pieces = []
+    for start in range(0, ordered.height, chunk_rows):
+        low = max(0, start - window)
+        piece = ordered.slice(low, min(ordered.height, start + chunk_rows + window) - low)
+        scored = (
+            piece.with_columns(
+                median=pl.col("price").rolling_median(window, min_samples=1, center=True)
+            )
+            .slice(start - low, chunk_rows)
+            .with_columns(deviation=(pl.col("price") / pl.col("median") - 1.0).abs())
+            .filter(pl.col("deviation") > threshold)
         )
-        .with_columns(deviation=(pl.col("price") / pl.col("median") - 1.0).abs())
-        .filter(pl.col("deviation") > threshold)
-        .collect()
-    )
+        pieces.append(scored)
+    spikes = pl.concat(pieces)
     examples = [
         {"trade_id": int(tid), "price": p, "median": m, "deviation": round(d, 6)}
-        for tid, p, m, d in scored.head(MAX_EXAMPLES).iter_rows()
+        for tid, p, m, d in spikes.head(MAX_EXAMPLES).iter_rows()
     ]
-    return CountReport(count=scored.height, examples=examples)
+    return CountReport(count=spikes.height, examples=examples)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from trading_assets.lib.lakehouse.bronze import TOO_FEW_FIELDS, TOO_MANY_FIELDS, field_count_flags
 from trading_assets.lib.lakehouse.schemas import (
     PRICE_PRECISION,
     PRICE_SCALE,
@@ -50,6 +51,8 @@ QUARANTINE_COLUMNS = (
 
 
 class Reason:
+    TOO_FEW_FIELDS = TOO_FEW_FIELDS  # the CSV line had fewer than seven fields
+    TOO_MANY_FIELDS = TOO_MANY_FIELDS  # ... or more (bronze keeps the extra ones)
     UNPARSEABLE_ID = "unparseable_id"
     UNPARSEABLE_PRICE = "unparseable_price"
     NONPOSITIVE_PRICE = "nonpositive_price"
@@ -82,6 +85,8 @@ def day_bounds_us(day: dt.date) -> tuple[int, int]:
 
 # (reason, boolean column name) in the order reasons are listed in quarantine.reason.
 _CHECKS = (
+    (Reason.TOO_FEW_FIELDS, "_too_few_fields"),
+    (Reason.TOO_MANY_FIELDS, "_too_many_fields"),
     (Reason.UNPARSEABLE_ID, "_bad_id"),
     (Reason.UNPARSEABLE_PRICE, "_bad_price"),
     (Reason.NONPOSITIVE_PRICE, "_nonpositive_price"),
@@ -134,6 +139,8 @@ def _type_and_check(bronze: pl.DataFrame, day: dt.date) -> pl.DataFrame:
         maker_value=_flag("is_buyer_maker"),
         best_value=_flag("is_best_match"),
     ).with_columns(
+        _too_few_fields=field_count_flags()[TOO_FEW_FIELDS],
+        _too_many_fields=field_count_flags()[TOO_MANY_FIELDS],
         _bad_id=pl.col("trade_id").is_null(),
         _bad_price=pl.col("price_value").is_null(),
         _nonpositive_price=(pl.col("price_value") <= 0).fill_null(False),
@@ -150,27 +157,89 @@ def _type_and_check(bronze: pl.DataFrame, day: dt.date) -> pl.DataFrame:
     )
 
 
-def _duplicates(trade_ids: pl.Series, rejected: pl.Series) -> pl.Series:
-    """True for a valid row whose trade id already appeared on an earlier valid row."""
-    candidates = trade_ids.filter(~rejected)
-    if candidates.is_sorted() and not (candidates.diff() == 0).any():
-        # Binance files are in strictly increasing id order: no hashing needed.
-        return pl.repeat(False, trade_ids.len(), dtype=pl.Boolean, eager=True).alias("_duplicate")
-    ids = pl.DataFrame({"id": trade_ids, "rejected": rejected})
-    return ids.select(
-        _duplicate=~pl.col("rejected")
-        & ~pl.when(~pl.col("rejected")).then(pl.col("id")).is_first_distinct()
-    ).to_series()
+class TradeIdLedger:
+    """The trade ids silver has accepted so far, so that a later copy of one is a duplicate
+    even when its first copy was in an earlier chunk of the partition.
+
+    Binance's files are in strictly increasing id order: a chunk whose valid ids all rise past
+    every id so far holds no duplicate, and no hashing is needed. Otherwise the chunk's ids are
+    checked against each other and against every earlier one (8 bytes per accepted trade).
+    """
+
+    def __init__(self) -> None:
+        self._accepted: list[pl.Series] = []
+        self._largest: int | None = None
+
+    def duplicates(self, trade_ids: pl.Series, rejected: pl.Series) -> pl.Series:
+        """True for a valid row whose trade id already appeared on an earlier valid row."""
+        candidates = trade_ids.filter(~rejected)
+        rising = candidates.is_sorted() and not (candidates.diff() == 0).any()
+        if rising and (
+            self._largest is None or candidates.is_empty() or candidates[0] > self._largest
+        ):
+            duplicate = pl.repeat(False, trade_ids.len(), dtype=pl.Boolean, eager=True)
+        else:
+            earlier = pl.concat(self._accepted) if self._accepted else pl.Series([], dtype=pl.Int64)
+            ids = pl.DataFrame({"id": trade_ids, "rejected": rejected})
+            valid_id = pl.when(~pl.col("rejected")).then(pl.col("id"))
+            duplicate = ids.select(
+                ~pl.col("rejected")
+                & (
+                    ~valid_id.is_first_distinct()
+                    | pl.col("id").is_in(earlier.implode()).fill_null(False)
+                )
+            ).to_series()
+        accepted = trade_ids.filter(~rejected & ~duplicate)
+        if not accepted.is_empty():
+            self._accepted.append(accepted)
+            largest = int(accepted.max())  # type: ignore[arg-type]
+            self._largest = largest if self._largest is None else max(self._largest, largest)
+        return duplicate.alias("_duplicate")
+
+
+class SilverRefiner:
+    """Types, validates and deduplicates one partition's bronze rows chunk by chunk, with the
+    very results ``split_silver`` gives for all of them at once.
+
+    Chunks must come in line order (each one's ``line_no`` above every earlier chunk's), as the
+    first copy of a trade id is the one kept. ``reasons`` counts the quarantined rows so far.
+    """
+
+    def __init__(self, day: dt.date) -> None:
+        self.day = day
+        self.reasons: dict[str, int] = {}
+        self._ledger = TradeIdLedger()
+        self._last_line: int | None = None
+
+    def split(self, bronze: pl.DataFrame) -> SilverSplit:
+        """This chunk's silver rows (in trade-id order) and its quarantined rows with reasons."""
+        if bronze.is_empty():
+            return _split_rows(bronze, self.day, self._ledger)
+        first_line = bronze["line_no"].min()
+        if self._last_line is not None and first_line <= self._last_line:  # type: ignore[operator]
+            raise ValueError(
+                f"bronze chunks out of line order: line {first_line} after line {self._last_line}"
+            )
+        self._last_line = bronze["line_no"].max()  # type: ignore[assignment]
+        split = _split_rows(bronze, self.day, self._ledger)
+        for reason, count in reason_counts(split.quarantine).items():
+            self.reasons[reason] = self.reasons.get(reason, 0) + count
+        self.reasons = dict(sorted(self.reasons.items()))
+        return split
 
 
 def split_silver(bronze: pl.DataFrame, day: dt.date) -> SilverSplit:
     """Type, validate and deduplicate one (day, symbol) partition of bronze rows."""
+    return _split_rows(bronze, day, TradeIdLedger())
+
+
+def _split_rows(bronze: pl.DataFrame, day: dt.date, ledger: TradeIdLedger) -> SilverSplit:
     if not bronze["line_no"].is_sorted():
         bronze = bronze.sort("line_no")
     checked = _type_and_check(bronze, day)
     flags = [name for _, name in _CHECKS[:-1]]
     rejected = checked.select(pl.any_horizontal(flags)).to_series()
-    checked = checked.with_columns(_duplicates(checked["trade_id"], rejected))
+    checked = checked.with_columns(ledger.duplicates(checked["trade_id"], rejected))
     rejected = rejected | checked["_duplicate"]
 
     accepted = checked if not rejected.any() else checked.filter(~rejected)
