@@ -5,6 +5,7 @@ own, with only PostgreSQL, S3, Redis and the MLflow server between them."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -14,13 +15,22 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dagster as dg
 import psycopg2
+from dagster._core.execution.backfill import BULK_ACTION_TERMINAL_STATUSES, PartitionBackfill
+from dagster._core.storage.dagster_run import RunsFilter
 
 from tests.conftest import REPO_ROOT
 from trading_assets.servers import MlflowServer, PostgresServer, RedisServer, S3Server, free_port
 
 LOCATION = "trading_assets"
 PROD_INSTANCE_YAML = REPO_ROOT / "dagster_home" / "dagster.prod.yaml"
+BACKFILL_TAG = "dagster/backfill"
+RETRY_NUMBER_TAG = "dagster/retry_number"
+LAUNCH_BACKFILL = (
+    "mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params)"
+    " { __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }"
+)
 
 
 @dataclass(frozen=True)
@@ -201,3 +211,136 @@ def s3_text(s3: S3Server, bucket: str, prefixes: Iterable[str]) -> Iterator[tupl
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 yield item["Key"], client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+
+
+def launch_asset_backfill(
+    side: Machine, workspace: Path, assets: Iterable[str], partitions: Iterable[str]
+) -> str:
+    """An asset backfill of ``assets`` × ``partitions``, launched as the UI launches one
+    (*Materialize → Backfill*); the daemon runs it. Its id.
+
+    The daemon retries a run whose worker died as part of the backfill. A ``dagster job
+    backfill`` is recorded complete as soon as it has submitted its runs, and Dagster retries no
+    run of a complete backfill: a run that a store outage killed would stay failed."""
+    answer_file = side.root / "backfill-answer.json"
+    params = {
+        "params": {
+            "assetSelection": [{"path": [asset]} for asset in assets],
+            "partitionNames": list(partitions),
+        }
+    }
+    graphql = str(Path(sys.executable).parent / "dagster-graphql")
+    side.run([graphql, "-w", str(workspace), "-t", LAUNCH_BACKFILL, "-v", json.dumps(params),
+              "-o", str(answer_file)])  # fmt: skip
+    answer = json.loads(answer_file.read_text())["data"]["launchPartitionBackfill"]
+    assert answer["__typename"] == "LaunchBackfillSuccess", answer
+    return answer["backfillId"]
+
+
+def backfill_runs(instance: dg.DagsterInstance, backfill_id: str) -> list[dg.DagsterRun]:
+    return list(instance.get_runs(filters=RunsFilter(tags={BACKFILL_TAG: backfill_id})))
+
+
+def await_backfill(
+    instance: dg.DagsterInstance, backfill_id: str, timeout_s: float
+) -> PartitionBackfill:
+    """The backfill once the daemon has finished it (its runs and their retries done)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        backfill = instance.get_backfill(backfill_id)
+        if backfill is not None and backfill.status in BULK_ACTION_TERMINAL_STATUSES:
+            return backfill
+        time.sleep(2)
+    raise AssertionError(f"backfill {backfill_id} not finished within {timeout_s:.0f} s")
+
+
+def await_partitions(
+    instance: dg.DagsterInstance, backfill_id: str, partitions: Iterable[str], timeout_s: float
+) -> list[dg.DagsterRun]:
+    """The backfill's runs once each partition's newest run has finished for good (a failed
+    run the daemon is about to retry has not); the backfill itself is marked done later, at
+    the daemon's next pass."""
+    wanted = set(partitions)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        runs = backfill_runs(instance, backfill_id)
+        newest = newest_per_partition(runs)
+        if set(newest) == wanted and all(_for_good(run) for run in newest.values()):
+            return runs
+        time.sleep(2)
+    raise AssertionError(f"backfill {backfill_id}: partitions not done within {timeout_s:.0f} s")
+
+
+def _for_good(run: dg.DagsterRun) -> bool:
+    if run.status == dg.DagsterRunStatus.FAILURE:
+        return run.tags.get("dagster/will_retry") == "false"
+    return run.status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.CANCELED)
+
+
+def await_step(
+    instance: dg.DagsterInstance, runs: RunsFilter, step: str, since: float, timeout_s: float
+) -> None:
+    """Until a run matching ``runs`` starts ``step`` at ``since`` (a ``time.time()``) or later."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for run in instance.get_runs(filters=runs):
+            starts = instance.get_records_for_run(
+                run.run_id, of_type=dg.DagsterEventType.STEP_START
+            ).records
+            if any(r.event_log_entry.step_key == step and r.event_log_entry.timestamp >= since
+                   for r in starts):  # fmt: skip
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"no run started {step} within {timeout_s:.0f} s")
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """A step's retry or failure: the step, the error at its root, and when (``time.time()``)."""
+
+    step: str
+    cause: str
+    at: float
+
+    def __str__(self) -> str:
+        return f"{self.step}: {self.cause}"
+
+
+def step_retries(instance: dg.DagsterInstance, runs: Iterable[dg.DagsterRun]) -> list[StepEvent]:
+    """Each step retry of ``runs``, with the error that asked for it."""
+    return _step_events(instance, runs, dg.DagsterEventType.STEP_UP_FOR_RETRY)
+
+
+def step_failures(instance: dg.DagsterInstance, runs: Iterable[dg.DagsterRun]) -> list[StepEvent]:
+    """Each step failure of ``runs``, with the error at its root."""
+    return _step_events(instance, runs, dg.DagsterEventType.STEP_FAILURE)
+
+
+def _step_events(
+    instance: dg.DagsterInstance, runs: Iterable[dg.DagsterRun], kind: dg.DagsterEventType
+) -> list[StepEvent]:
+    found = []
+    for run in runs:
+        for record in instance.get_records_for_run(run.run_id, of_type=kind).records:
+            entry = record.event_log_entry
+            error = getattr(
+                getattr(entry.dagster_event, "event_specific_data", None), "error", None
+            )
+            while error is not None and (error.cause or error.context) is not None:
+                error = error.cause or error.context
+            cause = f"{error.cls_name}: {error.message.strip()[:160]}" if error else "?"
+            found.append(StepEvent(entry.step_key or "", cause, entry.timestamp))
+    return found
+
+
+def run_retries(runs: Iterable[dg.DagsterRun]) -> list[dg.DagsterRun]:
+    """The runs the daemon launched again after their parent run failed."""
+    return [run for run in runs if RETRY_NUMBER_TAG in run.tags]
+
+
+def newest_per_partition(runs: Iterable[dg.DagsterRun]) -> dict[str, dg.DagsterRun]:
+    """Each partition's newest run (a retry supersedes the run it retries)."""
+    newest: dict[str, dg.DagsterRun] = {}
+    for run in sorted(runs, key=lambda r: int(r.tags.get(RETRY_NUMBER_TAG, "0"))):
+        newest[run.tags.get("dagster/partition", "")] = run
+    return newest

@@ -107,6 +107,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("MLFLOW_TRACKING_URI", "MLflow tracking and registry",
              f"sqlite:///{DATA}/mlflow/mlflow.db", None),
     Variable("MLFLOW_MODEL_NAME", "the registered model", DEFAULT_MODEL_NAME, DEFAULT_MODEL_NAME),
+    Variable("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "retries of a request to the MLflow server "
+             "(MLflow's own 7 wait about 4 minutes on a server that is down)", "2", "2"),
+    Variable("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "backoff of those retries, in seconds "
+             "(urllib3's factor: the second retry waits 2× it)", "1", "1"),
+    Variable("MLFLOW_HTTP_REQUEST_TIMEOUT", "seconds one request to the MLflow server may take",
+             "30", "30"),
     Variable("SIDECAR_URL", "the sidecar's API, as Dagster's sensors reach it",
              DEFAULT_SIDECAR_URL, DEFAULT_SIDECAR_URL),
     Variable("SIDECAR_HOST", "the address the sidecar's API binds", "127.0.0.1", "0.0.0.0"),

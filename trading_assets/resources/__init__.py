@@ -16,7 +16,7 @@ from trading_assets.lib.settings import Environment, Settings, load_settings
 from trading_assets.resources.binance_bulk import BinanceBulkResource
 from trading_assets.resources.feast import FeastResource
 from trading_assets.resources.iceberg import IcebergCatalogResource
-from trading_assets.resources.mlflow import MlflowResource
+from trading_assets.resources.mlflow import MlflowResource, client_limits
 
 __all__ = [
     "RESOURCES_BY_ENVIRONMENT",
@@ -49,6 +49,7 @@ def local_resources(settings: Settings) -> dict[str, Any]:
             artifact_location=str(settings.data_dir / "mlflow" / "artifacts"),
             model_name=settings.mlflow_model_name,
             models_uri=settings.models_uri,
+            **client_limits(settings),
         ),
     }
 
@@ -89,6 +90,7 @@ def prod_resources(settings: Settings) -> dict[str, Any]:
             tracking_uri=settings.mlflow_tracking_uri,
             model_name=settings.mlflow_model_name,
             models_uri=settings.models_uri,
+            **client_limits(settings),
         ),
     }
 

@@ -14,6 +14,7 @@ from trading_assets.defs.features.metadata import (
 )
 from trading_assets.defs.ingest.partitions import run_partitions, trade_partitions
 from trading_assets.defs.lakehouse.assets import bars_1s
+from trading_assets.defs.store_retries import retry_on_store_outage
 from trading_assets.lib.feature_store import offline, spec
 from trading_assets.lib.feature_store.repo import definitions_version
 from trading_assets.resources.feast import FeastResource
@@ -52,6 +53,7 @@ APPLY_WHEN_MISSING_OR_CHANGED = (
     automation_condition=dg.AutomationCondition.eager(),
     freshness_policy=FEATURES_FRESHNESS,
 )
+@retry_on_store_outage
 def features(
     context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, feast: FeastResource
 ) -> dg.MaterializeResult:
@@ -78,6 +80,7 @@ def features(
     code_version=definitions_version(),
     automation_condition=APPLY_WHEN_MISSING_OR_CHANGED,
 )
+@retry_on_store_outage
 def feast_registry(context: dg.AssetExecutionContext, feast: FeastResource) -> dg.MaterializeResult:
     """Feast registry: feature_repo/'s entities, sources, views and services (no market data)."""
     from trading_assets.lib.feature_store.repo import apply_definitions, load_definitions
@@ -97,6 +100,7 @@ def feast_registry(context: dg.AssetExecutionContext, feast: FeastResource) -> d
         fail_window=dt.timedelta(hours=50), warn_window=dt.timedelta(hours=26)
     ),
 )
+@retry_on_store_outage
 def online_features(
     context: dg.AssetExecutionContext, feast: FeastResource
 ) -> dg.MaterializeResult:
@@ -137,6 +141,7 @@ TRAINING_CADENCE = once_per_tick("0 */6 * * *")
     kinds={"feast", "parquet"},
     automation_condition=TRAINING_CADENCE,
 )
+@retry_on_store_outage
 def training_set(
     context: dg.AssetExecutionContext,
     config: TrainingSetConfig,

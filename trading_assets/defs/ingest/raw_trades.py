@@ -1,12 +1,16 @@
 """raw_trades: Binance's daily trade zip for one day × symbol, verified and kept as published."""
 
+import datetime as dt
 import time
 
 import dagster as dg
 
 from trading_assets.defs.ingest.partitions import day_and_symbol, trade_partitions
+from trading_assets.defs.store_retries import retry_on_store_outage
 from trading_assets.defs.watermark import watermark_metadata
-from trading_assets.lib.lakehouse.pipeline import raw_event_range
+from trading_assets.lib.lakehouse.bulk import ProgressCallback, RawFile
+from trading_assets.lib.lakehouse.bulk_checks import BadBulkFileError
+from trading_assets.lib.lakehouse.pipeline import Lakehouse, raw_event_range
 from trading_assets.resources.binance_bulk import BinanceBulkResource
 from trading_assets.resources.iceberg import IcebergCatalogResource
 
@@ -21,12 +25,13 @@ PROGRESS_STEP = 0.1  # log every 10 %
     # requests yesterday's partitions; older days are backfills.
     retry_policy=dg.RetryPolicy(max_retries=2, delay=60),
 )
+@retry_on_store_outage
 def raw_trades(
     context: dg.AssetExecutionContext,
     iceberg: IcebergCatalogResource,
     binance_bulk: BinanceBulkResource,
 ) -> dg.MaterializeResult:
-    """Daily trades zip from data.binance.vision, sha256-verified and kept under <warehouse>/raw."""
+    """Daily trades zip from data.binance.vision, verified (sha256, zip, rows), kept in raw."""
     day, symbol = day_and_symbol(context.partition_key)
     next_report = [PROGRESS_STEP]
     started = time.monotonic()
@@ -37,7 +42,7 @@ def raw_trades(
             next_report[0] += PROGRESS_STEP
 
     lake = iceberg.lakehouse()
-    raw = binance_bulk.fetch_daily_trades(lake, symbol, day, report)
+    raw = _fetch(binance_bulk, lake, symbol, day, report)
     # The same (unvalidated) range bronze reports; silver's is the validated one.
     _, last_event = raw_event_range(lake, raw.raw_uri)
     return dg.MaterializeResult(
@@ -47,8 +52,27 @@ def raw_trades(
             "sha256": raw.sha256,
             "size_bytes": dg.MetadataValue.int(raw.size_bytes),
             "downloaded": raw.downloaded,
+            "rows": dg.MetadataValue.int(raw.rows),
             "seconds": round(time.monotonic() - started, 3),
             **watermark_metadata(last_event, f"{raw.file_name} holds no trade time"),
         },
         data_version=dg.DataVersion(raw.sha256),
     )
+
+
+def _fetch(
+    binance_bulk: BinanceBulkResource,
+    lake: Lakehouse,
+    symbol: str,
+    day: dt.date,
+    report: ProgressCallback,
+) -> RawFile:
+    """The day's file, or a run failure that names the bad file and why, without retries: its
+    sha256 matches what the venue published, so a retry would fetch the same bytes."""
+    try:
+        return binance_bulk.fetch_daily_trades(lake, symbol, day, report)
+    except BadBulkFileError as error:
+        metadata: dict[str, str | int] = {"file": error.file, "problem": str(error.problem)}
+        if error.line is not None:
+            metadata["line"] = error.line
+        raise dg.Failure(str(error), metadata=metadata, allow_retries=False) from error

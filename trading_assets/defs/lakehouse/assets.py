@@ -9,6 +9,7 @@ from pydantic import Field
 from trading_assets.defs.ingest.partitions import day_and_symbol, run_partitions, trade_partitions
 from trading_assets.defs.ingest.raw_trades import raw_trades
 from trading_assets.defs.lakehouse.metadata import partition_write_metadata
+from trading_assets.defs.store_retries import retry_on_store_outage
 from trading_assets.lib.lakehouse import pipeline
 from trading_assets.lib.lakehouse.landing import default_landing_location
 from trading_assets.resources.iceberg import IcebergCatalogResource
@@ -30,12 +31,20 @@ SILVER_FRESHNESS = dg.FreshnessPolicy.time_window(
 
 
 class BronzeConfig(dg.Config):
-    """Where bronze looks for live trades when a day's bulk file is not stored yet."""
+    """Where bronze looks for live trades when a day's bulk file is not stored yet, and whether
+    a bulk file may drop trades that bronze holds."""
 
     landing_root: str = Field(
         default="",
         description=(
             "The landing location: a folder, or s3://bucket/prefix (empty: TRADING_LANDING_URI)."
+        ),
+    )
+    replace_missing_trades: bool = Field(
+        default=False,
+        description=(
+            "Replace the partition even when the bulk file lacks trades it holds (e.g. landed "
+            "live); only for a file known to be right. Refused otherwise, naming the trades."
         ),
     )
 
@@ -47,6 +56,7 @@ class BronzeConfig(dg.Config):
     kinds={"iceberg", "polars"},
     automation_condition=FOLLOW_UPSTREAM,
 )
+@retry_on_store_outage
 def bronze_trades(
     context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, config: BronzeConfig
 ) -> dg.MaterializeResult:
@@ -59,6 +69,7 @@ def bronze_trades(
             symbol,
             day,
             landing_root,
+            replace_missing_trades=config.replace_missing_trades,
         )
         metadata: dict[str, Any] = {
             **partition_write_metadata(result.write),
@@ -81,6 +92,7 @@ def bronze_trades(
     automation_condition=FOLLOW_UPSTREAM,
     freshness_policy=SILVER_FRESHNESS,
 )
+@retry_on_store_outage
 def silver_trades(
     context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource
 ) -> dg.MaterializeResult:
@@ -105,6 +117,7 @@ def silver_trades(
     kinds={"iceberg", "polars"},
     automation_condition=FOLLOW_UPSTREAM,
 )
+@retry_on_store_outage
 def bars_1s(
     context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource
 ) -> dg.MaterializeResult:
@@ -122,6 +135,7 @@ def bars_1s(
     kinds={"iceberg", "polars"},
     automation_condition=FOLLOW_UPSTREAM,
 )
+@retry_on_store_outage
 def bars_1m(
     context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource
 ) -> dg.MaterializeResult:

@@ -16,6 +16,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 
 from trading_assets.defs.ingest.partitions import run_partitions, trade_partitions
 from trading_assets.defs.lakehouse.assets import silver_trades
+from trading_assets.defs.store_retries import retry_on_store_outage
 from trading_assets.lib.lakehouse import pipeline, quality
 from trading_assets.lib.lakehouse.pipeline import Lakehouse
 from trading_assets.resources.iceberg import IcebergCatalogResource
@@ -122,7 +123,7 @@ def _silver_check(
         description=description,
         blocking=blocking,
         partitions_def=trade_partitions,
-    )(check)
+    )(retry_on_store_outage(check))
 
 
 def _newest_materialization(

@@ -20,6 +20,7 @@ from trading_assets.defs.automation import once_per_tick
 from trading_assets.defs.lakehouse.assets import bars_1s
 from trading_assets.defs.models.registry import challenger_model
 from trading_assets.defs.models.training import GROUP
+from trading_assets.defs.store_retries import retry_on_store_outage
 from trading_assets.defs.watermark import watermark_from_ns
 from trading_assets.lib.asset_names import SERVED_MODEL
 from trading_assets.lib.feature_store.spec import FEATURE_CONFIG
@@ -102,6 +103,7 @@ def live_metrics_metadata(report: LiveMetricsReport, path: Path) -> dict[str, dg
     kinds={"polars", "parquet"},
     automation_condition=once_per_tick(LIVE_METRICS_CRON),
 )
+@retry_on_store_outage
 def live_model_metrics(
     config: LiveMetricsConfig, iceberg: IcebergCatalogResource, landing: LandingResource
 ) -> dg.MaterializeResult:

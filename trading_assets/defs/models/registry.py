@@ -23,6 +23,7 @@ from pydantic import Field
 
 from trading_assets.defs.models.metadata import gate_metadata
 from trading_assets.defs.models.training import GROUP, incremental_model, training_frame_path
+from trading_assets.defs.store_retries import retry_on_store_outage
 from trading_assets.defs.watermark import carried_watermark
 from trading_assets.lib import storage
 from trading_assets.lib.feature_store import offline, spec
@@ -125,6 +126,7 @@ def parity_sample(feast: FeastResource, model: TrainedModel, service: str) -> np
     kinds={"onnx"},
     automation_condition=FOLLOW_UPSTREAM,
 )
+@retry_on_store_outage
 def onnx_model(context: dg.AssetExecutionContext, mlflow: MlflowResource) -> dg.MaterializeResult:
     """The incremental model exported to ONNX with its feature order in the model metadata."""
     from trading_assets.lib.models.onnx_export import export_onnx
@@ -145,6 +147,7 @@ def onnx_model(context: dg.AssetExecutionContext, mlflow: MlflowResource) -> dg.
 
 
 @dg.asset_check(asset=onnx_model, blocking=True)
+@retry_on_store_outage
 def onnx_parity(feast: FeastResource, mlflow: MlflowResource) -> dg.AssetCheckResult:
     """XGBoost and ONNX Runtime agree within 1e-5 on a fixed sample of training rows."""
     from trading_assets.lib.models.onnx_export import parity
@@ -170,6 +173,7 @@ def onnx_parity(feast: FeastResource, mlflow: MlflowResource) -> dg.AssetCheckRe
     kinds={"mlflow"},
     automation_condition=FOLLOW_UPSTREAM,
 )
+@retry_on_store_outage
 def registered_model(
     context: dg.AssetExecutionContext,
     config: RegisteredModelConfig,
@@ -243,6 +247,7 @@ def version_registered_in_run(instance: dg.DagsterInstance, run_id: str) -> tupl
 
 
 @dg.asset_check(asset=registered_model, blocking=True, automation_condition=WITH_ITS_ASSET)
+@retry_on_store_outage
 def beats_baselines(
     context: dg.AssetCheckExecutionContext, config: EvaluationGateConfig, mlflow: MlflowResource
 ) -> dg.AssetCheckResult:
@@ -303,6 +308,7 @@ def latest_registered_version(instance: dg.DagsterInstance) -> str:
     kinds={"mlflow"},
     automation_condition=FOLLOW_GATED_UPSTREAM,
 )
+@retry_on_store_outage
 def challenger_model(
     context: dg.AssetExecutionContext, mlflow: MlflowResource
 ) -> dg.MaterializeResult:

@@ -16,6 +16,7 @@ from trading_assets.defs.automation import cron_tick_with_upstream, once_per_tic
 from trading_assets.defs.features.assets import features, training_set
 from trading_assets.defs.lakehouse.assets import bars_1s
 from trading_assets.defs.models.metadata import full_model_metadata, holdout_markdown
+from trading_assets.defs.store_retries import retry_on_store_outage
 from trading_assets.defs.watermark import watermark_metadata
 from trading_assets.lib import storage
 from trading_assets.lib.feature_store import offline, spec
@@ -120,6 +121,7 @@ def model_inputs(frame: pl.DataFrame, config: FullModelConfig) -> list[str]:
     kinds={"iceberg", "parquet"},
     automation_condition=once_per_tick(INCREMENTAL_CRON),
 )
+@retry_on_store_outage
 def recent_training_rows(
     context: dg.AssetExecutionContext,
     config: RecentRowsConfig,
@@ -157,6 +159,7 @@ def recent_training_rows(
     automation_condition=FULL_CADENCE,
     freshness_policy=dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=7)),
 )
+@retry_on_store_outage
 def full_model(
     context: dg.AssetExecutionContext,
     config: FullModelConfig,
@@ -193,6 +196,7 @@ def full_model(
         fail_window=dt.timedelta(minutes=15), warn_window=dt.timedelta(minutes=7)
     ),
 )
+@retry_on_store_outage
 def incremental_model(
     context: dg.AssetExecutionContext,
     config: IncrementalModelConfig,
