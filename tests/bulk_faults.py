@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
 from streaming.landing import TRADES_KIND, LandingWriter
+from streaming.simulator.server import SimulatorThread, run_simulator_in_thread
 from streaming.simulator.synthetic import SyntheticMarket
 from trading_assets.lib.lakehouse.records import Trade
+
+
+@contextlib.contextmanager
+def bulk_simulator(symbol: str, seed: int, trades_per_day: int) -> Iterator[SimulatorThread]:
+    """The simulator serving bulk files (no live stream), for a module of tests."""
+    with run_simulator_in_thread(
+        symbols=[symbol], seed=seed, trades_per_day=trades_per_day, live=False
+    ) as sim:
+        yield sim
+
+
+def served_then_cleared(simulator: SimulatorThread) -> Iterator[str]:
+    """The simulator's URL for one test, its bulk faults cleared after it."""
+    yield simulator.http_url
+    clear_bulk_faults(simulator.http_url)
 
 
 def break_day(http_url: str, symbol: str, day: dt.date, fault: str, line: int = 3) -> None:

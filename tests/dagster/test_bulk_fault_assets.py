@@ -10,9 +10,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from streaming.simulator.server import SimulatorThread, run_simulator_in_thread
+from streaming.simulator.server import SimulatorThread
 from streaming.simulator.synthetic import SyntheticMarket
-from tests.bulk_faults import break_day, clear_bulk_faults, land_day
+from tests.bulk_faults import break_day, bulk_simulator, land_day, served_then_cleared
 from trading_assets.defs.ingest.raw_trades import raw_trades
 from trading_assets.defs.lakehouse.assets import bronze_trades, silver_trades
 from trading_assets.lib.lakehouse.bulk import raw_uri_for
@@ -32,16 +32,13 @@ TRADES_PER_DAY = 1_500
 
 @pytest.fixture(scope="module")
 def simulator() -> Iterator[SimulatorThread]:
-    with run_simulator_in_thread(
-        symbols=[SYMBOL], seed=SEED, trades_per_day=TRADES_PER_DAY, live=False
-    ) as sim:
+    with bulk_simulator(SYMBOL, SEED, TRADES_PER_DAY) as sim:
         yield sim
 
 
 @pytest.fixture
 def sim(simulator: SimulatorThread) -> Iterator[str]:
-    yield simulator.http_url
-    clear_bulk_faults(simulator.http_url)
+    yield from served_then_cleared(simulator)
 
 
 def resources(root: Path, bulk_url: str) -> dict[str, object]:

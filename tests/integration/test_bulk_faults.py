@@ -12,9 +12,9 @@ import httpx
 import polars as pl
 import pytest
 
-from streaming.simulator.server import SimulatorThread, run_simulator_in_thread
+from streaming.simulator.server import SimulatorThread
 from streaming.simulator.synthetic import SyntheticMarket
-from tests.bulk_faults import break_day, clear_bulk_faults, land_day
+from tests.bulk_faults import break_day, bulk_simulator, land_day, served_then_cleared
 from trading_assets.lib.lakehouse.bronze import TOO_FEW_FIELDS, TOO_MANY_FIELDS
 from trading_assets.lib.lakehouse.bulk import (
     ChecksumMismatchError,
@@ -44,16 +44,13 @@ MARKET = SyntheticMarket(seed=SEED, trades_per_day=TRADES_PER_DAY)
 
 @pytest.fixture(scope="module")
 def simulator() -> Iterator[SimulatorThread]:
-    with run_simulator_in_thread(
-        symbols=[SYMBOL], seed=SEED, trades_per_day=TRADES_PER_DAY, live=False
-    ) as sim:
+    with bulk_simulator(SYMBOL, SEED, TRADES_PER_DAY) as sim:
         yield sim
 
 
 @pytest.fixture
 def sim(simulator: SimulatorThread) -> Iterator[str]:
-    yield simulator.http_url
-    clear_bulk_faults(simulator.http_url)
+    yield from served_then_cleared(simulator)
 
 
 @pytest.fixture
