@@ -66,18 +66,16 @@ from trading_assets.lib.models.registry import (
     newest_version,
     require_gate_passed,
 )
+from trading_assets.lib.settings import BY_NAME, MLFLOW_REQUEST_BOUNDS
 
 log = logging.getLogger(__name__)
 Loader = Callable[[str, str, str], LoadedModel]
 _PR_SET_PDEATHSIG = 1
-# Requests to an MLflow server (unless the environment sets them). MLflow's own defaults retry
-# an unreachable server seven times, backing off to a minute and more: one poll, and with it the
-# manifest's registry_error, would hang for over four minutes. The next poll is the retry here.
-SERVER_REQUEST_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
-}
+# Requests to an MLflow server: the settings' bounds unless the environment sets them. MLflow's
+# own defaults retry an unreachable server seven times, backing off to a minute and more: one
+# poll, and with it the manifest's registry_error, would hang for over four minutes. The next
+# poll is the retry here.
+SERVER_REQUEST_DEFAULTS = {name: BY_NAME[name].prod or "" for name in MLFLOW_REQUEST_BOUNDS}
 
 
 class ModelWatcher:

@@ -137,6 +137,13 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("AWS_SECRET_ACCESS_KEY", "S3 secret key", None, None, secret=True),
 )  # fmt: skip
 BY_NAME = {variable.name: variable for variable in VARIABLES}
+# MLflow's own variables bounding its client's requests to a server (read by MLflow at each
+# request): the Dagster side's resource and the sidecar's model watcher both set them.
+MLFLOW_REQUEST_BOUNDS = (
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT",
+)
 OPTIONAL_IN_PROD = (
     "AWS_ENDPOINT_URL",
     "STALENESS_MAX_AGE_S",

@@ -24,13 +24,11 @@ from pydantic import Field
 
 from trading_assets.lib import storage
 from trading_assets.lib.models.registry import is_tracking_server
-from trading_assets.lib.settings import BY_NAME, Settings, SettingsError
+from trading_assets.lib.settings import BY_NAME, MLFLOW_REQUEST_BOUNDS, Settings, SettingsError
 
 DEFAULT_MODEL_NAME = "signal"
 # MLflow's own variables: its client reads them from the environment at each request.
-MAX_RETRIES = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
-BACKOFF_FACTOR = "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"
-TIMEOUT = "MLFLOW_HTTP_REQUEST_TIMEOUT"
+MAX_RETRIES, BACKOFF_FACTOR, TIMEOUT = MLFLOW_REQUEST_BOUNDS
 
 
 def _default(variable: str) -> float:
