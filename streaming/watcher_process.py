@@ -12,13 +12,11 @@ import asyncio
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 
-from streaming.child_process import terminate
+from streaming.child_process import keep_running, terminate
 
 log = logging.getLogger(__name__)
-HEALTHY_RUN_S = 60.0  # a watcher that lived this long starts the restart delay over
 
 
 class WatcherProcess:
@@ -61,25 +59,25 @@ class WatcherProcess:
 
     async def supervise(self) -> None:
         """Keep a watcher running until cancelled; then terminate it."""
-        delay = self.restart_delay_s
         try:
-            while True:
-                started = time.monotonic()
-                # Its stdout joins the sidecar's log stream (stderr): the sidecar's stdout is
-                # left to the sidecar.
-                self._process = await asyncio.create_subprocess_exec(
-                    *self.command(), stdin=asyncio.subprocess.DEVNULL, stdout=2
-                )
-                log.info("model watcher for %s started (pid %s)", self.model_name, self.pid)
-                code = await self._process.wait()
-                self.restarts += 1
-                if time.monotonic() - started >= HEALTHY_RUN_S:
-                    delay = self.restart_delay_s
-                log.warning("model watcher exited with %s; restarting in %.0f s", code, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_restart_delay_s)
+            await keep_running(
+                self._run, "model watcher", self.restart_delay_s, self.max_restart_delay_s,
+                self._exited,
+            )  # fmt: skip
         finally:
             await self._terminate()
+
+    async def _run(self) -> int:
+        # Its stdout joins the sidecar's log stream (stderr): the sidecar's stdout is left to
+        # the sidecar.
+        self._process = await asyncio.create_subprocess_exec(
+            *self.command(), stdin=asyncio.subprocess.DEVNULL, stdout=2
+        )
+        log.info("model watcher for %s started (pid %s)", self.model_name, self.pid)
+        return await self._process.wait()
+
+    def _exited(self, code: int) -> None:
+        self.restarts += 1
 
     async def _terminate(self) -> None:
         await terminate(self._process, "model watcher")

@@ -16,15 +16,13 @@ import dataclasses
 import logging
 import os
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-from streaming.child_process import terminate
+from streaming.child_process import keep_running, terminate
 from streaming.landing.shipper import INTERVAL_S, ShipperState
 
 log = logging.getLogger(__name__)
-HEALTHY_RUN_S = 60.0  # a shipper that lived this long starts the restart delay over
 DRAIN_TIMEOUT_S = 60.0
 
 
@@ -70,20 +68,17 @@ class ShipperProcess:
 
     async def supervise(self) -> None:
         """Keep a shipper running until cancelled; then terminate it."""
-        delay = self.restart_delay_s
         try:
-            while True:
-                started = time.monotonic()
-                code = await self._run(self.command())
-                self.restarts += 1
-                if time.monotonic() - started >= HEALTHY_RUN_S:
-                    delay = self.restart_delay_s
-                self._child_ended(f"landing shipper exited with {code}")
-                log.warning("landing shipper exited with %s; restarting in %.0f s", code, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_restart_delay_s)
+            await keep_running(
+                lambda: self._run(self.command()), "landing shipper",
+                self.restart_delay_s, self.max_restart_delay_s, self._exited,
+            )  # fmt: skip
         finally:
             await self._terminate()
+
+    def _exited(self, code: int) -> None:
+        self.restarts += 1
+        self._child_ended(f"landing shipper exited with {code}")
 
     async def drain(self, timeout_s: float = DRAIN_TIMEOUT_S) -> ShipperState:
         """Ship the backlog once (what the landing sealed on the way out) and return the state;
