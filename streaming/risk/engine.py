@@ -55,7 +55,13 @@ SAFE_MODE_LEVEL = 5
 
 
 class _VolatilityBaseline:
-    """A symbol's usual volatility: an EMA in time over its past readings."""
+    """A symbol's usual volatility: an EMA in time over its past readings.
+
+    Until the EMA's own weights outgrow it, each reading weighs at least 1 / (readings so far),
+    so the early baseline is the mean of the readings rather than the first one: a sidecar that
+    starts in a quiet minute (``rv_60s`` near 0) would otherwise keep a baseline near 0 for about
+    a half-life and read every later minute as a spike.
+    """
 
     __slots__ = ("last_ns", "mean", "samples")
 
@@ -70,6 +76,7 @@ class _VolatilityBaseline:
         else:
             elapsed_s = max(now_ns - self.last_ns, 0) / NS_PER_S
             alpha = 1.0 - 2.0 ** (-elapsed_s / half_life_s) if half_life_s > 0 else 1.0
+            alpha = max(alpha, 1.0 / (self.samples + 1))
             self.mean += alpha * (volatility - self.mean)
         self.last_ns = now_ns
         self.samples += 1

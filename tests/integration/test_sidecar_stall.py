@@ -23,14 +23,18 @@ from tests.integration.live_sidecar import (
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 SYMBOL = "BTCUSDT"
 STALL_S = 12.0
-# Two seconds of silence end levels 1 and 2, three more end the carried vector: safe mode. The
-# budgets are not stretched by the feed's pace (its quiet spells run to seconds on this tape).
+# Three seconds of silence end levels 1 and 2, four more end the carried vector: safe mode. The
+# budgets are not stretched by the feed's pace. The synthetic tape's arrivals are bursty, so it
+# runs at 6M trades a day, where a silence over 3 s comes 1–2 times an hour (at 3M, with a 2 s
+# budget, one came about every minute and could break the recovery this test waits for).
+TRADES_PER_DAY = 6_000_000
 BUDGETS = FallbackBudgets(
     min_coverage=0.0,
     online_max_latency_s=0.25,
-    live_max_age_s=2.0,
-    impute_max_age_s=3.0,
+    live_max_age_s=3.0,
+    impute_max_age_s=4.0,
     quiet_max_s=0.0,
+    recover_after_s=5.0,
 )
 
 
@@ -62,7 +66,7 @@ async def test_a_stalled_feed_stops_trading_with_a_stale_data_reason_and_recover
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     version = register_decisive_model(tracking, tmp_path / "artifacts", "champion")
     seen: list[dict] = []
-    with run_simulator_in_thread(symbols=[SYMBOL], seed=5, trades_per_day=3_000_000) as market:
+    with run_simulator_in_thread(symbols=[SYMBOL], seed=5, trades_per_day=TRADES_PER_DAY) as market:
         config = trading_config(
             tmp_path / "data", market, (SYMBOL,), tracking, fallback_budgets=BUDGETS
         )
@@ -74,7 +78,7 @@ async def test_a_stalled_feed_stops_trading_with_a_stale_data_reason_and_recover
                 await stall_the_feed(http, f"{market.http_url}/_sim/faults")
                 stalled = await served_until(http, config, SYMBOL, in_safe_mode, STALL_S, seen)
                 after = await served_until(
-                    http, config, SYMBOL, trading_on_fresh_data, STALL_S + 20, seen
+                    http, config, SYMBOL, trading_on_fresh_data, STALL_S + 40, seen
                 )
                 reconnects = dict(sidecar.feed.stats.reconnects) if sidecar.feed else None
         finally:

@@ -126,6 +126,21 @@ def test_volatility_spike_blocks_the_symbol_and_reduces_until_it_has_passed():
     ]
 
 
+def test_a_quiet_first_minute_does_not_make_every_later_one_a_spike():
+    """A sidecar that starts in a still minute reads rv_60s = 0 once; the baseline is the mean of
+    its readings, not that first one, so the usual volatility afterwards is no spike."""
+    limits = RiskLimits(vol_min_samples=10)
+    engine = RiskEngine(limits)
+    assess(engine, T0, volatility=0.0)
+    for k in range(1, 10):
+        assess(engine, T0 + k * S)
+
+    usual = assess(engine, T0 + 10 * S)
+
+    assert usual.should_trade, usual.reasons
+    assert engine._baselines["BTCUSDT"].mean == pytest.approx(CALM_VOL * 10 / 11, rel=1e-3)
+
+
 def test_unknown_volatility_is_not_traded():
     decision = assess(RiskEngine(), T0, volatility=math.nan)
 
