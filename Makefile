@@ -58,10 +58,14 @@ servers: ## Install the servers the production profile runs when absent (redis-s
 	  echo "redis-server not found: installing it with apt-get"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
 
-services: servers ## Install what tests use when absent (redis-server, and Chromium for the browser test)
+services: servers ## Install what tests use when absent (redis-server, Prometheus and promtool, Chromium)
 	@command -v chromium >/dev/null || { \
 	  echo "chromium not found: installing Debian's with apt-get (the browser test drives it)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	@{ command -v prometheus && command -v promtool; } >/dev/null || { \
+	  echo "prometheus not found: installing Debian's with apt-get (the alert tests run it and promtool)"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 # TRADING_ENV=prod make run is make run-prod.
 PROFILE ?= $(if $(filter prod,$(TRADING_ENV)),prod,local)
