@@ -129,6 +129,7 @@ class Sidecar:
         self.risk = RiskEngine(
             RiskLimits(fee_bp=config.fee_bp), on_transition=self.metrics.count_risk_transition
         )
+        self.metrics.paper.show(self.risk)
         self.trader = Trader(config, self.risk, self.metrics.messages)
         self.slots: ModelSlots | None = None
         self.model_watcher: WatcherProcess | None = None
@@ -201,6 +202,7 @@ class Sidecar:
             watchdog_s=self.config.watchdog_s,
             on_run_start=guard.record_run_starts,  # recorded before any of their trades lands
         )
+        self.metrics.market_feed.show(self.feed)
         await guard.check()  # on a disk already low, landing is paused before anything lands
         await self.api.start()
         log.info("sidecar API on %s", self.api.url)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -22,6 +22,10 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from streaming.risk import RiskState, Transition
+
+if TYPE_CHECKING:
+    from streaming.ingest import MarketFeed
+    from streaming.risk import RiskEngine
 
 # Single-row ONNX scoring takes tens of µs; a whole tick-to-prediction path a few ms.
 LATENCY_BUCKETS_S = (
@@ -151,6 +155,101 @@ class LandingShipping:
         )
 
 
+class FeedConnection:
+    """The market feed's stream connection as Prometheus series, read from the feed when
+    scraped: whether it is open (``sidecar_feed_connected``; one combined stream carries every
+    symbol), connections opened, and reconnects by cause. No series until the feed is shown."""
+
+    def __init__(self) -> None:
+        self.feed: MarketFeed | None = None
+
+    def show(self, feed: MarketFeed) -> None:
+        self.feed = feed
+
+    def collect(self) -> Iterator[Metric]:
+        if self.feed is not None:
+            yield from self._families(self.feed)
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families(None)
+
+    @staticmethod
+    def _families(feed: MarketFeed | None) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "sidecar_feed_connected",
+            "1 while the market feed's WebSocket stream is open, 0 while it reconnects",
+            value=None if feed is None else float(feed.connected),
+        )
+        yield CounterMetricFamily(
+            "sidecar_feed_connections_opened",
+            "Market stream connections opened (the first one and every reconnect)",
+            value=None if feed is None else float(feed.stats.connections_opened),
+        )
+        reconnects = CounterMetricFamily(
+            "sidecar_feed_reconnects",
+            "Market stream connections replaced or retried, by cause (dropped, server_closed, "
+            "watchdog, max_age, rate_limited, connect_failed)",
+            labels=["cause"],
+        )
+        for cause, count in sorted((feed.stats.reconnects if feed else {}).items()):
+            reconnects.add_metric([cause], count)
+        yield reconnects
+
+
+class PaperAccount:
+    """The risk engine's paper account (equity, P&L, drawdown, open exposure) and its decision
+    counts as Prometheus series, read from the engine when scraped (on the event loop, the
+    engine's one thread). No series until the engine is shown."""
+
+    def __init__(self) -> None:
+        self.engine: RiskEngine | None = None
+
+    def show(self, engine: RiskEngine) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        if self.engine is not None:
+            yield from self._families(self.engine)
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families(None)
+
+    @staticmethod
+    def _families(engine: RiskEngine | None) -> Iterator[Metric]:
+        def value(read: Any) -> float | None:
+            return None if engine is None else float(read(engine))
+
+        yield GaugeMetricFamily(
+            "sidecar_paper_equity",
+            "Paper account equity, in units of its initial stake (starts at 1)",
+            value=value(lambda e: e.equity / e.limits.initial_equity),
+        )
+        yield GaugeMetricFamily(
+            "sidecar_paper_pnl",
+            "Paper P&L after costs of the settled positions since start, in units of the "
+            "initial stake",
+            value=value(lambda e: (e.equity - e.limits.initial_equity) / e.limits.initial_equity),
+        )
+        yield GaugeMetricFamily(
+            "sidecar_paper_drawdown_ratio",
+            "Paper equity's drawdown from its high-water mark, 0 to 1 (HALTED at the limit)",
+            value=value(lambda e: e.drawdown),
+        )
+        yield GaugeMetricFamily(
+            "sidecar_paper_gross_exposure",
+            "Sum of the open paper positions' absolute fractions of equity",
+            value=value(lambda e: sum(abs(p.size_fraction) for p in e.positions.values())),
+        )
+        events = CounterMetricFamily(
+            "sidecar_risk_events",
+            "Risk engine decisions, trades, blocks by breaker (blocked_*), wins, losses, halts",
+            labels=["event"],
+        )
+        for event, count in sorted((engine.counters if engine else {}).items()):
+            events.add_metric([event], count)
+        yield events
+
+
 class SidecarMetrics:
     """Every metric the sidecar exports, registered on ``self.registry``."""
 
@@ -161,6 +260,10 @@ class SidecarMetrics:
         r.register(self.messages)
         self.shipping = LandingShipping()
         r.register(self.shipping)
+        self.market_feed = FeedConnection()
+        r.register(self.market_feed)
+        self.paper = PaperAccount()
+        r.register(self.paper)
         self.feature_age = Gauge(
             "sidecar_feature_age_seconds",
             "Age of the newest feature vector when it was scored",
