@@ -133,8 +133,10 @@ class LandingGuard:
         seals (on this thread first: each record is on one side of the switch)."""
         self._trades.drop()
         self._book_tickers.drop()
-        self.status.paused = await asyncio.to_thread(self.landing.pause, reason)
+        paused = await asyncio.to_thread(self.landing.pause, reason)
         self._landed = await asyncio.to_thread(self._landed_ids)
+        # Set with no await before check() shows it, so /ready and /metrics never disagree.
+        self.status.paused = paused
         self._resume_after = time.monotonic() + self._retry_s
         log.error("landing paused: %s; %s", self.status.paused, self.status.space_text())
 

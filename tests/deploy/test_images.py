@@ -24,6 +24,7 @@ from tests.deploy.images import (
     uv_syncs,
 )
 from tests.integration.live_sidecar import register_decisive_model
+from trading_assets.servers.services import MLFLOW_ENV
 
 pytestmark = pytest.mark.timeout(600)
 SOURCES = ("trading_assets", "streaming", "sensors", "feature_repo")
@@ -161,7 +162,7 @@ def test_the_sidecar_image_serves_a_champion_from_an_mlflow_server(image_envs, t
         "mlflow", "server", "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1",
         "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
         "--serve-artifacts", "--artifacts-destination", str(tmp_path / "artifacts"),
-    ], tmp_path / "mlflow.log")  # fmt: skip
+    ], tmp_path / "mlflow.log", **MLFLOW_ENV)  # fmt: skip
     market = f"127.0.0.1:{sim_port}"
     simulator = _start(sidecar_env, [
         "python", "-m", "streaming.simulator", "--host", "127.0.0.1", "--port", str(sim_port),

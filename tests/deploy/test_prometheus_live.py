@@ -26,7 +26,6 @@ import dagster as dg
 import httpx
 import pytest
 
-from streaming.fallback import FallbackBudgets
 from streaming.simulator.server import SimulatorThread, run_simulator_in_thread
 from tests.deploy.live_processes import SidecarThread, start_prometheus, terminate, wait_for
 from tests.deploy.promql import (
@@ -37,7 +36,12 @@ from tests.deploy.promql import (
     variable_queries,
     variable_selector,
 )
-from tests.integration.live_sidecar import register_decisive_model, trading_config
+from tests.integration.live_sidecar import (
+    STALL_TEST_BUDGETS,
+    STALL_TEST_TRADES_PER_DAY,
+    register_decisive_model,
+    trading_config,
+)
 from tests.services import free_port
 from trading_assets.defs.ingest.partitions import partition_key
 from trading_assets.metrics_exporter import LIVE_INGEST_ASSETS
@@ -49,17 +53,9 @@ FOR = "2s"
 STALL_S = 12.0
 # Grafana's $__rate_interval for a 1 s scrape: four scrape intervals, rounded up.
 GRAFANA_VARIABLES = {"__rate_interval": "10s", "__interval": "5s", "__range": "1m"}
-# As the stall test's (tests/integration/test_sidecar_stall.py): safe mode after 7 s of silence,
-# back once data has flowed for 5 s, on a tape dense enough to have no silence of its own.
-TRADES_PER_DAY = 6_000_000
-BUDGETS = FallbackBudgets(
-    min_coverage=0.0,
-    online_max_latency_s=0.25,
-    live_max_age_s=3.0,
-    impute_max_age_s=4.0,
-    quiet_max_s=0.0,
-    recover_after_s=5.0,
-)
+# As the stall test's (tests/integration/test_sidecar_stall.py): safe mode after 7 s of silence.
+TRADES_PER_DAY = STALL_TEST_TRADES_PER_DAY
+BUDGETS = STALL_TEST_BUDGETS
 Json = dict[str, Any]
 
 

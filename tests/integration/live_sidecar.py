@@ -30,6 +30,20 @@ from trading_assets.lib.models.onnx_export import export_onnx
 from trading_assets.lib.models.registry import record_gate_verdict, register_model, set_alias
 
 HISTORY_S = 90
+# For tests that stall the feed: three seconds of silence end levels 1 and 2, four more end the
+# carried vector (safe mode after 7 s), and data flowing for 5 s brings level 1 back. The budgets
+# are not stretched by the feed's pace. The synthetic tape's arrivals are bursty, so such tests run
+# it at 6M trades a day, where a silence over 3 s comes 1–2 times an hour (at 3M, with a 2 s
+# budget, one came about every minute and could break the recovery a test waits for).
+STALL_TEST_TRADES_PER_DAY = 6_000_000
+STALL_TEST_BUDGETS = FallbackBudgets(
+    min_coverage=0.0,
+    online_max_latency_s=0.25,
+    live_max_age_s=3.0,
+    impute_max_age_s=4.0,
+    quiet_max_s=0.0,
+    recover_after_s=5.0,
+)
 Json = dict[str, Any]
 
 

@@ -5,7 +5,7 @@ The commands are the ones an operator runs next to ``make run`` (whose ``dagster
 runs the daemon):
 
     dagster job backfill -m trading_assets.definitions -j lakehouse_daily \\
-        --from '2024-03-01|BTCUSDT' --to '2024-03-03|ETHUSDT' --noprompt
+        --from '2024-03-01|BTCUSDT' --to '2024-03-02|ETHUSDT' --noprompt
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SEED, TRADES_PER_DAY = 7, 5_000
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
-DAYS = [dt.date(2024, 3, 1) + dt.timedelta(days=i) for i in range(3)]
+DAYS = [dt.date(2024, 3, 1) + dt.timedelta(days=i) for i in range(2)]
 TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
 

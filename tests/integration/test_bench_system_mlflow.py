@@ -4,6 +4,7 @@ the rollout's, and an alias set through the REST API is read back the same way."
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,15 +15,19 @@ from mlflow import MlflowClient
 
 from bench.system_run import LOOPBACK, MODEL_NAME, RunningSystem
 from tests.services import _wait_for_port, free_port
+from trading_assets.servers.services import MLFLOW_ENV, MLFLOW_WORKERS
 
 
 @pytest.fixture
 def mlflow_url(tmp_path: Path) -> Iterator[str]:
     port = free_port()
+    # As `make run` starts it: one worker, no job consumers.
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri",
-         f"sqlite:///{tmp_path / 'mlflow.db'}", "--host", LOOPBACK, "--port", str(port)],
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+         f"sqlite:///{tmp_path / 'mlflow.db'}", "--host", LOOPBACK, "--port", str(port),
+         "--workers", str(MLFLOW_WORKERS)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
+        env=os.environ | MLFLOW_ENV,
     )  # fmt: skip
     try:
         _wait_for_port(port, process, timeout=120.0)

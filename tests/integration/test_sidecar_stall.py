@@ -9,9 +9,11 @@ import re
 import aiohttp
 import pytest
 
-from streaming.fallback import FallbackBudgets, FallbackLevel
+from streaming.fallback import FallbackLevel
 from streaming.simulator.server import run_simulator_in_thread
 from tests.integration.live_sidecar import (
+    STALL_TEST_BUDGETS,
+    STALL_TEST_TRADES_PER_DAY,
     land_history,
     register_decisive_model,
     served_until,
@@ -23,19 +25,8 @@ from tests.integration.live_sidecar import (
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 SYMBOL = "BTCUSDT"
 STALL_S = 12.0
-# Three seconds of silence end levels 1 and 2, four more end the carried vector: safe mode. The
-# budgets are not stretched by the feed's pace. The synthetic tape's arrivals are bursty, so it
-# runs at 6M trades a day, where a silence over 3 s comes 1–2 times an hour (at 3M, with a 2 s
-# budget, one came about every minute and could break the recovery this test waits for).
-TRADES_PER_DAY = 6_000_000
-BUDGETS = FallbackBudgets(
-    min_coverage=0.0,
-    online_max_latency_s=0.25,
-    live_max_age_s=3.0,
-    impute_max_age_s=4.0,
-    quiet_max_s=0.0,
-    recover_after_s=5.0,
-)
+TRADES_PER_DAY = STALL_TEST_TRADES_PER_DAY
+BUDGETS = STALL_TEST_BUDGETS
 
 
 def trading_on_fresh_data(prediction: dict) -> bool:
