@@ -9,6 +9,7 @@ import logging
 import signal
 from collections.abc import Sequence
 
+from streaming.recordings import RecordingError
 from streaming.simulator.server import DEFAULT_LISTING_DATE, SimulatorServer
 from streaming.simulator.synthetic import DEFAULT_EDGE
 
@@ -84,7 +85,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    asyncio.run(serve(args))
+    try:
+        asyncio.run(serve(args))
+    except RecordingError as error:  # a recording it cannot replay: one line naming it
+        raise SystemExit(f"trading-sim: {error}") from None
 
 
 if __name__ == "__main__":

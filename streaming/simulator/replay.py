@@ -10,7 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from streaming.recordings import RecordedFrame, read_recording
+from streaming.recordings import (
+    RecordedFrame,
+    RecordingError,
+    read_recording,
+    recording_exchange,
+)
 from streaming.simulator.streams import StreamHub
 
 log = logging.getLogger(__name__)
@@ -52,6 +57,12 @@ class RecordingReplay:
 
     def __init__(self, paths: Sequence[str | Path], speed: float = 1.0) -> None:
         self.paths = [Path(p) for p in paths]
+        for path in self.paths:
+            exchange = recording_exchange(path)
+            if exchange not in (None, "BINANCE"):
+                raise RecordingError(
+                    f"{path} is a capture of {exchange}: the simulator replays Binance's protocol"
+                )
         self.speed = speed
         self.depth_snapshots: dict[str, bytes] = {}
         self.symbols: set[str] = set()
