@@ -26,6 +26,7 @@ from trading_assets.lib.feature_store.spec import TRAINING_SERVICE, service_feat
 from trading_assets.lib.lakehouse.landing import read_landed_trades
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
+MIN_TRADES = 21
 RUN_S = 6.0
 
 
@@ -72,15 +73,25 @@ def champion_served_every_symbol(sidecar: Sidecar) -> bool:
     return all(symbol in latest and latest[symbol].model_version for symbol in SYMBOLS)
 
 
+def received_trades_of_every_symbol(sidecar: Sidecar, at_least: int) -> bool:
+    """Whether the feed delivered ``at_least`` trades of each symbol (the synthetic tape's
+    arrivals are bursty, and in its quiet hours a few seconds can bring a symbol a handful)."""
+    counts = sidecar.metrics.messages.by_symbol
+    return all(symbol in counts and counts[symbol].trades >= at_least for symbol in SYMBOLS)
+
+
 async def run_sidecar(sidecar: Sidecar, seconds: float, max_extra_s: float = 60.0) -> dict:
-    """Run for ``seconds`` and on until every symbol has a row online and a champion prediction
-    (at most ``max_extra_s`` more); return what the API served just before stopping."""
+    """Run for ``seconds`` and on until every symbol has a row online, a champion prediction and
+    ``MIN_TRADES`` trades received (at most ``max_extra_s`` more); return what the API served
+    just before stopping."""
     task = asyncio.create_task(sidecar.run())
     try:
         await asyncio.sleep(seconds)
         deadline = asyncio.get_running_loop().time() + max_extra_s
         while asyncio.get_running_loop().time() < deadline and not (
-            pushed_every_symbol(sidecar) and champion_served_every_symbol(sidecar)
+            pushed_every_symbol(sidecar)
+            and champion_served_every_symbol(sidecar)
+            and received_trades_of_every_symbol(sidecar, MIN_TRADES)
         ):
             await asyncio.sleep(0.25)
         async with aiohttp.ClientSession() as http:
@@ -142,7 +153,7 @@ async def test_sidecar_lands_features_predicts_and_shuts_down_cleanly(tmp_path, 
             ]
         ).sort("id")
         ids = landed["id"].cast(pl.Int64)
-        assert ids.len() > 20
+        assert ids.len() >= MIN_TRADES
         assert ids.diff().drop_nulls().eq(1).all()  # contiguous, no duplicates
         exchange = exchange_trades(market.http_url, symbol, int(ids[0]), min(ids.len(), 1000))
         assert landed["price"].head(len(exchange)).cast(pl.Float64).to_list() == [
