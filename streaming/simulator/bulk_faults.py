@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from streaming.simulator.bulk_format import member_info
+
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, fixed fields, name and extra lengths
 _ERROR_PAGE = (
     b"<!DOCTYPE html><html><head><title>503 Service Unavailable</title></head>"
@@ -122,14 +124,14 @@ def broken_zip(good_zip: bytes, rule: BulkFaultRule, agg_zip: Callable[[], bytes
     name, csv = _only_member(good_zip)
     if fault is BulkFault.WRONG_MEMBER:
         day_before = (rule.day - dt.timedelta(days=1)).isoformat()
-        return _zipped({name.replace(rule.day.isoformat(), day_before): csv})
+        return _zipped({name.replace(rule.day.isoformat(), day_before): csv}, rule.day)
     if fault is BulkFault.TWO_MEMBERS:
-        return _zipped({name: csv, name.replace(".csv", "-part2.csv"): csv})
+        return _zipped({name: csv, name.replace(".csv", "-part2.csv"): csv}, rule.day)
     if fault is BulkFault.NOT_TRADES:
-        return _zipped({name: _only_member(agg_zip())[1]})
+        return _zipped({name: _only_member(agg_zip())[1]}, rule.day)
     if fault in (BulkFault.EMPTY_CSV, BulkFault.EMPTY_DAY):
-        return _zipped({name: b""})
-    return _zipped({name: _broken_rows(csv, rule)})
+        return _zipped({name: b""}, rule.day)
+    return _zipped({name: _broken_rows(csv, rule)}, rule.day)
 
 
 def _broken_rows(csv: bytes, rule: BulkFaultRule) -> bytes:
@@ -164,11 +166,13 @@ def _only_member(payload: bytes) -> tuple[str, bytes]:
         return name, archive.read(name)
 
 
-def _zipped(members: dict[str, bytes]) -> bytes:
+def _zipped(members: dict[str, bytes], day: dt.date) -> bytes:
+    """The members zipped with the day's midnight as their time: the same bytes at every request,
+    so the CHECKSUM served a moment earlier still matches."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as out:
         for name, data in members.items():
-            out.writestr(name, data)
+            out.writestr(member_info(name, day), data, zipfile.ZIP_DEFLATED, 1)
     return buffer.getvalue()
 
 

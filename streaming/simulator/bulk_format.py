@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import zipfile
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -151,3 +153,12 @@ def to_binance_csv(frame: pl.DataFrame) -> bytes:
         if dtype == pl.Boolean
     )
     return as_text.write_csv(include_header=False, quote_style="never").encode()
+
+
+def member_info(name: str, day: dt.date) -> zipfile.ZipInfo:
+    """A bulk zip's member stamped with its day's midnight, so a zip made again (after a cache
+    eviction, or for the CHECKSUM served beside it) has the same bytes; write it with
+    ``writestr(info, data, zipfile.ZIP_DEFLATED, 1)``."""
+    info = zipfile.ZipInfo(name, date_time=(day.year, day.month, day.day, 0, 0, 0))
+    info.external_attr = 0o600 << 16
+    return info

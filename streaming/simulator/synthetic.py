@@ -331,7 +331,7 @@ class SyntheticMarket:
         with zipfile.ZipFile(
             buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1
         ) as archive:
-            archive.writestr(name, csv)
+            archive.writestr(bulk_format.member_info(name, day), csv, zipfile.ZIP_DEFLATED, 1)
         self._zips[key] = buffer.getvalue()
         while len(self._zips) > self._cache_days:
             self._zips.popitem(last=False)
