@@ -67,8 +67,8 @@ import msgspec
 
 from bench.bench_parse import DATA, ROUNDS, cryptofeed_outputs, cryptofeed_round
 from bench.sidecar_latency import SYMBOLS, measure_latency, register_champion
-from streaming.ingest.feed import DEFAULT_CHANNELS
 from streaming.recordings import RecordedFrame, read_recording
+from streaming.venues.binance.venue import VENUE as BINANCE
 
 SESSIONS = (
     "btcusdt_20240808.txt.gz",
@@ -145,7 +145,7 @@ def throughput_table(redis: str, work: Path) -> None:
     book_tickers = [f for f in frames if b"@bookTicker" in f.payload[:40]]
     # What a sidecar receives: the recordings also hold depth frames, which it does not
     # subscribe to (parsing and validating them is the rest of the all-streams row).
-    subscribed = [f for f in frames if stream_kind(f.payload) in DEFAULT_CHANNELS]
+    subscribed = [f for f in frames if stream_kind(f.payload) in BINANCE.default_channels]
     if cryptofeed_outputs(book_tickers) != len(book_tickers):
         raise RuntimeError("cryptofeed did not parse every bookTicker frame")
     # The peer subscribes to trades as aggTrade: the same trades, one per aggTrade frame.

@@ -57,9 +57,9 @@ from streaming.online import (
 )
 from streaming.predictions import Prediction, unscored_prediction
 from streaming.prefetched_silver import open_silver
+from streaming.records import BookTicker, Trade
 from streaming.risk import RiskEngine, RiskLimits
 from streaming.trading import Trader
-from streaming.venues.binance import BookTicker, Trade
 from streaming.watcher_process import WatcherProcess
 from trading_assets.lib.feature_store.spec import FEATURE_CONFIG, SERVICES, service_features
 from trading_assets.lib.features.incremental import FeatureRow

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from streaming.landing import TRADES_KIND, LandingWriter
+from streaming.records import Trade
 from streaming.simulator.synthetic import SyntheticMarket
-from streaming.venues.binance.records import Trade
 from trading_assets.servers import S3Server, ensure_buckets
 
 BUCKET = "landing-test"

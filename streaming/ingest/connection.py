@@ -1,4 +1,4 @@
-"""Opening Binance combined-stream connections, with handshake rejections made explicit.
+"""Opening a venue's WebSocket connection, with handshake rejections made explicit.
 
 Keepalive: Binance pings every 20 s and drops a connection that has not answered within a
 minute. ``websockets`` answers pings by itself while the connection is open, whatever the
@@ -6,8 +6,6 @@ reader is doing; our own pings (``ping_interval_s``) additionally detect a dead 
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -30,14 +28,6 @@ class HandshakeRejected(Exception):
     def rate_limited(self) -> bool:
         """True for 429 (too many requests) and 418 (banned for ignoring 429s)."""
         return self.status in RATE_LIMITED_STATUSES
-
-
-def combined_stream_url(ws_base_url: str, symbols: Sequence[str], channels: Sequence[str]) -> str:
-    """``<base>/stream?streams=btcusdt@trade/btcusdt@bookTicker/...`` for every symbol."""
-    if not symbols or not channels:
-        raise ValueError("at least one symbol and one channel are required")
-    streams = [f"{symbol.lower()}@{channel}" for symbol in symbols for channel in channels]
-    return f"{ws_base_url.rstrip('/')}/stream?streams={'/'.join(streams)}"
 
 
 def _retry_after_s(error: InvalidStatus) -> float | None:

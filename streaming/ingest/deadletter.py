@@ -19,7 +19,7 @@ from pathlib import Path
 
 import msgspec
 
-from streaming.venues.binance.errors import BinanceParseError
+from streaming.venues.errors import VenueParseError
 
 
 class DeadLetter(msgspec.Struct, frozen=True):
@@ -47,7 +47,7 @@ class DeadLetterWriter:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def write(self, raw: bytes, receive_ns: int, error: BinanceParseError) -> None:
+    def write(self, raw: bytes, receive_ns: int, error: VenueParseError) -> None:
         """Append one record and make it durable (flush + fsync) before returning."""
         record = {
             "receive_ns": receive_ns,

@@ -1,17 +1,22 @@
-"""The sidecar's market-data feed: one resilient combined-stream connection, gap-filled trades.
+"""The sidecar's market-data feed: one resilient connection to one venue, gap-filled trades.
 
-    async with MarketFeed(ws_url, rest_url, ["BTCUSDT"], dead_letter_path=path,
-                          resume_from={"BTCUSDT": last_landed_id}) as feed:
-        async for record in feed:        # Trade (contiguous ids per symbol) or BookTicker
+    async with MarketFeed(ws_url, rest_url, ["BTCUSDT"], venue=venue("binance"),
+                          dead_letter_path=path, resume_from={"BTCUSDT": last_landed_id}) as feed:
+        async for record in feed:        # Trade (contiguous ids per symbol), BookTicker, ...
             ...
         feed.stats                       # counters for metrics
 
-The connection is replaced when it drops, when the server closes it, when nothing arrived for
-``watchdog_s`` and, proactively, after ``max_connection_s`` (Binance cuts every connection at
-24 h). After every (re)connect the trades missed meanwhile are fetched over REST by trade id;
-within a connection a missing id (a dead-lettered frame) is waited for briefly, since the
-stream may reorder, and then fetched too. Ids REST cannot serve are skipped and recorded in
-``stats.unfilled_gaps``, so a REST outage degrades the tape instead of stopping the feed.
+Everything the venue decides comes from its :class:`~streaming.venues.base.Venue`: the URL and
+the subscriptions sent once connected, the frame parser (one per connection), whether trade ids
+count up by one, and its REST trade history. The connection is replaced when it drops, when the
+server closes it, when nothing arrived for ``watchdog_s``, when the parser finds that the stream
+lost its thread (a :class:`~streaming.venues.base.Resync`: a sequence gap, a book checksum
+mismatch) and, proactively, after ``max_connection_s`` (Binance cuts every connection at 24 h).
+Where trade ids count up by one, the trades missed meanwhile are fetched over REST by id after
+every (re)connect; within a connection a missing id (a dead-lettered frame) is waited for
+briefly, since the stream may reorder, and then fetched too. Ids REST cannot serve are skipped
+and recorded in ``stats.unfilled_gaps``, so a REST outage degrades the tape instead of stopping
+the feed.
 """
 
 from __future__ import annotations
@@ -23,32 +28,25 @@ import math
 import os
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from typing import cast
 
-import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
 from streaming.ingest.backoff import Backoff
-from streaming.ingest.connection import HandshakeRejected, combined_stream_url, open_stream
+from streaming.ingest.connection import HandshakeRejected, open_stream
 from streaming.ingest.deadletter import DeadLetterWriter
-from streaming.ingest.gapfill import fetch_trades
 from streaming.ingest.sequencer import TradeSequencer
 from streaming.ingest.stats import FeedStats, UnfilledGap
-from streaming.venues.binance.client import (
-    AsyncBinanceRestClient,
-    BinanceApiError,
-    BinanceUnavailableError,
-    RetryPolicy,
-)
-from streaming.venues.binance.errors import BinanceParseError
-from streaming.venues.binance.parse import DECODE_ERRORS, FAST_FRAMES, parse_stream_frame
-from streaming.venues.binance.records import BinanceRecord, BookTicker, Trade
+from streaming.records import BookTicker, MarketRecord, Trade
+from streaming.venues import venue as venue_named
+from streaming.venues.base import ParsedFrame, Resync, TradeHistory, Venue
+from streaming.venues.errors import VenueParseError
+from streaming.venues.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
-DEFAULT_CHANNELS = ("trade", "bookTicker")
 RunStartHook = Callable[[Mapping[str, int]], Awaitable[None]]
 """Told each symbol's first trade id of the run before any of its trades is handed out."""
-_REST_FAILURES = (BinanceUnavailableError, BinanceApiError, BinanceParseError, httpx.HTTPError)
 
 
 class _Reconnect(Exception):
@@ -61,12 +59,14 @@ class _Reconnect(Exception):
 
 
 class MarketFeed:
-    """Async context manager and iterator over parsed Binance market records for ``symbols``.
+    """Async context manager and iterator over the parsed market records of ``symbols`` at
+    ``venue`` (Binance spot when None).
 
-    Trades come out per symbol with contiguous ids, ascending, each exactly once, starting
-    after ``resume_from[symbol]`` when given (else at the first trade streamed); the first id of
-    each symbol is awaited through ``on_run_start`` before its first trade (so that landing can
-    record where the run began before any trade lands). BookTickers
+    Where the venue's trade ids count up by one, trades come out per symbol with contiguous
+    ids, ascending, each exactly once, starting after ``resume_from[symbol]`` when given (else
+    at the first trade streamed); the first id of each symbol is awaited through
+    ``on_run_start`` before its first trade (so that landing can record where the run began
+    before any trade lands). Elsewhere trades come out as the stream sends them. BookTickers
     older than one already handed out are dropped. Frames that fail to parse are written to
     ``dead_letter_path`` (see :mod:`streaming.ingest.deadletter`) and the stream goes on.
     """
@@ -78,8 +78,9 @@ class MarketFeed:
         symbols: Sequence[str],
         *,
         dead_letter_path: str | os.PathLike[str],
+        venue: Venue | None = None,
         resume_from: Mapping[str, int] | None = None,
-        channels: Sequence[str] = DEFAULT_CHANNELS,
+        channels: Sequence[str] | None = None,
         watchdog_s: float = 30.0,
         max_connection_s: float = 23 * 3600.0,
         backoff: Backoff | None = None,
@@ -94,8 +95,12 @@ class MarketFeed:
     ) -> None:
         if watchdog_s <= 0 or max_connection_s <= 0 or reorder_wait_s < 0:
             raise ValueError("watchdog_s, max_connection_s must be > 0 and reorder_wait_s >= 0")
-        self.symbols = [s.upper() for s in symbols]
-        self.url = combined_stream_url(ws_base_url, self.symbols, channels)
+        self.venue = venue = venue or venue_named("binance")
+        self.symbols = [venue.symbol(s) for s in symbols]
+        self.channels = tuple(channels or venue.default_channels)
+        self.url = venue.stream_url(ws_base_url, self.symbols, self.channels)
+        self._subscriptions = venue.subscriptions(self.symbols, self.channels)
+        self._sequenced = venue.contiguous_trade_ids
         self.stats = FeedStats()
         self.watchdog_s = watchdog_s
         self.max_connection_s = max_connection_s
@@ -109,7 +114,9 @@ class MarketFeed:
         self._ping_interval_s = ping_interval_s
         self._open_timeout_s = open_timeout_s
         self._dead_letter_path = dead_letter_path
-        resume = {k.upper(): v for k, v in (resume_from or {}).items()}
+        resume = {venue.symbol(k): v for k, v in (resume_from or {}).items()}
+        if not self._sequenced:  # nothing to resume from, nor to announce
+            resume = {}
         self._sequencers = {
             s: TradeSequencer(s, resume[s] + 1 if s in resume else None) for s in self.symbols
         }
@@ -119,16 +126,18 @@ class MarketFeed:
         self._unannounced = dict(self.run_starts)
         self._on_run_start = on_run_start
         self._book_update_ids: dict[str, int] = {}
-        self._rest: AsyncBinanceRestClient | None = None
+        self._rest: TradeHistory | None = None
+        self._parse: Callable[[bytes, int], ParsedFrame] = venue.parser(self.symbols).parse
         self._dead_letters: DeadLetterWriter | None = None
-        self._records: AsyncGenerator[BinanceRecord, None] | None = None
+        self._records: AsyncGenerator[MarketRecord, None] | None = None
         self._connection: ClientConnection | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def __aenter__(self) -> MarketFeed:
-        self._rest = AsyncBinanceRestClient(
-            self._rest_base_url, retry=self._rest_retry, api_key=self._api_key
-        )
+        if self._sequenced:
+            self._rest = self.venue.trade_history(
+                self._rest_base_url, api_key=self._api_key, retry=self._rest_retry
+            )
         self._dead_letters = DeadLetterWriter(self._dead_letter_path)
         self._records = self._run()
         return self
@@ -165,20 +174,23 @@ class MarketFeed:
     def __aiter__(self) -> MarketFeed:
         return self
 
-    async def __anext__(self) -> BinanceRecord:
+    async def __anext__(self) -> MarketRecord:
         if self._records is None:
             raise RuntimeError("use `async with MarketFeed(...) as feed:` before iterating")
         return await anext(self._records)
 
     # -- connection loop ------------------------------------------------------------------------
-    async def _run(self) -> AsyncGenerator[BinanceRecord, None]:
+    async def _run(self) -> AsyncGenerator[MarketRecord, None]:
         await self._announce_run_starts()
         while True:
             connection = await self._connect()
             self._connection = connection
+            self._parse = self.venue.parser(self.symbols).parse  # one per connection
             self.stats.connections_opened += 1
             reconnect: _Reconnect | None = None
             try:
+                for message in self._subscriptions:
+                    await connection.send(message)
                 for sequencer in list(self._sequencers.values()):
                     if sequencer.next_id is not None:  # a restart or reconnect: catch up
                         for trade in await self._fill(sequencer, sequencer.next_id, None):
@@ -214,7 +226,7 @@ class MarketFeed:
             log.warning("market feed connect failed (%s); retrying in %.2fs", cause, delay)
             await asyncio.sleep(delay)
 
-    async def _read(self, connection: ClientConnection) -> AsyncGenerator[BinanceRecord, None]:
+    async def _read(self, connection: ClientConnection) -> AsyncGenerator[MarketRecord, None]:
         """Records from one connection until it must be replaced (raises _Reconnect)."""
         opened_s = last_frame_s = time.monotonic()
         proven = False  # backoff resets once a connection delivers, not merely opens
@@ -244,35 +256,50 @@ class MarketFeed:
                 proven = True
             last_frame_s = time.monotonic()
             handled = self._handle(raw, receive_ns)
-            if isinstance(handled, list):  # trades a gap held back, released (or a first one)
+            if isinstance(handled, list):  # several records, or trades a gap held back, released
                 if self._unannounced:
                     await self._announce_run_starts()
-                for trade in handled:
-                    yield trade
+                for record in handled:
+                    yield record
             elif handled is not None:
                 yield handled
             for trade in await self._fill_due_gaps():
                 yield trade
 
     # -- frames ---------------------------------------------------------------------------------
-    def _handle(self, raw: bytes, receive_ns: int) -> BinanceRecord | list[Trade] | None:
-        """The frame's record, or None (dead-lettered, or a stale book ticker); for a trade
-        off its id sequence, the list of trades it released (often none)."""
-        stats = self.stats
-        stats.frames_received += 1
+    def _handle(self, raw: bytes, receive_ns: int) -> MarketRecord | list[MarketRecord] | None:
+        """The frame's records: one, several, or None (dead-lettered, a stale book ticker, a
+        frame without market data); for a trade off its id sequence, the list of trades it
+        released (often none). Raises _Reconnect when the venue's stream lost its thread."""
+        self.stats.frames_received += 1
         try:
-            try:  # parse_stream_frame, less one call for the frames it knows (text: checked)
-                if type(raw) is bytes:
-                    record = FAST_FRAMES.decoder.decode(raw).build(receive_ns, raw)
-                else:
-                    record = parse_stream_frame(raw, receive_ns)
-            except DECODE_ERRORS:
-                record = parse_stream_frame(raw, receive_ns)
-        except BinanceParseError as error:
+            parsed = self._parse(raw, receive_ns)
+        except VenueParseError as error:
             assert self._dead_letters is not None
             self._dead_letters.write(raw, receive_ns, error)
-            stats.frames_dead_lettered += 1
+            self.stats.frames_dead_lettered += 1
             return None
+        except Resync as lost:
+            log.warning("market feed resubscribing: %s", lost)
+            raise _Reconnect(lost.cause) from lost
+        if parsed is None:
+            return None
+        if isinstance(parsed, list):
+            return self._many(parsed)
+        return self._one(parsed)
+
+    def _many(self, records: list[MarketRecord]) -> list[MarketRecord]:
+        kept: list[MarketRecord] = []
+        for record in records:
+            one = self._one(record)
+            if isinstance(one, list):
+                kept += one
+            elif one is not None:
+                kept.append(one)
+        return kept
+
+    def _one(self, record: MarketRecord) -> MarketRecord | list[MarketRecord] | None:
+        stats = self.stats
         if type(record) is BookTicker:  # the most frequent first
             symbol, update_id = record.symbol, record.update_id
             if update_id <= self._book_update_ids.get(symbol, -1):  # ids are >= 0
@@ -280,6 +307,10 @@ class MarketFeed:
                 return None
             self._book_update_ids[symbol] = update_id
         elif type(record) is Trade:
+            if not self._sequenced:  # trades as the stream sends them
+                stats.trades_from_stream += 1
+                stats.trades_released += 1
+                return record
             sequencer = self._sequencers.get(record.symbol) or self._sequencer(record.symbol)
             if sequencer.take_next(record):  # the usual case: the very next id, no gap open
                 stats.trades_from_stream += 1
@@ -291,7 +322,7 @@ class MarketFeed:
                 stats.trades_from_stream += 1
             else:
                 stats.trades_duplicate += 1
-            return self._released(sequencer.release())
+            return cast("list[MarketRecord]", self._released(sequencer.release()))
         return record
 
     async def _announce_run_starts(self) -> None:
@@ -334,14 +365,17 @@ class MarketFeed:
         A bounded range REST cannot serve in full, or one larger than ``max_gap_fill``, is
         skipped and recorded, so trades behind it are not held back forever.
         """
-        assert self._rest is not None
         symbol, stats = sequencer.symbol, self.stats
         if last is not None and last - first + 1 > self.max_gap_fill:
             return self._skip(sequencer, first, last, "larger than max_gap_fill")
+        if self._rest is None:
+            if last is None:  # nothing to ask: the stream goes on from where it is
+                return []
+            return self._skip(sequencer, first, last, "the venue serves no trade history")
         stats.gap_fills += 1
         try:
-            trades = await fetch_trades(self._rest, symbol, first, last, self.max_gap_fill)
-        except _REST_FAILURES as error:
+            trades = await self._rest.trades(symbol, first, last, self.max_gap_fill)
+        except self._rest.failures as error:
             stats.gap_fill_failures += 1
             log.error("gap fill %s %s..%s failed: %s", symbol, first, last, error)
             trades = []

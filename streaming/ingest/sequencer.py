@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from streaming.venues.binance.records import Trade
+from streaming.records import Trade
 
 
 class TradeSequencer:

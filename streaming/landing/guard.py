@@ -26,12 +26,14 @@ import time
 from collections.abc import Mapping, Sized
 from pathlib import Path
 
-from streaming.ingest.gapfill import FETCH_FAILURES, MissingTradesError, trade_chunks
+from streaming.ingest.gapfill import MissingTradesError, trade_chunks
 from streaming.landing.disk import MinFree, measure
 from streaming.landing.process import LandingProcess
 from streaming.landing.run_starts import record_run_starts, resume_points
 from streaming.metrics import SidecarMetrics
-from streaming.venues.binance.client import AsyncBinanceRestClient, RetryPolicy
+from streaming.venues import venue as venue_named
+from streaming.venues.base import TradeHistory, Venue
+from streaming.venues.retry import RetryPolicy
 from trading_assets.lib.lakehouse.landing_layout import BOOK_TICKERS_KIND, TRADES_KIND
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,7 @@ class LandingGuard:
         min_free: MinFree,
         tick_s: float = TICK_S,
         rest_retry: RetryPolicy | None = None,
+        venue: Venue | None = None,
     ) -> None:
         self.landing = landing
         self.root: Path = landing.root
@@ -75,6 +78,7 @@ class LandingGuard:
         self._landed: dict[str, int] = {}  # last landed trade id per symbol, while paused
         self._rest_base_url = rest_base_url
         self._rest_retry = rest_retry
+        self._venue = venue or venue_named("binance")
         self._retry_s = RETRY_S[0]
         self._resume_after = 0.0  # time.monotonic() before which no resume is tried
         self._trades = landing.outlet(TRADES_KIND)
@@ -157,12 +161,18 @@ class LandingGuard:
         self._landed = await asyncio.to_thread(self._landed_ids)
         upto = self._delivered()  # the newest trades dropped: what comes after is held
         held = self._trades.hold()
+        history = self._venue.trade_history(self._rest_base_url, retry=self._rest_retry)
+        if history is None:
+            await self._abandon(CatchUpAbandoned(f"{self._venue.name} serves no trade history"))
+            return
         try:
-            fetched = await self._catch_up(upto, held)
+            fetched = await self._catch_up(history, upto, held)
             await self._still_landing()
-        except (CatchUpAbandoned, MissingTradesError, *FETCH_FAILURES) as error:
+        except (CatchUpAbandoned, MissingTradesError, *history.failures) as error:
             await self._abandon(error)
             return
+        finally:
+            await history.aclose()
         self._trades.land()  # the held trades, then the live ones
         self.status.paused = None
         self._landed = {}
@@ -171,26 +181,25 @@ class LandingGuard:
         log.warning("landing resumed: %d missed trades fetched again and landed in %.2f s",
                     fetched, took)  # fmt: skip
 
-    async def _catch_up(self, upto: Mapping[str, int], held: Sized) -> int:
+    async def _catch_up(self, history: TradeHistory, upto: Mapping[str, int], held: Sized) -> int:
         """Land each symbol's trades after its last landed one up to ``upto``; how many."""
         fetched = 0
-        async with AsyncBinanceRestClient(self._rest_base_url, retry=self._rest_retry) as rest:
-            for symbol, last in upto.items():
-                landed = self._landed.get(symbol)
-                if landed is None:  # the feed announces every start before delivering from it
-                    log.error("no landed trade nor run start of %s: its trades are lost", symbol)
-                    continue
-                async for trades in trade_chunks(rest, symbol, landed + 1, last, CATCH_UP_CHUNK):
-                    if trades[0].trade_id != landed + 1:
-                        first, missing_to = landed + 1, trades[0].trade_id - 1
-                        log.error("the exchange has no %s trades %s..%s", symbol, first, missing_to)
-                    self._trades.land_now(trades)
-                    self._landed[symbol] = landed = trades[-1].trade_id
-                    fetched += len(trades)
-                    self._show()
-                    if len(held) > MAX_HELD_TRADES:
-                        raise CatchUpAbandoned(f"{len(held)} new trades arrived while catching up")
-                    await self._still_landing()
+        for symbol, last in upto.items():
+            landed = self._landed.get(symbol)
+            if landed is None:  # the feed announces every start before delivering from it
+                log.error("no landed trade nor run start of %s: its trades are lost", symbol)
+                continue
+            async for trades in trade_chunks(history, symbol, landed + 1, last, CATCH_UP_CHUNK):
+                if trades[0].trade_id != landed + 1:
+                    first, missing_to = landed + 1, trades[0].trade_id - 1
+                    log.error("the exchange has no %s trades %s..%s", symbol, first, missing_to)
+                self._trades.land_now(trades)
+                self._landed[symbol] = landed = trades[-1].trade_id
+                fetched += len(trades)
+                self._show()
+                if len(held) > MAX_HELD_TRADES:
+                    raise CatchUpAbandoned(f"{len(held)} new trades arrived while catching up")
+                await self._still_landing()
         return fetched
 
     async def _still_landing(self) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from streaming.landing import TRADES_KIND, LandingWriter
-from streaming.venues.binance.records import Trade
+from streaming.records import Trade
 from trading_assets.defs.ingest.landing import (
     LandingResource,
     live_trades_landing,

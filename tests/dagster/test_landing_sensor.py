@@ -16,9 +16,9 @@ import polars as pl
 import pytest
 
 from streaming.landing import TRADES_KIND, LandingWriter
+from streaming.records import Trade
 from streaming.simulator.server import run_simulator_in_thread
 from streaming.simulator.synthetic import SyntheticMarket
-from streaming.venues.binance.records import Trade
 from trading_assets.definitions import defs as lazy_defs
 from trading_assets.defs.features.assets import features
 from trading_assets.defs.ingest.landing import (

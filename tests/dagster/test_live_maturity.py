@@ -18,7 +18,7 @@ import polars as pl
 
 from streaming.landing import PREDICTIONS_KIND, TRADES_KIND, LandingWriter
 from streaming.predictions import Prediction
-from streaming.venues.binance.records import Trade
+from streaming.records import Trade
 from trading_assets.definitions import defs as lazy_defs
 from trading_assets.defs.features.assets import features
 from trading_assets.defs.ingest.landing import (

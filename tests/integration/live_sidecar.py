@@ -19,10 +19,10 @@ import xgboost as xgb
 from streaming.app import Sidecar
 from streaming.config import SidecarConfig
 from streaming.fallback import FallbackBudgets
-from streaming.ingest import fetch_trades
 from streaming.landing import TRADES_KIND, LandingWriter
 from streaming.online import open_feature_store
 from streaming.venues.binance.client import AsyncBinanceRestClient
+from streaming.venues.binance.history import fetch_trades
 from tests.services import free_port
 from trading_assets.lib.feature_store.repo import apply_definitions, load_definitions
 from trading_assets.lib.feature_store.spec import TRAINING_SERVICE, service_features

@@ -18,8 +18,6 @@ from streaming.ingest import (
     Backoff,
     HandshakeRejected,
     MarketFeed,
-    combined_stream_url,
-    fetch_trades,
     open_stream,
     read_dead_letters,
 )
@@ -28,6 +26,8 @@ from streaming.simulator.rest import trades_json
 from streaming.simulator.server import SimulatorServer
 from streaming.venues.binance import BinanceRecord, BookTicker, Trade, parse_stream_frame
 from streaming.venues.binance.client import AsyncBinanceRestClient, RetryPolicy
+from streaming.venues.binance.history import fetch_trades
+from streaming.venues.binance.venue import combined_stream_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 BUSY_AFTERNOON = dt.datetime(2024, 3, 1, 18, 0, tzinfo=dt.UTC)

@@ -23,9 +23,9 @@ from streaming.fallback import (
     LiveFeatureTrackers,
     OnlineRead,
 )
+from streaming.records import BookTicker, Trade
 from streaming.simulator.bulk_format import format_e8
 from streaming.simulator.synthetic import SyntheticMarket
-from streaming.venues.binance import BookTicker, Trade
 from trading_assets.lib.features import (
     TRADE_GROUPS,
     FeatureConfig,

@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import pytest
 
-from streaming.venues.binance import BookTicker, Trade
+from streaming.records import BookTicker, Trade
 from trading_assets.lib.features import ALL_GROUPS, BarBuilder, FeatureConfig, LiveFeatures
 from trading_assets.lib.features.live import FOLD_EVERY, bar_of, decimal_units, units_of
 

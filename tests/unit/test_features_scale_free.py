@@ -25,8 +25,8 @@ import numpy as np
 import polars as pl
 import pytest
 
+from streaming.records import BookTicker, Trade
 from streaming.simulator.bulk_format import format_e8
-from streaming.venues.binance import BookTicker, Trade
 from trading_assets.lib.features import (
     ALL_GROUPS,
     DEFAULT_CONFIG,

@@ -12,10 +12,10 @@ from streaming.ingest import (
     Backoff,
     DeadLetterWriter,
     TradeSequencer,
-    combined_stream_url,
     read_dead_letters,
 )
 from streaming.venues.binance import BinanceParseError, Trade, parse_stream_frame
+from streaming.venues.binance.venue import combined_stream_url
 
 GOOD_FRAME = (
     b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161255343,"s":"BTCUSDT",'

@@ -26,7 +26,7 @@ from streaming.landing import (
 )
 from streaming.landing.process import ENCODE_BATCH, MARKET_KINDS
 from streaming.landing.recovery import live_owners
-from streaming.venues.binance.records import BookTicker
+from streaming.records import BookTicker
 from tests.unit.test_landing_writer import DAY, DAY_START_NS, landed_lines, quiet_writer, trade
 from trading_assets.lib.lakehouse.landing import list_segments
 

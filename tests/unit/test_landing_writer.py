@@ -22,7 +22,7 @@ from streaming.landing import (
     last_landed_trade_ids,
     maintain,
 )
-from streaming.venues.binance.records import BookTicker, Trade
+from streaming.records import BookTicker, Trade
 from trading_assets.lib.lakehouse.landing import list_segments
 
 DAY = dt.date(2024, 3, 1)

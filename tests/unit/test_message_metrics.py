@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 from streaming.metrics import SidecarMetrics
-from streaming.venues.binance import Trade
+from streaming.records import Trade
 
 
 def samples(metrics: SidecarMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from streaming.records import DepthSnapshot, DepthUpdate, PriceLevel
 from streaming.venues.binance.book import OrderBook, OrderBookGapError
-from streaming.venues.binance.records import DepthSnapshot, DepthUpdate, PriceLevel
 
 SYMBOL = "BNBBTC"
 

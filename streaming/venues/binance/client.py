@@ -11,15 +11,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import random
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
+
+from streaming.venues.retry import RetryPolicy
 
 Params = Mapping[str, str | int]
 
@@ -34,36 +34,6 @@ class BinanceApiError(Exception):
 
 class BinanceUnavailableError(Exception):
     """The exchange kept answering 429 / 5xx (or failing to connect) until retries ran out."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long to retry; a ``Retry-After`` beyond ``max_retry_after`` is final."""
-
-    max_attempts: int = 5
-    base_delay: float = 0.2
-    max_delay: float = 10.0
-    max_retry_after: float = 60.0
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-
-    def backoff(self, attempt: int) -> float:
-        """Full-jitter exponential backoff for the given (1-based) failed attempt."""
-        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
-
-    def retry_after(self, response: httpx.Response, attempt: int) -> float | None:
-        """Seconds the exchange asked us to wait, None when that is longer than we may wait.
-
-        Retrying sooner than asked is what turns a 429 into an IP ban (418), so a wait beyond
-        ``max_retry_after`` gives up instead of being shortened.
-        """
-        try:
-            seconds = max(0.0, float(response.headers.get("Retry-After", "")))
-        except ValueError:
-            return self.backoff(attempt)
-        return seconds if seconds <= self.max_retry_after else None
 
 
 def _rejection(response: httpx.Response) -> BinanceApiError:

@@ -1,20 +1,15 @@
-"""Venue-neutral domain records built from Binance messages.
+"""Binance's own records: those of its messages that no other venue shares (aggregate trades,
+klines, exchange info), beside the neutral ones of :mod:`streaming.records` its parser builds.
 
-Timestamps are integer nanoseconds since the Unix epoch. ``event_ns`` is the exchange's own
-event time (None when the message carries none, e.g. spot bookTicker or REST rows) and
-``receive_ns`` the local receive time. Prices and quantities are Binance's decimal strings,
-unchanged, so no float rounding ever happens here; convert with ``decimal.Decimal`` when exact
-arithmetic is needed. :class:`Trade` is lib's (:mod:`trading_assets.lib.lakehouse.records`):
-it is also the landed record bronze reads back, so it has one definition both sides import.
+Timestamps are integer nanoseconds since the Unix epoch; prices and quantities are Binance's
+decimal strings, unchanged.
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from trading_assets.lib.lakehouse.records import Trade
-
-PriceLevel = tuple[str, str]
+from streaming.records import BookTicker, DepthSnapshot, DepthUpdate, PriceLevel, Trade
 
 
 class AggTrade(msgspec.Struct, frozen=True, gc=False):
@@ -29,41 +24,6 @@ class AggTrade(msgspec.Struct, frozen=True, gc=False):
     is_buyer_maker: bool
     trade_ns: int
     event_ns: int | None
-    receive_ns: int
-
-
-class BookTicker(msgspec.Struct, frozen=True, gc=False):
-    """Best bid and ask (``@bookTicker`` stream)."""
-
-    symbol: str
-    update_id: int
-    bid_price: str
-    bid_qty: str
-    ask_price: str
-    ask_qty: str
-    receive_ns: int
-    event_ns: int | None = None
-
-
-class DepthUpdate(msgspec.Struct, frozen=True, gc=False):
-    """Diff-depth event: levels changed between update ids first..final (quantity 0 = remove)."""
-
-    symbol: str
-    first_update_id: int
-    final_update_id: int
-    bids: tuple[PriceLevel, ...]
-    asks: tuple[PriceLevel, ...]
-    event_ns: int
-    receive_ns: int
-
-
-class DepthSnapshot(msgspec.Struct, frozen=True, gc=False):
-    """REST order book snapshot (``/api/v3/depth``), best level first on each side."""
-
-    symbol: str
-    last_update_id: int
-    bids: tuple[PriceLevel, ...]
-    asks: tuple[PriceLevel, ...]
     receive_ns: int
 
 
@@ -110,3 +70,16 @@ class ExchangeInfo(msgspec.Struct, frozen=True, gc=False):
 
 
 BinanceRecord = Trade | AggTrade | BookTicker | DepthUpdate | Kline
+
+__all__ = [
+    "AggTrade",
+    "BinanceRecord",
+    "BookTicker",
+    "DepthSnapshot",
+    "DepthUpdate",
+    "ExchangeInfo",
+    "Kline",
+    "PriceLevel",
+    "SymbolInfo",
+    "Trade",
+]

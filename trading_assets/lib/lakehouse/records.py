@@ -6,15 +6,33 @@ Timestamps are integer nanoseconds since the Unix epoch: ``trade_ns`` the trade 
 ``receive_ns`` the local receive time. Prices and quantities are the venue's decimal strings,
 unchanged, so no float rounding ever happens on the way to bronze. Field names are the landed
 JSON keys: renaming one would leave the segments already landed unreadable.
+
+Every record names its venue (``BINANCE``, ``COINBASE``, ``KRAKEN``, ``BINANCE_FUTURES``) and
+market (``spot`` or ``perpetual``); together with the venue's own symbol they make the
+instrument id, ``COINBASE:BTC-USD``. Both fields are left out of a line when they hold their
+defaults, Binance spot: that keeps Binance's lines as they were, and reads every line landed
+before venues existed, all of them Binance spot, as what it is.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 
+DEFAULT_VENUE = "BINANCE"
+SPOT = "spot"
+PERPETUAL = "perpetual"
+MarketType = Literal["spot", "perpetual"]
 
-class Trade(msgspec.Struct, frozen=True, gc=False):
-    """One trade (``@trade`` stream, ``/api/v3/trades``, ``/api/v3/historicalTrades``)."""
+
+def instrument_id(venue: str, symbol: str) -> str:
+    """``VENUE:SYMBOL``, the symbol as the venue spells it: ``BINANCE:BTCUSDT``."""
+    return f"{venue}:{symbol}"
+
+
+class Trade(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
+    """One trade: ``trade_id`` counts up by one per trade of the instrument at its venue."""
 
     symbol: str
     trade_id: int
@@ -24,3 +42,10 @@ class Trade(msgspec.Struct, frozen=True, gc=False):
     trade_ns: int
     event_ns: int | None
     receive_ns: int
+    venue: str = DEFAULT_VENUE
+    market: MarketType = SPOT
+
+    @property
+    def instrument(self) -> str:
+        """The instrument id, ``BINANCE:BTCUSDT``."""
+        return instrument_id(self.venue, self.symbol)
