@@ -138,8 +138,8 @@ def run_chaos(
     trades_per_day: int = 1_000_000,
 ) -> ChaosResult:
     """Run the chaos scenario under ``work`` and count silver against the exchange."""
+    from streaming.simulator.binance.server import run_simulator_in_thread
     from streaming.simulator.clock import market_clock
-    from streaming.simulator.server import run_simulator_in_thread
 
     work.mkdir(parents=True, exist_ok=True)
     data, log_path = work / "data", work / "sidecar.log"
@@ -232,7 +232,7 @@ def _count(sim: Any, landing: Path, iceberg: Path, symbol: str) -> SymbolCount:
 
 def _exchange_trades(sim: Any, symbol: str, first: int, last: int) -> pl.DataFrame:
     """The simulator's own trades ``first..last`` (what its REST API serves), as strings."""
-    from streaming.simulator.rest import trades_json
+    from streaming.simulator.binance.rest import trades_json
 
     history = sim.server.history
     now_us = sim.server.clock_ns() // 1000

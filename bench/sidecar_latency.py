@@ -38,7 +38,7 @@ from typing import Any
 
 from bench.harness import peak_rss_mb, process_peak_rss_mb, run_child
 from streaming.recordings import RecordedFrame, read_recording
-from streaming.simulator.replay import RecordingReplay
+from streaming.simulator.binance.replay import RecordingReplay
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 WARMUP_S = 5.0  # after the first champion prediction: model warm-up, first bars, first pushes
@@ -118,7 +118,7 @@ def measure_latency(
     recordings: Sequence[Path], speed: float, seconds: float, redis: str, work: Path
 ) -> dict[str, Any]:
     """Replay ``recordings`` at ``speed``× to a sidecar child for ``seconds``; its results."""
-    from streaming.simulator.server import SimulatorServer, SimulatorThread
+    from streaming.simulator.binance.server import SimulatorServer, SimulatorThread
 
     data = work / f"data-{speed:g}x"
     tracking = f"sqlite:///{work / 'mlflow.db'}"

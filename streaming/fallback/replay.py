@@ -35,8 +35,8 @@ from streaming.fallback.live import LiveFeatureTracker, LiveFeatureTrackers
 from streaming.recordings import read_recording
 from streaming.records import BookTicker, Trade
 from streaming.simulator import synthetic_book as book
+from streaming.simulator.binance.streams import envelope
 from streaming.simulator.live import EVENT_LAG_MS
-from streaming.simulator.streams import envelope
 from streaming.simulator.synthetic import SyntheticMarket, day_of_us, day_start_us
 from streaming.venues.binance import parse_stream_frame
 from trading_assets.lib.features import DEFAULT_CONFIG, TRADE_GROUPS, FeatureConfig, feature_names

@@ -10,7 +10,7 @@ import signal
 from collections.abc import Sequence
 
 from streaming.recordings import RecordingError
-from streaming.simulator.server import DEFAULT_LISTING_DATE, SimulatorServer
+from streaming.simulator.binance.server import DEFAULT_LISTING_DATE, SimulatorServer
 from streaming.simulator.synthetic import DEFAULT_EDGE
 
 log = logging.getLogger("streaming.simulator")

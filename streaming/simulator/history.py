@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import polars as pl
 
-from streaming.simulator import bulk_format
 from streaming.simulator import synthetic_book as book
+from streaming.simulator.binance import bulk_format
 from streaming.simulator.synthetic import EPOCH_DAY, SyntheticMarket, day_of_us, day_start_us
 
 _ONE_DAY = dt.timedelta(days=1)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from streaming.simulator import synthetic_book as book
-from streaming.simulator.streams import StreamHub
+from streaming.simulator.binance.streams import StreamHub
 from streaming.simulator.synthetic import DayTape, day_of_us
 
 log = logging.getLogger(__name__)

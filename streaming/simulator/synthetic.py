@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from streaming.simulator import bulk_format
+from streaming.simulator.binance import bulk_format
 from streaming.simulator.latent import DEFAULT_EDGE_PARAMS, EdgeParams, drift_path
 from streaming.simulator.price_path import noise_shocks, taker_signs, trade_ticks
 from streaming.simulator.tape import (

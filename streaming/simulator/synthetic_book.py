@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from streaming.simulator.bulk_format import format_e8
+from streaming.simulator.binance.bulk_format import format_e8
 from streaming.simulator.tape import DayTape, Instrument
 
 BID, ASK = 0, 1

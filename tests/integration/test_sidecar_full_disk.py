@@ -23,8 +23,8 @@ import httpx
 import pytest
 
 from streaming.landing import TRADES_KIND, last_landed_trade_ids
+from streaming.simulator.binance.server import run_simulator_in_thread
 from streaming.simulator.clock import market_clock
-from streaming.simulator.server import run_simulator_in_thread
 from tests.full_disk import MiB, fill, small_tmpfs
 from tests.services import free_port
 from trading_assets.lib.lakehouse.landing import list_segments, read_complete_lines
@@ -125,7 +125,7 @@ def landed_past(landing: Path, ids: dict[str, int]) -> bool:
 
 def exchange_trades(sim: Any, symbol: str, first: int, last: int) -> list[tuple[int, str, str]]:
     """The simulator's own trades ``first..last``, as its REST API serves them."""
-    from streaming.simulator.rest import trades_json
+    from streaming.simulator.binance.rest import trades_json
 
     history = sim.server.history
     now_us = sim.server.clock_ns() // 1000

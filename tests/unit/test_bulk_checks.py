@@ -11,7 +11,7 @@ import zipfile
 import polars as pl
 import pytest
 
-from streaming.simulator.bulk_faults import BulkFault, BulkFaultRule, broken_zip
+from streaming.simulator.binance.bulk_faults import BulkFault, BulkFaultRule, broken_zip
 from trading_assets.lib.lakehouse.bronze import (
     TOO_FEW_FIELDS,
     TOO_MANY_FIELDS,

@@ -24,7 +24,7 @@ from streaming.fallback import (
     OnlineRead,
 )
 from streaming.records import BookTicker, Trade
-from streaming.simulator.bulk_format import format_e8
+from streaming.simulator.binance.bulk_format import format_e8
 from streaming.simulator.synthetic import SyntheticMarket
 from trading_assets.lib.features import (
     TRADE_GROUPS,

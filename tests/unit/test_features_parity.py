@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from streaming.recordings import read_recording
-from streaming.simulator.bulk_format import format_e8
+from streaming.simulator.binance.bulk_format import format_e8
 from streaming.simulator.synthetic import SyntheticMarket
 from streaming.simulator.synthetic_book import book_ticker_json, state_after
 from streaming.venues.binance import BookTicker, Trade, parse_book_ticker, parse_stream_frame

@@ -26,7 +26,7 @@ import polars as pl
 import pytest
 
 from streaming.records import BookTicker, Trade
-from streaming.simulator.bulk_format import format_e8
+from streaming.simulator.binance.bulk_format import format_e8
 from trading_assets.lib.features import (
     ALL_GROUPS,
     DEFAULT_CONFIG,

@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 
-from streaming.simulator.bulk_faults import BulkFault, BulkFaultRule, broken_zip
+from streaming.simulator.binance.bulk_faults import BulkFault, BulkFaultRule, broken_zip
 from streaming.simulator.synthetic import SyntheticMarket
 
 DAY = dt.date(2024, 3, 1)

@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from streaming.simulator.replay import split_envelope
-from streaming.simulator.streams import StreamHub, Subscriber, envelope
+from streaming.simulator.binance.replay import split_envelope
+from streaming.simulator.binance.streams import StreamHub, Subscriber, envelope
 
 
 async def test_publish_sends_raw_or_enveloped_data_to_subscribers_of_the_stream() -> None:

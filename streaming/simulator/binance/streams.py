@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
 
-from streaming.simulator.faults import ConnectionFaults, FaultInjector
+from streaming.simulator.binance.faults import ConnectionFaults, FaultInjector
 
 log = logging.getLogger(__name__)
 _CLOSE = None  # queue sentinel: finish sending what is queued, then close normally

@@ -23,13 +23,13 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from streaming.simulator.bulk_routes import BulkFiles
-from streaming.simulator.faults import FaultInjector, FaultPlan
+from streaming.simulator.binance.bulk_routes import BulkFiles
+from streaming.simulator.binance.faults import FaultInjector, FaultPlan
+from streaming.simulator.binance.replay import RecordingReplay
+from streaming.simulator.binance.rest import BinanceApiError, RestApi
+from streaming.simulator.binance.streams import StreamEndpoint, StreamHub
 from streaming.simulator.history import MarketHistory
 from streaming.simulator.live import SyntheticLiveFeed
-from streaming.simulator.replay import RecordingReplay
-from streaming.simulator.rest import BinanceApiError, RestApi
-from streaming.simulator.streams import StreamEndpoint, StreamHub
 from streaming.simulator.synthetic import DEFAULT_EDGE, DayTape, SyntheticMarket
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from streaming.simulator.bulk_format import member_info
+from streaming.simulator.binance.bulk_format import member_info
 
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, fixed fields, name and extra lengths
 _ERROR_PAGE = (

@@ -4,7 +4,7 @@ Each ``.zip`` has a ``.zip.CHECKSUM`` sibling holding ``<sha256 hex>  <file name
 the listing date, today and later answer 404, like the real bucket (a day is published after it
 ends). Single byte ranges are honoured with 206 so downloads can resume. A day's trades zip can be
 served broken, or marked empty by a ``.zip.EMPTY`` sibling, through ``/_sim/bulk_faults`` (see
-:mod:`streaming.simulator.bulk_faults`).
+:mod:`streaming.simulator.binance.bulk_faults`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from functools import partial
 
 from aiohttp import web
 
-from streaming.simulator.bulk_faults import (
+from streaming.simulator.binance.bulk_faults import (
     BulkFaultRule,
     BulkFaults,
     broken_zip,

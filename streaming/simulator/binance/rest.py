@@ -10,7 +10,7 @@ from functools import partial
 import polars as pl
 from aiohttp import web
 
-from streaming.simulator.bulk_format import format_e8
+from streaming.simulator.binance.bulk_format import format_e8
 from streaming.simulator.history import MarketHistory
 
 HOUR_MS = 3_600_000

@@ -16,7 +16,7 @@ from streaming.recordings import (
     read_recording,
     recording_exchange,
 )
-from streaming.simulator.streams import StreamHub
+from streaming.simulator.binance.streams import StreamHub
 
 log = logging.getLogger(__name__)
 _STREAM_PREFIX = b'{"stream":"'
