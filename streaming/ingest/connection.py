@@ -12,7 +12,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus
 
 RATE_LIMITED_STATUSES = (418, 429)
-MAX_FRAME_BYTES = 1 << 22
+MAX_FRAME_BYTES = 1 << 24  # Coinbase's level2 snapshot of BTC-USD is ~5 MB
 MAX_QUEUED_FRAMES = 4096  # read-side buffer while the feed is busy (e.g. gap-filling)
 
 

@@ -186,6 +186,7 @@ class MarketFeed:
             connection = await self._connect()
             self._connection = connection
             self._parse = self.venue.parser(self.symbols).parse  # one per connection
+            self._book_update_ids.clear()  # a venue may count them per connection
             self.stats.connections_opened += 1
             reconnect: _Reconnect | None = None
             try:
