@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 VENUES: dict[str, str] = {
     "binance": "streaming.venues.binance.venue",
+    "binance_futures": "streaming.venues.binance_futures.venue",
     "coinbase": "streaming.venues.coinbase.venue",
 }
 """Each venue's name, as configured (``VENUES=binance,coinbase``), and the module of its VENUE."""

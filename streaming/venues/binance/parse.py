@@ -12,6 +12,9 @@ Combined-stream frame, as Binance sends it on ``/stream?streams=...``::
 
 Raw streams (``/ws/<stream>``) send only the ``data`` object; REST responses are parsed by the
 ``parse_rest_*`` functions. Every failure is a BinanceParseError naming the field at fault.
+USD-M futures frames are refused the same way rather than read as spot records: a trade with an
+execution type ``X`` and no ``M``, a book ticker with a transaction time ``T``, a depth update
+with ``pu``, and any ``markPrice`` stream (:mod:`streaming.venues.binance_futures` reads them).
 
 A combined-stream frame is checked in two steps, the envelope and then its data by the stream's
 type; once a stream has been seen, its frames take one decode instead (see
@@ -110,9 +113,19 @@ def _level_fields(side: str, levels: PriceLevels) -> Iterator[tuple[str, str]]:
         yield f"{side}[{index}][1]", level[1]
 
 
+def _futures_frame(field: str, reason: str, frame: bytes, prefix: str) -> BinanceParseError:
+    """A USD-M futures frame met by the spot parser (streaming.venues.binance_futures reads it)."""
+    return BinanceParseError(
+        INVALID_FIELD, f"a USD-M futures {reason}, not a spot one", as_bytes(frame),
+        join_path(prefix, field),
+    )  # fmt: skip
+
+
 # _trade and _agg_trade repeat their three-line decimal check on purpose: a shared helper costs
 # about 3% of the aggTrade parse rate (bench parse).
 def _trade(event: TradeEvent, receive_ns: int, frame: bytes, prefix: str) -> Trade:
+    if event.X is not None and event.M is None:  # spot sends M, futures its execution type X
+        raise _futures_frame("X", "trade (execution type X, no M)", frame, prefix)
     text = f"{event.p} {event.q} "
     if _DECIMAL_RUN(text) is None or text.count(" ") != 2:
         raise _bad_decimal((("p", event.p), ("q", event.q)), frame, prefix)
@@ -133,6 +146,8 @@ def _agg_trade(event: AggTradeEvent, receive_ns: int, frame: bytes, prefix: str)
 
 
 def _book_ticker(event: BookTickerEvent, receive_ns: int, frame: bytes, prefix: str) -> BookTicker:
+    if event.T is not None:  # spot sends no transaction time
+        raise _futures_frame("T", "book ticker (transaction time T)", frame, prefix)
     text = f"{event.b} {event.B} {event.a} {event.A} "
     if _DECIMAL_RUN(text) is None or text.count(" ") != 4:
         fields = (("b", event.b), ("B", event.B), ("a", event.a), ("A", event.A))
@@ -144,6 +159,8 @@ def _book_ticker(event: BookTickerEvent, receive_ns: int, frame: bytes, prefix: 
 def _depth_update(
     event: DepthUpdateEvent, receive_ns: int, frame: bytes, prefix: str
 ) -> DepthUpdate:
+    if event.pu is not None:  # futures diffs chain by pu, spot's by U == previous u + 1
+        raise _futures_frame("pu", "depth update (previous final update id pu)", frame, prefix)
     text = " ".join(chain(_flatten(event.b), _flatten(event.a), ("",)))
     if _DECIMAL_RUN(text) is None or text.count(" ") != 2 * (len(event.b) + len(event.a)):
         fields = chain(_level_fields("b", event.b), _level_fields("a", event.a))

@@ -45,7 +45,7 @@ class BinanceSpot:
 
     name = "BINANCE"
     market: MarketType = SPOT
-    default_channels = ("trade", "bookTicker")
+    default_channels: tuple[str, ...] = ("trade", "bookTicker")
     contiguous_trade_ids = True
 
     def symbol(self, text: str) -> str:

@@ -9,7 +9,7 @@ holds the normalised, nanosecond domain types.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -34,7 +34,11 @@ class StreamEnvelope(msgspec.Struct, frozen=True, gc=False):
 
 
 class TradeEvent(msgspec.Struct, frozen=True, gc=False):
-    """``<symbol>@trade`` payload."""
+    """``<symbol>@trade`` payload.
+
+    ``X`` and ``M`` are read only to tell a USD-M futures trade (execution type ``X``, no ``M``)
+    from a spot one, which parse.py then refuses.
+    """
 
     e: Literal["trade"]
     E: WireInt
@@ -44,6 +48,8 @@ class TradeEvent(msgspec.Struct, frozen=True, gc=False):
     q: str
     T: WireInt
     m: bool
+    X: Any = None
+    M: Any = None
 
 
 class AggTradeEvent(msgspec.Struct, frozen=True, gc=False):
@@ -62,7 +68,11 @@ class AggTradeEvent(msgspec.Struct, frozen=True, gc=False):
 
 
 class BookTickerEvent(msgspec.Struct, frozen=True, gc=False):
-    """``<symbol>@bookTicker`` payload; spot sends no event time, futures adds ``E``."""
+    """``<symbol>@bookTicker`` payload; spot sends no event time (``E`` is kept where a frame
+    has one).
+
+    ``T`` (transaction time) is read only to tell a USD-M futures ticker, which parse.py refuses.
+    """
 
     u: WireInt
     s: str
@@ -71,10 +81,15 @@ class BookTickerEvent(msgspec.Struct, frozen=True, gc=False):
     a: str
     A: str
     E: WireInt | None = None
+    T: Any = None
 
 
 class DepthUpdateEvent(msgspec.Struct, frozen=True, gc=False):
-    """``<symbol>@depth`` / ``@depth@100ms`` diff-depth payload."""
+    """``<symbol>@depth`` / ``@depth@100ms`` diff-depth payload.
+
+    ``pu`` (the previous final update id) is read only to tell a USD-M futures diff, whose
+    chain rule differs from spot's, and which parse.py refuses.
+    """
 
     e: Literal["depthUpdate"]
     E: WireInt
@@ -83,6 +98,7 @@ class DepthUpdateEvent(msgspec.Struct, frozen=True, gc=False):
     u: WireInt
     b: PriceLevels
     a: PriceLevels
+    pu: Any = None
 
 
 class KlineBody(msgspec.Struct, frozen=True, gc=False):
