@@ -17,6 +17,7 @@ VENUES: dict[str, str] = {
     "binance": "streaming.venues.binance.venue",
     "binance_futures": "streaming.venues.binance_futures.venue",
     "coinbase": "streaming.venues.coinbase.venue",
+    "kraken": "streaming.venues.kraken.venue",
 }
 """Each venue's name, as configured (``VENUES=binance,coinbase``), and the module of its VENUE."""
 

@@ -22,6 +22,7 @@ from streaming.records import PERPETUAL, BookTicker, DepthUpdate, FundingRate, T
 from streaming.venues.base import Resync
 from streaming.venues.binance.client import AsyncBinanceRestClient
 from streaming.venues.binance.errors import BinanceParseError
+from streaming.venues.binance.history import BinanceTradeHistory, fetch_trades
 from streaming.venues.binance.parse import parse_stream_frame, parse_stream_payload
 from streaming.venues.binance.venue import VENUE as SPOT_VENUE
 from streaming.venues.binance_futures.parse import (
@@ -31,10 +32,9 @@ from streaming.venues.binance_futures.parse import (
     parse_rest_trades,
 )
 from streaming.venues.binance_futures.venue import (
+    FUTURES_TRADES,
     ROUTE_OF_CHANNEL,
     VENUE,
-    BinanceFuturesTradeHistory,
-    fetch_trades,
     split_by_route,
 )
 from streaming.venues.errors import VenueParseError
@@ -488,7 +488,7 @@ def rest_url() -> Iterator[str]:
 def test_trade_history_fetches_a_range_across_holes_with_the_api_key(rest_url: str) -> None:
     # Arrange
     history = VENUE.trade_history(rest_url, api_key="key-1", retry=RetryPolicy(max_attempts=1))
-    assert isinstance(history, BinanceFuturesTradeHistory)
+    assert isinstance(history, BinanceTradeHistory) and history.endpoint is FUTURES_TRADES
 
     async def fetch() -> list[Trade]:
         try:
@@ -516,7 +516,9 @@ def test_fetch_trades_pages_from_the_id_after_the_last_received_until_caught_up(
 ) -> None:
     async def fetch() -> list[Trade]:
         async with AsyncBinanceRestClient(rest_url, api_key="k") as rest:
-            return await fetch_trades(rest, "BTCUSDT", 100, None, page_limit=4)
+            return await fetch_trades(
+                rest, "BTCUSDT", 100, None, page_limit=4, endpoint=FUTURES_TRADES
+            )
 
     trades = asyncio.run(fetch())
 

@@ -23,20 +23,10 @@ Its client is spot's REST client (same retries on 429 / 418 / 5xx), at the futur
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Sequence
 
-import httpx
-
-from streaming.records import MarketType, Trade
-from streaming.venues.binance.client import (
-    AsyncBinanceRestClient,
-    BinanceApiError,
-    BinanceUnavailableError,
-)
-from streaming.venues.binance.errors import BinanceParseError
-from streaming.venues.binance.history import SHORT_PAGE_DELAY_S, SHORT_PAGE_RETRIES
+from streaming.records import MarketType
+from streaming.venues.binance.history import BinanceTradeHistory, TradesEndpoint
 from streaming.venues.binance.venue import combined_stream_url
 from streaming.venues.binance_futures.parse import (
     MARKET,
@@ -78,63 +68,8 @@ def split_by_route(channels: Sequence[str]) -> dict[str, tuple[str, ...]]:
     return routes
 
 
-async def fetch_trades(
-    rest: AsyncBinanceRestClient,
-    symbol: str,
-    first_id: int,
-    last_id: int | None = None,
-    max_trades: int = 100_000,
-    page_limit: int = MAX_PAGE,
-) -> list[Trade]:
-    """Market trades of ``symbol`` with ids from ``first_id`` (to ``last_id``), oldest first.
-
-    Ids have holes (the non-market fills), so a page is asked from the id after the last one
-    received. With ``last_id`` it stops there, asking again a few times when the exchange does
-    not have the range yet; without, at the first short page (caught up). Never more than
-    ``max_trades``; the result may fall short and the caller decides about the rest.
-    """
-    if not 1 <= page_limit <= MAX_PAGE:
-        raise ValueError(f"page_limit must be within 1..{MAX_PAGE}")
-    trades: list[Trade] = []
-    next_id, short_pages = first_id, 0
-    while len(trades) < max_trades and (last_id is None or next_id <= last_id):
-        wanted = max_trades - len(trades)
-        if last_id is not None:  # at most one trade per id
-            wanted = min(wanted, last_id - next_id + 1)
-        limit = min(page_limit, wanted)
-        params = {"symbol": symbol, "fromId": next_id, "limit": limit}
-        body = await rest.get_bytes(HISTORICAL_TRADES_PATH, params)
-        rows = [t for t in parse_rest_trades(body, symbol, time.time_ns()) if t.trade_id >= next_id]
-        trades += rows if last_id is None else [t for t in rows if t.trade_id <= last_id]
-        if rows:
-            next_id = rows[-1].trade_id + 1
-        if len(rows) < limit:
-            if last_id is None or next_id > last_id or short_pages >= SHORT_PAGE_RETRIES:
-                break
-            short_pages += 1
-            await asyncio.sleep(SHORT_PAGE_DELAY_S)
-    return trades
-
-
-class BinanceFuturesTradeHistory:
-    """:class:`streaming.venues.base.TradeHistory` over ``/fapi/v1/historicalTrades``."""
-
-    failures: tuple[type[BaseException], ...] = (
-        BinanceUnavailableError, BinanceApiError, BinanceParseError, httpx.HTTPError,
-    )  # fmt: skip
-
-    def __init__(
-        self, rest_base_url: str, *, api_key: str, retry: RetryPolicy | None = None
-    ) -> None:
-        self.rest = AsyncBinanceRestClient(rest_base_url, retry=retry, api_key=api_key)
-
-    async def trades(
-        self, symbol: str, first_id: int, last_id: int | None, max_trades: int
-    ) -> list[Trade]:
-        return await fetch_trades(self.rest, symbol, first_id, last_id, max_trades)
-
-    async def aclose(self) -> None:
-        await self.rest.aclose()
+FUTURES_TRADES = TradesEndpoint(HISTORICAL_TRADES_PATH, MAX_PAGE, parse_rest_trades)
+"""USD-M's trades by id: market trades only, so their ids have holes."""
 
 
 class BinanceUsdmFutures:
@@ -174,11 +109,13 @@ class BinanceUsdmFutures:
 
     def trade_history(
         self, rest_base_url: str, *, api_key: str | None = None, retry: RetryPolicy | None = None
-    ) -> BinanceFuturesTradeHistory | None:
+    ) -> BinanceTradeHistory | None:
         """REST trades by id, or None without an API key (the endpoint requires one)."""
         if not api_key:
             return None
-        return BinanceFuturesTradeHistory(rest_base_url, api_key=api_key, retry=retry)
+        return BinanceTradeHistory(
+            rest_base_url, api_key=api_key, retry=retry, endpoint=FUTURES_TRADES
+        )
 
 
 VENUE = BinanceUsdmFutures()
