@@ -13,10 +13,11 @@ import pytest
 
 from streaming.ingest import MarketFeed, read_dead_letters
 from streaming.recordings import RecordedFrame
-from streaming.records import BookTicker, MarketRecord, Trade
+from streaming.records import BookTicker, DepthSnapshot, MarketRecord, Trade
 from streaming.simulator.capture import CaptureFaults, CaptureReplayServer
 from streaming.venues import venue
 from streaming.venues.base import Venue
+from streaming.venues.kraken.venue import KRAKEN_V1
 from tests.conftest import SHARED_DATA
 
 pytestmark = [pytest.mark.integration, pytest.mark.venues, pytest.mark.timeout(60)]
@@ -49,10 +50,11 @@ async def take(feed: MarketFeed, count: int) -> list[MarketRecord]:
     return taken
 
 
-def key(record: MarketRecord) -> tuple[object, ...]:
-    """A record without its receive time (the feed stamps its own)."""
+def key(record: MarketRecord, local: tuple[str, ...] = ("receive_ns",)) -> tuple[object, ...]:
+    """A record without the fields the receiving side stamps (its receive time, and what a
+    venue derives from it)."""
     fields = type(record).__struct_fields__
-    return (type(record).__name__, *(getattr(record, f) for f in fields if f != "receive_ns"))
+    return (type(record).__name__, *(getattr(record, f) for f in fields if f not in local))
 
 
 def feed_of(server: CaptureReplayServer, tmp_path: Path) -> MarketFeed:
@@ -133,3 +135,54 @@ async def test_a_cut_coinbase_frame_is_dead_lettered_byte_for_byte(tmp_path: Pat
     # Assert
     (letter,) = read_dead_letters(tmp_path / "dead_letters.jsonl")
     assert letter.raw == cut and letter.kind == "malformed json"
+
+
+KRAKEN_2021 = SHARED_DATA / "kraken" / "cryptofeed_kraken_20210417.jsonl.gz"
+KRAKEN_PAIRS = ["BTC/CHF", "ETH/CHF", "XMR/USD"]
+
+
+def kraken_feed(server: CaptureReplayServer, tmp_path: Path) -> MarketFeed:
+    return MarketFeed(
+        server.url, "http://127.0.0.1:9", KRAKEN_PAIRS, venue=KRAKEN_V1,
+        channels=("trade", "ticker", "book"), dead_letter_path=tmp_path / "dead_letters.jsonl",
+        watchdog_s=5.0,
+    )  # fmt: skip
+
+
+async def test_kraken_capture_reaches_the_sidecar_with_every_book_checksum_verified(
+    tmp_path: Path,
+) -> None:
+    # Arrange
+    async with CaptureReplayServer(KRAKEN_2021) as server:
+        expected = parsed(KRAKEN_V1, KRAKEN_PAIRS, server.frames)
+
+        # Act
+        async with kraken_feed(server, tmp_path) as feed:
+            got = await take(feed, len(expected))
+
+    # Assert: v1 tickers carry no time of their own, so their order ids are receive times
+    local = ("receive_ns", "update_id")
+    assert [key(r, local) for r in got] == [key(r, local) for r in expected]
+    assert Counter(type(r).__name__ for r in got)["DepthUpdate"] > 4000
+    assert {r.venue for r in got} == {"KRAKEN"}
+    assert feed.stats.connections_opened == 1 and not feed.stats.reconnects
+
+
+async def test_a_lost_kraken_book_update_fails_its_checksum_and_the_feed_subscribes_again(
+    tmp_path: Path,
+) -> None:
+    # Arrange: the first connection loses one book update of the busiest pair
+    server = CaptureReplayServer(KRAKEN_2021)
+    updates = [i for i, f in enumerate(server.frames) if b'"book-1000"' in f.payload]
+    server.faults = CaptureFaults(drop=frozenset({updates[len(updates) // 2]}))
+
+    # Act: read until the second connection has rebuilt the books
+    async with server, kraken_feed(server, tmp_path) as feed:
+        async with asyncio.timeout(30):
+            async for record in feed:
+                if feed.stats.connections_opened == 2 and isinstance(record, DepthSnapshot):
+                    break
+
+    # Assert
+    assert dict(feed.stats.reconnects) == {"checksum_mismatch": 1}
+    assert server.subscriptions[1] == server.subscriptions[0]
