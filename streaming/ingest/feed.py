@@ -283,9 +283,23 @@ class MarketFeed:
         except Resync as lost:
             log.warning("market feed resubscribing: %s", lost)
             raise _Reconnect(lost.cause) from lost
-        if parsed is None:
+        # The usual cases in line, the rest by _one: a book ticker newer than the last one, and
+        # a trade whose id is the very next one with no gap open.
+        if type(parsed) is BookTicker:
+            symbol, update_id = parsed.symbol, parsed.update_id
+            if update_id > self._book_update_ids.get(symbol, -1):  # ids are >= 0
+                self._book_update_ids[symbol] = update_id
+                return parsed
+        elif type(parsed) is Trade and self._sequenced:
+            sequencer = self._sequencers.get(parsed.symbol)
+            if sequencer is not None and sequencer.take_next(parsed):
+                stats = self.stats
+                stats.trades_from_stream += 1
+                stats.trades_released += 1
+                return parsed
+        elif parsed is None:
             return None
-        if isinstance(parsed, list):
+        elif isinstance(parsed, list):
             return self._many(parsed)
         return self._one(parsed)
 

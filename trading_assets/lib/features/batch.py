@@ -98,19 +98,21 @@ def _window_int_sum(column: str, n: int) -> pl.Expr:
     return pl.col(column).rolling_sum(n)
 
 
-def _window_float_sum(x: pl.Expr, n: int) -> pl.Expr:
-    """Sum of the last n values: suffix of the previous epoch-aligned block + prefix of this one."""
+def window_float_sum(x: pl.Expr, n: int, keys: tuple[str, ...] = ("symbol",)) -> pl.Expr:
+    """Sum of the last n values per ``keys``: suffix of the previous epoch-aligned block + prefix
+    of this one (the order of additions of ``incremental.BlockWindowSum``)."""
     block = pl.col("abs_bar") // n
-    prefix = x.cum_sum().over("symbol", block)
+    prefix = x.cum_sum().over(*keys, block)
     if n == 1:
         return prefix
-    suffix = x.cum_sum(reverse=True).over("symbol", block)
+    suffix = x.cum_sum(reverse=True).over(*keys, block)
     return (
         pl.when(pl.col("abs_bar") % n == n - 1).then(prefix).otherwise(suffix.shift(n - 1) + prefix)
     )
 
 
-def _ratio(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
+def ratio(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
+    """numerator / denominator as floats, null unless the denominator is positive."""
     return pl.when(denominator > 0).then(numerator.cast(pl.Float64) / denominator.cast(pl.Float64))
 
 
@@ -119,10 +121,10 @@ def _price_features(config: FeatureConfig, bar_s: int) -> list[pl.Expr]:
     squared_return = pl.col("log_return") * pl.col("log_return")
     vwaps, devs, rvs, moms = [], [], [], []
     for w, n in zip(config.windows_s, config.bars_per_window(bar_s), strict=True):
-        vwap = _ratio(_window_int_sum("notional_u", n), _window_int_sum("volume_u", n))
+        vwap = ratio(_window_int_sum("notional_u", n), _window_int_sum("volume_u", n))
         vwaps.append(vwap.alias(f"vwap_{w}s"))
         devs.append((close / vwap).log().alias(f"vwap_dev_{w}s"))
-        rvs.append(_window_float_sum(squared_return, n).sqrt().alias(f"rv_{w}s"))
+        rvs.append(window_float_sum(squared_return, n).sqrt().alias(f"rv_{w}s"))
         moms.append((close / close.shift(n)).log().alias(f"mom_{w}s"))
     return [*vwaps, *devs, *rvs, *moms]
 
@@ -131,7 +133,7 @@ def _flow_features(config: FeatureConfig, bar_s: int) -> list[pl.Expr]:
     imbalances, intensities = [], []
     for w, n in zip(config.windows_s, config.bars_per_window(bar_s), strict=True):
         buy, sell = _window_int_sum("buy_u", n), _window_int_sum("sell_u", n)
-        imbalances.append(_ratio(buy - sell, buy + sell).alias(f"flow_imb_{w}s"))
+        imbalances.append(ratio(buy - sell, buy + sell).alias(f"flow_imb_{w}s"))
         count = _window_int_sum("count", n).cast(pl.Float64)
         intensities.append((count * (1.0 / w)).alias(f"intensity_{w}s"))
     return [*imbalances, *intensities]
@@ -153,7 +155,7 @@ def _book_window_features(config: FeatureConfig, bar_s: int) -> list[pl.Expr]:
     missing = pl.col("book_imb").is_null().cast(pl.Int64)
     out = []
     for w, n in zip(config.windows_s, config.bars_per_window(bar_s), strict=True):
-        mean = _window_float_sum(sample, n) * (1.0 / n)
+        mean = window_float_sum(sample, n) * (1.0 / n)
         out.append(pl.when(missing.rolling_sum(n) == 0).then(mean).alias(f"book_imb_{w}s"))
     return out
 
@@ -183,7 +185,7 @@ def _join_book(grid: pl.DataFrame, book: pl.DataFrame) -> pl.DataFrame:
         check_sortedness=False,  # both sides were just sorted by time
     )
     return joined.sort("symbol", "bar_start").with_columns(
-        book_imb=_ratio(bid_qty - ask_qty, bid_qty + ask_qty)
+        book_imb=ratio(bid_qty - ask_qty, bid_qty + ask_qty)
     )
 
 
