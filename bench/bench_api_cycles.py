@@ -144,7 +144,7 @@ def measure(ws_url: str, rest_url: str, compress: bool) -> dict[str, float]:
 
 
 def main() -> None:
-    from streaming.simulator.binance.server import run_simulator_in_thread
+    from streaming.simulator.server import run_simulator_in_thread
 
     rows = []
     with run_simulator_in_thread(symbols=[SYMBOL], seed=11) as market:

@@ -138,7 +138,7 @@ def run_chaos(
     trades_per_day: int = 1_000_000,
 ) -> ChaosResult:
     """Run the chaos scenario under ``work`` and count silver against the exchange."""
-    from streaming.simulator.binance.server import run_simulator_in_thread
+    from streaming.simulator.server import run_simulator_in_thread
     from streaming.simulator.clock import market_clock
 
     work.mkdir(parents=True, exist_ok=True)

@@ -171,7 +171,7 @@ async def _send_all(
 ) -> tuple[FeedStats, int]:
     """Publish every frame to a feed's connection; its stats once all arrived, and crashes."""
     from streaming.ingest import Backoff, MarketFeed
-    from streaming.simulator.binance.server import SimulatorServer
+    from streaming.simulator.server import SimulatorServer
     from streaming.venues.binance.client import RetryPolicy
     from tests.services import free_port
 

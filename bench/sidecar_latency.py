@@ -118,7 +118,7 @@ def measure_latency(
     recordings: Sequence[Path], speed: float, seconds: float, redis: str, work: Path
 ) -> dict[str, Any]:
     """Replay ``recordings`` at ``speed``× to a sidecar child for ``seconds``; its results."""
-    from streaming.simulator.binance.server import SimulatorServer, SimulatorThread
+    from streaming.simulator.server import SimulatorServer, SimulatorThread
 
     data = work / f"data-{speed:g}x"
     tracking = f"sqlite:///{work / 'mlflow.db'}"

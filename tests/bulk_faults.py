@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from streaming.landing import TRADES_KIND, LandingWriter
-from streaming.simulator.binance.server import SimulatorThread, run_simulator_in_thread
+from streaming.simulator.server import SimulatorThread, run_simulator_in_thread
 from streaming.simulator.synthetic import SyntheticMarket
 from trading_assets.lib.lakehouse.records import Trade
 

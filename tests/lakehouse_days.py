@@ -8,7 +8,7 @@ import zipfile
 
 import polars as pl
 
-from streaming.simulator.binance.server import run_simulator_in_thread
+from streaming.simulator.server import run_simulator_in_thread
 from streaming.simulator.synthetic import DEFAULT_EDGE, SyntheticMarket
 from trading_assets.lib.lakehouse.bronze import parse_bronze
 from trading_assets.lib.lakehouse.pipeline import Lakehouse, fetch_raw, load_bronze, refine_silver

@@ -38,7 +38,7 @@ WORKDIR /app
 USER 10001:10001
 # Every module the sidecar imports lazily (the model watcher, the silver pull, the online writer,
 # the simulator) resolves in this environment.
-RUN python -c "import streaming.app, streaming.model_watcher, streaming.watcher_process, streaming.silver_pull, streaming.online.writer, streaming.landing.process, streaming.simulator.binance.server"
+RUN python -c "import streaming.app, streaming.model_watcher, streaming.watcher_process, streaming.silver_pull, streaming.online.writer, streaming.landing.process, streaming.simulator.server"
 VOLUME /var/lib/trading
 EXPOSE 8700
 CMD ["python", "-m", "streaming"]

@@ -10,7 +10,7 @@ import signal
 from collections.abc import Sequence
 
 from streaming.recordings import RecordingError
-from streaming.simulator.binance.server import DEFAULT_LISTING_DATE, SimulatorServer
+from streaming.simulator.server import DEFAULT_LISTING_DATE, SimulatorServer
 from streaming.simulator.synthetic import DEFAULT_EDGE
 
 log = logging.getLogger("streaming.simulator")
@@ -19,7 +19,9 @@ log = logging.getLogger("streaming.simulator")
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line options."""
     parser = argparse.ArgumentParser(
-        prog="trading-sim", description="Local exchange speaking Binance spot's public protocol."
+        prog="trading-sim",
+        description="Local exchange speaking Binance spot's public protocol, Binance USD-M "
+        "futures' streams and Coinbase Advanced Trade's WebSocket.",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9100, help="0 picks a free port")
@@ -74,6 +76,8 @@ async def serve(args: argparse.Namespace) -> None:
     async with server:
         log.info("REST and bulk files: %s", server.http_url)
         log.info("WebSocket streams:   %s/stream?streams=...  %s/ws/<stream>", *[server.ws_url] * 2)
+        log.info("Coinbase WebSocket:  %s", server.coinbase_ws_url)
+        log.info("USD-M futures:       %s/stream?streams=...", server.futures_ws_url)
         log.info("faults:              %s/_sim/faults (GET, POST JSON, DELETE)", server.http_url)
         await stop.wait()
         log.info("shutting down")

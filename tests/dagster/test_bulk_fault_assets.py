@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from streaming.simulator.binance.server import SimulatorThread
+from streaming.simulator.server import SimulatorThread
 from streaming.simulator.synthetic import SyntheticMarket
 from tests.bulk_faults import break_day, bulk_simulator, land_day, served_then_cleared
 from trading_assets.defs.ingest.raw_trades import raw_trades

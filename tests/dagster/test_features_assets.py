@@ -10,7 +10,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from streaming.simulator.binance.server import run_simulator_in_thread
+from streaming.simulator.server import run_simulator_in_thread
 from trading_assets.defs.features.assets import (
     feast_registry,
     features,

@@ -17,7 +17,7 @@ import pytest
 
 from streaming.landing import TRADES_KIND, LandingWriter
 from streaming.records import Trade
-from streaming.simulator.binance.server import run_simulator_in_thread
+from streaming.simulator.server import run_simulator_in_thread
 from streaming.simulator.synthetic import SyntheticMarket
 from trading_assets.definitions import defs as lazy_defs
 from trading_assets.defs.features.assets import features

@@ -25,7 +25,7 @@ from sensors.staleness import (
 from streaming.api import PredictionApi, PredictionHub, Readiness
 from streaming.metrics import SidecarMetrics
 from streaming.online import OnlineFeatureWriter
-from streaming.simulator.binance.server import run_simulator_in_thread
+from streaming.simulator.server import run_simulator_in_thread
 from tests.services import free_port
 from trading_assets.defs.features.assets import feast_registry, features, online_features
 from trading_assets.defs.features.repair import REPAIR_JOB_NAME, staleness_repair

@@ -26,7 +26,7 @@ import dagster as dg
 import httpx
 import pytest
 
-from streaming.simulator.binance.server import SimulatorThread, run_simulator_in_thread
+from streaming.simulator.server import SimulatorThread, run_simulator_in_thread
 from tests.deploy.live_processes import SidecarThread, start_prometheus, terminate, wait_for
 from tests.deploy.promql import (
     alert_rules,

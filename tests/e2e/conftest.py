@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from streaming.simulator.binance.server import run_simulator_in_thread
+from streaming.simulator.server import run_simulator_in_thread
 from tests.services import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

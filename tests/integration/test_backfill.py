@@ -24,7 +24,7 @@ import pytest
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 from dagster._core.instance.ref import InstanceRef
 
-from streaming.simulator.binance.server import run_simulator_in_thread
+from streaming.simulator.server import run_simulator_in_thread
 from streaming.simulator.synthetic import SyntheticMarket
 from trading_assets.lib.lakehouse.schemas import (
     BRONZE_TRADES_TABLE,

@@ -8,7 +8,7 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from streaming.simulator.binance.server import run_simulator_in_thread
+from streaming.simulator.server import run_simulator_in_thread
 from streaming.simulator.synthetic import SyntheticMarket
 from trading_assets.bootstrap import (
     BACKFILL_JOB,

@@ -12,7 +12,7 @@ import httpx
 import polars as pl
 import pytest
 
-from streaming.simulator.binance.server import SimulatorThread
+from streaming.simulator.server import SimulatorThread
 from streaming.simulator.synthetic import SyntheticMarket
 from tests.bulk_faults import break_day, bulk_simulator, land_day, served_then_cleared
 from trading_assets.lib.lakehouse.bronze import TOO_FEW_FIELDS, TOO_MANY_FIELDS

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from streaming.simulator.binance.server import run_simulator_in_thread
+from streaming.simulator.server import run_simulator_in_thread
 from streaming.simulator.synthetic import SyntheticMarket
 from tests.services import PostgresServer, postgres_server
 from trading_assets.lib.lakehouse.pipeline import fetch_raw, load_bronze, refine_silver

@@ -22,8 +22,8 @@ from streaming.ingest import (
     read_dead_letters,
 )
 from streaming.simulator.binance.rest import trades_json
-from streaming.simulator.binance.server import SimulatorServer
 from streaming.simulator.clock import market_clock
+from streaming.simulator.server import SimulatorServer
 from streaming.venues.binance import BinanceRecord, BookTicker, Trade, parse_stream_frame
 from streaming.venues.binance.client import AsyncBinanceRestClient, RetryPolicy
 from streaming.venues.binance.history import fetch_trades

@@ -24,7 +24,7 @@ from streaming.fallback import IcebergSilverMicrobatch
 from streaming.fallback.silver import features_from_silver
 from streaming.prefetched_silver import open_silver
 from streaming.silver_pull import SubprocessSilver
-from streaming.simulator.binance.server import run_simulator_in_thread
+from streaming.simulator.server import run_simulator_in_thread
 from streaming.simulator.synthetic import SyntheticMarket
 from trading_assets.defs.features.assets import features
 from trading_assets.defs.ingest.raw_trades import raw_trades

@@ -24,8 +24,8 @@ from streaming.landing.guard import LandingGuard
 from streaming.metrics import SidecarMetrics
 from streaming.records import BookTicker, Trade
 from streaming.simulator.binance.rest import trades_json
-from streaming.simulator.binance.server import SimulatorServer
 from streaming.simulator.clock import market_clock
+from streaming.simulator.server import SimulatorServer
 from streaming.venues.binance.client import RetryPolicy
 from tests.full_disk import MiB, fill, small_tmpfs
 from trading_assets.lib.lakehouse.landing import list_segments, read_complete_lines

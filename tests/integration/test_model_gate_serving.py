@@ -17,7 +17,7 @@ from mlflow import MlflowClient
 
 from streaming.inference import SlotChange
 from streaming.model_files import Manifest, mirror_model, read_manifest, write_manifest
-from streaming.simulator.binance.server import run_simulator_in_thread
+from streaming.simulator.server import run_simulator_in_thread
 from tests.integration.live_sidecar import (
     api_url,
     land_history,

@@ -18,7 +18,7 @@ from streaming.app import Sidecar
 from streaming.config import SidecarConfig
 from streaming.fallback import FallbackBudgets, FallbackLevel
 from streaming.online import open_feature_store
-from streaming.simulator.binance.server import run_simulator_in_thread
+from streaming.simulator.server import run_simulator_in_thread
 from tests.integration.live_sidecar import register_booster
 from tests.services import free_port
 from trading_assets.lib.feature_store.repo import apply_definitions, load_definitions

@@ -20,7 +20,7 @@ from streaming.fallback import FallbackDecision, FallbackLevel
 from streaming.inference import ServingModel
 from streaming.model_files import LocalModel
 from streaming.predictions import DEFAULT_SIGNAL_SCALE, decode_prediction
-from streaming.simulator.binance.server import run_simulator_in_thread
+from streaming.simulator.server import run_simulator_in_thread
 from tests.integration.live_sidecar import (
     land_history,
     register_decisive_model,

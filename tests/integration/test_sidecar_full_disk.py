@@ -23,8 +23,8 @@ import httpx
 import pytest
 
 from streaming.landing import TRADES_KIND, last_landed_trade_ids
-from streaming.simulator.binance.server import run_simulator_in_thread
 from streaming.simulator.clock import market_clock
+from streaming.simulator.server import run_simulator_in_thread
 from tests.full_disk import MiB, fill, small_tmpfs
 from tests.services import free_port
 from trading_assets.lib.lakehouse.landing import list_segments, read_complete_lines

@@ -12,7 +12,7 @@ import httpx
 import polars as pl
 
 from streaming.landing import last_landed_trade_ids
-from streaming.simulator.binance.server import run_simulator_in_thread
+from streaming.simulator.server import run_simulator_in_thread
 from tests.services import free_port
 from trading_assets.lib.lakehouse.landing import read_landed_trades
 

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streaming.predictions import Prediction, decode_prediction
 from streaming.risk import RiskLimits, position_fraction
-from streaming.simulator.binance.server import run_simulator_in_thread
+from streaming.simulator.server import run_simulator_in_thread
 from tests.integration.live_sidecar import (
     api_url,
     land_history,

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from streaming.fallback import FallbackLevel
-from streaming.simulator.binance.server import run_simulator_in_thread
+from streaming.simulator.server import run_simulator_in_thread
 from tests.integration.live_sidecar import (
     STALL_TEST_BUDGETS,
     STALL_TEST_TRADES_PER_DAY,

@@ -37,10 +37,10 @@ from streaming.records import (
     Trade,
 )
 from streaming.simulator import synthetic_book
-from streaming.simulator.binance.server import SimulatorServer
 from streaming.simulator.binance_futures import FuturesStreams, funding_rate
 from streaming.simulator.clock import market_clock
 from streaming.simulator.history import MarketHistory
+from streaming.simulator.server import SimulatorServer
 from streaming.simulator.synthetic import SyntheticMarket
 from streaming.venues import venue
 from streaming.venues.binance.book import OrderBook
@@ -180,26 +180,26 @@ async def test_trades_are_the_tapes_and_every_record_is_the_perpetuals(
 async def test_spot_and_perpetual_trade_the_same_tape(
     market: SyntheticMarket, tmp_path: Path
 ) -> None:
+    # Arrange: the simulator serves both, on its one port
     clock = market_clock(BUSY_AFTERNOON, speed=SPEED)
-    async with SimulatorServer(symbols=[SYMBOL], clock_ns=clock, market=market) as spot:
-        futures = FuturesStreams(
-            spot.market, spot.clock_ns, [SYMBOL], history=spot.history, faults=spot.faults
+    async with SimulatorServer(symbols=[SYMBOL], clock_ns=clock, market=market) as sim:
+        spot_feed = MarketFeed(
+            sim.ws_url, sim.http_url, [SYMBOL], dead_letter_path=tmp_path / "spot.jsonl"
         )
-        async with serving(futures) as address:
-            spot_feed = MarketFeed(
-                spot.ws_url, spot.http_url, [SYMBOL], dead_letter_path=tmp_path / "spot.jsonl"
-            )
-            perp_feed = MarketFeed(
-                futures.ws_url(f"ws://{address}"), spot.http_url, [SYMBOL], venue=FUTURES,
-                channels=["trade"], dead_letter_path=tmp_path / "perp.jsonl",
-            )  # fmt: skip
-            async with spot_feed, perp_feed:
-                enough = count(Trade)
-                spot_records, perp_records = await asyncio.gather(
-                    collect(spot_feed, lambda r: enough(r) >= 300),
-                    collect(perp_feed, lambda r: enough(r) >= 300),
-                )
+        perp_feed = MarketFeed(
+            sim.futures_ws_url, sim.http_url, [SYMBOL], venue=FUTURES, channels=["trade"],
+            dead_letter_path=tmp_path / "perp.jsonl",
+        )  # fmt: skip
 
+        # Act
+        async with spot_feed, perp_feed:
+            enough = count(Trade)
+            spot_records, perp_records = await asyncio.gather(
+                collect(spot_feed, lambda r: enough(r) >= 300),
+                collect(perp_feed, lambda r: enough(r) >= 300),
+            )
+
+    # Assert
     spot_trades = {t[0]: t for t in trade_keys(spot_records)}
     perp_trades = {t[0]: t for t in trade_keys(perp_records)}
     common = spot_trades.keys() & perp_trades.keys()
@@ -337,10 +337,10 @@ async def test_a_dropped_connection_is_recovered(sim: Sim, tmp_path: Path) -> No
 
 
 async def test_a_stalled_stream_trips_the_watchdog_and_recovers(sim: Sim, tmp_path: Path) -> None:
-    sim.streams.faults.update(stall_after_messages=60, stall_seconds=4)
+    sim.streams.faults.update(stall_after_messages=60, stall_seconds=5)
     trades = count(Trade)
     # Mark prices every market second keep a healthy connection from ever falling quiet.
-    feed = futures_feed(sim, tmp_path, "trade", "markPrice@1s", watchdog_s=1.0)
+    feed = futures_feed(sim, tmp_path, "trade", "markPrice@1s", watchdog_s=2.0)
 
     def recovered(records: list[MarketRecord]) -> bool:
         if feed.stats.reconnects["watchdog"] and sim.streams.faults.plan.stall_seconds:

@@ -13,7 +13,7 @@ import pytest
 import websockets
 
 from streaming.recordings import read_recording
-from streaming.simulator.binance.server import SimulatorServer, run_simulator_in_thread
+from streaming.simulator.server import SimulatorServer, run_simulator_in_thread
 from streaming.venues.binance.client import (
     AsyncBinanceRestClient,
     BinanceRestClient,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from streaming.recordings import read_recording
-from streaming.simulator.binance.server import SimulatorServer
+from streaming.simulator.server import SimulatorServer
 from streaming.venues.binance.client import AsyncBinanceRestClient, BinanceStreamClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

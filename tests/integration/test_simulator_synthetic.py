@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import polars as pl
 import pytest
 
-from streaming.simulator.binance.server import SimulatorServer, run_simulator_in_thread
+from streaming.simulator.server import SimulatorServer, run_simulator_in_thread
 from streaming.simulator.synthetic import SyntheticMarket
 from streaming.venues.binance.client import (
     AsyncBinanceRestClient,

@@ -35,7 +35,7 @@ import pytest
 from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.storage.dagster_run import RunsFilter
 
-from streaming.simulator.binance.server import run_simulator_in_thread
+from streaming.simulator.server import run_simulator_in_thread
 from streaming.simulator.synthetic import SyntheticMarket
 from tests.store_outages import ApiWatch, Outages, Said, unanswered, what_was_said, windows_of
 from tests.two_machines import (

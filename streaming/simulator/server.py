@@ -1,4 +1,8 @@
-"""The exchange simulator: Binance spot's public HTTP and WebSocket protocol on one local port.
+"""The exchange simulator: every venue's protocol over one synthetic market, on one local port.
+
+Binance spot's public HTTP and WebSocket protocol at the root (:mod:`streaming.simulator.binance`),
+Binance USD-M futures' streams under ``/fapi`` (:mod:`streaming.simulator.binance_futures`), and
+Coinbase Advanced Trade's WebSocket at ``/coinbase`` (:mod:`streaming.simulator.coinbase`).
 
 Sources: the synthetic market (REST and bulk history served instantly, a wall-clock live stream
 continuing it) or, with ``replay``, recorded sessions replayed byte for byte at N× speed.
@@ -28,6 +32,9 @@ from streaming.simulator.binance.faults import FaultInjector, FaultPlan
 from streaming.simulator.binance.replay import RecordingReplay
 from streaming.simulator.binance.rest import BinanceApiError, RestApi
 from streaming.simulator.binance.streams import StreamEndpoint, StreamHub
+from streaming.simulator.binance_futures import FuturesStreams
+from streaming.simulator.coinbase import PATH as COINBASE_PATH
+from streaming.simulator.coinbase import CoinbaseEndpoint
 from streaming.simulator.history import MarketHistory
 from streaming.simulator.live import SyntheticLiveFeed
 from streaming.simulator.synthetic import DEFAULT_EDGE, DayTape, SyntheticMarket
@@ -77,6 +84,14 @@ class SimulatorServer:
         self._close_when_replay_done = close_when_replay_done
         self._live = live and self.replay is None
         self._streams = StreamEndpoint(self.hub, self.faults, heartbeat_seconds)
+        self.coinbase = CoinbaseEndpoint(
+            self._symbols, self._load_tape, clock_ns, self.history.listing_date, self.faults,
+            heartbeat_seconds,
+        )  # fmt: skip
+        self.futures = FuturesStreams(
+            self.market, clock_ns, self._symbols, history=self.history, faults=self.faults,
+            heartbeat_seconds=heartbeat_seconds,
+        )  # fmt: skip
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task] = []
 
@@ -94,6 +109,16 @@ class SimulatorServer:
     def ws_url(self) -> str:
         """Base URL of the WebSocket streams."""
         return f"ws://{self.host}:{self.port}"
+
+    @property
+    def coinbase_ws_url(self) -> str:
+        """URL of the Coinbase Advanced Trade WebSocket (the synthetic market)."""
+        return self.ws_url + COINBASE_PATH
+
+    @property
+    def futures_ws_url(self) -> str:
+        """Base URL of the Binance USD-M futures streams (the synthetic market as perpetuals)."""
+        return self.futures.ws_url(self.ws_url)
 
     def set_faults(self, **changes: Any) -> FaultPlan:
         """Merge fault settings (see :class:`FaultPlan`) into the current plan."""
@@ -126,6 +151,8 @@ class SimulatorServer:
         app = web.Application(middlewares=[self._http_faults, self._binance_errors])
         app.add_routes(rest.routes())
         app.add_routes(bulk.routes())
+        app.add_routes(self.coinbase.routes())
+        app.add_routes(self.futures.routes())
         app.add_routes(
             [
                 web.get("/stream", self._streams.combined),
@@ -149,6 +176,7 @@ class SimulatorServer:
             self._spawn(
                 SyntheticLiveFeed(self._symbols, self._load_tape, self.clock_ns).run(self.hub)
             )
+            await self.futures.start()
         log.info("exchange simulator: REST %s  WS %s", self.http_url, self.ws_url)
 
     def _spawn(self, feed: Coroutine[Any, Any, None]) -> None:
@@ -163,7 +191,9 @@ class SimulatorServer:
         # A feed's own failure was logged when it happened (_log_failure).
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        await self.futures.stop()
         await self._streams.close_all()
+        await self.coinbase.close_all()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -238,6 +268,16 @@ class SimulatorThread:
     def ws_url(self) -> str:
         """Base URL of the WebSocket streams."""
         return self.server.ws_url
+
+    @property
+    def coinbase_ws_url(self) -> str:
+        """URL of the Coinbase Advanced Trade WebSocket."""
+        return self.server.coinbase_ws_url
+
+    @property
+    def futures_ws_url(self) -> str:
+        """Base URL of the Binance USD-M futures streams."""
+        return self.server.futures_ws_url
 
     def set_faults(self, **changes: Any) -> FaultPlan:
         """Merge fault settings into the plan, on the simulator's own loop."""
