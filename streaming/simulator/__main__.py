@@ -21,7 +21,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="trading-sim",
         description="Local exchange speaking Binance spot's public protocol, Binance USD-M "
-        "futures' streams and Coinbase Advanced Trade's WebSocket.",
+        "futures' streams, Coinbase Advanced Trade's and Kraken's WebSockets.",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9100, help="0 picks a free port")
@@ -78,6 +78,7 @@ async def serve(args: argparse.Namespace) -> None:
         log.info("WebSocket streams:   %s/stream?streams=...  %s/ws/<stream>", *[server.ws_url] * 2)
         log.info("Coinbase WebSocket:  %s", server.coinbase_ws_url)
         log.info("USD-M futures:       %s/stream?streams=...", server.futures_ws_url)
+        log.info("Kraken WebSocket v2: %s", server.kraken_ws_url)
         log.info("faults:              %s/_sim/faults (GET, POST JSON, DELETE)", server.http_url)
         await stop.wait()
         log.info("shutting down")

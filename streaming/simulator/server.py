@@ -2,7 +2,8 @@
 
 Binance spot's public HTTP and WebSocket protocol at the root (:mod:`streaming.simulator.binance`),
 Binance USD-M futures' streams under ``/fapi`` (:mod:`streaming.simulator.binance_futures`), and
-Coinbase Advanced Trade's WebSocket at ``/coinbase`` (:mod:`streaming.simulator.coinbase`).
+Coinbase Advanced Trade's WebSocket at ``/coinbase`` (:mod:`streaming.simulator.coinbase`) and
+Kraken spot's WebSocket v2 at ``/kraken/v2`` (:mod:`streaming.simulator.kraken`).
 
 Sources: the synthetic market (REST and bulk history served instantly, a wall-clock live stream
 continuing it) or, with ``replay``, recorded sessions replayed byte for byte at N× speed.
@@ -36,6 +37,7 @@ from streaming.simulator.binance_futures import FuturesStreams
 from streaming.simulator.coinbase import PATH as COINBASE_PATH
 from streaming.simulator.coinbase import CoinbaseEndpoint
 from streaming.simulator.history import MarketHistory
+from streaming.simulator.kraken import KrakenStreams
 from streaming.simulator.live import SyntheticLiveFeed
 from streaming.simulator.synthetic import DEFAULT_EDGE, DayTape, SyntheticMarket
 
@@ -92,6 +94,9 @@ class SimulatorServer:
             self.market, clock_ns, self._symbols, history=self.history, faults=self.faults,
             heartbeat_seconds=heartbeat_seconds,
         )  # fmt: skip
+        self.kraken = KrakenStreams(
+            self.market, clock_ns, self._symbols, history=self.history, faults=self.faults
+        )
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task] = []
 
@@ -119,6 +124,11 @@ class SimulatorServer:
     def futures_ws_url(self) -> str:
         """Base URL of the Binance USD-M futures streams (the synthetic market as perpetuals)."""
         return self.futures.ws_url(self.ws_url)
+
+    @property
+    def kraken_ws_url(self) -> str:
+        """URL of the Kraken spot WebSocket v2 (the synthetic market)."""
+        return self.kraken.ws_url(self.ws_url)
 
     def set_faults(self, **changes: Any) -> FaultPlan:
         """Merge fault settings (see :class:`FaultPlan`) into the current plan."""
@@ -153,6 +163,7 @@ class SimulatorServer:
         app.add_routes(bulk.routes())
         app.add_routes(self.coinbase.routes())
         app.add_routes(self.futures.routes())
+        app.add_routes(self.kraken.routes())
         app.add_routes(
             [
                 web.get("/stream", self._streams.combined),
@@ -177,6 +188,7 @@ class SimulatorServer:
                 SyntheticLiveFeed(self._symbols, self._load_tape, self.clock_ns).run(self.hub)
             )
             await self.futures.start()
+            await self.kraken.start()
         log.info("exchange simulator: REST %s  WS %s", self.http_url, self.ws_url)
 
     def _spawn(self, feed: Coroutine[Any, Any, None]) -> None:
@@ -192,6 +204,7 @@ class SimulatorServer:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.futures.stop()
+        await self.kraken.stop()
         await self._streams.close_all()
         await self.coinbase.close_all()
         if self._runner is not None:
@@ -278,6 +291,11 @@ class SimulatorThread:
     def futures_ws_url(self) -> str:
         """Base URL of the Binance USD-M futures streams."""
         return self.server.futures_ws_url
+
+    @property
+    def kraken_ws_url(self) -> str:
+        """URL of the Kraken spot WebSocket v2."""
+        return self.server.kraken_ws_url
 
     def set_faults(self, **changes: Any) -> FaultPlan:
         """Merge fault settings into the plan, on the simulator's own loop."""
