@@ -18,6 +18,7 @@ from trading_assets.lib.lakehouse.records import (
     PERPETUAL,
     SPOT,
     MarketType,
+    NamesInstrument,
     Trade,
     instrument_id,
 )
@@ -26,7 +27,7 @@ PriceLevel = tuple[str, str]
 """(price, quantity); a quantity of zero removes the level."""
 
 
-class BookTicker(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
+class BookTicker(msgspec.Struct, NamesInstrument, frozen=True, gc=False, omit_defaults=True):
     """Best bid and ask; ``update_id`` orders one instrument's tickers (newer is larger)."""
 
     symbol: str
@@ -40,12 +41,8 @@ class BookTicker(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     venue: str = DEFAULT_VENUE
     market: MarketType = SPOT
 
-    @property
-    def instrument(self) -> str:
-        return instrument_id(self.venue, self.symbol)
 
-
-class DepthUpdate(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
+class DepthUpdate(msgspec.Struct, NamesInstrument, frozen=True, gc=False, omit_defaults=True):
     """Levels changed between update ids ``first..final`` (quantity "0": the level is gone).
 
     ``checksum`` is the venue's CRC32 of its top of book after this update, where it sends one
@@ -63,12 +60,8 @@ class DepthUpdate(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     market: MarketType = SPOT
     checksum: int | None = None
 
-    @property
-    def instrument(self) -> str:
-        return instrument_id(self.venue, self.symbol)
 
-
-class DepthSnapshot(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
+class DepthSnapshot(msgspec.Struct, NamesInstrument, frozen=True, gc=False, omit_defaults=True):
     """A whole order book as of ``last_update_id``, best level first on each side."""
 
     symbol: str
@@ -80,12 +73,8 @@ class DepthSnapshot(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     market: MarketType = SPOT
     checksum: int | None = None
 
-    @property
-    def instrument(self) -> str:
-        return instrument_id(self.venue, self.symbol)
 
-
-class FundingRate(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
+class FundingRate(msgspec.Struct, NamesInstrument, frozen=True, gc=False, omit_defaults=True):
     """A perpetual's mark price and funding: ``funding_rate`` is paid by longs to shorts (a
     fraction, per funding interval) at ``next_funding_ns``."""
 
@@ -98,10 +87,6 @@ class FundingRate(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     receive_ns: int
     venue: str = DEFAULT_VENUE
     market: MarketType = PERPETUAL
-
-    @property
-    def instrument(self) -> str:
-        return instrument_id(self.venue, self.symbol)
 
 
 MarketRecord = Trade | BookTicker | DepthUpdate | DepthSnapshot | FundingRate

@@ -31,7 +31,20 @@ def instrument_id(venue: str, symbol: str) -> str:
     return f"{venue}:{symbol}"
 
 
-class Trade(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
+class NamesInstrument:
+    """Mixin of the records that carry ``venue`` and ``symbol``: their instrument id."""
+
+    __slots__ = ()
+    venue: str
+    symbol: str
+
+    @property
+    def instrument(self) -> str:
+        """The instrument id, ``BINANCE:BTCUSDT``."""
+        return instrument_id(self.venue, self.symbol)
+
+
+class Trade(msgspec.Struct, NamesInstrument, frozen=True, gc=False, omit_defaults=True):
     """One trade: ``trade_id`` counts up by one per trade of the instrument at its venue."""
 
     symbol: str
@@ -44,8 +57,3 @@ class Trade(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     receive_ns: int
     venue: str = DEFAULT_VENUE
     market: MarketType = SPOT
-
-    @property
-    def instrument(self) -> str:
-        """The instrument id, ``BINANCE:BTCUSDT``."""
-        return instrument_id(self.venue, self.symbol)
