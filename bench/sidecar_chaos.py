@@ -138,8 +138,8 @@ def run_chaos(
     trades_per_day: int = 1_000_000,
 ) -> ChaosResult:
     """Run the chaos scenario under ``work`` and count silver against the exchange."""
-    from streaming.simulator.server import run_simulator_in_thread
     from streaming.simulator.clock import market_clock
+    from streaming.simulator.server import run_simulator_in_thread
 
     work.mkdir(parents=True, exist_ok=True)
     data, log_path = work / "data", work / "sidecar.log"

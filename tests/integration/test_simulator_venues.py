@@ -82,4 +82,3 @@ async def test_every_venue_streams_the_same_tape_from_one_simulator(tmp_path: Pa
         common = reference.keys() & other.keys()
         assert common, f"{name} shares no trade with Binance spot"
         assert {i: other[i] for i in common} == {i: reference[i] for i in common}, name
-
