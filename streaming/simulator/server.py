@@ -21,10 +21,10 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -45,6 +45,30 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 DEFAULT_LISTING_DATE = dt.date(2017, 8, 17)
 _FAULTED_PREFIXES = ("/api/", "/data/")
+
+
+class _Publisher(Protocol):
+    def routes(self) -> list[web.RouteDef]: ...
+
+    async def start(self) -> None: ...
+
+
+def _started_on_first_request(
+    publisher: _Publisher, routes: Sequence[web.RouteDef]
+) -> list[web.RouteDef]:
+    """``routes`` whose handlers first make sure ``publisher`` runs (started once, on the first
+    request to any of them)."""
+    lock = asyncio.Lock()
+
+    def wrapped(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Any:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            async with lock:
+                await publisher.start()
+            return await handler(request)
+
+        return handle
+
+    return [web.route(r.method, r.path, wrapped(r.handler), **r.kwargs) for r in routes]
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
@@ -162,8 +186,11 @@ class SimulatorServer:
         app.add_routes(rest.routes())
         app.add_routes(bulk.routes())
         app.add_routes(self.coinbase.routes())
-        app.add_routes(self.futures.routes())
-        app.add_routes(self.kraken.routes())
+        # Their publishers start with their first client: a test of one venue does not pay for
+        # generating the day's tapes three times over.
+        for publisher in (self.futures, self.kraken):
+            routes = publisher.routes()
+            app.add_routes(_started_on_first_request(publisher, routes) if self._live else routes)
         app.add_routes(
             [
                 web.get("/stream", self._streams.combined),
@@ -187,8 +214,6 @@ class SimulatorServer:
             self._spawn(
                 SyntheticLiveFeed(self._symbols, self._load_tape, self.clock_ns).run(self.hub)
             )
-            await self.futures.start()
-            await self.kraken.start()
         log.info("exchange simulator: REST %s  WS %s", self.http_url, self.ws_url)
 
     def _spawn(self, feed: Coroutine[Any, Any, None]) -> None:
