@@ -22,11 +22,19 @@ HISTORY_DAYS ?= 3
 MARKET ?= sim
 REPLAY ?=
 DATA_DIR := $(or $(TRADING_DATA_DIR),$(CURDIR)/dagster_home/data)
-# Where the simulator stands in for Binance; the sidecar and the bulk ingest read these. The
+# Where the simulator stands in for every venue (Binance spot at its root, Binance futures under
+# /fapi, Coinbase under /coinbase, Kraken under /kraken/v2); the sidecar and the bulk ingest read
+# these, and trade its symbols as Binance spot instruments (BTCUSDT: BINANCE:BTCUSDT). The
 # simulator's market has a planted edge, so its models are judged by the full gate, P&L included.
+comma := ,
+SIM_INSTRUMENTS = $(subst $(comma),$(comma)BINANCE:,BINANCE:$(SIM_SYMBOLS))
 SIM_ENV = BINANCE_BULK_BASE_URL=http://$(SIM_HOST):$(SIM_PORT) \
 	BINANCE_REST_BASE_URL=http://$(SIM_HOST):$(SIM_PORT) \
-	BINANCE_WS_BASE_URL=ws://$(SIM_HOST):$(SIM_PORT) TRADING_SYMBOLS=$(SIM_SYMBOLS)
+	BINANCE_WS_BASE_URL=ws://$(SIM_HOST):$(SIM_PORT) \
+	BINANCE_FUTURES_WS_BASE_URL=ws://$(SIM_HOST):$(SIM_PORT)/fapi \
+	COINBASE_WS_URL=ws://$(SIM_HOST):$(SIM_PORT)/coinbase \
+	KRAKEN_WS_URL=ws://$(SIM_HOST):$(SIM_PORT)/kraken/v2 \
+	TRADING_INSTRUMENTS=$(SIM_INSTRUMENTS)
 MARKET_ENV = $(if $(filter binance,$(MARKET)),,$(SIM_ENV))
 # `make run`'s processes run under one launcher (trading_assets/launcher.py) with the locked
 # environment's interpreter itself: no `uv run` in between, so each process gets its signals.

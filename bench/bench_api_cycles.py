@@ -29,6 +29,7 @@ import aiohttp
 from bench.harness import REPO_ROOT
 
 SYMBOL = "BTCUSDT"
+INSTRUMENT = f"BINANCE:{SYMBOL}"  # what the sidecar serves it as
 CYCLES = 5_000
 CONCURRENCY = 20
 SAMPLE_EVERY = 1_000
@@ -63,7 +64,7 @@ async def wait_until_streaming(base_url: str, process: subprocess.Popen[bytes]) 
                 raise RuntimeError(f"the sidecar exited with {process.returncode}")
             try:
                 async with http.get(f"{base_url}/predictions/latest") as response:
-                    if response.status == 200 and SYMBOL in await response.json():
+                    if response.status == 200 and INSTRUMENT in await response.json():
                         return
             except aiohttp.ClientError:
                 pass
@@ -174,7 +175,7 @@ async def serve(args: argparse.Namespace) -> None:
     from streaming.config import SidecarConfig
 
     config = SidecarConfig(
-        symbols=(SYMBOL,),
+        instruments=(INSTRUMENT,),
         ws_base_url=args.ws,
         rest_base_url=args.rest,
         data_root=Path(args.data),

@@ -148,7 +148,7 @@ class FeastOnline:
         from streaming.online import OnlineFeatureReader, OnlineFeatureWriter, open_feature_store
         from trading_assets.lib.feature_store.spec import SERVICES
 
-        config = SidecarConfig(SYMBOLS, "", "", root, None)
+        config = SidecarConfig(tuple(f"BINANCE:{s}" for s in SYMBOLS), "", "", root, None)
         store = open_feature_store(config)
         self.writer = OnlineFeatureWriter(store, views=SERVICES[config.feature_service])
         self.reader = OnlineFeatureReader(store, config.feature_service)

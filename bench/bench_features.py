@@ -28,7 +28,7 @@ from bench.harness import REPO_ROOT, peak_rss_mb, run_child
 
 DAY = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
 SECONDS = 86_400
-SYMBOLS = {"BTCUSDT": 60_000.0, "ETHUSDT": 3_000.0}
+SYMBOLS = {"BINANCE:BTCUSDT": 60_000.0, "BINANCE:ETHUSDT": 3_000.0}  # by instrument id
 TICKERS_PER_SECOND = 5
 INCREMENTAL_BARS = 20_000
 
@@ -50,7 +50,7 @@ def synthetic_day(seed: int = 5) -> tuple[pl.DataFrame, pl.DataFrame]:
             pl.DataFrame(
                 {
                     "trade_date": DAY.date(),
-                    "symbol": symbol,
+                    "instrument": symbol,
                     "bar_start": starts,
                     "open": close,
                     "high": close,
@@ -72,7 +72,7 @@ def synthetic_day(seed: int = 5) -> tuple[pl.DataFrame, pl.DataFrame]:
         books.append(
             pl.DataFrame(
                 {
-                    "symbol": symbol,
+                    "instrument": symbol,
                     "time": tick_times,
                     "bid_price": bid,
                     "bid_qty": rng.integers(1, 500_000, ticks) / 1e5,
@@ -88,7 +88,7 @@ def child_floor(bars_path: str) -> dict[str, float]:
     from trading_assets.lib.features import DEFAULT_CONFIG
 
     start = time.perf_counter()
-    bars = pl.read_parquet(bars_path).sort("symbol", "bar_start")
+    bars = pl.read_parquet(bars_path).sort("instrument", "bar_start")
     bars.select(pl.col("volume").rolling_sum(w).alias(f"v{w}") for w in DEFAULT_CONFIG.windows_s)
     return {"seconds": time.perf_counter() - start, "rss_mb": peak_rss_mb()}
 
@@ -118,7 +118,7 @@ def incremental_us_per_bar(bars: pl.DataFrame, groups: tuple[str, ...]) -> float
     """Microseconds per ``IncrementalFeatures.step`` over the first bars of one symbol."""
     from trading_assets.lib.features import Bar, IncrementalFeatures, Quote
 
-    rows = bars.filter(pl.col("symbol") == "BTCUSDT").head(INCREMENTAL_BARS)
+    rows = bars.filter(pl.col("instrument") == "BINANCE:BTCUSDT").head(INCREMENTAL_BARS)
     steps = [
         (
             int(r["bar_start"].timestamp()) * 1_000_000,

@@ -78,14 +78,14 @@ def period_frame(period: str, config: FeatureConfig) -> pl.DataFrame:
         klines = pl.read_csv(SPOT / f"{symbol}_1m_{PERIODS[period]}.csv.gz")
         bars = bars_from_klines(klines, symbol)
         features = compute_features(bars, config, kline_groups(klines.columns))
-        labels = compute_labels(bars, config).select("symbol", "event_timestamp", label)
-        frames.append(features.join(labels, on=["symbol", "event_timestamp"]))
+        labels = compute_labels(bars, config).select("instrument", "event_timestamp", label)
+        frames.append(features.join(labels, on=["instrument", "event_timestamp"]))
     horizon = dt.timedelta(seconds=config.label_horizon_s)
     return (
         pl.concat(frames)
         .filter(pl.col(label).is_not_null() & pl.col(label).is_finite())
         .with_columns(label_end=pl.col("event_timestamp") + horizon)
-        .sort("event_timestamp", "symbol")
+        .sort("event_timestamp", "instrument")
     )
 
 

@@ -56,12 +56,12 @@ def labelled_frame(bars: pl.DataFrame) -> pl.DataFrame:
     from trading_assets.lib.feature_store.training import labels_from_bars
     from trading_assets.lib.features import compute_features, label_names
 
-    features = compute_features(bars.sort("symbol", "bar_start"), spec.FEATURE_CONFIG)
+    features = compute_features(bars.sort("instrument", "bar_start"), spec.FEATURE_CONFIG)
     labels = labels_from_bars(bars, spec.FEATURE_CONFIG)
     value, sign = label_names(spec.FEATURE_CONFIG)
     return features.join(
-        labels.select("symbol", "event_timestamp", value, sign, "label_end"),
-        on=["symbol", "event_timestamp"],
+        labels.select("instrument", "event_timestamp", value, sign, "label_end"),
+        on=["instrument", "event_timestamp"],
     )
 
 
@@ -129,7 +129,7 @@ def prepare_cycle(data: Path) -> None:
     feast = FeastResource.local(data / "feast")
     table = lake.table(BARS_1S_TABLE)
     day = bars["trade_date"][0]
-    for (symbol,), part in bars.partition_by("symbol", as_dict=True).items():
+    for (symbol,), part in bars.partition_by("instrument", as_dict=True).items():
         replace_partition(table, day, str(symbol), [to_iceberg_arrow(part, table.schema())])
         gold = build_gold_features(lake, str(symbol), day)
         offline.export_partition(gold.features, feast.offline_features_dir(), day, str(symbol))

@@ -33,7 +33,7 @@ TARGET_ROWS_PER_S = 20_000
 MIN_SECONDS = 0.3  # per write run: enough batches that one slow call does not decide it
 MAX_ROWS = 30_000  # per write run: caps the small-batch runs that never reach the target
 WRITE_RUNS = 3  # per case; the median is reported (the host is shared, single runs are noisy)
-SYMBOL = "BTCUSDT"
+SYMBOL = "BINANCE:BTCUSDT"  # an instrument id, the feature store's entity value
 
 Writer = Callable[[list[str], dt.datetime, float], None]
 
@@ -66,7 +66,7 @@ def feature_rows(names: list[str], symbols: list[str], at: dt.datetime, base: fl
     """A push DataFrame: one row per symbol at ``at``."""
     import pandas as pd
 
-    data = {"symbol": symbols, "event_timestamp": [at] * len(symbols)}
+    data = {"instrument": symbols, "event_timestamp": [at] * len(symbols)}
     data.update({n: [value(base, i, j) for j in range(len(symbols))] for i, n in enumerate(names)})
     return pd.DataFrame(data)
 
@@ -78,7 +78,7 @@ def proto_rows(names: list[str], symbols: list[str], at: dt.datetime, base: floa
 
     return [
         (
-            EntityKey(join_keys=["symbol"], entity_values=[Value(string_val=symbol)]),
+            EntityKey(join_keys=["instrument"], entity_values=[Value(string_val=symbol)]),
             {name: Value(double_val=value(base, i, j)) for i, name in enumerate(names)},
             at,
             None,
@@ -128,11 +128,11 @@ def main() -> None:
             store.push(f"{group}_push_source", feature_rows(names[group], [SYMBOL], now))
 
         refs = [f"{group}:{name}" for group in groups for name in names[group]]
-        rows = [{"symbol": SYMBOL}]
+        rows = [{"instrument": SYMBOL}]
         service = store.get_feature_service("signal_v1")
         views = [store.get_feature_view(group) for group in groups]
         online = store.provider.online_store
-        key = EntityKey(join_keys=["symbol"], entity_values=[Value(string_val=SYMBOL)])
+        key = EntityKey(join_keys=["instrument"], entity_values=[Value(string_val=SYMBOL)])
         config = store.config
         online_config = config.online_store
         assert isinstance(online_config, RedisOnlineStoreConfig)
@@ -169,7 +169,7 @@ def main() -> None:
         probe = f"{groups[0]}:{names[groups[0]][0]}"
 
         def check(symbol: str, expected: float) -> None:
-            got = store.get_online_features(features=[probe], entity_rows=[{"symbol": symbol}])
+            got = store.get_online_features(features=[probe], entity_rows=[{"instrument": symbol}])
             assert got.to_dict()[names[groups[0]][0]] == [expected], "a batch did not land"
 
         def push(symbols: list[str], at: dt.datetime, base: float) -> None:
@@ -194,7 +194,7 @@ def main() -> None:
             ("online_write_batch", write_batch),
             ("online_write_batch skip_dedup", write_batch_skip_dedup),
         ]
-        universe = [f"SYM{i:06d}" for i in range(max(BATCH_SIZES))]
+        universe = [f"BINANCE:SYM{i:06d}" for i in range(max(BATCH_SIZES))]
         print(
             f"\n(b) writes into the Redis online store: feature rows/s by batch size (symbols per "
             f"batch × {len(views)} views, median of {WRITE_RUNS}), target >= {TARGET_ROWS_PER_S:,}"

@@ -47,7 +47,8 @@ from typing import Any
 
 from bench.harness import REPO_ROOT
 
-SYMBOL = "BTCUSDT"
+SYMBOL = "BTCUSDT"  # as the simulator and the bulk files name it
+INSTRUMENT = f"BINANCE:{SYMBOL}"  # the partitions' and the feature store's
 TRADES_PER_DAY = 500_000
 ROUNDS = 10
 READS_PER_ROUND = 300
@@ -95,7 +96,7 @@ def shared_variables(root: Path, day: dt.date, mirror: Path) -> dict[str, str]:
     data.mkdir(parents=True)
     return {
         "TRADING_DATA_DIR": str(data),
-        "TRADING_SYMBOLS": SYMBOL,
+        "TRADING_INSTRUMENTS": INSTRUMENT,
         "TRADING_HISTORY_START": day.isoformat(),
         "BINANCE_BULK_BASE_URL": mirror.as_uri(),
     }
@@ -210,20 +211,22 @@ def child_reads(data_dir: str) -> dict[str, Any]:
     store = open_feature_store(parse_args(["--data-dir", data_dir]))
     now = dt.datetime.now(dt.UTC)
     for group in spec.SERVICES[TARGET_SERVICE]:
-        store.push(f"{group}_push_source", feature_rows(spec.group_features(group), [SYMBOL], now))
-    rows = [{spec.ENTITY: SYMBOL}]
+        store.push(
+            f"{group}_push_source", feature_rows(spec.group_features(group), [INSTRUMENT], now)
+        )
+    rows = [{spec.ENTITY: INSTRUMENT}]
     results: dict[str, Any] = {}
     for service in (TARGET_SERVICE, spec.TRAINING_SERVICE):
         reader = OnlineFeatureReader(store, service)
         feature_service = store.get_feature_service(service)
         refs = [f"{p.name}:{f.name}" for p in feature_service.feature_view_projections
                 for f in p.features]  # fmt: skip
-        read = reader.read(SYMBOL)
+        read = reader.read(INSTRUMENT)
         sdk = store.get_online_features(features=feature_service, entity_rows=rows).to_dict()
         assert read is not None and all(v is not None for v in read.values.values())
         assert all(read.values[name] == sdk[name][0] for name in reader.names), service
         calls = {
-            "reader": lambda reader=reader: reader.read(SYMBOL),
+            "reader": lambda reader=reader: reader.read(INSTRUMENT),
             "sdk_service": lambda fs=feature_service: store.get_online_features(
                 features=fs, entity_rows=rows),
             "sdk_refs": lambda refs=refs: store.get_online_features(
@@ -331,7 +334,7 @@ def main() -> None:
                     env = local_environment(folder, day, mirror)
                 else:
                     env = prod_env = prod_environment(folder, day, mirror, fresh_stores(servers))
-                cycle = run_json("bench.profile_cycle", day.isoformat(), SYMBOL, env=env)
+                cycle = run_json("bench.profile_cycle", day.isoformat(), INSTRUMENT, env=env)
                 runs[profile].append(cycle)
                 loads.append(f"after {profile} {load_average()}")
             reads = run_json(

@@ -67,14 +67,14 @@ def period_frame(spot: Path, period: str) -> pl.DataFrame:
         klines = pl.read_csv(spot / f"{symbol}_1m_{PERIODS[period]}.csv.gz")
         bars = bars_from_klines(klines, symbol)
         features = compute_features(bars, CONFIG, kline_groups(klines.columns))
-        labels = compute_labels(bars, CONFIG).select("symbol", "event_timestamp", LABEL)
-        frames.append(features.join(labels, on=["symbol", "event_timestamp"]))
+        labels = compute_labels(bars, CONFIG).select("instrument", "event_timestamp", LABEL)
+        frames.append(features.join(labels, on=["instrument", "event_timestamp"]))
     horizon = dt.timedelta(seconds=CONFIG.label_horizon_s)
     return (
         pl.concat(frames)
         .filter(pl.col(LABEL).is_not_null() & pl.col(LABEL).is_finite())
         .with_columns(label_end=pl.col("event_timestamp") + horizon)
-        .sort("event_timestamp", "symbol")
+        .sort("event_timestamp", "instrument")
     )
 
 
@@ -113,7 +113,7 @@ def out_of_sample(
     booster = fit(design_matrix(train, names), y, names, params, trees)
     predicted = predict(booster, design_matrix(test, names), names)
     realized = test[LABEL].to_numpy()
-    symbols = test["symbol"].to_numpy()
+    symbols = test["instrument"].to_numpy()
     ic = {POOLED: information_coefficient(predicted, realized)}
     for symbol in SYMBOLS:
         rows = symbols == symbol

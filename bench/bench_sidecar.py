@@ -66,7 +66,7 @@ from pathlib import Path
 import msgspec
 
 from bench.bench_parse import DATA, ROUNDS, cryptofeed_outputs, cryptofeed_round
-from bench.sidecar_latency import SYMBOLS, measure_latency, register_champion
+from bench.sidecar_latency import INSTRUMENTS, SYMBOLS, measure_latency, register_champion
 from streaming.recordings import RecordedFrame, read_recording
 from streaming.venues.binance.venue import VENUE as BINANCE
 
@@ -96,7 +96,7 @@ def sidecar_round(frames: list[RecordedFrame], redis: str, work: Path) -> tuple[
     from streaming.ingest import MarketFeed
 
     config = SidecarConfig(
-        symbols=SYMBOLS,
+        instruments=INSTRUMENTS,
         ws_base_url="ws://unused",
         rest_base_url="http://unused",
         data_root=work,

@@ -26,7 +26,7 @@ import numpy as np
 from scipy import stats
 
 DAY = dt.date(2024, 3, 1)
-SYMBOLS = ("BTCUSDT", "ETHUSDT")
+SYMBOLS = ("BINANCE:BTCUSDT", "BINANCE:ETHUSDT")  # instrument ids
 SEEDS = tuple(range(1, 11))
 NO_EDGE_SEEDS = tuple(range(1, 11))
 SHUFFLES = 39
@@ -53,7 +53,7 @@ def edge_row(seed: int, edge: float) -> dict[str, float]:
     args = (
         realized,
         tested[LAST_RETURN].to_numpy(),
-        tested["symbol"].to_numpy(),
+        tested["instrument"].to_numpy(),
         pnl_rows(tested, dt.timedelta(seconds=60)),
     )
     model, oracle = (

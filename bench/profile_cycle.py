@@ -1,6 +1,6 @@
 """One profile's backfill and model cycle, step by step, in the process's own settings.
 
-Run as ``python -m bench.profile_cycle <day> <symbol>`` in a process whose environment holds one
+Run as ``python -m bench.profile_cycle <day> <instrument>`` in a process whose environment holds one
 profile's variables (``TRADING_ENV`` and the stores, ``DAGSTER_HOME``); prints one JSON line:
 each step's wall time in seconds and what the steps produced. Each step is one in-process
 Dagster run on the profile's instance, with the resources ``build_resources()`` gives that

@@ -80,7 +80,8 @@ class SidecarProcess:
         self.log = log_path.open("ab")
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "streaming", "--symbols", ",".join(SYMBOLS),
+                sys.executable, "-m", "streaming",
+                "--instruments", ",".join(map(_instrument, SYMBOLS)),
                 "--ws-url", sim.ws_url, "--rest-url", sim.http_url,
                 "--data-dir", str(data), "--port", str(self.port), "--predict-every", "1",
             ],
@@ -187,8 +188,14 @@ def _interleave(disconnects: int, kills: int) -> list[str]:
     return plan
 
 
+def _instrument(symbol: str) -> str:
+    """The instrument id the sidecar and the lakehouse key the simulator's ``symbol`` by."""
+    return f"BINANCE:{symbol}"
+
+
 def _count(sim: Any, landing: Path, iceberg: Path, symbol: str) -> SymbolCount:
     """landing → bronze → silver for every landed day, compared with the exchange's trades."""
+    from trading_assets.lib.instruments import path_name
     from trading_assets.lib.lakehouse.landing import read_landed_trades
     from trading_assets.lib.lakehouse.pipeline import load_bronze, read_silver, refine_silver
     from trading_assets.resources import IcebergCatalogResource
@@ -196,14 +203,16 @@ def _count(sim: Any, landing: Path, iceberg: Path, symbol: str) -> SymbolCount:
     if list(landing.rglob("*.open")):
         raise RuntimeError(f"unsealed landing segments left under {landing}")
     lake = IcebergCatalogResource.local(iceberg).lakehouse()
-    days = sorted(dt.date.fromisoformat(p.name) for p in (landing / "trades" / symbol).iterdir())
+    instrument = _instrument(symbol)
+    folder = landing / "trades" / path_name(instrument)
+    days = sorted(dt.date.fromisoformat(p.name) for p in folder.iterdir())
     silver, landed, quarantined = [], [], 0
     for day in days:
-        load_bronze(lake, symbol, day, landing_root=landing)
-        quarantined += refine_silver(lake, symbol, day).quarantine.rows
-        silver.append(read_silver(lake, symbol, day, ("trade_id", "price", "qty")))
+        load_bronze(lake, instrument, day, landing_root=landing)
+        quarantined += refine_silver(lake, instrument, day).quarantine.rows
+        silver.append(read_silver(lake, instrument, day, ("trade_id", "price", "qty")))
         now = dt.datetime.now(dt.UTC)
-        landed.append(read_landed_trades(landing, symbol, day, now).bronze.select("id"))
+        landed.append(read_landed_trades(landing, instrument, day, now).bronze.select("id"))
     rows = pl.concat(silver)
     landed_ids = pl.concat(landed)["id"]
     first, last = int(rows["trade_id"].min()), int(rows["trade_id"].max())  # type: ignore[arg-type]

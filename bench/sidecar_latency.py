@@ -41,6 +41,7 @@ from streaming.recordings import RecordedFrame, read_recording
 from streaming.simulator.binance.replay import RecordingReplay
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
+INSTRUMENTS = tuple(f"BINANCE:{symbol}" for symbol in SYMBOLS)  # as the sidecar keys them
 WARMUP_S = 5.0  # after the first champion prediction: model warm-up, first bars, first pushes
 _EXCHANGE_TIME = re.compile(rb'"([ET])":(\d+)')
 
@@ -143,7 +144,7 @@ async def _run_sidecar(args: argparse.Namespace) -> dict[str, Any]:
     from tests.services import free_port
 
     config = SidecarConfig(
-        symbols=SYMBOLS,
+        instruments=INSTRUMENTS,
         ws_base_url=args.ws,
         rest_base_url=args.rest,
         data_root=Path(args.data),
@@ -202,7 +203,8 @@ async def _run_sidecar(args: argparse.Namespace) -> dict[str, Any]:
     ages = [s[1] for s in samples]
     levels = [s[2] for s in samples]
     inside = [s[3] for s in samples]
-    stats = sidecar.feed.stats if sidecar.feed is not None else None
+    feed = sidecar.feeds.feeds.get("BINANCE") if sidecar.feeds is not None else None
+    stats = feed.stats if feed is not None else None
     return {
         "predictions": len(samples),
         "p50_ms": statistics.median(latencies),

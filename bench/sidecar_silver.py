@@ -23,7 +23,7 @@ from typing import Any
 
 from bench.harness import peak_rss_mb, run_child
 
-SYMBOL = "BTCUSDT"
+INSTRUMENT = "BINANCE:BTCUSDT"
 DAY = dt.date(2024, 3, 1)
 TRADES_PER_DAY = 600_000
 MODES = ("worker", "in-process")
@@ -45,7 +45,7 @@ def build_silver_day(data: Path) -> None:
     """A silver day under ``data/iceberg``, as the Dagster assets of ``make run`` leave it."""
     from tests.lakehouse_days import simulated_silver_day
 
-    simulated_silver_day(local_lake(data), SYMBOL, DAY, seed=3, trades_per_day=TRADES_PER_DAY)
+    simulated_silver_day(local_lake(data), INSTRUMENT, DAY, seed=3, trades_per_day=TRADES_PER_DAY)
 
 
 def measure_silver_rss(work: Path) -> dict[str, dict[str, Any]]:
@@ -62,7 +62,7 @@ def _level_4_decision(data: Path, mode: str) -> dict[str, Any]:
     from streaming.fallback import FallbackLevel
 
     config = SidecarConfig(
-        symbols=(SYMBOL,), ws_base_url="ws://unused", rest_base_url="http://unused",
+        instruments=(INSTRUMENT,), ws_base_url="ws://unused", rest_base_url="http://unused",
         data_root=data, tracking_uri=None,
     )  # fmt: skip
     sidecar = Sidecar(config)
@@ -76,10 +76,10 @@ def _level_4_decision(data: Path, mode: str) -> dict[str, Any]:
     assert sidecar.silver is not None
     now_ns = int(dt.datetime.combine(DAY, dt.time(12), tzinfo=dt.UTC).timestamp()) * 10**9
     lookback_ns = round(sidecar.controller.budgets.silver_lookback_s * 1e9)
-    sidecar.silver.prefetch(SYMBOL, now_ns - lookback_ns, now_ns)
-    if not sidecar.silver.wait_fetched(SYMBOL, 300):
+    sidecar.silver.prefetch(INSTRUMENT, now_ns - lookback_ns, now_ns)
+    if not sidecar.silver.wait_fetched(INSTRUMENT, 300):
         raise RuntimeError("the silver pull did not finish in 300 s")
-    decision = sidecar.controller.decide(SYMBOL, now_ns)
+    decision = sidecar.controller.decide(INSTRUMENT, now_ns)
     if decision.level is not FallbackLevel.SILVER:
         raise RuntimeError(f"expected a level 4 decision, got: {decision.reason}")
     return {"started_mb": started_mb, "after_mb": peak_rss_mb(), "reason": decision.reason}

@@ -161,7 +161,7 @@ class RunningSystem:
             "BINANCE_BULK_BASE_URL": http,
             "BINANCE_REST_BASE_URL": http,
             "BINANCE_WS_BASE_URL": f"ws://{LOOPBACK}:{self.ports.sim}",
-            "TRADING_SYMBOLS": "BTCUSDT,ETHUSDT",
+            "TRADING_INSTRUMENTS": "BINANCE:BTCUSDT,BINANCE:ETHUSDT",
             "PYTHONUNBUFFERED": "1",
         }
 

@@ -4,8 +4,9 @@ Why a parquet export and not the Iceberg table: Feast has no Iceberg source for 
 offline store, and the table's data folder also holds files that replaced partitions left behind
 (they stay until snapshots expire), so reading that folder would count rows twice. The
 ``features`` asset therefore writes each committed gold partition as one parquet file
-(``<offline root>/features/<day>_<symbol>.parquet``), replaced atomically (written under a hidden
-name, then renamed), which is exactly the current table content.
+(``<offline root>/features/<day>_<instrument>.parquet``, the instrument as a path name),
+replaced atomically (written under a hidden name, then renamed), which is exactly the current
+table content.
 
 Relative paths resolve against the store's data root (Feast's repo_path); production sets
 ``FEAST_OFFLINE_ROOT`` to an object-store URI (``s3://…``). A source's path ends in its export's
@@ -28,7 +29,7 @@ gold_features_source = FileSource(
     path=f"{offline_root()}/{GOLD_FEATURES_FOLDER}",
     file_format=ParquetFormat(),
     timestamp_field=TIMESTAMP_FIELD,
-    description="gold.features exported per day × symbol (price and flow groups).",
+    description="gold.features exported per day × instrument (price and flow groups).",
 )
 
 book_features_source = FileSource(

@@ -4,9 +4,10 @@ from feast import Entity, ValueType
 
 from trading_assets.lib.feature_store.spec import ENTITY
 
-symbol = Entity(
+instrument = Entity(
     name=ENTITY,
     join_keys=[ENTITY],
     value_type=ValueType.STRING,
-    description="Exchange symbol as Binance spells it (upper case), e.g. BTCUSDT.",
+    description="Instrument id, VENUE:SYMBOL with the symbol as the venue spells it, e.g. "
+    "BINANCE:BTCUSDT or COINBASE:BTC-USD.",
 )

@@ -5,7 +5,7 @@ source (the gold export) feeds materialization and point-in-time training joins.
 """
 
 from data_sources import book_push_source, flow_push_source, price_push_source
-from entities import symbol
+from entities import instrument
 from feast import FeatureView, Field
 from feast.types import Float64
 
@@ -18,7 +18,7 @@ def _schema(group: str) -> list[Field]:
 
 price = FeatureView(
     name="price",
-    entities=[symbol],
+    entities=[instrument],
     ttl=view_ttl(),
     schema=_schema("price"),
     source=price_push_source,
@@ -28,7 +28,7 @@ price = FeatureView(
 
 flow = FeatureView(
     name="flow",
-    entities=[symbol],
+    entities=[instrument],
     ttl=view_ttl(),
     schema=_schema("flow"),
     source=flow_push_source,
@@ -38,7 +38,7 @@ flow = FeatureView(
 
 book = FeatureView(
     name="book",
-    entities=[symbol],
+    entities=[instrument],
     ttl=view_ttl(),
     schema=_schema("book"),
     source=book_push_source,

@@ -22,7 +22,7 @@ import dagster as dg
 import httpx
 from pydantic import Field
 
-from trading_assets.defs.ingest.partitions import partition_key, trade_symbols
+from trading_assets.defs.ingest.partitions import partition_key, trade_instruments
 from trading_assets.lib.asset_names import ONLINE_FEATURES, SILVER_TRADES, STALENESS_REPAIR_JOB
 from trading_assets.lib.feature_store import spec
 from trading_assets.lib.feature_store.online_reader import OnlineFeatureReader
@@ -172,7 +172,7 @@ def online_staleness(
     """Launch a repair for each stale symbol, or say why not."""
     now_ns = time.time_ns()
     cursor = RepairCursor.parse(context.cursor)
-    symbols = list(trade_symbols())  # the only symbols a repair's partitions can rebuild
+    symbols = list(trade_instruments())  # the only symbols a repair's partitions can rebuild
     heartbeat = staleness.heartbeat()
     try:
         event_times = online_event_times(feast, staleness.feature_service, symbols)

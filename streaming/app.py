@@ -33,6 +33,7 @@ from streaming.fallback import (
 )
 from streaming.inference import ModelSlots
 from streaming.ingest import MarketFeed
+from streaming.ingest.feeds import VenueFeeds
 from streaming.landing import (
     BOOK_TICKERS_KIND,
     PREDICTIONS_KIND,
@@ -63,6 +64,7 @@ from streaming.trading import Trader
 from streaming.watcher_process import WatcherProcess
 from trading_assets.lib.feature_store.spec import FEATURE_CONFIG, SERVICES, service_features
 from trading_assets.lib.features.incremental import FeatureRow
+from trading_assets.lib.instruments import instrument_id
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
@@ -105,8 +107,8 @@ class Sidecar:
         # The clock closes a symbol's quiet seconds only behind its newest message, and not
         # while the feed holds its trades behind a missing id (see LiveFeatureTracker).
         self.trackers = {
-            s: LiveFeatureTracker(s, FEATURE_CONFIG, groups, gap_open=self._gap_check(s))
-            for s in config.symbols
+            i: LiveFeatureTracker(i, FEATURE_CONFIG, groups, gap_open=self._gap_check(i))
+            for i in config.instruments
         }
         live = LiveFeatureTrackers(list(self.trackers.values()))
         self.store = store if store is not None else open_feature_store(config)
@@ -154,18 +156,19 @@ class Sidecar:
         # What on_record, called once per market message, reaches for without lookups.
         self._trades_writer = self.landing.outlet(TRADES_KIND)
         self._book_tickers_writer = self.landing.outlet(BOOK_TICKERS_KIND)
-        # Per symbol: its message counts and where its book tickers and trades go.
-        self._routes: dict[str, tuple[SymbolMessages, RowsOf, RowsOf]] = {}
+        # Per venue, per symbol as the venue spells it: the instrument's message counts and
+        # where its book tickers and trades go.
+        self._routes: dict[str, dict[str, tuple[SymbolMessages, RowsOf, RowsOf]]] = {}
         self.decisions: dict[str, FallbackDecision] = {}
-        self.feed: MarketFeed | None = None
+        self.feeds: VenueFeeds | None = None
         self.api = PredictionApi(
             self.hub, self.metrics, self.readiness, config.api_host, config.api_port,
-            risk=self.risk.snapshot, symbols=config.symbols,
+            risk=self.risk.snapshot, symbols=config.instruments,
         )  # fmt: skip
         self._stop = asyncio.Event()
 
-    def _gap_check(self, symbol: str) -> Callable[[], bool]:
-        return lambda: self.feed is not None and self.feed.has_gap(symbol)
+    def _gap_check(self, instrument: str) -> Callable[[], bool]:
+        return lambda: self.feeds is not None and self.feeds.has_gap(instrument)
 
     def no_champion_reason(self) -> str:
         """Why no @champion serves (safe mode), as the model mirror tells it."""
@@ -191,25 +194,27 @@ class Sidecar:
         # Each symbol's last landed trade, or where its previous run began if none of it landed.
         resume = resume_points(self.config.landing_root)
         log.info("resuming trades after %s", resume or "nothing (fresh start)")
-        guard = LandingGuard(self.landing, self.config.rest_base_url, self.metrics,
-                             self.config.landing_min_free)  # fmt: skip
-        self.feed = MarketFeed(
-            self.config.ws_base_url,
-            self.config.rest_base_url,
-            self.config.symbols,
-            dead_letter_path=self.config.dead_letter_path,
+        rest_urls = {name: e.rest_base_url for name, e in self.config.endpoints().items()}
+        guard = LandingGuard(self.landing, rest_urls, self.metrics, self.config.landing_min_free)
+        self.feeds = VenueFeeds(
+            self.config.instruments,
+            self.config.endpoints(),
+            self.config.data_root,
             resume_from=resume,
             watchdog_s=self.config.watchdog_s,
             on_run_start=guard.record_run_starts,  # recorded before any of their trades lands
         )
-        self.metrics.market_feed.show(self.feed)
+        self.metrics.market_feed.show(self.feeds.feeds)
         await guard.check()  # on a disk already low, landing is paused before anything lands
         await self.api.start()
         log.info("sidecar API on %s", self.api.url)
-        for symbol in self.config.symbols:
-            self._prefetch_silver(symbol, time.time_ns())
+        for instrument in self.config.instruments:
+            self._prefetch_silver(instrument, time.time_ns())
         tasks = [
-            asyncio.create_task(self._consume(self.feed), name="feed"),
+            *(
+                asyncio.create_task(self._consume(feed), name=f"feed-{name.lower()}")
+                for name, feed in self.feeds.feeds.items()
+            ),
             asyncio.create_task(self._predict_forever(), name="predict"),
             asyncio.create_task(maintain(self.writers.values()), name="landing"),
             asyncio.create_task(guard.run(), name="landing-guard"),  # pauses on a filling disk
@@ -237,8 +242,8 @@ class Sidecar:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self.feed is not None:
-            await self.feed.aclose()
+        if self.feeds is not None:
+            await self.feeds.aclose()
         failures: list[Exception] = []
         for name, writer in self.writers.items():
             try:
@@ -267,16 +272,18 @@ class Sidecar:
     def on_record(self, record: object) -> list[FeatureRow]:
         """Land one record and feed it to the live features; the feature rows it completed go to
         the online store and are returned (and, with ``predict_on_bar_close``, are followed at
-        once by the symbol's prediction)."""
+        once by the instrument's prediction)."""
         if type(record) is BookTicker:  # the most frequent first
             self._book_tickers_writer.write(record)
-            route = self._routes.get(record.symbol) or self._route(record.symbol)
+            routes = self._routes.get(record.venue) or self._venue_routes(record.venue)
+            route = routes.get(record.symbol) or self._route(record.venue, record.symbol)
             messages, on_book_ticker, _ = route
             messages.book_tickers += 1
             rows = on_book_ticker(record)
         elif type(record) is Trade:
             self._trades_writer.write(record)
-            route = self._routes.get(record.symbol) or self._route(record.symbol)
+            routes = self._routes.get(record.venue) or self._venue_routes(record.venue)
+            route = routes.get(record.symbol) or self._route(record.venue, record.symbol)
             messages, _, on_trade = route
             messages.trades += 1
             messages.newest_trade = record
@@ -287,7 +294,7 @@ class Sidecar:
             for row in rows:
                 self.online_writer.submit(row)
             if self.predict_on_bar_close:
-                self.predict(record.symbol, time.time_ns())
+                self.predict(record.instrument, time.time_ns())
         return rows
 
     async def _predict_forever(self) -> None:
@@ -296,8 +303,8 @@ class Sidecar:
             # On the period's grid, a little after each boundary so its bars have closed.
             now = time.time()
             await asyncio.sleep(period - now % period + 0.05)
-            for symbol in self.config.symbols:
-                self.predict(symbol, time.time_ns())
+            for instrument in self.config.instruments:
+                self.predict(instrument, time.time_ns())
 
     def predict(self, symbol: str, now_ns: int) -> list[Prediction]:
         """Every serving model's prediction for ``symbol`` now; the driving one is risk-checked."""
@@ -348,14 +355,18 @@ class Sidecar:
             lookback_ns = round(self.config.fallback_budgets.silver_lookback_s * NS)
             self.silver.prefetch(symbol, now_ns - lookback_ns, now_ns)
 
-    def _route(self, symbol: str) -> tuple[SymbolMessages, RowsOf, RowsOf]:
-        tracker = self.trackers.get(symbol)
+    def _venue_routes(self, venue: str) -> dict[str, tuple[SymbolMessages, RowsOf, RowsOf]]:
+        return self._routes.setdefault(venue, {})
+
+    def _route(self, venue: str, symbol: str) -> tuple[SymbolMessages, RowsOf, RowsOf]:
+        instrument = instrument_id(venue, symbol)
+        tracker = self.trackers.get(instrument)
         route = (
-            self.metrics.messages.of(symbol),
+            self.metrics.messages.of(instrument),
             tracker.on_book_ticker if tracker else _no_rows,
             tracker.on_trade if tracker else _no_rows,
         )
-        self._routes[symbol] = route
+        self._routes[venue][symbol] = route
         return route
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from streaming.fallback import FallbackBudgets
+from streaming.ingest.feeds import Endpoints
 from streaming.landing.disk import DEFAULT_MIN_FREE, MinFree
 from streaming.landing.status import MIN_FREE_VARIABLE
 from trading_assets.lib.feature_store.spec import TRAINING_SERVICE
@@ -20,8 +21,8 @@ from trading_assets.lib.settings import Settings, SettingsError
 class SidecarConfig:
     """Everything the sidecar connects to and how often it acts."""
 
-    symbols: tuple[str, ...]
-    ws_base_url: str
+    instruments: tuple[str, ...]  # VENUE:SYMBOL ids, across venues
+    ws_base_url: str  # Binance spot's (the other venues' are in venue_urls)
     rest_base_url: str
     data_root: Path  # landing/, dead_letters.jsonl, models/ (the model mirror); feast/, iceberg/
     # and mlflow/ when local
@@ -52,6 +53,13 @@ class SidecarConfig:
     # Costs the trading rule must clear (see trading_assets.lib.models.policy), the evaluation's.
     fee_bp: float = FEE_BP  # exchange fee per side, paid by the paper P&L too
     assumed_spread_bps: float = ASSUMED_SPREAD_BPS  # when the features carry no usable spread
+    # Per venue name, its (WebSocket, REST) base URLs; Binance spot's are the two above.
+    venue_urls: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+    def endpoints(self) -> dict[str, Endpoints]:
+        """Where each venue is, Binance spot's from ``ws_base_url`` and ``rest_base_url``."""
+        found = {name: Endpoints(ws, rest) for name, (ws, rest) in self.venue_urls.items()}
+        return found | {"BINANCE": Endpoints(self.ws_base_url, self.rest_base_url)}
 
     @property
     def landing_root(self) -> Path:
@@ -67,7 +75,7 @@ class SidecarConfig:
 
 
 OPTION_VARIABLES = {
-    "symbols": "TRADING_SYMBOLS",
+    "instruments": "TRADING_INSTRUMENTS",
     "ws_url": "BINANCE_WS_BASE_URL",
     "rest_url": "BINANCE_REST_BASE_URL",
     "data_dir": "TRADING_DATA_DIR",
@@ -119,9 +127,10 @@ def parse_args(argv: Sequence[str] | None = None) -> SidecarConfig:
 
 def config_from_settings(settings: Settings, args: argparse.Namespace) -> SidecarConfig:
     return SidecarConfig(
-        symbols=settings.symbols,
+        instruments=settings.instruments,
         ws_base_url=settings.ws_base_url,
         rest_base_url=settings.rest_base_url,
+        venue_urls=settings.venue_urls,
         data_root=settings.data_dir,
         landing_dir=settings.landing_dir,
         landing_uri=settings.landing_uri,

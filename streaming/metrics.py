@@ -8,7 +8,7 @@ Rates (messages/s, predictions/s) are counters: Prometheus derives the rate with
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
@@ -156,44 +156,48 @@ class LandingShipping:
 
 
 class FeedConnection:
-    """The market feed's stream connection as Prometheus series, read from the feed when
-    scraped: whether it is open (``sidecar_feed_connected``; one combined stream carries every
-    symbol), connections opened, and reconnects by cause. No series until the feed is shown."""
+    """The market feeds' stream connections as Prometheus series, one per venue, read from the
+    feeds when scraped: whether each is open (``sidecar_feed_connected``; one stream carries
+    every instrument of a venue), connections opened, and reconnects by cause. No series until
+    the feeds are shown."""
 
     def __init__(self) -> None:
-        self.feed: MarketFeed | None = None
+        self.feeds: Mapping[str, MarketFeed] = {}
 
-    def show(self, feed: MarketFeed) -> None:
-        self.feed = feed
+    def show(self, feeds: Mapping[str, MarketFeed]) -> None:
+        self.feeds = feeds
 
     def collect(self) -> Iterator[Metric]:
-        if self.feed is not None:
-            yield from self._families(self.feed)
+        if self.feeds:
+            yield from self._families(self.feeds)
 
     def describe(self) -> Iterator[Metric]:
-        yield from self._families(None)
+        yield from self._families({})
 
     @staticmethod
-    def _families(feed: MarketFeed | None) -> Iterator[Metric]:
-        yield GaugeMetricFamily(
+    def _families(feeds: Mapping[str, MarketFeed]) -> Iterator[Metric]:
+        connected = GaugeMetricFamily(
             "sidecar_feed_connected",
-            "1 while the market feed's WebSocket stream is open, 0 while it reconnects",
-            value=None if feed is None else float(feed.connected),
+            "1 while the venue's market WebSocket stream is open, 0 while it reconnects",
+            labels=["venue"],
         )
-        yield CounterMetricFamily(
+        opened = CounterMetricFamily(
             "sidecar_feed_connections_opened",
             "Market stream connections opened (the first one and every reconnect)",
-            value=None if feed is None else float(feed.stats.connections_opened),
+            labels=["venue"],
         )
         reconnects = CounterMetricFamily(
             "sidecar_feed_reconnects",
             "Market stream connections replaced or retried, by cause (dropped, server_closed, "
-            "watchdog, max_age, rate_limited, connect_failed)",
-            labels=["cause"],
+            "watchdog, max_age, rate_limited, connect_failed, sequence_gap, checksum_mismatch)",
+            labels=["venue", "cause"],
         )
-        for cause, count in sorted((feed.stats.reconnects if feed else {}).items()):
-            reconnects.add_metric([cause], count)
-        yield reconnects
+        for venue, feed in sorted(feeds.items()):
+            connected.add_metric([venue], float(feed.connected))
+            opened.add_metric([venue], float(feed.stats.connections_opened))
+            for cause, count in sorted(feed.stats.reconnects.items()):
+                reconnects.add_metric([venue, cause], count)
+        yield from (connected, opened, reconnects)
 
 
 class PaperAccount:

@@ -12,6 +12,7 @@ import httpx
 from streaming.landing import TRADES_KIND, LandingWriter
 from streaming.simulator.server import SimulatorThread, run_simulator_in_thread
 from streaming.simulator.synthetic import SyntheticMarket
+from trading_assets.lib.instruments import parse_instrument
 from trading_assets.lib.lakehouse.records import Trade
 
 
@@ -31,7 +32,8 @@ def served_then_cleared(simulator: SimulatorThread) -> Iterator[str]:
 
 
 def break_day(http_url: str, symbol: str, day: dt.date, fault: str, line: int = 3) -> None:
-    """Have the simulator serve ``symbol``'s trades zip of ``day`` broken as ``fault`` says."""
+    """Have the simulator serve ``symbol``'s trades zip of ``day`` broken as ``fault`` says
+    (``symbol`` as the venue names it: ``BTCUSDT``)."""
     rule = {"symbol": symbol, "day": day.isoformat(), "fault": fault, "line": line}
     response = httpx.post(f"{http_url}/_sim/bulk_faults", json=rule, timeout=10)
     response.raise_for_status()
@@ -42,14 +44,17 @@ def clear_bulk_faults(http_url: str) -> None:
 
 
 def land_day(
-    root: Path, market: SyntheticMarket, symbol: str, day: dt.date, repeat_first: int = 0
+    root: Path, market: SyntheticMarket, instrument: str, day: dt.date, repeat_first: int = 0
 ) -> int:
-    """Land the simulator's trades of ``day`` as the sidecar would (one sealed segment), the
-    first ``repeat_first`` of them twice (a reconnect's overlap); return the rows landed."""
+    """Land the simulator's trades of ``day`` for ``instrument`` (``BINANCE:BTCUSDT``) as the
+    sidecar would (one sealed segment), the first ``repeat_first`` of them twice (a reconnect's
+    overlap); return the rows landed."""
+    venue, symbol = parse_instrument(instrument)
     trades = market.day_trades(symbol, day)
     records = [
         Trade(
             symbol=symbol,
+            venue=venue,
             trade_id=row["id"],
             price=row["price"],
             quantity=row["qty"],

@@ -27,7 +27,8 @@ from trading_assets.lib.lakehouse.schemas import (
 from trading_assets.lib.lakehouse.tables import open_catalog, read_partition
 
 DAY = dt.date(2024, 3, 1)
-SYMBOL = "BTCUSDT"
+INSTRUMENT = "BINANCE:BTCUSDT"
+SYMBOL = "BTCUSDT"  # Binance's own: the bulk file's name and its raw path
 START_MS = 1_709_251_200_000  # 2024-03-01 00:00:00 UTC
 TINY = 7
 WHOLE = 10**9
@@ -106,22 +107,22 @@ def lakehouse(
 
 def run_day(lake: pipeline.Lakehouse) -> dict[str, object]:
     raw_uri = raw_uri_for(lake.raw_root, SYMBOL, DAY)
-    bronze = pipeline.stage_bulk_bronze(lake, SYMBOL, DAY, raw_uri).commit()
-    silver = pipeline.refine_silver(lake, SYMBOL, DAY)
-    bars_1s = pipeline.build_bars_1s(lake, SYMBOL, DAY)
-    bars_1m = pipeline.build_bars_1m(lake, SYMBOL, DAY)
-    build_gold_features(lake, SYMBOL, DAY)
+    bronze = pipeline.stage_bulk_bronze(lake, INSTRUMENT, DAY, raw_uri).commit()
+    silver = pipeline.refine_silver(lake, INSTRUMENT, DAY)
+    bars_1s = pipeline.build_bars_1s(lake, INSTRUMENT, DAY)
+    bars_1m = pipeline.build_bars_1m(lake, INSTRUMENT, DAY)
+    build_gold_features(lake, INSTRUMENT, DAY)
     return {
         "bronze_events": (bronze.first_event, bronze.last_event),
         "silver_events": (silver.silver.first_event, silver.silver.last_event),
         "reasons": silver.reasons,
         "bars_1s_events": (bars_1s.write.first_event, bars_1s.write.last_event),
         "bars_1m_rows": bars_1m.write.rows,
-        "reconciliation": pipeline.reconcile(lake, SYMBOL, DAY),
+        "reconciliation": pipeline.reconcile(lake, INSTRUMENT, DAY),
         "raw_events": pipeline.raw_event_range(lake, raw_uri),
     }
 
 
 def table_rows(lake: pipeline.Lakehouse, table: TableDef, key: str) -> pl.DataFrame:
-    frame = read_partition(lake.table(table), DAY, SYMBOL)
+    frame = read_partition(lake.table(table), DAY, INSTRUMENT)
     return frame.drop("ingested_at", strict=False).sort(key)

@@ -3,7 +3,7 @@ and the walk-forward's out-of-sample predictions, for the tests and the benchmar
 
 Chain: the simulator's bulk file → bronze → silver (``lakehouse_days``) → 1 s bars → the batch
 features of the trades-only groups and the forward-return labels, joined at the bar close as
-Feast's point-in-time join would, one row per symbol every ``SAMPLE_EVERY_S`` seconds (as the
+Feast's point-in-time join would, one row per instrument every ``SAMPLE_EVERY_S`` seconds (as the
 training set is assembled).
 """
 
@@ -27,6 +27,7 @@ from trading_assets.lib.features import (
     label_names,
     model_feature_names,
 )
+from trading_assets.lib.instruments import parse_instrument
 from trading_assets.lib.lakehouse.bars import bars_from_trades
 from trading_assets.lib.models.evaluation import (
     DEFAULT_PARAMS,
@@ -57,35 +58,35 @@ SilverOf = Callable[[SyntheticMarket, str, dt.date], pl.DataFrame]
 
 def training_rows(
     market: SyntheticMarket,
-    symbols: Sequence[str],
+    instruments: Sequence[str],
     days: Sequence[dt.date],
     silver_of: SilverOf = bulk_silver_day,
 ) -> pl.DataFrame:
-    """Features, label, ``label_end`` and the oracle's forecast of each symbol every
-    ``SAMPLE_EVERY_S`` seconds of ``days`` (consecutive), from the silver rows ``silver_of``
-    gives."""
+    """Features, label, ``label_end`` and the oracle's forecast of each instrument
+    (``BINANCE:BTCUSDT``) every ``SAMPLE_EVERY_S`` seconds of ``days`` (consecutive), from the
+    silver rows ``silver_of`` gives."""
     parts = []
-    for symbol in symbols:
-        bars = pl.concat([bars_from_trades(silver_of(market, symbol, day)) for day in days])
+    for instrument in instruments:
+        bars = pl.concat([bars_from_trades(silver_of(market, instrument, day)) for day in days])
         features = compute_features(bars, DEFAULT_CONFIG, TRADE_GROUPS, bar_s=1)
-        rows = labels_from_bars(bars).join(features, on=["symbol", TIME], how="inner")
+        rows = labels_from_bars(bars).join(features, on=["instrument", TIME], how="inner")
         every_us = SAMPLE_EVERY_S * US_PER_SECOND
         parts.append(rows.filter(pl.col(TIME).dt.epoch("us") % every_us == 0))
-    return with_oracle(pl.concat(parts).sort(TIME, "symbol"), market)
+    return with_oracle(pl.concat(parts).sort(TIME, "instrument"), market)
 
 
 def with_oracle(rows: pl.DataFrame, market: SyntheticMarket) -> pl.DataFrame:
     """``rows`` with the oracle's expected forward return over the label horizon at each time,
     read from the latent drift of the day that time closes (a time at midnight ends its day)."""
     times = rows[TIME].dt.epoch("us").to_numpy()
-    symbols = rows["symbol"].to_numpy()
+    instruments = rows["instrument"].to_numpy()
     days = (times - 1) // (86_400 * US_PER_SECOND)
     forecast = np.zeros(times.size)
-    for symbol in np.unique(symbols):
-        for day_number in np.unique(days[symbols == symbol]):
-            mine = (symbols == symbol) & (days == day_number)
+    for instrument in np.unique(instruments):
+        for day_number in np.unique(days[instruments == instrument]):
+            mine = (instruments == instrument) & (days == day_number)
             day = dt.date(1970, 1, 1) + dt.timedelta(days=int(day_number))
-            tape = market.tape(str(symbol), day)
+            tape = market.tape(parse_instrument(str(instrument))[1], day)
             forecast[mine] = tape.expected_forward_return(times[mine], HORIZON_S)
     return rows.with_columns(pl.Series(ORACLE, forecast))
 

@@ -45,7 +45,7 @@ from trading_assets.defs.features.assets import (
 )
 from trading_assets.defs.ingest.partitions import (
     DATE_DIMENSION,
-    SYMBOL_DIMENSION,
+    INSTRUMENT_DIMENSION,
     trade_partitions,
 )
 from trading_assets.defs.models import registry, training
@@ -225,7 +225,7 @@ def missing_days(
 
 
 def partition_key(day: dt.date, symbol: str) -> dg.MultiPartitionKey:
-    return dg.MultiPartitionKey({DATE_DIMENSION: day.isoformat(), SYMBOL_DIMENSION: symbol})
+    return dg.MultiPartitionKey({DATE_DIMENSION: day.isoformat(), INSTRUMENT_DIMENSION: symbol})
 
 
 def bootstrap(days: int, timeout_s: float, wait_for: str | None = None) -> None:
@@ -233,7 +233,7 @@ def bootstrap(days: int, timeout_s: float, wait_for: str | None = None) -> None:
         instance = dg.DagsterInstance.get()
     else:
         instance = wait_until_ready(wait_for, timeout_s)
-    symbols = trade_partitions.get_partitions_def_for_dimension(SYMBOL_DIMENSION)
+    symbols = trade_partitions.get_partitions_def_for_dimension(INSTRUMENT_DIMENSION)
     symbols = list(symbols.get_partition_keys())
     window = history_days(days)
     if has_full_model(instance):

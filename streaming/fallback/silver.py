@@ -32,9 +32,9 @@ def features_from_silver(
     """
     if trades.is_empty():
         return None
-    symbols = trades["symbol"].unique().to_list()
+    symbols = trades["instrument"].unique().to_list()
     if len(symbols) != 1:
-        raise ValueError(f"a silver microbatch holds one symbol, got {symbols}")
+        raise ValueError(f"a silver microbatch holds one instrument, got {symbols}")
     wanted = set(names)
     groups = [g for g in TRADE_GROUPS if wanted & set(feature_names(config, (g,)))] or [PRICE]
     bars = bars_from_trades(trades.select(SILVER_BAR_COLUMNS), f"{bar_s}s")

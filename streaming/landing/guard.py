@@ -31,8 +31,8 @@ from streaming.landing.disk import MinFree, measure
 from streaming.landing.process import LandingProcess
 from streaming.landing.run_starts import record_run_starts, resume_points
 from streaming.metrics import SidecarMetrics
-from streaming.venues import venue as venue_named
-from streaming.venues.base import TradeHistory, Venue
+from streaming.venues import venue_of
+from streaming.venues.base import TradeHistory
 from streaming.venues.retry import RetryPolicy
 from trading_assets.lib.lakehouse.landing_layout import BOOK_TICKERS_KIND, TRADES_KIND
 
@@ -51,20 +51,20 @@ class CatchUpAbandoned(RuntimeError):
 class LandingGuard:
     """Pauses market-data landing on a filling disk and recovers what it missed (see module).
 
-    ``metrics.messages`` tells the newest trade the sidecar handed to landing per symbol (the
-    sidecar sets it for every trade it lands); the guard shows the landing's state on the
-    ``sidecar_landing_*`` gauges and in ``landing.status``.
+    ``metrics.messages`` tells the newest trade the sidecar handed to landing per instrument
+    (the sidecar sets it for every trade it lands); the guard shows the landing's state on the
+    ``sidecar_landing_*`` gauges and in ``landing.status``. Missed trades are fetched from each
+    venue's REST base URL in ``rest_base_urls`` (by venue name; one string: Binance spot's).
     """
 
     def __init__(
         self,
         landing: LandingProcess,
-        rest_base_url: str,
+        rest_base_urls: str | Mapping[str, str],
         metrics: SidecarMetrics,
         min_free: MinFree,
         tick_s: float = TICK_S,
         rest_retry: RetryPolicy | None = None,
-        venue: Venue | None = None,
     ) -> None:
         self.landing = landing
         self.root: Path = landing.root
@@ -76,9 +76,10 @@ class LandingGuard:
         self._unrecorded: dict[str, int] = {}  # of those, the ones not on disk yet
         self._recording = asyncio.Lock()  # one read-merge-replace of the file at a time
         self._landed: dict[str, int] = {}  # last landed trade id per symbol, while paused
-        self._rest_base_url = rest_base_url
         self._rest_retry = rest_retry
-        self._venue = venue or venue_named("binance")
+        self._rest_base_urls = (
+            {"BINANCE": rest_base_urls} if isinstance(rest_base_urls, str) else dict(rest_base_urls)
+        )
         self._retry_s = RETRY_S[0]
         self._resume_after = 0.0  # time.monotonic() before which no resume is tried
         self._trades = landing.outlet(TRADES_KIND)
@@ -161,18 +162,17 @@ class LandingGuard:
         self._landed = await asyncio.to_thread(self._landed_ids)
         upto = self._delivered()  # the newest trades dropped: what comes after is held
         held = self._trades.hold()
-        history = self._venue.trade_history(self._rest_base_url, retry=self._rest_retry)
-        if history is None:
-            await self._abandon(CatchUpAbandoned(f"{self._venue.name} serves no trade history"))
-            return
+        histories: dict[str, TradeHistory | None] = {}
         try:
-            fetched = await self._catch_up(history, upto, held)
+            fetched = await self._catch_up(histories, upto, held)
             await self._still_landing()
-        except (CatchUpAbandoned, MissingTradesError, *history.failures) as error:
+        except (CatchUpAbandoned, MissingTradesError, *_failures(histories)) as error:
             await self._abandon(error)
             return
         finally:
-            await history.aclose()
+            for history in histories.values():
+                if history is not None:
+                    await history.aclose()
         self._trades.land()  # the held trades, then the live ones
         self.status.paused = None
         self._landed = {}
@@ -181,20 +181,32 @@ class LandingGuard:
         log.warning("landing resumed: %d missed trades fetched again and landed in %.2f s",
                     fetched, took)  # fmt: skip
 
-    async def _catch_up(self, history: TradeHistory, upto: Mapping[str, int], held: Sized) -> int:
-        """Land each symbol's trades after its last landed one up to ``upto``; how many."""
+    async def _catch_up(
+        self, histories: dict[str, TradeHistory | None], upto: Mapping[str, int], held: Sized
+    ) -> int:
+        """Land each instrument's trades after its last landed one up to ``upto``; how many.
+        ``histories`` collects each venue's REST history as it is opened (the caller closes
+        them)."""
         fetched = 0
-        for symbol, last in upto.items():
-            landed = self._landed.get(symbol)
+        for instrument, last in upto.items():
+            landed = self._landed.get(instrument)
             if landed is None:  # the feed announces every start before delivering from it
-                log.error("no landed trade nor run start of %s: its trades are lost", symbol)
+                log.error("no landed trade nor run start of %s: its trades are lost", instrument)
                 continue
+            venue, symbol = venue_of(instrument)
+            if venue.name not in histories:
+                histories[venue.name] = venue.trade_history(
+                    self._rest_base_urls.get(venue.name, ""), retry=self._rest_retry
+                )
+            history = histories[venue.name]
+            if history is None:
+                raise CatchUpAbandoned(f"{venue.name} serves no trade history")
             async for trades in trade_chunks(history, symbol, landed + 1, last, CATCH_UP_CHUNK):
                 if trades[0].trade_id != landed + 1:
                     first, missing_to = landed + 1, trades[0].trade_id - 1
-                    log.error("the exchange has no %s trades %s..%s", symbol, first, missing_to)
+                    log.error("the exchange has no %s trades %s..%s", instrument, first, missing_to)
                 self._trades.land_now(trades)
-                self._landed[symbol] = landed = trades[-1].trade_id
+                self._landed[instrument] = landed = trades[-1].trade_id
                 fetched += len(trades)
                 self._show()
                 if len(held) > MAX_HELD_TRADES:
@@ -257,3 +269,8 @@ class LandingGuard:
             metrics.landing_min_free_bytes.set(status.min_free.bytes_of(status.space))
         metrics.landing_paused.set(float(status.paused is not None))
         metrics.landing_unlanded_trades.set(status.unlanded_trades)
+
+
+def _failures(histories: Mapping[str, TradeHistory | None]) -> tuple[type[BaseException], ...]:
+    """What a failed fetch of the histories opened so far raises."""
+    return tuple(f for h in histories.values() if h is not None for f in h.failures)

@@ -59,14 +59,14 @@ def recover_open_segments(root: Path | str, kind: str, adopted: Iterable[int] = 
 
 
 def last_landed_trade_ids(root: Path | str) -> dict[str, int]:
-    """Highest trade id landed per symbol, from sealed and open segments of its newest day.
+    """Highest trade id landed per instrument, from sealed and open segments of its newest day.
 
     A torn last record is ignored, so the result is what survived a crash; the ingest gap-fills
     from the id after it. Symbols with nothing landed are absent.
     """
     last_ids: dict[str, int] = {}
     segments = list_segments(Path(root), TRADES_KIND, include_open=True)
-    for symbol, of_symbol in groupby(segments, key=lambda segment: segment.symbol):
+    for symbol, of_symbol in groupby(segments, key=lambda segment: segment.instrument):
         by_day = [list(group) for _, group in groupby(of_symbol, key=lambda s: s.day)]
         for day_segments in reversed(by_day):
             ids = [trade_id for s in day_segments if (trade_id := _last_trade_id(s)) is not None]

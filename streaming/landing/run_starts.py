@@ -20,6 +20,7 @@ from pathlib import Path
 
 from streaming.landing.durable import fsync_directory, make_directories, write_all
 from streaming.landing.recovery import last_landed_trade_ids
+from trading_assets.lib.instruments import legacy_instrument
 
 RUN_STARTS_NAME = ".run-starts.json"  # hidden: no reader of the layout lists it
 
@@ -33,7 +34,8 @@ def run_starts_path(root: Path | str) -> Path:
 
 
 def read_run_starts(root: Path | str) -> dict[str, int]:
-    """The recorded first trade id of each symbol's latest run (empty when none was recorded)."""
+    """The recorded first trade id of each instrument's latest run (empty when none was
+    recorded); a bare symbol, recorded before instrument ids, is the Binance spot one."""
     path = run_starts_path(root)
     try:
         text = path.read_text()
@@ -48,11 +50,11 @@ def read_run_starts(root: Path | str) -> dict[str, int]:
     except ValueError as error:
         message = f"{path}: unreadable run starts ({error}); remove it to start afresh"
         raise RunStartsError(message) from None
-    return starts
+    return {k if ":" in k else legacy_instrument(k): v for k, v in starts.items()}
 
 
 def record_run_starts(root: Path | str, starts: Mapping[str, int]) -> None:
-    """Record ``starts`` (symbol → first trade id of this run) durably, keeping other symbols'.
+    """Record ``starts`` (instrument → first trade id of this run) durably, keeping the others'.
 
     Raises ``OSError`` (``ENOSPC`` on a full disk) without touching the recorded map."""
     root = Path(root)
@@ -74,8 +76,8 @@ def record_run_starts(root: Path | str, starts: Mapping[str, int]) -> None:
 
 
 def resume_points(root: Path | str) -> dict[str, int]:
-    """Per symbol, the trade id after which the ingest resumes: its last landed trade, or the one
-    before its recorded run start when that is later (nothing of that run landed)."""
+    """Per instrument, the trade id after which the ingest resumes: its last landed trade, or the
+    one before its recorded run start when that is later (nothing of that run landed)."""
     points = last_landed_trade_ids(root)
     for symbol, start in read_run_starts(root).items():
         points[symbol] = max(points.get(symbol, start - 1), start - 1)

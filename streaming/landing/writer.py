@@ -44,6 +44,7 @@ from trading_assets.lib.lakehouse.landing_layout import (
     TRADES_KIND,
     partition_dir,
 )
+from trading_assets.lib.lakehouse.records import DEFAULT_VENUE
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +87,14 @@ class _Segment:
         return self.directory / f"{self.stem}{SEALED_SUFFIX}"
 
 
-_Key = tuple[str, dt.date]  # a segment's (symbol, UTC day)
+_Key = tuple[str, dt.date]  # a segment's (instrument, UTC day)
 
 
 class LandingWriter:
-    """Append records of one kind to per symbol × UTC day segment files, durably.
+    """Append records of one kind to per instrument × UTC day segment files, durably.
+
+    A record's instrument is its ``venue`` and ``symbol`` (market records), or its ``symbol``
+    when it has no venue (a prediction's symbol is an instrument id already).
 
     One writer process per ``root``/``kind``: on construction the writer seals the ``.open``
     segments that other, dead processes (or an earlier run with this pid, or the ``adopted``
@@ -123,9 +127,14 @@ class LandingWriter:
             recover_open_segments(self.root, kind, adopted) if recover else []
         )
         self._encoder = msgspec.json.Encoder()
-        # What write_lines reads of a line: its symbol and time fields, the rest skipped.
+        # What write_lines reads of a line: its venue, symbol and time fields, the rest skipped.
         route = msgspec.defstruct(
-            "Route", [("symbol", str), *((name, int | None, None) for name in self.time_fields)]
+            "Route",
+            [
+                ("symbol", str),
+                ("venue", str | None, None),
+                *((name, int | None, None) for name in self.time_fields),
+            ],
         )
         self._route: msgspec.json.Decoder[Any] = msgspec.json.Decoder(route)
         # Lines written but not yet taken into a segment, per segment key. Writers append and
@@ -184,7 +193,12 @@ class LandingWriter:
         for name in names:
             time_ns = getattr(record, name)
             if type(time_ns) is int:
-                day = self._days.get(record.symbol)
+                venue, instrument = getattr(record, "venue", None), record.symbol
+                if venue is not None:
+                    instrument = f"{venue}:{instrument}"
+                elif ":" not in instrument:  # the default venue's record, read back from a line
+                    instrument = f"{DEFAULT_VENUE}:{instrument}"
+                day = self._days.get(instrument)
                 if day is None or not day[0] <= time_ns < day[1]:
                     day = self._new_day(record, time_ns)
                 day[2].append(line)
@@ -261,9 +275,9 @@ class LandingWriter:
         self.close()
 
     def _key_of(self, record: msgspec.Struct | Mapping[str, Any]) -> _Key:
-        """(symbol, UTC day) of a mapping, of a struct dated by arrival, or of a struct type the
+        """(instrument, UTC day) of a mapping, of a struct dated by arrival, or of a struct type the
         writer meets for the first time (its next ones take the cached way in ``write``)."""
-        key = _symbol_of(record), self._day_of(record)
+        key = _instrument_of(record), self._day_of(record)
         if isinstance(record, msgspec.Struct):
             self._struct_time_fields[type(record)] = tuple(
                 name for name in self.time_fields if hasattr(record, name)
@@ -272,8 +286,9 @@ class LandingWriter:
 
     def _new_day(self, record: Any, time_ns: int) -> tuple[int, int, deque[bytes]]:
         start = time_ns - time_ns % _NS_PER_DAY
-        queue = self._queue((_symbol_of(record), _utc_day(time_ns)))
-        day = self._days[record.symbol] = (start, start + _NS_PER_DAY, queue)
+        instrument = _instrument_of(record)
+        queue = self._queue((instrument, _utc_day(time_ns)))
+        day = self._days[instrument] = (start, start + _NS_PER_DAY, queue)
         return day
 
     def _queue(self, key: _Key) -> deque[bytes]:
@@ -313,11 +328,11 @@ class LandingWriter:
             took.append(segment)
         return took
 
-    def _new_segment(self, symbol: str, day: dt.date) -> _Segment:
+    def _new_segment(self, instrument: str, day: dt.date) -> _Segment:
         # Stems sort in creation order, also across restarts: wall-clock ns, never repeated.
         self._stem_ns = max(time.time_ns(), self._stem_ns + 1)
         stem = f"{self._stem_ns:020d}-{os.getpid()}-{next(self._sequence)}"
-        directory = partition_dir(self.root, self.kind, symbol, day)
+        directory = partition_dir(self.root, self.kind, instrument, day)
         return _Segment(directory=directory, stem=stem, opened_at=time.monotonic())
 
     def _flush_open_segments(self) -> None:
@@ -387,12 +402,18 @@ class LandingWriter:
         return segment.sealed_path
 
 
-def _symbol_of(record: msgspec.Struct | Mapping[str, Any]) -> str:
+def _instrument_of(record: msgspec.Struct | Mapping[str, Any]) -> str:
+    """``VENUE:SYMBOL`` of a market record; the ``symbol`` of a record without a venue."""
     mapping = type(record) is dict or isinstance(record, Mapping)
     symbol = record.get("symbol") if mapping else getattr(record, "symbol", None)  # type: ignore[union-attr]
+    venue = record.get("venue") if mapping else getattr(record, "venue", None)  # type: ignore[union-attr]
     if not isinstance(symbol, str) or not symbol:
         raise ValueError(f"a landed record needs a 'symbol', got {record!r:.200}")
-    return symbol.upper()
+    if venue is not None:
+        return f"{venue}:{symbol}"
+    # No venue: a prediction (its symbol is an instrument id), or a market record of the default
+    # venue, whose encoding omits it (a line handed over by write_lines): a bare symbol.
+    return symbol.upper() if ":" in symbol else f"{DEFAULT_VENUE}:{symbol.upper()}"
 
 
 def _utc_day(epoch_ns: int) -> dt.date:

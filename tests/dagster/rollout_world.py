@@ -36,7 +36,7 @@ from trading_assets.resources import IcebergCatalogResource, MlflowResource
 
 NS = 1_000_000_000
 HORIZON = 60
-SYMBOL = "BTCUSDT"
+INSTRUMENT = "BINANCE:BTCUSDT"
 FEATURES = ["mom_10s", "rv_60s"]
 POLICY = RolloutPolicyResource(
     min_shadow_predictions=200,
@@ -178,7 +178,7 @@ def build_market(world: World, seed: int = 7) -> Market:
     closes = 60_000 * np.exp(np.cumsum(rng.normal(0, 3e-4, last_s - first_s)))
     frame = pl.DataFrame(
         {
-            "symbol": SYMBOL,
+            "instrument": INSTRUMENT,
             "bar_start": [dt.datetime.fromtimestamp(s, dt.UTC) for s in range(first_s, last_s)],
             "close": closes,
         }
@@ -194,7 +194,7 @@ def build_market(world: World, seed: int = 7) -> Market:
     table = lake.table(BARS_1S_TABLE)
     for (day,), bars in frame.group_by("trade_date"):  # the window may cross midnight
         assert isinstance(day, dt.date)
-        replace_partition(table, day, SYMBOL, [to_iceberg_arrow(bars, table.schema())])
+        replace_partition(table, day, INSTRUMENT, [to_iceberg_arrow(bars, table.schema())])
     return Market(first_s, closes)
 
 
@@ -219,7 +219,7 @@ def land(
             predicted = market.realized(second) + rng.normal(0, noise)
             writer.write(
                 Prediction(
-                    symbol=SYMBOL,
+                    symbol=INSTRUMENT,
                     timestamp=second * NS + 50_000_000,
                     signal=math.tanh(predicted / 1e-3),
                     confidence=0.5,

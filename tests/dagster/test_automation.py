@@ -20,14 +20,14 @@ def test_automation_sensor_is_running_by_default():
     assert automation.default_status == dg.DefaultSensorStatus.RUNNING
 
 
-def latest_partition(symbol: str) -> dg.MultiPartitionKey:
+def latest_partition(instrument: str) -> dg.MultiPartitionKey:
     days = trade_partitions.get_partitions_def_for_dimension(DATE_DIMENSION)
-    return dg.MultiPartitionKey({"date": days.get_last_partition_key(), "symbol": symbol})
+    return dg.MultiPartitionKey({"date": days.get_last_partition_key(), "instrument": instrument})
 
 
 def test_new_raw_day_requests_every_downstream_layer_for_that_partition_only():
     # Eager automation follows the newest day; older days are the business of backfills.
-    partition = latest_partition("BTCUSDT")
+    partition = latest_partition("BINANCE:BTCUSDT")
     definitions = lazy_defs()
     instance = dg.DagsterInstance.ephemeral()
     first = dg.evaluate_automation_conditions(defs=definitions, instance=instance)
@@ -69,7 +69,9 @@ def test_online_store_follows_new_features_without_waiting_for_all_history():
     instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=feast_registry.key))
     first = dg.evaluate_automation_conditions(defs=definitions, instance=instance)
     instance.report_runless_asset_event(
-        dg.AssetMaterialization(asset_key=features.key, partition=latest_partition("ETHUSDT"))
+        dg.AssetMaterialization(
+            asset_key=features.key, partition=latest_partition("BINANCE:ETHUSDT")
+        )
     )
 
     second = dg.evaluate_automation_conditions(
@@ -122,12 +124,12 @@ class ModelClock:
         return requested
 
     def export_gold(self) -> None:
-        """What the bootstrap's history backfill leaves: one day × symbol of bars and gold
+        """What the bootstrap's history backfill leaves: one day × instrument of bars and gold
         features (exported for Feast), and the applied Feast registry."""
         days = trade_partitions.get_partitions_def_for_dimension(DATE_DIMENSION)
         # The first day exists as a partition at any evaluation time the tests use.
         first_day = days.get_first_partition_key() or ""
-        first = dg.MultiPartitionKey({"date": first_day, "symbol": "BTCUSDT"})
+        first = dg.MultiPartitionKey({"date": first_day, "instrument": "BINANCE:BTCUSDT"})
         for asset in (bars_1s, features):
             self.instance.report_runless_asset_event(
                 dg.AssetMaterialization(asset_key=asset.key, partition=first)
@@ -181,7 +183,7 @@ def test_model_cadences_wait_for_exported_gold_and_a_full_model():
     }
 
 
-def test_daily_bulk_schedule_requests_yesterday_for_every_symbol():
+def test_daily_bulk_schedule_requests_yesterday_for_every_instrument():
     from trading_assets.defs.lakehouse.jobs import daily_bulk_ingest
 
     tick = dt.datetime(2026, 3, 2, 3, 30, tzinfo=dt.UTC)
@@ -192,9 +194,9 @@ def test_daily_bulk_schedule_requests_yesterday_for_every_symbol():
     days = trade_partitions.get_partitions_def_for_dimension(DATE_DIMENSION)
     assert daily_bulk_ingest.default_status == dg.DefaultScheduleStatus.RUNNING
     assert {str(r.partition_key) for r in requests} == {
-        f"2026-03-01|{symbol}"
-        for symbol in trade_partitions.get_partitions_def_for_dimension(
-            "symbol"
+        f"2026-03-01|{instrument}"
+        for instrument in trade_partitions.get_partitions_def_for_dimension(
+            "instrument"
         ).get_partition_keys()
     }
     assert days.has_partition_key("2026-03-01")

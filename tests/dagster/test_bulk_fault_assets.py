@@ -16,16 +16,17 @@ from tests.bulk_faults import break_day, bulk_simulator, land_day, served_then_c
 from trading_assets.defs.ingest.raw_trades import raw_trades
 from trading_assets.defs.lakehouse.assets import bronze_trades, silver_trades
 from trading_assets.lib.lakehouse.bulk import raw_uri_for
-from trading_assets.lib.lakehouse.landing import SOURCE_LIVE
+from trading_assets.lib.lakehouse.landing import live_source
 from trading_assets.lib.lakehouse.schemas import BRONZE_TRADES_TABLE
 from trading_assets.lib.lakehouse.tables import read_partition
 from trading_assets.resources import BinanceBulkResource, IcebergCatalogResource
 
 pytestmark = pytest.mark.faults
 
-SYMBOL = "BTCUSDT"
+SYMBOL = "BTCUSDT"  # as the simulator and the bulk files name it
+INSTRUMENT = f"BINANCE:{SYMBOL}"
 DAY = dt.date(2024, 3, 1)
-KEY = f"{DAY.isoformat()}|{SYMBOL}"
+KEY = f"{DAY.isoformat()}|{INSTRUMENT}"
 SEED = 5
 TRADES_PER_DAY = 1_500
 
@@ -81,7 +82,7 @@ def test_a_truncated_file_fails_the_run_naming_it_without_retries(tmp_path, sim)
 def test_bronze_refuses_a_bulk_day_that_lacks_live_trades_and_keeps_them(tmp_path, sim):
     landing = tmp_path / "landing"
     market = SyntheticMarket(seed=SEED, trades_per_day=TRADES_PER_DAY)
-    landed = land_day(landing, market, SYMBOL, DAY)
+    landed = land_day(landing, market, INSTRUMENT, DAY)
     run_config = {"ops": {"bronze_trades": {"config": {"landing_root": str(landing)}}}}
     lake_resources = resources(tmp_path / "lake", sim)
     live = dg.materialize(
@@ -103,7 +104,9 @@ def test_bronze_refuses_a_bulk_day_that_lacks_live_trades_and_keeps_them(tmp_pat
     error = failure(result, "bronze_trades").error
     assert error is not None and error.cause is not None  # the step's error, caused by bronze's
     message = error.cause.message
-    assert f"refusing to replace bronze.trades {SYMBOL} {DAY}: it holds {landed:,} rows" in message
+    assert (
+        f"refusing to replace bronze.trades {INSTRUMENT} {DAY}: it holds {landed:,} rows" in message
+    )
     lake = IcebergCatalogResource.local(tmp_path / "lake").lakehouse()
-    bronze = read_partition(lake.table(BRONZE_TRADES_TABLE), DAY, SYMBOL, ("source",))
-    assert bronze["source"].to_list() == [SOURCE_LIVE] * landed
+    bronze = read_partition(lake.table(BRONZE_TRADES_TABLE), DAY, INSTRUMENT, ("source",))
+    assert bronze["source"].to_list() == [live_source(INSTRUMENT)] * landed

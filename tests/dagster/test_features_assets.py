@@ -42,7 +42,8 @@ from .watermarks import FEATURES_TEST, assets_of, expected_states, watermark_sta
 TRADES_PER_DAY = 5_000
 SEED = 11
 DAY = dt.date(2024, 3, 1)
-SYMBOL = "BTCUSDT"
+SYMBOL = "BTCUSDT"  # as the simulator names it
+INSTRUMENT = f"BINANCE:{SYMBOL}"
 LAKEHOUSE = [raw_trades, bronze_trades, silver_trades, bars_1s]
 MODELS = [full_model, incremental_model, onnx_model, registered_model, challenger_model]
 RECENT_HOURS = 1.0
@@ -67,7 +68,7 @@ def test_features_to_feast_to_training_set(tmp_path, simulator):
         "binance_bulk": BinanceBulkResource(base_url=simulator),
         "feast": FeastResource.local(tmp_path / "feast"),
     }
-    key = f"{DAY.isoformat()}|{SYMBOL}"
+    key = f"{DAY.isoformat()}|{INSTRUMENT}"
     instance = (
         dg.DagsterInstance.ephemeral()
     )  # one instance: the watermarks are read back at the end
@@ -85,7 +86,7 @@ def test_features_to_feast_to_training_set(tmp_path, simulator):
     assert daily.success and serving.success
     gold_meta = only(daily, "features")
     lake = resources["iceberg"].lakehouse()
-    gold = read_gold(lake, SYMBOL, DAY)
+    gold = read_gold(lake, INSTRUMENT, DAY)
     assert gold_meta["rows"] == gold.height > 20_000  # dense 1 s grid over the trading day
     assert gold_meta["warmed_up_from_previous_day"] is False
     exported = offline.read_offline(resources["feast"].offline_features_dir())
@@ -97,7 +98,8 @@ def test_features_to_feast_to_training_set(tmp_path, simulator):
 
     store = resources["feast"].store()
     online = store.get_online_features(
-        features=store.get_feature_service("signal_trades_v1"), entity_rows=[{"symbol": SYMBOL}]
+        features=store.get_feature_service("signal_trades_v1"),
+        entity_rows=[{"instrument": INSTRUMENT}],
     ).to_dict()
     latest = gold.sort("event_timestamp").row(-1, named=True)
     for name in spec.group_features("price") + spec.group_features("flow"):
@@ -112,7 +114,7 @@ def test_features_to_feast_to_training_set(tmp_path, simulator):
     assert list(training_meta["feature_null_rates"]) == spec.service_features(spec.TRAINING_SERVICE)
     assert not set(level_feature_names(spec.FEATURE_CONFIG)) & set(frame.columns)
     # A warm row's features equal the gold row at the same timestamp (same second, same values).
-    joined = frame.join(gold, on=["symbol", "event_timestamp"], suffix="_gold")
+    joined = frame.join(gold, on=["instrument", "event_timestamp"], suffix="_gold")
     assert joined.height == frame.height
     assert (joined["mom_60s"] == joined["mom_60s_gold"]).all()
 
@@ -130,15 +132,15 @@ def test_features_to_feast_to_training_set(tmp_path, simulator):
     assert recent.height == recent_meta["dagster/row_count"] == RECENT_HOURS * 3600
     assert recent["event_timestamp"].max() <= newest_bar - horizon
     assert recent["fwd_log_return_60s"].null_count() == 0
-    same = recent.join(gold, on=["symbol", "event_timestamp"], suffix="_gold")
+    same = recent.join(gold, on=["instrument", "event_timestamp"], suffix="_gold")
     assert same.height == recent.height
     assert same["rv_300s"].eq_missing(same["rv_300s_gold"]).all()
     assert [c for c in recent.columns if c in gold.columns] == [
-        "symbol",
+        "instrument",
         "event_timestamp",
         *spec.service_features(spec.TRAINING_SERVICE),
     ]
-    shared = recent.join(frame, on=["symbol", "event_timestamp"], suffix="_training")
+    shared = recent.join(frame, on=["instrument", "event_timestamp"], suffix="_training")
     assert shared.height > 0
     assert (shared["fwd_log_return_60s"] == shared["fwd_log_return_60s_training"]).all()
 

@@ -1,4 +1,4 @@
-"""One day × symbol through the whole lakehouse with real Dagster, Iceberg and the simulator."""
+"""One day × instrument through the whole lakehouse with real Dagster, Iceberg and the simulator."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def test_one_partition_end_to_end_with_metadata_and_passing_checks(tmp_path, sim
 
     result = dg.materialize(
         [*ALL_ASSETS, *ALL_CHECKS],
-        partition_key=f"{DAY.isoformat()}|BTCUSDT",
+        partition_key=f"{DAY.isoformat()}|BINANCE:BTCUSDT",
         resources=lakehouse_resources(tmp_path, simulator),
         instance=instance,
     )
@@ -99,7 +99,7 @@ def test_one_partition_end_to_end_with_metadata_and_passing_checks(tmp_path, sim
 
 def test_rematerializing_a_partition_keeps_one_copy_of_each_row(tmp_path, simulator):
     resources = lakehouse_resources(tmp_path, simulator)
-    key = f"{DAY.isoformat()}|ETHUSDT"
+    key = f"{DAY.isoformat()}|BINANCE:ETHUSDT"
     expected = SyntheticMarket(seed=SEED, trades_per_day=TRADES_PER_DAY).trade_count("ETHUSDT", DAY)
 
     first = dg.materialize(ALL_ASSETS[:3], partition_key=key, resources=resources)
@@ -107,7 +107,7 @@ def test_rematerializing_a_partition_keeps_one_copy_of_each_row(tmp_path, simula
 
     assert first.success and second.success
     lake = IcebergCatalogResource.local(tmp_path).lakehouse()
-    assert count_partition(lake.table(SILVER_TRADES_TABLE), DAY, "ETHUSDT") == expected
+    assert count_partition(lake.table(SILVER_TRADES_TABLE), DAY, "BINANCE:ETHUSDT") == expected
     assert materialization(second, "raw_trades").metadata["downloaded"].value is False
 
 
@@ -120,7 +120,7 @@ def test_a_day_without_trades_says_why_it_has_no_watermark(tmp_path):
     resources = lakehouse_resources(tmp_path / "lake", (tmp_path / "mirror").as_uri())
 
     result = dg.materialize(
-        ALL_ASSETS[:3], partition_key=f"{DAY.isoformat()}|BTCUSDT", resources=resources
+        ALL_ASSETS[:3], partition_key=f"{DAY.isoformat()}|BINANCE:BTCUSDT", resources=resources
     )
 
     assert result.success

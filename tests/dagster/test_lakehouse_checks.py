@@ -22,7 +22,8 @@ from trading_assets.resources import BinanceBulkResource, IcebergCatalogResource
 
 DAY = dt.date(2024, 3, 1)
 DAY_MS = 1_709_251_200_000
-KEY = f"{DAY.isoformat()}|BTCUSDT"
+INSTRUMENT = "BINANCE:BTCUSDT"
+KEY = f"{DAY.isoformat()}|{INSTRUMENT}"
 ASSETS = [raw_trades, bronze_trades, silver_trades, bars_1s, bars_1m]
 CHECKS = [
     checks.rows_reconcile,
@@ -110,13 +111,13 @@ def test_duplicates_slipped_into_silver_fail_both_duplicate_and_reconciliation_c
     mirror = publish(tmp_path / "mirror", clean_lines())
     assert run(tmp_path, mirror).success
     lake = IcebergCatalogResource.local(tmp_path / "lake").lakehouse()
-    silver = read_silver(lake, "BTCUSDT", DAY)
+    silver = read_silver(lake, INSTRUMENT, DAY)
     table = lake.table(SILVER_TRADES_TABLE)
     corrupted = pl.concat([silver, silver.head(2)])
-    replace_partition(table, DAY, "BTCUSDT", [to_iceberg_arrow(corrupted, table.schema())])
+    replace_partition(table, DAY, INSTRUMENT, [to_iceberg_arrow(corrupted, table.schema())])
 
-    duplicates = checks.evaluate_no_duplicates(lake, DAY, "BTCUSDT")
-    reconcile = checks.evaluate_rows_reconcile(lake, DAY, "BTCUSDT")
+    duplicates = checks.evaluate_no_duplicates(lake, DAY, INSTRUMENT)
+    reconcile = checks.evaluate_rows_reconcile(lake, DAY, INSTRUMENT)
 
     assert (duplicates.passed, duplicates.severity) == (False, dg.AssetCheckSeverity.ERROR)
     assert duplicates.metadata["extra_copies"].value == 2
@@ -131,10 +132,10 @@ def test_rows_lost_between_layers_fail_reconciliation(tmp_path, dropped):
     assert run(tmp_path, mirror).success
     lake = IcebergCatalogResource.local(tmp_path / "lake").lakehouse()
     table = lake.table(SILVER_TRADES_TABLE)
-    shorter = read_silver(lake, "BTCUSDT", DAY).slice(dropped)
-    replace_partition(table, DAY, "BTCUSDT", [to_iceberg_arrow(shorter, table.schema())])
+    shorter = read_silver(lake, INSTRUMENT, DAY).slice(dropped)
+    replace_partition(table, DAY, INSTRUMENT, [to_iceberg_arrow(shorter, table.schema())])
 
-    result = checks.evaluate_rows_reconcile(lake, DAY, "BTCUSDT")
+    result = checks.evaluate_rows_reconcile(lake, DAY, INSTRUMENT)
 
     assert not result.passed
     assert result.metadata["silver_rows"].value == 300 - dropped

@@ -24,14 +24,14 @@ def test_lakehouse_assets_and_checks_are_defined():
     assert not any(checks[name].blocking for name in WARNING_CHECKS)
 
 
-def test_assets_share_day_by_symbol_partitions_and_follow_upstream():
+def test_assets_share_day_by_instrument_partitions_and_follow_upstream():
     graph = lazy_defs().resolve_asset_graph()
 
     for name in LAKEHOUSE_ASSETS:
         node = graph.get(dg.AssetKey(name))
         partitions = node.partitions_def
         assert isinstance(partitions, dg.MultiPartitionsDefinition), name
-        assert partitions.partition_dimension_names == ["date", "symbol"]
+        assert partitions.partition_dimension_names == ["date", "instrument"]
         # raw_trades comes by the daily_bulk_ingest schedule; every later layer follows upstream.
         assert (node.automation_condition is not None) == (name != "raw_trades"), name
     bars = graph.get(dg.AssetKey("bars_1m"))

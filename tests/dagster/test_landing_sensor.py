@@ -29,7 +29,7 @@ from trading_assets.defs.ingest.partitions import trade_partitions
 from trading_assets.defs.ingest.raw_trades import raw_trades
 from trading_assets.defs.lakehouse import checks
 from trading_assets.defs.lakehouse.assets import bars_1m, bars_1s, bronze_trades, silver_trades
-from trading_assets.lib.lakehouse.landing import SOURCE_LIVE, list_segments
+from trading_assets.lib.lakehouse.landing import list_segments, live_source
 from trading_assets.lib.lakehouse.pipeline import read_silver
 from trading_assets.lib.lakehouse.schemas import BRONZE_TRADES_TABLE, QUARANTINE_TABLE
 from trading_assets.lib.lakehouse.tables import read_partition
@@ -38,8 +38,9 @@ from trading_assets.resources import BinanceBulkResource, IcebergCatalogResource
 from .live_pickup import DAY, SECOND, Sensor, day_start_ns, land, requested, trade
 
 DAY_START_NS = day_start_ns(DAY)
-BTC_KEY = f"{DAY.isoformat()}|BTCUSDT"
-ETH_KEY = f"{DAY.isoformat()}|ETHUSDT"
+BTC = "BINANCE:BTCUSDT"  # the partitions' instrument of the landed BTCUSDT trades
+BTC_KEY = f"{DAY.isoformat()}|{BTC}"
+ETH_KEY = f"{DAY.isoformat()}|BINANCE:ETHUSDT"
 LIVE_CHECKS = [
     checks.no_duplicate_trade_ids,
     checks.time_never_goes_backwards,
@@ -96,7 +97,7 @@ def test_sensor_requests_each_newly_sealed_state_of_a_partition_once(landing, se
     assert request.run_config == {
         "ops": {"bronze_trades": {"config": {"landing_root": str(landing.resolve())}}}
     }
-    # Both symbols now have a segment waiting: one run covers the two.
+    # Both instruments now have a segment waiting: one run covers the two.
     assert len(second.run_requests or []) == 1
     assert set(requested(second)) == {BTC_KEY, ETH_KEY}
     assert requested(second)[BTC_KEY].run_key != request.run_key
@@ -128,14 +129,14 @@ def test_ingestion_holds_exactly_the_landed_trades_and_repeating_it_adds_nothing
 
     first = ingest(first_request, tmp_path / "lake")
     repeated = ingest(first_request, tmp_path / "lake")
-    silver_once = read_silver(lake(tmp_path), "BTCUSDT", DAY)
+    silver_once = read_silver(lake(tmp_path), BTC, DAY)
     # A reconnect's gap-fill may land ids again; they must not reach silver twice.
     land(landing, [trade(i) for i in range(290, 401)])
     more = ingest(requested(sensor.tick())[BTC_KEY], tmp_path / "lake")
 
-    silver = read_silver(lake(tmp_path), "BTCUSDT", DAY)
-    bronze = read_partition(lake(tmp_path).table(BRONZE_TRADES_TABLE), DAY, "BTCUSDT")
-    quarantine = read_partition(lake(tmp_path).table(QUARANTINE_TABLE), DAY, "BTCUSDT")
+    silver = read_silver(lake(tmp_path), BTC, DAY)
+    bronze = read_partition(lake(tmp_path).table(BRONZE_TRADES_TABLE), DAY, BTC)
+    quarantine = read_partition(lake(tmp_path).table(QUARANTINE_TABLE), DAY, BTC)
     landed = [trade(i) for i in range(1, 401)]
     assert silver_once["trade_id"].to_list() == list(range(1, 301))
     assert silver["trade_id"].to_list() == [t.trade_id for t in landed]
@@ -145,7 +146,7 @@ def test_ingestion_holds_exactly_the_landed_trades_and_repeating_it_adds_nothing
     assert silver["event_time"].dt.epoch("us").to_list() == [t.trade_ns // 1000 for t in landed]
     assert bronze.height == 400 + 11 and quarantine.height == 11
     assert set(quarantine["reason"]) == {"duplicate_trade_id"}
-    assert set(bronze["source"]) == {SOURCE_LIVE}
+    assert set(bronze["source"]) == {live_source(BTC)}
     segments = {s.relative_to(landing) for s in list_segments(landing, TRADES_KIND)}
     assert set(bronze["source_file"]) == segments and len(segments) == 3
     for result in (first, repeated, more):
@@ -189,7 +190,7 @@ def test_the_bulk_file_replaces_live_rows_and_ends_live_pickup(
 ):
     land(landing, synthetic_trades(500))
     ingest(requested(sensor.tick())[BTC_KEY], tmp_path / "lake", sensor.instance)
-    live_silver = read_silver(lake(tmp_path), "BTCUSDT", DAY)
+    live_silver = read_silver(lake(tmp_path), BTC, DAY)
 
     bulk = dg.materialize(
         [raw_trades, bronze_trades, silver_trades, checks.rows_reconcile],
@@ -205,8 +206,8 @@ def test_the_bulk_file_replaces_live_rows_and_ends_live_pickup(
     after_bulk = sensor.tick()
 
     assert bulk.success
-    silver = read_silver(lake(tmp_path), "BTCUSDT", DAY)
-    bronze = read_partition(lake(tmp_path).table(BRONZE_TRADES_TABLE), DAY, "BTCUSDT")
+    silver = read_silver(lake(tmp_path), BTC, DAY)
+    bronze = read_partition(lake(tmp_path).table(BRONZE_TRADES_TABLE), DAY, BTC)
     day_count = SyntheticMarket(seed=SEED, trades_per_day=TRADES_PER_DAY).trade_count(
         "BTCUSDT", DAY
     )
@@ -230,12 +231,12 @@ def test_bars_and_features_follow_a_live_ingestion_and_it_is_not_requested_again
     definitions = lazy_defs()
     before = dg.evaluate_automation_conditions(defs=definitions, instance=sensor.instance)
 
-    ingest(requested(sensor.tick())[f"{newest_day}|BTCUSDT"], tmp_path / "lake", sensor.instance)
+    ingest(requested(sensor.tick())[f"{newest_day}|{BTC}"], tmp_path / "lake", sensor.instance)
     after = dg.evaluate_automation_conditions(
         defs=definitions, instance=sensor.instance, cursor=before.cursor
     )
 
-    partition = dg.MultiPartitionKey({"date": newest_day.isoformat(), "symbol": "BTCUSDT"})
+    partition = dg.MultiPartitionKey({"date": newest_day.isoformat(), "instrument": BTC})
     follow = {bars_1s.key, bars_1m.key, features.key}
     assert all(after.get_requested_partitions(key) == {partition} for key in follow)
     assert after.get_num_requested(bronze_trades.key) == 0

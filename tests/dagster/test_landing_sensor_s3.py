@@ -16,8 +16,9 @@ from .live_pickup import DAY, Sensor, land, requested, trade
 
 pytestmark = pytest.mark.prod
 
-BTC_KEY = f"{DAY.isoformat()}|BTCUSDT"
-ETH_KEY = f"{DAY.isoformat()}|ETHUSDT"
+BTC, ETH = "BINANCE:BTCUSDT", "BINANCE:ETHUSDT"  # the instruments of the landed trades
+BTC_KEY = f"{DAY.isoformat()}|{BTC}"
+ETH_KEY = f"{DAY.isoformat()}|{ETH}"
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def ship(landing_uri: str) -> None:
 
 
 def test_the_sensor_requests_runs_for_partitions_with_segments_waiting_on_s3(landing_uri):
-    # Arrange: sealed segments of two symbols shipped, and one still open on the sidecar's disk
+    # Arrange: sealed segments of two instruments shipped, and one still open on the sidecar's disk
     landing = load_settings().landing_dir
     btc = land(landing, [trade(i) for i in range(1, 41)], [trade(i) for i in range(41, 61)])
     eth = land(landing, [trade(i, "ETHUSDT") for i in range(1, 31)])
@@ -49,15 +50,15 @@ def test_the_sensor_requests_runs_for_partitions_with_segments_waiting_on_s3(lan
     ship(landing_uri)
     after_seal = sensor.tick()
 
-    # Assert: one run for both symbols, pointed at the S3 location, each state asked once
+    # Assert: one run for both instruments, pointed at the S3 location, each state asked once
     assert requested(nothing_shipped) == {} and requested(again) == {}
     (request,) = first.run_requests or []
     assert set(requested(first)) == {BTC_KEY, ETH_KEY}
     assert request.run_config == {
         "ops": {"bronze_trades": {"config": {"landing_root": landing_uri}}}
     }
-    assert request.run_key == f"{DAY.isoformat()}|BTCUSDT@{btc[-1]},ETHUSDT@{eth[-1]}"
+    assert request.run_key == f"{DAY.isoformat()}|{BTC}@{btc[-1]},{ETH}@{eth[-1]}"
     assert set(requested(after_seal)) == {BTC_KEY}
-    newest = list_segments(landing_uri, TRADES_KIND, symbol="BTCUSDT")[-1]
-    assert requested(after_seal)[BTC_KEY].tags["trading/segment.BTCUSDT"] == newest.stem
+    newest = list_segments(landing_uri, TRADES_KIND, instrument=BTC)[-1]
+    assert requested(after_seal)[BTC_KEY].tags["trading/segment.BINANCE.BTCUSDT"] == newest.stem
     assert newest.stem > btc[-1] and newest.location.startswith(landing_uri)

@@ -35,7 +35,8 @@ from trading_assets.lib.models.live_metrics import scored_window
 from trading_assets.resources import FeastResource, IcebergCatalogResource
 
 NS = 1_000_000_000
-SYMBOL = "BTCUSDT"
+SYMBOL = "BTCUSDT"  # as the venue names it on its trades
+INSTRUMENT = f"BINANCE:{SYMBOL}"  # what predictions and partitions name
 HORIZON_S = FEATURE_CONFIG.label_horizon_s
 TRADED_S = 300  # five minutes of trades, two a second
 PREDICTED_S = range(5, TRADED_S - 5)  # one prediction a second, the last ones still immature
@@ -67,7 +68,7 @@ def land_predictions(root: Path, start_ns: int) -> None:
             predicted = math.sin(second) * 1e-4
             writer.write(
                 Prediction(
-                    symbol=SYMBOL,
+                    symbol=INSTRUMENT,
                     timestamp=start_ns + second * NS,
                     signal=math.tanh(predicted / 1e-3),
                     confidence=0.5,
@@ -119,7 +120,7 @@ def test_a_live_pickup_refreshes_todays_bars_so_predictions_landed_today_mature(
     )
 
     assert run.success
-    partition = dg.MultiPartitionKey({"date": day.isoformat(), "symbol": SYMBOL})
+    partition = dg.MultiPartitionKey({"date": day.isoformat(), "instrument": INSTRUMENT})
     assert request.partition_key == partition
     # The newest trade is at 300 s, so the bars reach 301 s: a prediction at t has matured
     # once t + 60 s <= 301 s.

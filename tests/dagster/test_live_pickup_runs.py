@@ -1,5 +1,5 @@
-"""Live pickup runs: one run per day for every symbol with a sealed segment waiting, tagged for the
-Runs page, recording each partition it covers as its own materialization and check evaluation.
+"""Live pickup runs: one run per day for every instrument with a sealed segment waiting, tagged for
+the Runs page, recording each partition it covers as its own materialization and check evaluation.
 
 Real parts: segments landed by ``LandingWriter``, the sensor on a real Dagster instance, the
 ``live_trades_ingest`` job it targets executed on that instance against a tmp Iceberg catalog
@@ -41,8 +41,11 @@ RANGE_END = "dagster/asset_partition_range_end"
 IN_PROGRESS = dg.DagsterRunStatus.STARTED
 
 
-def key(day: dt.date, symbol: str) -> str:
-    return f"{day.isoformat()}|{symbol}"
+BTC, ETH = "BINANCE:BTCUSDT", "BINANCE:ETHUSDT"  # the instruments of trade()'s symbols
+
+
+def key(day: dt.date, instrument: str) -> str:
+    return f"{day.isoformat()}|{instrument}"
 
 
 @pytest.fixture
@@ -89,33 +92,33 @@ def ingest_bronze_and_silver(request: dg.RunRequest, tmp_path: Path, instance: d
     assert result.success
 
 
-def test_symbols_with_a_segment_waiting_share_one_run_tagged_for_the_runs_page(landing, sensor):
+def test_instruments_with_a_segment_waiting_share_one_run_tagged_for_the_runs_page(landing, sensor):
     btc = land(landing, [trade(i) for i in range(1, 41)], [trade(i) for i in range(41, 61)])
     eth = land(landing, [trade(i, "ETHUSDT") for i in range(1, 31)])
 
     result = sensor.tick()
 
     (request,) = result.run_requests or []
-    btc_key, eth_key = key(DAY, "BTCUSDT"), key(DAY, "ETHUSDT")
+    btc_key, eth_key = key(DAY, BTC), key(DAY, ETH)
     assert set(requested(result)) == {btc_key, eth_key}
     assert request.partition_key is None
     assert request.tags == {
         "trading/pickup": "live",
         "trading/day": DAY.isoformat(),
-        "trading/symbols": "BTCUSDT,ETHUSDT",
-        "trading/segment.BTCUSDT": btc[-1],
-        "trading/segment.ETHUSDT": eth[-1],
+        "trading/symbols": f"{BTC},{ETH}",
+        "trading/segment.BINANCE.BTCUSDT": btc[-1],
+        "trading/segment.BINANCE.ETHUSDT": eth[-1],
         RANGE_START: btc_key,
         RANGE_END: eth_key,
     }
-    assert request.run_key == f"{DAY.isoformat()}|BTCUSDT@{btc[-1]},ETHUSDT@{eth[-1]}"
+    assert request.run_key == f"{DAY.isoformat()}|{BTC}@{btc[-1]},{ETH}@{eth[-1]}"
 
 
 def test_the_run_records_each_partition_it_covers_once_and_automation_follows(
     tmp_path, landing, sensor
 ):
     day = newest_day()  # eager automation follows the newest partition
-    counts = {"BTCUSDT": 150, "ETHUSDT": 90}
+    counts = {"BTCUSDT": 150, "ETHUSDT": 90}  # by the symbol the trades are landed under
     for symbol, count in counts.items():
         land(landing, [trade(i, symbol, day) for i in range(1, count + 1)])
     automation_before = dg.evaluate_automation_conditions(
@@ -131,9 +134,9 @@ def test_the_run_records_each_partition_it_covers_once_and_automation_follows(
     assert run.success
     lake = IcebergCatalogResource.local(tmp_path / "lake").lakehouse()
     for symbol, count in counts.items():
-        ids = read_silver(lake, symbol, day)["trade_id"].to_list()
+        ids = read_silver(lake, f"BINANCE:{symbol}", day)["trade_id"].to_list()
         assert ids == list(range(1, count + 1))  # every landed trade, none twice
-    partitions = {key(day, symbol): symbol for symbol in counts}
+    partitions = {key(day, f"BINANCE:{symbol}"): symbol for symbol in counts}
     for asset in LIVE_ASSETS:
         events = run.asset_materializations_for_node(asset.op.name)
         assert sorted(str(event.partition) for event in events) == sorted(partitions)
@@ -155,7 +158,10 @@ def test_the_run_records_each_partition_it_covers_once_and_automation_follows(
         (check.check_key.name, partition) for check in LIVE_CHECKS for partition in partitions
     )
     # Automation rebuilds nothing the pickup did, and bars_1m follows each partition.
-    both = {dg.MultiPartitionKey({"date": day.isoformat(), "symbol": s}) for s in counts}
+    both = {
+        dg.MultiPartitionKey({"date": day.isoformat(), "instrument": f"BINANCE:{s}"})
+        for s in counts
+    }
     assert automation_after.get_requested_partitions(bars_1m.key) == both
     assert automation_after.get_num_requested(bars_1s.key) == 0
     assert automation_after.get_num_requested(features.key) == 0
@@ -175,7 +181,7 @@ def test_nothing_waiting_means_no_run_even_when_the_cursor_is_lost(tmp_path, lan
 
 def test_partitions_with_a_run_in_progress_wait_and_the_others_go_on(landing, sensor):
     land(landing, [trade(i) for i in range(1, 21)], [trade(i, "ETHUSDT") for i in range(1, 21)])
-    btc_key, eth_key = key(DAY, "BTCUSDT"), key(DAY, "ETHUSDT")
+    btc_key, eth_key = key(DAY, BTC), key(DAY, ETH)
     whole_day = dg.DagsterRun(
         job_name=LIVE_JOB_NAME,
         run_id="range-run",
@@ -201,36 +207,35 @@ def test_partitions_with_a_run_in_progress_wait_and_the_others_go_on(landing, se
     assert during.skip_reason.skip_message == f"waiting: {btc_key}, {eth_key}"
     (request,) = after.run_requests or []
     assert request.partition_key == eth_key
-    assert request.tags["trading/symbols"] == "ETHUSDT"
+    assert request.tags["trading/symbols"] == ETH
 
 
 def test_a_partition_whose_last_pickup_stopped_partway_runs_on_its_own(tmp_path, landing, sensor):
     land(landing, [trade(i) for i in range(1, 31)])
-    ingest_bronze_and_silver(
-        requested(sensor.tick())[key(DAY, "BTCUSDT")], tmp_path, sensor.instance
-    )
+    ingest_bronze_and_silver(requested(sensor.tick())[key(DAY, BTC)], tmp_path, sensor.instance)
     land(landing, [trade(i) for i in range(31, 61)], [trade(i, "ETHUSDT") for i in range(1, 31)])
 
     result = sensor.tick()
 
     assert sorted(request.tags["trading/symbols"] for request in result.run_requests or []) == [
-        "BTCUSDT",
-        "ETHUSDT",
+        BTC,
+        ETH,
     ]
 
 
 def test_a_range_holds_neighbours_only():
-    symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"]
-    waiting = {"BTCUSDT": "b", "ETHUSDT": "e", "XRPUSDT": "x"}
+    sol, kraken = "BINANCE:SOLUSDT", "KRAKEN:BTC/USD"
+    instruments = [BTC, ETH, sol, kraken]
+    waiting = {BTC: "b", ETH: "e", kraken: "x"}
 
-    grouped = pickup_groups(symbols, waiting, alone=set())
-    with_alone = pickup_groups(symbols, {**waiting, "SOLUSDT": "s"}, alone={"ETHUSDT"})
+    grouped = pickup_groups(instruments, waiting, alone=set())
+    with_alone = pickup_groups(instruments, {**waiting, sol: "s"}, alone={ETH})
 
-    assert grouped == [{"BTCUSDT": "b", "ETHUSDT": "e"}, {"XRPUSDT": "x"}]
-    assert with_alone == [{"BTCUSDT": "b"}, {"ETHUSDT": "e"}, {"SOLUSDT": "s", "XRPUSDT": "x"}]
+    assert grouped == [{BTC: "b", ETH: "e"}, {kraken: "x"}]
+    assert with_alone == [{BTC: "b"}, {ETH: "e"}, {sol: "s", kraken: "x"}]
 
 
-def test_a_run_over_symbols_no_longer_offered_still_holds_the_ends_of_its_range():
-    tags = {RANGE_START: key(DAY, "BTCUSDT"), RANGE_END: key(DAY, "SOLUSDT")}
+def test_a_run_over_instruments_no_longer_offered_still_holds_the_ends_of_its_range():
+    tags = {RANGE_START: key(DAY, BTC), RANGE_END: key(DAY, "BINANCE:SOLUSDT")}
 
-    assert run_partition_keys(tags) == [key(DAY, "BTCUSDT"), key(DAY, "SOLUSDT")]
+    assert run_partition_keys(tags) == [key(DAY, BTC), key(DAY, "BINANCE:SOLUSDT")]

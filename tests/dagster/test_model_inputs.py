@@ -30,7 +30,7 @@ def frame_with_every_trades_feature() -> pl.DataFrame:
     times = [START + dt.timedelta(seconds=10 * i) for i in range(ROWS)]
     y = rng.normal(scale=1e-3, size=ROWS)
     return pl.DataFrame({name: rng.normal(size=ROWS) for name in names}).with_columns(
-        pl.Series(spec.ENTITY, ["BTCUSDT"] * ROWS),
+        pl.Series(spec.ENTITY, ["BINANCE:BTCUSDT"] * ROWS),
         pl.Series(spec.TIMESTAMP_FIELD, times),
         pl.Series(value, y),
         pl.Series(sign, np.sign(y).astype(np.int8)),

@@ -29,29 +29,29 @@ from trading_assets.resources import FeastResource, MlflowResource
 from .watermarks import MODELS_TEST, assets_of, expected_states, watermark_states
 
 START = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
-SYMBOLS = ("BTCUSDT", "ETHUSDT")
-TIMES_PER_SYMBOL = 1_500
+INSTRUMENTS = ("BINANCE:BTCUSDT", "BINANCE:ETHUSDT")
+TIMES_PER_INSTRUMENT = 1_500
 STEP_S = 10
 RECENT_ROWS = 500
 MODELS = [full_model, incremental_model, onnx_model, registered_model, challenger_model]
 
 
 def synthetic_frame(seed: int, informative: bool) -> pl.DataFrame:
-    """Trades-only features and labels, sampled every 10 s for two symbols."""
+    """Trades-only features and labels, sampled every 10 s for two instruments."""
     rng = np.random.default_rng(seed)
     names = spec.service_features(spec.TRAINING_SERVICE)
     value, sign = label_names(spec.FEATURE_CONFIG)
     horizon = dt.timedelta(seconds=spec.FEATURE_CONFIG.label_horizon_s)
     frames = []
-    for symbol in SYMBOLS:
-        times = [START + dt.timedelta(seconds=STEP_S * i) for i in range(TIMES_PER_SYMBOL)]
-        x = rng.normal(size=(TIMES_PER_SYMBOL, len(names)))
-        noise = rng.normal(scale=0.004, size=TIMES_PER_SYMBOL)
+    for instrument in INSTRUMENTS:
+        times = [START + dt.timedelta(seconds=STEP_S * i) for i in range(TIMES_PER_INSTRUMENT)]
+        x = rng.normal(size=(TIMES_PER_INSTRUMENT, len(names)))
+        noise = rng.normal(scale=0.004, size=TIMES_PER_INSTRUMENT)
         # A real but noisy link: two features explain part of the forward return.
         y = 0.0015 * x[:, 0] - 0.001 * x[:, 3] + noise if informative else noise
         frames.append(
             pl.DataFrame({name: x[:, i] for i, name in enumerate(names)}).with_columns(
-                pl.Series(spec.ENTITY, [symbol] * TIMES_PER_SYMBOL),
+                pl.Series(spec.ENTITY, [instrument] * TIMES_PER_INSTRUMENT),
                 pl.Series(spec.TIMESTAMP_FIELD, times),
                 pl.Series(value, y),
                 pl.Series(sign, np.sign(y).astype(np.int8)),
@@ -100,7 +100,7 @@ def test_models_pipeline_registers_and_gates(tmp_path, informative):
 
     assert check(result, "onnx_parity").passed
     full_meta = metadata(result, "full_model")
-    assert full_meta["training_rows"] == len(SYMBOLS) * TIMES_PER_SYMBOL
+    assert full_meta["training_rows"] == len(INSTRUMENTS) * TIMES_PER_INSTRUMENT
     assert "| model |" in full_meta["metrics"]
     horizon_s = spec.FEATURE_CONFIG.label_horizon_s
     assert f"(embargo {horizon_s:g} s)" in full_meta["metrics"]  # one label horizon by default

@@ -38,14 +38,16 @@ from trading_assets.lib.feature_store.staleness import NS_PER_S, Heartbeat, asse
 from trading_assets.lib.features import FeatureRow
 from trading_assets.resources import BinanceBulkResource, FeastResource, IcebergCatalogResource
 
-SYMBOLS = ["BTCUSDT", "ETHUSDT"]  # the default partitions' symbols
+BTC, ETH = "BINANCE:BTCUSDT", "BINANCE:ETHUSDT"
+INSTRUMENTS = [BTC, ETH]  # the default partitions' instruments
 BATCH_FEATURES = spec.group_features("price") + spec.group_features("flow")
 MAX_AGE_S = 120.0
 HOUR_S = 3_600
 TRADES_PER_DAY = 5_000
 SEED = 11
 SIM_DAY = dt.date(2024, 3, 1)
-SIM_SYMBOL = "BTCUSDT"
+SIM_SYMBOL = "BTCUSDT"  # as the simulator names it
+SIM_INSTRUMENT = f"BINANCE:{SIM_SYMBOL}"
 
 
 @contextlib.contextmanager
@@ -86,25 +88,25 @@ def instance() -> Iterator[dg.DagsterInstance]:
 
 
 def write_online(feast: FeastResource, ages_s: dict[str, float]) -> None:
-    """One price + flow row per symbol through the sidecar's writer, ``age`` seconds old."""
+    """One price + flow row per instrument through the sidecar's writer, ``age`` seconds old."""
     now_us = time.time_ns() // 1_000
     writer = OnlineFeatureWriter(feast.store(), views=spec.TRADE_GROUPS, flush_every_s=60)
-    for i, (symbol, age) in enumerate(ages_s.items()):
+    for i, (instrument, age) in enumerate(ages_s.items()):
         values: dict[str, float | None] = {
             name: 1.0 + i + j / 7 for j, name in enumerate(BATCH_FEATURES)
         }
-        writer.submit(FeatureRow(symbol, now_us - int(age * 1_000_000), values))
+        writer.submit(FeatureRow(instrument, now_us - int(age * 1_000_000), values))
     assert writer.close(60)
 
 
 def record_silver(instance: dg.DagsterInstance, ages_s: dict[str, float]) -> None:
     """Today's silver partitions as the live pickup leaves them: newest trade ``age`` s ago."""
     now_s = time.time()
-    for symbol, age in ages_s.items():
+    for instrument, age in ages_s.items():
         instance.report_runless_asset_event(
             dg.AssetMaterialization(
                 asset_key=silver_trades.key,
-                partition=today_key(symbol),
+                partition=today_key(instrument),
                 metadata={"watermark": dg.MetadataValue.timestamp(now_s - age)},
             )
         )
@@ -126,8 +128,8 @@ def evaluate(
     return result
 
 
-def today_key(symbol: str) -> str:
-    return f"{dt.datetime.now(dt.UTC).date().isoformat()}|{symbol}"
+def today_key(instrument: str) -> str:
+    return f"{dt.datetime.now(dt.UTC).date().isoformat()}|{instrument}"
 
 
 def unreachable_url() -> str:
@@ -135,7 +137,7 @@ def unreachable_url() -> str:
 
 
 def test_fresh_rows_and_a_live_sidecar_skip_with_the_ages(instance, feast, healthy_url):
-    write_online(feast, {"BTCUSDT": 2, "ETHUSDT": 5})
+    write_online(feast, {BTC: 2, ETH: 5})
 
     result = evaluate(instance, feast, healthy_url)
 
@@ -143,59 +145,61 @@ def test_fresh_rows_and_a_live_sidecar_skip_with_the_ages(instance, feast, healt
     assert result.skip_reason is not None
     reason = result.skip_reason.skip_message or ""
     assert reason.startswith("fresh: heartbeat ok (up ")
-    assert "BTCUSDT" in reason and "ETHUSDT" in reason and "max 120 s" in reason
+    assert BTC in reason and ETH in reason and "max 120 s" in reason
     assert not result.asset_events
 
 
-def test_stale_online_rows_request_a_repair_of_the_stale_symbols(instance, feast, healthy_url):
-    write_online(feast, {"BTCUSDT": 2, "ETHUSDT": HOUR_S})
-    record_silver(instance, {"BTCUSDT": 1, "ETHUSDT": 20})
+def test_stale_online_rows_request_a_repair_of_the_stale_instruments(instance, feast, healthy_url):
+    write_online(feast, {BTC: 2, ETH: HOUR_S})
+    record_silver(instance, {BTC: 1, ETH: 20})
 
     result = evaluate(instance, feast, healthy_url)
 
     (request,) = result.run_requests or []
-    assert request.partition_key == today_key("ETHUSDT")
+    assert request.partition_key == today_key(ETH)
     assert request.job_name in (None, REPAIR_JOB_NAME)
-    assert request.tags["trading/stale_symbols"] == "ETHUSDT"
-    assert request.tags["trading/repair_cause"].startswith("online rows stale: ETHUSDT is 36")
+    assert request.tags["trading/stale_symbols"] == ETH
+    assert request.tags["trading/repair_cause"].startswith(f"online rows stale: {ETH} is 36")
     assert request.tags["trading/heartbeat"].startswith("ok")
     assert 3_590 <= float(request.tags["trading/online_age_s"]) <= 3_700
     (observation,) = result.asset_events
     assert isinstance(observation, dg.AssetObservation)
     assert observation.asset_key == online_features.key
-    assert observation.metadata["repair_partitions"].value == [today_key("ETHUSDT")]
-    assert "ETHUSDT is 36" in str(observation.metadata["stale_cause"].value)
+    assert observation.metadata["repair_partitions"].value == [today_key(ETH)]
+    assert f"{ETH} is 36" in str(observation.metadata["stale_cause"].value)
 
 
-def test_the_same_stale_symbol_is_not_repaired_again_within_the_cooldown(
+def test_the_same_stale_instrument_is_not_repaired_again_within_the_cooldown(
     instance, feast, healthy_url
 ):
-    write_online(feast, {"BTCUSDT": HOUR_S, "ETHUSDT": HOUR_S})
-    record_silver(instance, {"BTCUSDT": 20, "ETHUSDT": 20})
+    write_online(feast, {BTC: HOUR_S, ETH: HOUR_S})
+    record_silver(instance, {BTC: 20, ETH: 20})
     first = evaluate(instance, feast, healthy_url)
 
     second = evaluate(instance, feast, healthy_url, cursor=first.cursor)
 
-    assert {r.partition_key for r in first.run_requests or []} == {today_key(s) for s in SYMBOLS}
+    assert {r.partition_key for r in first.run_requests or []} == {
+        today_key(s) for s in INSTRUMENTS
+    }
     assert not second.run_requests
     reason = (second.skip_reason.skip_message if second.skip_reason else None) or ""
-    assert reason and "BTCUSDT repaired recently, next after" in reason
-    assert "ETHUSDT repaired recently" in reason
+    assert reason and f"{BTC} repaired recently, next after" in reason
+    assert f"{ETH} repaired recently" in reason
 
 
-def test_an_unreachable_sidecar_repairs_every_symbol_and_says_why(instance, feast):
+def test_an_unreachable_sidecar_repairs_every_instrument_and_says_why(instance, feast):
     # The sidecar went down after landing trades that silver holds but the store does not yet.
-    write_online(feast, {"BTCUSDT": 40, "ETHUSDT": 50})
-    record_silver(instance, {"BTCUSDT": 10, "ETHUSDT": 10})
+    write_online(feast, {BTC: 40, ETH: 50})
+    record_silver(instance, {BTC: 10, ETH: 10})
 
     result = evaluate(instance, feast, unreachable_url())
 
     requests = result.run_requests or []
-    assert sorted(str(r.partition_key) for r in requests) == [today_key(s) for s in SYMBOLS]
+    assert sorted(str(r.partition_key) for r in requests) == [today_key(s) for s in INSTRUMENTS]
     for request in requests:
         assert request.tags["trading/heartbeat"].startswith("unreachable (ConnectError")
         assert request.tags["trading/repair_cause"].startswith("sidecar heartbeat unreachable")
-        assert request.tags["trading/stale_symbols"] == "BTCUSDT,ETHUSDT"
+        assert request.tags["trading/stale_symbols"] == f"{BTC},{ETH}"
     (observation,) = result.asset_events
     assert "unreachable" in str(observation.metadata["heartbeat"].value)
 
@@ -203,26 +207,26 @@ def test_an_unreachable_sidecar_repairs_every_symbol_and_says_why(instance, feas
 def test_no_repair_when_silver_has_nothing_newer_and_the_reason_says_so(
     instance, feast, healthy_url
 ):
-    write_online(feast, {"BTCUSDT": HOUR_S, "ETHUSDT": HOUR_S})
-    record_silver(instance, {"BTCUSDT": HOUR_S + 60})  # ETHUSDT: no silver today at all
+    write_online(feast, {BTC: HOUR_S, ETH: HOUR_S})
+    record_silver(instance, {BTC: HOUR_S + 60})  # ETH: no silver today at all
 
     result = evaluate(instance, feast, healthy_url)
 
     assert not result.run_requests
     reason = (result.skip_reason.skip_message if result.skip_reason else None) or ""
-    assert reason.startswith("stale (online rows stale: BTCUSDT is 36")
-    assert "BTCUSDT has nothing in silver newer than its online row" in reason
-    assert "ETHUSDT has no silver rows today" in reason
+    assert reason.startswith(f"stale (online rows stale: {BTC} is 36")
+    assert f"{BTC} has nothing in silver newer than its online row" in reason
+    assert f"{ETH} has no silver rows today" in reason
     assert result.cursor == '{"requested_ns": {}}'
 
 
 def test_no_second_repair_while_one_is_in_progress(instance, feast, healthy_url):
-    write_online(feast, {"BTCUSDT": HOUR_S, "ETHUSDT": HOUR_S})
+    write_online(feast, {BTC: HOUR_S, ETH: HOUR_S})
     running = dg.DagsterRun(
         job_name=REPAIR_JOB_NAME,
         run_id="0123456789abcdef",
         status=dg.DagsterRunStatus.STARTED,
-        tags={"dagster/partition": today_key("BTCUSDT")},
+        tags={"dagster/partition": today_key(BTC)},
     )
     instance.add_run(running)
 
@@ -231,7 +235,7 @@ def test_no_second_repair_while_one_is_in_progress(instance, feast, healthy_url)
     assert not result.run_requests
     reason = (result.skip_reason.skip_message if result.skip_reason else None) or ""
     assert reason and "a repair is in progress: 01234567" in reason
-    assert "ETHUSDT is 36" in reason  # the cause is still reported
+    assert f"{ETH} is 36" in reason  # the cause is still reported
     assert result.cursor == '{"requested_ns": {}}'  # nothing was requested, nothing remembered
 
 
@@ -256,7 +260,8 @@ def test_the_sensor_is_registered_and_runs_by_default(tmp_path):
     assert sensor.job_name == REPAIR_JOB_NAME
     job = definitions.resolve_job_def(REPAIR_JOB_NAME)
     assert {node.name for node in job.nodes} == {"bars_1s", "features", "online_features"}
-    assert job.partitions_def is not None  # today's day × symbol partition of the stale symbol
+    # today's day × instrument partition of the stale instrument
+    assert job.partitions_def is not None
 
 
 @pytest.fixture(scope="module")
@@ -278,7 +283,7 @@ def test_the_repair_job_leaves_the_online_store_fresh(tmp_path: Path, simulator,
         "binance_bulk": BinanceBulkResource(base_url=simulator),
         "feast": FeastResource.local(tmp_path / "feast"),
     }
-    key = f"{SIM_DAY.isoformat()}|{SIM_SYMBOL}"
+    key = f"{SIM_DAY.isoformat()}|{SIM_INSTRUMENT}"
     silver = dg.materialize(
         [raw_trades, bronze_trades, silver_trades],
         partition_key=key,
@@ -289,7 +294,7 @@ def test_the_repair_job_leaves_the_online_store_fresh(tmp_path: Path, simulator,
     # What the online store held before: a row from the first minutes of the day, hours stale.
     early_us = int(dt.datetime(2024, 3, 1, 0, 5, tzinfo=dt.UTC).timestamp()) * 1_000_000
     writer = OnlineFeatureWriter(resources["feast"].store(), views=spec.TRADE_GROUPS)
-    writer.submit(FeatureRow(SIM_SYMBOL, early_us, dict.fromkeys(BATCH_FEATURES, 0.5)))
+    writer.submit(FeatureRow(SIM_INSTRUMENT, early_us, dict.fromkeys(BATCH_FEATURES, 0.5)))
     assert writer.close(60)
     definitions = dg.Definitions(
         assets=[
@@ -310,18 +315,18 @@ def test_the_repair_job_leaves_the_online_store_fresh(tmp_path: Path, simulator,
     )
 
     assert silver.success and registry.success and repair.success
-    gold = read_gold(resources["iceberg"].lakehouse(), SIM_SYMBOL, SIM_DAY)
+    gold = read_gold(resources["iceberg"].lakehouse(), SIM_INSTRUMENT, SIM_DAY)
     newest = gold["event_timestamp"].max()
     assert isinstance(newest, dt.datetime)
     newest_ns = int(newest.timestamp()) * NS_PER_S
     (event_ns,) = online_event_times(
-        resources["feast"], spec.TRAINING_SERVICE, [SIM_SYMBOL]
+        resources["feast"], spec.TRAINING_SERVICE, [SIM_INSTRUMENT]
     ).values()
     assert event_ns == newest_ns > early_us * 1_000
     # Fresh by the sensor's own check at the data's clock; the old row would have been hours stale.
     healthy = Heartbeat(True, "ok")
-    assert not assess(healthy, {SIM_SYMBOL: event_ns}, newest_ns + NS_PER_S, MAX_AGE_S).stale
-    assert assess(healthy, {SIM_SYMBOL: early_us * 1_000}, newest_ns, MAX_AGE_S).stale
+    assert not assess(healthy, {SIM_INSTRUMENT: event_ns}, newest_ns + NS_PER_S, MAX_AGE_S).stale
+    assert assess(healthy, {SIM_INSTRUMENT: early_us * 1_000}, newest_ns, MAX_AGE_S).stale
     # Every step records its event-time watermark, so lineage shows where freshness breaks.
     silver_meta = only(silver, "silver_trades")
     bars_meta, gold_meta = only(repair, "bars_1s"), only(repair, "features")
@@ -330,4 +335,4 @@ def test_the_repair_job_leaves_the_online_store_fresh(tmp_path: Path, simulator,
     # The newest trade falls in the newest 1 s bar; features end at or after that bar's end.
     assert bars_meta["watermark"] <= silver_meta["watermark"] < bars_meta["watermark"] + 1
     assert gold_meta["watermark"] >= bars_meta["watermark"] + 1
-    assert online_meta["symbols_served"] == [SIM_SYMBOL]
+    assert online_meta["symbols_served"] == [SIM_INSTRUMENT]

@@ -134,7 +134,7 @@ def sidecar_families() -> list[Metric]:
     OnlineStoreHealth(metrics.registry)
     metrics.paper.show(RiskEngine())
     feed = MarketFeed("ws://127.0.0.1:9", "http://127.0.0.1:9", ["BTCUSDT"], dead_letter_path="x")
-    metrics.market_feed.show(feed)
+    metrics.market_feed.show({"BINANCE": feed})
     return list(metrics.registry.collect())
 
 
@@ -147,7 +147,7 @@ def exporter_families() -> list[Metric]:
     from trading_assets.metrics_exporter import LiveIngestCollector, ModelAliasCollector
 
     return [
-        *LiveIngestCollector(dg.DagsterInstance.ephemeral(), ["BTCUSDT"]).describe(),
+        *LiveIngestCollector(dg.DagsterInstance.ephemeral(), ["BINANCE:BTCUSDT"]).describe(),
         *ModelAliasCollector("http://127.0.0.1:9", "signal").describe(),
         *ProcessCollector(registry=None).collect(),
     ]

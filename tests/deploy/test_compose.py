@@ -356,14 +356,14 @@ def test_the_buckets_job_creates_them_on_a_real_s3(s3_server, monkeypatch, capsy
     assert "s3://compose-models exists" in capsys.readouterr().out
 
 
-def test_one_sidecar_per_symbol_group_each_with_its_own_landing_volume(compose):
+def test_one_sidecar_per_instrument_group_each_with_its_own_landing_volume(compose):
     sidecars = {
         name: service
         for name, service in project_services(compose).items()
         if service["command"][-1] == "streaming"
     }
-    groups = [environment(s)["TRADING_SYMBOLS"].split(",") for s in sidecars.values()]
-    symbols = [symbol for group in groups for symbol in group]
+    groups = [environment(s)["TRADING_INSTRUMENTS"].split(",") for s in sidecars.values()]
+    instruments = [instrument for group in groups for instrument in group]
     volumes = [
         volume.split(":")[0]
         for service in sidecars.values()
@@ -372,6 +372,6 @@ def test_one_sidecar_per_symbol_group_each_with_its_own_landing_volume(compose):
     ]
 
     assert len(sidecars) >= 2
-    assert sorted(symbols) == sorted(env_example()["TRADING_SYMBOLS"].split(","))
+    assert sorted(instruments) == sorted(env_example()["TRADING_INSTRUMENTS"].split(","))
     assert len(volumes) == len(sidecars) == len(set(volumes))  # one landing volume each
     assert set(volumes) <= set(compose["volumes"])  # named volumes, kept across restarts

@@ -174,7 +174,8 @@ def test_the_sidecar_image_serves_a_champion_from_an_mlflow_server(image_envs, t
         version = register_decisive_model(tracking, tmp_path / "unused", "champion")
         final = read_stages(DOCKERFILES["sidecar"])[-1]
         processes.append(sidecar := _start(sidecar_env, [*command(final), "--port", str(api_port)],
-            tmp_path / "sidecar.log", TRADING_SYMBOLS="BTCUSDT", MLFLOW_TRACKING_URI=tracking,
+            tmp_path / "sidecar.log", TRADING_INSTRUMENTS="BINANCE:BTCUSDT",
+            MLFLOW_TRACKING_URI=tracking,
             BINANCE_WS_BASE_URL=f"ws://{market}", BINANCE_REST_BASE_URL=f"http://{market}",
             BINANCE_BULK_BASE_URL=f"http://{market}"))  # fmt: skip
         served = f'sidecar_model_version_info{{role="champion",version="{version}"}} 1.0'

@@ -1,6 +1,6 @@
 """deploy/k8s: every manifest valid for Kubernetes 1.33 (``kubernetes_validate``'s strict
 schemas, which refuse unknown fields), and the sidecars deployed as the issue asks: a StatefulSet
-per symbol group with its landing volume, probes, resources, a PodDisruptionBudget, Services and
+per instrument group with its landing volume, probes, resources, a PodDisruptionBudget, Services and
 Prometheus' scrape annotations, as a user that is not root."""
 
 from __future__ import annotations
@@ -88,14 +88,14 @@ def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return template.get("spec", {}).get("containers", [])
 
 
-def test_one_sidecar_statefulset_per_symbol_group_covers_the_symbols_once():
+def test_one_sidecar_statefulset_per_instrument_group_covers_the_instruments_once():
     config = named("ConfigMap", "trading-config")["data"]
-    groups = [_env(_container(s))["TRADING_SYMBOLS"].split(",") for s in sidecars()]
-    flat = [symbol for group in groups for symbol in group]
+    groups = [_env(_container(s))["TRADING_INSTRUMENTS"].split(",") for s in sidecars()]
+    flat = [instrument for group in groups for instrument in group]
 
     assert len(groups) >= 2
-    assert len(flat) == len(set(flat))  # no symbol served twice
-    assert sorted(flat) == sorted(config["TRADING_SYMBOLS"].split(","))
+    assert len(flat) == len(set(flat))  # no instrument served twice
+    assert sorted(flat) == sorted(config["TRADING_INSTRUMENTS"].split(","))
 
 
 @pytest.mark.parametrize("statefulset", sidecars(), ids=lambda s: s["metadata"]["name"])

@@ -47,8 +47,9 @@ from trading_assets.defs.ingest.partitions import partition_key
 from trading_assets.metrics_exporter import LIVE_INGEST_ASSETS
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
-SYMBOL = "BTCUSDT"  # the sidecar's, ingested just now
-UNFED = "ETHUSDT"  # the exporter's too, never ingested: its live partition is stale
+SYMBOL = "BTCUSDT"  # the simulator's
+INSTRUMENT = f"BINANCE:{SYMBOL}"  # the sidecar's, ingested just now
+UNFED = "BINANCE:ETHUSDT"  # the exporter's too, never ingested: its live partition is stale
 FOR = "2s"
 STALL_S = 12.0
 # Grafana's $__rate_interval for a 1 s scrape: four scrape intervals, rounded up.
@@ -96,10 +97,10 @@ def alerts(stack: Stack, name: str, state: str | None = None, **labels: str) -> 
 
 def start_exporter(root: Path, tracking_uri: str) -> tuple[str, subprocess.Popen]:
     """``python -m trading_assets.metrics_exporter`` on a Dagster instance in which today's
-    partitions of SYMBOL were just materialized, and UNFED's never were."""
+    partitions of INSTRUMENT were just materialized, and UNFED's never were."""
     home = root / "dagster_home"
     home.mkdir()
-    day = partition_key(dt.datetime.now(dt.UTC).date(), SYMBOL)
+    day = partition_key(dt.datetime.now(dt.UTC).date(), INSTRUMENT)
     with dg.DagsterInstance.local_temp(tempdir=str(home)) as instance:
         for asset in LIVE_INGEST_ASSETS:
             instance.report_runless_asset_event(
@@ -110,7 +111,7 @@ def start_exporter(root: Path, tracking_uri: str) -> tuple[str, subprocess.Popen
         "DAGSTER_HOME": str(home),
         "TRADING_ENV": "local",
         "TRADING_DATA_DIR": str(root / "data"),
-        "TRADING_SYMBOLS": f"{SYMBOL},{UNFED}",
+        "TRADING_INSTRUMENTS": f"{INSTRUMENT},{UNFED}",
         "MLFLOW_TRACKING_URI": tracking_uri,
     }
     process = subprocess.Popen(
@@ -134,7 +135,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         market = cleanup.enter_context(
             run_simulator_in_thread(symbols=[SYMBOL], seed=5, trades_per_day=TRADES_PER_DAY)
         )
-        config = trading_config(root / "sidecar", market, (SYMBOL,), tracking,
+        config = trading_config(root / "sidecar", market, (INSTRUMENT,), tracking,
                                 fallback_budgets=BUDGETS)  # fmt: skip
         sidecar = SidecarThread(config)
         cleanup.callback(sidecar.stop)
@@ -176,8 +177,8 @@ def test_the_live_partition_nothing_ingests_fires_and_the_fed_one_does_not(stack
     )
 
     assert {alert["labels"]["asset"] for alert in firing} == set(LIVE_INGEST_ASSETS)
-    assert alerts(stack, "LivePartitionNotIngested", symbol=SYMBOL) == []
-    lags = query(stack, f'trading_live_partition_ingest_lag_seconds{{symbol="{SYMBOL}"}}')
+    assert alerts(stack, "LivePartitionNotIngested", symbol=INSTRUMENT) == []
+    lags = query(stack, f'trading_live_partition_ingest_lag_seconds{{symbol="{INSTRUMENT}"}}')
     assert len(lags) == len(LIVE_INGEST_ASSETS)
     assert all(0 <= float(lag["value"][1]) < 600 for lag in lags)
 
@@ -200,7 +201,7 @@ def test_a_stalled_stream_fires_safe_mode_and_it_resolves_once_data_flows(stack:
         "the champion served on fresh data",
         lambda: (
             query(stack, 'sidecar_model_version_info{role="champion"}')
-            and query(stack, f'sidecar_fallback_level{{symbol="{SYMBOL}"}} < 5')
+            and query(stack, f'sidecar_fallback_level{{symbol="{INSTRUMENT}"}} < 5')
         ),
         60,
     )
@@ -213,7 +214,7 @@ def test_a_stalled_stream_fires_safe_mode_and_it_resolves_once_data_flows(stack:
     stall_the_stream(stack.market)
     (fired,) = wait_for(
         "SidecarSafeMode firing",
-        lambda: alerts(stack, "SidecarSafeMode", "firing", symbol=SYMBOL, **instance),
+        lambda: alerts(stack, "SidecarSafeMode", "firing", symbol=INSTRUMENT, **instance),
         STALL_S + 5,
     )
     # A stall, not a drop: the stream stayed open, and no disconnection alert went out.
@@ -222,10 +223,12 @@ def test_a_stalled_stream_fires_safe_mode_and_it_resolves_once_data_flows(stack:
     wait_for("SidecarSafeMode resolved", lambda: not alerts(stack, "SidecarSafeMode"), 45)
 
     assert fired["labels"]["severity"] == "critical"
-    assert fired["annotations"]["summary"] == f"{SYMBOL} is in safe mode on {stack.sidecar_target}"
+    assert (
+        fired["annotations"]["summary"] == f"{INSTRUMENT} is in safe mode on {stack.sidecar_target}"
+    )
     assert [sample["value"][1] for sample in connected] == ["1"]
     assert quiet_connection == []
-    (level,) = query(stack, f'sidecar_fallback_level{{symbol="{SYMBOL}"}}')
+    (level,) = query(stack, f'sidecar_fallback_level{{symbol="{INSTRUMENT}"}}')
     assert float(level["value"][1]) < 5
 
 

@@ -29,7 +29,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 DOCS_SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
 
-SEED, TRADES_PER_DAY, SYMBOL = 11, 2_000, "BTCUSDT"
+SEED, TRADES_PER_DAY, SYMBOL = 11, 2_000, "BTCUSDT"  # as the simulator names it
+INSTRUMENT = f"BINANCE:{SYMBOL}"  # the partitions' instrument
 HISTORY_DAYS = 6  # partitions from six days ago to today: a short date bar in the pickers
 STARTUP_TIMEOUT_S = 240
 
@@ -54,7 +55,8 @@ class DagsterUI:
     home: Path
     data: Path
     log: Path
-    symbol: str
+    symbol: str  # the simulator's (and the bulk files')
+    instrument: str  # the partitions', the feature store's and the sidecar's
     history_start: dt.date
     seed: int = SEED
     trades_per_day: int = TRADES_PER_DAY
@@ -120,7 +122,7 @@ def dagster_ui(chromium_executable: str, tmp_path_factory) -> Iterator[DagsterUI
             "DAGSTER_HOME": str(home),
             "TRADING_DATA_DIR": str(data),
             "TRADING_HISTORY_START": history_start.isoformat(),
-            "TRADING_SYMBOLS": SYMBOL,
+            "TRADING_INSTRUMENTS": INSTRUMENT,
             "BINANCE_BULK_BASE_URL": sim.http_url,
             # Dagster's own knob: evaluate freshness every 5 s instead of 30 s.
             "FRESHNESS_DAEMON_INTERVAL_SECONDS": "5",
@@ -137,7 +139,7 @@ def dagster_ui(chromium_executable: str, tmp_path_factory) -> Iterator[DagsterUI
             try:
                 url = f"http://127.0.0.1:{port}"
                 _wait_for_webserver(url, process, log)
-                yield DagsterUI(url, home, data, log, SYMBOL, history_start)
+                yield DagsterUI(url, home, data, log, SYMBOL, INSTRUMENT, history_start)
             finally:
                 _stop(process)
 

@@ -48,8 +48,8 @@ def launched_id(page, pattern: str) -> str:
     return found.group(1)
 
 
-def pick_partitions(page, dates: str, symbol: str):
-    """Fill the launch dialog's partition picker: a date (range) and one symbol."""
+def pick_partitions(page, dates: str, instrument: str):
+    """Fill the launch dialog's partition picker: a date (range) and one instrument."""
     from playwright.sync_api import expect
 
     dialog = page.locator(".dagster-dialog").filter(has_text="Partition selection")
@@ -58,9 +58,9 @@ def pick_partitions(page, dates: str, symbol: str):
     date_field.fill(dates)
     date_field.press("Enter")
     dialog.get_by_text("Select a partition or create one").click()
-    picker = page.locator(".dagster-popover").filter(has_text=symbol)
-    picker.locator("label").filter(has_text=symbol).click()
-    expect(picker.get_by_role("checkbox", name=symbol)).to_be_checked()
+    picker = page.locator(".dagster-popover").filter(has_text=instrument)
+    picker.locator("label").filter(has_text=instrument).click()
+    expect(picker.get_by_role("checkbox", name=instrument)).to_be_checked()
     page.keyboard.press("Escape")
     return dialog
 
@@ -116,13 +116,13 @@ def test_materialize_one_silver_partition_with_its_upstream(
         node.click(modifiers=["Shift"])
     page.get_by_role("button", name="Materialize selected (3)").click()
 
-    dialog = pick_partitions(page, day.isoformat(), dagster_ui.symbol)
+    dialog = pick_partitions(page, day.isoformat(), dagster_ui.instrument)
     expect(dialog.get_by_text("1 partition", exact=True)).to_be_visible()
     dialog.get_by_role("button", name="Launch 1 run").click()
     run_id = launched_id(page, r"Launched run (\w+)")
 
     assert open_run(page, run_id) == "Success"
-    partition = f"{day.isoformat()}|{dagster_ui.symbol}"
+    partition = f"{day.isoformat()}|{dagster_ui.instrument}"
     expect(page.get_by_text(f"partition: {partition}").first).to_be_visible()
 
     # The partition's page shows what silver wrote: every trade the exchange published that day.
@@ -130,7 +130,7 @@ def test_materialize_one_silver_partition_with_its_upstream(
     link(page, "silver_trades").click()
     page.get_by_role("tab", name="Partitions").click()
     page.get_by_text(day.isoformat(), exact=True).filter(visible=True).first.click()
-    page.get_by_text(dagster_ui.symbol, exact=True).filter(visible=True).first.click()
+    page.get_by_text(dagster_ui.instrument, exact=True).filter(visible=True).first.click()
     expect(page.get_by_text(partition, exact=True).filter(visible=True).first).to_be_visible()
     expect(link(page, run_id)).to_be_visible()
     published = SyntheticMarket(
@@ -151,7 +151,9 @@ def test_backfill_two_days_from_the_ui(page, dagster_ui: DagsterUI, screenshots:
     link(page, "lakehouse_daily").click()
     page.get_by_role("button", name="Materialize all").click()
 
-    dialog = pick_partitions(page, f"[{first.isoformat()}...{last.isoformat()}]", dagster_ui.symbol)
+    dialog = pick_partitions(
+        page, f"[{first.isoformat()}...{last.isoformat()}]", dagster_ui.instrument
+    )
     expect(dialog.get_by_text("2 partitions", exact=True)).to_be_visible()
     dialog.get_by_role("button", name="Launch backfill").click()
     backfill_id = launched_id(page, r"Created backfill (\w+)")
@@ -215,7 +217,7 @@ def test_freshness_of_the_online_store_and_models(
     expect(passing).to_be_visible()
     expect(page.get_by_text("Not evaluated")).to_have_count(0)
     # Served from the backfill's newest day: its last bar is the online store's watermark.
-    assert f'"{dagster_ui.symbol}"' in metadata_value(page, "symbols_served")
+    assert f'"{dagster_ui.instrument}"' in metadata_value(page, "symbols_served")
     # The automation may have materialized the store too, from fewer days, moments earlier: the
     # page shows the newest materialization once the UI has it.
     newest_day = dagster_ui.day(3).strftime("%b %-d,")

@@ -26,6 +26,7 @@ from streaming.venues.binance.history import fetch_trades
 from tests.services import free_port
 from trading_assets.lib.feature_store.repo import apply_definitions, load_definitions
 from trading_assets.lib.feature_store.spec import TRAINING_SERVICE, service_features
+from trading_assets.lib.instruments import parse_instrument
 from trading_assets.lib.models.onnx_export import export_onnx
 from trading_assets.lib.models.registry import record_gate_verdict, register_model, set_alias
 
@@ -85,13 +86,16 @@ def register_booster(
     return str(version.version)
 
 
-async def land_history(rest_url: str, landing_root: Path, symbols: tuple[str, ...]) -> None:
-    """Land, as a previous run would have, the trade just before ``HISTORY_S`` ago."""
+async def land_history(rest_url: str, landing_root: Path, instruments: tuple[str, ...]) -> None:
+    """Land, as a previous run would have, the trade just before ``HISTORY_S`` ago (of Binance
+    spot instruments, whose REST API the simulator serves at ``rest_url``)."""
     start_ms = time.time_ns() // 1_000_000 - HISTORY_S * 1000
     writer = LandingWriter(landing_root, TRADES_KIND)
     try:
         async with AsyncBinanceRestClient(rest_url) as rest:
-            for symbol in symbols:
+            for instrument in instruments:
+                venue, symbol = parse_instrument(instrument)
+                assert venue == "BINANCE", instrument
                 first = httpx.get(
                     f"{rest_url}/api/v3/aggTrades",
                     params={"symbol": symbol, "startTime": start_ms, "limit": 1},
@@ -104,7 +108,7 @@ async def land_history(rest_url: str, landing_root: Path, symbols: tuple[str, ..
 
 
 def trading_config(
-    data: Path, market: Any, symbols: tuple[str, ...], tracking_uri: str, **overrides: Any
+    data: Path, market: Any, instruments: tuple[str, ...], tracking_uri: str, **overrides: Any
 ) -> SidecarConfig:
     """A sidecar on the simulator, predicting four times a second; the read budget is loose
     (sqlite on a shared test machine), coverage is not required (the 5 and 15 min windows
@@ -113,7 +117,7 @@ def trading_config(
         "fallback_budgets", FallbackBudgets(min_coverage=0.0, online_max_latency_s=0.25)
     )
     return SidecarConfig(
-        symbols=symbols,
+        instruments=instruments,
         ws_base_url=market.ws_url,
         rest_base_url=market.http_url,
         data_root=data,
@@ -144,8 +148,8 @@ def api_url(config: SidecarConfig) -> str:
 
 
 async def latest(http: aiohttp.ClientSession, config: SidecarConfig, symbol: str) -> Json | None:
-    """The prediction the API serves for ``symbol`` now (None before the first, or before the
-    API listens)."""
+    """The prediction the API serves for ``symbol`` (an instrument id) now (None before the
+    first, or before the API listens)."""
     try:
         url = f"{api_url(config)}/predictions/latest"
         async with http.get(url, params={"symbol": symbol}) as response:

@@ -24,7 +24,7 @@ T0 = 1_709_251_200_000_000_000
 
 
 def prediction(
-    symbol: str = "BTCUSDT", seq: int = 0, role: Role = "champion", signal: float = 0.25
+    symbol: str = "BINANCE:BTCUSDT", seq: int = 0, role: Role = "champion", signal: float = 0.25
 ) -> Prediction:
     return Prediction(
         symbol=symbol,
@@ -117,18 +117,20 @@ async def test_metrics_expose_served_predictions_and_model_versions(api, http):
     api.metrics.set_model_version("canary", "4")
     api.metrics.set_model_version("canary", None)
     for seq in range(3):
-        api.hub.publish(prediction("BTCUSDT", seq))
-    api.hub.publish(prediction("ETHUSDT", 0, role="shadow"))
+        api.hub.publish(prediction("BINANCE:BTCUSDT", seq))
+    api.hub.publish(prediction("BINANCE:ETHUSDT", 0, role="shadow"))
 
     async with http.get(f"{api.url}/metrics") as response:
         text = await response.text()
 
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("text/plain")
-    btc = {"symbol": "BTCUSDT", "role": "champion"}
+    btc = {"symbol": "BINANCE:BTCUSDT", "role": "champion"}
     assert sample_value(text, "sidecar_predictions_total", btc) == 3
-    assert sample_value(text, "sidecar_predictions_total", btc | {"symbol": "ETHUSDT"}) is None
-    shadow = {"symbol": "ETHUSDT", "role": "shadow"}
+    assert (
+        sample_value(text, "sidecar_predictions_total", btc | {"symbol": "BINANCE:ETHUSDT"}) is None
+    )
+    shadow = {"symbol": "BINANCE:ETHUSDT", "role": "shadow"}
     assert sample_value(text, "sidecar_predictions_total", shadow) == 1
     latency = {"role": "champion"}
     assert sample_value(text, "sidecar_prediction_latency_seconds_count", latency) == 3
@@ -136,28 +138,30 @@ async def test_metrics_expose_served_predictions_and_model_versions(api, http):
     assert (
         sample_value(text, "sidecar_model_version_info", {"role": "canary", "version": "4"}) is None
     )
-    assert sample_value(text, "sidecar_fallback_level", {"symbol": "BTCUSDT"}) == 1
+    assert sample_value(text, "sidecar_fallback_level", {"symbol": "BINANCE:BTCUSDT"}) == 1
     assert sample_value(text, "sidecar_ws_clients") == 0
 
 
 async def test_only_the_driving_prediction_is_served_and_sets_the_decision_gauges(api, http):
-    driving = prediction("BTCUSDT", 1)  # the champion, trading
+    driving = prediction("BINANCE:BTCUSDT", 1)  # the champion, trading
     logged = msgspec.structs.replace(
-        prediction("BTCUSDT", 1, role="canary"), should_trade=False, risk_score=1.0
+        prediction("BINANCE:BTCUSDT", 1, role="canary"), should_trade=False, risk_score=1.0
     )  # the canary scored the same tick but did not drive it
     api.hub.publish(driving, serves=True)
     api.hub.publish(logged, serves=False)
 
-    async with http.get(f"{api.url}/predictions/latest", params={"symbol": "BTCUSDT"}) as response:
+    async with http.get(
+        f"{api.url}/predictions/latest", params={"symbol": "BINANCE:BTCUSDT"}
+    ) as response:
         served = decode_prediction(await response.read())
     async with http.get(f"{api.url}/metrics") as response:
         text = await response.text()
 
     assert served == driving
-    btc = {"symbol": "BTCUSDT"}
+    btc = {"symbol": "BINANCE:BTCUSDT"}
     assert sample_value(text, "sidecar_trading_allowed", btc) == 1
     assert sample_value(text, "sidecar_risk_score", btc) == driving.risk_score
-    canary = {"symbol": "BTCUSDT", "role": "canary"}
+    canary = {"symbol": "BINANCE:BTCUSDT", "role": "canary"}
     assert sample_value(text, "sidecar_predictions_total", canary) == 1
     assert sample_value(text, "sidecar_prediction_latency_seconds_count", {"role": "canary"}) == 1
 
@@ -168,10 +172,16 @@ async def test_risk_state_and_transitions_are_served_on_risk_and_metrics(readine
     engine = RiskEngine(limits, metrics.count_risk_transition)
     now = T0
     engine.assess(
-        "BTCUSDT", now, signal=1.0, confidence=1.0, fallback_level=1, volatility=0.01, spread_bps=0
+        "BINANCE:BTCUSDT",
+        now,
+        signal=1.0,
+        confidence=1.0,
+        fallback_level=1,
+        volatility=0.01,
+        spread_bps=0,
     )
     # 22.5 % of equity lost, and 0.05 % in fees (10 bp on each side of a quarter): halt
-    engine.record_return("BTCUSDT", now + 60 * 10**9, -0.9)
+    engine.record_return("BINANCE:BTCUSDT", now + 60 * 10**9, -0.9)
     async with PredictionApi(
         PredictionHub(metrics), metrics, readiness, close_timeout_s=0.2, risk=engine.snapshot
     ) as server:
@@ -198,24 +208,33 @@ async def test_risk_is_not_found_without_a_risk_engine(api, http):
 async def test_latest_holds_the_newest_served_prediction_per_symbol(api, http):
     async with http.get(f"{api.url}/predictions/latest") as response:
         empty = await response.json()
-    newest_btc = prediction("BTCUSDT", 2, signal=-0.5)
-    eth = prediction("ETHUSDT", 1, role="canary")
-    for p in (prediction("BTCUSDT", 1), eth, newest_btc, prediction("BTCUSDT", 3, role="shadow")):
+    newest_btc = prediction("BINANCE:BTCUSDT", 2, signal=-0.5)
+    eth = prediction("BINANCE:ETHUSDT", 1, role="canary")
+    for p in (
+        prediction("BINANCE:BTCUSDT", 1),
+        eth,
+        newest_btc,
+        prediction("BINANCE:BTCUSDT", 3, role="shadow"),
+    ):
         api.hub.publish(p)
 
     async with http.get(f"{api.url}/predictions/latest") as response:
         latest = await response.json()
-    async with http.get(f"{api.url}/predictions/latest", params={"symbol": "ethusdt"}) as response:
+    async with http.get(
+        f"{api.url}/predictions/latest", params={"symbol": "binance:ethusdt"}
+    ) as response:
         one = decode_prediction(await response.read())
-    async with http.get(f"{api.url}/predictions/latest", params={"symbol": "SOLUSDT"}) as response:
+    async with http.get(
+        f"{api.url}/predictions/latest", params={"symbol": "BINANCE:SOLUSDT"}
+    ) as response:
         missing = response.status
 
     assert empty == {}
-    assert sorted(latest) == ["BTCUSDT", "ETHUSDT"]
+    assert sorted(latest) == ["BINANCE:BTCUSDT", "BINANCE:ETHUSDT"]
     # A shadow prediction never replaces the one being served.
-    assert latest["BTCUSDT"]["timestamp"] == newest_btc.timestamp
-    assert latest["BTCUSDT"]["signal"] == newest_btc.signal
-    assert latest["ETHUSDT"]["role"] == "canary"
+    assert latest["BINANCE:BTCUSDT"]["timestamp"] == newest_btc.timestamp
+    assert latest["BINANCE:BTCUSDT"]["signal"] == newest_btc.signal
+    assert latest["BINANCE:ETHUSDT"]["role"] == "canary"
     assert one == eth
     assert missing == 404
 
@@ -223,14 +242,16 @@ async def test_latest_holds_the_newest_served_prediction_per_symbol(api, http):
 async def test_stream_sends_each_new_prediction_through_the_clients_filters(api, http):
     url = f"{api.url}/predictions/stream"
     published = [
-        prediction("BTCUSDT", 0),
-        prediction("ETHUSDT", 0, role="shadow"),
-        prediction("ETHUSDT", 1),
-        prediction("BTCUSDT", 1, role="canary"),
+        prediction("BINANCE:BTCUSDT", 0),
+        prediction("BINANCE:ETHUSDT", 0, role="shadow"),
+        prediction("BINANCE:ETHUSDT", 1),
+        prediction("BINANCE:BTCUSDT", 1, role="canary"),
     ]
     async with (
         http.ws_connect(url) as everything,
-        http.ws_connect(url, params={"symbols": "ethusdt", "roles": "champion,shadow"}) as eth,
+        http.ws_connect(
+            url, params={"symbols": "binance:ethusdt", "roles": "champion,shadow"}
+        ) as eth,
     ):
         await until(lambda: api.hub.client_count == 2)
         for p in published:
@@ -239,7 +260,7 @@ async def test_stream_sends_each_new_prediction_through_the_clients_filters(api,
         eth_only = [decode_prediction(await eth.receive_str(timeout=5)) for _ in range(2)]
 
     assert served == [p for p in published if p.role != "shadow"]
-    assert eth_only == [p for p in published if p.symbol == "ETHUSDT"]
+    assert eth_only == [p for p in published if p.symbol == "BINANCE:ETHUSDT"]
     await until(lambda: api.hub.client_count == 0)
 
 
@@ -269,10 +290,10 @@ async def stalled_client(api: PredictionApi, query: str) -> socket.socket:
 
 
 async def test_a_stalled_client_loses_its_oldest_messages_and_blocks_nobody(api, http):
-    slow_socket = await stalled_client(api, "symbols=BTCUSDT")
+    slow_socket = await stalled_client(api, "symbols=BINANCE:BTCUSDT")
     async with http.ws_connect(f"{api.url}/predictions/stream") as fast:
         await until(lambda: api.hub.client_count == 2)
-        (slow,) = [c for c in api.hub.clients() if c.symbols == frozenset({"BTCUSDT"})]
+        (slow,) = [c for c in api.hub.clients() if c.symbols == frozenset({"BINANCE:BTCUSDT"})]
         (fast_client,) = [c for c in api.hub.clients() if c is not slow]
         received: list[int] = []
 
@@ -284,11 +305,11 @@ async def test_a_stalled_client_loses_its_oldest_messages_and_blocks_nobody(api,
         seq = 0
         # Publish until the stalled client's socket buffers are full and its queue overflows.
         while slow.dropped == 0 and seq < 200_000:
-            api.hub.publish(prediction("BTCUSDT", seq))
+            api.hub.publish(prediction("BINANCE:BTCUSDT", seq))
             seq += 1
             if seq % 8 == 0:
                 await asyncio.sleep(0)
-        final = prediction("BTCUSDT", seq)
+        final = prediction("BINANCE:BTCUSDT", seq)
         api.hub.publish(final)
         await until(lambda: bool(received) and received[-1] == final.timestamp)
         reader.cancel()
@@ -325,7 +346,7 @@ async def test_stopping_the_server_closes_stream_clients_with_going_away(readine
         await http.get(f"{server.url}/health")
 
 
-SERVED = ("BTCUSDT", "ETHUSDT")
+SERVED = ("BINANCE:BTCUSDT", "BINANCE:ETHUSDT")
 UPGRADE = {
     "Upgrade": "websocket",
     "Connection": "Upgrade",
@@ -403,19 +424,28 @@ async def test_a_malformed_symbol_is_a_400(served_api, http, symbol):
 
 
 async def test_a_well_formed_symbol_not_served_is_a_404_and_a_served_one_answers(served_api, http):
-    served_api.hub.publish(prediction("BTCUSDT", 1))
+    served_api.hub.publish(prediction("BINANCE:BTCUSDT", 1))
     url = f"{served_api.url}/predictions/latest"
     answers = {}
-    for symbol in ("btcusdt", "ETHUSDT", "SOLUSDT", "A" * 32, "BINANCE:BTC/USDT_2-X"):
+    for symbol in (
+        "binance:btcusdt",
+        "BINANCE:ETHUSDT",
+        "BINANCE:SOLUSDT",
+        "A" * 32,
+        "BINANCE:BTC/USDT_2-X",
+    ):
         async with http.get(url, params={"symbol": symbol}) as response:
             answers[symbol] = (response.status, await response.json())
-    async with http.get(f"{url}?symbol=BTCUSDT&symbol=ETHUSDT") as response:
+    async with http.get(f"{url}?symbol=BINANCE:BTCUSDT&symbol=BINANCE:ETHUSDT") as response:
         twice = (response.status, (await error_of(response))["code"])
 
-    assert answers["btcusdt"][0] == 200 and answers["btcusdt"][1]["symbol"] == "BTCUSDT"
-    assert answers["ETHUSDT"][0] == 404
-    assert answers["ETHUSDT"][1]["error"]["code"] == "no_prediction_yet"
-    for unknown in ("SOLUSDT", "A" * 32, "BINANCE:BTC/USDT_2-X"):
+    assert (
+        answers["binance:btcusdt"][0] == 200
+        and answers["binance:btcusdt"][1]["symbol"] == "BINANCE:BTCUSDT"
+    )
+    assert answers["BINANCE:ETHUSDT"][0] == 404
+    assert answers["BINANCE:ETHUSDT"][1]["error"]["code"] == "no_prediction_yet"
+    for unknown in ("BINANCE:SOLUSDT", "A" * 32, "BINANCE:BTC/USDT_2-X"):
         assert answers[unknown][0] == 404
         assert answers[unknown][1]["error"]["code"] == "unknown_symbol"
     assert twice == (400, "bad_symbol")
@@ -429,7 +459,7 @@ async def test_a_well_formed_symbol_not_served_is_a_404_and_a_served_one_answers
         ({"symbols": ""}, 400, "bad_symbol"),
         ({"symbols": "BTCUSDT,ÉTHUSDT"}, 400, "bad_symbol"),
         ({"symbols": "A" * 33}, 400, "bad_symbol"),
-        ({"symbols": "BTCUSDT,SOLUSDT"}, 404, "unknown_symbol"),
+        ({"symbols": "BINANCE:BTCUSDT,BINANCE:SOLUSDT"}, 404, "unknown_symbol"),
         ({"roles": "production"}, 400, "bad_role"),
         ({"roles": "champion,"}, 400, "bad_role"),
         ({"roles": ""}, 400, "bad_role"),
@@ -452,14 +482,16 @@ async def test_stream_filters_are_refused_before_the_upgrade_with_the_same_json(
 
 async def test_stream_accepts_well_formed_filters_in_any_case(served_api, http):
     url = f"{served_api.url}/predictions/stream"
-    async with http.ws_connect(url, params={"symbols": "ethusdt", "roles": "canary"}) as ws:
+    async with http.ws_connect(url, params={"symbols": "binance:ethusdt", "roles": "canary"}) as ws:
         await until(lambda: served_api.hub.client_count == 1)
         (client,) = served_api.hub.clients()
-        served_api.hub.publish(prediction("ETHUSDT", 1, role="canary"))
+        served_api.hub.publish(prediction("BINANCE:ETHUSDT", 1, role="canary"))
         received = decode_prediction(await ws.receive_str(timeout=5))
 
-    assert client.symbols == frozenset({"ETHUSDT"}) and client.roles == frozenset({"canary"})
-    assert received.symbol == "ETHUSDT" and received.role == "canary"
+    assert client.symbols == frozenset({"BINANCE:ETHUSDT"}) and client.roles == frozenset(
+        {"canary"}
+    )
+    assert received.symbol == "BINANCE:ETHUSDT" and received.role == "canary"
 
 
 async def raw_exchange(api: PredictionApi, request: bytes) -> bytes:
@@ -504,10 +536,10 @@ async def test_the_stream_does_not_negotiate_compression(api, http):
     # Every compressing connection holds ~300 KB of zlib state; see streaming.api.
     async with http.ws_connect(f"{api.url}/predictions/stream", compress=15) as ws:
         await until(lambda: api.hub.client_count == 1)
-        api.hub.publish(prediction("BTCUSDT", 1))
+        api.hub.publish(prediction("BINANCE:BTCUSDT", 1))
         received = decode_prediction(await ws.receive_str(timeout=5))
 
-    assert received.timestamp == prediction("BTCUSDT", 1).timestamp
+    assert received.timestamp == prediction("BINANCE:BTCUSDT", 1).timestamp
     assert ws.compress == 0  # the permessage-deflate offer was declined
 
 
@@ -519,7 +551,7 @@ async def test_connect_close_cycles_leave_no_client_state_behind(api, http):
     async def publish_until_done(done: asyncio.Event) -> None:
         nonlocal published
         while not done.is_set():
-            api.hub.publish(prediction("BTCUSDT", published))
+            api.hub.publish(prediction("BINANCE:BTCUSDT", published))
             published += 1
             await asyncio.sleep(0.002)
 

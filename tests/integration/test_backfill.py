@@ -1,11 +1,11 @@
-"""Backfill days × symbols from the command line, executed by the Dagster daemon, against the
+"""Backfill days × instruments from the command line, executed by the Dagster daemon, against the
 exchange simulator; the Iceberg row counts must equal the simulator's trades.
 
 The commands are the ones an operator runs next to ``make run`` (whose ``dagster dev`` already
 runs the daemon):
 
     dagster job backfill -m trading_assets.definitions -j lakehouse_daily \\
-        --from '2024-03-01|BTCUSDT' --to '2024-03-02|ETHUSDT' --noprompt
+        --from '2024-03-01|BINANCE:BTCUSDT' --to '2024-03-02|BINANCE:ETHUSDT' --noprompt
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SEED, TRADES_PER_DAY = 7, 5_000
-SYMBOLS = ("BTCUSDT", "ETHUSDT")
+SYMBOLS = ("BTCUSDT", "ETHUSDT")  # the market's
+INSTRUMENTS = tuple(f"BINANCE:{s}" for s in SYMBOLS)  # the lakehouse's
 DAYS = [dt.date(2024, 3, 1) + dt.timedelta(days=i) for i in range(2)]
 TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
@@ -58,7 +59,7 @@ def wait_for_runs(home: Path, expected: int, timeout: float) -> Sequence[Dagster
         time.sleep(2)
 
 
-def test_cli_backfill_of_days_by_symbols_matches_the_simulator(tmp_path):
+def test_cli_backfill_of_days_by_instruments_matches_the_simulator(tmp_path):
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(REPO_ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
@@ -71,14 +72,14 @@ def test_cli_backfill_of_days_by_symbols_matches_the_simulator(tmp_path):
             "DAGSTER_HOME": str(home),
             "TRADING_DATA_DIR": str(data),
             "TRADING_HISTORY_START": DAYS[0].isoformat(),
-            "TRADING_SYMBOLS": ",".join(SYMBOLS),
+            "TRADING_INSTRUMENTS": ",".join(INSTRUMENTS),
             "BINANCE_BULK_BASE_URL": sim.http_url,
         }
         backfill = subprocess.run(
             [
                 str(BIN / "dagster"), "job", "backfill",
                 "-m", "trading_assets.definitions", "-j", "lakehouse_daily",
-                "--from", f"{DAYS[0]}|{SYMBOLS[0]}", "--to", f"{DAYS[-1]}|{SYMBOLS[-1]}",
+                "--from", f"{DAYS[0]}|{INSTRUMENTS[0]}", "--to", f"{DAYS[-1]}|{INSTRUMENTS[-1]}",
                 "--noprompt",
             ],
             cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120,
@@ -90,20 +91,20 @@ def test_cli_backfill_of_days_by_symbols_matches_the_simulator(tmp_path):
             start_new_session=True,
         )  # fmt: skip
         try:
-            runs = wait_for_runs(home, expected=len(DAYS) * len(SYMBOLS), timeout=360)
+            runs = wait_for_runs(home, expected=len(DAYS) * len(INSTRUMENTS), timeout=360)
         finally:
             os.killpg(daemon.pid, signal.SIGTERM)
             daemon.wait(timeout=60)
 
     assert sorted(run.tags["dagster/partition"] for run in runs) == sorted(
-        f"{day}|{symbol}" for day in DAYS for symbol in SYMBOLS
+        f"{day}|{instrument}" for day in DAYS for instrument in INSTRUMENTS
     )
     assert {run.status for run in runs} == {DagsterRunStatus.SUCCESS}
     market = SyntheticMarket(seed=SEED, trades_per_day=TRADES_PER_DAY)
     lake = IcebergCatalogResource.local(data / "iceberg").lakehouse()
     for day in DAYS:
-        for symbol in SYMBOLS:
+        for symbol, instrument in zip(SYMBOLS, INSTRUMENTS, strict=True):
             published = market.day_trades(symbol, day).height
-            assert count_partition(lake.table(BRONZE_TRADES_TABLE), day, symbol) == published
-            assert count_partition(lake.table(SILVER_TRADES_TABLE), day, symbol) == published
-            assert count_partition(lake.table(QUARANTINE_TABLE), day, symbol) == 0
+            assert count_partition(lake.table(BRONZE_TRADES_TABLE), day, instrument) == published
+            assert count_partition(lake.table(SILVER_TRADES_TABLE), day, instrument) == published
+            assert count_partition(lake.table(QUARANTINE_TABLE), day, instrument) == 0

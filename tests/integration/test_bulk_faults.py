@@ -23,7 +23,7 @@ from trading_assets.lib.lakehouse.bulk import (
 )
 from trading_assets.lib.lakehouse.bulk_checks import BadBulkFileError, BulkFileProblem
 from trading_assets.lib.lakehouse.bulk_replacement import BulkWouldDropTradesError
-from trading_assets.lib.lakehouse.landing import SOURCE_LIVE
+from trading_assets.lib.lakehouse.landing import live_source
 from trading_assets.lib.lakehouse.pipeline import (
     Lakehouse,
     fetch_raw,
@@ -36,6 +36,7 @@ from trading_assets.lib.lakehouse.tables import open_catalog, read_partition
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 SYMBOL = "BTCUSDT"
+INSTRUMENT = f"BINANCE:{SYMBOL}"  # the lakehouse's: Binance spot's SYMBOL
 DAY = dt.date(2024, 3, 1)
 SEED = 11
 TRADES_PER_DAY = 2_000
@@ -89,7 +90,7 @@ def test_a_bad_file_is_refused_naming_its_url_and_nothing_is_stored(sim, lake, f
     break_day(sim, SYMBOL, DAY, fault)
 
     with pytest.raises(BadBulkFileError) as refused:
-        fetch_raw(lake, sim, SYMBOL, DAY)
+        fetch_raw(lake, sim, INSTRUMENT, DAY)
 
     assert refused.value.problem is problem
     assert str(refused.value).startswith(f"{served_url(sim)}: ")
@@ -100,28 +101,28 @@ def test_a_checksum_that_matches_nothing_stores_nothing(sim, lake):
     break_day(sim, SYMBOL, DAY, "bad_checksum")
 
     with pytest.raises(ChecksumMismatchError, match=served_url(sim)):
-        fetch_raw(lake, sim, SYMBOL, DAY)
+        fetch_raw(lake, sim, INSTRUMENT, DAY)
 
     assert stored(lake) == [False, False, False]
 
 
 def test_a_bad_file_leaves_the_good_copy_already_stored_untouched(sim, lake):
-    good = fetch_raw(lake, sim, SYMBOL, DAY)
+    good = fetch_raw(lake, sim, INSTRUMENT, DAY)
     break_day(sim, SYMBOL, DAY, "truncated")
 
     with pytest.raises(BadBulkFileError, match="cut short"):
-        fetch_raw(lake, sim, SYMBOL, DAY)
+        fetch_raw(lake, sim, INSTRUMENT, DAY)
 
     assert verify_stored(lake.io, good.raw_uri) == good.sha256
-    assert load_bronze(lake, SYMBOL, DAY).write.rows == MARKET.trade_count(SYMBOL, DAY)
+    assert load_bronze(lake, INSTRUMENT, DAY).write.rows == MARKET.trade_count(SYMBOL, DAY)
 
 
 def test_a_day_the_venue_marks_empty_is_taken_as_an_empty_partition(sim, lake):
     break_day(sim, SYMBOL, DAY, "empty_day")
 
-    raw = fetch_raw(lake, sim, SYMBOL, DAY)
-    bronze = load_bronze(lake, SYMBOL, DAY)
-    silver = refine_silver(lake, SYMBOL, DAY)
+    raw = fetch_raw(lake, sim, INSTRUMENT, DAY)
+    bronze = load_bronze(lake, INSTRUMENT, DAY)
+    silver = refine_silver(lake, INSTRUMENT, DAY)
 
     assert (raw.rows, bronze.write.rows, silver.silver.rows) == (0, 0, 0)
     assert stored(lake) == [True, True, True]
@@ -129,17 +130,17 @@ def test_a_day_the_venue_marks_empty_is_taken_as_an_empty_partition(sim, lake):
 
 def test_an_empty_zip_stored_without_the_marker_is_refused_by_bronze(sim, lake):
     break_day(sim, SYMBOL, DAY, "empty_day")
-    raw = fetch_raw(lake, sim, SYMBOL, DAY)
+    raw = fetch_raw(lake, sim, INSTRUMENT, DAY)
     lake.io.delete(f"{raw.raw_uri}.EMPTY")  # as a copy stored before empty days were checked
 
     with pytest.raises(BadBulkFileError, match="does not mark the day empty") as refused:
-        load_bronze(lake, SYMBOL, DAY)
+        load_bronze(lake, INSTRUMENT, DAY)
 
     assert refused.value.file == raw.raw_uri
 
 
 def test_a_damaged_zip_stored_earlier_is_refused_by_bronze_naming_it(sim, lake):
-    raw = fetch_raw(lake, sim, SYMBOL, DAY)
+    raw = fetch_raw(lake, sim, INSTRUMENT, DAY)
     payload = Path(raw.raw_uri.removeprefix("file://")).read_bytes()[:-200]
     with lake.io.new_output(raw.raw_uri).create(overwrite=True) as out:
         out.write(payload)
@@ -147,7 +148,7 @@ def test_a_damaged_zip_stored_earlier_is_refused_by_bronze_naming_it(sim, lake):
         out.write(f"{hashlib.sha256(payload).hexdigest()}  {raw.file_name}\n".encode())
 
     with pytest.raises(BadBulkFileError, match="cut short") as refused:
-        load_bronze(lake, SYMBOL, DAY)
+        load_bronze(lake, INSTRUMENT, DAY)
 
     assert refused.value.file == raw.raw_uri
 
@@ -160,50 +161,52 @@ def test_a_malformed_row_is_quarantined_at_its_line_with_its_reason(sim, lake, f
     break_day(sim, SYMBOL, DAY, fault, line=line)
     trades = MARKET.trade_count(SYMBOL, DAY)
 
-    fetch_raw(lake, sim, SYMBOL, DAY)
-    bronze = load_bronze(lake, SYMBOL, DAY)
-    silver = refine_silver(lake, SYMBOL, DAY)
+    fetch_raw(lake, sim, INSTRUMENT, DAY)
+    bronze = load_bronze(lake, INSTRUMENT, DAY)
+    silver = refine_silver(lake, INSTRUMENT, DAY)
 
     assert (bronze.write.rows, silver.silver.rows, silver.quarantine.rows) == (
         trades,
         trades - 1,
         1,
     )
-    quarantined = read_partition(lake.table(QUARANTINE_TABLE), DAY, SYMBOL)
+    quarantined = read_partition(lake.table(QUARANTINE_TABLE), DAY, INSTRUMENT)
     assert quarantined["line_no"].to_list() == [line]
     assert reason in quarantined["reason"].item().split(";")
 
 
 def test_a_shorter_bulk_day_never_replaces_the_live_trades_it_lacks(sim, lake, tmp_path):
     landing = tmp_path / "landing"
-    landed = land_day(landing, MARKET, SYMBOL, DAY)
-    assert load_bronze(lake, SYMBOL, DAY, landing).source == SOURCE_LIVE
+    landed = land_day(landing, MARKET, INSTRUMENT, DAY)
+    assert load_bronze(lake, INSTRUMENT, DAY, landing).source == live_source(INSTRUMENT)
     break_day(sim, SYMBOL, DAY, "short_day")
-    raw = fetch_raw(lake, sim, SYMBOL, DAY)
+    raw = fetch_raw(lake, sim, INSTRUMENT, DAY)
 
     with pytest.raises(BulkWouldDropTradesError) as refused:
-        load_bronze(lake, SYMBOL, DAY, landing)
+        load_bronze(lake, INSTRUMENT, DAY, landing)
 
     message = str(refused.value)
-    assert message.startswith(f"{raw.raw_uri}: refusing to replace bronze.trades {SYMBOL} {DAY}")
+    assert message.startswith(
+        f"{raw.raw_uri}: refusing to replace bronze.trades {INSTRUMENT} {DAY}"
+    )
     assert f"{landed - raw.rows:,} trades of the day this file ({raw.rows:,} rows) lacks" in message
-    bronze = read_partition(lake.table(BRONZE_TRADES_TABLE), DAY, SYMBOL, ("source",))
-    assert bronze["source"].to_list() == [SOURCE_LIVE] * landed
+    bronze = read_partition(lake.table(BRONZE_TRADES_TABLE), DAY, INSTRUMENT, ("source",))
+    assert bronze["source"].to_list() == [live_source(INSTRUMENT)] * landed
     # Told the file is right, bronze takes it.
-    replaced = load_bronze(lake, SYMBOL, DAY, landing, replace_missing_trades=True)
+    replaced = load_bronze(lake, INSTRUMENT, DAY, landing, replace_missing_trades=True)
     assert replaced.write.rows == raw.rows
 
 
 def test_a_bulk_day_replaces_live_rows_that_only_repeat_its_trades(sim, lake, tmp_path):
     landing = tmp_path / "landing"
-    landed = land_day(landing, MARKET, SYMBOL, DAY, repeat_first=50)
-    assert load_bronze(lake, SYMBOL, DAY, landing).write.rows == landed
-    fetch_raw(lake, sim, SYMBOL, DAY)
+    landed = land_day(landing, MARKET, INSTRUMENT, DAY, repeat_first=50)
+    assert load_bronze(lake, INSTRUMENT, DAY, landing).write.rows == landed
+    fetch_raw(lake, sim, INSTRUMENT, DAY)
 
-    bronze = load_bronze(lake, SYMBOL, DAY, landing)
+    bronze = load_bronze(lake, INSTRUMENT, DAY, landing)
 
     assert bronze.write.rows == landed - 50 == MARKET.trade_count(SYMBOL, DAY)
-    sources = read_partition(lake.table(BRONZE_TRADES_TABLE), DAY, SYMBOL, ("source",))
+    sources = read_partition(lake.table(BRONZE_TRADES_TABLE), DAY, INSTRUMENT, ("source",))
     assert sources.select(pl.col("source").unique()).to_series().to_list() == [bronze.source]
 
 

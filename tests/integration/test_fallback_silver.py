@@ -39,7 +39,7 @@ from trading_assets.lib.lakehouse.tables import open_catalog
 
 pytestmark = pytest.mark.integration
 
-SYMBOL = "BTCUSDT"
+INSTRUMENT = "BINANCE:BTCUSDT"
 DAY = dt.date(2024, 3, 1)
 TRADES_PER_DAY = 40_000
 SIGNAL_V1 = feature_names(DEFAULT_CONFIG, ALL_GROUPS)  # book features included: NaN from silver
@@ -60,14 +60,14 @@ def lake(location: tuple[str, str]) -> Iterator[Lakehouse]:
     # The name the sidecar opens it by (Dagster's catalog resource uses it too).
     catalog = open_catalog("trading", {"type": "sql", "uri": uri, "warehouse": warehouse_uri})
     lakehouse = Lakehouse(catalog, f"{warehouse_uri}/raw")
-    simulated_silver_day(lakehouse, SYMBOL, DAY, seed=3, trades_per_day=TRADES_PER_DAY)
+    simulated_silver_day(lakehouse, INSTRUMENT, DAY, seed=3, trades_per_day=TRADES_PER_DAY)
     yield lakehouse
 
 
 @pytest.fixture(scope="module")
 def batch(lake: Lakehouse) -> dict[int, dict[str, float | None]]:
     """Gold-style features over the whole silver day, by event time (ns)."""
-    bars = bars_from_trades(read_silver(lake, SYMBOL, DAY))
+    bars = bars_from_trades(read_silver(lake, INSTRUMENT, DAY))
     frame = compute_features(bars, DEFAULT_CONFIG, TRADE_GROUPS, bar_s=1)
     stamps = frame["event_timestamp"].dt.epoch("ns").to_list()
     return dict(zip(stamps, frame.select(TRADE_FEATURES).to_dicts(), strict=True))
@@ -86,7 +86,7 @@ def at(day: dt.date, hour: int, minute: int, second: float = 0.0) -> int:
 def test_silver_microbatch_reproduces_the_batch_features(lake, batch, now_ns):
     controller = FallbackController(SIGNAL_V1, silver=IcebergSilverMicrobatch(lake))
 
-    decision = controller.decide(SYMBOL, now_ns)
+    decision = controller.decide(INSTRUMENT, now_ns)
 
     assert decision.level is FallbackLevel.SILVER, decision.reason
     assert decision.event_time_ns is not None and decision.event_time_ns <= now_ns
@@ -106,13 +106,13 @@ def test_silver_microbatch_reproduces_the_batch_features(lake, batch, now_ns):
 def test_silver_microbatch_holds_only_the_requested_interval(lake):
     start_ns, end_ns = at(DAY, 12, 0), at(DAY, 12, 20)
 
-    trades = IcebergSilverMicrobatch(lake)(SYMBOL, start_ns, end_ns)
+    trades = IcebergSilverMicrobatch(lake)(INSTRUMENT, start_ns, end_ns)
 
     times = trades["event_time"].dt.epoch("ns")
     assert trades.height > 0
     assert times.min() >= start_ns and times.max() <= end_ns  # type: ignore[operator]
     assert trades["trade_id"].is_sorted()
-    whole_day = read_silver(lake, SYMBOL, DAY)
+    whole_day = read_silver(lake, INSTRUMENT, DAY)
     inside = whole_day.filter(pl.col("event_time").dt.epoch("ns").is_between(start_ns, end_ns))
     assert trades.height == inside.height
 
@@ -120,7 +120,7 @@ def test_silver_microbatch_holds_only_the_requested_interval(lake):
 def test_silver_older_than_its_budget_means_safe_mode(lake):
     controller = FallbackController(SIGNAL_V1, silver=IcebergSilverMicrobatch(lake))
 
-    decision = controller.decide(SYMBOL, at(DAY + dt.timedelta(days=1), 0, 30))
+    decision = controller.decide(INSTRUMENT, at(DAY + dt.timedelta(days=1), 0, 30))
 
     assert decision.level is FallbackLevel.SAFE and not decision.can_trade
     assert "silver: no trades in the last 1200 s" in decision.reason
@@ -131,18 +131,18 @@ def test_a_prefetched_microbatch_serves_the_first_level_4_decision(lake):
     lookback_ns = round(FallbackBudgets().silver_lookback_s * 1e9)
     cold = PrefetchedSilver(IcebergSilverMicrobatch(lake))
     warm = PrefetchedSilver(IcebergSilverMicrobatch(lake))
-    warm.prefetch(SYMBOL, now_ns - lookback_ns, now_ns)
-    assert warm.wait_fetched(SYMBOL, timeout=60)
+    warm.prefetch(INSTRUMENT, now_ns - lookback_ns, now_ns)
+    assert warm.wait_fetched(INSTRUMENT, timeout=60)
     direct = FallbackController(SIGNAL_V1, silver=IcebergSilverMicrobatch(lake))
 
-    from_cold = FallbackController(SIGNAL_V1, silver=cold).decide(SYMBOL, now_ns)
-    from_warm = FallbackController(SIGNAL_V1, silver=warm).decide(SYMBOL, now_ns)
-    expected = direct.decide(SYMBOL, now_ns)
+    from_cold = FallbackController(SIGNAL_V1, silver=cold).decide(INSTRUMENT, now_ns)
+    from_warm = FallbackController(SIGNAL_V1, silver=warm).decide(INSTRUMENT, now_ns)
+    expected = direct.decide(INSTRUMENT, now_ns)
 
     # Without a prefetch the first call has nothing yet: safe mode until the next pull.
     assert from_cold.level is FallbackLevel.SAFE
     assert "silver: no trades in the last 1200 s" in from_cold.reason
-    assert cold.wait_fetched(SYMBOL, timeout=60)  # its background fetch ends before teardown
+    assert cold.wait_fetched(INSTRUMENT, timeout=60)  # its background fetch ends before teardown
     # With one, the first decision is the same level 4 vector a blocking read gives.
     assert from_warm.level is FallbackLevel.SILVER, from_warm.reason
     assert from_warm.event_time_ns == expected.event_time_ns
@@ -159,7 +159,7 @@ def test_pulls_in_a_worker_process_give_the_in_process_vector(lake, location):
     source = SubprocessSilver(uri, warehouse, SIGNAL_V1, idle_exit_s=1.0)
 
     def decide(silver) -> FallbackDecision:
-        return FallbackController(SIGNAL_V1, silver=silver).decide(SYMBOL, now_ns)
+        return FallbackController(SIGNAL_V1, silver=silver).decide(INSTRUMENT, now_ns)
 
     # Act: two pulls back to back, then one after the worker has gone idle
     try:
@@ -192,7 +192,7 @@ def test_a_failed_child_pull_is_reported_and_the_controller_goes_on(tmp_path):
     source = SubprocessSilver(missing, (tmp_path / "warehouse").as_uri(), SIGNAL_V1)
     controller = FallbackController(SIGNAL_V1, silver=source)
 
-    decision = controller.decide(SYMBOL, at(DAY, 12, 0))
+    decision = controller.decide(INSTRUMENT, at(DAY, 12, 0))
     source.close()
 
     assert decision.level is FallbackLevel.SAFE and not decision.can_trade
@@ -217,7 +217,7 @@ def test_closing_the_source_ends_a_pull_in_flight_and_its_worker(lake, location)
 
     def pull() -> None:
         try:
-            source(SYMBOL, at(DAY, 11, 40), at(DAY, 12, 0))
+            source(INSTRUMENT, at(DAY, 11, 40), at(DAY, 12, 0))
         except Exception as exc:
             failures.append(exc)
 

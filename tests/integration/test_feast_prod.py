@@ -36,7 +36,7 @@ from trading_assets.servers import PostgresServer, RedisServer, S3Server, ensure
 pytestmark = pytest.mark.prod
 
 BUCKET = "feast-test"
-SYMBOLS = ("BTCUSDT", "ETHUSDT")
+SYMBOLS = ("BINANCE:BTCUSDT", "BINANCE:ETHUSDT")  # instrument ids
 TRADE_SERVICE = "signal_trades_v1"  # price and flow, levels included: what materialize serves
 NAMES = spec.service_features(TRADE_SERVICE)
 
@@ -161,8 +161,10 @@ def test_a_store_opened_elsewhere_from_the_settings_sees_what_dagster_applied(
 def test_a_training_set_read_from_s3_equals_the_same_set_read_from_disk(
     prod_environ, s3_server, tmp_path, monkeypatch
 ):
-    # Arrange: two symbols' gold features exported to S3 (prod) and to a local folder (local)
-    labels = pl.concat([labels_from_bars(bars()).with_columns(symbol=pl.lit(s)) for s in SYMBOLS])
+    # Arrange: two instruments' gold features exported to S3 (prod) and to a local folder (local)
+    labels = pl.concat(
+        [labels_from_bars(bars()).with_columns(instrument=pl.lit(s)) for s in SYMBOLS]
+    )
     golds = {symbol: gold_of(symbol, 1_000.0 * i) for i, symbol in enumerate(SYMBOLS)}
     on_s3 = dagster_feast()
     s3_dir = on_s3.offline_features_dir()
@@ -210,17 +212,21 @@ def test_materialized_and_pushed_rows_reach_the_sidecar_reader_through_redis(
     sidecar = sidecar_store(tmp_path)
     reader = OnlineFeatureReader(sidecar, TRADE_SERVICE)
     latest = {s: frame.sort(spec.TIMESTAMP_FIELD).row(-1, named=True) for s, frame in golds.items()}
-    pushed_at = latest["BTCUSDT"][spec.TIMESTAMP_FIELD] + dt.timedelta(seconds=1, microseconds=7)
+    pushed_at = latest["BINANCE:BTCUSDT"][spec.TIMESTAMP_FIELD] + dt.timedelta(
+        seconds=1, microseconds=7
+    )
     pushed_us = int(pushed_at.timestamp()) * 1_000_000 + pushed_at.microsecond
-    pushed = FeatureRow("BTCUSDT", pushed_us, {n: -1.5 - i / 7 for i, n in enumerate(NAMES)})
+    pushed = FeatureRow(
+        "BINANCE:BTCUSDT", pushed_us, {n: -1.5 - i / 7 for i, n in enumerate(NAMES)}
+    )
 
     # Act: read what Dagster materialized, push a newer row from the sidecar, read it back
     materialized = {symbol: reader.read(symbol) for symbol in SYMBOLS}
     writer = OnlineFeatureWriter(sidecar, views=spec.TRADE_GROUPS, flush_every_s=60)
     writer.submit(pushed)
     flushed = writer.close()
-    after_push = reader.read("BTCUSDT")
-    dagster_side = OnlineFeatureReader(on_s3.store(), TRADE_SERVICE).read("BTCUSDT")
+    after_push = reader.read("BINANCE:BTCUSDT")
+    dagster_side = OnlineFeatureReader(on_s3.store(), TRADE_SERVICE).read("BINANCE:BTCUSDT")
 
     # Assert
     assert result.success and flushed

@@ -36,7 +36,7 @@ def bars() -> pl.DataFrame:
     frame = pl.DataFrame(
         {
             "trade_date": [DAY] * BAR_SECONDS,
-            "symbol": ["BTCUSDT"] * BAR_SECONDS,
+            "instrument": ["BINANCE:BTCUSDT"] * BAR_SECONDS,
             # A bar starting at s - 1 closes at s: its close is the price known at time s.
             "bar_start": [at(s - 1) for s in range(1, BAR_SECONDS + 1)],
             **{c: [close_at(s) for s in range(1, BAR_SECONDS + 1)] for c in ("open", "close")},
@@ -60,7 +60,7 @@ def gold() -> pl.DataFrame:
     """Feature value = the second it was computed at (+ a per-column offset)."""
     return pl.DataFrame(
         {
-            "symbol": ["BTCUSDT"] * len(GOLD_SECONDS),
+            "instrument": ["BINANCE:BTCUSDT"] * len(GOLD_SECONDS),
             "event_timestamp": [at(s) for s in GOLD_SECONDS],
             **{n: [s + i / 100 for s in GOLD_SECONDS] for i, n in enumerate(NAMES)},
         }
@@ -73,7 +73,7 @@ def frame(tmp_path_factory) -> pl.DataFrame:
     resource = FeastResource.local(root)
     store = resource.store()
     apply_definitions(store, load_definitions())
-    offline.export_partition(gold(), resource.offline_features_dir(), DAY, "BTCUSDT")
+    offline.export_partition(gold(), resource.offline_features_dir(), DAY, "BINANCE:BTCUSDT")
     return training_frame(store, spec.TRAINING_SERVICE, labels_from_bars(bars()))
 
 
@@ -127,7 +127,9 @@ def test_labels_come_from_strictly_later_prices_and_unlabelled_rows_are_dropped(
 
 def test_the_training_service_serves_every_feature_but_the_display_only_levels(frame):
     label_columns = {f"fwd_log_return_{HORIZON}s", f"fwd_sign_{HORIZON}s", "label_end"}
-    columns = [c for c in frame.columns if c not in {"symbol", "event_timestamp", *label_columns}]
+    columns = [
+        c for c in frame.columns if c not in {"instrument", "event_timestamp", *label_columns}
+    ]
 
     assert columns == SERVED
     assert set(NAMES) - set(SERVED) == {f"vwap_{w}s" for w in spec.FEATURE_CONFIG.windows_s}

@@ -20,6 +20,7 @@ SEED = 11
 TRADES_PER_DAY = 4_000
 DAY = dt.date(2024, 5, 2)
 SYMBOL = "ETHUSDT"
+INSTRUMENT = f"BINANCE:{SYMBOL}"  # the lakehouse's: Binance spot's SYMBOL
 
 
 @pytest.fixture(scope="module")
@@ -36,14 +37,14 @@ def test_partition_lands_and_replaces_cleanly_in_a_postgres_catalog(tmp_path, po
         symbols=[SYMBOL], seed=SEED, trades_per_day=TRADES_PER_DAY, live=False
     ) as sim:
         lake = catalog.lakehouse()
-        fetch_raw(lake, sim.http_url, SYMBOL, DAY)
-    load_bronze(lake, SYMBOL, DAY)
-    first = refine_silver(lake, SYMBOL, DAY)
-    second = refine_silver(lake, SYMBOL, DAY)  # re-materialising replaces, never appends
+        fetch_raw(lake, sim.http_url, INSTRUMENT, DAY)
+    load_bronze(lake, INSTRUMENT, DAY)
+    first = refine_silver(lake, INSTRUMENT, DAY)
+    second = refine_silver(lake, INSTRUMENT, DAY)  # re-materialising replaces, never appends
 
     assert first.silver.rows == expected.height
     assert second.silver.rows == expected.height
-    assert count_partition(lake.table(SILVER_TRADES_TABLE), DAY, SYMBOL) == expected.height
+    assert count_partition(lake.table(SILVER_TRADES_TABLE), DAY, INSTRUMENT) == expected.height
     with sa.create_engine(postgres.url()).connect() as connection:
         registered = connection.execute(
             sa.text("SELECT table_namespace, table_name FROM iceberg_tables")

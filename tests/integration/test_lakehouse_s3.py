@@ -48,6 +48,7 @@ pytestmark = [pytest.mark.prod, pytest.mark.integration, pytest.mark.timeout(600
 
 BUCKET = "trading"
 SYMBOL = "BTCUSDT"
+INSTRUMENT = f"BINANCE:{SYMBOL}"  # the lakehouse's: Binance spot's SYMBOL
 DAY = dt.date(2024, 3, 1)
 SEED, TRADES_PER_DAY = 5, 20_000
 LAKEHOUSE_ASSETS = [raw_trades, bronze_trades, silver_trades, bars_1s, bars_1m, features]
@@ -89,7 +90,7 @@ def prod_environment(
     return {
         "TRADING_ENV": "prod",
         "TRADING_DATA_DIR": str(data_dir),
-        "TRADING_SYMBOLS": SYMBOL,
+        "TRADING_INSTRUMENTS": INSTRUMENT,
         "TRADING_HISTORY_START": DAY.isoformat(),
         "BINANCE_BULK_BASE_URL": bulk_url,
         "TRADING_LANDING_URI": f"{root}/landing",
@@ -129,7 +130,7 @@ def prod_lake(
         resources = build_resources()
         result = dg.materialize(
             LAKEHOUSE_ASSETS,
-            partition_key=f"{DAY.isoformat()}|{SYMBOL}",
+            partition_key=f"{DAY.isoformat()}|{INSTRUMENT}",
             resources={k: resources[k] for k in ("iceberg", "binance_bulk", "feast")},
             instance=dg.DagsterInstance.ephemeral(),
             raise_on_error=False,
@@ -158,7 +159,9 @@ def s3_keys(server: S3Server, location: str) -> set[str]:
 
 
 def data_files(lake: Lakehouse, table: TableDef) -> list[str]:
-    tasks = lake.table(table).refresh().scan(row_filter=partition_filter(DAY, SYMBOL)).plan_files()
+    tasks = (
+        lake.table(table).refresh().scan(row_filter=partition_filter(DAY, INSTRUMENT)).plan_files()
+    )
     return [task.file.file_path for task in tasks]
 
 
@@ -168,8 +171,8 @@ def test_the_day_lands_through_every_layer(prod_env):
     published = SyntheticMarket(seed=SEED, trades_per_day=TRADES_PER_DAY).day_trades(SYMBOL, DAY)
 
     # Act
-    counts = reconcile(lake, SYMBOL, DAY)
-    silver = read_silver(lake, SYMBOL, DAY, ("trade_id",))
+    counts = reconcile(lake, INSTRUMENT, DAY)
+    silver = read_silver(lake, INSTRUMENT, DAY, ("trade_id",))
 
     # Assert: every asset ran, and raw = bronze = silver with nothing quarantined
     assert prod_env.result.success
@@ -183,10 +186,10 @@ def test_the_day_lands_through_every_layer(prod_env):
     assert ids.to_list() == list(range(ids[0], ids[0] + published.height))
     seconds_with_trades = (published["time"] // 1_000).n_unique()  # bulk times are in ms
     minutes_with_trades = (published["time"] // 60_000).n_unique()
-    assert count_partition(lake.table(BARS_1S_TABLE), DAY, SYMBOL) == seconds_with_trades
-    assert count_partition(lake.table(BARS_1M_TABLE), DAY, SYMBOL) == minutes_with_trades
+    assert count_partition(lake.table(BARS_1S_TABLE), DAY, INSTRUMENT) == seconds_with_trades
+    assert count_partition(lake.table(BARS_1M_TABLE), DAY, INSTRUMENT) == minutes_with_trades
     (gold_event,) = prod_env.result.asset_materializations_for_node("features")
-    gold_rows = count_partition(lake.catalog.load_table(GOLD_TABLE), DAY, SYMBOL)
+    gold_rows = count_partition(lake.catalog.load_table(GOLD_TABLE), DAY, INSTRUMENT)
     assert gold_rows >= seconds_with_trades  # a row per second from the first bar on
     assert gold_rows == gold_event.metadata["offline_rows"].value  # and each one exported
 
@@ -213,7 +216,9 @@ def test_raw_and_table_files_are_objects_in_the_bucket_and_none_on_local_disk(pr
     for table in (BRONZE_TRADES_TABLE, SILVER_TRADES_TABLE, BARS_1S_TABLE, BARS_1M_TABLE):
         files = data_files(lake, table)
         assert files and set(files) <= objects, table.identifier
-    gold_files = [t.file.file_path for t in gold.scan(partition_filter(DAY, SYMBOL)).plan_files()]
+    gold_files = [
+        t.file.file_path for t in gold.scan(partition_filter(DAY, INSTRUMENT)).plan_files()
+    ]
     assert gold_files and set(gold_files) <= objects
     for table in [*tables, gold]:
         assert table.metadata_location in objects
@@ -243,12 +248,12 @@ def test_the_sidecars_silver_fallback_reads_silver_from_the_prod_catalog(prod_en
 
     # Act
     try:
-        pulled = source(SYMBOL, start_ns, end_ns)
+        pulled = source(INSTRUMENT, start_ns, end_ns)
     finally:
         source.close()
 
     # Assert: the worker's vector is the one recomputed in process from the same silver
-    trades = IcebergSilverMicrobatch(lake)(SYMBOL, start_ns, end_ns)
+    trades = IcebergSilverMicrobatch(lake)(INSTRUMENT, start_ns, end_ns)
     expected = features_from_silver(trades, TRADE_FEATURES, DEFAULT_CONFIG)
     assert trades.height > 0 and expected is not None and pulled.result is not None
     vector, event_time_ns = pulled.result

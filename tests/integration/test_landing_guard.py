@@ -2,7 +2,7 @@
 feed announces each run start before its first trade, and a pause, a resume the exchange first
 fails, and the resume that succeeds leave every trade landed once, from the run's start on.
 
-What the sidecar does per trade (land it, then note it as the symbol's newest) is done here by
+What the sidecar does per trade (land it, then note it as the instrument's newest) is done here by
 :func:`hand_to_landing`, so the guard is exercised without a whole sidecar process.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 
 import msgspec
@@ -28,12 +28,18 @@ from streaming.simulator.clock import market_clock
 from streaming.simulator.server import SimulatorServer
 from streaming.venues.binance.client import RetryPolicy
 from tests.full_disk import MiB, fill, small_tmpfs
+from trading_assets.lib.instruments import instrument_id
 from trading_assets.lib.lakehouse.landing import list_segments, read_complete_lines
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(90)]
 BUSY_AFTERNOON = dt.datetime(2024, 3, 1, 18, 0, tzinfo=dt.UTC)
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 FAST_RETRY = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05)
+
+
+def binance(symbol: str) -> str:
+    """The instrument id of Binance spot's ``symbol``."""
+    return instrument_id("BINANCE", symbol)
 
 
 @pytest.fixture
@@ -57,15 +63,28 @@ async def hand_to_landing(feed: MarketFeed, landing: LandingProcess, metrics: Si
         async for record in feed:
             if type(record) is Trade:
                 trades.write(record)
-                metrics.messages.of(record.symbol).newest_trade = record
+                metrics.messages.of(record.instrument).newest_trade = record
             elif type(record) is BookTicker:
                 book_tickers.write(record)
 
 
+def binance_starts(guard: LandingGuard) -> Callable[[Mapping[str, int]], Awaitable[None]]:
+    """The guard's ``record_run_starts`` told by a Binance spot feed (which speaks symbols), as
+    the sidecar's venue feeds tell it: by instrument id."""
+
+    async def record(starts: Mapping[str, int]) -> None:
+        await guard.record_run_starts({binance(s): first for s, first in starts.items()})
+
+    return record
+
+
 def landed(root: Path, symbol: str) -> list[dict]:
+    """The landed trades of Binance spot's ``symbol``."""
     return [
         msgspec.json.decode(line)
-        for segment in list_segments(root, TRADES_KIND, symbol=symbol, include_open=True)
+        for segment in list_segments(
+            root, TRADES_KIND, instrument=binance(symbol), include_open=True
+        )
         for line in read_complete_lines(segment.path).splitlines()
     ]
 
@@ -126,7 +145,7 @@ async def test_a_paused_landing_fetches_every_missed_trade_once_even_after_a_fai
         resume = newest_trade_id(sim, "BTCUSDT") - 200  # a restart: BTCUSDT resumed, ETHUSDT not
         feed = MarketFeed(
             sim.ws_url, sim.http_url, SYMBOLS, dead_letter_path=tmp_path / "dead",
-            resume_from={"BTCUSDT": resume}, on_run_start=guard.record_run_starts,
+            resume_from={"BTCUSDT": resume}, on_run_start=binance_starts(guard),
             backoff=Backoff(initial_s=0.01, max_s=0.2), rest_retry=FAST_RETRY,
         )  # fmt: skip
         tasks = [asyncio.create_task(hand_to_landing(feed, landing, metrics)),
@@ -145,11 +164,11 @@ async def test_a_paused_landing_fetches_every_missed_trade_once_even_after_a_fai
             paused_gauge = metrics.registry.get_sample_value("sidecar_landing_paused")
             free_gauge = metrics.registry.get_sample_value("sidecar_landing_free_bytes")
             await asyncio.sleep(1.0)  # trades go by, not landed
-            missed = {s: metrics.messages.of(s).newest_trade.trade_id for s in SYMBOLS}
+            missed = {s: metrics.messages.of(binance(s)).newest_trade.trade_id for s in SYMBOLS}
             sim.set_faults(http_5xx_next=FAST_RETRY.max_attempts)  # the first catch-up fails
             filler.unlink()
             await until(lambda: seen(lambda s: s is None), 30, "landing to resume")
-            newest = {s: metrics.messages.of(s).newest_trade.trade_id for s in SYMBOLS}
+            newest = {s: metrics.messages.of(binance(s)).newest_trade.trade_id for s in SYMBOLS}
             await until(lambda: all(landed(root, s)[-1]["trade_id"] >= newest[s] for s in SYMBOLS),
                         30, "the live trades to land")  # fmt: skip
         finally:

@@ -25,6 +25,7 @@ from tests.landing_s3 import (
     use_s3_landing,
 )
 from trading_assets.defs.lakehouse.assets import bronze_trades, silver_trades
+from trading_assets.lib.instruments import instrument_id, path_name
 from trading_assets.lib.lakehouse.pipeline import read_silver
 from trading_assets.lib.lakehouse.schemas import BRONZE_TRADES_TABLE
 from trading_assets.lib.lakehouse.tables import read_partition
@@ -132,14 +133,15 @@ def test_a_killed_shipper_resumes_and_every_landed_trade_reaches_silver_once(
     lake = IcebergCatalogResource.local(tmp_path / "lake").lakehouse()
     assert request.run_config["ops"]["bronze_trades"]["config"]["landing_root"] == landing_uri
     for symbol, landed in trades.items():
-        silver = read_silver(lake, symbol, DAY)
-        bronze = read_partition(lake.table(BRONZE_TRADES_TABLE), DAY, symbol)
+        instrument = instrument_id("BINANCE", symbol)
+        silver = read_silver(lake, instrument, DAY)
+        bronze = read_partition(lake.table(BRONZE_TRADES_TABLE), DAY, instrument)
         ids = silver["trade_id"].to_list()
         assert bronze.height == silver.height == len(landed)
         assert silver["trade_id"].n_unique() == silver.height
         assert ids == list(range(landed[0].trade_id, landed[0].trade_id + len(landed)))
         assert ids == [t.trade_id for t in landed]
-        assert bronze["source_file"].str.starts_with(f"trades/{symbol}/").all()
+        assert bronze["source_file"].str.starts_with(f"trades/{path_name(instrument)}/").all()
 
 
 def test_live_metrics_read_the_same_predictions_from_s3_as_from_the_landing_folder(
@@ -151,7 +153,8 @@ def test_live_metrics_read_the_same_predictions_from_s3_as_from_the_landing_fold
     with LandingWriter(landing, PREDICTIONS_KIND, time_fields=("timestamp",)) as writer:
         for second in range(120):  # across midnight: two day folders
             for symbol in SYMBOLS:
-                writer.write(prediction(symbol, start_ns + second * 1_000_000_000, second))
+                instrument = instrument_id("BINANCE", symbol)
+                writer.write(prediction(instrument, start_ns + second * 1_000_000_000, second))
             if second % 25 == 24:
                 writer.rotate()
     with Shipper(landing, landing_uri) as shipper:
@@ -161,16 +164,19 @@ def test_live_metrics_read_the_same_predictions_from_s3_as_from_the_landing_fold
     window = (start_ns + 10 * 1_000_000_000, start_ns + 110 * 1_000_000_000)
     from_s3 = read_predictions(landing_uri, *window)
     from_folder = read_predictions(landing, *window)
-    only_eth = read_predictions(landing_uri, *window, symbols=["ethusdt"])
+    only_eth = read_predictions(landing_uri, *window, symbols=["binance:ethusdt"])
 
     # Assert
     assert from_s3.height == 200
-    assert from_s3.sort("timestamp", "symbol").equals(from_folder.sort("timestamp", "symbol"))
-    assert set(only_eth["symbol"]) == {"ETHUSDT"} and only_eth.height == 100
+    assert from_s3.sort("timestamp", "instrument").equals(
+        from_folder.sort("timestamp", "instrument")
+    )
+    assert set(only_eth["instrument"]) == {"BINANCE:ETHUSDT"} and only_eth.height == 100
 
 
 def prediction(symbol: str, timestamp: int, second: int) -> dict:
-    """A landed prediction as the sidecar logs it (the fields live metrics read)."""
+    """A landed prediction as the sidecar logs it (the fields live metrics read): its
+    ``symbol`` is the instrument id."""
     return {
         "symbol": symbol, "timestamp": timestamp, "model_version": "3", "role": "champion",
         "predicted_return": (second % 7 - 3) / 1e4, "latency_ms": 1.5, "fallback_level": 1,

@@ -25,7 +25,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-COUNTS = {"BTCUSDT": 300, "ETHUSDT": 200}
+COUNTS = {"BTCUSDT": 300, "ETHUSDT": 200}  # trades landed per Binance spot symbol
+
+
+def binance(symbol: str) -> str:
+    return f"BINANCE:{symbol}"
 
 
 def wait_for_live_runs(home: Path, timeout: float) -> list[DagsterRun]:
@@ -53,7 +57,7 @@ def test_the_daemon_picks_up_both_symbols_of_the_day_in_one_run(tmp_path):
         "DAGSTER_HOME": str(home),
         "TRADING_DATA_DIR": str(data),
         "TRADING_HISTORY_START": today.isoformat(),
-        "TRADING_SYMBOLS": ",".join(COUNTS),
+        "TRADING_INSTRUMENTS": ",".join(map(binance, COUNTS)),
     }
     daemon = subprocess.Popen(
         [str(BIN / "dagster-daemon"), "run", "-m", "trading_assets.definitions"],
@@ -69,8 +73,8 @@ def test_the_daemon_picks_up_both_symbols_of_the_day_in_one_run(tmp_path):
     (run,) = runs
     assert run.is_success
     assert run.tags["trading/pickup"] == "live"
-    assert run.tags["trading/symbols"] == "BTCUSDT,ETHUSDT"
-    partitions = sorted(f"{today}|{symbol}" for symbol in COUNTS)
+    assert run.tags["trading/symbols"] == "BINANCE:BTCUSDT,BINANCE:ETHUSDT"
+    partitions = sorted(f"{today}|{binance(symbol)}" for symbol in COUNTS)
     instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
     for asset in ("bronze_trades", "silver_trades", "bars_1s", "features"):
         assert sorted(instance.get_materialized_partitions(AssetKey(asset))) == partitions
@@ -79,4 +83,6 @@ def test_the_daemon_picks_up_both_symbols_of_the_day_in_one_run(tmp_path):
     assert sorted(str(info.partition_key) for info in infos if info.is_current) == partitions
     lake = IcebergCatalogResource.local(data / "iceberg").lakehouse()
     for symbol, count in COUNTS.items():
-        assert read_silver(lake, symbol, today)["trade_id"].to_list() == list(range(1, count + 1))
+        assert read_silver(lake, binance(symbol), today)["trade_id"].to_list() == list(
+            range(1, count + 1)
+        )

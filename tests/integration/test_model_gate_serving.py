@@ -189,18 +189,18 @@ async def test_a_sidecar_with_only_a_failed_version_stays_in_safe_mode_and_says_
         metrics={}, params={}, artifact_location=(tmp_path / "artifacts").as_uri(),
     ).version  # fmt: skip
     record_gate_verdict(tracking, "signal", version, False, "IC 0.001 < 0.002")
-    symbols = ("BTCUSDT",)
+    instruments = ("BINANCE:BTCUSDT",)
     newest_failed = f"no @champion: newest version {version} {FAILED_GATE}"
     hand_set = f"no @champion: version {version} is not served: it {FAILED_GATE}"
     seen: list[dict] = []
-    with run_simulator_in_thread(symbols=list(symbols), seed=5, trades_per_day=3_000_000) as sim:
-        config = trading_config(tmp_path / "data", sim, symbols, tracking)
-        await land_history(sim.http_url, config.landing_root, symbols)
+    with run_simulator_in_thread(symbols=["BTCUSDT"], seed=5, trades_per_day=3_000_000) as sim:
+        config = trading_config(tmp_path / "data", sim, instruments, tracking)
+        await land_history(sim.http_url, config.landing_root, instruments)
         sidecar, task = start_sidecar(config)
         try:
             async with aiohttp.ClientSession() as http:
                 said = await served_until(
-                    http, config, "BTCUSDT", lambda p: p["reason"] == newest_failed, 90, seen
+                    http, config, instruments[0], lambda p: p["reason"] == newest_failed, 90, seen
                 )
                 async with http.get(f"{api_url(config)}/ready") as response:
                     ready = (response.status, await response.json())
@@ -208,7 +208,7 @@ async def test_a_sidecar_with_only_a_failed_version_stays_in_safe_mode_and_says_
                     "signal", "champion", str(version)
                 )
                 refused = await served_until(
-                    http, config, "BTCUSDT", lambda p: p["reason"] == hand_set, 60, seen
+                    http, config, instruments[0], lambda p: p["reason"] == hand_set, 60, seen
                 )
                 await asyncio.sleep(4 * config.model_poll_s)
                 async with http.get(f"{api_url(config)}/ready") as response:

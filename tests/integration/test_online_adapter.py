@@ -71,11 +71,11 @@ def row(symbol: str, at_us: int, base: float, names: list[str] | None = None) ->
 
 
 def test_written_rows_come_back_exactly_with_their_event_time(store):
-    older = row("BTCUSDT", T0_US, 1.5)
-    newest = row("BTCUSDT", T0_US + 1_000_000 + SUB_SECOND_US, 2.5)
+    older = row("BINANCE:BTCUSDT", T0_US, 1.5)
+    newest = row("BINANCE:BTCUSDT", T0_US + 1_000_000 + SUB_SECOND_US, 2.5)
     newest.values[PRICE[1]] = math.nan
     newest.values[FLOW[2]] = None
-    other = row("ETHUSDT", T0_US + 2_000_000, -3.25)
+    other = row("BINANCE:ETHUSDT", T0_US + 2_000_000, -3.25)
     # Nothing drains before close(): one batch, where the newest BTCUSDT row replaces the older.
     writer = OnlineFeatureWriter(store, flush_every_s=60)
 
@@ -83,7 +83,7 @@ def test_written_rows_come_back_exactly_with_their_event_time(store):
         writer.submit(submitted)
     flushed = writer.close()
     reader = OnlineFeatureReader(store, "signal_v1")
-    btc, eth = reader.read("BTCUSDT"), reader("ETHUSDT")
+    btc, eth = reader.read("BINANCE:BTCUSDT"), reader("BINANCE:ETHUSDT")
 
     assert flushed
     assert btc is not None and eth is not None
@@ -99,7 +99,8 @@ def test_written_rows_come_back_exactly_with_their_event_time(store):
     assert btc.latency_s > 0
     # Feast's own read path serves the same vector.
     served = store.get_online_features(
-        features=store.get_feature_service("signal_v1"), entity_rows=[{"symbol": "BTCUSDT"}]
+        features=store.get_feature_service("signal_v1"),
+        entity_rows=[{"instrument": "BINANCE:BTCUSDT"}],
     ).to_dict()
     assert {name: served[name][0] for name in btc.values} == btc.values
     stats = writer.stats()
@@ -111,7 +112,7 @@ def test_a_sqlite_read_does_not_wait_for_another_process_writing(tmp_path):
     store = FeastResource.local(tmp_path).store()
     apply_definitions(store, load_definitions())
     writer = OnlineFeatureWriter(store, flush_every_s=60)
-    writer.submit(row("BTCUSDT", T0_US, 1.5))
+    writer.submit(row("BINANCE:BTCUSDT", T0_US, 1.5))
     assert writer.close()
     db_path = SqliteOnlineStore._get_db_path(store.config)
     reader = OnlineFeatureReader(store, "signal_v1")
@@ -121,7 +122,7 @@ def test_a_sqlite_read_does_not_wait_for_another_process_writing(tmp_path):
     with contextlib.closing(sqlite3.connect(db_path, isolation_level=None)) as other:
         other.execute("BEGIN EXCLUSIVE")
         other.execute(f"DELETE FROM {other.execute(TABLES).fetchone()[0]}")
-        during = reader.read("BTCUSDT")
+        during = reader.read("BINANCE:BTCUSDT")
         other.execute("ROLLBACK")
         journal = other.execute("PRAGMA journal_mode").fetchone()[0]
 
@@ -131,9 +132,9 @@ def test_a_sqlite_read_does_not_wait_for_another_process_writing(tmp_path):
 
 def test_a_missing_value_replaces_the_stored_one(store):
     writer = OnlineFeatureWriter(store, flush_every_s=0.01)
-    writer.submit(row("BTCUSDT", T0_US, 1.0))
+    writer.submit(row("BINANCE:BTCUSDT", T0_US, 1.0))
     assert writer.flush(WAIT_S)
-    later = row("BTCUSDT", T0_US + 1_000_000, 2.0)
+    later = row("BINANCE:BTCUSDT", T0_US + 1_000_000, 2.0)
     del later.values[PRICE[0]]  # a view's feature the row lacks is stored as missing too
     later.values[BOOK[0]] = math.nan
 
@@ -141,21 +142,21 @@ def test_a_missing_value_replaces_the_stored_one(store):
     writer.close()
     got = OnlineFeatureReader(store, [f"price:{PRICE[0]}", f"price:{PRICE[1]}", f"book:{BOOK[0]}"])
 
-    read = got.read("BTCUSDT")
+    read = got.read("BINANCE:BTCUSDT")
     assert read is not None
     assert read.values == {PRICE[0]: None, PRICE[1]: later.values[PRICE[1]], BOOK[0]: None}
 
 
 def test_the_vector_is_as_old_as_its_stalest_view(store):
-    trades = row("BTCUSDT", T0_US + 5_000_000, 1.0, PRICE + FLOW)
-    book = row("BTCUSDT", T0_US, 7.0, BOOK)
+    trades = row("BINANCE:BTCUSDT", T0_US + 5_000_000, 1.0, PRICE + FLOW)
+    book = row("BINANCE:BTCUSDT", T0_US, 7.0, BOOK)
     writer = OnlineFeatureWriter(store)
 
     writer.submit(book)
     writer.submit(trades)  # other groups: must not replace the book row
     writer.close()
-    read = OnlineFeatureReader(store, "signal_v1").read("BTCUSDT")
-    trades_only = OnlineFeatureReader(store, "signal_trades_v1").read("BTCUSDT")
+    read = OnlineFeatureReader(store, "signal_v1").read("BINANCE:BTCUSDT")
+    trades_only = OnlineFeatureReader(store, "signal_trades_v1").read("BINANCE:BTCUSDT")
 
     assert read is not None and trades_only is not None
     assert read.event_time_ns == book.event_timestamp_us * 1_000
@@ -166,18 +167,18 @@ def test_the_vector_is_as_old_as_its_stalest_view(store):
 
 def test_unknown_symbol_reads_none(store):
     with OnlineFeatureWriter(store) as writer:
-        writer.submit(row("BTCUSDT", T0_US, 1.0))
+        writer.submit(row("BINANCE:BTCUSDT", T0_US, 1.0))
 
     reader = OnlineFeatureReader(store, "signal_v1")
 
-    assert reader.read("NOSUCHUSDT") is None
-    assert reader.read("BTCUSDT") is not None
+    assert reader.read("BINANCE:NOSUCHUSDT") is None
+    assert reader.read("BINANCE:BTCUSDT") is not None
 
 
 def test_a_row_with_a_non_numeric_value_is_rejected_and_later_rows_still_land(store):
-    bad = row("BTCUSDT", T0_US, 1.0)
+    bad = row("BINANCE:BTCUSDT", T0_US, 1.0)
     bad.values[FLOW[0]] = "1.5"  # type: ignore[assignment]  # a caller's bug, on purpose
-    good = row("ETHUSDT", T0_US, 2.0)
+    good = row("BINANCE:ETHUSDT", T0_US, 2.0)
     writer = OnlineFeatureWriter(store, flush_every_s=60)
 
     writer.submit(bad)
@@ -186,8 +187,8 @@ def test_a_row_with_a_non_numeric_value_is_rejected_and_later_rows_still_land(st
     reader = OnlineFeatureReader(store, "signal_v1")
 
     assert flushed
-    assert reader.read("BTCUSDT") is None
-    eth = reader.read("ETHUSDT")
+    assert reader.read("BINANCE:BTCUSDT") is None
+    eth = reader.read("BINANCE:ETHUSDT")
     assert eth is not None and eth.values == good.values
     stats = writer.stats()
     assert (stats.rows_rejected, stats.rows_written, stats.errors) == (1, 1, 0)
@@ -200,7 +201,7 @@ def test_a_burst_from_several_threads_lands_the_newest_row_of_every_symbol(store
     def produce(thread: int) -> None:
         for step in range(rows_per_symbol):
             for s in range(symbols_per_thread):
-                symbol = f"S{thread}X{s}USDT"
+                symbol = f"BINANCE:S{thread}X{s}USDT"
                 writer.submit(row(symbol, T0_US + step * 1_000_000, thread * 1_000 + s + step))
 
     producers = [threading.Thread(target=produce, args=(t,)) for t in range(threads)]
@@ -214,7 +215,7 @@ def test_a_burst_from_several_threads_lands_the_newest_row_of_every_symbol(store
     last = rows_per_symbol - 1
     for t in range(threads):
         for s in range(symbols_per_thread):
-            read = reader.read(f"S{t}X{s}USDT")
+            read = reader.read(f"BINANCE:S{t}X{s}USDT")
             assert read is not None
             assert read.values == row("X", 0, t * 1_000 + s + last).values
             assert read.event_time_ns == (T0_US + last * 1_000_000) * 1_000
@@ -227,14 +228,14 @@ def test_a_burst_from_several_threads_lands_the_newest_row_of_every_symbol(store
 
 
 def test_a_tiny_queue_coalesces_and_the_newest_row_wins(store):
-    symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    symbols = ["BINANCE:BTCUSDT", "BINANCE:ETHUSDT", "BINANCE:SOLUSDT"]
     # No timed or size-triggered drain before the queue overflows: the first fold is certain.
     writer = OnlineFeatureWriter(store, max_queue_rows=4, max_batch_rows=10_000, flush_every_s=60)
 
     for step in range(100):
         for i, symbol in enumerate(symbols):
             writer.submit(row(symbol, T0_US + step * 1_000_000, 10 * i + step))
-    writer.submit(row("BTCUSDT", T0_US, -1.0))  # late and old: must not win
+    writer.submit(row("BINANCE:BTCUSDT", T0_US, -1.0))  # late and old: must not win
     assert writer.close(WAIT_S)
 
     reader = OnlineFeatureReader(store, "signal_v1")
@@ -254,7 +255,7 @@ def test_a_mixed_batch_sends_each_view_the_newest_row_holding_its_values(store):
     gets, per symbol, the newest row holding a value for it (the later of a tie), as a plain
     reading of that rule over the batch says; rows with no value anywhere are skipped."""
     rng = random.Random(5)
-    symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    symbols = ["BINANCE:BTCUSDT", "BINANCE:ETHUSDT", "BINANCE:SOLUSDT"]
     views = {"price": PRICE, "flow": FLOW, "book": BOOK}
     for trial in range(4):
         clear_contents(store)
@@ -352,12 +353,12 @@ def test_a_redis_outage_is_counted_and_later_rows_still_land(tmp_path):
         store = redis_feast(tmp_path, f"127.0.0.1:{port}").store()
         apply_definitions(store, load_definitions())
         writer = OnlineFeatureWriter(store, flush_every_s=0.01, error_backoff_s=0.05)
-        writer.submit(row("BTCUSDT", T0_US, 1.0))
+        writer.submit(row("BINANCE:BTCUSDT", T0_US, 1.0))
         assert writer.flush(WAIT_S)
 
         processes[-1].terminate()
         processes[-1].wait(timeout=10)
-        during = row("BTCUSDT", T0_US + 1_000_000, 2.0)
+        during = row("BINANCE:BTCUSDT", T0_US + 1_000_000, 2.0)
         writer.submit(during)
         wait_until(lambda: writer.stats().errors >= 1)
         failing = writer.stats()
@@ -366,13 +367,13 @@ def test_a_redis_outage_is_counted_and_later_rows_still_land(tmp_path):
         )
         processes.append(restarted)
         wait_until(lambda: _pings(port))
-        after = row("ETHUSDT", T0_US + 2_000_000, 3.0)
+        after = row("BINANCE:ETHUSDT", T0_US + 2_000_000, 3.0)
         writer.submit(after)
         flushed = writer.flush(WAIT_S)
         writer.close()
 
         reader = OnlineFeatureReader(store, "signal_v1")
-        btc, eth = reader.read("BTCUSDT"), reader.read("ETHUSDT")
+        btc, eth = reader.read("BINANCE:BTCUSDT"), reader.read("BINANCE:ETHUSDT")
         assert failing.last_error is not None and failing.rows_pending == 1
         assert flushed
         # The restarted server is empty: BTCUSDT is there only because the failed row was retried.
@@ -400,7 +401,7 @@ def test_a_pushed_row_is_served_by_get_online_features_for_signal_v1_on_redis(re
     Redis(host=redis.host, port=redis.port).flushdb()
     store = redis_feast(tmp_path, redis.connection_string).store()
     apply_definitions(store, load_definitions())
-    pushed = row("BTCUSDT", T0_US + SUB_SECOND_US, 4.75)
+    pushed = row("BINANCE:BTCUSDT", T0_US + SUB_SECOND_US, 4.75)
     writer = OnlineFeatureWriter(store, flush_every_s=60)
 
     # Act
@@ -408,12 +409,12 @@ def test_a_pushed_row_is_served_by_get_online_features_for_signal_v1_on_redis(re
     flushed = writer.close(WAIT_S)
     served = store.get_online_features(
         features=store.get_feature_service("signal_v1"),
-        entity_rows=[{"symbol": "BTCUSDT"}, {"symbol": "ETHUSDT"}],
+        entity_rows=[{"instrument": "BINANCE:BTCUSDT"}, {"instrument": "BINANCE:ETHUSDT"}],
     ).to_dict()
 
     # Assert
     assert flushed
-    assert served["symbol"] == ["BTCUSDT", "ETHUSDT"]
+    assert served["instrument"] == ["BINANCE:BTCUSDT", "BINANCE:ETHUSDT"]
     assert {name: served[name][0] for name in PRICE + FLOW + BOOK} == pushed.values
     assert all(served[name][1] is None for name in PRICE + FLOW + BOOK)
     assert writer.stats().rows_written == 1 and writer.stats().batches == 1
@@ -422,13 +423,13 @@ def test_a_pushed_row_is_served_by_get_online_features_for_signal_v1_on_redis(re
 def test_only_the_push_sources_of_the_writers_views_are_pushed(store):
     # Arrange: a writer for the trade views; the row also carries book features
     writer = OnlineFeatureWriter(store, views=spec.TRADE_GROUPS, flush_every_s=60)
-    pushed = row("BTCUSDT", T0_US, 1.25)
+    pushed = row("BINANCE:BTCUSDT", T0_US, 1.25)
 
     # Act
     writer.submit(pushed)
     assert writer.close(WAIT_S)
-    trades = OnlineFeatureReader(store, "signal_trades_v1").read("BTCUSDT")
-    book = OnlineFeatureReader(store, [f"book:{name}" for name in BOOK]).read("BTCUSDT")
+    trades = OnlineFeatureReader(store, "signal_trades_v1").read("BINANCE:BTCUSDT")
+    book = OnlineFeatureReader(store, [f"book:{name}" for name in BOOK]).read("BINANCE:BTCUSDT")
 
     # Assert
     assert trades is not None
@@ -439,18 +440,18 @@ def test_only_the_push_sources_of_the_writers_views_are_pushed(store):
 def test_a_row_with_no_value_for_a_source_leaves_its_views_as_they_were(store):
     # Arrange: the book view holds a row; a later row has only missing book values
     writer = OnlineFeatureWriter(store, flush_every_s=0.01)
-    first = row("BTCUSDT", T0_US, 1.0)
+    first = row("BINANCE:BTCUSDT", T0_US, 1.0)
     writer.submit(first)
     assert writer.flush(WAIT_S)
-    later = row("BTCUSDT", T0_US + 1_000_000, 2.0)
+    later = row("BINANCE:BTCUSDT", T0_US + 1_000_000, 2.0)
     for name in BOOK:
         later.values[name] = math.nan
 
     # Act
     writer.submit(later)
     assert writer.close(WAIT_S)
-    book = OnlineFeatureReader(store, [f"book:{name}" for name in BOOK]).read("BTCUSDT")
-    price = OnlineFeatureReader(store, [f"price:{name}" for name in PRICE]).read("BTCUSDT")
+    book = OnlineFeatureReader(store, [f"book:{name}" for name in BOOK]).read("BINANCE:BTCUSDT")
+    price = OnlineFeatureReader(store, [f"price:{name}" for name in PRICE]).read("BINANCE:BTCUSDT")
 
     # Assert: the book view keeps the older row and says how old it is; price moved on
     assert book is not None and price is not None
@@ -489,10 +490,10 @@ def clear_contents(store) -> None:
 
 def test_the_writer_stores_exactly_what_feast_push_stores(store):
     # Arrange: rows with sub-second times, a NaN and a None among the values, two symbols
-    btc = row("BTCUSDT", T0_US + SUB_SECOND_US, 1.5)
+    btc = row("BINANCE:BTCUSDT", T0_US + SUB_SECOND_US, 1.5)
     btc.values[PRICE[1]] = math.nan
     btc.values[FLOW[0]] = None
-    eth = row("ETHUSDT", T0_US + 1_000_000, -2.25)
+    eth = row("BINANCE:ETHUSDT", T0_US + 1_000_000, -2.25)
     sources = push_sources(store, spec.ALL_GROUPS)
 
     # Act: Feast's own push of the same rows, then the writer's on an emptied store

@@ -23,9 +23,11 @@ from tests.integration.live_sidecar import register_booster
 from tests.services import free_port
 from trading_assets.lib.feature_store.repo import apply_definitions, load_definitions
 from trading_assets.lib.feature_store.spec import TRAINING_SERVICE, service_features
+from trading_assets.lib.instruments import path_name
 from trading_assets.lib.lakehouse.landing import read_landed_trades
 
-SYMBOLS = ("BTCUSDT", "ETHUSDT")
+INSTRUMENTS = ("BINANCE:BTCUSDT", "BINANCE:ETHUSDT")
+SYMBOLS = ("BTCUSDT", "ETHUSDT")  # the simulator's, as Binance spells them
 MIN_TRADES = 21
 RUN_S = 6.0
 
@@ -60,28 +62,28 @@ def exchange_trades(base_url: str, symbol: str, from_id: int, limit: int) -> lis
     return response.json()
 
 
-def pushed_every_symbol(sidecar: Sidecar) -> bool:
-    """Whether the online writer has pushed a row of each symbol. Rows of a symbol's first
-    seconds hold no value yet (every window is still warming up) and are not pushed."""
-    return all(sidecar.online_reader.source(symbol) is not None for symbol in SYMBOLS)
+def pushed_every_instrument(sidecar: Sidecar) -> bool:
+    """Whether the online writer has pushed a row of each instrument. Rows of an instrument's
+    first seconds hold no value yet (every window is still warming up) and are not pushed."""
+    return all(sidecar.online_reader.source(i) is not None for i in INSTRUMENTS)
 
 
-def champion_served_every_symbol(sidecar: Sidecar) -> bool:
-    """Whether each symbol's latest prediction came from a model: the first wait for the model
-    watcher process (started with the sidecar) to mirror the @champion."""
+def champion_served_every_instrument(sidecar: Sidecar) -> bool:
+    """Whether each instrument's latest prediction came from a model: the first wait for the
+    model watcher process (started with the sidecar) to mirror the @champion."""
     latest = sidecar.hub.latest()
-    return all(symbol in latest and latest[symbol].model_version for symbol in SYMBOLS)
+    return all(i in latest and latest[i].model_version for i in INSTRUMENTS)
 
 
-def received_trades_of_every_symbol(sidecar: Sidecar, at_least: int) -> bool:
-    """Whether the feed delivered ``at_least`` trades of each symbol (the synthetic tape's
-    arrivals are bursty, and in its quiet hours a few seconds can bring a symbol a handful)."""
+def received_trades_of_every_instrument(sidecar: Sidecar, at_least: int) -> bool:
+    """Whether the feed delivered ``at_least`` trades of each instrument (the synthetic tape's
+    arrivals are bursty, and in its quiet hours a few seconds can bring one a handful)."""
     counts = sidecar.metrics.messages.by_symbol
-    return all(symbol in counts and counts[symbol].trades >= at_least for symbol in SYMBOLS)
+    return all(i in counts and counts[i].trades >= at_least for i in INSTRUMENTS)
 
 
 async def run_sidecar(sidecar: Sidecar, seconds: float, max_extra_s: float = 60.0) -> dict:
-    """Run for ``seconds`` and on until every symbol has a row online, a champion prediction and
+    """Run for ``seconds`` and on until every instrument has a row online, a champion prediction and
     ``MIN_TRADES`` trades received (at most ``max_extra_s`` more); return what the API served
     just before stopping."""
     task = asyncio.create_task(sidecar.run())
@@ -89,9 +91,9 @@ async def run_sidecar(sidecar: Sidecar, seconds: float, max_extra_s: float = 60.
         await asyncio.sleep(seconds)
         deadline = asyncio.get_running_loop().time() + max_extra_s
         while asyncio.get_running_loop().time() < deadline and not (
-            pushed_every_symbol(sidecar)
-            and champion_served_every_symbol(sidecar)
-            and received_trades_of_every_symbol(sidecar, MIN_TRADES)
+            pushed_every_instrument(sidecar)
+            and champion_served_every_instrument(sidecar)
+            and received_trades_of_every_instrument(sidecar, MIN_TRADES)
         ):
             await asyncio.sleep(0.25)
         async with aiohttp.ClientSession() as http:
@@ -113,7 +115,7 @@ async def test_sidecar_lands_features_predicts_and_shuts_down_cleanly(tmp_path, 
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     version = champion(tracking, tmp_path / "artifacts")
     config = SidecarConfig(
-        symbols=SYMBOLS,
+        instruments=INSTRUMENTS,
         ws_base_url=market.ws_url,
         rest_base_url=market.http_url,
         data_root=data,
@@ -130,25 +132,27 @@ async def test_sidecar_lands_features_predicts_and_shuts_down_cleanly(tmp_path, 
 
     served = await run_sidecar(sidecar, RUN_S)
 
-    # Predictions: from the champion, for every symbol, at a working fallback level.
+    # Predictions: from the champion, for every instrument, at a working fallback level.
     predictions = served["latest"]
-    assert set(predictions) == set(SYMBOLS)
+    assert set(predictions) == set(INSTRUMENTS)
     for prediction in predictions.values():
         assert prediction["model_version"] == version
         assert -1 <= prediction["signal"] <= 1 and 0 <= prediction["confidence"] <= 1
         assert prediction["fallback_level"] < FallbackLevel.SAFE
     assert served["ready"] == 200
-    assert 'sidecar_predictions_total{role="champion",symbol="BTCUSDT"}' in served["metrics"]
+    assert (
+        'sidecar_predictions_total{role="champion",symbol="BINANCE:BTCUSDT"}' in served["metrics"]
+    )
 
     # Landing: sealed segments only, trade ids contiguous and equal to the exchange's.
     landing = data / "landing"
     assert not list(landing.rglob("*.open"))
-    for symbol in SYMBOLS:
-        days = sorted(p.name for p in (landing / "trades" / symbol).iterdir())
+    for instrument, symbol in zip(INSTRUMENTS, SYMBOLS, strict=True):
+        days = sorted(p.name for p in (landing / "trades" / path_name(instrument)).iterdir())
         now = dt.datetime.now(dt.UTC)
         landed = pl.concat(
             [
-                read_landed_trades(landing, symbol, dt.date.fromisoformat(d), now).bronze
+                read_landed_trades(landing, instrument, dt.date.fromisoformat(d), now).bronze
                 for d in days
             ]
         ).sort("id")
@@ -161,14 +165,14 @@ async def test_sidecar_lands_features_predicts_and_shuts_down_cleanly(tmp_path, 
         ]
         assert ids.head(len(exchange)).to_list() == [t["id"] for t in exchange]
 
-    # Online store: a row of each symbol was pushed through the push sources, no older than
-    # the run, and every submitted row is accounted for.
-    for symbol in SYMBOLS:
-        read = sidecar.online_reader.source(symbol)  # the store itself, the sidecar stopped
+    # Online store: a row of each instrument was pushed through the push sources, no older
+    # than the run, and every submitted row is accounted for.
+    for instrument in INSTRUMENTS:
+        read = sidecar.online_reader.source(instrument)  # the store itself, the sidecar stopped
         assert read is not None
         minute_ago = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
         assert read.event_time_ns >= minute_ago.timestamp() * 1e9
     stats = sidecar.online_writer.stats()
-    assert stats.rows_written >= len(SYMBOLS) and stats.errors == 0 and stats.rows_pending == 0
+    assert stats.rows_written >= len(INSTRUMENTS) and stats.errors == 0 and stats.rows_pending == 0
     predictions_landed = list((landing / "predictions").rglob("*.jsonl"))
     assert predictions_landed

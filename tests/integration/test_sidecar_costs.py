@@ -36,6 +36,7 @@ from trading_assets.lib.models.policy import FEE_BP, SPREAD_FEATURE
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 SYMBOL = "BTCUSDT"
+INSTRUMENT = f"BINANCE:{SYMBOL}"  # the sidecar's, Binance spot's SYMBOL
 BOOK_SERVICE = next(s for s, groups in SERVICES.items() if BOOK in groups and s.endswith("v2"))
 
 
@@ -55,7 +56,7 @@ def constant_model(predicted_return: float) -> ServingModel:
 def sidecar(tmp_path: Path) -> Iterator[Sidecar]:
     """A sidecar built on the book service, not running: decisions are handed to it."""
     config = SidecarConfig(
-        symbols=(SYMBOL,),
+        instruments=(INSTRUMENT,),
         ws_base_url="ws://unused",
         rest_base_url="http://unused",
         data_root=tmp_path,
@@ -77,7 +78,7 @@ def fresh_decision(sidecar: Sidecar, now_ns: int, spread_bps: float | None) -> F
     features["rv_60s"] = 0.001
     features[SPREAD_FEATURE] = math.nan if spread_bps is None else spread_bps
     return FallbackDecision(
-        SYMBOL, now_ns, FallbackLevel.ONLINE, features, now_ns, 0.0, 1.0, "online"
+        INSTRUMENT, now_ns, FallbackLevel.ONLINE, features, now_ns, 0.0, 1.0, "online"
     )
 
 
@@ -101,7 +102,7 @@ def test_should_trade_comes_from_the_predicted_return_net_of_costs(
 
     # Act
     served = sidecar.trader.prediction(
-        SYMBOL, now, fresh_decision(sidecar, now, spread_bps), model, drives=True, read_s=0.0
+        INSTRUMENT, now, fresh_decision(sidecar, now, spread_bps), model, drives=True, read_s=0.0
     )
 
     # Assert
@@ -110,18 +111,20 @@ def test_should_trade_comes_from_the_predicted_return_net_of_costs(
     assert f"round trip {round_trip:.1f} bp" in served.reason
     if trades:
         assert math.copysign(1.0, served.size_fraction) == math.copysign(1.0, predicted)
-        assert sidecar.risk.positions[SYMBOL].size_fraction == served.size_fraction
+        assert sidecar.risk.positions[INSTRUMENT].size_fraction == served.size_fraction
     else:
         assert served.size_fraction == 0.0 and "within the round-trip cost" in served.reason
-        assert SYMBOL not in sidecar.risk.positions
+        assert INSTRUMENT not in sidecar.risk.positions
 
 
 def test_a_trade_the_rule_allows_is_still_blocked_by_stale_data(sidecar):
     now = time.time_ns()
     stale = fresh_decision(sidecar, now, 1.0)
-    stale = FallbackDecision(SYMBOL, now, FallbackLevel.SILVER, stale.features, now, 0.0, 0.5, "x")
+    stale = FallbackDecision(
+        INSTRUMENT, now, FallbackLevel.SILVER, stale.features, now, 0.0, 0.5, "x"
+    )
 
-    served = sidecar.trader.prediction(SYMBOL, now, stale, constant_model(0.005), True, 0.0)
+    served = sidecar.trader.prediction(INSTRUMENT, now, stale, constant_model(0.005), True, 0.0)
 
     assert not served.should_trade and "stale data" in served.reason
 
@@ -133,12 +136,12 @@ async def test_a_running_sidecar_trades_only_the_model_whose_prediction_pays_its
     register_decisive_model(tracking, tmp_path / "artifacts", "champion", 0.0015)
     register_decisive_model(tracking, tmp_path / "artifacts", "canary", 0.005)
     with run_simulator_in_thread(symbols=[SYMBOL], seed=5, trades_per_day=3_000_000) as sim:
-        config = trading_config(tmp_path / "data", sim, (SYMBOL,), tracking, canary_share=0.5)
-        await land_history(sim.http_url, config.landing_root, (SYMBOL,))
+        config = trading_config(tmp_path / "data", sim, (INSTRUMENT,), tracking, canary_share=0.5)
+        await land_history(sim.http_url, config.landing_root, (INSTRUMENT,))
         sidecar, task = start_sidecar(config)
         try:
             async with aiohttp.ClientSession() as http:
-                await served_until(http, config, SYMBOL, lambda p: p["should_trade"], 90)
+                await served_until(http, config, INSTRUMENT, lambda p: p["should_trade"], 90)
             # Enough decisions of each driver: which one drives is a hash of the second, so a
             # fixed wait (or a count of the canary's trades alone) sometimes held only a few of
             # one driver's decisions. Forty decisions hold about twenty of each.

@@ -27,11 +27,13 @@ from streaming.simulator.clock import market_clock
 from streaming.simulator.server import run_simulator_in_thread
 from tests.full_disk import MiB, fill, small_tmpfs
 from tests.services import free_port
+from trading_assets.lib.instruments import instrument_id
 from trading_assets.lib.lakehouse.landing import list_segments, read_complete_lines
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
-SYMBOLS = ("BTCUSDT", "ETHUSDT")
+SYMBOLS = ("BTCUSDT", "ETHUSDT")  # the market's
+INSTRUMENTS = tuple(instrument_id("BINANCE", s) for s in SYMBOLS)  # the sidecar's
 DISK_BYTES = 48 * MiB
 MIN_FREE = "16MiB"
 LOW_BYTES = 4 * MiB  # what the filler leaves: below the minimum, room for the run starts
@@ -61,7 +63,7 @@ class Sidecar:
                "TRADING_LANDING_MIN_FREE": MIN_FREE}  # fmt: skip
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "streaming", "--symbols", ",".join(SYMBOLS),
+                sys.executable, "-m", "streaming", "--instruments", ",".join(INSTRUMENTS),
                 "--ws-url", sim.ws_url, "--rest-url", sim.http_url, "--data-dir", str(data),
                 "--port", str(self.port),
             ],
@@ -83,7 +85,7 @@ class Sidecar:
         return {name: float(value) for name, value in pairs}
 
     def serving(self) -> bool:
-        return set(self.get("/predictions/latest").json()) == set(SYMBOLS)
+        return set(self.get("/predictions/latest").json()) == set(INSTRUMENTS)
 
     def stop(self, sig: int) -> int:
         self.process.send_signal(sig)
@@ -109,7 +111,8 @@ def landed_trades(landing: Path, symbol: str) -> list[tuple[int, str, str]]:
     import msgspec
 
     rows = []
-    for segment in list_segments(landing, TRADES_KIND, symbol=symbol, include_open=True):
+    instrument = instrument_id("BINANCE", symbol)
+    for segment in list_segments(landing, TRADES_KIND, instrument=instrument, include_open=True):
         assert segment.sealed, f"{segment.path} left open"
         for line in read_complete_lines(segment.path).splitlines():
             record = msgspec.json.decode(line)
@@ -120,7 +123,10 @@ def landed_trades(landing: Path, symbol: str) -> list[tuple[int, str, str]]:
 def landed_past(landing: Path, ids: dict[str, int]) -> bool:
     """Whether every symbol has landed its trade ``ids[symbol]`` or a later one."""
     landed = last_landed_trade_ids(landing)
-    return all(landed.get(symbol, -1) >= trade_id for symbol, trade_id in ids.items())
+    return all(
+        landed.get(instrument_id("BINANCE", symbol), -1) >= trade_id
+        for symbol, trade_id in ids.items()
+    )
 
 
 def exchange_trades(sim: Any, symbol: str, first: int, last: int) -> list[tuple[int, str, str]]:

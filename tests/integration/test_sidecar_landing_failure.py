@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 async def test_a_dead_landing_child_stops_the_sidecar_after_closing_the_rest(tmp_path):
     config = SidecarConfig(
-        symbols=("BTCUSDT",),
+        instruments=("BINANCE:BTCUSDT",),
         ws_base_url=f"ws://127.0.0.1:{free_port()}",  # nothing listens: the feed keeps retrying
         rest_base_url=f"http://127.0.0.1:{free_port()}",
         data_root=tmp_path / "data",
@@ -34,7 +34,9 @@ async def test_a_dead_landing_child_stops_the_sidecar_after_closing_the_rest(tmp
     sidecar = Sidecar(config, store)
     task = asyncio.create_task(sidecar.run())
     deadline = asyncio.get_running_loop().time() + 30
-    while "BTCUSDT" not in sidecar.hub.latest():  # serving (in safe mode: no data, no model)
+    while (
+        "BINANCE:BTCUSDT" not in sidecar.hub.latest()
+    ):  # serving (in safe mode: no data, no model)
         assert asyncio.get_running_loop().time() < deadline, "no prediction was published"
         await asyncio.sleep(0.1)
 

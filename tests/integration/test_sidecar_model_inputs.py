@@ -27,7 +27,7 @@ def sidecar(tmp_path: Path) -> Iterator[Sidecar]:
     """A sidecar on ``SERVICE`` with a real sqlite MLflow, not running: its model path is
     stepped by hand (the watcher's poll, then the slots' refresh)."""
     config = SidecarConfig(
-        symbols=("BTCUSDT",),
+        instruments=("BINANCE:BTCUSDT",),
         ws_base_url="ws://unused",
         rest_base_url="http://unused",
         data_root=tmp_path / "data",

@@ -17,6 +17,7 @@ from tests.services import free_port
 from trading_assets.lib.lakehouse.landing import read_landed_trades
 
 SYMBOL = "BTCUSDT"
+INSTRUMENT = f"BINANCE:{SYMBOL}"  # the sidecar's, Binance spot's SYMBOL
 
 
 def wait_for(condition, timeout_s: float) -> bool:
@@ -35,7 +36,7 @@ def test_sigterm_flushes_and_seals_the_landing_and_exits_cleanly(tmp_path):
     port = free_port()
     with run_simulator_in_thread(symbols=[SYMBOL], seed=9, trades_per_day=3_000_000) as market:
         command = [
-            sys.executable, "-m", "streaming", "--symbols", SYMBOL,
+            sys.executable, "-m", "streaming", "--instruments", INSTRUMENT,
             "--ws-url", market.ws_url, "--rest-url", market.http_url,
             "--data-dir", str(tmp_path), "--port", str(port),
         ]  # fmt: skip
@@ -43,7 +44,9 @@ def test_sigterm_flushes_and_seals_the_landing_and_exits_cleanly(tmp_path):
         try:
             base = f"http://127.0.0.1:{port}"
             healthy = wait_for(lambda: httpx.get(f"{base}/health").status_code == 200, 90)
-            served = wait_for(lambda: SYMBOL in httpx.get(f"{base}/predictions/latest").json(), 30)
+            served = wait_for(
+                lambda: INSTRUMENT in httpx.get(f"{base}/predictions/latest").json(), 30
+            )
             trades = tmp_path / "landing" / "trades"
             writing = wait_for(lambda: any(trades.rglob("*.open")), 30)
 
@@ -61,7 +64,7 @@ def test_sigterm_flushes_and_seals_the_landing_and_exits_cleanly(tmp_path):
     landing = tmp_path / "landing"
     assert not list(landing.rglob("*.open"))
     today = dt.datetime.now(dt.UTC).date()
-    landed = read_landed_trades(landing, SYMBOL, today, dt.datetime.now(dt.UTC)).bronze
+    landed = read_landed_trades(landing, INSTRUMENT, today, dt.datetime.now(dt.UTC)).bronze
     ids = landed["id"].cast(pl.Int64).sort()
     assert ids.len() > 0 and ids.diff().drop_nulls().eq(1).all()
-    assert last_landed_trade_ids(landing) == {SYMBOL: int(ids[-1])}
+    assert last_landed_trade_ids(landing) == {INSTRUMENT: int(ids[-1])}

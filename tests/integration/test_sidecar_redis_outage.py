@@ -24,12 +24,14 @@ from streaming.simulator.server import run_simulator_in_thread
 from tests.integration.test_sidecar import champion, exchange_trades
 from tests.services import free_port
 from trading_assets.lib.feature_store.repo import apply_definitions, load_definitions
+from trading_assets.lib.instruments import path_name
 from trading_assets.lib.lakehouse.landing import read_landed_trades
 from trading_assets.servers import redis_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
+INSTRUMENTS = tuple(f"BINANCE:{s}" for s in SYMBOLS)  # the sidecar's
 OUTAGE_S = 15.0  # longer than one blocked read took on the old code
 POLL_TIMEOUT_S = 2.0
 
@@ -72,7 +74,7 @@ async def test_a_redis_outage_degrades_the_sidecar_without_blocking_it_and_loses
         tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
         champion(tracking, tmp_path / "artifacts")
         config = SidecarConfig(
-            symbols=SYMBOLS,
+            instruments=INSTRUMENTS,
             ws_base_url=market.ws_url,
             rest_base_url=market.http_url,
             data_root=data,
@@ -93,13 +95,13 @@ async def test_a_redis_outage_degrades_the_sidecar_without_blocking_it_and_loses
             await _until(
                 lambda: (
                     set(_levels(sidecar).values()) == {FallbackLevel.ONLINE}
-                    and len(_levels(sidecar)) == len(SYMBOLS)
+                    and len(_levels(sidecar)) == len(INSTRUMENTS)
                 ),
                 90,
-                "every symbol served from Redis (level 1)",
+                "every instrument served from Redis (level 1)",
             )
             stalls_before = sidecar.loop_watch.stalls._value.get()
-            trades_before = sum(sidecar.metrics.messages.of(s).trades for s in SYMBOLS)
+            trades_before = sum(sidecar.metrics.messages.of(s).trades for s in INSTRUMENTS)
 
             # Act: Redis goes away for longer than one read's retries; the API is polled
             redis.stop()
@@ -110,7 +112,7 @@ async def test_a_redis_outage_degrades_the_sidecar_without_blocking_it_and_loses
                     seen.append(await _answers(http, base))
                     await asyncio.sleep(0.25)
                 trades_during = (
-                    sum(sidecar.metrics.messages.of(s).trades for s in SYMBOLS) - trades_before
+                    sum(sidecar.metrics.messages.of(s).trades for s in INSTRUMENTS) - trades_before
                 )
                 metrics_during = await (await http.get(f"{base}/metrics")).text()
                 redis.start()
@@ -131,7 +133,7 @@ async def test_a_redis_outage_degrades_the_sidecar_without_blocking_it_and_loses
     assert len(seen) >= OUTAGE_S / (POLL_TIMEOUT_S + 0.25)
     # ...the predictions said which level served and why, and none came from the store
     last = seen[-1]["latest"]
-    assert isinstance(last, dict) and set(last) == set(SYMBOLS)
+    assert isinstance(last, dict) and set(last) == set(INSTRUMENTS)
     for prediction in last.values():
         assert prediction["fallback_level"] > FallbackLevel.ONLINE
         assert "online store" in prediction["reason"]
@@ -140,17 +142,21 @@ async def test_a_redis_outage_degrades_the_sidecar_without_blocking_it_and_loses
     assert all(p["fallback_level"] == FallbackLevel.ONLINE for p in after["latest"].values())
     # ...and the feed went on: trades kept arriving, and every one was landed once
     assert trades_during > 0
-    for symbol in SYMBOLS:
-        days = sorted(p.name for p in (data / "landing" / "trades" / symbol).iterdir())
+    for instrument, symbol in zip(INSTRUMENTS, SYMBOLS, strict=True):
+        days = sorted(
+            p.name for p in (data / "landing" / "trades" / path_name(instrument)).iterdir()
+        )
         now = dt.datetime.now(dt.UTC)
         landed = pl.concat(
             [
-                read_landed_trades(data / "landing", symbol, dt.date.fromisoformat(d), now).bronze
+                read_landed_trades(
+                    data / "landing", instrument, dt.date.fromisoformat(d), now
+                ).bronze
                 for d in days
             ]
         )
         ids = landed["id"].cast(pl.Int64).sort()
         assert ids.diff().drop_nulls().eq(1).all()  # contiguous, no duplicates: nothing lost
-        assert ids.len() > trades_during / len(SYMBOLS) / 10
+        assert ids.len() > trades_during / len(INSTRUMENTS) / 10
         first = exchange_trades(market.http_url, symbol, int(ids[0]), 1)
         assert [t["id"] for t in first] == [ids[0]]

@@ -16,6 +16,7 @@ from streaming.recordings import read_recording
 from streaming.venues.binance import BookTicker, Trade, parse_stream_frame
 from trading_assets.lib.feature_store.spec import FEATURE_CONFIG, SERVICES, TRAINING_SERVICE
 from trading_assets.lib.features import compute_features, feature_names
+from trading_assets.lib.instruments import path_name
 from trading_assets.lib.lakehouse.pipeline import (
     Lakehouse,
     build_bars_1s,
@@ -28,6 +29,7 @@ from trading_assets.resources import IcebergCatalogResource
 
 RECORDING = "btcusdt_20240808.txt.gz"
 SYMBOL = "BTCUSDT"
+INSTRUMENT = f"BINANCE:{SYMBOL}"  # the sidecar's, Binance spot's SYMBOL
 GROUPS = SERVICES[TRAINING_SERVICE]
 TOLERANCE = 1e-9
 
@@ -46,12 +48,15 @@ def replay(sidecar: Sidecar, path: Path) -> list:
 
 def batch_features_from_landing(lake: Lakehouse, landing: Path) -> pl.DataFrame:
     """landing → bronze → silver → bars_1s for every landed day, then the batch features."""
-    days = sorted(dt.date.fromisoformat(p.name) for p in (landing / "trades" / SYMBOL).iterdir())
+    days = sorted(
+        dt.date.fromisoformat(p.name)
+        for p in (landing / "trades" / path_name(INSTRUMENT)).iterdir()
+    )
     for day in days:
-        load_bronze(lake, SYMBOL, day, landing_root=landing)
-        refine_silver(lake, SYMBOL, day)
-        build_bars_1s(lake, SYMBOL, day)
-    bars = pl.concat([read_partition(lake.table(BARS_1S_TABLE), day, SYMBOL) for day in days])
+        load_bronze(lake, INSTRUMENT, day, landing_root=landing)
+        refine_silver(lake, INSTRUMENT, day)
+        build_bars_1s(lake, INSTRUMENT, day)
+    bars = pl.concat([read_partition(lake.table(BARS_1S_TABLE), day, INSTRUMENT) for day in days])
     return compute_features(bars.sort("bar_start"), FEATURE_CONFIG, groups=GROUPS)
 
 
@@ -59,7 +64,7 @@ def test_live_features_of_a_recorded_session_equal_batch_features_from_silver(
     tmp_path, shared_data: Path
 ):
     config = SidecarConfig(
-        symbols=(SYMBOL,),
+        instruments=(INSTRUMENT,),
         ws_base_url="ws://unused",
         rest_base_url="http://unused",
         data_root=tmp_path,
@@ -67,7 +72,7 @@ def test_live_features_of_a_recorded_session_equal_batch_features_from_silver(
     )
     sidecar = Sidecar(config)
     live_rows = replay(sidecar, shared_data / "binance" / "ws" / RECORDING)
-    live_rows += sidecar.trackers[SYMBOL].live.flush()
+    live_rows += sidecar.trackers[INSTRUMENT].live.flush()
     for writer in sidecar.writers.values():
         writer.close()
     sidecar.online_writer.close()

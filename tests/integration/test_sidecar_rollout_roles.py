@@ -29,6 +29,7 @@ from tests.integration.live_sidecar import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+INSTRUMENTS = tuple(f"BINANCE:{s}" for s in SYMBOLS)  # the sidecar's
 CANARY_SHARE = 0.5
 TRADING_S = 15.0
 NOT_ACTED_ON = "logged, not acted on"
@@ -73,17 +74,17 @@ async def test_canary_drives_its_share_at_half_size_and_the_shadow_never_trades(
     served: list[dict] = []
     with run_simulator_in_thread(symbols=list(SYMBOLS), seed=5, trades_per_day=3_000_000) as sim:
         config = trading_config(
-            tmp_path / "data", sim, SYMBOLS, tracking, canary_share=CANARY_SHARE
+            tmp_path / "data", sim, INSTRUMENTS, tracking, canary_share=CANARY_SHARE
         )
-        await land_history(sim.http_url, config.landing_root, SYMBOLS)
+        await land_history(sim.http_url, config.landing_root, INSTRUMENTS)
         sidecar, task = start_sidecar(config)
         try:
             async with aiohttp.ClientSession() as http:
-                for symbol in SYMBOLS:
-                    await served_until(http, config, symbol, lambda p: p["should_trade"], 90)
+                for instrument in INSTRUMENTS:
+                    await served_until(http, config, instrument, lambda p: p["should_trade"], 90)
                 for _ in range(int(TRADING_S / 0.25)):
-                    for symbol in SYMBOLS:
-                        prediction = await latest(http, config, symbol)
+                    for instrument in INSTRUMENTS:
+                        prediction = await latest(http, config, instrument)
                         if prediction is not None:
                             served.append(prediction)
                     await asyncio.sleep(0.25)

@@ -21,14 +21,14 @@ from tests.integration.live_sidecar import register_decisive_model
 from tests.services import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
-SYMBOL = "BTCUSDT"
+INSTRUMENT = "BINANCE:BTCUSDT"
 
 
 def config_for(data: Path, tracking_uri: str | None) -> SidecarConfig:
-    """A sidecar with no market connection: every symbol is in safe mode (no data at all).
+    """A sidecar with no market connection: every instrument is in safe mode (no data at all).
     ``canary_share=0``: a @champion, were one loaded, would drive every decision."""
     return SidecarConfig(
-        symbols=(SYMBOL,),
+        instruments=(INSTRUMENT,),
         ws_base_url="ws://unused",
         rest_base_url="http://unused",
         data_root=data,
@@ -74,11 +74,11 @@ async def canary_only(tmp_path: Path) -> AsyncIterator[Sidecar]:
 
 
 async def served(sidecar: Sidecar) -> tuple[dict, dict[tuple[str, str], float]]:
-    """The symbol's latest prediction as served, and ``sidecar_predictions_total`` by
+    """The instrument's latest prediction as served, and ``sidecar_predictions_total`` by
     (symbol, role)."""
     async with aiohttp.ClientSession() as http:
         latest_url = f"{sidecar.api.url}/predictions/latest"
-        async with http.get(latest_url, params={"symbol": SYMBOL}) as response:
+        async with http.get(latest_url, params={"symbol": INSTRUMENT}) as response:
             assert response.status == 200
             latest = await response.json()
         async with http.get(f"{sidecar.api.url}/metrics") as response:
@@ -95,7 +95,7 @@ async def served(sidecar: Sidecar) -> tuple[dict, dict[tuple[str, str], float]]:
 async def test_without_any_model_safe_mode_names_no_role_and_no_version(modelless):
     stream_url = f"{modelless.api.url}/predictions/stream"
     async with aiohttp.ClientSession() as http, http.ws_connect(stream_url) as stream:
-        made = modelless.predict(SYMBOL, time.time_ns())
+        made = modelless.predict(INSTRUMENT, time.time_ns())
         streamed = decode_prediction(await stream.receive_str(timeout=5))
     latest, counts = await served(modelless)
 
@@ -104,11 +104,11 @@ async def test_without_any_model_safe_mode_names_no_role_and_no_version(modelles
     assert latest["role"] is None and latest["model_version"] == ""
     assert latest["reason"] and latest["confidence"] == 0.0
     assert streamed == record
-    assert counts == {(SYMBOL, "none"): 1.0}
+    assert counts == {(INSTRUMENT, "none"): 1.0}
 
 
 async def test_with_only_a_canary_the_served_safe_mode_record_claims_no_champion(canary_only):
-    made = canary_only.predict(SYMBOL, time.time_ns())
+    made = canary_only.predict(INSTRUMENT, time.time_ns())
     latest, counts = await served(canary_only)
 
     by_role = {p.role: p for p in made}
@@ -118,4 +118,4 @@ async def test_with_only_a_canary_the_served_safe_mode_record_claims_no_champion
     assert latest["role"] is None and latest["model_version"] == ""
     assert latest["timestamp"] == by_role[None].timestamp and not latest["should_trade"]
     assert "champion" not in {role for _, role in counts}
-    assert counts == {(SYMBOL, "canary"): 1.0, (SYMBOL, "none"): 1.0}
+    assert counts == {(INSTRUMENT, "canary"): 1.0, (INSTRUMENT, "none"): 1.0}

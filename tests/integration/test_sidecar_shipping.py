@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 def config_for(tmp_path: Path) -> SidecarConfig:
     return SidecarConfig(
-        symbols=("BTCUSDT",),
+        instruments=("BINANCE:BTCUSDT",),
         ws_base_url=f"ws://127.0.0.1:{free_port()}",  # nothing listens: safe-mode predictions
         rest_base_url=f"http://127.0.0.1:{free_port()}",
         data_root=tmp_path / "data",
@@ -36,7 +36,7 @@ async def serve_briefly(sidecar: Sidecar, ready=lambda: True) -> str:
     metrics text."""
     task = asyncio.create_task(sidecar.run())
     deadline = asyncio.get_running_loop().time() + 60
-    while sidecar.hub.latest().get("BTCUSDT") is None or not ready():
+    while sidecar.hub.latest().get("BINANCE:BTCUSDT") is None or not ready():
         assert asyncio.get_running_loop().time() < deadline, "the sidecar did not get ready"
         await asyncio.sleep(0.1)
     async with httpx.AsyncClient() as client:
@@ -61,7 +61,7 @@ async def test_a_sidecar_ships_its_sealed_segments_to_a_landing_location_elsewhe
 
     assert sidecar.shipper is not None
     landed = sealed_files(config.landing_root)
-    assert any(key.startswith("predictions/BTCUSDT/") for key in landed)
+    assert any(key.startswith("predictions/BINANCE:BTCUSDT/") for key in landed)
     assert sealed_files(target) == landed  # sealed on the way out, shipped before the end
     assert sidecar.shipper.state.backlog == 0 and sidecar.shipper.state.last_error is None
     assert "sidecar_landing_ship_backlog_segments" in metrics

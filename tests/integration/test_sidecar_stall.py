@@ -24,6 +24,7 @@ from tests.integration.live_sidecar import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 SYMBOL = "BTCUSDT"
+INSTRUMENT = f"BINANCE:{SYMBOL}"  # the sidecar's, Binance spot's SYMBOL
 STALL_S = 12.0
 TRADES_PER_DAY = STALL_TEST_TRADES_PER_DAY
 BUDGETS = STALL_TEST_BUDGETS
@@ -59,19 +60,23 @@ async def test_a_stalled_feed_stops_trading_with_a_stale_data_reason_and_recover
     seen: list[dict] = []
     with run_simulator_in_thread(symbols=[SYMBOL], seed=5, trades_per_day=TRADES_PER_DAY) as market:
         config = trading_config(
-            tmp_path / "data", market, (SYMBOL,), tracking, fallback_budgets=BUDGETS
+            tmp_path / "data", market, (INSTRUMENT,), tracking, fallback_budgets=BUDGETS
         )
-        await land_history(market.http_url, config.landing_root, (SYMBOL,))
+        await land_history(market.http_url, config.landing_root, (INSTRUMENT,))
         sidecar, task = start_sidecar(config)
         try:
             async with aiohttp.ClientSession() as http:
-                before = await served_until(http, config, SYMBOL, trading_on_fresh_data, 60, seen)
-                await stall_the_feed(http, f"{market.http_url}/_sim/faults")
-                stalled = await served_until(http, config, SYMBOL, in_safe_mode, STALL_S, seen)
-                after = await served_until(
-                    http, config, SYMBOL, trading_on_fresh_data, STALL_S + 40, seen
+                before = await served_until(
+                    http, config, INSTRUMENT, trading_on_fresh_data, 60, seen
                 )
-                reconnects = dict(sidecar.feed.stats.reconnects) if sidecar.feed else None
+                await stall_the_feed(http, f"{market.http_url}/_sim/faults")
+                stalled = await served_until(http, config, INSTRUMENT, in_safe_mode, STALL_S, seen)
+                after = await served_until(
+                    http, config, INSTRUMENT, trading_on_fresh_data, STALL_S + 40, seen
+                )
+                reconnects = (
+                    dict(sidecar.feeds.feeds["BINANCE"].stats.reconnects) if sidecar.feeds else None
+                )
         finally:
             await stop_sidecar(sidecar, task)
 

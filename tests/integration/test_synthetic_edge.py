@@ -51,7 +51,7 @@ from trading_assets.lib.models.policy import FEE_BP
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-SYMBOLS = ("BTCUSDT", "ETHUSDT")
+INSTRUMENTS = ("BINANCE:BTCUSDT", "BINANCE:ETHUSDT")
 DAY = dt.date(2024, 3, 1)
 SEED = 1
 TRADES_PER_DAY = 200_000
@@ -71,8 +71,8 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lakehouse]:
         "trading", {"type": "sql", "uri": f"sqlite:///{root}/catalog.db", "warehouse": warehouse}
     )
     lakehouse = Lakehouse(catalog, f"{warehouse}/raw")
-    for symbol in SYMBOLS:
-        simulated_silver_day(lakehouse, symbol, DAY, seed=SEED, trades_per_day=TRADES_PER_DAY)
+    for instrument in INSTRUMENTS:
+        simulated_silver_day(lakehouse, instrument, DAY, seed=SEED, trades_per_day=TRADES_PER_DAY)
     yield lakehouse
 
 
@@ -81,7 +81,7 @@ def rows(lake: Lakehouse) -> pl.DataFrame:
     """Training rows of the simulated day; the oracle reads the same market's latent drift."""
     market = SyntheticMarket(seed=SEED, trades_per_day=TRADES_PER_DAY)
     return training_rows(
-        market, SYMBOLS, [DAY], lambda _, symbol, day: read_silver(lake, symbol, day)
+        market, INSTRUMENTS, [DAY], lambda _, instrument, day: read_silver(lake, instrument, day)
     )
 
 
@@ -136,7 +136,7 @@ def test_without_edge_the_model_finds_nothing_and_the_gate_refuses_it() -> None:
     reports = []
     for seed in NO_EDGE_SEEDS:
         market = SyntheticMarket(seed=seed, trades_per_day=TRADES_PER_DAY, edge=0.0)
-        no_edge = training_rows(market, SYMBOLS, [DAY])
+        no_edge = training_rows(market, INSTRUMENTS, [DAY])
         assert (no_edge[ORACLE] == 0.0).all()  # nothing planted
         reports.append(walk_forward(no_edge, FEATURES, LABEL, PARAMS, embargo=EMBARGO))
     p_values = [r.pooled.model.ic_p_value for r in reports]

@@ -70,7 +70,8 @@ pytestmark = [
     pytest.mark.timeout(1500),
 ]
 
-SYMBOLS = ("BTCUSDT", "ETHUSDT")
+SYMBOLS = ("BTCUSDT", "ETHUSDT")  # the market's
+INSTRUMENTS = tuple(f"BINANCE:{s}" for s in SYMBOLS)  # the sidecar's and the lakehouse's
 SEED = 7  # make run's
 # make run's market: two symbols' day with the planted edge gives a first model the gate passes
 TRADES_PER_DAY = 200_000
@@ -113,7 +114,7 @@ def test_the_chain_runs_across_two_machines_through_store_outages_losing_nothing
         "BINANCE_BULK_BASE_URL": sim.http_url,
         "BINANCE_REST_BASE_URL": sim.http_url,
         "BINANCE_WS_BASE_URL": sim.ws_url,
-        "TRADING_SYMBOLS": ",".join(SYMBOLS),
+        "TRADING_INSTRUMENTS": ",".join(INSTRUMENTS),
         "TRADING_HISTORY_START": DAY.isoformat(),
         "SIDECAR_URL": f"http://127.0.0.1:{sidecar_port}",
         # The incremental check compares ICs on the held-out newest live rows, and a chain that
@@ -131,7 +132,7 @@ def test_the_chain_runs_across_two_machines_through_store_outages_losing_nothing
     monkeypatch.setenv("DAGSTER_HOME", str(dagster_root / "dagster_home"))
     workspace = dagster_root / "workspace.yaml"
     outages = Outages()
-    api = ApiWatch(f"http://127.0.0.1:{sidecar_port}", SYMBOLS[0])
+    api = ApiWatch(f"http://127.0.0.1:{sidecar_port}", INSTRUMENTS[0])
 
     with dagster_machine(dagster_root, dagster_env) as dagster_side:
         instance = dg.DagsterInstance.get()
@@ -142,7 +143,7 @@ def test_the_chain_runs_across_two_machines_through_store_outages_losing_nothing
                 # Act 1: backfill the day through the daemon; PostgreSQL goes away in a step,
                 # then S3 and Redis in a later one
                 day = DAY.isoformat()
-                partitions = [f"{day}|{symbol}" for symbol in SYMBOLS]
+                partitions = [f"{day}|{instrument}" for instrument in INSTRUMENTS]
                 backfill_id = launch_asset_backfill(dagster_side, workspace, LAKEHOUSE, partitions)
                 in_backfill = RunsFilter(tags={BACKFILL_TAG: backfill_id})
                 await_step(instance, in_backfill, "bronze_trades", 0, 600)
@@ -221,8 +222,8 @@ def test_the_chain_runs_across_two_machines_through_store_outages_losing_nothing
     # Assert: nothing lost or duplicated: the day's trades, once each, contiguous ids in silver
     lake = _prod_lakehouse()
     market = SyntheticMarket(seed=SEED, trades_per_day=TRADES_PER_DAY)
-    for symbol in SYMBOLS:
-        silver = read_silver(lake, symbol, DAY)
+    for symbol, instrument in zip(SYMBOLS, INSTRUMENTS, strict=True):
+        silver = read_silver(lake, instrument, DAY)
         ids = silver["trade_id"].sort()
         assert silver.height == market.trade_count(symbol, DAY)
         assert ids.n_unique() == silver.height
@@ -273,7 +274,7 @@ def _served(port: int, timeout_s: float, sidecar: Machine) -> dict:
     while time.monotonic() < deadline:
         try:
             response = httpx.get(
-                f"http://127.0.0.1:{port}/predictions/latest", params={"symbol": SYMBOLS[0]}
+                f"http://127.0.0.1:{port}/predictions/latest", params={"symbol": INSTRUMENTS[0]}
             )
             if response.status_code == 200:
                 last = response.json()

@@ -111,7 +111,9 @@ class SilverFrame:
     def __call__(self, symbol: str, start_ns: int, end_ns: int) -> pl.DataFrame:
         self.pulls += 1
         epoch_ns = pl.col("event_time").dt.epoch("ns")
-        return self.frame.filter(pl.col("symbol") == symbol, epoch_ns.is_between(start_ns, end_ns))
+        return self.frame.filter(
+            pl.col("instrument") == symbol, epoch_ns.is_between(start_ns, end_ns)
+        )
 
 
 def assert_matches_batch(vector: Mapping[str, float], expected: Mapping[str, float | None]) -> None:

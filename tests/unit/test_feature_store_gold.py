@@ -39,7 +39,7 @@ def synthetic_bars(day: dt.date, seconds: list[int], seed: int) -> pl.DataFrame:
         rows.append(
             {
                 "trade_date": day,
-                "symbol": "BTCUSDT",
+                "instrument": "BINANCE:BTCUSDT",
                 "bar_start": start + dt.timedelta(seconds=s),
                 "open": price,
                 "high": price,
@@ -114,19 +114,19 @@ def test_export_replaces_a_partition_file_whole(tmp_path, two_days):
     _, day2 = two_days
     features = day_features(day2, None, DAY2)
     directory = str(tmp_path / "features")
-    offline.export_partition(features, directory, DAY2, "BTCUSDT")
+    offline.export_partition(features, directory, DAY2, "BINANCE:BTCUSDT")
 
-    offline.export_partition(features.head(10), directory, DAY2, "BTCUSDT")
-    offline.export_partition(features.head(3), directory, DAY1, "BTCUSDT")
+    offline.export_partition(features.head(10), directory, DAY2, "BINANCE:BTCUSDT")
+    offline.export_partition(features.head(3), directory, DAY1, "BINANCE:BTCUSDT")
 
     files = offline.list_partitions(directory)
     assert [offline.parse_partition_name(f) for f in files] == [
-        (DAY1, "BTCUSDT"),
-        (DAY2, "BTCUSDT"),
+        (DAY1, "BINANCE:BTCUSDT"),
+        (DAY2, "BINANCE:BTCUSDT"),
     ]
     assert sorted(p.name for p in (tmp_path / "features").iterdir()) == [
-        "2024-03-01_BTCUSDT.parquet",
-        "2024-03-02_BTCUSDT.parquet",
+        "2024-03-01_BINANCE:BTCUSDT.parquet",
+        "2024-03-02_BINANCE:BTCUSDT.parquet",
     ]
     assert offline.read_offline(directory).height == 13
     assert offline.newest_event_time(directory) == features["event_timestamp"][9]
@@ -136,9 +136,9 @@ def test_exporting_an_empty_partition_removes_its_file(tmp_path, two_days):
     _, day2 = two_days
     features = day_features(day2, None, DAY2)
     directory = str(tmp_path / "features")
-    offline.export_partition(features, directory, DAY2, "BTCUSDT")
+    offline.export_partition(features, directory, DAY2, "BINANCE:BTCUSDT")
 
-    result = offline.export_partition(features.clear(), directory, DAY2, "BTCUSDT")
+    result = offline.export_partition(features.clear(), directory, DAY2, "BINANCE:BTCUSDT")
 
     assert result.rows == 0
     assert offline.list_partitions(directory) == []
@@ -149,6 +149,6 @@ def test_a_day_without_bars_fails_clearly_instead_of_writing_an_empty_partition(
     lake = IcebergCatalogResource.local(tmp_path).lakehouse()
 
     with pytest.raises(MissingBarsError, match="materialize bars_1s first"):
-        build_gold_features(lake, "BTCUSDT", dt.date(2024, 3, 1))
+        build_gold_features(lake, "BINANCE:BTCUSDT", dt.date(2024, 3, 1))
 
     assert not lake.catalog.table_exists(gold_table().identifier)

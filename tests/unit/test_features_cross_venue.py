@@ -182,7 +182,7 @@ def test_recorded_tape_against_a_delayed_copy_gives_the_same_features_live_and_b
 def test_the_reference_return_leads_the_delayed_copy_and_only_it(lead_lag):
     # Arrange: lead_ret of the reference over w against the own forward return over 2 s
     delay_s, batch, _, forward = lead_lag
-    joined = batch.join(forward, on=["symbol", "event_timestamp"], how="inner")
+    joined = batch.join(forward, on=["instrument", "event_timestamp"], how="inner")
 
     # Act
     tests = {}
@@ -520,15 +520,15 @@ def test_cross_features_ignore_the_price_level_and_volume_unit_of_both(events, k
 
 def test_batch_refuses_bars_it_cannot_pair():
     # Arrange
-    own = bars_from_trades(trades_frame("BTC-USD", [trade(OWN, 1, 0.2, "100.00000000")]))
-    ref = bars_from_trades(trades_frame("BTCUSDT", [trade(REF, 1, 0.4, "100.00000000")]))
-    two_symbols = pl.concat([own, ref])
+    own = bars_from_trades(trades_frame(OWN, [trade(OWN, 1, 0.2, "100.00000000")]))
+    ref = bars_from_trades(trades_frame(REF, [trade(REF, 1, 0.4, "100.00000000")]))
+    two_instruments = pl.concat([own, ref])
     klines = ref.with_columns(buy_volume=pl.lit(None, pl.Float64))
     off_grid = ref.with_columns(pl.col("bar_start") + pl.duration(milliseconds=500))
 
     # Act, Assert
     with pytest.raises(ValueError, match="one symbol"):
-        compute_cross_features(two_symbols, ref, bar_s=1)
+        compute_cross_features(two_instruments, ref, bar_s=1)
     with pytest.raises(ValueError, match="taker buy/sell volumes"):
         compute_cross_features(own, klines, bar_s=1)
     with pytest.raises(ValueError, match="not all on the 1s grid"):

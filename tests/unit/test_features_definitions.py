@@ -25,7 +25,7 @@ START = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
 CONFIG = FeatureConfig(windows_s=(2, 5), label_horizon_s=3)
 
 
-def random_bars(symbol: str, seconds: int, seed: int) -> list[dict]:
+def random_bars(instrument: str, seconds: int, seed: int) -> list[dict]:
     """Bars at a random subset of seconds (gaps included), the first second always present."""
     rng = random.Random(seed)
     rows, price = [], 100.0
@@ -39,7 +39,7 @@ def random_bars(symbol: str, seconds: int, seed: int) -> list[dict]:
         rows.append(
             {
                 "trade_date": START.date(),
-                "symbol": symbol,
+                "instrument": instrument,
                 "bar_start": START + dt.timedelta(seconds=s),
                 "open": price,
                 "high": price,
@@ -59,7 +59,7 @@ def random_bars(symbol: str, seconds: int, seed: int) -> list[dict]:
     return rows
 
 
-def random_book(symbol: str, seconds: int, seed: int) -> list[dict]:
+def random_book(instrument: str, seconds: int, seed: int) -> list[dict]:
     """Tickers at random microseconds, some exactly on a second (the at-or-before edge)."""
     rng = random.Random(seed)
     rows = []
@@ -69,7 +69,7 @@ def random_book(symbol: str, seconds: int, seed: int) -> list[dict]:
             bid = 100 + rng.randrange(0, 50) / 100
             rows.append(
                 {
-                    "symbol": symbol,
+                    "instrument": instrument,
                     "time": START + dt.timedelta(seconds=s, microseconds=offset),
                     "bid_price": bid,
                     "bid_qty": rng.randrange(1, 900) / 100,
@@ -211,8 +211,8 @@ def test_klines_models_read_their_groups_without_levels():
 
 def test_features_match_the_definitions_at_every_second_gaps_and_warm_up_included():
     # Arrange
-    bars = random_bars("AAAUSDT", 40, seed=1)
-    book = random_book("AAAUSDT", 40, seed=2)
+    bars = random_bars("BINANCE:AAAUSDT", 40, seed=1)
+    book = random_book("BINANCE:AAAUSDT", 40, seed=2)
     expected = reference(bars, book, CONFIG)
 
     # Act
@@ -223,7 +223,7 @@ def test_features_match_the_definitions_at_every_second_gaps_and_warm_up_include
     # Assert
     assert features["event_timestamp"].to_list() == list(expected)
     names = feature_names(CONFIG, ALL_GROUPS)
-    assert features.columns == ["symbol", "event_timestamp", *names]
+    assert features.columns == ["instrument", "event_timestamp", *names]
     for row in features.iter_rows(named=True):
         want = expected[row["event_timestamp"]]
         wrong = [n for n in names if not close_enough(row[n], want[n])]
@@ -232,9 +232,12 @@ def test_features_match_the_definitions_at_every_second_gaps_and_warm_up_include
     assert features["mom_5s"][5] is not None
 
 
-def test_symbols_are_computed_independently():
+def test_instruments_are_computed_independently():
     # Arrange
-    first, second = random_bars("AAAUSDT", 30, seed=3), random_bars("BBBUSDT", 25, seed=4)
+    first, second = (
+        random_bars("BINANCE:AAAUSDT", 30, seed=3),
+        random_bars("COINBASE:BBB-USD", 25, seed=4),
+    )
 
     # Act
     together = compute_features(pl.DataFrame(first + second), CONFIG, bar_s=1)
@@ -246,12 +249,12 @@ def test_symbols_are_computed_independently():
     )
 
     # Assert
-    assert together.sort("symbol", "event_timestamp").equals(alone)
+    assert together.sort("instrument", "event_timestamp").equals(alone)
 
 
 def test_labels_are_the_forward_log_return_and_its_sign_and_null_without_a_future():
     # Arrange
-    bars = random_bars("AAAUSDT", 30, seed=5)
+    bars = random_bars("BINANCE:AAAUSDT", 30, seed=5)
     closes, close = [], None
     by_second = {int((b["bar_start"] - START).total_seconds()): b for b in bars}
     for s in range(max(by_second) + 1):
@@ -274,7 +277,7 @@ def test_labels_are_the_forward_log_return_and_its_sign_and_null_without_a_futur
 
 def test_flow_without_the_taker_split_and_windows_off_the_bar_grid_are_refused():
     # Arrange
-    bars = pl.DataFrame(random_bars("AAAUSDT", 10, seed=6)).with_columns(
+    bars = pl.DataFrame(random_bars("BINANCE:AAAUSDT", 10, seed=6)).with_columns(
         buy_volume=pl.lit(None, pl.Float64)
     )
 

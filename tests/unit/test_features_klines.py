@@ -32,14 +32,14 @@ def klines(shared_data: Path) -> pl.DataFrame:
 
 def test_klines_become_minute_bars_with_a_close_every_minute_across_gaps(klines):
     # Arrange
-    bars = bars_from_klines(klines, "btcusdt")
+    bars = bars_from_klines(klines, "binance:btcusdt")
 
     # Act
     features = compute_features(bars, MINUTE_WINDOWS, ("price",))
 
     # Assert
     assert infer_bar_seconds(bars) == 60
-    assert bars["symbol"].unique().to_list() == ["BTCUSDT"]
+    assert bars["instrument"].unique().to_list() == ["BINANCE:BTCUSDT"]
     first, last = klines["open_time"].min(), klines["open_time"].max()
     assert isinstance(first, int) and isinstance(last, int)
     minutes = (last - first) // 60_000 + 1
@@ -51,7 +51,7 @@ def test_klines_become_minute_bars_with_a_close_every_minute_across_gaps(klines)
 
 def test_minute_features_match_the_definitions_on_real_klines(klines):
     # Arrange
-    bars = bars_from_klines(klines, "BTCUSDT")
+    bars = bars_from_klines(klines, "BINANCE:BTCUSDT")
     times = klines["open_time"].to_list()
     closes = klines["close"].to_list()
     by_time = {t: row for t, row in zip(times, klines.iter_rows(named=True), strict=True)}
@@ -80,7 +80,7 @@ def test_minute_features_match_the_definitions_on_real_klines(klines):
 
 def test_klines_without_the_taker_split_refuse_flow_and_sub_minute_windows(klines):
     # Arrange
-    bars = bars_from_klines(klines.head(100), "BTCUSDT")
+    bars = bars_from_klines(klines.head(100), "BINANCE:BTCUSDT")
 
     # Act / Assert
     with pytest.raises(ValueError, match="taker buy/sell"):
@@ -98,7 +98,7 @@ def test_minute_bars_rolled_up_from_seconds_give_the_same_minute_window_features
         if not frame.is_rest
         and isinstance(record := parse_stream_frame(frame.payload, frame.receive_ns), Trade)
     ]
-    seconds = bars_from_trades(trades_frame("BTCUSDT", trades))
+    seconds = bars_from_trades(trades_frame("BINANCE:BTCUSDT", trades))
     minutes = rollup_bars(seconds, "1m")
     config = FeatureConfig(windows_s=(60, 120, 300))
     compared = [f"{kind}_{w}s" for kind in ("vwap", "mom", "flow_imb", "intensity")
@@ -109,7 +109,7 @@ def test_minute_bars_rolled_up_from_seconds_give_the_same_minute_window_features
     from_minutes = compute_features(minutes, config, bar_s=60)
 
     # Assert
-    joined = from_minutes.join(from_seconds, on=["symbol", "event_timestamp"], suffix="_1s")
+    joined = from_minutes.join(from_seconds, on=["instrument", "event_timestamp"], suffix="_1s")
     joined = joined.drop_nulls(compared)
     assert joined.height >= 5  # minute ends from 23:56 to 00:05, once each window warmed up
     for name in compared:

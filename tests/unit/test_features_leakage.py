@@ -24,7 +24,7 @@ from trading_assets.lib.features import (
 from trading_assets.lib.lakehouse.bars import bars_from_trades
 
 CONFIG = FeatureConfig(windows_s=(1, 10, 60, 240), label_horizon_s=30)
-SYMBOL = "BTCUSDT"
+INSTRUMENT = "BINANCE:BTCUSDT"
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def market(shared_data: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
                 trades.append(record)
             elif isinstance(record, BookTicker):
                 tickers.append(record)
-    return bars_from_trades(trades_frame(SYMBOL, trades)), book_frame(SYMBOL, tickers)
+    return bars_from_trades(trades_frame(INSTRUMENT, trades)), book_frame(INSTRUMENT, tickers)
 
 
 def sample_times(bars: pl.DataFrame, count: int = 12) -> list[dt.datetime]:
@@ -92,7 +92,7 @@ def with_shifted_momentum(shift: int):
 
     def compute(bars: pl.DataFrame, book: pl.DataFrame | None) -> pl.DataFrame:
         out = features(bars, book)
-        return out.with_columns(shifted=pl.col("mom_1s").shift(shift).over("symbol"))
+        return out.with_columns(shifted=pl.col("mom_1s").shift(shift).over("instrument"))
 
     return compute
 
@@ -101,12 +101,12 @@ def with_next_book(bars: pl.DataFrame, book: pl.DataFrame | None) -> pl.DataFram
     """Features plus the first bid size *after* each timestamp (an as-of join the wrong way)."""
     assert book is not None
     out = features(bars, book).sort("event_timestamp")
-    following = book.select("symbol", "time", next_bid_qty="bid_qty").sort("time")
+    following = book.select("instrument", "time", next_bid_qty="bid_qty").sort("time")
     return out.join_asof(
         following,
         left_on="event_timestamp",
         right_on="time",
-        by="symbol",
+        by="instrument",
         strategy="forward",
         allow_exact_matches=False,
         check_sortedness=False,

@@ -110,7 +110,7 @@ def batch_frame(recorded: list[Record], config: FeatureConfig) -> pl.DataFrame:
 
 
 def batch_rows(recorded: list[Record], config: FeatureConfig) -> list[dict[str, float | None]]:
-    return batch_frame(recorded, config).drop("symbol").to_dicts()
+    return batch_frame(recorded, config).drop("instrument").to_dicts()
 
 
 def live_rows(recorded: list[Record], config: FeatureConfig) -> list[dict[str, float | None]]:

@@ -25,7 +25,7 @@ def synthetic_trades(count: int, seed: int = 3) -> list[dict]:
         trades.append(
             {
                 "trade_date": DAY,
-                "symbol": "BTCUSDT",
+                "instrument": "BINANCE:BTCUSDT",
                 "trade_id": trade_id,
                 "price": Decimal(rng.randrange(6_000_000, 6_010_000)) / 100,
                 "qty": Decimal(rng.randrange(1, 500_000)) / 100_000_000 * 1000,
@@ -41,7 +41,7 @@ def to_frame(trades: list[dict]) -> pl.DataFrame:
         trades,
         schema={
             "trade_date": pl.Date,
-            "symbol": pl.String,
+            "instrument": pl.String,
             "trade_id": pl.Int64,
             "price": pl.Decimal(18, 8),
             "qty": pl.Decimal(18, 8),

@@ -23,6 +23,7 @@ from polars.testing import assert_frame_equal
 
 from tests.chunked_days import (
     DAY,
+    INSTRUMENT,
     KEYS,
     NOW,
     SYMBOL,
@@ -64,7 +65,7 @@ pytestmark = pytest.mark.faults
 
 
 def file_rows(lake: pipeline.Lakehouse, table: TableDef) -> list[int]:
-    scan = lake.table(table).refresh().scan(partition_filter(DAY, SYMBOL))
+    scan = lake.table(table).refresh().scan(partition_filter(DAY, INSTRUMENT))
     return [task.file.record_count for task in scan.plan_files()]
 
 
@@ -91,15 +92,15 @@ def test_gold_features_and_stage_reports_are_the_same(two_runs):
     chunked, chunked_report, whole, whole_report = two_runs
 
     assert chunked_report == whole_report
-    gold = read_gold(chunked, SYMBOL, DAY).sort("event_timestamp")
+    gold = read_gold(chunked, INSTRUMENT, DAY).sort("event_timestamp")
     assert gold.height > 0
-    assert_frame_equal(gold, read_gold(whole, SYMBOL, DAY).sort("event_timestamp"))
+    assert_frame_equal(gold, read_gold(whole, INSTRUMENT, DAY).sort("event_timestamp"))
 
 
 def test_the_chunked_day_is_what_the_whole_frame_functions_make_of_the_file(two_runs):
     chunked, report, _, _ = two_runs
     csv = awkward_day_csv()
-    bronze = parse_bronze(csv, DAY, SYMBOL, f"{SYMBOL}-trades-{DAY}.zip", NOW)
+    bronze = parse_bronze(csv, DAY, INSTRUMENT, f"{SYMBOL}-trades-{DAY}.zip", NOW)
     split = split_silver(bronze, DAY)
 
     assert_frame_equal(
@@ -148,17 +149,19 @@ def test_the_chunk_size_is_honoured(two_runs):
 def test_reading_a_partition_in_chunks_covers_it_once_in_key_order(tmp_path):
     lake = lakehouse(tmp_path, TINY, zipped(b""))
     table = lake.table(SILVER_TRADES_TABLE)
-    silver = split_silver(parse_bronze(awkward_day_csv(), DAY, SYMBOL, "f.zip", NOW), DAY).silver
+    silver = split_silver(
+        parse_bronze(awkward_day_csv(), DAY, INSTRUMENT, "f.zip", NOW), DAY
+    ).silver
     # Files written out of id order, so their id ranges overlap.
     shuffled = silver.sample(fraction=1.0, shuffle=True, seed=3)
     parts = [shuffled.slice(i, 50) for i in range(0, shuffled.height, 50)]
     replace_partition(
-        table, DAY, SYMBOL, [pipeline.to_iceberg_arrow(p, table.schema()) for p in parts]
+        table, DAY, INSTRUMENT, [pipeline.to_iceberg_arrow(p, table.schema()) for p in parts]
     )
 
-    by_id = list(read_partition_chunks(table, DAY, SYMBOL, "trade_id", 25, ("trade_id",)))
+    by_id = list(read_partition_chunks(table, DAY, INSTRUMENT, "trade_id", 25, ("trade_id",)))
     by_second = list(
-        read_partition_chunks(table, DAY, SYMBOL, "event_time", 25, ("event_time",), align="1s")
+        read_partition_chunks(table, DAY, INSTRUMENT, "event_time", 25, ("event_time",), align="1s")
     )
 
     ids = [chunk["trade_id"].sort() for chunk in by_id]
@@ -178,9 +181,9 @@ def test_bronze_chunks_of_a_stream_equal_the_whole_file_parsed(header, block):
         csv = b"id,price,qty,quote_qty,time,is_buyer_maker,is_best_match\n" + csv
     blocks = [csv[i : i + block] for i in range(0, len(csv), block)]
 
-    chunks = list(bronze_chunks(blocks, DAY, SYMBOL, "f.zip", NOW, chunk_rows=TINY))
+    chunks = list(bronze_chunks(blocks, DAY, INSTRUMENT, "f.zip", NOW, chunk_rows=TINY))
 
-    assert_frame_equal(pl.concat(chunks), parse_bronze(csv, DAY, SYMBOL, "f.zip", NOW))
+    assert_frame_equal(pl.concat(chunks), parse_bronze(csv, DAY, INSTRUMENT, "f.zip", NOW))
     assert len(chunks) == -(-csv.count(b"\n") // TINY)
     assert count_csv_rows_streamed(blocks) == count_csv_rows(csv)
 
@@ -213,7 +216,7 @@ def test_the_zip_member_streams_exactly_and_damage_is_named(tmp_path, compressio
 
 
 def test_silver_refuses_chunks_out_of_line_order():
-    bronze = parse_bronze(awkward_day_csv(30), DAY, SYMBOL, "f.zip", NOW)
+    bronze = parse_bronze(awkward_day_csv(30), DAY, INSTRUMENT, "f.zip", NOW)
     refiner = SilverRefiner(DAY)
     refiner.split(bronze.slice(10, 10))
 
@@ -258,7 +261,7 @@ def test_bars_do_not_depend_on_where_their_trades_sit_in_memory():
     trades = pl.DataFrame(
         {
             "trade_date": [DAY] * count,
-            "symbol": [SYMBOL] * count,
+            "instrument": [INSTRUMENT] * count,
             "trade_id": list(range(count)),
             "price": [Decimal(rng.randrange(6_000_000, 6_100_000)) / 100 for _ in range(count)],
             "qty": [Decimal(rng.randrange(1, 10**8)) / 10**8 for _ in range(count)],

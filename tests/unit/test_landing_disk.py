@@ -141,14 +141,14 @@ async def test_the_predictions_log_drops_what_does_not_fit_and_goes_on(disk):
     writer = LandingWriter(disk / "landing", PREDICTIONS_KIND, flush_every_s=0, inline_poll=False)
     maintainer = asyncio.create_task(maintain([writer], interval_s=0.01))
     for timestamp in range(1, 101):
-        writer.write({"symbol": "BTCUSDT", "timestamp": timestamp, "signal": 0.5})
+        writer.write({"symbol": "BINANCE:BTCUSDT", "timestamp": timestamp, "signal": 0.5})
         await asyncio.sleep(0.001)
     await asyncio.sleep(0.1)
     still_running = not maintainer.done()
 
     filler.unlink()
     for timestamp in range(101, 201):
-        writer.write({"symbol": "BTCUSDT", "timestamp": timestamp, "signal": 0.5})
+        writer.write({"symbol": "BINANCE:BTCUSDT", "timestamp": timestamp, "signal": 0.5})
     await asyncio.sleep(0.1)
     maintainer.cancel()
     await asyncio.gather(maintainer, return_exceptions=True)
@@ -157,32 +157,32 @@ async def test_the_predictions_log_drops_what_does_not_fit_and_goes_on(disk):
     assert landed_ids(disk / "landing", PREDICTIONS_KIND) == list(range(101, 201))
 
 
-def test_a_symbol_that_landed_nothing_resumes_where_its_run_began(tmp_path):
+def test_an_instrument_that_landed_nothing_resumes_where_its_run_began(tmp_path):
     with LandingWriter(tmp_path, TRADES_KIND) as writer:
         for trade_id in range(1, 11):
             writer.write(trade(trade_id, "BTCUSDT"))
-    record_run_starts(tmp_path, {"BTCUSDT": 1, "ETHUSDT": 500})
+    record_run_starts(tmp_path, {"BINANCE:BTCUSDT": 1, "BINANCE:ETHUSDT": 500})
 
-    assert last_landed_trade_ids(tmp_path) == {"BTCUSDT": 10}  # ETHUSDT alone: a fresh start
-    assert resume_points(tmp_path) == {"BTCUSDT": 10, "ETHUSDT": 499}
-    record_run_starts(tmp_path, {"BTCUSDT": 11})  # the next run, resumed: nothing changes
-    assert resume_points(tmp_path) == {"BTCUSDT": 10, "ETHUSDT": 499}
+    assert last_landed_trade_ids(tmp_path) == {"BINANCE:BTCUSDT": 10}  # ETHUSDT alone: fresh
+    assert resume_points(tmp_path) == {"BINANCE:BTCUSDT": 10, "BINANCE:ETHUSDT": 499}
+    record_run_starts(tmp_path, {"BINANCE:BTCUSDT": 11})  # the next run, resumed: nothing changes
+    assert resume_points(tmp_path) == {"BINANCE:BTCUSDT": 10, "BINANCE:ETHUSDT": 499}
 
 
 def test_run_starts_are_kept_whole_when_the_disk_is_full(disk):
-    record_run_starts(disk, {"BTCUSDT": 7})
+    record_run_starts(disk, {"BINANCE:BTCUSDT": 7})
     fill(disk, 0)
 
     with pytest.raises(OSError) as raised:
-        record_run_starts(disk, {"ETHUSDT": 9})
+        record_run_starts(disk, {"BINANCE:ETHUSDT": 9})
 
     assert is_disk_full(raised.value)
-    assert read_run_starts(disk) == {"BTCUSDT": 7}
+    assert read_run_starts(disk) == {"BINANCE:BTCUSDT": 7}
     assert [p.name for p in disk.iterdir() if p.name.startswith(".run")] == [".run-starts.json"]
 
 
 def test_an_unreadable_run_starts_file_is_named(tmp_path):
-    run_starts_path(tmp_path).write_text('{"BTCUSDT": "seven"}')
+    run_starts_path(tmp_path).write_text('{"BINANCE:BTCUSDT": "seven"}')
 
     with pytest.raises(RunStartsError, match=str(run_starts_path(tmp_path))):
         resume_points(tmp_path)

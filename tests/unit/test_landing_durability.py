@@ -95,7 +95,7 @@ def test_after_sigkill_every_flushed_trade_survives_and_restart_seals_the_rest(k
     assert [p.name for p in writer.recovered] == [alive_open[0].name.removesuffix(".open")]
     assert ids[-1] >= flushed
     assert ids == list(range(1, ids[-1] + 1))  # nothing lost before it, nothing twice
-    assert before_restart == last_landed_trade_ids(root) == {"BTCUSDT": ids[-1]}
+    assert before_restart == last_landed_trade_ids(root) == {"BINANCE:BTCUSDT": ids[-1]}
 
 
 @pytest.mark.parametrize("torn_tail", [b'{"symbol":"BTCUSDT","trade_id":99', b"\x00" * 300])
@@ -114,14 +114,14 @@ def test_a_torn_last_record_is_ignored_and_cut_off_on_restart(killed_writer, tor
     LandingWriter(root, TRADES_KIND).close()
 
     sealed = open_segment.with_name(open_segment.name.removesuffix(".open"))
-    assert seen_torn == {"BTCUSDT": complete_ids[-1]}
+    assert seen_torn == {"BINANCE:BTCUSDT": complete_ids[-1]}
     assert sealed.read_bytes() == intact
-    assert last_landed_trade_ids(root) == {"BTCUSDT": complete_ids[-1]}
+    assert last_landed_trade_ids(root) == {"BINANCE:BTCUSDT": complete_ids[-1]}
     assert landed_ids(root) == list(range(1, complete_ids[-1] + 1))
 
 
 def test_a_segment_without_one_complete_record_is_removed_on_restart(tmp_path):
-    day_dir = tmp_path / TRADES_KIND / "BTCUSDT" / "2024-03-01"
+    day_dir = tmp_path / TRADES_KIND / "BINANCE:BTCUSDT" / "2024-03-01"
     day_dir.mkdir(parents=True)
     torn = day_dir / f"{1:020d}-999999999-0.jsonl.open"  # a pid that cannot be alive
     torn.write_bytes(b'{"symbol":"BTC')

@@ -12,9 +12,9 @@ from streaming.venues.binance import Trade as SidecarTrade
 from tests.unit.test_landing_writer import DAY, trade
 from trading_assets.lib.lakehouse.landing import (
     SEALED_SUFFIX,
-    SOURCE_LIVE,
     complete_prefix_length,
     last_complete_record,
+    live_source,
     partition_dir,
     read_landed_trades,
 )
@@ -22,6 +22,7 @@ from trading_assets.lib.lakehouse.records import Trade
 from trading_assets.lib.lakehouse.silver import split_silver
 
 INGESTED_AT = dt.datetime(2024, 3, 2, tzinfo=dt.UTC)
+INSTRUMENT = "BINANCE:BTCUSDT"
 # One trade as landed segments hold it: the keys are the record's field names, in its order.
 LANDED_LINE = (
     b'{"symbol":"BTCUSDT","trade_id":7,"price":"61000.10","quantity":"0.00200000",'
@@ -56,12 +57,12 @@ def test_landed_trades_become_bronze_rows_that_silver_accepts_unchanged(tmp_path
         for record in landed[25:]:
             writer.write(record)
 
-    result = read_landed_trades(tmp_path, "BTCUSDT", DAY, INGESTED_AT)
+    result = read_landed_trades(tmp_path, INSTRUMENT, DAY, INGESTED_AT)
     split = split_silver(result.bronze, DAY)
 
     assert len(result.segments) == 2
     assert result.bronze["line_no"].to_list() == list(range(1, 41))
-    assert set(result.bronze["source"]) == {SOURCE_LIVE}
+    assert set(result.bronze["source"]) == {live_source(INSTRUMENT)} == {"binance.live.trades"}
     assert result.bronze["source_file"].n_unique() == 2
     assert split.quarantine.is_empty()
     assert split.silver["trade_id"].to_list() == [t.trade_id for t in landed]
@@ -71,13 +72,13 @@ def test_landed_trades_become_bronze_rows_that_silver_accepts_unchanged(tmp_path
 
 def test_a_landed_line_decodes_as_the_one_trade_record_and_reads_back_as_bronze(tmp_path):
     # Arrange: a sealed segment holding a line as earlier sidecars landed it
-    folder = partition_dir(tmp_path, TRADES_KIND, "BTCUSDT", DAY)
+    folder = partition_dir(tmp_path, TRADES_KIND, INSTRUMENT, DAY)
     folder.mkdir(parents=True)
     (folder / f"0001{SEALED_SUFFIX}").write_bytes(LANDED_LINE + b"\n")
 
     # Act
     record = msgspec.json.decode(LANDED_LINE, type=Trade)
-    bronze = read_landed_trades(tmp_path, "BTCUSDT", DAY, INGESTED_AT).bronze
+    bronze = read_landed_trades(tmp_path, INSTRUMENT, DAY, INGESTED_AT).bronze
 
     # Assert: the sidecar's record is lib's, it writes the line back byte for byte, and bronze
     # reads its values

@@ -56,12 +56,12 @@ def market_records() -> list:
 
 
 def files_by_partition(root: Path) -> dict[tuple[str, str, dt.date], bytes]:
-    """Every sealed segment's bytes, concatenated per kind × symbol × day."""
+    """Every sealed segment's bytes, concatenated per kind × instrument × day."""
     landed: dict[tuple[str, str, dt.date], bytes] = {}
     for kind in (TRADES_KIND, BOOK_TICKERS_KIND):
         for segment in list_segments(root, kind, include_open=True):
             assert segment.sealed, segment.path
-            key = (kind, segment.symbol, segment.day)
+            key = (kind, segment.instrument, segment.day)
             landed[key] = landed.get(key, b"") + segment.path.read_bytes()
     return landed
 
@@ -83,10 +83,10 @@ def test_the_child_lands_the_same_bytes_as_an_in_process_writer(tmp_path):
     expected = files_by_partition(tmp_path / "in_process")
     assert files_by_partition(tmp_path / "child") == expected
     assert {key[1:] for key in expected} == {
-        ("BTCUSDT", DAY),
-        ("ETHUSDT", DAY),
-        ("BTCUSDT", DAY + dt.timedelta(days=1)),
-        ("ETHUSDT", DAY + dt.timedelta(days=1)),
+        ("BINANCE:BTCUSDT", DAY),
+        ("BINANCE:ETHUSDT", DAY),
+        ("BINANCE:BTCUSDT", DAY + dt.timedelta(days=1)),
+        ("BINANCE:ETHUSDT", DAY + dt.timedelta(days=1)),
     }
     assert sorted(landing.sealed) == sorted(
         s.path for kind in MARKET_KINDS for s in list_segments(tmp_path / "child", kind)
@@ -209,7 +209,7 @@ def test_when_the_serving_process_is_killed_its_child_lands_and_seals_what_it_wa
     assert successor.recovered == []  # the child sealed its own segment: nothing was orphaned
     assert ids[-1] >= shipped  # everything shipped before the kill
     assert ids == list(range(1, ids[-1] + 1))  # nothing lost before it, nothing twice
-    assert resume == {"BTCUSDT": ids[-1]}  # read after the child had finished
+    assert resume == {"BINANCE:BTCUSDT": ids[-1]}  # read after the child had finished
 
 
 def test_a_dead_child_stops_the_writes_instead_of_losing_them(tmp_path):
@@ -245,7 +245,7 @@ def test_a_child_that_cannot_write_stops_the_landing_with_its_reason(tmp_path):
 
 
 def test_live_owners_are_the_other_live_processes_holding_open_segments(tmp_path):
-    day_dir = tmp_path / TRADES_KIND / "BTCUSDT" / DAY.isoformat()
+    day_dir = tmp_path / TRADES_KIND / "BINANCE:BTCUSDT" / DAY.isoformat()
     day_dir.mkdir(parents=True)
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     zombie = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -332,7 +332,7 @@ def test_a_shipment_cut_short_by_a_kill_lands_its_whole_lines_and_is_sealed(tmp_
 def test_market_segments_named_by_the_serving_process_are_recovered_at_once(tmp_path):
     # The serving process writes no market segment through its child: one named by its pid
     # was left by an in-process writer before (or by an earlier process with its pid).
-    day_dir = tmp_path / TRADES_KIND / "BTCUSDT" / DAY.isoformat()
+    day_dir = tmp_path / TRADES_KIND / "BINANCE:BTCUSDT" / DAY.isoformat()
     day_dir.mkdir(parents=True)
     left = day_dir / f"{1:020d}-{os.getpid()}-0.jsonl.open"
     left.write_bytes(msgspec.json.encode(trade(1)) + b"\n")

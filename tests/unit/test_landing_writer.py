@@ -1,4 +1,4 @@
-"""LandingWriter: segments per symbol × day, rotation by size and age, sealing, predictions."""
+"""LandingWriter: segments per instrument × day, rotation by size and age, sealing, predictions."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def quiet_writer(root: Path, kind: str = TRADES_KIND, **options) -> LandingWrite
     return LandingWriter(root, kind, **settings)
 
 
-def test_records_land_per_symbol_and_day_and_are_sealed_on_close(tmp_path):
+def test_records_land_per_instrument_and_day_and_are_sealed_on_close(tmp_path):
     midnight_next = DAY_START_NS + 86_400 * 1_000_000_000
     records = [trade(1), trade(2, "ETHUSDT"), trade(3), trade(4, at_ns=midnight_next)]
 
@@ -66,12 +66,12 @@ def test_records_land_per_symbol_and_day_and_are_sealed_on_close(tmp_path):
             writer.write(record)
 
     segments = list_segments(tmp_path, TRADES_KIND, include_open=True)
-    placed = {(s.symbol, s.day): [r["trade_id"] for r in landed_lines([s])] for s in segments}
+    placed = {(s.instrument, s.day): [r["trade_id"] for r in landed_lines([s])] for s in segments}
     assert all(segment.sealed for segment in segments)
     assert placed == {
-        ("BTCUSDT", DAY): [1, 3],
-        ("BTCUSDT", DAY + dt.timedelta(days=1)): [4],
-        ("ETHUSDT", DAY): [2],
+        ("BINANCE:BTCUSDT", DAY): [1, 3],
+        ("BINANCE:BTCUSDT", DAY + dt.timedelta(days=1)): [4],
+        ("BINANCE:ETHUSDT", DAY): [2],
     }
     assert landed_lines(segments)[0] == msgspec.to_builtins(records[0])
 
@@ -88,7 +88,7 @@ def test_nothing_reaches_disk_before_a_flush_and_everything_after_it(tmp_path):
     assert before == []
     assert [s.sealed for s in after] == [False]
     assert [r["trade_id"] for r in landed_lines(after)] == list(range(1, 11))
-    assert last_landed_trade_ids(tmp_path) == {"BTCUSDT": 10}
+    assert last_landed_trade_ids(tmp_path) == {"BINANCE:BTCUSDT": 10}
     writer.close()
 
 
@@ -137,7 +137,12 @@ def test_rotate_seals_now_and_new_writes_start_a_later_segment(tmp_path):
 
 
 def test_predictions_land_as_json_objects_dated_by_their_event_time(tmp_path):
-    prediction = {"symbol": "ethusdt", "event_ns": DAY_START_NS + 5, "model": "champion", "y": 0.1}
+    prediction = {
+        "symbol": "binance:ethusdt",
+        "event_ns": DAY_START_NS + 5,
+        "model": "champion",
+        "y": 0.1,
+    }
 
     with quiet_writer(tmp_path, PREDICTIONS_KIND) as writer:
         writer.write(prediction)
@@ -145,7 +150,7 @@ def test_predictions_land_as_json_objects_dated_by_their_event_time(tmp_path):
             writer.write({"event_ns": DAY_START_NS})
 
     (segment,) = list_segments(tmp_path, PREDICTIONS_KIND)
-    assert (segment.symbol, segment.day) == ("ETHUSDT", DAY)
+    assert (segment.instrument, segment.day) == ("BINANCE:ETHUSDT", DAY)
     assert landed_lines([segment]) == [prediction]
 
 
@@ -215,21 +220,21 @@ def test_each_record_lands_as_its_own_json_line_byte_for_byte(tmp_path):
             writer.write(record)
         tickers.write(ticker)
 
-    def landed_bytes(kind: str, symbol: str) -> bytes:
-        (segment,) = [s for s in list_segments(tmp_path, kind) if s.symbol == symbol]
+    def landed_bytes(kind: str, instrument: str) -> bytes:
+        (segment,) = [s for s in list_segments(tmp_path, kind) if s.instrument == instrument]
         return segment.path.read_bytes()
 
     encode = msgspec.json.encode
     assert (
-        landed_bytes(TRADES_KIND, "BTCUSDT")
+        landed_bytes(TRADES_KIND, "BINANCE:BTCUSDT")
         == encode(records[0]) + b"\n" + encode(records[2]) + b"\n"
     )
-    assert landed_bytes(TRADES_KIND, "ETHUSDT") == encode(records[1]) + b"\n"
-    assert landed_bytes("book_tickers", "BTCUSDT") == encode(ticker) + b"\n"
+    assert landed_bytes(TRADES_KIND, "BINANCE:ETHUSDT") == encode(records[1]) + b"\n"
+    assert landed_bytes("book_tickers", "BINANCE:BTCUSDT") == encode(ticker) + b"\n"
 
 
 def test_a_mapping_lands_as_it_was_when_written(tmp_path):
-    prediction = {"symbol": "BTCUSDT", "event_ns": DAY_START_NS + 5, "y": 0.1}
+    prediction = {"symbol": "BINANCE:BTCUSDT", "event_ns": DAY_START_NS + 5, "y": 0.1}
 
     with quiet_writer(tmp_path, PREDICTIONS_KIND) as writer:
         writer.write(prediction)

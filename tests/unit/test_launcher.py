@@ -127,10 +127,10 @@ def test_run_prod_keeps_its_secrets_private_stable_and_off_every_command_line(tm
 
 
 def test_a_bad_setting_stops_the_launch_in_one_line_naming_it(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRADING_SYMBOLS", "BTC-USDT")
+    monkeypatch.setenv("TRADING_INSTRUMENTS", "BTCUSDT")
 
     problem = check_settings(parse_args(["--data-dir", str(tmp_path)]))
 
-    assert problem is not None and problem.startswith("TRADING_SYMBOLS: ")
-    monkeypatch.delenv("TRADING_SYMBOLS")
+    assert problem is not None and problem.startswith("TRADING_INSTRUMENTS: ")
+    monkeypatch.delenv("TRADING_INSTRUMENTS")
     assert check_settings(parse_args(["--profile", "prod", "--data-dir", str(tmp_path)])) is None

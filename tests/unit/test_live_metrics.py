@@ -45,7 +45,7 @@ HORIZON = 60
 
 def predictions_frame(rows: list[dict]) -> pl.DataFrame:
     defaults = {
-        "symbol": "BTCUSDT",
+        "instrument": "BINANCE:BTCUSDT",
         "model_version": "1",
         "role": "champion",
         "predicted_return": 0.0,
@@ -58,11 +58,11 @@ def predictions_frame(rows: list[dict]) -> pl.DataFrame:
     )
 
 
-def closes_frame(closes: dict[int, float], symbol: str = "BTCUSDT") -> pl.DataFrame:
+def closes_frame(closes: dict[int, float], instrument: str = "BINANCE:BTCUSDT") -> pl.DataFrame:
     """Closes keyed by bar start second offset from T0 (bar_end = start + 1 s)."""
     return pl.DataFrame(
         {
-            "symbol": [symbol] * len(closes),
+            "instrument": [instrument] * len(closes),
             "bar_end": [T0 + (s + 1) * NS for s in closes],
             "close": list(closes.values()),
         }
@@ -171,20 +171,21 @@ def test_read_predictions_takes_sealed_and_open_segments_in_the_window(tmp_path:
     root = tmp_path / "landing"
     writer = LandingWriter(root, PREDICTIONS_KIND, time_fields=("timestamp",), inline_poll=False)
     for s in range(10):
-        writer.write(prediction("BTCUSDT", T0 + s * NS, "1", "champion", 1e-4))
+        writer.write(prediction("BINANCE:BTCUSDT", T0 + s * NS, "1", "champion", 1e-4))
     writer.rotate()
     for s in range(10, 15):
-        writer.write(prediction("ETHUSDT", T0 + s * NS, "1", "champion", 1e-4))
-    writer.write(prediction("ETHUSDT", T0 + 15 * NS, "", "champion", 0.0))  # no model loaded
+        writer.write(prediction("BINANCE:ETHUSDT", T0 + s * NS, "1", "champion", 1e-4))
+    # No model loaded:
+    writer.write(prediction("BINANCE:ETHUSDT", T0 + 15 * NS, "", "champion", 0.0))
     writer.flush()  # fsynced but still .open, as the live sidecar leaves its newest segment
 
     frame = read_predictions(root, T0 + 2 * NS, T0 + 20 * NS)
-    only_btc = read_predictions(root, T0, T0 + 20 * NS, symbols=["btcusdt"])
+    only_btc = read_predictions(root, T0, T0 + 20 * NS, symbols=["binance:btcusdt"])
     writer.close()
 
     assert frame.height == 13  # 8 sealed BTC in the window + 5 open ETH, not the empty version
     assert frame["timestamp"].is_sorted() and frame["timestamp"].min() == T0 + 2 * NS
-    assert set(frame["symbol"]) == {"BTCUSDT", "ETHUSDT"}
+    assert set(frame["instrument"]) == {"BINANCE:BTCUSDT", "BINANCE:ETHUSDT"}
     assert only_btc.height == 10
 
 
@@ -197,7 +198,7 @@ def test_evaluate_live_reads_iceberg_bars_and_writes_parquet(tmp_path: Path):
     bars = pl.DataFrame(
         {
             "trade_date": [day] * seconds,
-            "symbol": ["BTCUSDT"] * seconds,
+            "instrument": ["BINANCE:BTCUSDT"] * seconds,
             "bar_start": [dt.datetime.fromtimestamp(T0 / NS + s, dt.UTC) for s in range(seconds)],
         }
     ).with_columns(
@@ -208,13 +209,13 @@ def test_evaluate_live_reads_iceberg_bars_and_writes_parquet(tmp_path: Path):
         last_trade_id=pl.int_range(seconds, dtype=pl.Int64),
     )
     table = lake.table(BARS_1S_TABLE)
-    replace_partition(table, day, "BTCUSDT", [to_iceberg_arrow(bars, table.schema())])
+    replace_partition(table, day, "BINANCE:BTCUSDT", [to_iceberg_arrow(bars, table.schema())])
     root = tmp_path / "landing"
     with LandingWriter(root, PREDICTIONS_KIND, time_fields=("timestamp",)) as writer:
         for s in range(1, seconds):
             future = math.log(prices[min(s - 1 + HORIZON, seconds - 1)] / prices[s - 1])
-            writer.write(prediction("BTCUSDT", T0 + s * NS, "7", "champion", future))
-            writer.write(prediction("BTCUSDT", T0 + s * NS, "8", "shadow", -future))
+            writer.write(prediction("BINANCE:BTCUSDT", T0 + s * NS, "7", "champion", future))
+            writer.write(prediction("BINANCE:BTCUSDT", T0 + s * NS, "8", "shadow", -future))
 
     report = evaluate_live(lake, root, T0 + seconds * NS, window_s=seconds, horizon_s=HORIZON)
     metrics_path, ranges_path = write_report(report, tmp_path / "live")
@@ -237,7 +238,7 @@ def test_a_model_that_cannot_score_lands_as_a_model_error_the_metrics_count():
     model = ServingModel("shadow", LoadedModel("5", export_onnx(booster, names), names, {}), 1e-3)
     # The served vector lacks rv_60s: a version whose feature list no longer matches fails.
     decision = FallbackDecision(
-        symbol="BTCUSDT",
+        symbol="BINANCE:BTCUSDT",
         now_ns=T0,
         level=FallbackLevel.ONLINE,
         features={"mom_10s": 0.1},
@@ -246,10 +247,12 @@ def test_a_model_that_cannot_score_lands_as_a_model_error_the_metrics_count():
         confidence_multiplier=1.0,
         reason="online",
     )
-    config = SidecarConfig(("BTCUSDT",), "ws://unused", "http://unused", Path("unused"), None)
+    config = SidecarConfig(
+        ("BINANCE:BTCUSDT",), "ws://unused", "http://unused", Path("unused"), None
+    )
     trader = Trader(config, RiskEngine(RiskLimits()), MessageCounts())  # no feed, store or API
 
-    logged = trader.prediction("BTCUSDT", T0, decision, model, False, time.perf_counter())
+    logged = trader.prediction("BINANCE:BTCUSDT", T0, decision, model, False, time.perf_counter())
     scored = score_predictions(
         predictions_frame([{"timestamp": T0, "model_version": "5", "role": "shadow",
                             "reason": logged.reason}]),

@@ -14,7 +14,7 @@ from trading_assets.lib.models.evaluation import WalkForwardReport
 
 START = dt.datetime(2024, 5, 1, tzinfo=dt.UTC)
 STEP_S, HORIZON_STEPS = 10, 6  # 60 s labels sampled every 10 s: neighbours share 50 s
-SYMBOLS = ("BTCUSDT", "ETHUSDT")
+INSTRUMENTS = ("BINANCE:BTCUSDT", "BINANCE:ETHUSDT")
 ROWS = 4_000
 FEATURES = ["x0", "x1", "x2"]
 LABEL = "fwd_log_return_60s"
@@ -29,18 +29,18 @@ def smooth(rng: np.random.Generator, rows: int) -> np.ndarray:
 
 
 def market(seed: int, edge: float) -> pl.DataFrame:
-    """Two symbols whose 60 s forward return is ``edge · x0`` plus the sum of six independent
+    """Two instruments whose 60 s forward return is ``edge · x0`` plus the sum of six independent
     10 s returns (so overlapping labels share most of their noise)."""
     rng = np.random.default_rng(seed)
     parts = []
-    for symbol in SYMBOLS:
+    for instrument in INSTRUMENTS:
         x = np.column_stack([smooth(rng, ROWS) for _ in FEATURES])
         steps = rng.normal(scale=STEP_SD, size=ROWS + HORIZON_STEPS)
         forward = np.convolve(steps, np.ones(HORIZON_STEPS), "valid")[1 : ROWS + 1]
         times = [START + dt.timedelta(seconds=STEP_S * i) for i in range(ROWS)]
         parts.append(
             pl.DataFrame({name: x[:, i] for i, name in enumerate(FEATURES)}).with_columns(
-                pl.Series("symbol", [symbol] * ROWS),
+                pl.Series("instrument", [instrument] * ROWS),
                 pl.Series("event_timestamp", times),
                 pl.Series(LABEL, edge * x[:, 0] + forward),
                 pl.Series("label_end", [t + dt.timedelta(seconds=60) for t in times]),

@@ -20,14 +20,14 @@ ROWS = 3_000
 
 
 def tape(seed: int, first_s: int, driver: list[str]) -> pl.DataFrame:
-    """One symbol, one row a second; row i's return follows feature ``driver[i]`` plus noise."""
+    """One instrument, one row a second; row i's return follows feature ``driver[i]`` plus noise."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(len(driver), len(FEATURES)))
     column = np.array([FEATURES.index(name) for name in driver])
     y = 0.002 * x[np.arange(len(driver)), column] + rng.normal(scale=0.0005, size=len(driver))
     times = [START + dt.timedelta(seconds=first_s + i) for i in range(len(driver))]
     return pl.DataFrame({name: x[:, i] for i, name in enumerate(FEATURES)}).with_columns(
-        pl.Series("symbol", ["BTCUSDT"] * len(driver)),
+        pl.Series("instrument", ["BINANCE:BTCUSDT"] * len(driver)),
         pl.Series("event_timestamp", times),
         pl.Series(LABEL, y),
         pl.Series("label_end", [t + HORIZON for t in times]),

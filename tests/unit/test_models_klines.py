@@ -29,8 +29,8 @@ from trading_assets.lib.models import (
 )
 
 FILES = {
-    "BTCUSDT": "BTCUSDT_1m_2021-04-02_2021-05-20.csv.gz",
-    "ETHUSDT": "ETHUSDT_1m_2021-04-02_2021-05-20.csv.gz",
+    "BINANCE:BTCUSDT": "BTCUSDT_1m_2021-04-02_2021-05-20.csv.gz",
+    "BINANCE:ETHUSDT": "ETHUSDT_1m_2021-04-02_2021-05-20.csv.gz",
 }
 CONFIG = FeatureConfig(windows_s=(300, 900, 3600), label_horizon_s=300)
 # Six-column klines carry no taker split: the price group's model inputs only (no vwap level).
@@ -43,15 +43,15 @@ FOLDS = 4
 
 
 def klines_frame(shared_data: Path) -> pl.DataFrame:
-    """A training frame (symbol, event_timestamp, features, label, label_end) from the klines."""
+    """A training frame (instrument, event_timestamp, features, label, label_end) of the klines."""
     spot = shared_data / "binance" / "klines" / "spot"
     bars = pl.concat(
-        [bars_from_klines(pl.read_csv(spot / name), symbol) for symbol, name in FILES.items()]
+        [bars_from_klines(pl.read_csv(spot / name), ident) for ident, name in FILES.items()]
     )
     features = compute_features(bars, CONFIG, ("price",))
-    labels = compute_labels(bars, CONFIG).select("symbol", "event_timestamp", LABEL)
+    labels = compute_labels(bars, CONFIG).select("instrument", "event_timestamp", LABEL)
     return (
-        features.join(labels, on=["symbol", "event_timestamp"])
+        features.join(labels, on=["instrument", "event_timestamp"])
         .filter(pl.col(LABEL).is_not_null())
         .with_columns(label_end=pl.col("event_timestamp") + dt.timedelta(seconds=300))
     )

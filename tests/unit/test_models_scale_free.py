@@ -45,8 +45,8 @@ def test_every_2021_level_lies_outside_the_2020_range_the_model_would_have_learn
     # Act / Assert: per symbol, the lowest 2021 vwap is above the highest 2020 one
     for symbol in SYMBOLS:
         for level in (name for name in level_inputs() if is_level_feature(name)):
-            seen = train.filter(pl.col("symbol") == symbol)[level].max()
-            later = test.filter(pl.col("symbol") == symbol)[level].min()
+            seen = train.filter(pl.col("instrument") == symbol)[level].max()
+            later = test.filter(pl.col("instrument") == symbol)[level].min()
             assert isinstance(seen, float) and isinstance(later, float)
             assert later > seen, (symbol, level)
 

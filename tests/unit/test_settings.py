@@ -42,7 +42,7 @@ def test_local_defaults_put_every_store_under_the_data_folder(tmp_path):
     assert settings.iceberg_warehouse == f"file://{tmp_path.resolve()}/iceberg/warehouse"
     assert settings.mlflow_tracking_uri == f"sqlite:///{tmp_path.resolve()}/mlflow/mlflow.db"
     assert settings.redis_connection_string is None
-    assert settings.symbols == ("BTCUSDT", "ETHUSDT")
+    assert settings.instruments == ("BINANCE:BTCUSDT", "BINANCE:ETHUSDT")
 
 
 def test_the_default_data_folder_is_under_the_project():
@@ -93,7 +93,7 @@ def test_secrets_stay_out_of_the_settings_repr():
         ({"REDIS_CONNECTION_STRING": ""}, "REDIS_CONNECTION_STRING"),
         ({"TRADING_MODELS_URI": "/var/models"}, "TRADING_MODELS_URI"),
         ({"ICEBERG_WAREHOUSE": "file:///srv/warehouse"}, "ICEBERG_WAREHOUSE"),
-        ({"TRADING_SYMBOLS": "BTC-USDT"}, "TRADING_SYMBOLS"),
+        ({"TRADING_INSTRUMENTS": "BTCUSDT"}, "TRADING_INSTRUMENTS"),
         ({"TRADING_HISTORY_START": "2024-13-01"}, "TRADING_HISTORY_START"),
     ],
 )
@@ -148,8 +148,8 @@ def test_the_process_settings_are_built_once_and_follow_a_changed_variable(monke
     first = load_settings()
 
     assert load_settings() is first
-    monkeypatch.setenv("TRADING_SYMBOLS", "SOLUSDT")
-    assert load_settings().symbols == ("SOLUSDT",)
+    monkeypatch.setenv("TRADING_INSTRUMENTS", "binance:solusdt")
+    assert load_settings().instruments == ("BINANCE:SOLUSDT",)
     assert load_settings().data_dir == tmp_path.resolve()
 
 

@@ -47,7 +47,7 @@ async def test_a_feed_that_cannot_connect_is_served_as_disconnected_with_its_cau
         dead_letter_path=tmp_path / "dead.jsonl",
         backoff=Backoff(initial_s=0.01, max_s=0.01),
     )
-    metrics.market_feed.show(feed)
+    metrics.market_feed.show({"BINANCE": feed})
 
     async with feed:
         reading = asyncio.create_task(anext(feed))
@@ -61,9 +61,10 @@ async def test_a_feed_that_cannot_connect_is_served_as_disconnected_with_its_cau
             with contextlib.suppress(asyncio.CancelledError):
                 await reading
 
-    assert served[("sidecar_feed_connected", ())] == 0.0
-    assert served[("sidecar_feed_connections_opened_total", ())] == 0.0
-    failed = served[("sidecar_feed_reconnects_total", (("cause", "connect_failed"),))]
+    venue = (("venue", "BINANCE"),)
+    assert served[("sidecar_feed_connected", venue)] == 0.0
+    assert served[("sidecar_feed_connections_opened_total", venue)] == 0.0
+    failed = served[("sidecar_feed_reconnects_total", (("cause", "connect_failed"), *venue))]
     assert failed >= 2
 
 
@@ -73,9 +74,9 @@ def test_the_paper_account_is_the_engines_equity_pnl_drawdown_and_exposure():
     metrics.paper.show(engine)
     now = 1_700_000_000 * NS
 
-    decision = engine.assess("BTCUSDT", now, 0.9, 0.9, 1, 0.01, price=100.0, target=1.0)
+    decision = engine.assess("BINANCE:BTCUSDT", now, 0.9, 0.9, 1, 0.01, price=100.0, target=1.0)
     opened = samples(metrics)
-    engine.settle("BTCUSDT", now + 60 * NS, 90.0)  # a 10 % fall on a long position
+    engine.settle("BINANCE:BTCUSDT", now + 60 * NS, 90.0)  # a 10 % fall on a long position
     settled = samples(metrics)
 
     assert decision.should_trade and decision.size_fraction > 0

@@ -28,7 +28,7 @@ import streaming.__main__
 from streaming.app import Sidecar
 from streaming.config import SidecarConfig
 config = SidecarConfig(
-    symbols=("BTCUSDT",), ws_base_url="ws://unused", rest_base_url="http://unused",
+    instruments=("BINANCE:BTCUSDT",), ws_base_url="ws://unused", rest_base_url="http://unused",
     data_root=Path({str(tmp_path)!r}), tracking_uri="sqlite:///" + {str(tmp_path / "m.db")!r},
 )
 sidecar = Sidecar(config)

@@ -20,14 +20,24 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from trading_assets.lib.instruments import InstrumentError, normalized
+
 Environment = Literal["local", "prod"]
 ENVIRONMENTS: tuple[Environment, ...] = ("local", "prod")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
-DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
+DEFAULT_INSTRUMENTS = ("BINANCE:BTCUSDT", "BINANCE:ETHUSDT")
 DEFAULT_BULK_BASE_URL = "https://data.binance.vision"
 DEFAULT_REST_BASE_URL = "https://api.binance.com"
 DEFAULT_WS_BASE_URL = "wss://stream.binance.com:9443"
+VENUE_URLS: dict[str, tuple[str, str | None]] = {
+    "BINANCE": ("BINANCE_WS_BASE_URL", "BINANCE_REST_BASE_URL"),
+    "BINANCE_FUTURES": ("BINANCE_FUTURES_WS_BASE_URL", "BINANCE_FUTURES_REST_BASE_URL"),
+    "COINBASE": ("COINBASE_WS_URL", None),
+    "KRAKEN": ("KRAKEN_WS_URL", None),
+}
+"""Per venue, the variables of its WebSocket and REST base URLs (None: it has no REST the
+sidecar uses)."""
 DEFAULT_HISTORY_START = "2024-01-01"
 DEFAULT_SIDECAR_URL = "http://127.0.0.1:8700"
 DEFAULT_MODEL_NAME = "signal"
@@ -74,8 +84,9 @@ VARIABLES: tuple[Variable, ...] = (
              "local", "prod"),
     Variable("TRADING_DATA_DIR", "local state: embedded stores, the sidecar's landing buffer",
              "${PROJECT_ROOT}/dagster_home/data", "${PROJECT_ROOT}/dagster_home/data"),
-    Variable("TRADING_SYMBOLS", "symbols to ingest and serve, comma separated",
-             ",".join(DEFAULT_SYMBOLS), ",".join(DEFAULT_SYMBOLS)),
+    Variable("TRADING_INSTRUMENTS", "instruments to ingest and serve, comma separated "
+             "`VENUE:SYMBOL` ids (venues: `BINANCE`, `BINANCE_FUTURES`, `COINBASE`, `KRAKEN`)",
+             ",".join(DEFAULT_INSTRUMENTS), ",".join(DEFAULT_INSTRUMENTS)),
     Variable("TRADING_HISTORY_START", "first day offered as a partition (YYYY-MM-DD)",
              DEFAULT_HISTORY_START, DEFAULT_HISTORY_START),
     Variable("BINANCE_BULK_BASE_URL", "Binance's bulk files (the simulator under `make run`)",
@@ -84,6 +95,14 @@ VARIABLES: tuple[Variable, ...] = (
              DEFAULT_REST_BASE_URL, DEFAULT_REST_BASE_URL),
     Variable("BINANCE_WS_BASE_URL", "Binance's WebSocket streams",
              DEFAULT_WS_BASE_URL, DEFAULT_WS_BASE_URL),
+    Variable("BINANCE_FUTURES_WS_BASE_URL", "Binance USD-M futures' WebSocket streams",
+             "wss://fstream.binance.com", "wss://fstream.binance.com"),
+    Variable("BINANCE_FUTURES_REST_BASE_URL", "Binance USD-M futures' REST API (gap-fill)",
+             "https://fapi.binance.com", "https://fapi.binance.com"),
+    Variable("COINBASE_WS_URL", "Coinbase Advanced Trade's WebSocket",
+             "wss://advanced-trade-ws.coinbase.com", "wss://advanced-trade-ws.coinbase.com"),
+    Variable("KRAKEN_WS_URL", "Kraken's WebSocket v2", "wss://ws.kraken.com/v2",
+             "wss://ws.kraken.com/v2"),
     Variable("TRADING_LANDING_DIR", "the sidecar's own landing segments (its local disk)",
              f"{DATA}/landing", f"{DATA}/landing"),
     Variable("TRADING_LANDING_URI", "where sealed segments are shipped and ingested from",
@@ -206,11 +225,13 @@ class Settings:
 
     environment: Environment
     data_dir: Path
-    symbols: tuple[str, ...]
+    instruments: tuple[str, ...]
     history_start: str
     bulk_base_url: str
     rest_base_url: str
     ws_base_url: str
+    venue_urls: Mapping[str, tuple[str, str]]
+    """Per venue name, its (WebSocket, REST) base URLs; REST is "" where the sidecar uses none."""
     landing_dir: Path
     landing_uri: str
     iceberg_catalog_uri: str = field(repr=False)
@@ -251,11 +272,15 @@ class Settings:
         return cls(
             environment=environment,
             data_dir=Path(get("TRADING_DATA_DIR")),
-            symbols=_symbols(get("TRADING_SYMBOLS")),
+            instruments=_instruments(get("TRADING_INSTRUMENTS")),
             history_start=_date(get("TRADING_HISTORY_START"), "TRADING_HISTORY_START"),
             bulk_base_url=get("BINANCE_BULK_BASE_URL"),
             rest_base_url=get("BINANCE_REST_BASE_URL"),
             ws_base_url=get("BINANCE_WS_BASE_URL"),
+            venue_urls={
+                venue: (get(ws), get(rest) if rest else "")
+                for venue, (ws, rest) in VENUE_URLS.items()
+            },
             landing_dir=Path(get("TRADING_LANDING_DIR")).resolve(),
             landing_uri=get("TRADING_LANDING_URI").rstrip("/"),
             iceberg_catalog_uri=get("ICEBERG_CATALOG_URI"),
@@ -334,11 +359,17 @@ def _resolve(environ: Mapping[str, str], environment: Environment) -> dict[str, 
 PATHS = ("TRADING_DATA_DIR", "TRADING_LANDING_DIR")
 
 
-def _symbols(raw: str) -> tuple[str, ...]:
-    symbols = tuple(s.strip().upper() for s in raw.split(",") if s.strip())
-    if not symbols or not all(s.isalnum() for s in symbols):
-        raise SettingsError(f"TRADING_SYMBOLS: expected symbols like BTCUSDT,ETHUSDT, got {raw!r}")
-    return symbols
+def _instruments(raw: str) -> tuple[str, ...]:
+    texts = [text for text in raw.split(",") if text.strip()]
+    if not texts:
+        raise SettingsError(
+            "TRADING_INSTRUMENTS: expected ids like BINANCE:BTCUSDT,COINBASE:BTC-USD"
+        )
+    try:
+        instruments = tuple(dict.fromkeys(normalized(text) for text in texts))
+    except InstrumentError as error:
+        raise SettingsError(f"TRADING_INSTRUMENTS: {error}") from None
+    return instruments
 
 
 def _port(raw: str, name: str) -> int:

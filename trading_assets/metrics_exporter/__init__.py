@@ -42,7 +42,7 @@ def build_registry(
     """A registry of its own holding the exporter's collectors for ``settings``' symbols and
     registered model (``process``: with this process' ``process_*`` series too)."""
     registry = CollectorRegistry()
-    registry.register(LiveIngestCollector(instance, settings.symbols))
+    registry.register(LiveIngestCollector(instance, settings.instruments))
     registry.register(ModelAliasCollector(settings.mlflow_tracking_uri, settings.mlflow_model_name))
     if process:
         ProcessCollector(registry=registry)

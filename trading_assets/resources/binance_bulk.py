@@ -8,7 +8,13 @@ import dagster as dg
 import httpx
 from pydantic import Field
 
-from trading_assets.lib.lakehouse.bulk import ProgressCallback, RawFile, download_daily_trades
+from trading_assets.lib.lakehouse.bulk import (
+    NoBulkFilesError,
+    ProgressCallback,
+    RawFile,
+    bulk_symbol,
+    download_daily_trades,
+)
 from trading_assets.lib.lakehouse.pipeline import Lakehouse
 from trading_assets.lib.settings import DEFAULT_BULK_BASE_URL
 
@@ -26,10 +32,14 @@ class BinanceBulkResource(dg.ConfigurableResource):
     def fetch_daily_trades(
         self,
         lake: Lakehouse,
-        symbol: str,
+        instrument: str,
         day: dt.date,
         on_progress: ProgressCallback | None = None,
     ) -> RawFile:
+        """The day's file of ``instrument``; NoBulkFilesError for a venue that publishes none."""
+        symbol = bulk_symbol(instrument)
+        if symbol is None:
+            raise NoBulkFilesError(f"{instrument}: its venue publishes no daily trade files")
         timeout = httpx.Timeout(self.timeout_seconds, connect=10.0)
         with httpx.Client(timeout=timeout, follow_redirects=True) as client:
             return download_daily_trades(

@@ -50,8 +50,8 @@ from dagster._core.storage.tags import (
 from trading_assets.defs.features.assets import features
 from trading_assets.defs.ingest.partitions import (
     partition_key,
+    trade_instruments,
     trade_partitions,
-    trade_symbols,
 )
 from trading_assets.defs.ingest.raw_trades import raw_trades
 from trading_assets.defs.lakehouse.assets import LAST_SEGMENT, bars_1s, bronze_trades, silver_trades
@@ -71,6 +71,14 @@ PICKUP_LIVE = "live"
 DAY_TAG = "trading/day"
 SYMBOLS_TAG = "trading/symbols"
 SEGMENT_TAG_PREFIX = "trading/segment."
+
+
+def segment_tag(instrument: str) -> str:
+    """``trading/segment.BINANCE.BTCUSDT``: the instrument spelled as a tag key allows (letters,
+    digits, ``_``, ``-`` and ``.``; ``KRAKEN:BTC/USD`` → ``KRAKEN.BTC-USD``)."""
+    return SEGMENT_TAG_PREFIX + instrument.replace(":", ".").replace("/", "-")
+
+
 _IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -182,7 +190,7 @@ def live_run_request(day: dt.date, segments: Mapping[str, str], root: str) -> dg
         PICKUP_TAG: PICKUP_LIVE,
         DAY_TAG: day.isoformat(),
         SYMBOLS_TAG: ",".join(symbols),
-        **{f"{SEGMENT_TAG_PREFIX}{symbol}": stem for symbol, stem in segments.items()},
+        **{segment_tag(instrument): stem for instrument, stem in segments.items()},
     }
     run_key = f"{day.isoformat()}|" + ",".join(f"{s}@{stem}" for s, stem in segments.items())
     first, last = partition_key(day, symbols[0]), partition_key(day, symbols[-1])
@@ -216,9 +224,11 @@ def live_trades_landing(
     """Request one run per day for the symbols whose newest sealed segment waits.
 
     The Runs page finds these runs by tag (Filter → Tag): ``trading/pickup=live`` for every
-    live pickup, ``trading/day=2024-03-01`` for one day's, ``trading/symbols=BTCUSDT,ETHUSDT``
-    for the symbols a run covers (as listed on the run), and ``trading/segment.BTCUSDT=<stem>``
-    for the run requested for that sealed segment of the symbol.
+    live pickup, ``trading/day=2024-03-01`` for one day's,
+    ``trading/symbols=BINANCE:BTCUSDT,BINANCE:ETHUSDT``
+    for the instruments a run covers (as listed on the run), and
+    ``trading/segment.BINANCE.BTCUSDT=<stem>`` (see :func:`segment_tag`) for the run requested for
+    that sealed segment of the instrument.
     """
     root = landing.location()
     requested: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
@@ -248,7 +258,7 @@ def live_trades_landing(
     run_requests = [
         live_run_request(day, group, root)
         for day, waiting in sorted(ready.items())
-        for group in pickup_groups(trade_symbols(), waiting, alone.get(day, set()))
+        for group in pickup_groups(trade_instruments(), waiting, alone.get(day, set()))
     ]
     cursor = {name: stem for name, stem in cursor.items() if stem}
     if run_requests:

@@ -5,10 +5,10 @@ import time
 
 import dagster as dg
 
-from trading_assets.defs.ingest.partitions import day_and_symbol, trade_partitions
+from trading_assets.defs.ingest.partitions import day_and_instrument, trade_partitions
 from trading_assets.defs.store_retries import retry_on_store_outage
 from trading_assets.defs.watermark import watermark_metadata
-from trading_assets.lib.lakehouse.bulk import ProgressCallback, RawFile
+from trading_assets.lib.lakehouse.bulk import ProgressCallback, RawFile, bulk_symbol
 from trading_assets.lib.lakehouse.bulk_checks import BadBulkFileError
 from trading_assets.lib.lakehouse.pipeline import Lakehouse, raw_event_range
 from trading_assets.resources.binance_bulk import BinanceBulkResource
@@ -31,8 +31,16 @@ def raw_trades(
     iceberg: IcebergCatalogResource,
     binance_bulk: BinanceBulkResource,
 ) -> dg.MaterializeResult:
-    """Daily trades zip from data.binance.vision, verified (sha256, zip, rows), kept in raw."""
-    day, symbol = day_and_symbol(context.partition_key)
+    """Daily trades zip from data.binance.vision, verified (sha256, zip, rows), kept in raw.
+
+    Other venues publish no daily files: their days are built from the trades the sidecar
+    landed, and this step says so."""
+    day, symbol = day_and_instrument(context.partition_key)
+    if bulk_symbol(symbol) is None:
+        return dg.MaterializeResult(
+            metadata={"bulk_file": f"none: {symbol}'s venue publishes no daily trade files"},
+            data_version=dg.DataVersion("no-bulk-file"),
+        )
     next_report = [PROGRESS_STEP]
     started = time.monotonic()
 

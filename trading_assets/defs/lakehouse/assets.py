@@ -6,7 +6,11 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from trading_assets.defs.ingest.partitions import day_and_symbol, run_partitions, trade_partitions
+from trading_assets.defs.ingest.partitions import (
+    day_and_instrument,
+    run_partitions,
+    trade_partitions,
+)
 from trading_assets.defs.ingest.raw_trades import raw_trades
 from trading_assets.defs.lakehouse.metadata import partition_write_metadata
 from trading_assets.defs.store_retries import retry_on_store_outage
@@ -143,7 +147,7 @@ def bars_1m(
     # matplotlib takes seconds to import; only this step pays for it, not every step process.
     from trading_assets.lib.lakehouse.plots import bars_chart_markdown
 
-    day, symbol = day_and_symbol(context.partition_key)
+    day, symbol = day_and_instrument(context.partition_key)
     result = pipeline.build_bars_1m(iceberg.lakehouse(), symbol, day)
     chart = bars_chart_markdown(result.bars, f"{symbol} {day} 1m close / volume")
     return dg.MaterializeResult(

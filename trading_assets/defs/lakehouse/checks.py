@@ -34,7 +34,9 @@ def evaluate_rows_reconcile(lake: Lakehouse, day: dt.date, symbol: str) -> dg.As
         passed=counts.balanced,
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={
-            "raw_rows": counts.raw_rows,
+            "raw_rows": counts.raw_rows
+            if counts.raw_rows is not None
+            else dg.MetadataValue.text("none: the venue publishes no daily files"),
             "bronze_rows": counts.bronze_rows,
             "silver_rows": counts.silver_rows,
             "quarantine_rows": counts.quarantine_rows,

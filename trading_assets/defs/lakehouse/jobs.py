@@ -5,7 +5,11 @@ import datetime as dt
 
 import dagster as dg
 
-from trading_assets.defs.ingest.partitions import DATE_DIMENSION, SYMBOL_DIMENSION, trade_partitions
+from trading_assets.defs.ingest.partitions import (
+    DATE_DIMENSION,
+    INSTRUMENT_DIMENSION,
+    trade_partitions,
+)
 
 BULK_CRON = "30 3 * * *"  # Binance publishes a day's file the next morning (UTC)
 
@@ -31,11 +35,11 @@ def daily_bulk_ingest(context: dg.ScheduleEvaluationContext) -> list[dg.RunReque
     """Yesterday's bulk file for every symbol, through every layer (it replaces the live rows)."""
     tick = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
     day = (tick.astimezone(dt.UTC) - dt.timedelta(days=1)).date().isoformat()
-    symbols = trade_partitions.get_partitions_def_for_dimension(SYMBOL_DIMENSION)
+    symbols = trade_partitions.get_partitions_def_for_dimension(INSTRUMENT_DIMENSION)
     return [
         dg.RunRequest(
             run_key=f"{day}|{symbol}",
-            partition_key=dg.MultiPartitionKey({DATE_DIMENSION: day, SYMBOL_DIMENSION: symbol}),
+            partition_key=dg.MultiPartitionKey({DATE_DIMENSION: day, INSTRUMENT_DIMENSION: symbol}),
         )
         for symbol in symbols.get_partition_keys()
     ]

@@ -1,4 +1,4 @@
-"""The Feast offline copy of gold features: one parquet file per day × symbol, replaced whole.
+"""The Feast offline copy of gold features: one parquet file per day × instrument, replaced whole.
 
 A partition file is replaced atomically (see :mod:`trading_assets.lib.storage`), so a reader sees
 either the previous or the new partition, never half of one and never both; staged files carry
@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from trading_assets.lib import storage
 from trading_assets.lib.feature_store.spec import ENTITY, TIMESTAMP_FIELD
+from trading_assets.lib.instruments import from_path_name, path_name
 from trading_assets.lib.storage import filesystem_for
 
 __all__ = [
@@ -45,9 +46,10 @@ class ExportResult:
     rows: int
 
 
-def partition_file(directory: str, day: dt.date, symbol: str) -> str:
-    """``<directory>/<day>_<symbol>.parquet``: names sort by day, then symbol."""
-    return storage.join(directory, f"{day.isoformat()}_{symbol}{FILE_SUFFIX}")
+def partition_file(directory: str, day: dt.date, instrument: str) -> str:
+    """``<directory>/<day>_<instrument>.parquet`` (the instrument as a path name, so
+    ``KRAKEN:BTC%2FUSD``): names sort by day, then instrument."""
+    return storage.join(directory, f"{day.isoformat()}_{path_name(instrument)}{FILE_SUFFIX}")
 
 
 def write_parquet_atomic(data: pa.Table, target: str) -> None:
@@ -95,10 +97,11 @@ def list_partitions(directory: str) -> list[str]:
 
 
 def parse_partition_name(location: str) -> tuple[dt.date, str]:
-    """``.../2024-03-01_BTCUSDT.parquet`` → (2024-03-01, "BTCUSDT")."""
+    """``.../2024-03-01_BINANCE:BTCUSDT.parquet`` → (2024-03-01, "BINANCE:BTCUSDT"); a name
+    from before instrument ids (``2024-03-01_BTCUSDT``) is a Binance spot one."""
     stem = location.rsplit("/", 1)[-1].removesuffix(FILE_SUFFIX)
-    day, symbol = stem.split("_", 1)
-    return dt.date.fromisoformat(day), symbol
+    day, name = stem.split("_", 1)
+    return dt.date.fromisoformat(day), from_path_name(name)
 
 
 def newest_event_times(directory: str) -> dict[str, dt.datetime]:

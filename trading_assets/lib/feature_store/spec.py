@@ -22,7 +22,7 @@ from trading_assets.lib.features import (
 FEATURE_CONFIG = FeatureConfig()
 """The configuration gold features are computed with and Feast serves."""
 
-ENTITY = "symbol"
+ENTITY = "instrument"
 TIMESTAMP_FIELD = "event_timestamp"
 
 SERVICES: dict[str, tuple[str, ...]] = {

@@ -27,16 +27,16 @@ from trading_assets.lib.features.definitions import (
     label_names,
 )
 
-BOOK_COLUMNS = ("symbol", "time", "bid_price", "bid_qty", "ask_price", "ask_qty")
+BOOK_COLUMNS = ("instrument", "time", "bid_price", "bid_qty", "ask_price", "ask_qty")
 _UTC_US = pl.Datetime("us", "UTC")
 
 
 def infer_bar_seconds(bars: pl.DataFrame) -> int:
     """Bar length: the greatest common divisor of gaps between a symbol's bars (1 if unknown)."""
     gaps = (
-        bars.select("symbol", start_s=pl.col("bar_start").dt.epoch("us") // US_PER_SECOND)
-        .sort("symbol", "start_s")
-        .select(pl.col("start_s").diff().over("symbol").drop_nulls().unique())
+        bars.select("instrument", start_s=pl.col("bar_start").dt.epoch("us") // US_PER_SECOND)
+        .sort("instrument", "start_s")
+        .select(pl.col("start_s").diff().over("instrument").drop_nulls().unique())
         .to_series()
     )
     positive = [int(g) for g in gaps.to_list() if g > 0]
@@ -51,7 +51,7 @@ def _units(column: str) -> pl.Expr:
 def _dense_grid(bars: pl.DataFrame, bar_s: int, flow: bool) -> pl.DataFrame:
     """Every bar interval of every symbol from its first to its last bar; empty ones filled."""
     keyed = bars.select(
-        "symbol",
+        "instrument",
         pl.col("bar_start").cast(_UTC_US),
         pl.col("close").cast(pl.Float64),
         volume_u=_units("volume"),
@@ -66,23 +66,23 @@ def _dense_grid(bars: pl.DataFrame, bar_s: int, flow: bool) -> pl.DataFrame:
             else {}
         ),
     )
-    if keyed.select(pl.struct("symbol", "bar_start").is_duplicated().any()).item():
+    if keyed.select(pl.struct("instrument", "bar_start").is_duplicated().any()).item():
         raise ValueError("bars hold more than one row for a (symbol, bar_start)")
-    spans = keyed.group_by("symbol").agg(
+    spans = keyed.group_by("instrument").agg(
         first=pl.col("bar_start").min(), last=pl.col("bar_start").max()
     )
     grid = spans.select(
-        "symbol",
+        "instrument",
         bar_start=pl.datetime_ranges("first", "last", interval=f"{bar_s}s", time_zone="UTC"),
     ).explode("bar_start")
-    filled = [c for c in keyed.columns if c not in ("symbol", "bar_start", "close")]
+    filled = [c for c in keyed.columns if c not in ("instrument", "bar_start", "close")]
     # Each symbol's first grid row is a real bar, so a plain forward fill never crosses symbols.
     return (
-        grid.join(keyed, on=["symbol", "bar_start"], how="left")
-        .sort("symbol", "bar_start")
+        grid.join(keyed, on=["instrument", "bar_start"], how="left")
+        .sort("instrument", "bar_start")
         .with_columns(pl.col("close").forward_fill(), pl.col(filled).fill_null(0))
         .with_columns(
-            index=pl.int_range(pl.len()).over("symbol"),
+            index=pl.int_range(pl.len()).over("instrument"),
             abs_bar=pl.col("bar_start").dt.epoch("us") // (bar_s * US_PER_SECOND),
             event_timestamp=pl.col("bar_start") + pl.duration(seconds=bar_s),
         )
@@ -98,7 +98,7 @@ def _window_int_sum(column: str, n: int) -> pl.Expr:
     return pl.col(column).rolling_sum(n)
 
 
-def window_float_sum(x: pl.Expr, n: int, keys: tuple[str, ...] = ("symbol",)) -> pl.Expr:
+def window_float_sum(x: pl.Expr, n: int, keys: tuple[str, ...] = ("instrument",)) -> pl.Expr:
     """Sum of the last n values per ``keys``: suffix of the previous epoch-aligned block + prefix
     of this one (the order of additions of ``incremental.BlockWindowSum``)."""
     block = pl.col("abs_bar") // n
@@ -164,14 +164,14 @@ def _join_book(grid: pl.DataFrame, book: pl.DataFrame) -> pl.DataFrame:
     """The last book ticker at or before each event_timestamp, and its imbalance."""
     quotes = (
         book.select(
-            "symbol",
+            "instrument",
             pl.col("time").cast(_UTC_US),
             *(pl.col(c).cast(pl.Float64) for c in BOOK_COLUMNS[2:]),
         )
         .with_row_index("_order")
-        .sort("symbol", "time", "_order")
+        .sort("instrument", "time", "_order")
         # Several tickers in one microsecond: the last received is the book at that time.
-        .unique(subset=["symbol", "time"], keep="last", maintain_order=True)
+        .unique(subset=["instrument", "time"], keep="last", maintain_order=True)
         .drop("_order")
         .sort("time")
     )
@@ -180,11 +180,11 @@ def _join_book(grid: pl.DataFrame, book: pl.DataFrame) -> pl.DataFrame:
         quotes,
         left_on="event_timestamp",
         right_on="time",
-        by="symbol",
+        by="instrument",
         strategy="backward",
         check_sortedness=False,  # both sides were just sorted by time
     )
-    return joined.sort("symbol", "bar_start").with_columns(
+    return joined.sort("instrument", "bar_start").with_columns(
         book_imb=ratio(bid_qty - ask_qty, bid_qty + ask_qty)
     )
 
@@ -218,7 +218,7 @@ def compute_features(
     chosen = check_groups(groups)
     names = feature_names(config, chosen)
     if bars.is_empty():
-        schema = {"symbol": pl.String, "event_timestamp": _UTC_US} | dict.fromkeys(
+        schema = {"instrument": pl.String, "event_timestamp": _UTC_US} | dict.fromkeys(
             names, pl.Float64
         )
         return pl.DataFrame(schema=schema)
@@ -249,8 +249,8 @@ def compute_features(
         assert book is not None
         grid = _join_book(grid, book)
         exprs += _book_point_features() + _book_window_features(config, bar_s)
-    out = grid.select("symbol", "event_timestamp", *_warm_up_mask(exprs, config, bar_s))
-    return out.select("symbol", "event_timestamp", *(pl.col(n).cast(pl.Float64) for n in names))
+    out = grid.select("instrument", "event_timestamp", *_warm_up_mask(exprs, config, bar_s))
+    return out.select("instrument", "event_timestamp", *(pl.col(n).cast(pl.Float64) for n in names))
 
 
 def compute_labels(
@@ -259,15 +259,15 @@ def compute_labels(
     """Forward log return from the close at event_timestamp to the close h seconds later, and its
     sign (−1, 0, 1); null where that future bar is beyond the data. Labels look ahead by design."""
     log_return_name, sign_name = label_names(config)
-    schema = {"symbol": pl.String, "event_timestamp": _UTC_US, log_return_name: pl.Float64}
+    schema = {"instrument": pl.String, "event_timestamp": _UTC_US, log_return_name: pl.Float64}
     if bars.is_empty():
         return pl.DataFrame(schema=schema | {sign_name: pl.Int64})
     bar_s = bar_s or infer_bar_seconds(bars)
     k = config.label_bars(bar_s)
     close = pl.col("close")
-    forward = (close.shift(-k).over("symbol") / close).log()
+    forward = (close.shift(-k).over("instrument") / close).log()
     return (
         _dense_grid(bars, bar_s, flow=False)
-        .select("symbol", "event_timestamp", forward.alias(log_return_name))
+        .select("instrument", "event_timestamp", forward.alias(log_return_name))
         .with_columns(pl.col(log_return_name).sign().cast(pl.Int64).alias(sign_name))
     )

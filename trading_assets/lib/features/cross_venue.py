@@ -131,7 +131,7 @@ def _units(column: str) -> pl.Expr:
 
 def _check_bars(bars: pl.DataFrame, what: str, bar_s: int) -> str:
     """The one symbol of a bar frame of ``bar_s`` bars with taker volumes, or an error."""
-    symbols = bars["symbol"].unique().to_list()
+    symbols = bars["instrument"].unique().to_list()
     if len(symbols) != 1:
         raise ValueError(f"{what} bars must hold one symbol, got {symbols}")
     if bars["bar_start"].is_duplicated().any():
@@ -231,7 +231,7 @@ def compute_cross_features(
     """
     names = cross_feature_names(config)
     if own_bars.is_empty():
-        schema = {"symbol": pl.String, "event_timestamp": _UTC_US} | dict.fromkeys(
+        schema = {"instrument": pl.String, "event_timestamp": _UTC_US} | dict.fromkeys(
             names, pl.Float64
         )
         return pl.DataFrame(schema=schema)
@@ -244,6 +244,8 @@ def compute_cross_features(
         basis_bps=(pl.col("close") / pl.col("ref_close")).log() * BASIS_FACTOR
     )
     out = grid.select(
-        pl.lit(symbol, pl.String).alias("symbol"), "event_timestamp", *_cross_exprs(config, bar_s)
+        pl.lit(symbol, pl.String).alias("instrument"),
+        "event_timestamp",
+        *_cross_exprs(config, bar_s),
     )
-    return out.select("symbol", "event_timestamp", *(pl.col(n).cast(pl.Float64) for n in names))
+    return out.select("instrument", "event_timestamp", *(pl.col(n).cast(pl.Float64) for n in names))

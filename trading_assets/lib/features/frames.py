@@ -33,7 +33,7 @@ def trades_frame(symbol: str, trades: Iterable[TradeLike]) -> pl.DataFrame:
     )
     return frame.select(
         trade_date=pl.col("time_us").cast(_UTC_US).dt.date(),
-        symbol=pl.lit(symbol, pl.String),
+        instrument=pl.lit(symbol, pl.String),
         trade_id="trade_id",
         price=pl.col("price").cast(_DECIMAL),
         qty=pl.col("qty").cast(_DECIMAL),
@@ -67,7 +67,7 @@ def book_frame(symbol: str, tickers: Iterable[BookTickerLike]) -> pl.DataFrame:
         orient="row",
     )
     return frame.select(
-        symbol=pl.lit(symbol, pl.String),
+        instrument=pl.lit(symbol, pl.String),
         time=pl.col("time_us").cast(_UTC_US),
         bid_price="bid_price",
         bid_qty="bid_qty",

@@ -61,7 +61,7 @@ def bars_from_klines(klines: pl.DataFrame, symbol: str) -> pl.DataFrame:
         )
         .with_columns(
             trade_date=pl.col("bar_start").dt.date(),
-            symbol=pl.lit(symbol.upper()),
+            instrument=pl.lit(symbol.upper()),
             vwap=pl.when(pl.col("volume") > 0).then(pl.col("notional") / pl.col("volume")),
             sell_volume=pl.col("volume") - pl.col("buy_volume"),
             first_trade_id=pl.lit(None, pl.Int64),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-KEY = ("symbol", "event_timestamp")
+KEY = ("instrument", "event_timestamp")
 Compute = Callable[[pl.DataFrame, pl.DataFrame | None], pl.DataFrame]
 
 

@@ -17,7 +17,7 @@ NOTIONAL_UNITS_PER_ONE = UNITS_PER_ONE * UNITS_PER_ONE
 
 SILVER_BAR_COLUMNS = (
     "trade_date",
-    "symbol",
+    "instrument",
     "trade_id",
     "price",
     "qty",
@@ -29,7 +29,7 @@ the sidecar's fallback must return at least."""
 
 BAR_COLUMNS = (
     "trade_date",
-    "symbol",
+    "instrument",
     "bar_start",
     "open",
     "high",
@@ -69,7 +69,7 @@ def bars_from_trades(trades: pl.DataFrame, every: str = "1s") -> pl.DataFrame:
             buy_q=pl.when(taker_sell).then(0).otherwise(pl.col("q")),
         )
         # maintain_order keeps each bar's rows in trade-id order, so first/last are open/close.
-        .group_by("trade_date", "symbol", "bar_start", maintain_order=True)
+        .group_by("trade_date", "instrument", "bar_start", maintain_order=True)
         .agg(
             open=pl.col("p").first(),
             high=pl.col("p").max(),
@@ -129,7 +129,7 @@ def rollup_bars(bars: pl.DataFrame, every: str = "1m") -> pl.DataFrame:
         bars.lazy()
         .sort("bar_start")
         .with_columns(pl.col("bar_start").dt.truncate(every), *_units_of_floats())
-        .group_by("trade_date", "symbol", "bar_start", maintain_order=True)
+        .group_by("trade_date", "instrument", "bar_start", maintain_order=True)
         .agg(
             open=pl.col("open").first(),
             high=pl.col("high").max(),

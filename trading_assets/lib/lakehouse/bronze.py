@@ -72,7 +72,7 @@ def parse_bronze(
     columns = list(RAW_TRADE_COLUMNS)
     return _csv_rows(csv_bytes).select(
         pl.lit(day, dtype=pl.Date).alias("trade_date"),
-        pl.lit(symbol, dtype=pl.String).alias("symbol"),
+        pl.lit(symbol, dtype=pl.String).alias("instrument"),
         pl.col("line_no").cast(pl.Int64),
         *columns,
         pl.lit(source, dtype=pl.String).alias("source"),

@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 import httpx
 from pyiceberg.io import FileIO
 
+from trading_assets.lib.instruments import parse_instrument
 from trading_assets.lib.lakehouse.bulk_checks import (
     EMPTY_MARKER_SUFFIX,
     MemberReport,
@@ -60,6 +61,27 @@ class RawFile:
     size_bytes: int
     downloaded: bool  # False when the stored copy already matched the published checksum
     rows: int  # data rows of the CSV member (0 only for a day the venue marks empty)
+
+
+BULK_VENUE = "BINANCE"
+"""The venue whose daily trade files (data.binance.vision) are the lakehouse's bulk history; the
+other venues' days are built from the trades the sidecar landed."""
+
+
+class NoBulkFilesError(LookupError):
+    """The instrument's venue publishes no daily trade files."""
+
+
+def bulk_symbol(instrument: str) -> str | None:
+    """The symbol the daily files of ``instrument`` are named by, None for a venue without."""
+    venue, symbol = parse_instrument(instrument)
+    return symbol if venue == BULK_VENUE else None
+
+
+def raw_uri_of(raw_root: str, instrument: str, day: dt.date) -> str | None:
+    """Where the day's stored bulk file of ``instrument`` is, None for a venue without."""
+    symbol = bulk_symbol(instrument)
+    return None if symbol is None else raw_uri_for(raw_root, symbol, day)
 
 
 def daily_trades_file_name(symbol: str, day: dt.date) -> str:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import polars as pl
 from pyiceberg.table import Table
 
-from trading_assets.lib.lakehouse.landing_layout import SOURCE_LIVE
+from trading_assets.lib.lakehouse.landing_layout import live_source
 from trading_assets.lib.lakehouse.silver import day_bounds_us, epoch_to_microseconds
 from trading_assets.lib.lakehouse.tables import count_partition, read_partition
 
@@ -107,15 +107,16 @@ def check_replacement(
 ) -> Replacement:
     """May the bulk day ``incoming`` (from ``file``) replace the partition's rows?"""
     rows_before = count_partition(table, day, symbol)
+    live = live_source(symbol)
     if rows_before == 0:
         return Replacement(0, incoming.rows, 0, 0, "")
     # Live rows are read in any case (few files to open: bulk-only files are skipped by their
     # statistics); all rows only when the file is shorter than the partition.
-    where = None if incoming.rows < rows_before else pl.col("source") == SOURCE_LIVE
+    where = None if incoming.rows < rows_before else pl.col("source") == live
     held = read_partition(table, day, symbol, ("id", "time", "source"), where)
     if held.is_empty():
         return Replacement(rows_before, incoming.rows, 0, 0, "")
-    live_rows = held.filter(pl.col("source") == SOURCE_LIVE).height
+    live_rows = held.filter(pl.col("source") == live).height
     missing = missing_trade_ids(held, incoming.trade_ids, day)
     if missing.len() and not replace_missing_trades:
         raise BulkWouldDropTradesError(

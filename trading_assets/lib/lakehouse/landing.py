@@ -8,7 +8,7 @@ Every reader takes the landing root as a location: the landing folder, or in pro
 
 Live data and the daily bulk file describe the same (day, symbol) partition. The bulk file is
 authoritative: while it is not stored, bronze is rebuilt from every sealed segment of the day
-(``source = binance.live.trades``, ``source_file`` = the segment); once ``raw_trades`` has stored
+(``source = <venue>.live.trades``, ``source_file`` = the segment); once ``raw_trades`` has stored
 the bulk zip, bronze is rebuilt from it and the live rows are replaced as a whole.
 """
 
@@ -25,11 +25,11 @@ import polars as pl
 
 from trading_assets.lib.lakehouse.landing_layout import (
     BOOK_TICKERS_KIND,
+    LIVE_SOURCE,
     MODEL_ERROR_REASON,
     OPEN_SUFFIX,
     PREDICTIONS_KIND,
     SEALED_SUFFIX,
-    SOURCE_LIVE,
     TRADES_KIND,
     LandedSegment,
     complete_prefix_length,
@@ -38,6 +38,7 @@ from trading_assets.lib.lakehouse.landing_layout import (
     is_remote,
     last_complete_record,
     list_segments,
+    live_source,
     partition_dir,
     read_complete_lines,
 )
@@ -46,11 +47,11 @@ from trading_assets.lib.lakehouse.schemas import PRICE_SCALE, RAW_TRADE_COLUMNS
 
 __all__ = [
     "BOOK_TICKERS_KIND",
+    "LIVE_SOURCE",
     "MODEL_ERROR_REASON",
     "OPEN_SUFFIX",
     "PREDICTIONS_KIND",
     "SEALED_SUFFIX",
-    "SOURCE_LIVE",
     "TRADES_KIND",
     "LandedSegment",
     "LandedTrades",
@@ -60,6 +61,7 @@ __all__ = [
     "is_remote",
     "last_complete_record",
     "list_segments",
+    "live_source",
     "newest_sealed_stems",
     "partition_dir",
     "read_complete_lines",
@@ -80,7 +82,7 @@ REMOTE_READERS = 16
 
 @dataclass(frozen=True)
 class LandedTrades:
-    """A day × symbol of landed trades as bronze rows, with the segments they came from."""
+    """A day × instrument of landed trades as bronze rows, with the segments they came from."""
 
     bronze: pl.DataFrame
     segments: tuple[LandedSegment, ...]
@@ -92,7 +94,7 @@ class LandedTrades:
 
 
 def read_landed_trades(
-    root: Path | str, symbol: str, day: dt.date, ingested_at: dt.datetime
+    root: Path | str, instrument: str, day: dt.date, ingested_at: dt.datetime
 ) -> LandedTrades:
     """Every sealed trade segment of the day as bronze rows (strings, as in the bulk CSV).
 
@@ -102,7 +104,7 @@ def read_landed_trades(
     ``is_best_match`` is null (the stream's flag is not kept). ``line_no`` numbers the rows
     across the day's segments in write order; ``source_file`` names each row's segment.
     """
-    segments = tuple(list_segments(root, TRADES_KIND, symbol=symbol, day=day))
+    segments = tuple(list_segments(root, TRADES_KIND, instrument=instrument, day=day))
     frames = [
         _segment_frame(lines, segment.relative_to(root))
         for segment, lines in zip(segments, read_segments(segments), strict=True)
@@ -132,10 +134,10 @@ def read_landed_trades(
     )
     bronze = raw_columns.with_row_index("line_no", offset=1).select(
         pl.lit(day, dtype=pl.Date).alias("trade_date"),
-        pl.lit(symbol.upper(), dtype=pl.String).alias("symbol"),
+        pl.lit(instrument, dtype=pl.String).alias("instrument"),
         pl.col("line_no").cast(pl.Int64),
         *RAW_TRADE_COLUMNS,
-        pl.lit(SOURCE_LIVE, dtype=pl.String).alias("source"),
+        pl.lit(live_source(instrument), dtype=pl.String).alias("source"),
         pl.col("source_file"),
         pl.lit(ingested_at).cast(pl.Datetime("us", "UTC")).alias("ingested_at"),
     )
@@ -163,9 +165,10 @@ def _segment_frame(lines: bytes, source_file: str) -> pl.DataFrame:
 
 
 def newest_sealed_stems(root: Path | str) -> dict[tuple[dt.date, str], str]:
-    """The newest sealed trade segment's stem per (day, symbol): what a pickup has to cover."""
+    """The newest sealed trade segment's stem per (day, instrument): what a pickup has to
+    cover."""
     newest: dict[tuple[dt.date, str], str] = {}
     for segment in list_segments(root, TRADES_KIND):
-        key = (segment.day, segment.symbol)
+        key = (segment.day, segment.instrument)
         newest[key] = max(newest.get(key, ""), segment.stem)
     return newest

@@ -5,8 +5,12 @@ the bronze view of landed trades is in :mod:`trading_assets.lib.lakehouse.landin
 
 Layout (shared by the writer in ``streaming.landing`` and every reader)::
 
-    <root>/<kind>/<SYMBOL>/<YYYY-MM-DD>/<stem>.jsonl.open   being written by a live process
-    <root>/<kind>/<SYMBOL>/<YYYY-MM-DD>/<stem>.jsonl        sealed: complete, fsynced, never changes
+    <root>/<kind>/<INSTRUMENT>/<YYYY-MM-DD>/<stem>.jsonl.open   being written by a live process
+    <root>/<kind>/<INSTRUMENT>/<YYYY-MM-DD>/<stem>.jsonl        sealed: complete, never changes
+
+``<INSTRUMENT>`` is the instrument id as a path name (``BINANCE:BTCUSDT``, ``KRAKEN:BTC%2FUSD``;
+see :func:`trading_assets.lib.instruments.path_name`). A folder named by a bare symbol is from
+before instrument ids, and is listed as the Binance spot instrument it was.
 
 The sidecar writes under its landing folder (``TRADING_LANDING_DIR``). The Dagster side reads
 from the landing location (``TRADING_LANDING_URI``): locally that same folder, in production an
@@ -28,6 +32,7 @@ from urllib.parse import unquote, urlsplit
 
 import msgspec
 
+from trading_assets.lib.instruments import from_path_name, parse_instrument, path_name
 from trading_assets.lib.settings import load_settings
 
 TRADES_KIND = "trades"
@@ -38,8 +43,14 @@ MODEL_ERROR_REASON = "model error"
 
 SEALED_SUFFIX = ".jsonl"
 OPEN_SUFFIX = ".jsonl.open"
-SOURCE_LIVE = "binance.live.trades"
-"""bronze ``source`` of rows built from landed trades (WebSocket ticks and their REST gap-fills)."""
+LIVE_SOURCE = "{venue}.live.trades"
+"""bronze ``source`` of rows built from landed trades (WebSocket ticks and their gap-fills), by
+venue in lower case: ``binance.live.trades``."""
+
+
+def live_source(instrument: str) -> str:
+    """The bronze ``source`` of an instrument's landed trades."""
+    return LIVE_SOURCE.format(venue=parse_instrument(instrument)[0].lower())
 
 
 def default_landing_root() -> Path:
@@ -67,9 +78,9 @@ def local_root(location: Path | str) -> Path:
     return Path(location)
 
 
-def partition_dir(root: Path, kind: str, symbol: str, day: dt.date) -> Path:
-    """Folder holding the segments of one kind × symbol × UTC day."""
-    return Path(root) / kind / symbol.upper() / day.isoformat()
+def partition_dir(root: Path, kind: str, instrument: str, day: dt.date) -> Path:
+    """Folder holding the segments of one kind × instrument × UTC day."""
+    return Path(root) / kind / path_name(instrument) / day.isoformat()
 
 
 @dataclass(frozen=True)
@@ -79,9 +90,15 @@ class LandedSegment:
 
     location: str
     kind: str
-    symbol: str
+    folder: str
+    """The instrument's folder name (see :attr:`instrument`)."""
     day: dt.date
     sealed: bool
+
+    @property
+    def instrument(self) -> str:
+        """The instrument the segment's folder names."""
+        return from_path_name(self.folder)
 
     @property
     def name(self) -> str:
@@ -96,9 +113,9 @@ class LandedSegment:
 
     @property
     def key(self) -> str:
-        """``<kind>/<SYMBOL>/<YYYY-MM-DD>/<name>``: its place below any landing root, the same
-        in the landing folder and in the object store."""
-        return f"{self.kind}/{self.symbol}/{self.day.isoformat()}/{self.name}"
+        """``<kind>/<INSTRUMENT>/<YYYY-MM-DD>/<name>``: its place below any landing root, the
+        same in the landing folder and in the object store."""
+        return f"{self.kind}/{self.folder}/{self.day.isoformat()}/{self.name}"
 
     @property
     def path(self) -> Path:
@@ -121,13 +138,13 @@ def list_segments(
     root: Path | str,
     kind: str,
     *,
-    symbol: str | None = None,
+    instrument: str | None = None,
     day: dt.date | None = None,
     days: tuple[dt.date, dt.date] | None = None,
     include_open: bool = False,
 ) -> list[LandedSegment]:
-    """Segments of ``kind`` (optionally one symbol, one day or an inclusive range of ``days``),
-    ordered by symbol, day and stem.
+    """Segments of ``kind`` (optionally one instrument, one day or an inclusive range of
+    ``days``), ordered by instrument folder, day and stem.
 
     ``root`` is the landing folder or an object-store URI; an object store only ever holds
     sealed segments (the sidecar ships nothing else), so ``include_open`` finds none there.
@@ -135,16 +152,16 @@ def list_segments(
     if day is not None:
         days = (day, day)
     if is_remote(root):
-        return _list_remote(str(root), kind, symbol, days)
+        return _list_remote(str(root), kind, instrument, days)
     kind_dir = local_root(root) / kind
     if not kind_dir.is_dir():
         return []
     found: list[LandedSegment] = []
-    symbol_dirs = [kind_dir / symbol.upper()] if symbol else sorted(kind_dir.iterdir())
-    for symbol_dir in symbol_dirs:
-        if not symbol_dir.is_dir():
+    folders = [kind_dir / path_name(instrument)] if instrument else sorted(kind_dir.iterdir())
+    for folder in folders:
+        if not folder.is_dir():
             continue
-        day_dirs = [symbol_dir / day.isoformat()] if day else sorted(symbol_dir.iterdir())
+        day_dirs = [folder / day.isoformat()] if day else sorted(folder.iterdir())
         for day_dir in day_dirs:
             segment_day = _parse_day(day_dir.name)
             if segment_day is None or not _within(segment_day, days) or not day_dir.is_dir():
@@ -152,9 +169,7 @@ def list_segments(
             for path in sorted(day_dir.iterdir()):
                 sealed = path.name.endswith(SEALED_SUFFIX)
                 if sealed or (include_open and path.name.endswith(OPEN_SUFFIX)):
-                    found.append(
-                        LandedSegment(str(path), kind, symbol_dir.name, segment_day, sealed)
-                    )
+                    found.append(LandedSegment(str(path), kind, folder.name, segment_day, sealed))
     return found
 
 
@@ -163,9 +178,9 @@ def _within(day: dt.date | None, days: tuple[dt.date, dt.date] | None) -> bool:
 
 
 def _list_remote(
-    root: str, kind: str, symbol: str | None, days: tuple[dt.date, dt.date] | None
+    root: str, kind: str, instrument: str | None, days: tuple[dt.date, dt.date] | None
 ) -> list[LandedSegment]:
-    """Sealed segments under an object-store root. Without ``days``, one listing per symbol;
+    """Sealed segments under an object-store root. Without ``days``, one listing per instrument;
     with them, one per day folder in the range, so a reader of recent days does not page
     through the whole history."""
     # Imported here: pyarrow is slow to import, and the sidecar's landing child never lists
@@ -183,7 +198,7 @@ def _list_remote(
         return sorted(i.base_name for i in listed if i.type == pafs.FileType.Directory)
 
     prefixes: list[str] = []
-    for name in [symbol.upper()] if symbol else folders(kind_path):
+    for name in [path_name(instrument)] if instrument else folders(kind_path):
         if days is None:
             prefixes.append(f"{kind_path}/{name}")
         elif days[0] == days[1]:
@@ -200,7 +215,7 @@ def _list_remote(
             segment = _remote_segment(kind_location, kind, info.path[len(kind_path) + 1 :])
             if segment is not None:
                 found.append(segment)
-    return sorted(found, key=lambda s: (s.symbol, s.day, s.name))
+    return sorted(found, key=lambda s: (s.folder, s.day, s.name))
 
 
 def _remote_segment(kind_location: str, kind: str, below_kind: str) -> LandedSegment | None:
@@ -208,11 +223,11 @@ def _remote_segment(kind_location: str, kind: str, below_kind: str) -> LandedSeg
     parts = below_kind.split("/")
     if len(parts) != 3:
         return None
-    symbol, day_name, name = parts
+    folder, day_name, name = parts
     segment_day = _parse_day(day_name)
     if segment_day is None or not name.endswith(SEALED_SUFFIX) or name.startswith((".", "_")):
         return None
-    return LandedSegment(f"{kind_location}/{below_kind}", kind, symbol, segment_day, True)
+    return LandedSegment(f"{kind_location}/{below_kind}", kind, folder, segment_day, True)
 
 
 def _parse_day(name: str) -> dt.date | None:

@@ -24,10 +24,12 @@ from trading_assets.lib.lakehouse.bronze import (
     SOURCE_BULK,
 )
 from trading_assets.lib.lakehouse.bulk import (
+    NoBulkFilesError,
     ProgressCallback,
     RawFile,
+    bulk_symbol,
     download_daily_trades,
-    raw_uri_for,
+    raw_uri_of,
     require_marked_empty,
     verify_stored,
 )
@@ -42,7 +44,7 @@ from trading_assets.lib.lakehouse.chunks import (
     raw_times,
     shape_checked,
 )
-from trading_assets.lib.lakehouse.landing import SOURCE_LIVE, read_landed_trades
+from trading_assets.lib.lakehouse.landing import live_source, read_landed_trades
 from trading_assets.lib.lakehouse.quality import Reconciliation
 from trading_assets.lib.lakehouse.schemas import (
     BARS_1M_TABLE,
@@ -182,8 +184,12 @@ def fetch_raw(
     day: dt.date,
     on_progress: ProgressCallback | None = None,
 ) -> RawFile:
-    """raw_trades: download the day's zip, verify its sha256, keep it under ``<warehouse>/raw``."""
-    return download_daily_trades(base_url, symbol, day, lake.raw_root, lake.io, on_progress)
+    """raw_trades: download the day's zip, verify its sha256, keep it under ``<warehouse>/raw``
+    (NoBulkFilesError for an instrument whose venue publishes none)."""
+    venue_symbol = bulk_symbol(symbol)
+    if venue_symbol is None:
+        raise NoBulkFilesError(f"{symbol}: its venue publishes no daily trade files")
+    return download_daily_trades(base_url, venue_symbol, day, lake.raw_root, lake.io, on_progress)
 
 
 def raw_event_range(lake: Lakehouse, raw_uri: str) -> EventRange:
@@ -217,9 +223,11 @@ def load_bronze(
     ``replace_missing_trades`` overrides that). A zip without rows needs the venue's ``.EMPTY``
     marker (:mod:`~trading_assets.lib.lakehouse.bulk_checks`).
     """
-    raw_uri = raw_uri_for(lake.raw_root, symbol, day)
-    if landing_root is not None and not lake.io.new_input(raw_uri).exists():
+    raw_uri = raw_uri_of(lake.raw_root, symbol, day)
+    if landing_root is not None and (raw_uri is None or not lake.io.new_input(raw_uri).exists()):
         return _load_bronze_from_landing(lake, symbol, day, landing_root)
+    if raw_uri is None:
+        raise NoBulkFilesError(f"{symbol}: no daily files, and no landing location to read")
     sha256 = verify_stored(lake.io, raw_uri)
     # Parsed and written a chunk at a time; the checks see every chunk before the commit.
     incoming = IncomingTrades(day)
@@ -247,7 +255,7 @@ def _load_bronze_from_landing(
     return BronzeResult(
         partition_write(table, day, symbol, events),
         raw_sha256=None,
-        source=SOURCE_LIVE,
+        source=live_source(symbol),
         landed_segments=len(landed.segments),
         last_segment=landed.last_segment,
     )
@@ -386,8 +394,11 @@ def reconcile(lake: Lakehouse, symbol: str, day: dt.date) -> Reconciliation:
 
     The raw rows are counted as the zip's CSV streams by, never held whole.
     """
-    with open_csv_member(lake.io, raw_uri_for(lake.raw_root, symbol, day)) as (_, blocks):
-        raw_rows = count_csv_rows_streamed(blocks)
+    raw_uri = raw_uri_of(lake.raw_root, symbol, day)
+    raw_rows: int | None = None  # a venue without daily files: bronze is what was landed
+    if raw_uri is not None:
+        with open_csv_member(lake.io, raw_uri) as (_, blocks):
+            raw_rows = count_csv_rows_streamed(blocks)
     return Reconciliation(
         raw_rows=raw_rows,
         bronze_rows=count_partition(lake.table(BRONZE_TRADES_TABLE), day, symbol),

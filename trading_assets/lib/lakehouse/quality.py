@@ -26,14 +26,16 @@ class CountReport:
 
 @dataclass(frozen=True)
 class Reconciliation:
-    raw_rows: int
+    raw_rows: int | None
+    """The bulk file's rows; None for a venue without daily files (bronze is the landed trades)."""
     bronze_rows: int
     silver_rows: int
     quarantine_rows: int
 
     @property
     def balanced(self) -> bool:
-        return self.raw_rows == self.bronze_rows == self.silver_rows + self.quarantine_rows
+        raw = self.bronze_rows if self.raw_rows is None else self.raw_rows
+        return raw == self.bronze_rows == self.silver_rows + self.quarantine_rows
 
 
 def trade_id_gaps(trade_ids: pl.Series) -> GapReport:

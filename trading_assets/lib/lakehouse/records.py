@@ -20,15 +20,12 @@ from typing import Literal
 
 import msgspec
 
-DEFAULT_VENUE = "BINANCE"
+from trading_assets.lib.instruments import LEGACY_VENUE, instrument_id
+
+DEFAULT_VENUE = LEGACY_VENUE
 SPOT = "spot"
 PERPETUAL = "perpetual"
 MarketType = Literal["spot", "perpetual"]
-
-
-def instrument_id(venue: str, symbol: str) -> str:
-    """``VENUE:SYMBOL``, the symbol as the venue spells it: ``BINANCE:BTCUSDT``."""
-    return f"{venue}:{symbol}"
 
 
 class NamesInstrument:

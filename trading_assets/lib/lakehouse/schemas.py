@@ -36,7 +36,7 @@ def _field(field_id: int, name: str, kind, required: bool = False) -> NestedFiel
 
 
 def _partitioning_fields() -> list[NestedField]:
-    return [_field(1, "trade_date", DateType(), True), _field(2, "symbol", StringType(), True)]
+    return [_field(1, "trade_date", DateType(), True), _field(2, "instrument", StringType(), True)]
 
 
 def _ingestion_fields(first_id: int) -> list[NestedField]:
@@ -109,7 +109,7 @@ class TableDef:
     def partition_spec(self) -> PartitionSpec:
         return PartitionSpec(
             PartitionField(1, 1000, IdentityTransform(), "trade_date"),
-            PartitionField(2, 1001, IdentityTransform(), "symbol"),
+            PartitionField(2, 1001, IdentityTransform(), "instrument"),
         )
 
 

@@ -26,7 +26,7 @@ MICROSECONDS_THRESHOLD = 10**14
 
 SILVER_COLUMNS = (
     "trade_date",
-    "symbol",
+    "instrument",
     "trade_id",
     "price",
     "qty",
@@ -40,7 +40,7 @@ SILVER_COLUMNS = (
 )
 QUARANTINE_COLUMNS = (
     "trade_date",
-    "symbol",
+    "instrument",
     "line_no",
     *RAW_TRADE_COLUMNS,
     "reason",
@@ -245,7 +245,7 @@ def _split_rows(bronze: pl.DataFrame, day: dt.date, ledger: TradeIdLedger) -> Si
     accepted = checked if not rejected.any() else checked.filter(~rejected)
     silver = accepted.select(
         "trade_date",
-        "symbol",
+        "instrument",
         "trade_id",
         pl.col("price_value").alias("price"),
         pl.col("qty_value").alias("qty"),

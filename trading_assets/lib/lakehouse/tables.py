@@ -69,7 +69,7 @@ def ensure_all_tables(catalog: Catalog) -> dict[str, Table]:
 def partition_filter(day: dt.date, symbol: str) -> BooleanExpression:
     # pyiceberg's predicates are pydantic models whose __init__ pyright does not see.
     on_day = EqualTo("trade_date", day.isoformat())  # pyright: ignore[reportCallIssue]
-    on_symbol = EqualTo("symbol", symbol)  # pyright: ignore[reportCallIssue]
+    on_symbol = EqualTo("instrument", symbol)  # pyright: ignore[reportCallIssue]
     return And(on_day, on_symbol)
 
 
@@ -107,7 +107,7 @@ class PartitionWriter:
         """Write one chunk's rows as data files of the partition (not yet committed)."""
         if not chunk.num_rows:
             return
-        for column, expected in (("trade_date", self.day), ("symbol", self.symbol)):
+        for column, expected in (("trade_date", self.day), ("instrument", self.symbol)):
             values = chunk.column(column).unique().to_pylist()
             if values != [expected]:
                 raise ValueError(f"{column} values {values[:5]} do not all equal {expected!r}")
@@ -126,8 +126,9 @@ class PartitionWriter:
         self._files.extend(write_file(self.table.io, self._metadata, tasks))
         self.rows += chunk.num_rows
 
-    def commit(self) -> int:
-        """Swap the old partition for the written files in one commit; return the row count."""
+    def commit(self, also_replacing: BooleanExpression | None = None) -> int:
+        """Swap the old partition (and the rows ``also_replacing`` selects) for the written files
+        in one commit; return the row count."""
         with self.table.transaction() as tx:
             with warnings.catch_warnings():
                 # The first write of a partition has nothing to delete; pyiceberg warns about it.
@@ -135,6 +136,8 @@ class PartitionWriter:
                     "ignore", message="Delete operation did not match any records"
                 )
                 tx.delete(partition_filter(self.day, self.symbol))
+                if also_replacing is not None:
+                    tx.delete(also_replacing)
             if self._files:
                 update = tx.update_snapshot()
                 merge = property_as_bool(

@@ -29,7 +29,7 @@ from trading_assets.lib.models.policy import (
 )
 from trading_assets.lib.models.splits import purged_walk_forward
 
-SYMBOL = "symbol"
+SYMBOL = "instrument"
 TIME = "event_timestamp"
 LABEL_END = "label_end"
 LAST_RETURN = "_last_return"

@@ -54,7 +54,7 @@ METRICS_FILE = "live_model_metrics.parquet"
 RANGES_FILE = "served_ranges.parquet"
 
 PREDICTION_SCHEMA = {
-    "symbol": pl.String,
+    "instrument": pl.String,
     "timestamp": pl.Int64,
     "model_version": pl.String,
     "role": pl.String,
@@ -63,6 +63,8 @@ PREDICTION_SCHEMA = {
     "fallback_level": pl.Int64,
     "reason": pl.String,
 }
+# A landed prediction names its instrument id in ``symbol`` (the Prediction record's field).
+_LANDED_SCHEMA = {"symbol" if k == "instrument" else k: v for k, v in PREDICTION_SCHEMA.items()}
 _UTC = pl.Datetime("us", "UTC")
 
 
@@ -121,10 +123,10 @@ def read_predictions(
         for segment in list_segments(
             root, PREDICTIONS_KIND, days=(first_day, last_day), include_open=True
         )
-        if wanted is None or segment.symbol in wanted
+        if wanted is None or segment.instrument in wanted
     ]
     frames = [
-        pl.read_ndjson(lines, schema=PREDICTION_SCHEMA)
+        pl.read_ndjson(lines, schema=_LANDED_SCHEMA).rename({"symbol": "instrument"})
         for lines in read_segments(segments, _segment_lines)
         if lines
     ]
@@ -152,16 +154,16 @@ def read_closes(lake: Lakehouse, symbols: list[str], start_ns: int, end_ns: int)
     for symbol in symbols:
         day = first
         while day <= last:
-            bars = read_partition(table, day, symbol, ("symbol", "bar_start", "close"))
+            bars = read_partition(table, day, symbol, ("instrument", "bar_start", "close"))
             frames.append(bars)
             day += dt.timedelta(days=1)
-    schema = {"symbol": pl.String, "bar_end": pl.Int64, "close": pl.Float64}
+    schema = {"instrument": pl.String, "bar_end": pl.Int64, "close": pl.Float64}
     if not frames:
         return pl.DataFrame(schema=schema)
     return (
         pl.concat(frames)
         .select(
-            "symbol",
+            "instrument",
             (pl.col("bar_start").cast(_UTC).dt.epoch("ns") + BAR_NS).alias("bar_end"),
             pl.col("close").cast(pl.Float64),
         )
@@ -175,7 +177,7 @@ def score_predictions(
 ) -> pl.DataFrame:
     """Predictions plus ``is_error``, ``matured`` and ``realized_return`` (null unless matured)."""
     horizon_ns = horizon_s * NS
-    watermarks = closes.group_by("symbol").agg(pl.col("bar_end").max().alias("bars_until"))
+    watermarks = closes.group_by("instrument").agg(pl.col("bar_end").max().alias("bars_until"))
     start = closes.rename({"bar_end": "start_bar", "close": "close_start"})
     end = closes.rename({"bar_end": "end_bar", "close": "close_end"})
     frame = (
@@ -186,13 +188,17 @@ def score_predictions(
         # Both sides are sorted on the as-of key; polars cannot check that per group and warns.
         .sort("timestamp")
         .join_asof(
-            start, left_on="timestamp", right_on="start_bar", by="symbol", check_sortedness=False
+            start,
+            left_on="timestamp",
+            right_on="start_bar",
+            by="instrument",
+            check_sortedness=False,
         )
         .sort("horizon_end")
         .join_asof(
-            end, left_on="horizon_end", right_on="end_bar", by="symbol", check_sortedness=False
+            end, left_on="horizon_end", right_on="end_bar", by="instrument", check_sortedness=False
         )
-        .join(watermarks, on="symbol", how="left")
+        .join(watermarks, on="instrument", how="left")
     )
     matured = (
         (pl.col("horizon_end") <= pl.col("bars_until"))
@@ -333,7 +339,7 @@ def scored_window(
 ) -> pl.DataFrame:
     """Predictions landed in ``[start_ns, end_ns)``, scored against ``bars_1s`` up to ``end_ns``."""
     predictions = read_predictions(landing_root, start_ns, end_ns)
-    symbols = sorted(predictions["symbol"].unique().to_list())
+    symbols = sorted(predictions["instrument"].unique().to_list())
     closes = read_closes(lake, symbols, start_ns, end_ns)
     return score_predictions(predictions, closes, horizon_s)
 

@@ -1,0 +1,66 @@
+"""``python -m streaming.simulator.instruments binance,coinbase BTCUSDT,ETHUSDT``: the instrument
+ids the simulator trades for those venues and synthetic symbols, comma separated
+(``BINANCE:BTCUSDT,...,COINBASE:BTC-USD,...``), as ``make run VENUES=...`` configures them.
+
+Every venue's protocol in the simulator trades the same synthetic tapes, named by Binance-style
+symbols; this spells each tape as the venue spells its instruments.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+from streaming.simulator.coinbase.market import symbol_of as coinbase_symbol_of
+from streaming.simulator.kraken.frames import pair_of_symbol
+from streaming.venues import venue
+from trading_assets.lib.instruments import instrument_id
+
+
+def _coinbase(symbol: str) -> str | None:
+    """The product id whose tape is ``symbol``'s (checked against the protocol's own mapping)."""
+    for quote, alias in (("USDT", "USD"), ("USDC", "USDC"), ("EUR", "EUR"), ("BTC", "BTC")):
+        if symbol.endswith(quote) and len(symbol) > len(quote):
+            product = f"{symbol[: -len(quote)]}-{alias}"
+            return product if coinbase_symbol_of(product) == symbol else None
+    return None
+
+
+SPELLINGS: dict[str, Callable[[str], str | None]] = {
+    "BINANCE": lambda symbol: symbol,
+    "BINANCE_FUTURES": lambda symbol: symbol,
+    "COINBASE": _coinbase,
+    "KRAKEN": pair_of_symbol,
+}
+"""How each venue the simulator speaks spells a synthetic symbol (None: it has no such market)."""
+
+
+def simulated_instruments(venues: Sequence[str], symbols: Sequence[str]) -> list[str]:
+    """The instrument ids of ``symbols`` at each of ``venues`` (venue names as listed in
+    :mod:`streaming.venues`); a symbol a venue cannot spell raises ValueError naming both."""
+    found: list[str] = []
+    for name in venues:
+        spelled_by = venue(name).name
+        for symbol in symbols:
+            spelled = SPELLINGS[spelled_by](symbol.strip().upper())
+            if spelled is None:
+                raise ValueError(f"the simulator's {spelled_by} has no market for {symbol}")
+            found.append(instrument_id(spelled_by, spelled))
+    return found
+
+
+def main(argv: Sequence[str]) -> int:
+    if len(argv) != 2:
+        print((__doc__ or "").split("\n\n")[0], file=sys.stderr)
+        return 2
+    venues, symbols = (part.split(",") for part in argv)
+    try:
+        print(",".join(simulated_instruments(venues, symbols)))
+    except ValueError as error:
+        print(f"streaming.simulator.instruments: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
