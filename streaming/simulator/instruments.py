@@ -1,6 +1,7 @@
 """``python -m streaming.simulator.instruments binance,coinbase BTCUSDT,ETHUSDT``: the instrument
 ids the simulator trades for those venues and synthetic symbols, comma separated
-(``BINANCE:BTCUSDT,...,COINBASE:BTC-USD,...``), as ``make run VENUES=...`` configures them.
+(``BINANCE:BTCUSDT,...,COINBASE:BTC-USD,...``), to configure a sidecar with
+(``make sidecar SIM_INSTRUMENTS=...``).
 
 Every venue's protocol in the simulator trades the same synthetic tapes, named by Binance-style
 symbols; this spells each tape as the venue spells its instruments.

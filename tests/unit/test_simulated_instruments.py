@@ -1,5 +1,5 @@
-"""The instruments `make run VENUES=...` configures: each venue's spelling of the simulator's
-tapes, each one a tape its protocol serves."""
+"""The instruments a sidecar on the simulator is configured with: each venue's spelling of the
+simulator's tapes, each one a tape its protocol serves."""
 
 from __future__ import annotations
 
