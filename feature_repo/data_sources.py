@@ -19,6 +19,7 @@ from feast.data_format import ParquetFormat
 
 from trading_assets.lib.feature_store.paths import (
     BOOK_FEATURES_FOLDER,
+    CROSS_FEATURES_FOLDER,
     GOLD_FEATURES_FOLDER,
     offline_root,
 )
@@ -40,6 +41,14 @@ book_features_source = FileSource(
     description="Book features logged by the sidecar (bulk history has no bookTicker data).",
 )
 
+cross_features_source = FileSource(
+    name="cross_features_source",
+    path=f"{offline_root()}/{CROSS_FEATURES_FOLDER}",
+    file_format=ParquetFormat(),
+    timestamp_field=TIMESTAMP_FIELD,
+    description="gold.cross_features exported per day × own instrument (TRADING_CROSS_PAIRS).",
+)
+
 price_push_source = PushSource(
     name="price_push_source",
     batch_source=gold_features_source,
@@ -56,4 +65,10 @@ book_push_source = PushSource(
     name="book_push_source",
     batch_source=book_features_source,
     description="Live top-of-book features pushed by the streaming sidecar.",
+)
+
+cross_push_source = PushSource(
+    name="cross_push_source",
+    batch_source=cross_features_source,
+    description="Live cross-venue features pushed by the streaming sidecar.",
 )

@@ -11,11 +11,13 @@ and which features of each it serves), so the registry and every reader of the s
 from typing import Any
 
 from feast import FeatureService, FeatureView
-from feature_views import book, flow, price
+from feature_views import book, cross, flow, price
 
 from trading_assets.lib.feature_store.spec import SERVICE_DESCRIPTIONS, SERVICES, view_features
 
-VIEWS = {view.name: view for view in (price, flow, book)}  # one view per group, named like it
+VIEWS = {
+    view.name: view for view in (price, flow, book, cross)
+}  # one view per group, named like it
 
 
 def _projected(service: str, views: list[FeatureView]) -> list[Any]:

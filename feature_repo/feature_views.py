@@ -4,7 +4,7 @@ Each view reads its push source: the sidecar pushes live rows online, and the pu
 source (the gold export) feeds materialization and point-in-time training joins.
 """
 
-from data_sources import book_push_source, flow_push_source, price_push_source
+from data_sources import book_push_source, cross_push_source, flow_push_source, price_push_source
 from entities import instrument
 from feast import FeatureView, Field
 from feast.types import Float64
@@ -44,4 +44,15 @@ book = FeatureView(
     source=book_push_source,
     online=True,
     description="Top-of-book spread and imbalance; live only (pushed by the sidecar).",
+)
+
+cross = FeatureView(
+    name="cross",
+    entities=[instrument],
+    ttl=view_ttl(),
+    schema=_schema("cross"),
+    source=cross_push_source,
+    online=True,
+    description="Basis, lead-lag return and flow imbalance against the instrument's reference at "
+    "another venue or market (TRADING_CROSS_PAIRS).",
 )

@@ -20,6 +20,7 @@ LAKEHOUSE_TEST = "test_lakehouse_assets"
 FEATURES_TEST = "test_features_assets"
 MODELS_TEST = "test_models_assets"
 ROLLOUT_TEST = "test_rollout_sensor"
+CROSS_TEST = "test_cross_features"
 
 # The test module that asserts each asset's watermark on a materialization with market data.
 WATERMARK_TESTS = {
@@ -29,6 +30,7 @@ WATERMARK_TESTS = {
     "bars_1s": LAKEHOUSE_TEST,
     "bars_1m": LAKEHOUSE_TEST,
     "features": FEATURES_TEST,
+    "cross_features": CROSS_TEST,
     "feast_registry": FEATURES_TEST,
     "online_features": FEATURES_TEST,
     "training_set": FEATURES_TEST,

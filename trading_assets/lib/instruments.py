@@ -14,12 +14,17 @@ Data from before venues existed names a bare symbol (``BTCUSDT``): it was all Bi
 from __future__ import annotations
 
 import re
+from typing import Literal
 from urllib.parse import quote, unquote
 
 LEGACY_VENUE = "BINANCE"
 """The venue of every bare symbol: the only venue there was before instrument ids."""
 
 _ID = re.compile(r"^(?P<venue>[A-Z][A-Z0-9_]{0,31}):(?P<symbol>[A-Z0-9][A-Z0-9./_-]{0,31})$")
+
+
+PERPETUAL_VENUES = frozenset({"BINANCE_FUTURES"})
+"""Venues whose instruments are perpetual futures (every other venue listed trades spot)."""
 
 
 class InstrumentError(ValueError):
@@ -45,6 +50,13 @@ def parse_instrument(text: str) -> tuple[str, str]:
 def normalized(text: str) -> str:
     """The instrument id ``text`` names, in its one spelling (upper case, checked)."""
     return instrument_id(*parse_instrument(text))
+
+
+def market_of(instrument: str) -> Literal["spot", "perpetual"]:
+    """``perpetual`` for an instrument of a perpetual futures venue, else ``spot`` (the
+    ``market`` its records carry)."""
+    venue, _ = parse_instrument(instrument)
+    return "perpetual" if venue in PERPETUAL_VENUES else "spot"
 
 
 def legacy_instrument(symbol: str) -> str:

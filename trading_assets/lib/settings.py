@@ -87,6 +87,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRADING_INSTRUMENTS", "instruments to ingest and serve, comma separated "
              "`VENUE:SYMBOL` ids (venues: `BINANCE`, `BINANCE_FUTURES`, `COINBASE`, `KRAKEN`)",
              ",".join(DEFAULT_INSTRUMENTS), ",".join(DEFAULT_INSTRUMENTS)),
+    Variable("TRADING_CROSS_PAIRS", "cross-venue feature pairs, comma separated `OWN=REFERENCE` "
+             "instrument ids, both in `TRADING_INSTRUMENTS` (`COINBASE:BTC-USD=BINANCE:BTCUSDT`): "
+             "the own instrument gets the `cross` feature group against its reference", "", ""),
     Variable("TRADING_HISTORY_START", "first day offered as a partition (YYYY-MM-DD)",
              DEFAULT_HISTORY_START, DEFAULT_HISTORY_START),
     Variable("BINANCE_BULK_BASE_URL", "Binance's bulk files (the simulator under `make run`)",
@@ -250,6 +253,8 @@ class Settings:
     """The variables as read (defaults filled in), for the few consumers configured by name."""
     rollout_overrides: Mapping[str, str] = field(default_factory=dict)
     """Rollout policy fields set by ``TRADING_ROLLOUT_<FIELD>``, by lower-case field name."""
+    cross_references: Mapping[str, str] = field(default_factory=dict)
+    """Per own instrument, the reference instrument its cross features compare it with."""
 
     def tuning(self, name: str) -> str | None:
         """A tuning variable's value as set (None: unset, the consumer's own default)."""
@@ -272,7 +277,7 @@ class Settings:
         return cls(
             environment=environment,
             data_dir=Path(get("TRADING_DATA_DIR")),
-            instruments=_instruments(get("TRADING_INSTRUMENTS")),
+            instruments=(instruments := _instruments(get("TRADING_INSTRUMENTS"))),
             history_start=_date(get("TRADING_HISTORY_START"), "TRADING_HISTORY_START"),
             bulk_base_url=get("BINANCE_BULK_BASE_URL"),
             rest_base_url=get("BINANCE_REST_BASE_URL"),
@@ -306,6 +311,7 @@ class Settings:
                 for key, value in environ.items()
                 if key.startswith(ROLLOUT_PREFIX) and value.strip()
             },
+            cross_references=_cross_pairs(values["TRADING_CROSS_PAIRS"] or "", instruments),
         )
 
     def secrets(self) -> list[str]:
@@ -370,6 +376,36 @@ def _instruments(raw: str) -> tuple[str, ...]:
     except InstrumentError as error:
         raise SettingsError(f"TRADING_INSTRUMENTS: {error}") from None
     return instruments
+
+
+def _cross_pairs(raw: str, instruments: tuple[str, ...]) -> dict[str, str]:
+    """``OWN=REFERENCE,...`` as {own: reference}: ids of listed instruments, one reference each."""
+    pairs: dict[str, str] = {}
+    for text in (part.strip() for part in raw.split(",")):
+        if not text:
+            continue
+        own_text, sep, reference_text = text.partition("=")
+        if not sep:
+            raise SettingsError(
+                f"TRADING_CROSS_PAIRS: expected OWN=REFERENCE (COINBASE:BTC-USD=BINANCE:BTCUSDT), "
+                f"got {text!r}"
+            )
+        try:
+            own, reference = normalized(own_text), normalized(reference_text)
+        except InstrumentError as error:
+            raise SettingsError(f"TRADING_CROSS_PAIRS: {error}") from None
+        for instrument in (own, reference):
+            if instrument not in instruments:
+                raise SettingsError(
+                    f"TRADING_CROSS_PAIRS: {instrument} is not in TRADING_INSTRUMENTS "
+                    "(cross features need both instruments' bars)"
+                )
+        if own == reference or own in pairs:
+            raise SettingsError(
+                f"TRADING_CROSS_PAIRS: {own} needs one reference other than itself, got {text!r}"
+            )
+        pairs[own] = reference
+    return pairs
 
 
 def _port(raw: str, name: str) -> int:

@@ -19,6 +19,7 @@ import dagster as dg
 from pydantic import Field
 
 from trading_assets.lib.feature_store.paths import (
+    CROSS_FEATURES_FOLDER,
     FEATURE_REPO_DIR,
     GOLD_FEATURES_FOLDER,
     offline_root,
@@ -87,6 +88,10 @@ class FeastResource(dg.ConfigurableResource):
     def offline_features_dir(self) -> str:
         """Where the gold export lives (the gold source's path, resolved like Feast does)."""
         return resolve(self.data_root, f"{offline_root()}/{GOLD_FEATURES_FOLDER}")
+
+    def cross_features_dir(self) -> str:
+        """Where the ``cross_features`` asset exports gold.cross_features for Feast."""
+        return resolve(self.data_root, f"{offline_root()}/{CROSS_FEATURES_FOLDER}")
 
     def training_dir(self) -> str:
         return resolve(self.data_root, f"{offline_root()}/{TRAINING_FOLDER}")

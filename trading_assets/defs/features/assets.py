@@ -28,7 +28,9 @@ GROUP = "features"
 # missing inputs (plain eager waits for every upstream partition of an unpartitioned asset).
 FOLLOW_NEWEST_FEATURES = dg.AutomationCondition.eager().replace(
     "any_deps_missing",
-    dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets("features")),
+    dg.AutomationCondition.any_deps_missing().ignore(
+        dg.AssetSelection.assets("features", "cross_features")
+    ),
 )
 
 # Today's features are rebuilt by every live pickup run, right after silver and bars_1s, so its
@@ -91,7 +93,7 @@ def feast_registry(context: dg.AssetExecutionContext, feast: FeastResource) -> d
 
 
 @dg.asset(
-    deps=[features, feast_registry],
+    deps=[features, "cross_features", feast_registry],
     group_name=GROUP,
     kinds={"feast", "redis"},
     automation_condition=FOLLOW_NEWEST_FEATURES,
@@ -104,10 +106,13 @@ def feast_registry(context: dg.AssetExecutionContext, feast: FeastResource) -> d
 def online_features(
     context: dg.AssetExecutionContext, feast: FeastResource
 ) -> dg.MaterializeResult:
-    """Online store: each symbol's newest gold price and flow features (Feast materialize)."""
+    """Online store: each symbol's newest gold price and flow features, and cross features where
+    configured (Feast materialize)."""
     from trading_assets.lib.feature_store.online import materialize_newest
 
-    result = materialize_newest(feast.store(), feast.offline_features_dir())
+    result = materialize_newest(
+        feast.store(), feast.offline_features_dir(), feast.cross_features_dir()
+    )
     context.log.info(f"materialized {result.views} over {result.start} .. {result.end}")
     return dg.MaterializeResult(
         metadata={

@@ -43,7 +43,7 @@ def gold_metadata(result: GoldResult, export: ExportResult) -> dict[str, Any]:
         "offline_export": dg.MetadataValue.path(export.path),
         "offline_rows": dg.MetadataValue.int(export.rows),
     }
-    probe = next((c for c in features if c.startswith("mom_")), None)
+    probe = next((c for c in features if c.startswith(("mom_", "basis_bps_"))), None)
     if probe and frame.height:
         metadata[f"{probe} (day)"] = dg.MetadataValue.text(sparkline(frame[probe]))
     return metadata

@@ -92,7 +92,7 @@ live_trades_ingest = dg.define_asset_job(
     # rows_reconcile counts the bulk zip's rows, which a live day does not have yet; bronze's
     # rows are the landed records by construction.
     selection=dg.AssetSelection.assets(
-        bronze_trades, silver_trades, bars_1s, features
+        bronze_trades, silver_trades, bars_1s, features, "cross_features"
     ).without_checks()
     | dg.AssetSelection.checks(
         no_duplicate_trade_ids, time_never_goes_backwards, trade_id_gaps, no_price_spikes
@@ -101,7 +101,7 @@ live_trades_ingest = dg.define_asset_job(
     op_retry_policy=dg.RetryPolicy(max_retries=2, delay=10),
     description=(
         "Landed live trades of one day's symbols (a partition or a range of them) → bronze → "
-        "silver (+ quarantine) → bars_1s → features."
+        "silver (+ quarantine) → bars_1s → features (+ cross features)."
     ),
 )
 

@@ -17,10 +17,12 @@ lakehouse_daily = dg.define_asset_job(
     "lakehouse_daily",
     # The lakehouse layers plus the gold features; the unpartitioned Feast assets follow by
     # automation once the partitions land.
-    selection=dg.AssetSelection.groups("lakehouse") | dg.AssetSelection.assets("features"),
+    selection=dg.AssetSelection.groups("lakehouse")
+    | dg.AssetSelection.assets("features", "cross_features"),
     partitions_def=trade_partitions,
     description=(
-        "raw → bronze → silver (+ quarantine) → bars_1s → bars_1m → features for one day × symbol."
+        "raw → bronze → silver (+ quarantine) → bars_1s → bars_1m → features (+ cross features) "
+        "for one day × instrument."
     ),
 )
 

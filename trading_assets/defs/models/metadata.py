@@ -106,6 +106,7 @@ def full_model_metadata(model: TrainedModel, path: str) -> dict[str, dg.Metadata
         "data_end": dg.MetadataValue.timestamp(model.time_end),
         "watermark": dg.MetadataValue.timestamp(model.time_end),
         "model_ic": dg.MetadataValue.float(report.pooled.model.ic),
+        "model_ic_p_value": dg.MetadataValue.float(report.pooled.model.ic_p_value),
         "model_pnl": dg.MetadataValue.float(report.pooled.model.pnl),
         "model_turnover": dg.MetadataValue.float(report.pooled.model.turnover),
     }

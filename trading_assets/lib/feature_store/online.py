@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from trading_assets.lib.feature_store import offline, spec
+from trading_assets.lib.features import CROSS
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -31,16 +32,21 @@ class MaterializeResult:
     symbols_served: list[str]
 
 
-def batch_views() -> list[str]:
-    """Views fed by the gold export (the trade groups); book is live-only."""
-    return list(spec.TRADE_GROUPS)
+def batch_views(cross_dir: str | None = None) -> list[str]:
+    """Views fed by the gold exports: the trade groups, and cross when ``cross_dir`` holds
+    exported cross features (none without TRADING_CROSS_PAIRS); book is live-only."""
+    cross = cross_dir is not None and bool(offline.list_partitions(cross_dir))
+    return [*spec.TRADE_GROUPS, *([CROSS] if cross else [])]
 
 
 MAX_LAG = dt.timedelta(days=1)
 
 
-def materialize_newest(store: FeatureStore, offline_dir: str) -> MaterializeResult:
-    """Materialize the batch views so that every recent symbol's newest exported row is served."""
+def materialize_newest(
+    store: FeatureStore, offline_dir: str, cross_dir: str | None = None
+) -> MaterializeResult:
+    """Materialize the batch views so that every recent symbol's newest exported row is served
+    (the cross view too when ``cross_dir`` holds an export)."""
     newest_by_symbol = offline.newest_event_times(offline_dir)
     if not newest_by_symbol:
         raise ValueError(f"no exported gold features under {offline_dir}: materialize `features`")
@@ -49,7 +55,7 @@ def materialize_newest(store: FeatureStore, offline_dir: str) -> MaterializeResu
     start = min(recent) - spec.view_ttl()
     # Feast's file store treats the end as inclusive; one extra microsecond costs nothing.
     end = newest + dt.timedelta(microseconds=1)
-    views = batch_views()
+    views = batch_views(cross_dir)
     store.materialize(start_date=start, end_date=end, feature_views=views)
     symbols = sorted(
         {offline.parse_partition_name(f)[1] for f in offline.list_partitions(offline_dir)}

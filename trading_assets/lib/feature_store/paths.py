@@ -21,6 +21,8 @@ YAML_BY_ENVIRONMENT = {"local": "feature_store.yaml", "prod": "feature_store.pro
 GOLD_FEATURES_FOLDER = "features"
 """Folder of the gold feature export (one parquet file per day × symbol) under the offline root."""
 BOOK_FEATURES_FOLDER = "book"
+CROSS_FEATURES_FOLDER = "cross"
+"""Folder of the gold cross-feature export (one parquet file per day × own instrument)."""
 
 
 def offline_root() -> str:

@@ -31,6 +31,7 @@ from trading_assets.lib.feature_store.paths import (
     offline_root,
     resolve,
 )
+from trading_assets.lib.features import KNOWN_GROUPS
 from trading_assets.lib.settings import SettingsError, load_settings
 from trading_assets.lib.storage import S3_SCHEME, scheme_of
 
@@ -55,7 +56,7 @@ def definitions_version(repo_dir: Path = FEATURE_REPO_DIR) -> str:
             digest.update(path.name.encode())
             digest.update(path.read_bytes())
     served = {
-        "groups": {group: spec.group_features(group) for group in spec.ALL_GROUPS},
+        "groups": {group: spec.group_features(group) for group in KNOWN_GROUPS},
         "services": {name: spec.service_features(name) for name in spec.SERVICES},
         "ttl_s": spec.view_ttl().total_seconds(),
     }

@@ -12,6 +12,7 @@ import datetime as dt
 
 from trading_assets.lib.features import (
     ALL_GROUPS,
+    CROSS,
     TRADE_GROUPS,
     FeatureConfig,
     feature_names,
@@ -30,6 +31,7 @@ SERVICES: dict[str, tuple[str, ...]] = {
     "signal_trades_v1": TRADE_GROUPS,
     "signal_v2": ALL_GROUPS,
     "signal_trades_v2": TRADE_GROUPS,
+    "signal_cross_v1": (*TRADE_GROUPS, CROSS),
 }
 """Feature services and the groups (feature views) each reads. Versioned: a changed set gets a new
 name, old models keep theirs. The Feast repository builds its services from this."""
@@ -42,6 +44,8 @@ SERVICE_DESCRIPTIONS: dict[str, str] = {
     "signal_v2": "Model inputs of the price, flow and book groups: no level features.",
     "signal_trades_v2": "Model inputs of the trades-only groups (no level features): what "
     "history supports for training, and the fallback when book data is stale.",
+    "signal_cross_v1": "Model inputs of the trades-only groups and the cross group: the "
+    "instrument against its reference at another venue (TRADING_CROSS_PAIRS).",
 }
 """Each service's description in the Feast registry."""
 

@@ -1,7 +1,9 @@
 """Features defined once, computed in batch (polars, from bars) and live (incrementally, per bar).
 
 Groups: ``price`` and ``flow`` need only trades (flow needs the taker buy/sell split and trade
-counts, so klines without them get the price group only); ``book`` needs bookTicker data.
+counts, so klines without them get the price group only); ``book`` needs bookTicker data;
+``cross`` pairs an instrument with a reference instrument at another venue or market
+(``cross_venue``).
 Level features (``vwap``) are computed and served for display; models read ``model_feature_names``.
 The exact definitions, the empty-bar rule and the warm-up rule are in ``definitions``.
 """
@@ -15,8 +17,10 @@ from trading_assets.lib.features.batch import (
 from trading_assets.lib.features.definitions import (
     ALL_GROUPS,
     BOOK,
+    CROSS,
     DEFAULT_CONFIG,
     FLOW,
+    KNOWN_GROUPS,
     LEVEL_KINDS,
     PRICE,
     TRADE_GROUPS,
@@ -42,8 +46,10 @@ __all__ = [
     "ALL_GROUPS",
     "BOOK",
     "BOOK_COLUMNS",
+    "CROSS",
     "DEFAULT_CONFIG",
     "FLOW",
+    "KNOWN_GROUPS",
     "LEVEL_KINDS",
     "PRICE",
     "TRADE_GROUPS",

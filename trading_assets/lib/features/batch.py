@@ -22,9 +22,9 @@ from trading_assets.lib.features.definitions import (
     UNITS_PER_ONE,
     US_PER_SECOND,
     FeatureConfig,
-    check_groups,
     feature_names,
     label_names,
+    own_groups,
 )
 
 BOOK_COLUMNS = ("instrument", "time", "bid_price", "bid_qty", "ask_price", "ask_qty")
@@ -215,7 +215,7 @@ def compute_features(
     ``book``: BOOK_COLUMNS (``time`` UTC µs, prices and quantities), needed for the book group.
     Output: ``symbol``, ``event_timestamp`` (bar end, UTC µs) and the features as Float64.
     """
-    chosen = check_groups(groups)
+    chosen = own_groups(groups)
     names = feature_names(config, chosen)
     if bars.is_empty():
         schema = {"instrument": pl.String, "event_timestamp": _UTC_US} | dict.fromkeys(

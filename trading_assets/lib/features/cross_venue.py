@@ -50,18 +50,22 @@ import polars as pl
 
 from trading_assets.lib.features.batch import infer_bar_seconds, ratio, window_float_sum
 from trading_assets.lib.features.definitions import (
+    CROSS,
     DEFAULT_CONFIG,
+    POINT_KINDS,
     UNITS_PER_ONE,
     US_PER_SECOND,
+    WINDOWED_KINDS,
     FeatureConfig,
+    feature_names,
 )
 from trading_assets.lib.lakehouse.records import PERPETUAL, SPOT, MarketType
 
 BASIS_FACTOR = 10_000.0
 """A log ratio in basis points."""
 
-POINT_CROSS_KINDS: tuple[str, ...] = ("basis_bps", "funding_rate")
-WINDOWED_CROSS_KINDS: tuple[str, ...] = ("basis_bps", "lead_ret", "lead_gap", "xflow_imb")
+POINT_CROSS_KINDS: tuple[str, ...] = POINT_KINDS[CROSS]
+WINDOWED_CROSS_KINDS: tuple[str, ...] = WINDOWED_KINDS[CROSS]
 FUNDING_COLUMNS = ("time", "funding_rate")
 _UTC_US = pl.Datetime("us", "UTC")
 
@@ -91,11 +95,9 @@ class CrossPair:
 
 
 def cross_feature_names(config: FeatureConfig = DEFAULT_CONFIG) -> list[str]:
-    """Cross feature names in their stable order: point ones, then by kind and window."""
-    names = list(POINT_CROSS_KINDS)
-    for kind in WINDOWED_CROSS_KINDS:
-        names.extend(f"{kind}_{w}s" for w in config.windows_s)
-    return names
+    """Cross feature names in their stable order: point ones, then by kind and window (the
+    ``cross`` group's ``feature_names``)."""
+    return feature_names(config, (CROSS,))
 
 
 class FundingRateLike(Protocol):

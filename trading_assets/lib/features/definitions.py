@@ -49,8 +49,13 @@ from dataclasses import dataclass
 PRICE = "price"
 FLOW = "flow"
 BOOK = "book"
+CROSS = "cross"
 ALL_GROUPS: tuple[str, ...] = (PRICE, FLOW, BOOK)
+"""The groups computed from one instrument's own data (what the sidecar computes per instrument)."""
 TRADE_GROUPS: tuple[str, ...] = (PRICE, FLOW)  # computable from trades alone (no book data)
+KNOWN_GROUPS: tuple[str, ...] = (*ALL_GROUPS, CROSS)
+"""Every group, in canonical order: ``cross`` pairs an instrument with a reference instrument at
+another venue or market (:mod:`trading_assets.lib.features.cross_venue` computes it)."""
 
 # Quantities and notional are counted in these integer units (1e-8, Binance's finest step).
 UNITS_PER_ONE = 100_000_000
@@ -96,10 +101,22 @@ def _whole_bars(seconds: int, bar_s: int, what: str) -> int:
 
 def check_groups(groups: Sequence[str]) -> tuple[str, ...]:
     """The groups in canonical order; unknown names are an error."""
-    unknown = sorted(set(groups) - set(ALL_GROUPS))
+    unknown = sorted(set(groups) - set(KNOWN_GROUPS))
     if unknown:
-        raise ValueError(f"unknown feature groups {unknown}; known: {list(ALL_GROUPS)}")
-    return tuple(g for g in ALL_GROUPS if g in groups)
+        raise ValueError(f"unknown feature groups {unknown}; known: {list(KNOWN_GROUPS)}")
+    return tuple(g for g in KNOWN_GROUPS if g in groups)
+
+
+def own_groups(groups: Sequence[str]) -> tuple[str, ...]:
+    """``check_groups`` for a computation over one instrument's own data, which cannot make the
+    cross group (it needs the reference instrument's bars too)."""
+    chosen = check_groups(groups)
+    if CROSS in chosen:
+        raise ValueError(
+            "the cross group pairs two instruments: compute it with "
+            "trading_assets.lib.features.cross_venue (batch) or cross_venue_live (live)"
+        )
+    return chosen
 
 
 # Windowed feature kinds per group, in output order; each is suffixed with ``_{w}s``.
@@ -107,12 +124,14 @@ WINDOWED_KINDS: dict[str, tuple[str, ...]] = {
     PRICE: ("vwap", "vwap_dev", "rv", "mom"),
     FLOW: ("flow_imb", "intensity"),
     BOOK: ("book_imb",),
+    CROSS: ("basis_bps", "lead_ret", "lead_gap", "xflow_imb"),
 }
 # Point-in-time features (last book ticker at or before event_timestamp), before the windowed ones.
 POINT_KINDS: dict[str, tuple[str, ...]] = {
     PRICE: (),
     FLOW: (),
     BOOK: ("book_imb", "microprice_dev", "spread_bps"),
+    CROSS: ("basis_bps", "funding_rate"),
 }
 
 

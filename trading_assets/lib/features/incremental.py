@@ -26,8 +26,8 @@ from trading_assets.lib.features.definitions import (
     TRADE_GROUPS,
     US_PER_SECOND,
     FeatureConfig,
-    check_groups,
     feature_names,
+    own_groups,
     to_units,
 )
 
@@ -160,7 +160,7 @@ class IncrementalFeatures:
     ) -> None:
         self.symbol = symbol
         self.config = config
-        self.groups = check_groups(groups)
+        self.groups = own_groups(groups)
         self.bar_s = bar_s
         self.names = feature_names(config, self.groups)
         self._bar_us = bar_s * US_PER_SECOND
