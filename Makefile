@@ -13,6 +13,9 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 SIM_HOST ?= 127.0.0.1
 SIM_PORT ?= 9100
 SIM_SYMBOLS ?= BTCUSDT,ETHUSDT
+# The venues whose instruments `make run`, `make sidecar` and `make sim` trade on the simulator
+# (binance, binance_futures, coinbase, kraken; comma separated).
+VENUES ?= binance
 SIDECAR_PORT ?= 8700
 MLFLOW_PORT ?= 5000
 DAGSTER_PORT ?= 3000
@@ -24,10 +27,18 @@ REPLAY ?=
 DATA_DIR := $(or $(TRADING_DATA_DIR),$(CURDIR)/dagster_home/data)
 # Where the simulator stands in for every venue (Binance spot at its root, Binance futures under
 # /fapi, Coinbase under /coinbase, Kraken under /kraken/v2); the sidecar and the bulk ingest read
-# these, and trade its symbols as Binance spot instruments (BTCUSDT: BINANCE:BTCUSDT). The
-# simulator's market has a planted edge, so its models are judged by the full gate, P&L included.
-comma := ,
-SIM_INSTRUMENTS = $(subst $(comma),$(comma)BINANCE:,BINANCE:$(SIM_SYMBOLS))
+# these, and trade its symbols at each of VENUES as that venue spells them (BTCUSDT:
+# BINANCE:BTCUSDT, COINBASE:BTC-USD, KRAKEN:BTC/USD). The simulator's market has a planted edge,
+# so its models are judged by the full gate, P&L included.
+# SIM_INSTRUMENTS is worked out by streaming/simulator/instruments.py with the locked
+# environment's interpreter, once, where a recipe first uses it: recipes run after `bootstrap`
+# has made that environment, and targets that do not use it (help, lint) never run it.
+SIM_INSTRUMENTS = $(eval SIM_INSTRUMENTS := $(call sim_instruments))$(SIM_INSTRUMENTS)
+sim_instruments = $(if $(wildcard $(PYTHON)),,$(error $(PYTHON) is missing: run `make bootstrap`))$\
+	$(call checked,$(shell $(PYTHON) -W ignore -m streaming.simulator.instruments \
+	  $(VENUES) $(SIM_SYMBOLS) 2>&1),VENUES=$(VENUES) SIM_SYMBOLS=$(SIM_SYMBOLS))
+# $(1), the output of the $(shell) just run, if it succeeded; else stop with $(2) and the output.
+checked = $(if $(filter 0,$(.SHELLSTATUS)),$(1),$(error $(2): $(strip $(patsubst streaming.simulator.instruments:,,$(1)))))
 SIM_ENV = BINANCE_BULK_BASE_URL=http://$(SIM_HOST):$(SIM_PORT) \
 	BINANCE_REST_BASE_URL=http://$(SIM_HOST):$(SIM_PORT) \
 	BINANCE_WS_BASE_URL=ws://$(SIM_HOST):$(SIM_PORT) \
@@ -92,7 +103,8 @@ run: bootstrap ## Run the whole system on embedded defaults (market, Dagster, ML
 run-prod: bootstrap servers ## Run the whole system on PostgreSQL, Redis, S3 and an MLflow server
 	@$(MAKE) --no-print-directory run PROFILE=prod
 
-sim: bootstrap ## Run only the exchange simulator (synthetic market)
+sim: bootstrap ## Run only the exchange simulator (synthetic market; VENUES=binance,coinbase)
+	@echo "SIM_INSTRUMENTS=$(SIM_INSTRUMENTS)"
 	$(UV) run --frozen trading-sim --host $(SIM_HOST) --port $(SIM_PORT) --symbols $(SIM_SYMBOLS)
 
 sidecar: bootstrap ## Run only the streaming sidecar (against `make sim`, or MARKET=binance)

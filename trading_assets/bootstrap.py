@@ -5,16 +5,21 @@ of the history.
 starts it next to ``dagster dev``; it waits until the webserver answers, which means the
 instance's storage exists):
 
-1. the newest full day × every symbol, ingested in this process (``lakehouse_daily``, one run per
-   partition, recorded on the instance: the Runs page shows them). A backfill through the daemon
-   would cost a ``dagster job backfill`` process and a run process per partition, each loading the
-   code location, for a day whose work takes seconds;
+1. the newest full day × every instrument whose venue publishes daily bulk files (Binance spot),
+   ingested in this process (``lakehouse_daily``, one run per partition, recorded on the
+   instance: the Runs page shows them). A backfill through the daemon would cost a ``dagster job
+   backfill`` process and a run process per partition, each loading the code location, for a day
+   whose work takes seconds;
 2. the first model chain on that day and today's live gold: the Feast registry, the online store,
    the training set, the full model, the newest rows, the incremental model, its ONNX export and
    parity check, the MLflow version and its gate;
 3. the older ``days − 1`` days as a ``lakehouse_daily`` backfill that the daemon runs (the UI's
    *Backfills* page shows it), then the chain again on every day, whose version has to earn
    @champion through @shadow and @canary like any later challenger.
+
+Instruments of other venues have no past days to fetch: their days are built from the trades the
+sidecar lands (the live pickup), so the history leaves them out and says so, and each training
+set pools whatever days every instrument has by then (the features are scale-free).
 
 The rollout sensor takes the first @challenger to @champion (there is no champion to beat yet)
 and the sidecar starts serving it. A model that fails the evaluation gate gets no alias on any
@@ -32,6 +37,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 
 import dagster as dg
 import httpx
@@ -49,6 +55,7 @@ from trading_assets.defs.ingest.partitions import (
     trade_partitions,
 )
 from trading_assets.defs.models import registry, training
+from trading_assets.lib.lakehouse.bulk import bulk_symbol
 from trading_assets.resources import build_resources
 
 BACKFILL_JOB = "lakehouse_daily"
@@ -130,6 +137,27 @@ def wait_for_daemon(instance: dg.DagsterInstance, timeout_s: float) -> None:
         time.sleep(1)
 
 
+def split_instruments(instruments: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(the instruments whose venue publishes daily bulk files: their history is fetched; the
+    others: their days come only from the trades the sidecar lands), each in the given order."""
+    with_files = [i for i in instruments if bulk_symbol(i) is not None]
+    return with_files, [i for i in instruments if bulk_symbol(i) is None]
+
+
+def history_instruments(configured: Sequence[str]) -> list[str]:
+    """The instruments of ``configured`` whose history the bootstrap fetches, after saying which
+    ones it leaves to the live feed (and, when none has daily files, that there is no history)."""
+    with_files, live_only = split_instruments(configured)
+    for instrument in live_only:
+        say(f"{instrument}: no daily files; its days come from the trades the sidecar lands")
+    if not with_files:
+        say(
+            "no instrument has daily files: no history to fetch; the first model comes from "
+            "the scheduled training (full_model, every 6 h) on the trades the sidecar lands"
+        )
+    return with_files
+
+
 def split_history(days: list[dt.date]) -> tuple[list[dt.date], list[dt.date]]:
     """The newest day (ingested at once, for the first model) and the older ones (backfilled
     by the daemon afterwards)."""
@@ -156,14 +184,22 @@ def ingest_in_process(instance: dg.DagsterInstance, days: list[dt.date], symbols
     return succeeded
 
 
-def launch_backfill(days: list[dt.date], symbols: list[str]) -> str:
-    """``dagster job backfill`` over days × symbols (the daemon executes the runs); its id."""
-    first, last = days[0].isoformat(), days[-1].isoformat()
-    command = [
+def backfill_command(days: list[dt.date], instruments: list[str]) -> list[str]:
+    """``dagster job backfill`` of exactly days × ``instruments``, as a list of partitions.
+
+    Not ``--from``/``--to``: that selects a slice of the job's partition keys, ordered day by day
+    and, within a day, by every configured instrument, so any range over two days takes in the
+    instruments between (those without bulk files too)."""
+    keys = [str(partition_key(day, instrument)) for day in days for instrument in instruments]
+    return [
         sys.executable, "-m", "dagster", "job", "backfill", "-w", "workspace.yaml",
-        "-j", BACKFILL_JOB, "--from", f"{first}|{symbols[0]}", "--to", f"{last}|{symbols[-1]}",
-        "--noprompt",
+        "-j", BACKFILL_JOB, "--partitions", ",".join(keys), "--noprompt",
     ]  # fmt: skip
+
+
+def launch_backfill(days: list[dt.date], instruments: list[str]) -> str:
+    """``dagster job backfill`` over days × instruments (the daemon executes the runs); its id."""
+    command = backfill_command(days, instruments)
     completed = subprocess.run(command, check=True, capture_output=True, text=True)
     launched = re.search(r"Launched backfill job `([^`]+)`", completed.stdout)
     if launched is None:
@@ -233,8 +269,10 @@ def bootstrap(days: int, timeout_s: float, wait_for: str | None = None) -> None:
         instance = dg.DagsterInstance.get()
     else:
         instance = wait_until_ready(wait_for, timeout_s)
-    symbols = trade_partitions.get_partitions_def_for_dimension(INSTRUMENT_DIMENSION)
-    symbols = list(symbols.get_partition_keys())
+    configured = trade_partitions.get_partitions_def_for_dimension(INSTRUMENT_DIMENSION)
+    symbols = history_instruments(configured.get_partition_keys())
+    if not symbols:
+        return
     window = history_days(days)
     if has_full_model(instance):
         # A start cut short after the first model (Ctrl-C, a timeout) resumes with the history.

@@ -160,7 +160,7 @@ def system_services(
     sidecar_env: dict[str, str],
 ) -> list[Service]:
     """The market, Dagster, the sidecar and the bootstrap; ``*_env``: each side's settings."""
-    market_env = dict(item.split("=", 1) for item in args.market_env)
+    market_env = market_environment(args)
     services = []
     if args.market == "sim":
         replay = ["--replay", args.replay] if args.replay else []
@@ -199,6 +199,17 @@ def system_services(
     return services
 
 
+def market_environment(args: argparse.Namespace) -> dict[str, str]:
+    """The ``--market-env`` pairs: the environment of the processes that talk to the market."""
+    return dict(item.split("=", 1) for item in args.market_env)
+
+
+def instruments(args: argparse.Namespace) -> tuple[str, ...]:
+    """The instruments the system ingests and serves (the market environment's, else this
+    process's ``TRADING_INSTRUMENTS`` or its default)."""
+    return Settings.from_environ(os.environ | market_environment(args)).instruments
+
+
 def banner(args: argparse.Namespace) -> str:
     market = (
         "Binance"
@@ -214,6 +225,7 @@ def banner(args: argparse.Namespace) -> str:
         f"  sidecar API  http://{LOCAL}:{args.sidecar_port}/predictions/latest"
         "  (/health /ready /metrics)",
         f"  market       {market}",
+        f"  instruments  {', '.join(instruments(args))}",
         "  bootstrap    " + (f"{args.history_days} days of history, then a first model"
                              if args.history_days > 0 else "skipped (HISTORY_DAYS=0)"),
     ]  # fmt: skip

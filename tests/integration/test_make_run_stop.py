@@ -3,10 +3,11 @@
 The real thing on a throwaway copy of the repository (as :mod:`bench.system_run` makes one: fresh
 ``dagster_home`` and data, the shared ``.venv`` untouched), on free loopback ports, with
 ``HISTORY_DAYS=0`` (no bootstrap; the simulator, ``dagster dev``, the sidecar and the MLflow UI
-still start). It runs the way a user runs it: typed into an interactive bash whose controlling
-terminal is a pseudo-terminal, so make is the terminal's foreground job; once every service
-answers, ^C is typed on that terminal, and the terminal sends SIGINT to its foreground process
-group.
+still start) and ``VENUES=binance,coinbase`` (the one sidecar serves both venues' instruments).
+It runs the way a user runs it: typed into an interactive bash whose controlling terminal is a
+pseudo-terminal, so make is the terminal's foreground job; once every service answers (the
+sidecar with a prediction for an instrument of each venue), ^C is typed on that terminal, and the
+terminal sends SIGINT to its foreground process group.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ STARTUP_TIMEOUT_S = 600  # dagster dev loads the code location; the machine may 
 CODE_SERVER_TIMEOUT = "\ncode_servers:\n  local_startup_timeout: 540\n"
 STOP_DEADLINE_S = 10.0
 CTRL_C = b"\x03"
+VENUES = "binance,coinbase"
+# A prediction (a safe-mode one, with no model yet) for an instrument of each venue.
+SERVED = ("BINANCE:BTCUSDT", "COINBASE:BTC-USD")
 # Processes of `dagster dev`: the ones that outlived the old recipe's Ctrl-C.
 DAGSTER_PROCESSES = (b"dagster\x00dev", b"dagster_webserver", b"dagster._daemon", b"code-server")
 
@@ -70,12 +74,14 @@ class Terminal:
 
 @contextlib.contextmanager
 def make_run_in_a_terminal(root: Path, ports: Ports, log: Path) -> Iterator[Terminal]:
-    """``make run HISTORY_DAYS=0`` typed into an interactive bash on a pseudo-terminal; kills
-    every process it has seen (and their descendants) and what is left of the shell at the end."""
+    """``make run HISTORY_DAYS=0 VENUES=...`` typed into an interactive bash on a pseudo-terminal;
+    kills every process it has seen (and their descendants) and what is left of the shell at the
+    end."""
     env = {k: v for k, v in os.environ.items() if k not in FOREIGN_STATE}
     env |= {"PYTHONPATH": str(root), "UV_NO_SYNC": "1", "TERM": "dumb"}
     # -o: never remake .venv/.synced, which would sync the shared environment.
-    command = ["make", "-o", ".venv/.synced", "run", "HISTORY_DAYS=0", *ports.make_args()]
+    command = ["make", "-o", ".venv/.synced", "run", "HISTORY_DAYS=0", f"VENUES={VENUES}",
+               *ports.make_args()]  # fmt: skip
     master, slave = os.openpty()
     with log.open("wb") as output:
         shell = subprocess.Popen(
@@ -121,6 +127,7 @@ def test_ctrl_c_ends_every_process_of_make_run_and_make_exits_0(tmp_path):
         f"http://{LOOPBACK}:{ports.dagster}/server_info",
         f"http://{LOOPBACK}:{ports.mlflow}/health",
         f"http://{LOOPBACK}:{ports.sidecar}/health",
+        *(f"http://{LOOPBACK}:{ports.sidecar}/predictions/latest?symbol={i}" for i in SERVED),
     ]
     with make_run_in_a_terminal(root, ports, log) as terminal:
         shell = terminal.shell

@@ -3,6 +3,7 @@ environment: the launcher's arguments are read from ``make -n run`` (which runs 
 
 from __future__ import annotations
 
+import argparse
 import os
 import shlex
 import subprocess
@@ -20,6 +21,12 @@ PORTS = {"SIM_PORT": "9123", "DAGSTER_PORT": "3123", "SIDECAR_PORT": "8123", "ML
 
 def services_of_make_run(data_dir: Path, **variables: str) -> dict[str, Service]:
     """The services the launcher would start for ``make run VAR=value ...``, by name."""
+    args = args_of_make_run(data_dir, **variables)
+    return {service.name: service for service in plan(args, python="python")}
+
+
+def args_of_make_run(data_dir: Path, **variables: str) -> argparse.Namespace:
+    """The launcher's arguments for ``make run VAR=value ...``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRADING_", "MAKE"))}
     env["TRADING_DATA_DIR"] = str(data_dir)
     assignments = [f"{name}={value}" for name, value in (PORTS | variables).items()]
@@ -33,8 +40,7 @@ def services_of_make_run(data_dir: Path, **variables: str) -> dict[str, Service]
     ).stdout.replace("\\\n", " ")
     line = next(line for line in dry_run.splitlines() if "trading_assets.launcher" in line)
     words = shlex.split(line)
-    args = parse_args(words[words.index("trading_assets.launcher") + 1 :])
-    return {service.name: service for service in plan(args, python="python")}
+    return parse_args(words[words.index("trading_assets.launcher") + 1 :])
 
 
 def test_the_default_run_starts_the_simulator_first_and_points_the_market_clients_at_it(tmp_path):
