@@ -30,6 +30,7 @@ from streaming.fallback import (
     FallbackLevel,
     LiveFeatureTracker,
     LiveFeatureTrackers,
+    cross_trackers,
 )
 from streaming.inference import ModelSlots
 from streaming.ingest import MarketFeed
@@ -63,6 +64,7 @@ from streaming.risk import RiskEngine, RiskLimits
 from streaming.trading import Trader
 from streaming.watcher_process import WatcherProcess
 from trading_assets.lib.feature_store.spec import FEATURE_CONFIG, SERVICES, service_features
+from trading_assets.lib.features import CROSS
 from trading_assets.lib.features.incremental import FeatureRow
 from trading_assets.lib.instruments import instrument_id
 
@@ -76,6 +78,20 @@ RowsOf = Callable[[Any], list[FeatureRow]]
 def _no_rows(record: object) -> list[FeatureRow]:
     """Where the records of a symbol without live features go."""
     return []
+
+
+def _each(handlers: list[RowsOf]) -> RowsOf:
+    """One handler feeding a record to each of ``handlers``: the rows they complete, in order."""
+    if len(handlers) == 1:
+        return handlers[0]
+
+    def handle(record: Any) -> list[FeatureRow]:
+        rows: list[FeatureRow] = []
+        for handler in handlers:
+            rows += handler(record)
+        return rows
+
+    return handle
 
 
 class Sidecar:
@@ -96,7 +112,8 @@ class Sidecar:
         # Event-driven predictions as well as the periodic ones: a tick that closes a bar is
         # followed at once by a prediction for its symbol (bench/bench_sidecar.py times this).
         self.predict_on_bar_close = predict_on_bar_close
-        groups = SERVICES[config.feature_service]
+        served = SERVICES[config.feature_service]
+        groups = tuple(group for group in served if group != CROSS)  # each instrument's own
         # The service's features (v2: no level features); the trackers still compute and push
         # every feature of its groups, levels included, for display.
         self.feature_order = service_features(config.feature_service)
@@ -110,9 +127,12 @@ class Sidecar:
             i: LiveFeatureTracker(i, FEATURE_CONFIG, groups, gap_open=self._gap_check(i))
             for i in config.instruments
         }
+        # The cross group of each own instrument of TRADING_CROSS_PAIRS, fed by both instruments.
+        self.cross = cross_trackers(self.trackers, config.cross_references, FEATURE_CONFIG)
         live = LiveFeatureTrackers(list(self.trackers.values()))
         self.store = store if store is not None else open_feature_store(config)
-        self.online_writer = OnlineFeatureWriter(self.store, views=groups)
+        pushed = (*groups, CROSS) if self.cross else groups
+        self.online_writer = OnlineFeatureWriter(self.store, views=pushed)
         # On its own thread, waited for no longer than the controller would accept a read.
         self.online_reader = BoundedOnlineReader(
             OnlineFeatureReader(self.store, config.feature_service),
@@ -316,6 +336,9 @@ class Sidecar:
         # feed being alive: the controller ages vectors by the symbol's newest message.
         for row in tracker.advance(now_ns) if tracker else []:
             self.online_writer.submit(row)
+        cross = self.cross.get(symbol)
+        for row in cross.advance(now_ns) if cross else []:
+            self.online_writer.submit(row)
         decision = self.controller.decide(symbol, now_ns)
         previous = self.decisions.get(symbol)
         if decision.level >= FallbackLevel.IMPUTED and (
@@ -361,10 +384,13 @@ class Sidecar:
     def _route(self, venue: str, symbol: str) -> tuple[SymbolMessages, RowsOf, RowsOf]:
         instrument = instrument_id(venue, symbol)
         tracker = self.trackers.get(instrument)
+        # Its own live features, then every cross group it is the own or the reference of.
+        fed = [tracker] if tracker else []
+        fed += [c for c in self.cross.values() if instrument in (c.pair.own, c.pair.reference)]
         route = (
             self.metrics.messages.of(instrument),
-            tracker.on_book_ticker if tracker else _no_rows,
-            tracker.on_trade if tracker else _no_rows,
+            _each([f.on_book_ticker for f in fed]) if fed else _no_rows,
+            _each([f.on_trade for f in fed]) if fed else _no_rows,
         )
         self._routes[venue][symbol] = route
         return route

@@ -55,6 +55,16 @@ class SidecarConfig:
     assumed_spread_bps: float = ASSUMED_SPREAD_BPS  # when the features carry no usable spread
     # Per venue name, its (WebSocket, REST) base URLs; Binance spot's are the two above.
     venue_urls: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # Per own instrument, its reference (TRADING_CROSS_PAIRS): the cross group computed live.
+    cross_references: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for own, reference in self.cross_references.items():
+            if own not in self.instruments or reference not in self.instruments:
+                raise ValueError(
+                    f"cross pair {own}={reference}: both instruments must be served "
+                    f"(instruments: {', '.join(self.instruments)})"
+                )
 
     def endpoints(self) -> dict[str, Endpoints]:
         """Where each venue is, Binance spot's from ``ws_base_url`` and ``rest_base_url``."""
@@ -131,6 +141,7 @@ def config_from_settings(settings: Settings, args: argparse.Namespace) -> Sideca
         ws_base_url=settings.ws_base_url,
         rest_base_url=settings.rest_base_url,
         venue_urls=settings.venue_urls,
+        cross_references=settings.cross_references,
         data_root=settings.data_dir,
         landing_dir=settings.landing_dir,
         landing_uri=settings.landing_uri,

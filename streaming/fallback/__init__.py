@@ -15,7 +15,12 @@ from streaming.fallback.decision import (
     SilverSource,
 )
 from streaming.fallback.imputation import FeatureImputer
-from streaming.fallback.live import LiveFeatureTracker, LiveFeatureTrackers
+from streaming.fallback.live import (
+    LiveCrossTracker,
+    LiveFeatureTracker,
+    LiveFeatureTrackers,
+    cross_trackers,
+)
 from streaming.fallback.silver import IcebergSilverMicrobatch, features_from_silver
 
 __all__ = [
@@ -26,6 +31,7 @@ __all__ = [
     "FeatureImputer",
     "IcebergSilverMicrobatch",
     "LastMessageSource",
+    "LiveCrossTracker",
     "LiveFeatureTracker",
     "LiveFeatureTrackers",
     "LiveSnapshot",
@@ -34,5 +40,6 @@ __all__ = [
     "OnlineSource",
     "SilverFeatures",
     "SilverSource",
+    "cross_trackers",
     "features_from_silver",
 ]

@@ -17,12 +17,15 @@ missing trade id: ``gap_open`` says so, and nothing closes by the clock until th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from streaming.fallback.decision import NS_PER_S, LiveSnapshot
 from trading_assets.lib.features import DEFAULT_CONFIG, TRADE_GROUPS, FeatureConfig, LiveFeatures
+from trading_assets.lib.features.cross_venue import CrossPair
+from trading_assets.lib.features.cross_venue_live import LiveCrossFeatures
 from trading_assets.lib.features.incremental import FeatureRow
 from trading_assets.lib.features.live import BookTickerLike, TradeLike
+from trading_assets.lib.instruments import market_of
 
 
 class LiveFeatureTracker:
@@ -46,6 +49,7 @@ class LiveFeatureTracker:
         live = self.live
         self.on_trade: Callable[[TradeLike], list[FeatureRow]] = live.on_trade
         self.on_book_ticker: Callable[[BookTickerLike], list[FeatureRow]] = live.on_book_ticker
+        self.cross: LiveCrossTracker | None = None  # the symbol's cross group, when it has one
 
     @property
     def newest_row(self) -> FeatureRow | None:
@@ -77,7 +81,49 @@ class LiveFeatureTracker:
         row = self.newest_row
         if row is None:
             return None
-        return LiveSnapshot(row.values, row.event_timestamp_us * 1_000, last_message_ns)
+        values = row.values
+        cross = None if self.cross is None else self.cross.newest_row
+        if cross is not None:  # its newest interval may trail the symbol's own by a second
+            values = {**values, **cross.values}
+        return LiveSnapshot(values, row.event_timestamp_us * 1_000, last_message_ns)
+
+
+class LiveCrossTracker:
+    """One own instrument's live cross group against its reference (``TRADING_CROSS_PAIRS``),
+    fed by both instruments' trades and book tickers.
+
+    Both instruments come over their own connections, so the clock closes an interval only once
+    each of them has shown it is over (a message of each received ``close_delay_s`` after its
+    end, as :class:`LiveFeatureTracker` does for one), and none while either has a trade gap.
+    """
+
+    def __init__(
+        self,
+        pair: CrossPair,
+        own: LiveFeatureTracker,
+        reference: LiveFeatureTracker,
+        config: FeatureConfig = DEFAULT_CONFIG,
+    ) -> None:
+        self.pair = pair
+        self.live = LiveCrossFeatures(pair, config)
+        self._sides = (own, reference)
+        self.on_trade = self.live.on_trade
+        self.on_book_ticker = self.live.on_book_ticker
+
+    @property
+    def newest_row(self) -> FeatureRow | None:
+        """The last cross row completed; None before the first."""
+        return self.live.newest_row
+
+    def advance(self, now_ns: int) -> list[FeatureRow]:
+        """Close every interval both instruments' streams have shown over (see the class)."""
+        until_ns = now_ns
+        for side in self._sides:
+            last_ns = side.last_message_ns
+            if last_ns is None or (side.gap_open is not None and side.gap_open()):
+                return []
+            until_ns = min(until_ns, last_ns - side.close_delay_ns)
+        return self.live.advance_to(until_ns // 1_000)
 
 
 class LiveFeatureTrackers:
@@ -96,3 +142,18 @@ class LiveFeatureTrackers:
         :data:`~streaming.fallback.decision.LastMessageSource`); None before the first."""
         tracker = self.by_symbol.get(symbol)
         return None if tracker is None else tracker.last_message_ns
+
+
+def cross_trackers(
+    trackers: Mapping[str, LiveFeatureTracker],
+    references: Mapping[str, str],
+    config: FeatureConfig = DEFAULT_CONFIG,
+) -> dict[str, LiveCrossTracker]:
+    """The cross tracker of each own instrument of ``references`` ({own: reference}), over the
+    two instruments' trackers; each own tracker's snapshot then carries its cross group too."""
+    found: dict[str, LiveCrossTracker] = {}
+    for own, reference in references.items():
+        pair = CrossPair(own, reference, market_of(own), market_of(reference))
+        tracker = LiveCrossTracker(pair, trackers[own], trackers[reference], config)
+        found[own] = trackers[own].cross = tracker
+    return found

@@ -50,7 +50,7 @@ SPOT, PERP = "BINANCE:BTCUSDT", "BINANCE_FUTURES:BTCUSDT"
 def batch_cross(records: Sequence[Record], pair: CrossPair, config: FeatureConfig) -> pl.DataFrame:
     def bars(instrument: str) -> pl.DataFrame:
         trades = [r for r in records if isinstance(r, Trade) and r.instrument == instrument]
-        return bars_from_trades(trades_frame(instrument.partition(":")[2], trades))
+        return bars_from_trades(trades_frame(instrument, trades))
 
     rates = [r for r in records if isinstance(r, FundingRate)]
     funding = funding_frame(rates, pair.funding)
@@ -76,6 +76,7 @@ def mismatches(batch: pl.DataFrame, live: list[FeatureRow], names: list[str]) ->
     """(feature, timestamp µs, batch value, live value) wherever they are not the same float."""
     stamps = batch["event_timestamp"].dt.epoch("us").to_list()
     assert [row.event_timestamp_us for row in live] == stamps
+    assert {row.symbol for row in live} == set(batch["instrument"].unique())
     return [
         (name, stamp, b, row.values[name])
         for name in names
@@ -155,7 +156,8 @@ def lead_lag(request, btcusdt) -> tuple[int, pl.DataFrame, list[FeatureRow], pl.
     own = delayed_copy(btcusdt, delay_s * SECOND_NS, Fraction(3, 2))
     pair = CrossPair("COINBASE:BTC-USD", SPOT)
     records = in_receive_order(btcusdt, own)
-    own_bars = bars_from_trades(trades_frame("BTC-USD", [r for r in own if isinstance(r, Trade)]))
+    own_trades = [r for r in own if isinstance(r, Trade)]
+    own_bars = bars_from_trades(trades_frame("COINBASE:BTC-USD", own_trades))
     forward = compute_labels(own_bars, CONFIG, bar_s=1)
     return delay_s, batch_cross(records, pair, CONFIG), live_cross(records, pair, CONFIG), forward
 

@@ -142,11 +142,12 @@ def test_an_unreadable_instance_is_reported_not_raised(tmp_path):
 
 def test_the_live_ingest_assets_are_the_live_jobs():
     from trading_assets.defs.features.assets import features
+    from trading_assets.defs.features.cross import cross_features
     from trading_assets.defs.ingest.landing import live_trades_ingest
     from trading_assets.defs.ingest.raw_trades import raw_trades
     from trading_assets.defs.lakehouse.assets import bars_1m, bars_1s, bronze_trades, silver_trades
 
-    assets = [raw_trades, bronze_trades, silver_trades, bars_1s, bars_1m, features]
+    assets = [raw_trades, bronze_trades, silver_trades, bars_1s, bars_1m, features, cross_features]
     selection = live_trades_ingest.selection
     assert selection is not None
 

@@ -25,7 +25,7 @@ from trading_assets.defs.ingest.partitions import partition_key
 
 log = logging.getLogger(__name__)
 
-LIVE_INGEST_ASSETS = ("bronze_trades", "silver_trades", "bars_1s", "features")
+LIVE_INGEST_ASSETS = ("bronze_trades", "silver_trades", "bars_1s", "features", "cross_features")
 """The assets a live pickup run (``live_trades_ingest``) materializes, in run order."""
 LOOKBACK_DAYS = 2
 """Today's partition and yesterday's."""

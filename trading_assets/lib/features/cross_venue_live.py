@@ -203,10 +203,10 @@ class LiveCrossFeatures:
         self, pair: CrossPair, config: FeatureConfig = DEFAULT_CONFIG, bar_s: int = 1
     ) -> None:
         self.pair = pair
-        own_symbol = pair.own.partition(":")[2] or pair.own
-        self.features = IncrementalCrossFeatures(own_symbol, config, bar_s)
-        self._own = _Side(own_symbol, bar_s)
-        self._ref = _Side(pair.reference.partition(":")[2] or pair.reference, bar_s)
+        # Rows name the own instrument by its id, as gold and the online store key it.
+        self.features = IncrementalCrossFeatures(pair.own, config, bar_s)
+        self._own = _Side(pair.own, bar_s)
+        self._ref = _Side(pair.reference, bar_s)
         self._bar_us = bar_s * US_PER_SECOND
         self._funding_of = pair.funding
         self._rates: deque[tuple[int, float]] = deque()  # (receive ns, rate), not yet in force
