@@ -356,6 +356,20 @@ class SidecarMetrics:
             "once it resumes",
             registry=r,
         )
+        self.landing_unfilled_gaps = Counter(
+            "sidecar_landing_unfilled_gaps",
+            "Stretches of trades missed while landing was paused that could not be fetched "
+            "again (the venue serves no trade history, or lacks them); each is logged",
+            ["symbol"],
+            registry=r,
+        )
+        self.landing_unfilled_trades = Counter(
+            "sidecar_landing_unfilled_trades",
+            "Trades missed while landing was paused that could not be fetched again: a hole "
+            "in the landed trades",
+            ["symbol"],
+            registry=r,
+        )
         self._versions: dict[str, str] = {}
 
     def set_model_version(self, role: str, version: str | None) -> None:

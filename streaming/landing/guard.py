@@ -16,6 +16,12 @@ trade handed to landing before the hold) over REST and lands them, then the held
 the live ones: the run stays contiguous, so a restart at any point resumes where it ends
 (:func:`~streaming.landing.run_starts.resume_points`). Book tickers cannot be fetched again: those
 of the pause are not landed. Predictions keep landing in the room left below the minimum.
+
+A venue that serves no trade history (Coinbase, Kraken) cannot have its missed trades fetched:
+its instruments resume with a hole in their run, and the other instruments are caught up as
+usual. Such a hole, and ids the exchange itself does not serve, is a :class:`LandingGap`:
+logged (which ids, which stretch of time), kept in ``landing.status.unfilled_gaps`` and counted
+per instrument on ``sidecar_landing_unfilled_gaps`` / ``sidecar_landing_unfilled_trades``.
 """
 
 from __future__ import annotations
@@ -26,15 +32,24 @@ import time
 from collections.abc import Mapping, Sized
 from pathlib import Path
 
+import msgspec
+
 from streaming.ingest.gapfill import MissingTradesError, trade_chunks
 from streaming.landing.disk import MinFree, measure
 from streaming.landing.process import LandingProcess
 from streaming.landing.run_starts import record_run_starts, resume_points
+from streaming.landing.status import LandingGap
 from streaming.metrics import SidecarMetrics
+from streaming.records import Trade
 from streaming.venues import venue_of
 from streaming.venues.base import TradeHistory
 from streaming.venues.retry import RetryPolicy
-from trading_assets.lib.lakehouse.landing_layout import BOOK_TICKERS_KIND, TRADES_KIND
+from trading_assets.lib.lakehouse.landing_layout import (
+    BOOK_TICKERS_KIND,
+    TRADES_KIND,
+    last_complete_record,
+    list_segments,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +91,7 @@ class LandingGuard:
         self._unrecorded: dict[str, int] = {}  # of those, the ones not on disk yet
         self._recording = asyncio.Lock()  # one read-merge-replace of the file at a time
         self._landed: dict[str, int] = {}  # last landed trade id per symbol, while paused
+        self._given_up: dict[str, LandingGap] = {}  # newest unfillable gap per symbol
         self._rest_retry = rest_retry
         self._rest_base_urls = (
             {"BINANCE": rest_base_urls} if isinstance(rest_base_urls, str) else dict(rest_base_urls)
@@ -160,7 +176,7 @@ class LandingGuard:
             await asyncio.to_thread(self.landing.resume)
         self._book_tickers.land()
         self._landed = await asyncio.to_thread(self._landed_ids)
-        upto = self._delivered()  # the newest trades dropped: what comes after is held
+        upto = self._newest_delivered()  # the newest trades dropped: what comes after is held
         held = self._trades.hold()
         histories: dict[str, TradeHistory | None] = {}
         try:
@@ -182,13 +198,14 @@ class LandingGuard:
                     fetched, took)  # fmt: skip
 
     async def _catch_up(
-        self, histories: dict[str, TradeHistory | None], upto: Mapping[str, int], held: Sized
+        self, histories: dict[str, TradeHistory | None], upto: Mapping[str, Trade], held: Sized
     ) -> int:
         """Land each instrument's trades after its last landed one up to ``upto``; how many.
         ``histories`` collects each venue's REST history as it is opened (the caller closes
-        them)."""
+        them). An instrument whose venue serves no history is left with a :class:`LandingGap`."""
         fetched = 0
-        for instrument, last in upto.items():
+        for instrument, newest in upto.items():
+            last = newest.trade_id
             landed = self._landed.get(instrument)
             if landed is None:  # the feed announces every start before delivering from it
                 log.error("no landed trade nor run start of %s: its trades are lost", instrument)
@@ -200,19 +217,64 @@ class LandingGuard:
                 )
             history = histories[venue.name]
             if history is None:
-                raise CatchUpAbandoned(f"{venue.name} serves no trade history")
+                if last > landed:
+                    reason = f"{venue.name} serves no trade history"
+                    await self._give_up(instrument, landed, newest, reason)
+                continue
+            landed_ns: int | None = None  # the time of trade ``landed`` once it is at hand
             async for trades in trade_chunks(history, symbol, landed + 1, last, CATCH_UP_CHUNK):
                 if trades[0].trade_id != landed + 1:
-                    first, missing_to = landed + 1, trades[0].trade_id - 1
-                    log.error("the exchange has no %s trades %s..%s", instrument, first, missing_to)
+                    reason = "the exchange does not serve them"
+                    await self._give_up(instrument, landed, trades[0], reason, landed_ns, True)
                 self._trades.land_now(trades)
                 self._landed[instrument] = landed = trades[-1].trade_id
+                landed_ns = trades[-1].trade_ns
                 fetched += len(trades)
                 self._show()
                 if len(held) > MAX_HELD_TRADES:
                     raise CatchUpAbandoned(f"{len(held)} new trades arrived while catching up")
                 await self._still_landing()
         return fetched
+
+    async def _give_up(
+        self,
+        instrument: str,
+        landed: int,
+        upto: Trade,
+        reason: str,
+        after_ns: int | None = None,
+        before: bool = False,
+    ) -> None:
+        """Record the trades after ``landed`` (traded at ``after_ns``; None: read from disk) up to
+        ``upto`` (before it, with ``before``) as a gap that cannot be filled: logged, shown in
+        the status and counted, and not asked for again by a later resume."""
+        if after_ns is None:
+            after_ns = await asyncio.to_thread(self._landed_trade_ns, instrument, landed)
+        last_id = upto.trade_id - 1 if before else upto.trade_id
+        until_ns = None if before else upto.trade_ns
+        gap = LandingGap(instrument, landed + 1, last_id, after_ns, until_ns, reason)
+        log.error("landing resumes with a hole: %s", gap.text())
+        self.status.unfilled_gaps.append(gap)
+        self.metrics.landing_unfilled_gaps.labels(instrument).inc()
+        self.metrics.landing_unfilled_trades.labels(instrument).inc(gap.trades)
+        self._given_up[instrument] = gap
+        self._landed[instrument] = last_id
+
+    def _landed_trade_ns(self, instrument: str, trade_id: int) -> int | None:
+        """The time of trade ``trade_id`` when it is the instrument's newest landed one (or of
+        the newest gap given up on that ends there); None when unknown."""
+        gap = self._given_up.get(instrument)
+        if gap is not None and gap.last_id == trade_id:
+            return gap.until_ns
+        segments = list_segments(self.root, TRADES_KIND, instrument=instrument, include_open=True)
+        try:  # the child may seal (rename) a segment meanwhile: then the time is not known
+            for segment in reversed(segments):
+                if (record := last_complete_record(segment.path)) is not None:
+                    trade = _decode_landed_trade(record)
+                    return trade.trade_ns if trade.trade_id == trade_id else None
+        except (OSError, msgspec.DecodeError) as error:
+            log.warning("time of %s trade %s not read: %s", instrument, trade_id, error)
+        return None
 
     async def _still_landing(self) -> None:
         """Raise :class:`CatchUpAbandoned` when the child has paused again (its disk is full)."""
@@ -237,21 +299,27 @@ class LandingGuard:
 
     # -- what was handed to landing, and what landed --------------------------------------------
 
-    def _delivered(self) -> dict[str, int]:
-        """The newest trade id the sidecar handed to landing, per symbol."""
+    def _newest_delivered(self) -> dict[str, Trade]:
+        """The newest trade the sidecar handed to landing, per symbol."""
         newest = {}
         for symbol, messages in list(self.metrics.messages.by_symbol.items()):
             trade = messages.newest_trade
             if trade is not None:
-                newest[symbol] = trade.trade_id
+                newest[symbol] = trade
         return newest
+
+    def _delivered(self) -> dict[str, int]:
+        """The newest trade id the sidecar handed to landing, per symbol."""
+        return {symbol: trade.trade_id for symbol, trade in self._newest_delivered().items()}
 
     def _landed_ids(self) -> dict[str, int]:
         """The last landed trade id per symbol (the one before its run start when none landed):
-        read from disk, with the starts not yet recorded there."""
+        read from disk, with the starts not yet recorded there, and past the gaps given up on."""
         landed = resume_points(self.root)
         for symbol, start in self.run_starts.items():
             landed[symbol] = max(landed.get(symbol, start - 1), start - 1)
+        for symbol, gap in list(self._given_up.items()):
+            landed[symbol] = max(landed.get(symbol, gap.last_id), gap.last_id)
         return landed
 
     def _unlanded_trades(self) -> int:
@@ -269,6 +337,14 @@ class LandingGuard:
             metrics.landing_min_free_bytes.set(status.min_free.bytes_of(status.space))
         metrics.landing_paused.set(float(status.paused is not None))
         metrics.landing_unlanded_trades.set(status.unlanded_trades)
+
+
+class _LandedTrade(msgspec.Struct):
+    trade_id: int
+    trade_ns: int
+
+
+_decode_landed_trade = msgspec.json.Decoder(_LandedTrade).decode
 
 
 def _failures(histories: Mapping[str, TradeHistory | None]) -> tuple[type[BaseException], ...]:
