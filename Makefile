@@ -37,6 +37,10 @@ SIM_INSTRUMENTS = $(eval SIM_INSTRUMENTS := $(call sim_instruments))$(SIM_INSTRU
 sim_instruments = $(if $(wildcard $(PYTHON)),,$(error $(PYTHON) is missing: run `make bootstrap`))$\
 	$(call checked,$(shell $(PYTHON) -W ignore -m streaming.simulator.instruments \
 	  $(VENUES) $(SIM_SYMBOLS) 2>&1),VENUES=$(VENUES) SIM_SYMBOLS=$(SIM_SYMBOLS))
+# The cross-venue pairs of those instruments (TRADING_CROSS_PAIRS): each other venue's against
+# Binance spot's, which leads in the simulator; worked out after SIM_INSTRUMENTS, which checks.
+SIM_CROSS_PAIRS = $(eval SIM_CROSS_PAIRS := $(shell $(PYTHON) -W ignore -m \
+	streaming.simulator.instruments --pairs $(VENUES) $(SIM_SYMBOLS)))$(SIM_CROSS_PAIRS)
 # $(1), the output of the $(shell) just run, if it succeeded; else stop with $(2) and the output.
 checked = $(if $(filter 0,$(.SHELLSTATUS)),$(1),$(error $(2): $(strip $(patsubst streaming.simulator.instruments:,,$(1)))))
 SIM_ENV = BINANCE_BULK_BASE_URL=http://$(SIM_HOST):$(SIM_PORT) \
@@ -45,7 +49,8 @@ SIM_ENV = BINANCE_BULK_BASE_URL=http://$(SIM_HOST):$(SIM_PORT) \
 	BINANCE_FUTURES_WS_BASE_URL=ws://$(SIM_HOST):$(SIM_PORT)/fapi \
 	COINBASE_WS_URL=ws://$(SIM_HOST):$(SIM_PORT)/coinbase \
 	KRAKEN_WS_URL=ws://$(SIM_HOST):$(SIM_PORT)/kraken/v2 \
-	TRADING_INSTRUMENTS=$(SIM_INSTRUMENTS)
+	TRADING_INSTRUMENTS=$(SIM_INSTRUMENTS) \
+	TRADING_CROSS_PAIRS=$(SIM_CROSS_PAIRS)
 MARKET_ENV = $(if $(filter binance,$(MARKET)),,$(SIM_ENV))
 # `make run`'s processes run under one launcher (trading_assets/launcher.py) with the locked
 # environment's interpreter itself: no `uv run` in between, so each process gets its signals.

@@ -1,7 +1,9 @@
 """``python -m streaming.simulator.instruments binance,coinbase BTCUSDT,ETHUSDT``: the instrument
 ids the simulator trades for those venues and synthetic symbols, comma separated
 (``BINANCE:BTCUSDT,...,COINBASE:BTC-USD,...``), to configure a sidecar with
-(``make sidecar SIM_INSTRUMENTS=...``).
+(``make sidecar SIM_INSTRUMENTS=...``). With ``--pairs`` first: the cross-venue pairs
+(``TRADING_CROSS_PAIRS``) of those instruments, each other venue's instrument against Binance
+spot's of the same tape, the venue that leads in the simulator (empty without Binance spot).
 
 Every venue's protocol in the simulator trades the same synthetic tapes, named by Binance-style
 symbols; this spells each tape as the venue spells its instruments.
@@ -50,13 +52,36 @@ def simulated_instruments(venues: Sequence[str], symbols: Sequence[str]) -> list
     return found
 
 
+LEADER = "BINANCE"
+"""The venue every other venue's tape follows in the simulator (see its lead-lag)."""
+
+
+def simulated_pairs(venues: Sequence[str], symbols: Sequence[str]) -> list[str]:
+    """``OWN=REFERENCE`` for each instrument of ``venues`` other than Binance spot, against
+    Binance spot's instrument of the same symbol; none when Binance spot is not among them."""
+    names = [venue(name).name for name in venues]
+    if LEADER not in names:
+        return []
+    pairs: list[str] = []
+    for name in names:
+        if name == LEADER:
+            continue
+        for symbol in symbols:
+            own, reference = simulated_instruments([name, LEADER], [symbol])
+            pairs.append(f"{own}={reference}")
+    return pairs
+
+
 def main(argv: Sequence[str]) -> int:
+    pairs = argv[:1] == ["--pairs"]
+    argv = argv[1:] if pairs else argv
     if len(argv) != 2:
         print((__doc__ or "").split("\n\n")[0], file=sys.stderr)
         return 2
     venues, symbols = (part.split(",") for part in argv)
     try:
-        print(",".join(simulated_instruments(venues, symbols)))
+        listed = simulated_pairs if pairs else simulated_instruments
+        print(",".join(listed(venues, symbols)))
     except ValueError as error:
         print(f"streaming.simulator.instruments: {error}", file=sys.stderr)
         return 2

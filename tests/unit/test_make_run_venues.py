@@ -34,16 +34,25 @@ def make(*words: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+COINBASE_PAIRS = "COINBASE:BTC-USD=BINANCE:BTCUSDT,COINBASE:ETH-USD=BINANCE:ETHUSDT"
+KRAKEN_PAIRS = "KRAKEN:BTC/USD=BINANCE:BTCUSDT,KRAKEN:ETH/USD=BINANCE:ETHUSDT"
+
+
 @pytest.mark.parametrize(
-    ("venues", "expected"),
+    ("venues", "expected", "pairs"),
     [
-        (None, BINANCE),
-        ("binance,coinbase", f"{BINANCE},{COINBASE}"),
-        ("binance,coinbase,kraken", f"{BINANCE},{COINBASE},{KRAKEN}"),
+        (None, BINANCE, ""),
+        ("binance,coinbase", f"{BINANCE},{COINBASE}", COINBASE_PAIRS),
+        (
+            "binance,coinbase,kraken",
+            f"{BINANCE},{COINBASE},{KRAKEN}",
+            f"{COINBASE_PAIRS},{KRAKEN_PAIRS}",
+        ),
+        ("coinbase,kraken", f"{COINBASE},{KRAKEN}", ""),  # no Binance spot: nothing leads
     ],
 )
 def test_every_process_on_the_market_trades_the_symbols_at_each_venue(
-    tmp_path, venues: str | None, expected: str
+    tmp_path, venues: str | None, expected: str, pairs: str
 ):
     variables = {} if venues is None else {"VENUES": venues}
     args = args_of_make_run(tmp_path, **variables)
@@ -53,6 +62,10 @@ def test_every_process_on_the_market_trades_the_symbols_at_each_venue(
         env = services[name].env
         assert env["TRADING_INSTRUMENTS"] == expected, name
         assert Settings.from_environ(env).instruments == tuple(expected.split(",")), name
+        # Each other venue's instrument is paired with Binance spot's, the simulator's leader
+        assert env["TRADING_CROSS_PAIRS"] == pairs, name
+        wanted = dict(pair.split("=") for pair in pairs.split(",") if pair)
+        assert Settings.from_environ(env).cross_references == wanted, name
     assert check_settings(args) is None
     assert f"instruments  {expected.replace(',', ', ')}\n" in banner(args)
     simulator = services["simulator"].argv
