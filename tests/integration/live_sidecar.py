@@ -130,11 +130,38 @@ def trading_config(
     )
 
 
-def start_sidecar(config: SidecarConfig) -> tuple[Sidecar, asyncio.Task[None]]:
-    """A sidecar on a store with the repository applied, running as a task."""
+def venues_config(
+    market: Any, instruments: tuple[str, ...], data: Path, **overrides: Any
+) -> SidecarConfig:
+    """A sidecar without models on every venue of the simulator, predicting twice a second;
+    coverage is not required (the 5 and 15 min windows cannot warm in a test)."""
+    return SidecarConfig(
+        instruments=instruments,
+        ws_base_url=market.ws_url,
+        rest_base_url=market.http_url,
+        venue_urls={
+            "COINBASE": (market.coinbase_ws_url, ""),
+            "KRAKEN": (market.kraken_ws_url, ""),
+        },
+        data_root=data,
+        tracking_uri=None,
+        api_port=free_port(),
+        predict_every_s=0.5,
+        fallback_budgets=FallbackBudgets(min_coverage=0.0),
+        **overrides,
+    )
+
+
+def applied_sidecar(config: SidecarConfig) -> Sidecar:
+    """A sidecar on a store with the repository applied (not running)."""
     store = open_feature_store(config)
     apply_definitions(store, load_definitions())
-    sidecar = Sidecar(config, store)
+    return Sidecar(config, store)
+
+
+def start_sidecar(config: SidecarConfig) -> tuple[Sidecar, asyncio.Task[None]]:
+    """A sidecar on a store with the repository applied, running as a task."""
+    sidecar = applied_sidecar(config)
     return sidecar, asyncio.create_task(sidecar.run())
 
 

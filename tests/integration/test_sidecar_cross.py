@@ -11,14 +11,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from streaming.app import Sidecar
-from streaming.config import SidecarConfig
-from streaming.fallback import FallbackBudgets
-from streaming.online import open_feature_store
 from streaming.records import Trade
 from streaming.simulator.server import run_simulator_in_thread
-from tests.services import free_port
-from trading_assets.lib.feature_store.repo import apply_definitions, load_definitions
+from tests.integration.live_sidecar import applied_sidecar, venues_config
 from trading_assets.lib.features import CROSS, FeatureRow, trades_frame
 from trading_assets.lib.features.cross_venue import compute_cross_features, cross_feature_names
 from trading_assets.lib.lakehouse.bars import bars_from_trades
@@ -28,24 +23,21 @@ REFERENCE, OWN = "BINANCE:BTCUSDT", "COINBASE:BTC-USD"
 MIN_ROWS = 15  # warm cross rows of the own instrument (past the 10 s window)
 
 
+def same_float(a: float | None, b: float | None) -> bool:
+    """The same value to the last bit, None and NaN each equal to themselves."""
+    if a is None or b is None:
+        return a is b
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
 async def test_the_sidecar_pushes_the_cross_group_as_the_batch_defines_it(tmp_path: Path) -> None:
     # Arrange: a sidecar whose every received record and every submitted row is kept
     with run_simulator_in_thread(symbols=["BTCUSDT"], seed=9, trades_per_day=3_000_000) as sim:
-        config = SidecarConfig(
-            instruments=(REFERENCE, OWN),
-            ws_base_url=sim.ws_url,
-            rest_base_url=sim.http_url,
-            venue_urls={"COINBASE": (sim.coinbase_ws_url, "")},
-            cross_references={OWN: REFERENCE},
-            data_root=tmp_path / "data",
-            tracking_uri=None,
-            api_port=free_port(),
-            predict_every_s=0.5,
-            fallback_budgets=FallbackBudgets(min_coverage=0.0),
+        config = venues_config(
+            sim, (REFERENCE, OWN), tmp_path / "data", cross_references={OWN: REFERENCE}
         )
-        store = open_feature_store(config)
-        apply_definitions(store, load_definitions())
-        sidecar = Sidecar(config, store)
+        sidecar = applied_sidecar(config)
+        store = sidecar.store
         received: list[object] = []
         pushed: list[FeatureRow] = []
         on_record, submit = sidecar.on_record, sidecar.online_writer.submit
@@ -92,12 +84,7 @@ async def test_the_sidecar_pushes_the_cross_group_as_the_batch_defines_it(tmp_pa
         compared += 1
         for name in cross_feature_names():
             a, b = row.values[name], expected[name]
-            assert (a is None and b is None) or a == b or (math.isnan(a) and math.isnan(b)), (
-                name,
-                row.event_timestamp_us,
-                a,
-                b,
-            )
+            assert same_float(a, b), (name, row.event_timestamp_us, a, b)
     assert compared >= MIN_ROWS
     assert {"basis_bps", "lead_ret_10s", "xflow_imb_10s"} <= set(live[-1].values)
     # The online store serves the own instrument's newest cross row

@@ -12,13 +12,8 @@ import aiohttp
 import polars as pl
 import pytest
 
-from streaming.app import Sidecar
-from streaming.config import SidecarConfig
-from streaming.fallback import FallbackBudgets
-from streaming.online import open_feature_store
 from streaming.simulator.server import run_simulator_in_thread
-from tests.services import free_port
-from trading_assets.lib.feature_store.repo import apply_definitions, load_definitions
+from tests.integration.live_sidecar import applied_sidecar, venues_config
 from trading_assets.lib.instruments import path_name
 from trading_assets.lib.lakehouse.landing import read_landed_trades
 
@@ -31,20 +26,8 @@ async def test_one_sidecar_serves_instruments_of_three_venues(tmp_path: Path) ->
     # Arrange
     with run_simulator_in_thread(symbols=["BTCUSDT"], seed=5, trades_per_day=3_000_000) as sim:
         data = tmp_path / "data"
-        config = SidecarConfig(
-            instruments=INSTRUMENTS,
-            ws_base_url=sim.ws_url,
-            rest_base_url=sim.http_url,
-            venue_urls={"COINBASE": (sim.coinbase_ws_url, ""), "KRAKEN": (sim.kraken_ws_url, "")},
-            data_root=data,
-            tracking_uri=None,
-            api_port=free_port(),
-            predict_every_s=0.5,
-            fallback_budgets=FallbackBudgets(min_coverage=0.0),
-        )
-        store = open_feature_store(config)
-        apply_definitions(store, load_definitions())
-        sidecar = Sidecar(config, store)
+        config = venues_config(sim, INSTRUMENTS, data)
+        sidecar = applied_sidecar(config)
 
         # Act: run until every instrument has its trades, a row online and a prediction
         task = asyncio.create_task(sidecar.run())

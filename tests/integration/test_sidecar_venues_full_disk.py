@@ -17,17 +17,12 @@ import aiohttp
 import msgspec
 import pytest
 
-from streaming.app import Sidecar
-from streaming.config import SidecarConfig
-from streaming.fallback import FallbackBudgets
 from streaming.landing import TRADES_KIND, last_landed_trade_ids
 from streaming.landing.disk import MinFree
-from streaming.online import open_feature_store
 from streaming.simulator.binance.rest import trades_json
 from streaming.simulator.server import SimulatorServer, run_simulator_in_thread
 from tests.full_disk import MiB, fill, small_tmpfs
-from tests.services import free_port
-from trading_assets.lib.feature_store.repo import apply_definitions, load_definitions
+from tests.integration.live_sidecar import applied_sidecar, venues_config
 from trading_assets.lib.lakehouse.landing import list_segments, read_complete_lines
 
 pytestmark = [
@@ -81,21 +76,14 @@ async def test_a_venue_without_trade_history_leaves_a_reported_hole_and_the_othe
         run_simulator_in_thread(symbols=["BTCUSDT"], seed=5, trades_per_day=3_000_000) as sim,
     ):
         root = disk / "landing"
-        config = SidecarConfig(
-            instruments=INSTRUMENTS,
-            ws_base_url=sim.ws_url,
-            rest_base_url=sim.http_url,
-            venue_urls={"COINBASE": (sim.coinbase_ws_url, "")},
-            data_root=tmp_path / "data",
+        config = venues_config(
+            sim,
+            INSTRUMENTS,
+            tmp_path / "data",
             landing_dir=root,
             landing_min_free=MinFree.parse(MIN_FREE),
-            tracking_uri=None,
-            api_port=free_port(),
-            fallback_budgets=FallbackBudgets(min_coverage=0.0),
         )
-        store = open_feature_store(config)
-        apply_definitions(store, load_definitions())
-        sidecar = Sidecar(config, store)
+        sidecar = applied_sidecar(config)
         status, messages = sidecar.landing.status, sidecar.metrics.messages
 
         def newest_delivered() -> dict[str, int]:

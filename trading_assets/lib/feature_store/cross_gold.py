@@ -21,9 +21,10 @@ from pyiceberg.table import Table
 from trading_assets.lib.feature_store.gold import (
     GoldResult,
     MissingBarsError,
-    day_bounds,
     gold_schema,
-    select_warmup,
+    warmup_bars,
+    with_warmup,
+    within_day,
 )
 from trading_assets.lib.feature_store.spec import FEATURE_CONFIG, TIMESTAMP_FIELD
 from trading_assets.lib.features import FeatureConfig
@@ -59,16 +60,8 @@ def _bars_with_warmup(
     lake: Lakehouse, instrument: str, day: dt.date, seconds: int
 ) -> tuple[pl.DataFrame, pl.DataFrame | None]:
     """The instrument's bars of ``day`` and the previous day's warm-up bars (None: no such day)."""
-    table = lake.table(BARS_1S_TABLE)
-    bars = read_partition(table, day, instrument)
-    previous = read_partition(table, day - dt.timedelta(days=1), instrument)
-    warmup = None if previous.is_empty() else select_warmup(previous, day, seconds)
-    return bars, warmup
-
-
-def _joined(bars: pl.DataFrame, warmup: pl.DataFrame | None) -> pl.DataFrame:
-    history = bars if warmup is None or warmup.is_empty() else pl.concat([warmup, bars])
-    return history.sort("bar_start")
+    bars = read_partition(lake.table(BARS_1S_TABLE), day, instrument)
+    return bars, warmup_bars(lake, instrument, day, seconds)
 
 
 def day_cross_features(
@@ -79,10 +72,7 @@ def day_cross_features(
 ) -> pl.DataFrame:
     """Cross features of the own bars against the reference bars (both warm-up included), the
     rows whose event_timestamp falls in the day ``(start, end]``."""
-    features = compute_cross_features(own, reference, None, config, bar_s=1)
-    start, end = day_bounds(day)
-    event = pl.col(TIMESTAMP_FIELD)
-    return features.filter((event > start) & (event <= end)).sort(TIMESTAMP_FIELD)
+    return within_day(compute_cross_features(own, reference, None, config, bar_s=1), day)
 
 
 def build_cross_features(
@@ -101,7 +91,7 @@ def build_cross_features(
         raise MissingBarsError(f"no 1 s bars for {own} {day}: materialize bars_1s first")
     ref_bars, ref_warmup = _bars_with_warmup(lake, reference, day, seconds)
     features = day_cross_features(
-        _joined(own_bars, own_warmup), _joined(ref_bars, ref_warmup), day, config
+        with_warmup(own_bars, own_warmup), with_warmup(ref_bars, ref_warmup), day, config
     )
     table = _table(lake, config)
     rows = features.with_columns(trade_date=pl.lit(day, pl.Date))

@@ -102,8 +102,18 @@ def day_features(
 ) -> pl.DataFrame:
     """Features of the day's bars (event_timestamp = bar close in (day start, day end]), the
     windows fed with the warm-up bars first."""
+    features = compute_features(with_warmup(bars, warmup), config, groups=groups)
+    return within_day(features, day)
+
+
+def with_warmup(bars: pl.DataFrame, warmup: pl.DataFrame | None) -> pl.DataFrame:
+    """The warm-up bars (when any), then the day's, in bar order."""
     history = bars if warmup is None or warmup.is_empty() else pl.concat([warmup, bars])
-    features = compute_features(history.sort("bar_start"), config, groups=groups)
+    return history.sort("bar_start")
+
+
+def within_day(features: pl.DataFrame, day: dt.date) -> pl.DataFrame:
+    """The rows whose event_timestamp (bar close) falls in the day ``(start, end]``, in order."""
     start, end = day_bounds(day)
     event = pl.col(TIMESTAMP_FIELD)
     return features.filter((event > start) & (event <= end)).sort(TIMESTAMP_FIELD)
