@@ -10,10 +10,12 @@ import signal
 from collections.abc import Sequence
 
 from streaming.recordings import RecordingError
+from streaming.simulator.lead_lag import DEFAULT_VENUE_DELAYS_S, parse_venue_delay
 from streaming.simulator.server import DEFAULT_LISTING_DATE, SimulatorServer
 from streaming.simulator.synthetic import DEFAULT_EDGE
 
 log = logging.getLogger("streaming.simulator")
+_DEFAULTS = ", ".join(f"{venue}={s:g}" for venue, s in DEFAULT_VENUE_DELAYS_S.items())
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -36,6 +38,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "(1 = as documented, 0 = a pure random walk with nothing to learn)",
     )
     parser.add_argument(
+        "--venue-delay",
+        action="append",
+        type=_venue_delay,
+        default=[],
+        metavar="VENUE=SECONDS",
+        help="how far behind Binance spot a venue shows the tape (the planted lead-lag; "
+        f"defaults: {_DEFAULTS}); repeat for several venues",
+    )
+    parser.add_argument(
+        "--no-lead-lag",
+        action="store_true",
+        help="every venue shows the tape at once (then --venue-delay sets the only delays)",
+    )
+    parser.add_argument(
         "--listing-date",
         type=dt.date.fromisoformat,
         default=DEFAULT_LISTING_DATE,
@@ -56,6 +72,21 @@ def _strength(text: str) -> float:
     return value
 
 
+def _venue_delay(text: str) -> tuple[str, float]:
+    try:
+        return parse_venue_delay(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def venue_delays(args: argparse.Namespace) -> dict[str, float]:
+    """Each venue's delay in seconds: the defaults (none with ``--no-lead-lag``), then each
+    ``--venue-delay``."""
+    delays = {} if args.no_lead_lag else dict(DEFAULT_VENUE_DELAYS_S)
+    delays.update(args.venue_delay)
+    return delays
+
+
 async def serve(args: argparse.Namespace) -> None:
     """Run the simulator until SIGINT or SIGTERM."""
     stop = asyncio.Event()
@@ -72,6 +103,7 @@ async def serve(args: argparse.Namespace) -> None:
         listing_date=args.listing_date,
         replay=args.replay,
         speed=args.speed,
+        venue_delays_s=venue_delays(args),
     )
     async with server:
         log.info("REST and bulk files: %s", server.http_url)
@@ -80,6 +112,7 @@ async def serve(args: argparse.Namespace) -> None:
         log.info("USD-M futures:       %s/stream?streams=...", server.futures_ws_url)
         log.info("Kraken WebSocket v2: %s", server.kraken_ws_url)
         log.info("faults:              %s/_sim/faults (GET, POST JSON, DELETE)", server.http_url)
+        log.info("venue delays (µs):   %s", server.venue_delays_us)
         await stop.wait()
         log.info("shutting down")
 

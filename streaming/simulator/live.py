@@ -1,7 +1,9 @@
 """Wall-clock streaming of the synthetic tape: trades whose time has come are published live.
 
 The live feed walks the same deterministic day tapes the REST and bulk endpoints serve, so the
-first live trade id follows the last trade id REST returned for an earlier time.
+first live trade id follows the last trade id REST returned for an earlier time. A feed given a
+delay walks the tapes as a venue that far behind shows them (:mod:`streaming.simulator.lead_lag`:
+every time later by the delay, a day's tape kept until the delayed clock passes midnight).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import numpy as np
 
 from streaming.simulator import synthetic_book as book
 from streaming.simulator.binance.streams import StreamHub
-from streaming.simulator.synthetic import DayTape, day_of_us
+from streaming.simulator.lead_lag import delayed_loader, venue_day
+from streaming.simulator.synthetic import DayTape
 
 log = logging.getLogger(__name__)
 DEPTH_INTERVAL_US = 100_000
@@ -40,20 +43,23 @@ class _SymbolCursor:
 
 
 class SyntheticLiveFeed:
-    """Publishes ``@trade``, ``@aggTrade``, ``@bookTicker`` and ``@depth@100ms`` in real time."""
+    """Publishes ``@trade``, ``@aggTrade``, ``@bookTicker`` and ``@depth@100ms`` in real time;
+    ``delay_us`` behind the tape (0: as it happens)."""
 
     def __init__(
         self,
         symbols: Sequence[str],
         load_tape: Callable[[str, dt.date], Awaitable[DayTape]],
         clock_ns: Callable[[], int],
+        delay_us: int = 0,
     ) -> None:
         self._symbols = [s.upper() for s in symbols]
-        self._load_tape = load_tape
+        self._load_tape = delayed_loader(load_tape, delay_us)
         self._clock_ns = clock_ns
+        self.delay_us = delay_us
 
     async def _cursor(self, symbol: str, now_us: int) -> _SymbolCursor:
-        tape = await self._load_tape(symbol, day_of_us(now_us))
+        tape = await self._load_tape(symbol, venue_day(now_us, self.delay_us))
         next_order = int(np.searchsorted(tape.order_time_us, now_us, side="right"))
         state = book.state_after(tape, next_order - 1)
         return _SymbolCursor(symbol, tape, next_order, state, state)
@@ -78,7 +84,7 @@ class SyntheticLiveFeed:
         while True:
             order_us = cursor.next_order_us
             if order_us is None:
-                if day_of_us(now_us) <= cursor.tape.day:
+                if venue_day(now_us, self.delay_us) <= cursor.tape.day:
                     return
                 cursor.tape = await self._load_tape(
                     cursor.symbol, cursor.tape.day + dt.timedelta(days=1)

@@ -6,7 +6,9 @@ Coinbase Advanced Trade's WebSocket at ``/coinbase`` (:mod:`streaming.simulator.
 Kraken spot's WebSocket v2 at ``/kraken/v2`` (:mod:`streaming.simulator.kraken`).
 
 Sources: the synthetic market (REST and bulk history served instantly, a wall-clock live stream
-continuing it) or, with ``replay``, recorded sessions replayed byte for byte at N× speed.
+continuing it) or, with ``replay``, recorded sessions replayed byte for byte at N× speed. The
+other venues show the synthetic tape with the planted lead-lag, each its own delay behind
+Binance spot (``venue_delays_s``, :mod:`streaming.simulator.lead_lag`).
 
     async with SimulatorServer(symbols=["BTCUSDT"]) as sim: ...   # tests, port 0 = any free port
     with run_simulator_in_thread(...) as sim: ...                 # synchronous callers
@@ -21,7 +23,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -38,6 +40,7 @@ from streaming.simulator.coinbase import PATH as COINBASE_PATH
 from streaming.simulator.coinbase import CoinbaseEndpoint
 from streaming.simulator.history import MarketHistory
 from streaming.simulator.kraken import KrakenStreams
+from streaming.simulator.lead_lag import venue_delays_us
 from streaming.simulator.live import SyntheticLiveFeed
 from streaming.simulator.synthetic import DEFAULT_EDGE, DayTape, SyntheticMarket
 
@@ -97,8 +100,13 @@ class SimulatorServer:
         clock_ns: Callable[[], int] = time.time_ns,
         market: SyntheticMarket | None = None,
         edge: float = DEFAULT_EDGE,
+        venue_delays_s: Mapping[str, float] | None = None,
     ) -> None:
         self.host, self.port = host, port
+        self.venue_delays_us = venue_delays_us(venue_delays_s)
+        """Each venue's delay behind the tape in µs (None: the defaults; a mapping: those
+        delays, venues not named undelayed; see :mod:`streaming.simulator.lead_lag`)."""
+        delays = self.venue_delays_us
         self.market = market or SyntheticMarket(seed=seed, trades_per_day=trades_per_day, edge=edge)
         self.clock_ns = clock_ns
         self.faults = FaultInjector()
@@ -112,15 +120,16 @@ class SimulatorServer:
         self._streams = StreamEndpoint(self.hub, self.faults, heartbeat_seconds)
         self.coinbase = CoinbaseEndpoint(
             self._symbols, self._load_tape, clock_ns, self.history.listing_date, self.faults,
-            heartbeat_seconds,
+            heartbeat_seconds, delays["coinbase"],
         )  # fmt: skip
         self.futures = FuturesStreams(
             self.market, clock_ns, self._symbols, history=self.history, faults=self.faults,
-            heartbeat_seconds=heartbeat_seconds,
+            heartbeat_seconds=heartbeat_seconds, delay_us=delays["binance_futures"],
         )  # fmt: skip
         self.kraken = KrakenStreams(
-            self.market, clock_ns, self._symbols, history=self.history, faults=self.faults
-        )
+            self.market, clock_ns, self._symbols, history=self.history, faults=self.faults,
+            delay_us=delays["kraken"],
+        )  # fmt: skip
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task] = []
 
@@ -282,6 +291,7 @@ class SimulatorServer:
             "ws_connections_total": self.hub.connections_total,
             "replay_frames_published": self.replay.frames_published if self.replay else None,
             "replay_done": self.replay.done.is_set() if self.replay else None,
+            "venue_delays_s": {v: us / 1e6 for v, us in self.venue_delays_us.items()},
         }
         return web.Response(text=json.dumps(status), content_type="application/json")
 

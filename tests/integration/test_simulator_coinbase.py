@@ -2,8 +2,9 @@
 
 The synthetic market runs from a busy afternoon at 10× wall-clock pace. Every tape the feed
 releases for a Coinbase product is compared with the synthetic market's own trades of the symbol
-it maps to (``BTC-USD`` is ``BTCUSDT``), read from the simulator's history; every ticker with the
-synthetic book after each taker order. Faults: a lost sequence number, dropped connections and a
+it maps to (``BTC-USD`` is ``BTCUSDT``), read from the simulator's history, their times later by
+Coinbase's planted delay (``streaming/simulator/lead_lag.py``); every ticker with the synthetic
+book after each taker order. Faults: a lost sequence number, dropped connections and a
 stall, each recovered with the trades contiguous.
 """
 
@@ -31,6 +32,7 @@ from streaming.records import BookTicker, DepthSnapshot, DepthUpdate, MarketReco
 from streaming.simulator.clock import market_clock
 from streaming.simulator.coinbase import FAULTS_PATH
 from streaming.simulator.coinbase.protocol import BOOK_DEPTH, TRADES_SNAPSHOT
+from streaming.simulator.lead_lag import DEFAULT_VENUE_DELAYS_S
 from streaming.simulator.server import SimulatorServer
 from streaming.simulator.synthetic_book import BookState, state_after
 from streaming.simulator.tape import DayTape, day_of_us
@@ -42,12 +44,15 @@ BUSY_AFTERNOON = dt.datetime(2024, 3, 1, 18, 0, tzinfo=dt.UTC)
 SPEED = 10.0
 PRODUCTS = {"BTC-USD": "BTCUSDT", "ETH-USD": "ETHUSDT"}
 COINBASE_DECIMAL = re.compile(r"(0|[1-9][0-9]*)(\.[0-9]*[1-9])?").fullmatch
+COINBASE_DELAY = dt.timedelta(seconds=DEFAULT_VENUE_DELAYS_S["coinbase"])
 TradeKey = tuple[int, Decimal, Decimal, bool, int]
 Top = tuple[Decimal, Decimal, Decimal, Decimal]
 
 
 def simulator(start: dt.datetime = BUSY_AFTERNOON, speed: float = SPEED) -> SimulatorServer:
-    clock = market_clock(start, speed=speed)
+    """The simulator whose Coinbase shows the tape from ``start`` on: Coinbase is its delay
+    behind the clock, so the clock starts that much later."""
+    clock = market_clock(start + COINBASE_DELAY, speed=speed)
     return SimulatorServer(symbols=list(PRODUCTS.values()), clock_ns=clock)
 
 
@@ -101,8 +106,9 @@ def tape_of(records: list[MarketRecord], product: str) -> list[TradeKey]:
 
 async def synthetic_tape(sim: SimulatorServer, symbol: str, first_id: int, count: int) -> list:
     """The synthetic market's trades ``first_id..`` of ``symbol``, as the simulator's history
-    (what its Binance REST serves) holds them."""
+    (what its Binance REST serves) holds them, timed as Coinbase shows them: its delay later."""
     history, now_us = sim.history, sim.clock_ns() // 1000
+    delay_us = sim.venue_delays_us["coinbase"]
     frame = await asyncio.to_thread(
         history.locked, history.trades_from_id, symbol, first_id, count, now_us
     )
@@ -112,7 +118,7 @@ async def synthetic_tape(sim: SimulatorServer, symbol: str, first_id: int, count
             Decimal(row["price_e8"]).scaleb(-8),
             Decimal(row["qty_e8"]).scaleb(-8),
             row["is_buyer_maker"],
-            row["time_us"] * 1000,
+            (row["time_us"] + delay_us) * 1000,
         )
         for row in frame.iter_rows(named=True)
     ]

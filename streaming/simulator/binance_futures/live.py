@@ -14,6 +14,9 @@ subclass renders each taker order as futures frames. Streams, per symbol ``sym``
 :meth:`FuturesLiveFeed.break_depth_chain` loses the next depth diff that some connection would
 receive: the following diff of that stream names a ``pu`` its subscribers never saw, as after a
 diff lost on the exchange's side, and a client must resynchronise.
+
+A feed given a delay (:mod:`streaming.simulator.lead_lag`) shows the tape that far behind; the
+mark price is then the model's on the tape as shown, at the time it is shown.
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ from streaming.simulator import synthetic_book as book
 from streaming.simulator.binance.streams import StreamHub
 from streaming.simulator.binance_futures import payloads
 from streaming.simulator.binance_futures.funding import PerpetualModel
+from streaming.simulator.lead_lag import venue_day
 from streaming.simulator.live import EVENT_LAG_MS, SyntheticLiveFeed
 from streaming.simulator.live import _SymbolCursor as SymbolCursor
-from streaming.simulator.synthetic import DayTape, day_of_us
+from streaming.simulator.synthetic import DayTape
 
 DEPTH_INTERVALS_US: dict[str, int] = {
     "depth@100ms": 100_000,
@@ -54,8 +58,9 @@ class FuturesLiveFeed(SyntheticLiveFeed):
         load_tape: Callable[[str, dt.date], Awaitable[DayTape]],
         clock_ns: Callable[[], int],
         applied: Counter[str] | None = None,
+        delay_us: int = 0,
     ) -> None:
-        super().__init__(symbols, load_tape, clock_ns)
+        super().__init__(symbols, load_tape, clock_ns, delay_us)
         self.model = PerpetualModel()
         self.applied: Counter[str] = Counter() if applied is None else applied
         self._depth_breaks = 0
@@ -156,7 +161,7 @@ class FuturesLiveFeed(SyntheticLiveFeed):
             ]
             if not streams:
                 continue
-            tape = await self._load_tape(symbol, day_of_us(time_us))
+            tape = await self._load_tape(symbol, venue_day(time_us, self.delay_us))
             mark = self.model.mark_price(tape, time_us)
             payload = payloads.mark_price_json(
                 tape.instrument.symbol, second * 1000, mark.mark_e8, mark.index_e8,

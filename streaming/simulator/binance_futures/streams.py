@@ -37,7 +37,9 @@ class FuturesStreams:
     """The perpetuals of ``symbols`` on the synthetic ``market``, paced by ``clock_ns``.
 
     ``history``: the simulator's, whose lock guards the market's caches (the REST handlers
-    read the same market from worker threads); ``faults``: the simulator's fault plan.
+    read the same market from worker threads); ``faults``: the simulator's fault plan;
+    ``delay_us``: how far behind the tape the perpetual trades
+    (:mod:`~streaming.simulator.lead_lag`).
     """
 
     def __init__(
@@ -50,13 +52,16 @@ class FuturesStreams:
         faults: FaultInjector | None = None,
         heartbeat_seconds: float | None = 20.0,
         prefix: str = DEFAULT_PREFIX,
+        delay_us: int = 0,
     ) -> None:
         self.market = market
         self.history = history or MarketHistory(market, EPOCH_DAY)
         self.faults = faults or FaultInjector()
         self.hub = StreamHub()
         self.prefix = prefix.rstrip("/")
-        self.feed = FuturesLiveFeed(symbols, self._load_tape, clock_ns, self.faults.applied)
+        self.feed = FuturesLiveFeed(
+            symbols, self._load_tape, clock_ns, self.faults.applied, delay_us
+        )
         self._endpoint = StreamEndpoint(self.hub, self.faults, heartbeat_seconds)
         self._task: asyncio.Task[None] | None = None
 

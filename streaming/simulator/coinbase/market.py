@@ -4,7 +4,9 @@ A cursor starts at the connection's "now" (every taker order up to then has happ
 advanced by the connection as its clock runs: each order due becomes an :class:`Order` (its
 fills and the book before and after it), from which the connection renders its trades, ticker
 and level2 update. The cursor keeps the previous day's tape as well as the current one, so the
-trades snapshot and the rolling 24 h statistics never stop at midnight.
+trades snapshot and the rolling 24 h statistics never stop at midnight. A cursor ``delay_us``
+behind walks the tapes as that delayed venue shows them (:mod:`streaming.simulator.lead_lag`):
+its tapes' times are later by the delay, and a day lasts until the delayed clock passes midnight.
 
 Products and symbols: a Coinbase product id ``BASE-QUOTE`` trades the synthetic market of the
 symbol ``BASE + QUOTE``, with Coinbase's US dollar standing for the synthetic market's quote
@@ -17,18 +19,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from streaming.simulator import synthetic_book as book
 from streaming.simulator.coinbase.frames import DayStats
+from streaming.simulator.lead_lag import TapeLoader, venue_day
 from streaming.simulator.synthetic_book import BookState
-from streaming.simulator.tape import DayTape, Instrument, day_of_us, day_start_us
-
-TapeLoader = Callable[[str, dt.date], Awaitable[DayTape]]
-"""Loads the tape of a symbol and day (off the event loop)."""
+from streaming.simulator.tape import DayTape, Instrument, day_start_us
 
 US_PER_DAY = 86_400_000_000
 QUOTE_ALIASES = {"USD": "USDT"}
@@ -77,15 +76,18 @@ class ProductCursor:
         tape: DayTape,
         previous: DayTape | None,
         now_us: int,
+        delay_us: int = 0,
     ) -> None:
         self.product_id = product_id
         self.symbol = symbol
         self.tape = tape
         self.previous = previous
         """The day before ``tape`` (None before the listing date)."""
+        self.delay_us = delay_us
+        """How far behind the shared tape this venue is (its tapes are already delayed)."""
         self.next_order = int(np.searchsorted(tape.order_time_us, now_us, side="right"))
         self.state = book.state_after(tape, self.next_order - 1)
-        self.state_us = day_start_us(tape.day)
+        self.state_us = day_start_us(tape.day) + delay_us
         """When the book last changed (the last order's time), level2's ``event_time``."""
         if self.next_order:
             self.state_us = int(tape.order_time_us[self.next_order - 1])
@@ -97,14 +99,21 @@ class ProductCursor:
 
     @classmethod
     async def open(
-        cls, product_id: str, symbol: str, now_us: int, load: TapeLoader, listing_date: dt.date
+        cls,
+        product_id: str,
+        symbol: str,
+        now_us: int,
+        load: TapeLoader,
+        listing_date: dt.date,
+        delay_us: int = 0,
     ) -> ProductCursor:
-        """The cursor of ``product_id`` at ``now_us``, its tapes loaded."""
-        day = day_of_us(now_us)
+        """The cursor of ``product_id`` at ``now_us``, its tapes loaded (``load`` gives them
+        as the venue shows them, ``delay_us`` behind)."""
+        day = venue_day(now_us, delay_us)
         tape = await load(symbol, day)
         before = day - dt.timedelta(days=1)
         previous = await load(symbol, before) if before >= listing_date else None
-        return cls(product_id, symbol, tape, previous, now_us)
+        return cls(product_id, symbol, tape, previous, now_us, delay_us)
 
     @property
     def instrument(self) -> Instrument:
@@ -120,7 +129,8 @@ class ProductCursor:
 
     async def roll(self, now_us: int, load: TapeLoader) -> None:
         """Move on to the next day's tape once this one is spent and its day is over."""
-        if self.next_order < self.tape.order_count or day_of_us(now_us) <= self.tape.day:
+        spent = self.next_order >= self.tape.order_count
+        if not spent or venue_day(now_us, self.delay_us) <= self.tape.day:
             return
         following = await load(self.symbol, self.tape.day + dt.timedelta(days=1))
         self.previous, self.tape, self.next_order = self.tape, following, 0

@@ -29,7 +29,9 @@ that cannot be served (an unknown channel, a product the simulator does not carr
 gets Coinbase's error, ``{"type":"error","message":"Failed to subscribe","reason":...}``, which
 has no sequence number, and changes nothing. Frames are stamped with the simulator's clock, so a
 sped-up market clock speeds the whole stream up; only heartbeats keep to wall-clock seconds.
-Whatever the server's own source (a replay included), this endpoint serves the synthetic market.
+Whatever the server's own source (a replay included), this endpoint serves the synthetic market,
+``delay_us`` behind the tape (:mod:`~streaming.simulator.lead_lag`: trade, book and ticker times
+later by the delay, snapshots those of the delayed clock; frames keep the server's clock).
 
 Faults: the simulator's shared plan applies to these connections as to Binance's (drops, stalls,
 malformed frames, rejected handshakes, ...); :mod:`~streaming.simulator.coinbase.faults` adds a
@@ -53,7 +55,8 @@ from aiohttp import WSMsgType, web
 from streaming.simulator.binance.faults import ConnectionFaults, FaultInjector
 from streaming.simulator.coinbase import frames
 from streaming.simulator.coinbase.faults import CoinbaseFaultPlan, CoinbaseFaults
-from streaming.simulator.coinbase.market import Order, ProductCursor, TapeLoader, symbol_of
+from streaming.simulator.coinbase.market import Order, ProductCursor, symbol_of
+from streaming.simulator.lead_lag import TapeLoader, delayed_loader
 from streaming.simulator.synthetic_book import ASK, BID
 
 log = logging.getLogger(__name__)
@@ -90,10 +93,13 @@ class CoinbaseEndpoint:
         listing_date: dt.date,
         shared_faults: FaultInjector,
         heartbeat_seconds: float | None = 20.0,
+        delay_us: int = 0,
     ) -> None:
         self.symbols = symbols
         """The synthetic symbols served (read at each subscription)."""
-        self.load_tape = load_tape
+        self.delay_us = delay_us
+        """How far behind the tape the products trade (:mod:`~streaming.simulator.lead_lag`)."""
+        self.load_tape = delayed_loader(load_tape, delay_us)
         self.clock_ns = clock_ns
         self.listing_date = listing_date
         self.shared_faults = shared_faults
@@ -259,8 +265,9 @@ class Connection:
             assert symbol is not None  # checked by _request_of
             now_us = endpoint.clock_ns() // 1000
             self.cursors[product] = await ProductCursor.open(
-                product, symbol, now_us, endpoint.load_tape, endpoint.listing_date
-            )
+                product, symbol, now_us, endpoint.load_tape, endpoint.listing_date,
+                endpoint.delay_us,
+            )  # fmt: skip
 
     def _snapshot(self, channel: str, product: str, now_us: int) -> None:
         """Queue the snapshot a subscription to ``channel`` starts with (none for heartbeats)."""

@@ -13,7 +13,9 @@ due it publishes, to whoever subscribed (stream names: :func:`stream_name`):
 
 Each pair's :class:`PairMarket` is the market as published so far, which is what a new
 subscription's snapshots are rendered from: subscribing and publishing both run on the event
-loop without awaiting in between, so a snapshot and the updates after it always join up.
+loop without awaiting in between, so a snapshot and the updates after it always join up. A feed
+given a delay (:mod:`streaming.simulator.lead_lag`) publishes the tape that far behind, its
+snapshots included.
 
 The book of a depth-``D`` subscriber is the ``D`` best levels of each side of the synthetic
 book (:mod:`streaming.simulator.synthetic_book`: one level per tick from the top out). An update
@@ -196,11 +198,12 @@ class KrakenLiveFeed(SyntheticLiveFeed):
         load_tape: TapeLoader,
         clock_ns: Callable[[], int],
         listing_date: dt.date,
+        delay_us: int = 0,
     ) -> None:
         symbols = [pair.symbol for pair in pairs.values()]
         if len(set(symbols)) != len(symbols):
             raise ValueError(f"two pairs trade the same synthetic symbol: {sorted(pairs)}")
-        super().__init__(symbols, load_tape, clock_ns)
+        super().__init__(symbols, load_tape, clock_ns, delay_us)
         self._pairs_by_symbol = {pair.symbol: pair for pair in pairs.values()}
         self._listing_date = listing_date
         self.markets: dict[str, PairMarket] = {}

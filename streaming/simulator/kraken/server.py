@@ -109,7 +109,8 @@ class KrakenStreams:
     :func:`~streaming.simulator.kraken.frames.pair_of_symbol` names (``BTCUSDT``: ``BTC/USD``;
     a symbol quoted in no currency it knows is not served); ``clock_ns`` is the market's clock.
     ``history``: the simulator's, whose lock guards the market's caches and whose listing date
-    is the first day with trades; ``faults``: the simulator's fault plan.
+    is the first day with trades; ``faults``: the simulator's fault plan; ``delay_us``: how far
+    behind the tape the pairs trade (:mod:`~streaming.simulator.lead_lag`).
     """
 
     def __init__(
@@ -122,6 +123,7 @@ class KrakenStreams:
         faults: FaultInjector | None = None,
         path: str = PATH,
         heartbeat_interval_s: float = 1.0,
+        delay_us: int = 0,
     ) -> None:
         self.market = market
         self.history = history or MarketHistory(market, EPOCH_DAY)
@@ -134,7 +136,9 @@ class KrakenStreams:
             name = pair_of_symbol(symbol)
             if name is not None:
                 self.pairs[name] = Pair.of(name, market.instrument(symbol))
-        self.feed = KrakenLiveFeed(self.pairs, self._load_tape, clock_ns, self.history.listing_date)
+        self.feed = KrakenLiveFeed(
+            self.pairs, self._load_tape, clock_ns, self.history.listing_date, delay_us
+        )
         self.connections_total = 0
         self._heartbeat_s = heartbeat_interval_s
         self._open: set[web.WebSocketResponse] = set()
