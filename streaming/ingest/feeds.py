@@ -1,4 +1,5 @@
-"""The market feeds of a sidecar: one :class:`MarketFeed` per venue of its instruments.
+"""The market feeds of a sidecar: one :class:`MarketFeed` per venue of its instruments (per
+connection, where a venue's host serves each kind of stream on its own route).
 
     feeds = VenueFeeds(["BINANCE:BTCUSDT", "COINBASE:BTC-USD"], endpoints, data_root, ...)
     async with feeds:
@@ -67,18 +68,30 @@ class VenueFeeds:
             where = endpoints.get(name)
             if where is None:
                 raise ValueError(f"no endpoints configured for {name}")
-            self.feeds[name] = MarketFeed(
-                where.ws_base_url,
-                where.rest_base_url,
-                symbols,
-                venue=venue,
-                dead_letter_path=dead_letter_path(data_root, name),
-                resume_from={
-                    s: resume[i] for s in symbols if (i := instrument_id(name, s)) in resume
-                },
-                watchdog_s=watchdog_s,
-                on_run_start=None if on_run_start is None else _announcer(name, on_run_start),
-            )
+            # The first connection carries the trades (a venue with several lists its trade
+            # channel first), so it is the venue's feed: resume points, run starts and gaps are
+            # its alone.
+            connections = venue.connections(where.ws_base_url, venue.default_channels)
+            for index, (url, channels) in enumerate(connections):
+                key = name if index == 0 else f"{name}-{url.rstrip('/').rpartition('/')[2]}"
+                main = index == 0
+                self.feeds[key] = MarketFeed(
+                    url,
+                    where.rest_base_url,
+                    symbols,
+                    venue=venue,
+                    channels=channels,
+                    dead_letter_path=dead_letter_path(data_root, key),
+                    resume_from={
+                        s: resume[i]
+                        for s in symbols
+                        if main and (i := instrument_id(name, s)) in resume
+                    },
+                    watchdog_s=watchdog_s,
+                    on_run_start=(
+                        None if on_run_start is None or not main else _announcer(name, on_run_start)
+                    ),
+                )
 
     def has_gap(self, instrument: str) -> bool:
         """True while the instrument's trades are held back behind a missing id."""

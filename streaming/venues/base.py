@@ -63,6 +63,15 @@ class TradeHistory(Protocol):
     async def aclose(self) -> None: ...
 
 
+Connections = list[tuple[str, tuple[str, ...]]]
+"""A venue's connections for some channels: (WebSocket base URL, the channels it carries)."""
+
+
+def one_connection(ws_base_url: str, channels: Sequence[str]) -> Connections:
+    """Every channel on one connection to ``ws_base_url`` (most venues' rule)."""
+    return [(ws_base_url, tuple(channels))]
+
+
 class Venue(Protocol):
     """One venue's connection, parsing and history rules (see the module's docstring)."""
 
@@ -75,6 +84,11 @@ class Venue(Protocol):
 
     def symbol(self, text: str) -> str:
         """``text`` spelled as the venue spells its symbols (``btcusdt`` → ``BTCUSDT``)."""
+        ...
+
+    def connections(self, ws_base_url: str, channels: Sequence[str]) -> Connections:
+        """The connections ``channels`` take, each a WebSocket base URL and the channels it
+        carries: one, except where a host serves each kind of stream on its own route."""
         ...
 
     def stream_url(self, ws_base_url: str, symbols: Sequence[str], channels: Sequence[str]) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import cast
 
 from streaming.records import SPOT, MarketType
-from streaming.venues.base import ParsedFrame
+from streaming.venues.base import Connections, ParsedFrame, one_connection
 from streaming.venues.binance.history import BinanceTradeHistory
 from streaming.venues.binance.parse import DECODE_ERRORS, FAST_FRAMES, parse_stream_frame
 from streaming.venues.retry import RetryPolicy
@@ -50,6 +50,9 @@ class BinanceSpot:
 
     def symbol(self, text: str) -> str:
         return text.strip().upper()
+
+    def connections(self, ws_base_url: str, channels: Sequence[str]) -> Connections:
+        return one_connection(ws_base_url, channels)
 
     def stream_url(self, ws_base_url: str, symbols: Sequence[str], channels: Sequence[str]) -> str:
         return combined_stream_url(ws_base_url, symbols, channels)

@@ -6,10 +6,10 @@ so nothing is sent once connected. Binance's production host routes USD-M stream
 ``wss://fstream.binance.com/market`` serves ``markPrice`` (with ``aggTrade``, ``kline`` ...) and,
 as far as is known, ``trade``, a stream Binance does not document for USD-M. The unrouted root
 was retired that day (a connection to it may still open, and then stay silent). One connection
-cannot carry both routes, so against the production host the default channels take two feeds,
-one per route (:func:`split_by_route`). :meth:`stream_url` refuses a channel that the base URL's
-route does not serve; a base URL that names no route (the testnet, a local replay) is used as
-given.
+cannot carry both routes, so against the production host (its base URL without a route) the
+default channels take two connections, one per route (:meth:`connections`, from
+:func:`split_by_route`). :meth:`stream_url` refuses a channel that the base URL's route does not
+serve; another host's base URL (the testnet, a local replay, the simulator) is used as given.
 
 Trade ids are unique and increase, but the market trades' ids are not contiguous: liquidation
 fills (insurance fund, ADL) take ids of their own and are left out, by the parser as by Binance's
@@ -24,8 +24,10 @@ Its client is spot's REST client (same retries on 429 / 418 / 5xx), at the futur
 from __future__ import annotations
 
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from streaming.records import MarketType
+from streaming.venues.base import Connections, one_connection
 from streaming.venues.binance.history import BinanceTradeHistory, TradesEndpoint
 from streaming.venues.binance.venue import combined_stream_url
 from streaming.venues.binance_futures.parse import (
@@ -50,6 +52,9 @@ ROUTE_OF_CHANNEL: dict[str, str] = {
 }
 """The route of Binance's production host (``wss://fstream.binance.com/<route>``) that serves
 each channel read here."""
+
+ROUTED_HOSTS = frozenset({"fstream.binance.com"})
+"""Hosts that serve each kind of stream on its own route (``/public``, ``/market``)."""
 
 HISTORICAL_TRADES_PATH = "/fapi/v1/historicalTrades"
 MAX_PAGE = 500  # the largest historicalTrades page of USD-M futures
@@ -87,6 +92,15 @@ class BinanceUsdmFutures:
         if not symbol or "_" in symbol:
             raise ValueError(f"{text!r} is not a USD-M perpetual symbol (such as BTCUSDT)")
         return symbol
+
+    def connections(self, ws_base_url: str, channels: Sequence[str]) -> Connections:
+        """One connection per route on a routed host's root (``wss://fstream.binance.com``),
+        else one to the base URL as given."""
+        base = ws_base_url.rstrip("/")
+        parts = urlsplit(base)
+        if parts.hostname not in ROUTED_HOSTS or parts.path:
+            return one_connection(ws_base_url, channels)
+        return [(f"{base}/{route}", served) for route, served in split_by_route(channels).items()]
 
     def stream_url(self, ws_base_url: str, symbols: Sequence[str], channels: Sequence[str]) -> str:
         """``<base>/stream?streams=...``; raises ValueError for a channel not read here, or not

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import msgspec
 
 from streaming.records import SPOT, MarketType
+from streaming.venues.base import Connections, one_connection
 from streaming.venues.coinbase.parse import VENUE_NAME, CoinbaseFrameParser
 from streaming.venues.retry import RetryPolicy
 
@@ -56,6 +57,9 @@ class CoinbaseAdvancedTrade:
 
     def symbol(self, text: str) -> str:
         return text.strip().upper()
+
+    def connections(self, ws_base_url: str, channels: Sequence[str]) -> Connections:
+        return one_connection(ws_base_url, channels)
 
     def stream_url(self, ws_base_url: str, symbols: Sequence[str], channels: Sequence[str]) -> str:
         """The base URL itself: what to stream is told by :meth:`subscriptions`."""

@@ -28,6 +28,7 @@ import json
 from collections.abc import Sequence
 
 from streaming.records import SPOT, MarketType
+from streaming.venues.base import Connections, one_connection
 from streaming.venues.kraken.parse import DEFAULT_BOOK_DEPTH, VENUE_NAME, KrakenFrameParser
 from streaming.venues.kraken.parse_v1 import KrakenV1FrameParser
 from streaming.venues.kraken.wire import v1_pair, v2_symbol
@@ -67,6 +68,9 @@ class KrakenSpot:
     def symbol(self, text: str) -> str:
         """``btc/usd``, ``btc-usd`` or ``XBT/USD`` → ``BTC/USD``."""
         return v2_symbol(text.strip().upper().replace("-", "/"))
+
+    def connections(self, ws_base_url: str, channels: Sequence[str]) -> Connections:
+        return one_connection(ws_base_url, channels)
 
     def stream_url(self, ws_base_url: str, symbols: Sequence[str], channels: Sequence[str]) -> str:
         """The base URL (``wss://ws.kraken.com/v2`` when none is given): subscriptions are sent."""
@@ -112,6 +116,9 @@ class KrakenSpotV1:
     def symbol(self, text: str) -> str:
         """As the records spell it, ``BTC/USD`` (v1's own ``XBT/USD`` is sent on the wire)."""
         return v2_symbol(text.strip().upper().replace("-", "/"))
+
+    def connections(self, ws_base_url: str, channels: Sequence[str]) -> Connections:
+        return one_connection(ws_base_url, channels)
 
     def stream_url(self, ws_base_url: str, symbols: Sequence[str], channels: Sequence[str]) -> str:
         return ws_base_url.rstrip("/") or WS_V1_URL
