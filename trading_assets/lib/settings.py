@@ -146,7 +146,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("MODEL_GATE_PNL_MARGIN", "after-fee P&L over the best baseline; `none` skips "
              "(unset: 0)", None, None),
     Variable("MODEL_GATE_INCREMENTAL_IC_TOLERANCE", "IC the newest trees may cost on held-out "
-             "rows; `none` skips (unset: 0.05)", None, None),
+             "rows beyond the holdout's noise (1.645 standard errors); `none` skips (unset: 0.05)",
+             None, None),
     Variable("MODEL_GATE_MAX_IC_P_VALUE", "largest p-value of the out-of-sample IC; `none` skips "
              "(unset: 0.01)", None, None),
     Variable("DAGSTER_POSTGRES_URL", "the Dagster instance's storage, `postgresql+psycopg2://…`",

@@ -8,7 +8,12 @@ from trading_assets.lib.models import WalkForwardReport, beats_baselines
 from trading_assets.lib.models.metrics import MAX_IC_P_VALUE, Comparison, Metrics
 from trading_assets.lib.models.plots import importance_markdown, predicted_vs_realized_markdown
 from trading_assets.lib.models.policy import BP, round_trip_cost
-from trading_assets.lib.models.training import HoldoutReport, TrainedModel, new_trees_hold_up
+from trading_assets.lib.models.training import (
+    NEW_TREES_Z,
+    HoldoutReport,
+    TrainedModel,
+    new_trees_hold_up,
+)
 
 HEADER = [
     "| forecast | IC | IC p-value | hit rate | RMSE | P&L (after costs) | sides | turnover |",
@@ -62,11 +67,21 @@ def metrics_markdown(report: WalkForwardReport) -> str:
     return "\n".join(lines)
 
 
+def ic_cost_line(holdout: HoldoutReport) -> str:
+    """What the new trees cost in IC on the held-out rows, and how noisy that figure is."""
+    return (
+        f"IC cost of the new trees {holdout.ic_cost:.4f} (standard error "
+        f"{holdout.ic_difference_se:.4f}, bootstrap over one-horizon blocks; the gate refuses "
+        f"a cost above its tolerance by more than {NEW_TREES_Z:g} standard errors)"
+    )
+
+
 def holdout_markdown(holdout: HoldoutReport) -> str:
     """The full model and the full model plus the new trees on the held-out newest rows."""
     lines = [
         f"Held-out newest rows from {holdout.start.isoformat()}: {holdout.full.rows} rows, "
         "not boosted on.",
+        ic_cost_line(holdout) + ".",
         costs_line(holdout.full),
         "",
         *HEADER,
@@ -155,10 +170,11 @@ def gate_metadata(
         full_ic, boosted_ic = holdout.full.model.ic, holdout.incremental.model.ic
         reason += (
             f"; held-out newest rows: IC {boosted_ic:.4f} with the new trees vs {full_ic:.4f} "
-            f"without (tolerance {incremental_ic_tolerance})"
+            f"without (tolerance {incremental_ic_tolerance}); {ic_cost_line(holdout)}"
         )
         metadata["holdout"] = dg.MetadataValue.md(holdout_markdown(holdout))
         metadata["holdout_full_ic"] = dg.MetadataValue.float(full_ic)
         metadata["holdout_incremental_ic"] = dg.MetadataValue.float(boosted_ic)
+        metadata["holdout_ic_difference_se"] = dg.MetadataValue.float(holdout.ic_difference_se)
     metadata["reason"] = dg.MetadataValue.text(reason)
     return recipe_passed and trees_passed, reason, metadata

@@ -80,8 +80,8 @@ class EvaluationGateConfig(dg.Config):
     )
     incremental_ic_tolerance: float | None = Field(
         default_factory=lambda: gate_margin("MODEL_GATE_INCREMENTAL_IC_TOLERANCE", "0.05"),
-        description="IC the new trees may cost on the held-out newest rows (None: skip). "
-        "Default from MODEL_GATE_INCREMENTAL_IC_TOLERANCE, else 0.05.",
+        description="IC the new trees may cost on the held-out newest rows beyond the holdout's "
+        "noise (None: skip). Default from MODEL_GATE_INCREMENTAL_IC_TOLERANCE, else 0.05.",
     )
     max_ic_p_value: float | None = Field(
         default_factory=lambda: gate_margin(
@@ -100,6 +100,7 @@ def version_metrics(report: WalkForwardReport, holdout: HoldoutReport | None) ->
     if holdout is not None:
         metrics |= {f"holdout_{k}": v for k, v in holdout.incremental.as_dict().items()}
         metrics |= {f"holdout_full_{k}": v for k, v in holdout.full.model.as_dict().items()}
+        metrics["holdout_ic_difference_se"] = holdout.ic_difference_se
     return metrics
 
 

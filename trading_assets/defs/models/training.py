@@ -217,6 +217,7 @@ def incremental_model(
             "holdout": dg.MetadataValue.md(holdout_markdown(model.holdout)),
             "holdout_full_ic": dg.MetadataValue.float(model.holdout.full.model.ic),
             "holdout_incremental_ic": dg.MetadataValue.float(model.holdout.incremental.model.ic),
+            "holdout_ic_difference_se": dg.MetadataValue.float(model.holdout.ic_difference_se),
         }
     return dg.MaterializeResult(
         metadata=holdout

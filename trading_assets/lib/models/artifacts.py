@@ -119,6 +119,7 @@ def _holdout_to_dict(holdout: HoldoutReport) -> dict[str, Any]:
         "start": holdout.start.isoformat(),
         "full": _comparison_to_dict(holdout.full),
         "incremental": _comparison_to_dict(holdout.incremental),
+        "ic_difference_se": holdout.ic_difference_se,
     }
 
 
@@ -127,6 +128,8 @@ def _holdout_from_dict(value: dict[str, Any]) -> HoldoutReport:
         start=dt.datetime.fromisoformat(value["start"]),
         full=_comparison_from_dict(value["full"]),
         incremental=_comparison_from_dict(value["incremental"]),
+        # Unknown in files written before it was recorded: the incremental gate fails them.
+        ic_difference_se=float(value.get("ic_difference_se", math.nan)),
     )
 
 

@@ -132,6 +132,13 @@ def pnl_rows(frame: pl.DataFrame, horizon: dt.timedelta) -> npt.NDArray[np.bool_
     )
 
 
+def horizon_blocks(frame: pl.DataFrame, horizon: dt.timedelta) -> npt.NDArray[np.int64]:
+    """Each row's block of one horizon of time (whole multiples of the horizon start one), every
+    symbol together: labels in one block overlap in time, and symbols move together."""
+    h_us = horizon // dt.timedelta(microseconds=1)
+    return frame.select(pl.col(TIME).dt.epoch("us") // h_us).to_series().to_numpy()
+
+
 def spreads_of(
     frame: pl.DataFrame, assumed_bps: float = ASSUMED_SPREAD_BPS
 ) -> npt.NDArray[np.float64]:

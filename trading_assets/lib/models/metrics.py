@@ -6,6 +6,8 @@
   only: one row per horizon per symbol. Rows sampled more often than the horizon share most of
   their forward return, and counting them as independent would overstate significance. Symbols
   traded at the same times still move together, so the test is, if anything, lenient.
+* ``ic_difference_se``: standard error of the IC difference of two forecasts of the same rows,
+  by a bootstrap that draws whole blocks of rows (one label horizon each), for the same reason.
 * ``hit_rate``: share of rows with a non-zero realized return whose sign the prediction matched;
   a zero prediction matches nothing (it takes no view), so the zero baseline scores 0.
 * ``rmse``: root mean squared error of prediction vs realized return (NaN for buy-and-hold,
@@ -42,6 +44,7 @@ from trading_assets.lib.models.policy import (
 
 MAX_IC_P_VALUE = 0.01
 BASELINES = ("zero", "last", "buy_hold")
+IC_SE_RESAMPLES = 200  # block-bootstrap draws behind a standard error of an IC difference
 
 Array = npt.NDArray[np.float64]
 
@@ -108,6 +111,37 @@ def information_coefficient(prediction: npt.ArrayLike, realized: npt.ArrayLike) 
     if p.size < 2 or np.all(p == p[0]) or np.all(r == r[0]):
         return 0.0
     return float(stats.spearmanr(p, r).statistic)  # pyright: ignore[reportAttributeAccessIssue]
+
+
+def ic_difference_se(
+    first: npt.ArrayLike,
+    second: npt.ArrayLike,
+    realized: npt.ArrayLike,
+    blocks: npt.ArrayLike,
+    resamples: int = IC_SE_RESAMPLES,
+    seed: int = 0,
+) -> float:
+    """Standard error of ``IC(second) − IC(first)``, two forecasts of the same rows, by a seeded
+    bootstrap that draws whole ``blocks`` (one label per row; rows whose labels overlap share a
+    block, so they are drawn together: drawing them one by one would count the same move as
+    many independent ones). NaN with fewer than two blocks (no spread to estimate)."""
+    a, b = np.asarray(first, np.float64), np.asarray(second, np.float64)
+    r = np.asarray(realized, np.float64)
+    _, block_of = np.unique(np.asarray(blocks), return_inverse=True)
+    n_blocks = int(block_of.max()) + 1 if block_of.size else 0
+    if n_blocks < 2:
+        return float("nan")
+    order = np.argsort(block_of, kind="stable")
+    bounds = np.searchsorted(block_of[order], np.arange(n_blocks + 1))
+    members = [order[bounds[k] : bounds[k + 1]] for k in range(n_blocks)]
+    rng = np.random.default_rng(seed)
+    differences = np.empty(resamples)
+    for i in range(resamples):
+        rows = np.concatenate([members[k] for k in rng.integers(0, n_blocks, n_blocks)])
+        differences[i] = information_coefficient(b[rows], r[rows]) - information_coefficient(
+            a[rows], r[rows]
+        )
+    return float(np.std(differences, ddof=1))
 
 
 def ic_p_value(prediction: npt.ArrayLike, realized: npt.ArrayLike) -> float:
