@@ -21,6 +21,7 @@ from streaming.predictions import Prediction
 from streaming.records import Trade
 from trading_assets.definitions import defs as lazy_defs
 from trading_assets.defs.features.assets import features
+from trading_assets.defs.features.cross import cross_features
 from trading_assets.defs.ingest.landing import (
     LIVE_JOB_NAME,
     LandingResource,
@@ -92,7 +93,7 @@ def test_a_live_pickup_refreshes_todays_bars_so_predictions_landed_today_mature(
     land_predictions(landing, start_ns)
     instance = dg.DagsterInstance.ephemeral()
     definitions = dg.Definitions(
-        assets=[bronze_trades, silver_trades, bars_1s, features],
+        assets=[bronze_trades, silver_trades, bars_1s, features, cross_features],
         asset_checks=[
             checks.no_duplicate_trade_ids,
             checks.time_never_goes_backwards,
@@ -135,4 +136,5 @@ def test_a_live_pickup_refreshes_todays_bars_so_predictions_landed_today_mature(
     # Automation does not rebuild what the pickup already did; bars_1m still follows.
     assert automation_after.get_num_requested(bars_1s.key) == 0
     assert automation_after.get_num_requested(features.key) == 0
+    assert automation_after.get_num_requested(cross_features.key) == 0
     assert automation_after.get_requested_partitions(bars_1m.key) == {partition}

@@ -16,6 +16,7 @@ import pytest
 
 from trading_assets.definitions import defs as lazy_defs
 from trading_assets.defs.features.assets import features
+from trading_assets.defs.features.cross import cross_features
 from trading_assets.defs.ingest.landing import (
     LIVE_JOB_NAME,
     live_trades_ingest,
@@ -35,7 +36,7 @@ LIVE_CHECKS = [
     checks.trade_id_gaps,
     checks.no_price_spikes,
 ]
-LIVE_ASSETS = [bronze_trades, silver_trades, bars_1s, features]
+LIVE_ASSETS = [bronze_trades, silver_trades, bars_1s, features, cross_features]
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 IN_PROGRESS = dg.DagsterRunStatus.STARTED
@@ -165,6 +166,7 @@ def test_the_run_records_each_partition_it_covers_once_and_automation_follows(
     assert automation_after.get_requested_partitions(bars_1m.key) == both
     assert automation_after.get_num_requested(bars_1s.key) == 0
     assert automation_after.get_num_requested(features.key) == 0
+    assert automation_after.get_num_requested(cross_features.key) == 0
 
 
 def test_nothing_waiting_means_no_run_even_when_the_cursor_is_lost(tmp_path, landing, sensor):
