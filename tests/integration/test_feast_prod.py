@@ -27,7 +27,7 @@ from trading_assets.defs.features.assets import feast_registry, online_features
 from trading_assets.lib.feature_store import offline, spec
 from trading_assets.lib.feature_store.repo import apply_definitions, load_definitions
 from trading_assets.lib.feature_store.training import labels_from_bars, training_frame
-from trading_assets.lib.features import FeatureRow
+from trading_assets.lib.features import KNOWN_GROUPS, FeatureRow
 from trading_assets.lib.settings import SettingsError
 from trading_assets.resources import build_resources
 from trading_assets.resources.feast import FeastResource
@@ -142,7 +142,7 @@ def test_a_store_opened_elsewhere_from_the_settings_sees_what_dagster_applied(
     assert "applying" not in caplog.text
     assert sidecar.config.registry.registry_type == "sql"
     assert sidecar.config.online_store.type == "redis"
-    assert {view.name for view in sidecar.list_feature_views()} == set(spec.ALL_GROUPS)
+    assert {view.name for view in sidecar.list_feature_views()} == set(KNOWN_GROUPS)
     assert {service.name for service in sidecar.list_feature_services()} == set(spec.SERVICES)
     for service in spec.SERVICES:
         served = OnlineFeatureReader(sidecar, service).names
