@@ -1,0 +1,109 @@
+"""One instrument's L2 book as the sidecar keeps it, and the lines it lands for history.
+
+The recorder feeds every depth update to the venue's book keeper (Binance's diff-depth procedure
+with a REST snapshot: :class:`streaming.venues.binance.book.OrderBook`) and turns what the keeper
+did into landed lines (:mod:`trading_assets.lib.book.lines`):
+
+* once the keeper is synced (a snapshot loaded and bridged), a ``sync`` snapshot of the whole book
+  starts a segment;
+* every diff the keeper then applies is landed as it was applied, in the same segment;
+* every ``snapshot_every_ns`` of receive time, a ``periodic`` snapshot of the whole book;
+* a broken diff chain ends the segment: the keeper resets, :attr:`needs_snapshot` asks the caller
+  for a new REST snapshot, and the next segment's ``sync`` snapshot says what the gap was.
+
+Nothing is landed while the book is not synced: a segment holds only what a rebuild can replay.
+"""
+
+from __future__ import annotations
+
+from streaming.records import DEFAULT_VENUE, SPOT, DepthSnapshot, DepthUpdate, MarketType
+from streaming.venues.binance.book import OrderBook, OrderBookGapError
+from trading_assets.lib.book.lines import PERIODIC, SYNC, BookDiff, BookSnapshot, SnapshotKind
+
+NS_PER_S = 1_000_000_000
+BookLine = BookDiff | BookSnapshot
+
+
+class BookRecorder:
+    """One instrument's book and its landed lines (see the module)."""
+
+    def __init__(self, symbol: str, snapshot_every_s: float = 60.0) -> None:
+        self.book = OrderBook(symbol)
+        self.symbol = symbol
+        self.snapshot_every_ns = round(snapshot_every_s * NS_PER_S)
+        self.segment = 0  # the segment being landed; 0 before the first sync
+        self._synced = False
+        self._gap: str | None = None  # why the previous segment ended, for the next sync
+        self._next_snapshot_ns: int | None = None
+        self.needs_snapshot = True  # the keeper waits for a REST snapshot
+        self._venue: str = DEFAULT_VENUE  # the records', once one is seen
+        self._market: MarketType = SPOT
+
+    def on_update(self, update: DepthUpdate) -> list[BookLine]:
+        """Feed one depth update; the lines it lands (the diff, and a snapshot when one is due or
+        the update completed a sync)."""
+        self._venue, self._market = update.venue, update.market
+        try:
+            applied = self.book.apply_update(update)
+        except OrderBookGapError as gap:
+            self._lost(str(gap))
+            return []
+        if not applied or not self.book.synced:
+            return []
+        lines: list[BookLine] = []
+        if not self._synced:  # the first update that bridged the snapshot after a replay
+            return self._start(update.receive_ns)
+        lines.append(_diff(update, self.segment))
+        lines += self._due(update.receive_ns)
+        return lines
+
+    def on_snapshot(self, snapshot: DepthSnapshot) -> list[BookLine]:
+        """Load a REST snapshot (replaying the buffered updates); the sync snapshot it starts a
+        segment with, once the book is synced."""
+        self.needs_snapshot = False
+        try:
+            self.book.apply_snapshot(snapshot)
+        except OrderBookGapError as gap:
+            self._lost(str(gap))
+            return []
+        return self._start(snapshot.receive_ns) if self.book.synced else []
+
+    def lose(self, why: str) -> None:
+        """End the segment from outside (a reconnect: updates may have been missed)."""
+        self.book.reset()
+        self._lost(why)
+
+    def _lost(self, why: str) -> None:
+        if self._synced:
+            self._gap = why
+        self._synced = False
+        self.needs_snapshot = True
+
+    def _start(self, now_ns: int) -> list[BookLine]:
+        self.segment += 1
+        self._synced = True
+        gap, self._gap = self._gap, None
+        self._next_snapshot_ns = now_ns + self.snapshot_every_ns
+        return [self._snapshot(SYNC, now_ns, gap)]
+
+    def _due(self, now_ns: int) -> list[BookLine]:
+        due = self._next_snapshot_ns
+        if due is None or now_ns < due:
+            return []
+        self._next_snapshot_ns = now_ns + self.snapshot_every_ns
+        return [self._snapshot(PERIODIC, now_ns)]
+
+    def _snapshot(self, kind: SnapshotKind, now_ns: int, gap: str | None = None) -> BookSnapshot:
+        book = self.book
+        assert book.last_update_id is not None
+        return BookSnapshot(
+            self.symbol, self.segment, kind, book.last_update_id,
+            tuple(book.bids()), tuple(book.asks()), now_ns, gap, self._venue, self._market,
+        )  # fmt: skip
+
+
+def _diff(update: DepthUpdate, segment: int) -> BookDiff:
+    return BookDiff(
+        update.symbol, segment, update.first_update_id, update.final_update_id,
+        update.bids, update.asks, update.event_ns, update.receive_ns, update.venue, update.market,
+    )  # fmt: skip
