@@ -117,6 +117,16 @@ def test_the_dagster_image_serves_its_code_location(image_envs, tmp_path):
     assert code == 0, "the code server did not stop cleanly on SIGTERM"
 
 
+def _container_signals() -> None:
+    """A container's process starts with SIGINT and SIGTERM at their defaults and unblocked,
+    whatever the test run inherited (a run started in a shell's background ignores SIGINT, and
+    dagster's code server maps SIGTERM to SIGINT's handler)."""
+    stop = {signal.SIGINT, signal.SIGTERM}
+    for number in stop:
+        signal.signal(number, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, stop)
+
+
 def _start(env: ImageEnv, argv: list[str], log: Path, **extra: str) -> subprocess.Popen[bytes]:
     """``argv`` started as a container of ``env``'s image would run it, its output in ``log``."""
     with log.open("wb") as out:
@@ -126,6 +136,7 @@ def _start(env: ImageEnv, argv: list[str], log: Path, **extra: str) -> subproces
             env=env.environ() | extra,
             stdout=out,
             stderr=subprocess.STDOUT,
+            preexec_fn=_container_signals,
         )
 
 
