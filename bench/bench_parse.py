@@ -63,8 +63,9 @@ def ours_rate(frames: list[RecordedFrame]) -> float:
     return best_rate(run_once, len(inputs))
 
 
-def cryptofeed_feed() -> Any:
-    """cryptofeed's Binance feed with its symbol table seeded, so it needs no network."""
+def cryptofeed_feed(channels: list[str] | None = None) -> Any:
+    """cryptofeed's Binance feed (trades and tickers unless ``channels`` says otherwise) with its
+    symbol table seeded, so it needs no network."""
     from cryptofeed.defines import BINANCE, SPOT, TICKER, TRADES
     from cryptofeed.exchanges import Binance
     from cryptofeed.symbols import Symbol, Symbols
@@ -77,7 +78,9 @@ def cryptofeed_feed() -> Any:
         info["tick_size"][symbol.normalized] = "0.01"
         info["instrument_type"][symbol.normalized] = SPOT
     Symbols.set(BINANCE, normalized, info)
-    return Binance(symbols=["BTC-USDT", "ETH-USDT", "DOT-USDT"], channels=[TRADES, TICKER])
+    return Binance(
+        symbols=["BTC-USDT", "ETH-USDT", "DOT-USDT"], channels=channels or [TRADES, TICKER]
+    )
 
 
 def cryptofeed_outputs(frames: list[RecordedFrame]) -> int:
