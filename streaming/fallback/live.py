@@ -92,21 +92,15 @@ class LiveCrossTracker:
     """One own instrument's live cross group against its reference (``TRADING_CROSS_PAIRS``),
     fed by both instruments' trades and book tickers.
 
-    Both instruments come over their own connections, so the clock closes an interval only once
-    each of them has shown it is over (a message of each received ``close_delay_s`` after its
-    end, as :class:`LiveFeatureTracker` does for one), and none while either has a trade gap.
+    Both instruments come over their own connections, whose trades may trail their other
+    messages by seconds (the simulator's Coinbase sends trades well behind its tickers), so the
+    clock never closes a cross interval: one closes when both instruments' trades have moved
+    past it, and a quiet market holds the newest row back until they do.
     """
 
-    def __init__(
-        self,
-        pair: CrossPair,
-        own: LiveFeatureTracker,
-        reference: LiveFeatureTracker,
-        config: FeatureConfig = DEFAULT_CONFIG,
-    ) -> None:
+    def __init__(self, pair: CrossPair, config: FeatureConfig = DEFAULT_CONFIG) -> None:
         self.pair = pair
         self.live = LiveCrossFeatures(pair, config)
-        self._sides = (own, reference)
         self.on_trade = self.live.on_trade
         self.on_book_ticker = self.live.on_book_ticker
 
@@ -116,14 +110,8 @@ class LiveCrossTracker:
         return self.live.newest_row
 
     def advance(self, now_ns: int) -> list[FeatureRow]:
-        """Close every interval both instruments' streams have shown over (see the class)."""
-        until_ns = now_ns
-        for side in self._sides:
-            last_ns = side.last_message_ns
-            if last_ns is None or (side.gap_open is not None and side.gap_open()):
-                return []
-            until_ns = min(until_ns, last_ns - side.close_delay_ns)
-        return self.live.advance_to(until_ns // 1_000)
+        """Nothing closes by the clock (see the class): no rows."""
+        return []
 
 
 class LiveFeatureTrackers:
@@ -154,6 +142,6 @@ def cross_trackers(
     found: dict[str, LiveCrossTracker] = {}
     for own, reference in references.items():
         pair = CrossPair(own, reference, market_of(own), market_of(reference))
-        tracker = LiveCrossTracker(pair, trackers[own], trackers[reference], config)
+        tracker = LiveCrossTracker(pair, config)
         found[own] = trackers[own].cross = tracker
     return found
