@@ -3,6 +3,8 @@ computed, each instrument's market, and the lineage of a cross partition."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 import polars as pl
 import pytest
@@ -11,10 +13,12 @@ from streaming.venues import VENUES, venue
 from trading_assets.defs.features.cross import reference_mapping
 from trading_assets.defs.ingest.partitions import DATE_DIMENSION, INSTRUMENT_DIMENSION
 from trading_assets.lib.feature_store import spec
-from trading_assets.lib.feature_store.cross_gold import cross_pair
-from trading_assets.lib.features import CROSS, IncrementalFeatures, compute_features
+from trading_assets.lib.feature_store.cross_gold import cross_pair, day_cross_features
+from trading_assets.lib.features import CROSS, IncrementalFeatures, compute_features, trades_frame
 from trading_assets.lib.features.cross_venue import cross_feature_names
 from trading_assets.lib.instruments import instrument_id, market_of
+from trading_assets.lib.lakehouse.bars import bars_from_trades
+from trading_assets.lib.lakehouse.records import Trade
 from trading_assets.lib.settings import Settings, SettingsError
 
 pytestmark = pytest.mark.venues
@@ -101,3 +105,27 @@ def test_a_cross_partition_depends_on_its_own_and_its_references_bars():
     ).partitions_subset.get_partition_keys()
 
     assert sorted(upstream) == ["2024-03-01|BINANCE:BTCUSDT", "2024-03-01|COINBASE:BTC-USD"]
+
+
+def test_a_gold_day_whose_reference_has_no_bars_has_null_reference_features():
+    # Arrange: the own instrument's first seconds of a day, and no reference bars at all
+    day = dt.date(2024, 3, 1)
+    start_ns = int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp()) * 1_000_000_000
+    trades = [
+        Trade("BTC-USD", i, f"{60000 + i}.00000000", "0.10000000", i % 2 == 0,
+              start_ns + i * 700_000_000, None, start_ns + i * 700_000_000, "COINBASE")
+        for i in range(40)
+    ]  # fmt: skip
+    own = bars_from_trades(trades_frame("COINBASE:BTC-USD", trades))
+    reference = own.clear()
+
+    # Act
+    features = day_cross_features(own, reference, day)
+
+    # Assert: one row per own second, own flows still counted, nothing of the reference
+    span = own["bar_start"].max() - own["bar_start"].min()  # type: ignore[operator]
+    assert features.height == span.total_seconds() + 1  # type: ignore[union-attr]
+    assert features["basis_bps"].null_count() == features.height
+    assert features["lead_ret_10s"].null_count() == features.height
+    warm = features.filter(pl.col("xflow_imb_10s").is_not_null())
+    assert warm.height > 0  # the own taker flow alone
