@@ -336,9 +336,6 @@ class Sidecar:
         # feed being alive: the controller ages vectors by the symbol's newest message.
         for row in tracker.advance(now_ns) if tracker else []:
             self.online_writer.submit(row)
-        cross = self.cross.get(symbol)
-        for row in cross.advance(now_ns) if cross else []:
-            self.online_writer.submit(row)
         decision = self.controller.decide(symbol, now_ns)
         previous = self.decisions.get(symbol)
         if decision.level >= FallbackLevel.IMPUTED and (

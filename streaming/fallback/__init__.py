@@ -16,7 +16,6 @@ from streaming.fallback.decision import (
 )
 from streaming.fallback.imputation import FeatureImputer
 from streaming.fallback.live import (
-    LiveCrossTracker,
     LiveFeatureTracker,
     LiveFeatureTrackers,
     cross_trackers,
@@ -31,7 +30,6 @@ __all__ = [
     "FeatureImputer",
     "IcebergSilverMicrobatch",
     "LastMessageSource",
-    "LiveCrossTracker",
     "LiveFeatureTracker",
     "LiveFeatureTrackers",
     "LiveSnapshot",

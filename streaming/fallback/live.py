@@ -25,7 +25,6 @@ from trading_assets.lib.features.cross_venue import CrossPair
 from trading_assets.lib.features.cross_venue_live import LiveCrossFeatures
 from trading_assets.lib.features.incremental import FeatureRow
 from trading_assets.lib.features.live import BookTickerLike, TradeLike
-from trading_assets.lib.instruments import market_of
 
 
 class LiveFeatureTracker:
@@ -49,7 +48,12 @@ class LiveFeatureTracker:
         live = self.live
         self.on_trade: Callable[[TradeLike], list[FeatureRow]] = live.on_trade
         self.on_book_ticker: Callable[[BookTickerLike], list[FeatureRow]] = live.on_book_ticker
-        self.cross: LiveCrossTracker | None = None  # the symbol's cross group, when it has one
+        # The symbol's cross group, when it has one. Both instruments come over their own
+        # connections, whose trades may trail their other messages by seconds (the simulator's
+        # Coinbase sends trades well behind its tickers), so the clock never closes a cross
+        # second: one closes when both instruments' trades have moved past it, and a quiet
+        # market holds the newest row back until they do.
+        self.cross: LiveCrossFeatures | None = None
 
     @property
     def newest_row(self) -> FeatureRow | None:
@@ -88,32 +92,6 @@ class LiveFeatureTracker:
         return LiveSnapshot(values, row.event_timestamp_us * 1_000, last_message_ns)
 
 
-class LiveCrossTracker:
-    """One own instrument's live cross group against its reference (``TRADING_CROSS_PAIRS``),
-    fed by both instruments' trades and book tickers.
-
-    Both instruments come over their own connections, whose trades may trail their other
-    messages by seconds (the simulator's Coinbase sends trades well behind its tickers), so the
-    clock never closes a cross interval: one closes when both instruments' trades have moved
-    past it, and a quiet market holds the newest row back until they do.
-    """
-
-    def __init__(self, pair: CrossPair, config: FeatureConfig = DEFAULT_CONFIG) -> None:
-        self.pair = pair
-        self.live = LiveCrossFeatures(pair, config)
-        self.on_trade = self.live.on_trade
-        self.on_book_ticker = self.live.on_book_ticker
-
-    @property
-    def newest_row(self) -> FeatureRow | None:
-        """The last cross row completed; None before the first."""
-        return self.live.newest_row
-
-    def advance(self, now_ns: int) -> list[FeatureRow]:
-        """Nothing closes by the clock (see the class): no rows."""
-        return []
-
-
 class LiveFeatureTrackers:
     """Trackers by symbol, callable as the controller's :data:`LiveSource`."""
 
@@ -136,12 +114,10 @@ def cross_trackers(
     trackers: Mapping[str, LiveFeatureTracker],
     references: Mapping[str, str],
     config: FeatureConfig = DEFAULT_CONFIG,
-) -> dict[str, LiveCrossTracker]:
-    """The cross tracker of each own instrument of ``references`` ({own: reference}), over the
-    two instruments' trackers; each own tracker's snapshot then carries its cross group too."""
-    found: dict[str, LiveCrossTracker] = {}
+) -> dict[str, LiveCrossFeatures]:
+    """The live cross group of each own instrument of ``references`` ({own: reference}), fed by
+    both instruments' trades and book tickers; each own tracker's snapshot carries it too."""
+    found: dict[str, LiveCrossFeatures] = {}
     for own, reference in references.items():
-        pair = CrossPair(own, reference, market_of(own), market_of(reference))
-        tracker = LiveCrossTracker(pair, config)
-        found[own] = trackers[own].cross = tracker
+        found[own] = trackers[own].cross = LiveCrossFeatures(CrossPair.of(own, reference), config)
     return found

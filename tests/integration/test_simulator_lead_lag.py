@@ -40,6 +40,7 @@ from streaming.simulator.synthetic_book import BookState, state_after
 from streaming.simulator.tape import DayTape, day_start_us
 from streaming.venues import venue
 from streaming.venues.coinbase import rfc3339_ns
+from tests.permutation import circular_shift_test
 from trading_assets.lib.features import FeatureConfig, compute_labels, trades_frame
 from trading_assets.lib.features.cross_venue import compute_cross_features
 from trading_assets.lib.lakehouse.bars import bars_from_trades
@@ -345,18 +346,6 @@ def bars(symbol: str, tape: DayTape, start_us: int, end_us: int) -> pl.DataFrame
     lo, hi = np.searchsorted(tape.trade_time_us, [start_us, end_us])
     trades = [shown_trade(symbol, tape, i) for i in range(int(lo), int(hi))]
     return bars_from_trades(trades_frame(symbol, trades))
-
-
-def circular_shift_test(
-    x: np.ndarray, y: np.ndarray, min_lag: int, rounds: int = 999
-) -> tuple[float, float]:
-    """Correlation of x and y and its two-sided p-value against y rotated by random lags of at
-    least ``min_lag`` (each series keeps its own autocorrelation, only the alignment breaks)."""
-    r = float(np.corrcoef(x, y)[0, 1])
-    rng = np.random.default_rng(2024)
-    lags = rng.integers(min_lag, len(y) - min_lag, rounds)
-    null = np.array([np.corrcoef(x, np.roll(y, int(lag)))[0, 1] for lag in lags])
-    return r, (1 + int(np.sum(np.abs(null) >= abs(r)))) / (1 + rounds)
 
 
 @pytest.fixture(scope="module")

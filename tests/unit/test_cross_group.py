@@ -13,9 +13,9 @@ from streaming.venues import VENUES, venue
 from trading_assets.defs.features.cross import reference_mapping
 from trading_assets.defs.ingest.partitions import DATE_DIMENSION, INSTRUMENT_DIMENSION
 from trading_assets.lib.feature_store import spec
-from trading_assets.lib.feature_store.cross_gold import cross_pair, day_cross_features
+from trading_assets.lib.feature_store.cross_gold import day_cross_features
 from trading_assets.lib.features import CROSS, IncrementalFeatures, compute_features, trades_frame
-from trading_assets.lib.features.cross_venue import cross_feature_names
+from trading_assets.lib.features.cross_venue import CrossPair, cross_feature_names
 from trading_assets.lib.instruments import instrument_id, market_of
 from trading_assets.lib.lakehouse.bars import bars_from_trades
 from trading_assets.lib.lakehouse.records import Trade
@@ -82,7 +82,7 @@ def test_each_venues_market_is_the_market_of_its_instruments(name):
 
 
 def test_a_pair_carries_each_instruments_market():
-    pair = cross_pair("BINANCE:BTCUSDT", "BINANCE_FUTURES:BTCUSDT")
+    pair = CrossPair.of("BINANCE:BTCUSDT", "BINANCE_FUTURES:BTCUSDT")
 
     assert (pair.own_market, pair.reference_market) == ("spot", "perpetual")
     assert pair.funding == "BINANCE_FUTURES:BTCUSDT"

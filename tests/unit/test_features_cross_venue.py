@@ -24,6 +24,7 @@ from streaming.records import BookTicker, FundingRate, Trade
 from streaming.simulator.binance.bulk_format import format_e8
 from streaming.venues.binance import parse_stream_frame
 from streaming.venues.binance_futures import BinanceFuturesFrameParser
+from tests.permutation import circular_shift_test
 from trading_assets.lib.features import FeatureConfig, FeatureRow, compute_labels, trades_frame
 from trading_assets.lib.features.cross_venue import (
     CrossPair,
@@ -128,19 +129,6 @@ def delayed_copy(
                 r.ask_qty, r.receive_ns + delay_ns, None, "COINBASE",
             ))  # fmt: skip
     return out
-
-
-def circular_shift_test(
-    x: np.ndarray, y: np.ndarray, min_lag: int, rounds: int = 999
-) -> tuple[float, float]:
-    """Correlation of x and y and its two-sided p-value against y rotated by random lags of at
-    least ``min_lag``: each rotation keeps both series' own autocorrelation (windows overlap
-    from one second to the next) and breaks only their alignment."""
-    r = float(np.corrcoef(x, y)[0, 1])
-    rng = np.random.default_rng(2024)
-    lags = rng.integers(min_lag, len(y) - min_lag, rounds)
-    null = np.array([np.corrcoef(x, np.roll(y, int(lag)))[0, 1] for lag in lags])
-    return r, (1 + int(np.sum(np.abs(null) >= abs(r)))) / (1 + rounds)
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,6 @@ from trading_assets.lib.features.cross_venue import (
     compute_cross_features,
     cross_feature_names,
 )
-from trading_assets.lib.instruments import market_of
 from trading_assets.lib.lakehouse.pipeline import (
     Lakehouse,
     event_range,
@@ -49,11 +48,6 @@ CROSS_FEATURES_TABLE = "gold.cross_features"
 def cross_table(config: FeatureConfig = FEATURE_CONFIG) -> TableDef:
     """The gold.cross_features table for the cross group under ``config``."""
     return TableDef(CROSS_FEATURES_TABLE, gold_schema(cross_feature_names(config)))
-
-
-def cross_pair(own: str, reference: str) -> CrossPair:
-    """The pair of two instrument ids, each with its market."""
-    return CrossPair(own, reference, market_of(own), market_of(reference))
 
 
 def _bars_with_warmup(
@@ -84,7 +78,7 @@ def build_cross_features(
 ) -> GoldResult:
     """Compute the own instrument's cross features for ``day`` and replace its partition in
     gold.cross_features (one Iceberg commit)."""
-    cross_pair(own, reference)  # checks the pair
+    CrossPair.of(own, reference)  # checks the pair
     seconds = max(config.windows_s)
     own_bars, own_warmup = _bars_with_warmup(lake, own, day, seconds)
     if own_bars.is_empty():

@@ -59,6 +59,7 @@ from trading_assets.lib.features.definitions import (
     FeatureConfig,
     feature_names,
 )
+from trading_assets.lib.instruments import market_of
 from trading_assets.lib.lakehouse.records import PERPETUAL, SPOT, MarketType
 
 BASIS_FACTOR = 10_000.0
@@ -82,6 +83,11 @@ class CrossPair:
     def __post_init__(self) -> None:
         if self.own == self.reference:
             raise ValueError(f"an instrument is not its own reference: {self.own}")
+
+    @classmethod
+    def of(cls, own: str, reference: str) -> CrossPair:
+        """The pair of two instrument ids, each with the market its venue trades."""
+        return cls(own, reference, market_of(own), market_of(reference))
 
     @property
     def funding(self) -> str | None:
