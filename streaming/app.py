@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from streaming.api import PredictionApi, PredictionHub, Readiness
+from streaming.book.capture import DEPTH_CHANNELS, BookCapture
 from streaming.config import SidecarConfig
 from streaming.fallback import (
     FallbackController,
@@ -49,7 +50,7 @@ from streaming.landing.guard import LandingGuard
 from streaming.landing.shipper import needs_shipping
 from streaming.landing.shipping import ShipperProcess
 from streaming.loop_watch import LoopWatch
-from streaming.metrics import SidecarMetrics, SymbolMessages
+from streaming.metrics import SidecarMetrics
 from streaming.model_files import mirror_dir
 from streaming.online import (
     BoundedOnlineReader,
@@ -59,8 +60,9 @@ from streaming.online import (
 )
 from streaming.predictions import Prediction, unscored_prediction
 from streaming.prefetched_silver import open_silver
-from streaming.records import BookTicker, Trade
+from streaming.records import BookTicker, DepthUpdate, Trade
 from streaming.risk import RiskEngine, RiskLimits
+from streaming.routes import Route, route
 from streaming.trading import Trader
 from streaming.watcher_process import WatcherProcess
 from trading_assets.lib.feature_store.spec import FEATURE_CONFIG, SERVICES, service_features
@@ -70,28 +72,7 @@ from trading_assets.lib.instruments import instrument_id
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
-
-# A market message in, the feature rows it completed out (a symbol's live features).
-RowsOf = Callable[[Any], list[FeatureRow]]
-
-
-def _no_rows(record: object) -> list[FeatureRow]:
-    """Where the records of a symbol without live features go."""
-    return []
-
-
-def _each(handlers: list[RowsOf]) -> RowsOf:
-    """One handler feeding a record to each of ``handlers``: the rows they complete, in order."""
-    if len(handlers) == 1:
-        return handlers[0]
-
-    def handle(record: Any) -> list[FeatureRow]:
-        rows: list[FeatureRow] = []
-        for handler in handlers:
-            rows += handler(record)
-        return rows
-
-    return handle
+_NO_ROUTES: dict[str, Route] = {}  # a venue's routes before its first message
 
 
 class Sidecar:
@@ -176,9 +157,17 @@ class Sidecar:
         # What on_record, called once per market message, reaches for without lookups.
         self._trades_writer = self.landing.outlet(TRADES_KIND)
         self._book_tickers_writer = self.landing.outlet(BOOK_TICKERS_KIND)
+        # The L2 books it keeps and lands (none when TRADING_BOOK_SNAPSHOT_S is 0).
+        self.book: BookCapture | None = None
+        if config.book_snapshot_every_s > 0:
+            rest_urls = {name: e.rest_base_url for name, e in config.endpoints().items()}
+            self.book = BookCapture(
+                config.instruments, self.landing, rest_urls, self.metrics.registry,
+                config.book_snapshot_every_s,
+            )  # fmt: skip
         # Per venue, per symbol as the venue spells it: the instrument's message counts and
         # where its book tickers and trades go.
-        self._routes: dict[str, dict[str, tuple[SymbolMessages, RowsOf, RowsOf]]] = {}
+        self._routes: dict[str, dict[str, Route]] = {}
         self.decisions: dict[str, FallbackDecision] = {}
         self.feeds: VenueFeeds | None = None
         self.api = PredictionApi(
@@ -223,6 +212,7 @@ class Sidecar:
             resume_from=resume,
             watchdog_s=self.config.watchdog_s,
             on_run_start=guard.record_run_starts,  # recorded before any of their trades lands
+            extra_channels=DEPTH_CHANNELS if self.book and self.book.recorders else None,
         )
         self.metrics.market_feed.show(self.feeds.feeds)
         await guard.check()  # on a disk already low, landing is paused before anything lands
@@ -240,6 +230,8 @@ class Sidecar:
             asyncio.create_task(guard.run(), name="landing-guard"),  # pauses on a filling disk
             asyncio.create_task(self.loop_watch.run(), name="loop-watch"),
         ]
+        if self.book is not None and self.book.recorders:  # its REST snapshots
+            tasks.append(asyncio.create_task(self.book.run(), name="book-snapshots"))
         if self.slots is not None and self.model_watcher is not None:
             tasks.append(
                 asyncio.create_task(self.slots.poll(self.config.model_poll_s), name="models")
@@ -295,19 +287,23 @@ class Sidecar:
         once by the instrument's prediction)."""
         if type(record) is BookTicker:  # the most frequent first
             self._book_tickers_writer.write(record)
-            routes = self._routes.get(record.venue) or self._venue_routes(record.venue)
-            route = routes.get(record.symbol) or self._route(record.venue, record.symbol)
-            messages, on_book_ticker, _ = route
+            routes = self._routes.get(record.venue, _NO_ROUTES)
+            found = routes.get(record.symbol) or self._route(record.venue, record.symbol)
+            messages, on_book_ticker, _ = found
             messages.book_tickers += 1
             rows = on_book_ticker(record)
         elif type(record) is Trade:
             self._trades_writer.write(record)
-            routes = self._routes.get(record.venue) or self._venue_routes(record.venue)
-            route = routes.get(record.symbol) or self._route(record.venue, record.symbol)
-            messages, _, on_trade = route
+            routes = self._routes.get(record.venue, _NO_ROUTES)
+            found = routes.get(record.symbol) or self._route(record.venue, record.symbol)
+            messages, _, on_trade = found
             messages.trades += 1
             messages.newest_trade = record
             rows = on_trade(record)
+        elif type(record) is DepthUpdate:
+            if self.book is not None:
+                self.book.on_update(record)
+            return []
         else:
             return []
         if rows:
@@ -375,22 +371,11 @@ class Sidecar:
             lookback_ns = round(self.config.fallback_budgets.silver_lookback_s * NS)
             self.silver.prefetch(symbol, now_ns - lookback_ns, now_ns)
 
-    def _venue_routes(self, venue: str) -> dict[str, tuple[SymbolMessages, RowsOf, RowsOf]]:
-        return self._routes.setdefault(venue, {})
-
-    def _route(self, venue: str, symbol: str) -> tuple[SymbolMessages, RowsOf, RowsOf]:
+    def _route(self, venue: str, symbol: str) -> Route:
         instrument = instrument_id(venue, symbol)
-        tracker = self.trackers.get(instrument)
-        # Its own live features, then every cross group it is the own or the reference of.
-        fed = [tracker] if tracker else []
-        fed += [c for c in self.cross.values() if instrument in (c.pair.own, c.pair.reference)]
-        route = (
-            self.metrics.messages.of(instrument),
-            _each([f.on_book_ticker for f in fed]) if fed else _no_rows,
-            _each([f.on_trade for f in fed]) if fed else _no_rows,
-        )
-        self._routes[venue][symbol] = route
-        return route
+        found = route(instrument, self.metrics.messages, self.trackers, self.cross)
+        self._routes.setdefault(venue, {})[symbol] = found
+        return found
 
 
 async def serve(config: SidecarConfig) -> None:

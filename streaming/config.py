@@ -16,6 +16,8 @@ from trading_assets.lib.feature_store.spec import TRAINING_SERVICE
 from trading_assets.lib.models.policy import ASSUMED_SPREAD_BPS, FEE_BP
 from trading_assets.lib.settings import Settings, SettingsError
 
+BOOK_SNAPSHOT_VARIABLE = "TRADING_BOOK_SNAPSHOT_S"
+
 
 @dataclass(frozen=True)
 class SidecarConfig:
@@ -55,6 +57,8 @@ class SidecarConfig:
     assumed_spread_bps: float = ASSUMED_SPREAD_BPS  # when the features carry no usable spread
     # Per venue name, its (WebSocket, REST) base URLs; Binance spot's are the two above.
     venue_urls: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # Seconds between whole-book snapshots landed beside the L2 diffs; 0: no depth, no book
+    book_snapshot_every_s: float = 60.0
     # Per own instrument, its reference (TRADING_CROSS_PAIRS): the cross group computed live.
     cross_references: Mapping[str, str] = field(default_factory=dict)
 
@@ -146,6 +150,7 @@ def config_from_settings(settings: Settings, args: argparse.Namespace) -> Sideca
         landing_dir=settings.landing_dir,
         landing_uri=settings.landing_uri,
         landing_min_free=_min_free(settings.tuning(MIN_FREE_VARIABLE) or DEFAULT_MIN_FREE),
+        book_snapshot_every_s=_seconds(settings.tuning(BOOK_SNAPSHOT_VARIABLE) or "60"),
         tracking_uri=settings.mlflow_tracking_uri,
         model_name=settings.mlflow_model_name,
         feature_service=args.feature_service,
@@ -162,6 +167,19 @@ def config_from_settings(settings: Settings, args: argparse.Namespace) -> Sideca
         fee_bp=args.fee_bp,
         assumed_spread_bps=args.assumed_spread_bps,
     )
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf"):
+        raise SettingsError(
+            f"{BOOK_SNAPSHOT_VARIABLE}: expected seconds (a number ≥ 0; 0 lands no book), "
+            f"got {text!r}"
+        )
+    return seconds
 
 
 def _min_free(text: str) -> MinFree:

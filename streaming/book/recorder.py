@@ -9,7 +9,9 @@ did into landed lines (:mod:`trading_assets.lib.book.lines`):
 * every diff the keeper then applies is landed as it was applied, in the same segment;
 * every ``snapshot_every_ns`` of receive time, a ``periodic`` snapshot of the whole book;
 * a broken diff chain ends the segment: the keeper resets, :attr:`needs_snapshot` asks the caller
-  for a new REST snapshot, and the next segment's ``sync`` snapshot says what the gap was.
+  for a new REST snapshot, and the next segment's ``sync`` snapshot says what the gap was;
+* while landing is paused (:meth:`BookRecorder.pause`) the book is kept but nothing is landed;
+  the segment ends, and the first update after :meth:`BookRecorder.resume` starts the next.
 
 Nothing is landed while the book is not synced: a segment holds only what a rebuild can replay.
 """
@@ -21,37 +23,52 @@ from streaming.venues.binance.book import OrderBook, OrderBookGapError
 from trading_assets.lib.book.lines import PERIODIC, SYNC, BookDiff, BookSnapshot, SnapshotKind
 
 NS_PER_S = 1_000_000_000
+NS_PER_DAY = 86_400 * NS_PER_S
 BookLine = BookDiff | BookSnapshot
 
 
 class BookRecorder:
-    """One instrument's book and its landed lines (see the module)."""
+    """One instrument's book and its landed lines (see the module).
+
+    A segment's id is the receive time (ns) of its sync snapshot, kept increasing, so segments of
+    different runs never share one. A new UTC day (of receive time) starts a new segment, with
+    nothing lost (its sync snapshot's ``gap`` is None), so each day's lines rebuild on their own.
+    """
 
     def __init__(self, symbol: str, snapshot_every_s: float = 60.0) -> None:
         self.book = OrderBook(symbol)
         self.symbol = symbol
         self.snapshot_every_ns = round(snapshot_every_s * NS_PER_S)
-        self.segment = 0  # the segment being landed; 0 before the first sync
-        self._synced = False
+        self.segment = 0  # the segment being landed (or the last one); 0 before the first
+        self._open = False  # whether a segment is being landed
+        self._day = -1  # the UTC day of the open segment
         self._gap: str | None = None  # why the previous segment ended, for the next sync
+        self._paused: str | None = None  # why lines are not wanted now (landing paused)
         self._next_snapshot_ns: int | None = None
         self.needs_snapshot = True  # the keeper waits for a REST snapshot
         self._venue: str = DEFAULT_VENUE  # the records', once one is seen
         self._market: MarketType = SPOT
 
+    @property
+    def recording(self) -> bool:
+        """Whether a segment is being landed."""
+        return self._open
+
     def on_update(self, update: DepthUpdate) -> list[BookLine]:
-        """Feed one depth update; the lines it lands (the diff, and a snapshot when one is due or
-        the update completed a sync)."""
+        """Feed one depth update; the lines it lands (the diff, and a snapshot when one is due,
+        the update completed a sync, or it starts a new day)."""
         self._venue, self._market = update.venue, update.market
+        lines: list[BookLine] = []
+        if self._open and update.receive_ns // NS_PER_DAY != self._day:
+            lines += self._start(update.receive_ns)  # the book before this update, new segment
         try:
             applied = self.book.apply_update(update)
         except OrderBookGapError as gap:
             self._lost(str(gap))
-            return []
-        if not applied or not self.book.synced:
-            return []
-        lines: list[BookLine] = []
-        if not self._synced:  # the first update that bridged the snapshot after a replay
+            return lines
+        if not applied or not self.book.synced or self._paused is not None:
+            return lines
+        if not self._open:  # synced (a snapshot bridged, or landing resumed): this one included
             return self._start(update.receive_ns)
         lines.append(_diff(update, self.segment))
         lines += self._due(update.receive_ns)
@@ -66,22 +83,41 @@ class BookRecorder:
         except OrderBookGapError as gap:
             self._lost(str(gap))
             return []
-        return self._start(snapshot.receive_ns) if self.book.synced else []
+        if self.book.synced and self._paused is None:
+            return self._start(snapshot.receive_ns)
+        return []
 
     def lose(self, why: str) -> None:
-        """End the segment from outside (a reconnect: updates may have been missed)."""
+        """End the segment from outside and drop the book (a reconnect: updates may have been
+        missed); a new REST snapshot is needed."""
         self.book.reset()
         self._lost(why)
 
+    def pause(self, why: str) -> None:
+        """Stop landing lines (the landing paused): the segment ends, the book is kept."""
+        if self._paused is None:
+            self._end(why)
+            self._paused = why
+
+    def resume(self) -> None:
+        """Land lines again: the next update the synced book applies starts a new segment."""
+        self._paused = None
+
     def _lost(self, why: str) -> None:
-        if self._synced:
-            self._gap = why
-        self._synced = False
+        self._end(why)
         self.needs_snapshot = True
 
+    def _end(self, why: str) -> None:
+        if self._open:
+            self._gap = why
+        elif self._gap is not None:  # a second reason before the next segment started
+            self._gap = f"{self._gap}; then {why}"
+        self._open = False
+
     def _start(self, now_ns: int) -> list[BookLine]:
-        self.segment += 1
-        self._synced = True
+        self.segment = max(now_ns, self.segment + 1)
+        self._open = True
+        self._day = now_ns // NS_PER_DAY
         gap, self._gap = self._gap, None
         self._next_snapshot_ns = now_ns + self.snapshot_every_ns
         return [self._snapshot(SYNC, now_ns, gap)]

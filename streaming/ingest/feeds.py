@@ -61,8 +61,11 @@ class VenueFeeds:
         resume_from: Mapping[str, int] | None = None,
         watchdog_s: float = 30.0,
         on_run_start: RunStarts | None = None,
+        extra_channels: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
+        """``extra_channels``: per venue name, channels subscribed beside its defaults."""
         resume = dict(resume_from or {})
+        extra = extra_channels or {}
         self.feeds: dict[str, MarketFeed] = {}
         for name, (venue, symbols) in by_venue(instruments).items():
             where = endpoints.get(name)
@@ -71,8 +74,9 @@ class VenueFeeds:
             # The first connection carries the trades (a venue with several lists its trade
             # channel first), so it is the venue's feed: resume points, run starts and gaps are
             # its alone.
-            connections = venue.connections(where.ws_base_url, venue.default_channels)
-            for index, (url, channels) in enumerate(connections):
+            channels = (*venue.default_channels, *extra.get(name, ()))
+            connections = venue.connections(where.ws_base_url, channels)
+            for index, (url, carried) in enumerate(connections):
                 key = name if index == 0 else f"{name}-{url.rstrip('/').rpartition('/')[2]}"
                 main = index == 0
                 self.feeds[key] = MarketFeed(
@@ -80,7 +84,7 @@ class VenueFeeds:
                     where.rest_base_url,
                     symbols,
                     venue=venue,
-                    channels=channels,
+                    channels=carried,
                     dead_letter_path=dead_letter_path(data_root, key),
                     resume_from={
                         s: resume[i]

@@ -21,14 +21,18 @@ from streaming.landing.recovery import last_landed_trade_ids, recover_open_segme
 from streaming.landing.run_starts import resume_points
 from streaming.landing.writer import DEFAULT_TIME_FIELDS, LandingWriter, LandingWriterClosedError
 from trading_assets.lib.lakehouse.landing_layout import (
+    BOOK_SNAPSHOTS_KIND,
     BOOK_TICKERS_KIND,
+    BOOK_UPDATES_KIND,
     PREDICTIONS_KIND,
     TRADES_KIND,
     default_landing_root,
 )
 
 __all__ = [
+    "BOOK_SNAPSHOTS_KIND",
     "BOOK_TICKERS_KIND",
+    "BOOK_UPDATES_KIND",
     "DEFAULT_TIME_FIELDS",
     "PREDICTIONS_KIND",
     "TRADES_KIND",

@@ -33,9 +33,14 @@ from typing import IO, Any
 from streaming.landing.disk import LandingDiskFullError
 from streaming.landing.recovery import live_owners
 from streaming.landing.writer import LandingWriter
-from trading_assets.lib.lakehouse.landing_layout import BOOK_TICKERS_KIND, TRADES_KIND
+from trading_assets.lib.lakehouse.landing_layout import (
+    BOOK_SNAPSHOTS_KIND,
+    BOOK_TICKERS_KIND,
+    BOOK_UPDATES_KIND,
+    TRADES_KIND,
+)
 
-MARKET_KINDS = (TRADES_KIND, BOOK_TICKERS_KIND)
+MARKET_KINDS = (TRADES_KIND, BOOK_TICKERS_KIND, BOOK_UPDATES_KIND, BOOK_SNAPSHOTS_KIND)
 """What the child lands, in the order of their kind index."""
 
 # How long a starting child waits for the landing process of an earlier sidecar (killed, so its

@@ -45,7 +45,6 @@ from streaming.venues import venue_of
 from streaming.venues.base import TradeHistory
 from streaming.venues.retry import RetryPolicy
 from trading_assets.lib.lakehouse.landing_layout import (
-    BOOK_TICKERS_KIND,
     TRADES_KIND,
     last_complete_record,
     list_segments,
@@ -99,7 +98,9 @@ class LandingGuard:
         self._retry_s = RETRY_S[0]
         self._resume_after = 0.0  # time.monotonic() before which no resume is tried
         self._trades = landing.outlet(TRADES_KIND)
-        self._book_tickers = landing.outlet(BOOK_TICKERS_KIND)
+        # What is not fetched again after a pause (book tickers, L2 book lines): dropped while
+        # paused, landed again as soon as a resume starts.
+        self._unfetched = tuple(o for o in landing.outlets if o.kind != TRADES_KIND)
 
     async def run(self) -> None:
         """Check every ``tick_s`` until cancelled."""
@@ -113,8 +114,9 @@ class LandingGuard:
         status.space = await asyncio.to_thread(measure, self.root)
         await self._record_unrecorded_starts()
         child_paused = await asyncio.to_thread(self.landing.child_paused)
-        # Book tickers land again as soon as a resume starts; trades once it has caught up.
-        landing = status.paused is None or self._book_tickers.landing
+        # Book tickers and book lines land again as soon as a resume starts; trades once it has
+        # caught up.
+        landing = status.paused is None or self._unfetched[0].landing
         if child_paused is not None and landing:
             await self._pause(child_paused)
         elif status.low and landing:
@@ -153,7 +155,8 @@ class LandingGuard:
         """Drop what the sidecar hands landing from now on; the child lands what it has and
         seals (on this thread first: each record is on one side of the switch)."""
         self._trades.drop()
-        self._book_tickers.drop()
+        for outlet in self._unfetched:
+            outlet.drop()
         paused = await asyncio.to_thread(self.landing.pause, reason)
         self._landed = await asyncio.to_thread(self._landed_ids)
         # Set with no await before check() shows it, so /ready and /metrics never disagree.
@@ -174,7 +177,8 @@ class LandingGuard:
         started = time.monotonic()
         if child_paused:
             await asyncio.to_thread(self.landing.resume)
-        self._book_tickers.land()
+        for outlet in self._unfetched:
+            outlet.land()
         self._landed = await asyncio.to_thread(self._landed_ids)
         upto = self._newest_delivered()  # the newest trades dropped: what comes after is held
         held = self._trades.hold()
@@ -287,7 +291,8 @@ class LandingGuard:
         self._trades.drop()
         child_paused = await asyncio.to_thread(self.landing.child_paused)
         if child_paused is not None:  # the disk filled again: the child lands no more
-            self._book_tickers.drop()
+            for outlet in self._unfetched:
+                outlet.drop()
             await asyncio.to_thread(self.landing.pause, child_paused)
         else:  # the fetched trades it was sent are on disk before it is read
             await asyncio.to_thread(self.landing.flush)

@@ -37,7 +37,9 @@ from streaming.landing.disk import LandingDiskFullError, is_disk_full
 from streaming.landing.durable import fsync_directory, make_directories, write_all
 from streaming.landing.recovery import recover_open_segments
 from trading_assets.lib.lakehouse.landing_layout import (
+    BOOK_SNAPSHOTS_KIND,
     BOOK_TICKERS_KIND,
+    BOOK_UPDATES_KIND,
     OPEN_SUFFIX,
     PREDICTIONS_KIND,
     SEALED_SUFFIX,
@@ -53,6 +55,9 @@ DEFAULT_TIME_FIELDS: dict[str, tuple[str, ...]] = {
     TRADES_KIND: ("trade_ns",),
     # Spot bookTicker carries no event time; the receive time dates it then.
     BOOK_TICKERS_KIND: ("event_ns", "receive_ns"),
+    # A book's lines by receive time, as its segments are cut (see streaming.book.recorder).
+    BOOK_UPDATES_KIND: ("receive_ns",),
+    BOOK_SNAPSHOTS_KIND: ("taken_ns",),
     PREDICTIONS_KIND: ("timestamp", "event_ns", "receive_ns"),  # Prediction.timestamp (ns)
 }
 _NS_PER_SECOND = 1_000_000_000

@@ -24,6 +24,7 @@ SESSIONS = {
     "ETHUSDT": ("ethusdt_20240808.txt.gz", "ethusdt_20240809.txt.gz"),
 }
 Depth = DepthUpdate | DepthSnapshot
+DAY_NS = 86_400 * 1_000_000_000
 
 
 def depth_records(folder: Path, session: str) -> list[Depth]:
@@ -73,13 +74,18 @@ def test_a_rebuild_from_the_landed_lines_equals_the_live_book_at_every_snapshot(
     diffs, snapshots = landed(record(recorder, records))
     report = rebuild(diffs, snapshots)
 
-    # Assert: one segment, started by its sync snapshot, whose every diff the rebuild applied and
-    # whose every periodic snapshot (about one a second for ten minutes) it matched, never crossed
-    assert [s.kind for s in snapshots][:1] == [SYNC] and snapshots[0].gap is None
+    # Assert: segments started by their sync snapshots (one per UTC day: the sessions cross
+    # midnight), with nothing lost; every diff the rebuild applied and every periodic snapshot
+    # (about one a second for ten minutes) it matched, never crossed
+    assert [s.kind for s in snapshots][:1] == [SYNC]
+    syncs = [s for s in snapshots if s.kind == SYNC]
+    assert all(s.gap is None for s in syncs)
+    days = {d.receive_ns // DAY_NS for d in diffs}
+    assert len(syncs) == len(days) == 2
     periodic = [s for s in snapshots if s.kind == PERIODIC]
     assert len(periodic) > 500
     assert report.ok, report.mismatches[:3]
-    assert (report.segments, report.snapshots_matched) == (1, len(periodic))
+    assert (report.segments, report.snapshots_matched) == (len(syncs), len(periodic))
     assert report.diffs_applied == len(diffs) and report.diffs_skipped == 0
     updates = [r for r in records if isinstance(r, DepthUpdate)]
     assert diffs[-1].final_update_id == updates[-1].final_update_id
@@ -135,12 +141,77 @@ def test_a_broken_chain_ends_the_segment_and_the_next_one_says_why(session):
     diffs, snapshots = landed(lines)
     report = rebuild(diffs, snapshots)
 
-    # Assert: two segments, the second's sync snapshot names the gap; both rebuild exactly
+    # Assert: the segment the gap ended is followed by one whose sync snapshot names it (the
+    # session also crosses midnight, which starts a segment with nothing lost); all rebuild
+    # exactly, and the segment before the gap holds no diff from the skipped one on
     syncs = [s for s in snapshots if s.kind == SYNC]
-    assert [s.segment for s in syncs] == [1, 2]
-    assert syncs[1].gap is not None and str(updates[skipped + 1].first_update_id) in syncs[1].gap
+    # A segment is named by its sync snapshot's receive time: a later run never reuses one
+    assert [s.segment for s in syncs] == [s.taken_ns for s in syncs]
+    assert sorted(s.segment for s in syncs) == [s.segment for s in syncs]
+    gapped = [i for i, s in enumerate(syncs) if s.gap is not None]
+    assert len(gapped) == 1 and len(syncs) == 3
+    (after_gap,) = gapped
+    assert str(updates[skipped + 1].first_update_id) in syncs[after_gap].gap
+    assert report.ok, report.mismatches[:3]
+    assert report.segments == len(syncs)
+    before_gap = syncs[after_gap - 1].segment
+    skipped_id = updates[skipped].first_update_id
+    assert not [d for d in diffs if d.segment == before_gap and d.final_update_id >= skipped_id]
+
+
+def test_a_landing_pause_ends_the_segment_and_keeps_the_book(session):
+    # Arrange: landing pauses a third of the way in and resumes at two thirds
+    symbol, records = session
+    recorder = BookRecorder(symbol, snapshot_every_s=1.0)
+    third = len(records) // 3
+    lines = record(recorder, records[:third])
+
+    # Act
+    recorder.pause("landing paused: disk full")
+    dropped = record(recorder, records[third : 2 * third])
+    recorder.resume()
+    lines += record(recorder, records[2 * third :])
+    diffs, snapshots = landed(lines)
+    report = rebuild(diffs, snapshots)
+
+    # Assert: nothing was landed while paused; no new REST snapshot was needed, since the book
+    # was kept; the next segment's sync snapshot says why, and both segments rebuild exactly
+    assert dropped == []
+    assert not recorder.needs_snapshot
+    syncs = [s for s in snapshots if s.kind == SYNC]
+    assert [s.gap for s in syncs] == [None, "landing paused: disk full"]
     assert report.ok, report.mismatches[:3]
     assert report.segments == 2
-    assert not [
-        d for d in diffs if d.segment == 1 and d.final_update_id >= updates[skipped].first_update_id
-    ]
+    resumed_at = next(
+        r for r in records[2 * third :] if isinstance(r, DepthUpdate) and r.final_update_id
+        > syncs[0].last_update_id and r.receive_ns >= syncs[1].taken_ns
+    )  # fmt: skip
+    assert syncs[1].last_update_id == resumed_at.final_update_id
+
+
+def test_a_new_utc_day_starts_a_segment_with_nothing_lost(session):
+    # Arrange: the same session, moved so that midnight UTC falls in its middle
+    symbol, records = session
+    updates = [r for r in records if isinstance(r, DepthUpdate)]
+    middle = updates[len(updates) // 2]
+    shift = (middle.receive_ns // DAY_NS + 1) * DAY_NS - middle.receive_ns
+    moved = [msgspec.structs.replace(r, receive_ns=r.receive_ns + shift) for r in records]
+    recorder = BookRecorder(symbol, snapshot_every_s=60.0)
+
+    # Act
+    diffs, snapshots = landed(record(recorder, moved))
+
+    # Assert: a second sync snapshot at the first update of the new day, with no gap, holding
+    # the book just before it; each day's lines rebuild on their own
+    syncs = [s for s in snapshots if s.kind == SYNC]
+    assert [s.gap for s in syncs] == [None, None]
+    assert syncs[1].taken_ns == middle.receive_ns + shift
+    assert syncs[1].last_update_id == middle.first_update_id - 1
+    for day in {s.taken_ns // DAY_NS for s in syncs}:
+        of_day = [s for s in snapshots if s.taken_ns // DAY_NS == day]
+        segments = {s.segment for s in of_day}
+        report = rebuild([d for d in diffs if d.segment in segments], of_day)
+        assert report.ok and report.segments == 1
+    assert {d.receive_ns // DAY_NS for d in diffs if d.segment == syncs[1].segment} == {
+        syncs[1].taken_ns // DAY_NS
+    }

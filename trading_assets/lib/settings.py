@@ -113,6 +113,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRADING_LANDING_MIN_FREE", "free space the sidecar keeps under its landing folder "
              "(a size like `1GiB`, or a share like `5%`): below it market data stops landing, "
              "and the missed trades are fetched again once there is room", "1GiB", "1GiB"),
+    Variable("TRADING_BOOK_SNAPSHOT_S", "seconds between the whole-book snapshots the sidecar "
+             "lands beside every L2 diff (Binance spot's depth stream); `0` subscribes no depth "
+             "and lands no book", "60", "60"),
     Variable("ICEBERG_CATALOG_URI", "the Iceberg SQL catalog (a sqlite file, or PostgreSQL)",
              f"sqlite:///{DATA}/iceberg/{LOCAL_CATALOG_FILE}?timeout=60", None, secret=True),
     Variable("ICEBERG_WAREHOUSE", "the Iceberg warehouse (a folder, or s3://)",

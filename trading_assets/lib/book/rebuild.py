@@ -46,6 +46,16 @@ class Book:
     def of(cls, snapshot: BookSnapshot) -> Book:
         return cls(snapshot.last_update_id, _side(snapshot.bids), _side(snapshot.asks))
 
+    def apply(self, diff: BookDiff) -> None:
+        """Apply one diff that continues the book (the caller checks the chain)."""
+        _apply(self.bids, diff.bids)
+        _apply(self.asks, diff.asks)
+        self.last_update_id = diff.final_update_id
+
+    def best(self) -> tuple[int | None, int | None]:
+        """The best bid and the best ask price (1e-8 units; None for an empty side)."""
+        return max(self.bids, default=None), min(self.asks, default=None)
+
     def is_crossed(self) -> bool:
         """True when the best bid is at or above the best ask."""
         return bool(self.bids and self.asks and max(self.bids) >= min(self.asks))
@@ -126,9 +136,7 @@ def _rebuild_segment(
             what = f"diff {diff.first_update_id}..{diff.final_update_id} does not continue"
             report.mismatches.append(Mismatch(segment, book.last_update_id, what))
             return
-        _apply(book.bids, diff.bids)
-        _apply(book.asks, diff.asks)
-        book.last_update_id = diff.final_update_id
+        book.apply(diff)
         report.diffs_applied += 1
         report.crossed += book.is_crossed()
     for snapshot in pending:

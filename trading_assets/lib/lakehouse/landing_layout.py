@@ -37,6 +37,10 @@ from trading_assets.lib.settings import load_settings
 
 TRADES_KIND = "trades"
 BOOK_TICKERS_KIND = "book_tickers"
+BOOK_UPDATES_KIND = "book_updates"
+"""Every diff a live L2 book applied (:class:`trading_assets.lib.book.lines.BookDiff`)."""
+BOOK_SNAPSHOTS_KIND = "book_snapshots"
+"""Whole live L2 books: each segment's sync one and the periodic ones (``BookSnapshot``)."""
 PREDICTIONS_KIND = "predictions"
 MODEL_ERROR_REASON = "model error"
 """How a landed prediction's ``reason`` starts when its model failed to score (no trade)."""
