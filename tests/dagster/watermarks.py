@@ -21,6 +21,7 @@ FEATURES_TEST = "test_features_assets"
 MODELS_TEST = "test_models_assets"
 ROLLOUT_TEST = "test_rollout_sensor"
 CROSS_TEST = "test_cross_features"
+BOOK_TEST = "test_book_assets"
 
 # The test module that asserts each asset's watermark on a materialization with market data.
 WATERMARK_TESTS = {
@@ -31,6 +32,8 @@ WATERMARK_TESTS = {
     "bars_1m": LAKEHOUSE_TEST,
     "features": FEATURES_TEST,
     "cross_features": CROSS_TEST,
+    "bronze_book": BOOK_TEST,
+    "silver_book": BOOK_TEST,
     "feast_registry": FEATURES_TEST,
     "online_features": FEATURES_TEST,
     "training_set": FEATURES_TEST,

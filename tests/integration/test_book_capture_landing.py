@@ -65,7 +65,7 @@ def test_a_landing_pause_ends_the_landed_segment_and_the_rest_rebuilds(tmp_path,
         diffs += day_diffs
         snapshots += day_snapshots
     report = rebuild(diffs, snapshots)
-    assert report.ok, report.mismatches[:3]
+    assert report.ok, (report.breaks[:3], report.mismatches[:3], report.crossed_at)
     gaps = [s.gap for s in snapshots if s.kind == SYNC]
     assert gaps.count("landing paused") == 1 and report.segments == len(gaps)
     landed = registry.get_sample_value(

@@ -127,7 +127,7 @@ async def test_the_sidecar_lands_books_that_rebuild_to_the_live_book_and_the_tic
         syncs = [s for s in snapshots if s.kind == SYNC]
 
         # Assert: every landed line is accounted for: the segments rebuild exactly, never crossed
-        assert report.ok, report.mismatches[:3]
+        assert report.ok, (report.breaks[:3], report.mismatches[:3], report.crossed_at)
         assert report.diffs_applied == len(diffs) >= 8
         assert report.snapshots_matched == len([s for s in snapshots if s.kind == PERIODIC]) >= 8
         assert report.segments == len(syncs) >= 2

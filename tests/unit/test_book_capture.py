@@ -84,7 +84,7 @@ def test_a_rebuild_from_the_landed_lines_equals_the_live_book_at_every_snapshot(
     assert len(syncs) == len(days) == 2
     periodic = [s for s in snapshots if s.kind == PERIODIC]
     assert len(periodic) > 500
-    assert report.ok, report.mismatches[:3]
+    assert report.ok, (report.breaks[:3], report.mismatches[:3], report.crossed_at)
     assert (report.segments, report.snapshots_matched) == (len(syncs), len(periodic))
     assert report.diffs_applied == len(diffs) and report.diffs_skipped == 0
     updates = [r for r in records if isinstance(r, DepthUpdate)]
@@ -107,7 +107,7 @@ def test_a_diff_lost_between_the_book_and_the_lakehouse_is_found(session):
 
     # Assert: the rebuild stops where the chain breaks, naming the update it expected
     assert not report.ok
-    (mismatch,) = report.mismatches
+    (mismatch,) = report.breaks
     assert mismatch.last_update_id == lost.first_update_id - 1
     assert "does not continue" in mismatch.what
 
@@ -152,7 +152,7 @@ def test_a_broken_chain_ends_the_segment_and_the_next_one_says_why(session):
     assert len(gapped) == 1 and len(syncs) == 3
     (after_gap,) = gapped
     assert str(updates[skipped + 1].first_update_id) in syncs[after_gap].gap
-    assert report.ok, report.mismatches[:3]
+    assert report.ok, (report.breaks[:3], report.mismatches[:3], report.crossed_at)
     assert report.segments == len(syncs)
     before_gap = syncs[after_gap - 1].segment
     skipped_id = updates[skipped].first_update_id
@@ -180,7 +180,7 @@ def test_a_landing_pause_ends_the_segment_and_keeps_the_book(session):
     assert not recorder.needs_snapshot
     syncs = [s for s in snapshots if s.kind == SYNC]
     assert [s.gap for s in syncs] == [None, "landing paused: disk full"]
-    assert report.ok, report.mismatches[:3]
+    assert report.ok, (report.breaks[:3], report.mismatches[:3], report.crossed_at)
     assert report.segments == 2
     resumed_at = next(
         r for r in records[2 * third :] if isinstance(r, DepthUpdate) and r.final_update_id

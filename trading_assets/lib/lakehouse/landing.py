@@ -164,11 +164,14 @@ def _segment_frame(lines: bytes, source_file: str) -> pl.DataFrame:
     return frame.with_columns(pl.lit(source_file, dtype=pl.String).alias("source_file"))
 
 
-def newest_sealed_stems(root: Path | str) -> dict[tuple[dt.date, str], str]:
-    """The newest sealed trade segment's stem per (day, instrument): what a pickup has to
-    cover."""
+def newest_sealed_stems(
+    root: Path | str, kinds: tuple[str, ...] = (TRADES_KIND,)
+) -> dict[tuple[dt.date, str], str]:
+    """The newest sealed segment's stem of ``kinds`` (the trades') per (day, instrument): what
+    a pickup has to cover."""
     newest: dict[tuple[dt.date, str], str] = {}
-    for segment in list_segments(root, TRADES_KIND):
-        key = (segment.day, segment.instrument)
-        newest[key] = max(newest.get(key, ""), segment.stem)
+    for kind in kinds:
+        for segment in list_segments(root, kind):
+            key = (segment.day, segment.instrument)
+            newest[key] = max(newest.get(key, ""), segment.stem)
     return newest
