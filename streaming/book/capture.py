@@ -1,5 +1,7 @@
 """The sidecar's L2 book capture: one :class:`BookRecorder` per instrument of a venue whose depth
-stream it keeps, the lines they make sent to landing, and the REST snapshots they ask for.
+stream it keeps, the lines they make sent to landing and to the instrument's live ``depth``
+features (:class:`~trading_assets.lib.features.depth.DepthFeatures`, the batch path's class fed
+the same lines, so live and batch rows agree), and the REST snapshots they ask for.
 
 The feed hands every depth update to :meth:`BookCapture.on_update` (on the event loop). A
 recorder without a synced book asks for a REST snapshot; :meth:`BookCapture.run` fetches it,
@@ -25,6 +27,9 @@ from streaming.venues.binance.client import AsyncBinanceRestClient
 from streaming.venues.binance.parse import parse_rest_depth
 from streaming.venues.retry import RetryPolicy
 from trading_assets.lib.book.lines import BookDiff
+from trading_assets.lib.book.rebuild import levels_of
+from trading_assets.lib.features.depth import DepthFeatures
+from trading_assets.lib.features.incremental import FeatureRow
 from trading_assets.lib.instruments import instrument_id, parse_instrument
 
 log = logging.getLogger(__name__)
@@ -74,6 +79,7 @@ class BookCapture:
     ) -> None:
         self.recorders = {i: BookRecorder(parse_instrument(i)[1], snapshot_every_s)
                           for i in recorded(instruments)}  # fmt: skip
+        self.features = {i: DepthFeatures(i) for i in self.recorders}
         self.metrics = BookMetrics(registry)
         self._updates = landing.outlet(BOOK_UPDATES_KIND)
         self._snapshots = landing.outlet(BOOK_SNAPSHOTS_KIND)
@@ -83,28 +89,46 @@ class BookCapture:
         self._retry_s = dict.fromkeys(self.recorders, RETRY_S[0])
         self._not_before = dict.fromkeys(self.recorders, 0.0)  # time.monotonic()
         self._was_recording = dict.fromkeys(self.recorders, False)
+        # Rows closed by the snapshot task (off the feed's path), for the sidecar to take.
+        self.pending_rows: list[FeatureRow] = []
 
-    def on_update(self, update: DepthUpdate) -> None:
-        """Feed one depth update to its instrument's recorder and land what it makes."""
+    def on_update(self, update: DepthUpdate) -> list[FeatureRow]:
+        """Feed one depth update to its instrument's recorder and land what it makes; the
+        ``depth`` rows of the seconds it closed."""
         instrument = instrument_id(update.venue, update.symbol)
         recorder = self.recorders.get(instrument)
         if recorder is None:
-            return
+            return []
         landing = self._updates.landing
-        if landing is not self._landing:
-            self._switch(landing)
-        lines = recorder.on_update(update)
-        if lines:
-            self._land(instrument, lines)
-        self._show(instrument, recorder)
+        rows = self._switch(landing, update.receive_ns) if landing is not self._landing else []
+        rows += self._took(instrument, recorder, recorder.on_update(update), update.receive_ns)
+        return rows
 
-    def on_snapshot(self, instrument: str, snapshot: DepthSnapshot) -> None:
-        """Load a REST snapshot into ``instrument``'s recorder and land what it makes."""
+    def on_snapshot(self, instrument: str, snapshot: DepthSnapshot) -> list[FeatureRow]:
+        """Load a REST snapshot into ``instrument``'s recorder and land what it makes; the
+        ``depth`` rows of the seconds it closed."""
         recorder = self.recorders[instrument]
-        lines = recorder.on_snapshot(snapshot)
+        return self._took(instrument, recorder, recorder.on_snapshot(snapshot), snapshot.receive_ns)
+
+    def close_until(self, now_ns: int) -> list[FeatureRow]:
+        """Every instrument's ``depth`` rows of the seconds ended by ``now_ns`` (the clock: no
+        line received later can belong to them)."""
+        return [row for f in self.features.values() for row in f.close_until(now_ns)]
+
+    def _took(
+        self, instrument: str, recorder: BookRecorder, lines: list[BookLine], now_ns: int
+    ) -> list[FeatureRow]:
+        """Land a recorder's lines and feed them to the live features."""
+        features = self.features[instrument]
+        rows: list[FeatureRow] = []
         if lines:
             self._land(instrument, lines)
+            for line in lines:
+                rows += features.on_line(levels_of(line))
+        if self._was_recording[instrument] and not recorder.recording:
+            rows += features.lose(now_ns)  # the segment ended here, as its next sync will say
         self._show(instrument, recorder)
+        return rows
 
     async def run(self) -> None:
         """Fetch the REST snapshots the recorders ask for, until cancelled."""
@@ -136,7 +160,7 @@ class BookCapture:
         except Exception as error:  # the venue's trouble: asked again later
             self._failed(instrument, f"depth snapshot failed: {error}")
             return
-        self.on_snapshot(instrument, snapshot)
+        self.pending_rows += self.on_snapshot(instrument, snapshot)
         if recorder.needs_snapshot:  # older than the buffered updates: a newer one is needed
             self._failed(instrument, f"snapshot at update {snapshot.last_update_id} did not "
                          "bridge the buffered updates")  # fmt: skip
@@ -151,14 +175,18 @@ class BookCapture:
         self._not_before[instrument] = time.monotonic() + pause
         self._retry_s[instrument] = min(pause * 2, RETRY_S[1])
 
-    def _switch(self, landing: bool) -> None:
-        """Landing paused or resumed: every recorder pauses or resumes with it."""
+    def _switch(self, landing: bool, now_ns: int) -> list[FeatureRow]:
+        """Landing paused or resumed: every recorder pauses or resumes with it (a paused one's
+        live features are not covered either: batch will not have its lines)."""
         self._landing = landing
-        for recorder in self.recorders.values():
+        rows: list[FeatureRow] = []
+        for instrument, recorder in self.recorders.items():
             if landing:
                 recorder.resume()
             else:
-                recorder.pause("landing paused")
+                recorder.pause("landing paused", now_ns)
+                rows += self._took(instrument, recorder, [], now_ns)
+        return rows
 
     def _land(self, instrument: str, lines: list[BookLine]) -> None:
         diffs = 0

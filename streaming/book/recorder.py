@@ -43,6 +43,7 @@ class BookRecorder:
         self._open = False  # whether a segment is being landed
         self._day = -1  # the UTC day of the open segment
         self._gap: str | None = None  # why the previous segment ended, for the next sync
+        self._lost_ns: int | None = None  # and when (receive time of what showed it)
         self._paused: str | None = None  # why lines are not wanted now (landing paused)
         self._next_snapshot_ns: int | None = None
         self.needs_snapshot = True  # the keeper waits for a REST snapshot
@@ -64,7 +65,7 @@ class BookRecorder:
         try:
             applied = self.book.apply_update(update)
         except OrderBookGapError as gap:
-            self._lost(str(gap))
+            self._lost(str(gap), update.receive_ns)
             return lines
         if not applied or not self.book.synced or self._paused is not None:
             return lines
@@ -81,35 +82,35 @@ class BookRecorder:
         try:
             self.book.apply_snapshot(snapshot)
         except OrderBookGapError as gap:
-            self._lost(str(gap))
+            self._lost(str(gap), snapshot.receive_ns)
             return []
         if self.book.synced and self._paused is None:
             return self._start(snapshot.receive_ns)
         return []
 
-    def lose(self, why: str) -> None:
+    def lose(self, why: str, now_ns: int) -> None:
         """End the segment from outside and drop the book (a reconnect: updates may have been
         missed); a new REST snapshot is needed."""
         self.book.reset()
-        self._lost(why)
+        self._lost(why, now_ns)
 
-    def pause(self, why: str) -> None:
+    def pause(self, why: str, now_ns: int) -> None:
         """Stop landing lines (the landing paused): the segment ends, the book is kept."""
         if self._paused is None:
-            self._end(why)
+            self._end(why, now_ns)
             self._paused = why
 
     def resume(self) -> None:
         """Land lines again: the next update the synced book applies starts a new segment."""
         self._paused = None
 
-    def _lost(self, why: str) -> None:
-        self._end(why)
+    def _lost(self, why: str, now_ns: int) -> None:
+        self._end(why, now_ns)
         self.needs_snapshot = True
 
-    def _end(self, why: str) -> None:
+    def _end(self, why: str, now_ns: int) -> None:
         if self._open:
-            self._gap = why
+            self._gap, self._lost_ns = why, now_ns
         elif self._gap is not None:  # a second reason before the next segment started
             self._gap = f"{self._gap}; then {why}"
         self._open = False
@@ -118,9 +119,9 @@ class BookRecorder:
         self.segment = max(now_ns, self.segment + 1)
         self._open = True
         self._day = now_ns // NS_PER_DAY
-        gap, self._gap = self._gap, None
+        gap, lost_ns, self._gap, self._lost_ns = self._gap, self._lost_ns, None, None
         self._next_snapshot_ns = now_ns + self.snapshot_every_ns
-        return [self._snapshot(SYNC, now_ns, gap)]
+        return [self._snapshot(SYNC, now_ns, gap, lost_ns)]
 
     def _due(self, now_ns: int) -> list[BookLine]:
         due = self._next_snapshot_ns
@@ -129,12 +130,14 @@ class BookRecorder:
         self._next_snapshot_ns = now_ns + self.snapshot_every_ns
         return [self._snapshot(PERIODIC, now_ns)]
 
-    def _snapshot(self, kind: SnapshotKind, now_ns: int, gap: str | None = None) -> BookSnapshot:
+    def _snapshot(
+        self, kind: SnapshotKind, now_ns: int, gap: str | None = None, lost_ns: int | None = None
+    ) -> BookSnapshot:
         book = self.book
         assert book.last_update_id is not None
         return BookSnapshot(
-            self.symbol, self.segment, kind, book.last_update_id,
-            tuple(book.bids()), tuple(book.asks()), now_ns, gap, self._venue, self._market,
+            self.symbol, self.segment, kind, book.last_update_id, tuple(book.bids()),
+            tuple(book.asks()), now_ns, gap, self._venue, self._market, lost_ns,
         )  # fmt: skip
 
 

@@ -152,6 +152,8 @@ def test_a_broken_chain_ends_the_segment_and_the_next_one_says_why(session):
     assert len(gapped) == 1 and len(syncs) == 3
     (after_gap,) = gapped
     assert str(updates[skipped + 1].first_update_id) in syncs[after_gap].gap
+    # ... and when the sidecar saw it: the update that did not continue the chain
+    assert syncs[after_gap].lost_ns == updates[skipped + 1].receive_ns
     assert report.ok, (report.breaks[:3], report.mismatches[:3], report.crossed_at)
     assert report.segments == len(syncs)
     before_gap = syncs[after_gap - 1].segment
@@ -167,7 +169,8 @@ def test_a_landing_pause_ends_the_segment_and_keeps_the_book(session):
     lines = record(recorder, records[:third])
 
     # Act
-    recorder.pause("landing paused: disk full")
+    paused_at = records[third].receive_ns
+    recorder.pause("landing paused: disk full", paused_at)
     dropped = record(recorder, records[third : 2 * third])
     recorder.resume()
     lines += record(recorder, records[2 * third :])
@@ -180,6 +183,7 @@ def test_a_landing_pause_ends_the_segment_and_keeps_the_book(session):
     assert not recorder.needs_snapshot
     syncs = [s for s in snapshots if s.kind == SYNC]
     assert [s.gap for s in syncs] == [None, "landing paused: disk full"]
+    assert [s.lost_ns for s in syncs] == [None, paused_at]
     assert report.ok, (report.breaks[:3], report.mismatches[:3], report.crossed_at)
     assert report.segments == 2
     resumed_at = next(

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.backtest
 def test_the_best_prices_follow_every_diff():
     # Arrange: a random walk of levels set and removed on both sides, near the top
     rng = random.Random(7)
-    book = Book.of(LevelSnapshot(1, SYNC, 0, [100, 99], [5, 5], [101, 102], [5, 5]))
+    book = Book.of(LevelSnapshot(1, SYNC, 0, 0, [100, 99], [5, 5], [101, 102], [5, 5]))
     for update_id in range(1, 3000):
         prices = [rng.randrange(90, 112) for _ in range(rng.randrange(0, 4))]
         qtys = [rng.choice([0, 0, 1, 7]) for _ in prices]
@@ -24,7 +24,7 @@ def test_the_best_prices_follow_every_diff():
         ask_qtys = [rng.choice([0, 0, 1, 7]) for _ in asks]
 
         # Act
-        book.apply(LevelDiff(1, update_id, update_id, prices, qtys, asks, ask_qtys))
+        book.apply(LevelDiff(1, update_id, update_id, update_id, prices, qtys, asks, ask_qtys))
 
         # Assert: the kept best equals the extreme of what the side holds
         assert book.best() == (max(book.bids, default=None), min(book.asks, default=None))
@@ -32,10 +32,10 @@ def test_the_best_prices_follow_every_diff():
 
 def test_a_report_names_a_crossed_book_and_a_differing_snapshot():
     # Arrange: a diff puts a bid above the best ask; a periodic snapshot misses a level
-    sync = LevelSnapshot(1, SYNC, 10, [100], [5], [101], [5])
-    crossing = LevelDiff(1, 11, 11, [102], [1], [], [])
-    uncrossing = LevelDiff(1, 12, 12, [102], [0], [], [])
-    wrong = LevelSnapshot(1, PERIODIC, 12, [100, 98], [5, 1], [101], [5])
+    sync = LevelSnapshot(1, SYNC, 10, 10, [100], [5], [101], [5])
+    crossing = LevelDiff(1, 11, 11, 11, [102], [1], [], [])
+    uncrossing = LevelDiff(1, 12, 12, 12, [102], [0], [], [])
+    wrong = LevelSnapshot(1, PERIODIC, 12, 12, [100, 98], [5, 1], [101], [5])
 
     # Act
     report = rebuild([crossing, uncrossing], [sync, wrong])

@@ -64,6 +64,7 @@ class _LandedSnapshot(msgspec.Struct):
     bids: msgspec.Raw
     asks: msgspec.Raw
     gap: str | None = None
+    lost_ns: int | None = None
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ def load_bronze_book(
     updates = _segments(landing_root, BOOK_UPDATES_KIND, instrument, day)
     snapshots = _segments(landing_root, BOOK_SNAPSHOTS_KIND, instrument, day)
     diff_fields = ("segment", "first_update_id", "final_update_id", "event_ns", "receive_ns")
-    snapshot_fields = ("segment", "kind", "last_update_id", "taken_ns", "gap")
+    snapshot_fields = ("segment", "kind", "last_update_id", "taken_ns", "gap", "lost_ns")
     diffs = _bronze_frame(day, instrument, _rows(updates, _LandedDiff), diff_fields)
     whole = _bronze_frame(day, instrument, _rows(snapshots, _LandedSnapshot), snapshot_fields)
     stems = [s.stem for s in (*updates, *snapshots)]
@@ -199,8 +200,8 @@ def read_silver_book(
     """The day's silver diffs and snapshots, as the rebuild takes them."""
     diffs = read_partition(lake.table(SILVER_BOOK_UPDATES_TABLE), day, instrument)
     snapshots = read_partition(lake.table(SILVER_BOOK_SNAPSHOTS_TABLE), day, instrument)
-    diff_columns = ("segment", "first_update_id", "final_update_id", *LEVEL_COLUMNS)
-    snapshot_columns = ("segment", "kind", "last_update_id", *LEVEL_COLUMNS)
+    diff_columns = ("segment", "first_update_id", "final_update_id", "receive_ns", *LEVEL_COLUMNS)
+    snapshot_columns = ("segment", "kind", "last_update_id", "taken_ns", *LEVEL_COLUMNS, "lost_ns")
     return (
         [LevelDiff(*row) for row in diffs.select(diff_columns).iter_rows()],
         [LevelSnapshot(*row) for row in snapshots.select(snapshot_columns).iter_rows()],

@@ -52,8 +52,9 @@ class BookDiff(msgspec.Struct, NamesInstrument, frozen=True, gc=False, omit_defa
 
 class BookSnapshot(msgspec.Struct, NamesInstrument, frozen=True, gc=False, omit_defaults=True):
     """The whole live book as of ``last_update_id`` (best level first on each side), taken at
-    ``taken_ns``: a segment's ``sync`` snapshot (``gap`` says why the previous one ended, None
-    for the first of a run) or a ``periodic`` one."""
+    ``taken_ns``: a segment's ``sync`` snapshot or a ``periodic`` one. A sync snapshot's ``gap``
+    says why the previous segment ended and ``lost_ns`` when the sidecar saw it (both None when
+    nothing was lost: the first of a run, or a new UTC day)."""
 
     symbol: str
     segment: int
@@ -65,6 +66,7 @@ class BookSnapshot(msgspec.Struct, NamesInstrument, frozen=True, gc=False, omit_
     gap: str | None = None
     venue: str = DEFAULT_VENUE
     market: MarketType = SPOT
+    lost_ns: int | None = None
 
 
 BookLine = BookDiff | BookSnapshot

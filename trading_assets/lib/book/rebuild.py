@@ -30,6 +30,7 @@ class LevelDiff(NamedTuple):
     segment: int
     first_update_id: int
     final_update_id: int
+    receive_ns: int
     bid_prices: Sequence[int]
     bid_qtys: Sequence[int]
     ask_prices: Sequence[int]
@@ -37,15 +38,18 @@ class LevelDiff(NamedTuple):
 
 
 class LevelSnapshot(NamedTuple):
-    """One whole book in integer units, best level first on each side."""
+    """One whole book in integer units, best level first on each side (``lost_ns``: see
+    :class:`~trading_assets.lib.book.lines.BookSnapshot`)."""
 
     segment: int
     kind: str
     last_update_id: int
+    taken_ns: int
     bid_prices: Sequence[int]
     bid_qtys: Sequence[int]
     ask_prices: Sequence[int]
     ask_qtys: Sequence[int]
+    lost_ns: int | None = None
 
 
 def _units(levels: Sequence[PriceLevel]) -> tuple[list[int], list[int]]:
@@ -57,9 +61,9 @@ def levels_of(line: BookDiff | BookSnapshot) -> LevelDiff | LevelSnapshot:
     (bid_prices, bid_qtys), (ask_prices, ask_qtys) = _units(line.bids), _units(line.asks)
     if isinstance(line, BookDiff):
         return LevelDiff(line.segment, line.first_update_id, line.final_update_id,
-                         bid_prices, bid_qtys, ask_prices, ask_qtys)  # fmt: skip
-    return LevelSnapshot(line.segment, line.kind, line.last_update_id,
-                         bid_prices, bid_qtys, ask_prices, ask_qtys)  # fmt: skip
+                         line.receive_ns, bid_prices, bid_qtys, ask_prices, ask_qtys)  # fmt: skip
+    return LevelSnapshot(line.segment, line.kind, line.last_update_id, line.taken_ns,
+                         bid_prices, bid_qtys, ask_prices, ask_qtys, line.lost_ns)  # fmt: skip
 
 
 def _set(side: Side, prices: Sequence[int], qtys: Sequence[int], best: int | None, sign: int

@@ -66,6 +66,7 @@ BRONZE_BOOK_SNAPSHOTS = Schema(
     _field(10, "source_file", StringType(), True),
     _field(11, "line_no", LongType(), True),
     _field(12, "ingested_at", TimestamptzType(), True),
+    _field(13, "lost_ns", LongType()),
 )
 
 SILVER_BOOK_UPDATES = Schema(
@@ -86,6 +87,7 @@ SILVER_BOOK_SNAPSHOTS = Schema(
     _field(6, "taken_ns", LongType(), True),
     _field(7, "gap", StringType()),
     *_levels(8),
+    _field(12, "lost_ns", LongType()),
 )
 
 BRONZE_BOOK_UPDATES_TABLE = TableDef("bronze.book_updates", BRONZE_BOOK_UPDATES)

@@ -49,13 +49,16 @@ from dataclasses import dataclass
 PRICE = "price"
 FLOW = "flow"
 BOOK = "book"
+DEPTH = "depth"
 CROSS = "cross"
 ALL_GROUPS: tuple[str, ...] = (PRICE, FLOW, BOOK)
-"""The groups computed from one instrument's own data (what the sidecar computes per instrument)."""
+"""The groups computed from one instrument's trades and book tickers (what the sidecar's live
+feature tracker computes per instrument)."""
 TRADE_GROUPS: tuple[str, ...] = (PRICE, FLOW)  # computable from trades alone (no book data)
-KNOWN_GROUPS: tuple[str, ...] = (*ALL_GROUPS, CROSS)
-"""Every group, in canonical order: ``cross`` pairs an instrument with a reference instrument at
-another venue or market (:mod:`trading_assets.lib.features.cross_venue` computes it)."""
+KNOWN_GROUPS: tuple[str, ...] = (*ALL_GROUPS, DEPTH, CROSS)
+"""Every group, in canonical order: ``depth`` reads one instrument's captured L2 book
+(:mod:`trading_assets.lib.features.depth` computes it), ``cross`` pairs an instrument with a
+reference instrument at another venue or market (:mod:`trading_assets.lib.features.cross_venue`)."""
 
 # Quantities and notional are counted in these integer units (1e-8, Binance's finest step).
 UNITS_PER_ONE = 100_000_000
@@ -116,6 +119,11 @@ def own_groups(groups: Sequence[str]) -> tuple[str, ...]:
             "the cross group pairs two instruments: compute it with "
             "trading_assets.lib.features.cross_venue (batch) or cross_venue_live (live)"
         )
+    if DEPTH in chosen:
+        raise ValueError(
+            "the depth group reads the captured L2 book, not bars: compute it with "
+            "trading_assets.lib.features.depth (batch and live)"
+        )
     return chosen
 
 
@@ -124,6 +132,7 @@ WINDOWED_KINDS: dict[str, tuple[str, ...]] = {
     PRICE: ("vwap", "vwap_dev", "rv", "mom"),
     FLOW: ("flow_imb", "intensity"),
     BOOK: ("book_imb",),
+    DEPTH: ("ofi",),
     CROSS: ("basis_bps", "lead_ret", "lead_gap", "xflow_imb"),
 }
 # Point-in-time features (last book ticker at or before event_timestamp), before the windowed ones.
@@ -131,6 +140,14 @@ POINT_KINDS: dict[str, tuple[str, ...]] = {
     PRICE: (),
     FLOW: (),
     BOOK: ("book_imb", "microprice_dev", "spread_bps"),
+    DEPTH: (
+        "depth_imb_5",
+        "depth_imb_10",
+        "depth_imb_20",
+        "l2_microprice_dev",
+        "l2_spread_bps",
+        "book_slope",
+    ),
     CROSS: ("basis_bps", "funding_rate"),
 }
 
