@@ -20,6 +20,7 @@ from feast.data_format import ParquetFormat
 from trading_assets.lib.feature_store.paths import (
     BOOK_FEATURES_FOLDER,
     CROSS_FEATURES_FOLDER,
+    DEPTH_FEATURES_FOLDER,
     GOLD_FEATURES_FOLDER,
     offline_root,
 )
@@ -49,6 +50,14 @@ cross_features_source = FileSource(
     description="gold.cross_features exported per day × own instrument (TRADING_CROSS_PAIRS).",
 )
 
+depth_features_source = FileSource(
+    name="depth_features_source",
+    path=f"{offline_root()}/{DEPTH_FEATURES_FOLDER}",
+    file_format=ParquetFormat(),
+    timestamp_field=TIMESTAMP_FIELD,
+    description="gold.depth_features exported per day × instrument (captured L2 books).",
+)
+
 price_push_source = PushSource(
     name="price_push_source",
     batch_source=gold_features_source,
@@ -65,6 +74,12 @@ book_push_source = PushSource(
     name="book_push_source",
     batch_source=book_features_source,
     description="Live top-of-book features pushed by the streaming sidecar.",
+)
+
+depth_push_source = PushSource(
+    name="depth_push_source",
+    batch_source=depth_features_source,
+    description="Live L2 depth features pushed by the streaming sidecar.",
 )
 
 cross_push_source = PushSource(

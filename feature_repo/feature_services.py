@@ -11,12 +11,12 @@ and which features of each it serves), so the registry and every reader of the s
 from typing import Any
 
 from feast import FeatureService, FeatureView
-from feature_views import book, cross, flow, price
+from feature_views import book, cross, depth, flow, price
 
 from trading_assets.lib.feature_store.spec import SERVICE_DESCRIPTIONS, SERVICES, view_features
 
 VIEWS = {
-    view.name: view for view in (price, flow, book, cross)
+    view.name: view for view in (price, flow, book, depth, cross)
 }  # one view per group, named like it
 
 

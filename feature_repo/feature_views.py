@@ -4,7 +4,13 @@ Each view reads its push source: the sidecar pushes live rows online, and the pu
 source (the gold export) feeds materialization and point-in-time training joins.
 """
 
-from data_sources import book_push_source, cross_push_source, flow_push_source, price_push_source
+from data_sources import (
+    book_push_source,
+    cross_push_source,
+    depth_push_source,
+    flow_push_source,
+    price_push_source,
+)
 from entities import instrument
 from feast import FeatureView, Field
 from feast.types import Float64
@@ -44,6 +50,17 @@ book = FeatureView(
     source=book_push_source,
     online=True,
     description="Top-of-book spread and imbalance; live only (pushed by the sidecar).",
+)
+
+depth = FeatureView(
+    name="depth",
+    entities=[instrument],
+    ttl=view_ttl(),
+    schema=_schema("depth"),
+    source=depth_push_source,
+    online=True,
+    description="Depth imbalance, L2 microprice and spread, book slope and order-flow imbalance "
+    "from the captured L2 book (where the sidecar captured it: depth_covered).",
 )
 
 cross = FeatureView(

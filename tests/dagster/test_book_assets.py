@@ -21,11 +21,16 @@ from trading_assets.defs.book.assets import (
     SEQUENCE_CHECK,
     SNAPSHOTS_CHECK,
     bronze_book,
+    depth_features,
     silver_book,
 )
 from trading_assets.defs.book.pickup import live_book_landing
+from trading_assets.lib.book.landed import read_landed_book
+from trading_assets.lib.book.rebuild import levels_of
+from trading_assets.lib.feature_store import offline
+from trading_assets.lib.features.depth import depth_rows
 from trading_assets.lib.lakehouse.landing_layout import list_segments
-from trading_assets.resources import IcebergCatalogResource
+from trading_assets.resources import FeastResource, IcebergCatalogResource
 from trading_assets.resources.landing import LandingResource
 
 pytestmark = pytest.mark.backtest
@@ -54,12 +59,13 @@ def tick(instance: dg.DagsterInstance, root: Path, cursor: str | None) -> dg.Sen
 
 def materialize(request: dg.RunRequest, root: Path, lake: Path) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [bronze_book, silver_book],
+        [bronze_book, silver_book, depth_features],
         partition_key=request.partition_key,
         tags=request.tags,
         resources={
             "iceberg": IcebergCatalogResource.local(lake),
             "landing": LandingResource(root=str(root)),
+            "feast": FeastResource.local(lake / "feast"),
         },
         raise_on_error=False,
     )
@@ -95,9 +101,17 @@ def test_the_sensor_requests_each_captured_day_once_and_the_checks_pass(tmp_path
         assert bronze.metadata["dagster/row_count"] == silver.metadata["dagster/row_count"]
         # Each records the watermark of what it holds (the newest receive time)
         day = str(request.partition_key).split("|")[0]
-        for materialization in (bronze, silver):
+        (depth,) = result.asset_materializations_for_node(depth_features.op.name)
+        for materialization in (bronze, silver, depth):
             newest = materialization.metadata["watermark"].value
             assert dt.datetime.fromtimestamp(newest, dt.UTC).date().isoformat() == day
+        # depth_features: the rows the live class gives on the landed lines, exported for Feast
+        diffs, snapshots = read_landed_book(root, INSTRUMENT, dt.date.fromisoformat(day))
+        live = depth_rows(INSTRUMENT, [levels_of(d) for d in diffs],
+                          [levels_of(s) for s in snapshots])  # fmt: skip
+        exported = offline.read_frame(depth.metadata["offline_export"].value)
+        assert exported.height == len(live) == depth.metadata["covered_seconds"].value
+        assert exported["ofi_10s"].to_list() == [row.values["ofi_10s"] for row in live]
 
 
 def test_a_landing_that_lost_a_diff_fails_the_sequence_check(tmp_path, shared_data):

@@ -34,6 +34,7 @@ WATERMARK_TESTS = {
     "cross_features": CROSS_TEST,
     "bronze_book": BOOK_TEST,
     "silver_book": BOOK_TEST,
+    "depth_features": BOOK_TEST,
     "feast_registry": FEATURES_TEST,
     "online_features": FEATURES_TEST,
     "training_set": FEATURES_TEST,

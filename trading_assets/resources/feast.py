@@ -20,6 +20,7 @@ from pydantic import Field
 
 from trading_assets.lib.feature_store.paths import (
     CROSS_FEATURES_FOLDER,
+    DEPTH_FEATURES_FOLDER,
     FEATURE_REPO_DIR,
     GOLD_FEATURES_FOLDER,
     offline_root,
@@ -92,6 +93,10 @@ class FeastResource(dg.ConfigurableResource):
     def cross_features_dir(self) -> str:
         """Where the ``cross_features`` asset exports gold.cross_features for Feast."""
         return resolve(self.data_root, f"{offline_root()}/{CROSS_FEATURES_FOLDER}")
+
+    def depth_features_dir(self) -> str:
+        """Where the ``depth_features`` asset exports gold.depth_features for Feast."""
+        return resolve(self.data_root, f"{offline_root()}/{DEPTH_FEATURES_FOLDER}")
 
     def training_dir(self) -> str:
         return resolve(self.data_root, f"{offline_root()}/{TRAINING_FOLDER}")

@@ -11,6 +11,7 @@ from typing import Any
 
 import dagster as dg
 
+from trading_assets.defs.features.metadata import gold_metadata, sparkline
 from trading_assets.defs.ingest.partitions import day_and_instrument, trade_partitions
 from trading_assets.defs.lakehouse.metadata import partition_write_metadata
 from trading_assets.defs.store_retries import retry_on_store_outage
@@ -20,6 +21,8 @@ from trading_assets.lib.book.lakehouse import (
     refine_silver_book,
 )
 from trading_assets.lib.book.rebuild import Mismatch, RebuildReport
+from trading_assets.lib.feature_store import offline
+from trading_assets.resources.feast import FeastResource
 from trading_assets.resources.iceberg import IcebergCatalogResource
 from trading_assets.resources.landing import LandingResource
 
@@ -121,3 +124,33 @@ def silver_book(
         }
     )
     yield from check_results(report)
+
+
+@dg.asset(
+    deps=[silver_book],
+    partitions_def=trade_partitions,
+    group_name="features",
+    kinds={"iceberg", "polars", "parquet"},
+    automation_condition=FOLLOW_UPSTREAM,
+)
+@retry_on_store_outage
+def depth_features(
+    context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, feast: FeastResource
+) -> dg.MaterializeResult:
+    """gold.depth_features: depth imbalance, L2 microprice and spread, book slope and order-flow
+    imbalance per second from the day's captured L2 book (``depth_covered`` says where it was
+    captured), exported for Feast's offline store."""
+    from trading_assets.lib.feature_store.depth_gold import build_depth_features
+
+    day, instrument = day_and_instrument(context.partition_key)
+    result = build_depth_features(iceberg.lakehouse(), instrument, day)
+    export = offline.export_partition(result.features, feast.depth_features_dir(), day, instrument)
+    frame = result.features
+    covered = int(frame["depth_covered"].sum()) if frame.height else 0
+    metadata = {
+        **gold_metadata(result, export),
+        "covered_seconds": dg.MetadataValue.int(covered),
+    }
+    if frame.height:
+        metadata["depth_imb_5 (day)"] = dg.MetadataValue.text(sparkline(frame["depth_imb_5"]))
+    return dg.MaterializeResult(metadata=metadata)

@@ -1,5 +1,5 @@
-"""Book pickup: a sensor turns newly sealed landed book segments into bronze_book + silver_book
-runs, one per day × instrument.
+"""Book pickup: a sensor turns newly sealed landed book segments into bronze_book → silver_book →
+depth_features runs, one per day × instrument.
 
 A book day is much bigger than its trades (a diff every 100 ms), and nothing live reads silver's
 book, so it is picked up every few minutes rather than with every trade segment. Each run rebuilds
@@ -12,7 +12,7 @@ import json
 
 import dagster as dg
 
-from trading_assets.defs.book.assets import bronze_book, silver_book
+from trading_assets.defs.book.assets import bronze_book, depth_features, silver_book
 from trading_assets.defs.ingest.partitions import partition_key, trade_partitions
 from trading_assets.lib.lakehouse.landing import newest_sealed_stems
 from trading_assets.lib.lakehouse.landing_layout import BOOK_SNAPSHOTS_KIND, BOOK_UPDATES_KIND
@@ -25,9 +25,11 @@ PICKUP_BOOK = "book"
 
 book_ingest = dg.define_asset_job(
     BOOK_JOB_NAME,
-    selection=dg.AssetSelection.assets(bronze_book, silver_book),
+    selection=dg.AssetSelection.assets(bronze_book, silver_book, depth_features),
     partitions_def=trade_partitions,
-    description="Landed L2 book lines of one day × instrument → bronze → silver, checked.",
+    description=(
+        "Landed L2 book lines of one day × instrument → bronze → silver (checked) → depth features."
+    ),
 )
 
 _IN_PROGRESS = [
@@ -51,8 +53,8 @@ def _busy(instance: dg.DagsterInstance) -> set[str]:
     minimum_interval_seconds=BOOK_PICKUP_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Sealed landed L2 book segments → bronze_book and silver_book of their day × instrument "
-        "(Runs page filter: tag trading/pickup=book)."
+        "Sealed landed L2 book segments → bronze_book, silver_book and depth_features of their "
+        "day × instrument (Runs page filter: tag trading/pickup=book)."
     ),
 )
 def live_book_landing(

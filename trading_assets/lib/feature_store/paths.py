@@ -23,6 +23,8 @@ GOLD_FEATURES_FOLDER = "features"
 BOOK_FEATURES_FOLDER = "book"
 CROSS_FEATURES_FOLDER = "cross"
 """Folder of the gold cross-feature export (one parquet file per day × own instrument)."""
+DEPTH_FEATURES_FOLDER = "depth"
+"""Folder of the gold depth-feature export (one parquet file per day × instrument)."""
 
 
 def offline_root() -> str:

@@ -13,6 +13,7 @@ import datetime as dt
 from trading_assets.lib.features import (
     ALL_GROUPS,
     CROSS,
+    DEPTH,
     TRADE_GROUPS,
     FeatureConfig,
     feature_names,
@@ -32,6 +33,7 @@ SERVICES: dict[str, tuple[str, ...]] = {
     "signal_v2": ALL_GROUPS,
     "signal_trades_v2": TRADE_GROUPS,
     "signal_cross_v1": (*TRADE_GROUPS, CROSS),
+    "signal_depth_v1": (*TRADE_GROUPS, DEPTH),
 }
 """Feature services and the groups (feature views) each reads. Versioned: a changed set gets a new
 name, old models keep theirs. The Feast repository builds its services from this."""
@@ -46,6 +48,8 @@ SERVICE_DESCRIPTIONS: dict[str, str] = {
     "history supports for training, and the fallback when book data is stale.",
     "signal_cross_v1": "Model inputs of the trades-only groups and the cross group: the "
     "instrument against its reference at another venue (TRADING_CROSS_PAIRS).",
+    "signal_depth_v1": "Model inputs of the trades-only groups and the depth group, from the "
+    "captured L2 book: trains on the days the sidecar captured (depth_covered says which rows).",
 }
 """Each service's description in the Feast registry."""
 

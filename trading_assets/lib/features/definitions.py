@@ -141,6 +141,7 @@ POINT_KINDS: dict[str, tuple[str, ...]] = {
     FLOW: (),
     BOOK: ("book_imb", "microprice_dev", "spread_bps"),
     DEPTH: (
+        "depth_covered",
         "depth_imb_5",
         "depth_imb_10",
         "depth_imb_20",

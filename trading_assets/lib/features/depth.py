@@ -12,6 +12,8 @@ day's rows at 900 s), and a day's rows need only that day's lines.
 
 Point features at ``E`` (prices in integer 1e-8 units, bid ``b``, ask ``a``, sizes ``q``):
 
+* ``depth_covered``: 1 when captured book data covers the second, else 0 (the one feature of an
+  uncovered row; a training row without any depth row has it null: not covered either);
 * ``depth_imb_{k}`` (k = 5, 10, 20) = (Σ bid sizes − Σ ask sizes) / (Σ both) over the top k
   levels of each side;
 * ``l2_microprice_dev`` = (microprice − mid) / mid = (a − b) · imb₁ / (a + b), imb₁ the top
@@ -51,7 +53,7 @@ IMBALANCE_LEVELS = (5, 10, 20)
 SLOPE_LEVELS = (5, 20)
 NS_PER_S = 1_000_000_000
 COVERED = "depth_covered"
-"""The column that says a row's second was covered by captured book data."""
+"""The feature that says a row's second was covered by captured book data."""
 
 
 def depth_feature_names(config: FeatureConfig = DEFAULT_CONFIG) -> list[str]:
