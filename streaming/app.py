@@ -66,7 +66,7 @@ from streaming.routes import Route, route
 from streaming.trading import Trader
 from streaming.watcher_process import WatcherProcess
 from trading_assets.lib.feature_store.spec import FEATURE_CONFIG, SERVICES, service_features
-from trading_assets.lib.features import CROSS
+from trading_assets.lib.features import CROSS, DEPTH
 from trading_assets.lib.features.incremental import FeatureRow
 from trading_assets.lib.instruments import instrument_id
 
@@ -112,7 +112,21 @@ class Sidecar:
         self.cross = cross_trackers(self.trackers, config.cross_references, FEATURE_CONFIG)
         live = LiveFeatureTrackers(list(self.trackers.values()))
         self.store = store if store is not None else open_feature_store(config)
-        pushed = (*groups, CROSS) if self.cross else groups
+        root = config.landing_root
+        # Market data lands through a child process, so the message loop only encodes each
+        # record (see streaming.landing.process); predictions, a few a second, in process.
+        self.landing = LandingProcess(root)
+        # The L2 books it keeps and lands, and their live depth features (none when
+        # TRADING_BOOK_SNAPSHOT_S is 0, or no instrument's venue has a recorded depth stream).
+        self.book: BookCapture | None = None
+        if config.book_snapshot_every_s > 0:
+            rest_urls = {name: e.rest_base_url for name, e in config.endpoints().items()}
+            self.book = BookCapture(
+                config.instruments, self.landing, rest_urls, self.metrics.registry,
+                config.book_snapshot_every_s,
+            )  # fmt: skip
+        depth = (DEPTH,) if self.book is not None and self.book.recorders else ()
+        pushed = (*groups, *depth, *((CROSS,) if self.cross else ()))
         self.online_writer = OnlineFeatureWriter(self.store, views=pushed)
         # On its own thread, waited for no longer than the controller would accept a read.
         self.online_reader = BoundedOnlineReader(
@@ -142,10 +156,6 @@ class Sidecar:
             self.model_watcher = WatcherProcess(
                 config.tracking_uri, config.model_name, mirror, config.model_poll_s
             )
-        root = config.landing_root
-        # Market data lands through a child process, so the message loop only encodes each
-        # record (see streaming.landing.process); predictions, a few a second, in process.
-        self.landing = LandingProcess(root)
         self._predictions_writer = LandingWriter(root, PREDICTIONS_KIND, inline_poll=False)
         self.writers: dict[str, Landing] = {
             "market": self.landing,
@@ -157,14 +167,6 @@ class Sidecar:
         # What on_record, called once per market message, reaches for without lookups.
         self._trades_writer = self.landing.outlet(TRADES_KIND)
         self._book_tickers_writer = self.landing.outlet(BOOK_TICKERS_KIND)
-        # The L2 books it keeps and lands (none when TRADING_BOOK_SNAPSHOT_S is 0).
-        self.book: BookCapture | None = None
-        if config.book_snapshot_every_s > 0:
-            rest_urls = {name: e.rest_base_url for name, e in config.endpoints().items()}
-            self.book = BookCapture(
-                config.instruments, self.landing, rest_urls, self.metrics.registry,
-                config.book_snapshot_every_s,
-            )  # fmt: skip
         # Per venue, per symbol as the venue spells it: the instrument's message counts and
         # where its book tickers and trades go.
         self._routes: dict[str, dict[str, Route]] = {}
@@ -300,10 +302,11 @@ class Sidecar:
             messages.trades += 1
             messages.newest_trade = record
             rows = on_trade(record)
-        elif type(record) is DepthUpdate:
-            if self.book is not None:
-                self.book.on_update(record)
-            return []
+        elif type(record) is DepthUpdate and self.book is not None:
+            rows = self.book.on_update(record)  # the seconds it closed (no prediction follows)
+            for row in rows:
+                self.online_writer.submit(row)
+            return rows
         else:
             return []
         if rows:
@@ -319,6 +322,9 @@ class Sidecar:
             # On the period's grid, a little after each boundary so its bars have closed.
             now = time.time()
             await asyncio.sleep(period - now % period + 0.05)
+            if self.book is not None:  # the books' seconds closed by the clock
+                for row in [*self.book.take_pending(), *self.book.close_until(time.time_ns())]:
+                    self.online_writer.submit(row)
             for instrument in self.config.instruments:
                 self.predict(instrument, time.time_ns())
 

@@ -110,6 +110,11 @@ class BookCapture:
         recorder = self.recorders[instrument]
         return self._took(instrument, recorder, recorder.on_snapshot(snapshot), snapshot.receive_ns)
 
+    def take_pending(self) -> list[FeatureRow]:
+        """The rows the snapshot task closed since the last call."""
+        rows, self.pending_rows = self.pending_rows, []
+        return rows
+
     def close_until(self, now_ns: int) -> list[FeatureRow]:
         """Every instrument's ``depth`` rows of the seconds ended by ``now_ns`` (the clock: no
         line received later can belong to them)."""

@@ -19,7 +19,9 @@ from streaming.simulator.server import run_simulator_in_thread
 from tests.services import free_port
 from trading_assets.lib.book.landed import read_landed_book
 from trading_assets.lib.book.lines import PERIODIC, SYNC, BookDiff, BookSnapshot
-from trading_assets.lib.book.rebuild import Book, rebuild
+from trading_assets.lib.book.rebuild import Book, levels_of, rebuild
+from trading_assets.lib.features.depth import COVERED, depth_rows
+from trading_assets.lib.features.incremental import FeatureRow
 from trading_assets.lib.features.live import decimal_units
 from trading_assets.lib.lakehouse.landing_layout import list_segments, read_complete_lines
 
@@ -77,6 +79,21 @@ def landed_tickers(root: Path, instrument: str) -> dict[int, BookTicker]:
     }
 
 
+def observe_depth_rows(sidecar: Sidecar) -> dict[tuple[str, int], dict]:
+    """Every depth row the sidecar hands its online writer, by (instrument, event time): the
+    writer is real, this only watches what reaches it."""
+    seen: dict[tuple[str, int], dict] = {}
+    submit = sidecar.online_writer.submit
+
+    def watched(row: FeatureRow) -> None:
+        if COVERED in row.values:
+            seen[(row.symbol, row.event_timestamp_us)] = row.values
+        submit(row)
+
+    sidecar.online_writer.submit = watched  # type: ignore[method-assign]
+    return seen
+
+
 def best_after_every_diff(
     diffs: list[BookDiff], snapshots: list[BookSnapshot]
 ) -> dict[int, tuple[int | None, int | None, int, int]]:
@@ -105,6 +122,7 @@ async def test_the_sidecar_lands_books_that_rebuild_to_the_live_book_and_the_tic
             book_snapshot_every_s=0.5,
         )
         sidecar = Sidecar(config)
+        pushed = observe_depth_rows(sidecar)
         task = asyncio.create_task(sidecar.run())
         try:
             # Act: a few snapshots' worth, a dropped connection, then a few more
@@ -152,3 +170,18 @@ async def test_the_sidecar_lands_books_that_rebuild_to_the_live_book_and_the_tic
             ), update_id  # fmt: skip
             compared += 1
         assert compared >= 0.9 * len(diffs)
+
+        # Assert: the depth rows the sidecar pushed live are the batch rows of the lines it
+        # landed, second for second, the dropped connection's uncovered seconds included
+        batch = depth_rows(instrument, [levels_of(d) for d in diffs],
+                           [levels_of(s) for s in snapshots])  # fmt: skip
+        assert len(batch) >= 5
+        assert any(row.values[COVERED] == 0.0 for row in batch) or all(
+            s.lost_ns is None for s in syncs
+        )
+        for row in batch:
+            live = pushed[(instrument, row.event_timestamp_us)]
+            assert live.keys() == row.values.keys()
+            for name, value in row.values.items():
+                assert (value is None) == (live[name] is None), (name, row.event_timestamp_us)
+                assert value is None or abs(value - live[name]) <= 1e-9, name

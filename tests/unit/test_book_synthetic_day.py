@@ -13,9 +13,10 @@ import pytest
 from streaming.book import BookRecorder
 from streaming.simulator import synthetic_book as book
 from streaming.simulator.synthetic import SyntheticMarket
+from streaming.simulator.tape import DayTape
 from streaming.venues.binance.parse import parse_depth_update, parse_rest_depth
 from tests.unit.test_book_capture import landed
-from trading_assets.lib.book.lines import PERIODIC, SYNC
+from trading_assets.lib.book.lines import PERIODIC, SYNC, BookDiff, BookSnapshot
 from trading_assets.lib.book.rebuild import Book, rebuild
 
 pytestmark = pytest.mark.backtest
@@ -23,17 +24,19 @@ DAY = dt.date(2024, 5, 2)
 DEPTH_INTERVAL_US = 100_000
 
 
-def test_a_synthetic_day_rebuilds_to_every_snapshot_and_to_the_closing_book():
-    # Arrange: the day's tape, and the last order of every 100 ms window that has one
-    tape = SyntheticMarket(seed=3).tape("BTCUSDT", DAY)
+def synthetic_day_lines(
+    market: SyntheticMarket, symbol: str, day: dt.date, snapshot_every_s: float = 60.0
+) -> tuple[DayTape, list[BookDiff], list[BookSnapshot]]:
+    """The day's depth stream as the simulator's live server publishes it (the last order of
+    every 100 ms window that changed the book, received at the window's end), recorded by the
+    sidecar's recorder from the opening REST snapshot: the lines it lands."""
+    tape = market.tape(symbol, day)
     inst = tape.instrument
     window = tape.order_time_us // DEPTH_INTERVAL_US
     last_in_window = np.flatnonzero(np.diff(window, append=window[-1] + 1))
     opening = book.state_after(tape, -1)
-    start_ns = int(dt.datetime.combine(DAY, dt.time(), dt.UTC).timestamp()) * 1_000_000_000
-    recorder = BookRecorder(inst.symbol, snapshot_every_s=60.0)
-
-    # Act: the opening snapshot, then each window's diff, received at the window's end
+    start_ns = int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp()) * 1_000_000_000
+    recorder = BookRecorder(inst.symbol, snapshot_every_s)
     lines = recorder.on_snapshot(
         parse_rest_depth(book.snapshot_json(inst, opening, 1000), inst.symbol, start_ns)
     )
@@ -47,6 +50,15 @@ def test_a_synthetic_day_rebuilds_to_every_snapshot_and_to_the_closing_book():
         lines += recorder.on_update(parse_depth_update(payload, end_us * 1000))
         before = after
     diffs, snapshots = landed(lines)
+    return tape, diffs, snapshots
+
+
+def test_a_synthetic_day_rebuilds_to_every_snapshot_and_to_the_closing_book():
+    # Arrange: the day's depth stream through the recorder
+    tape, diffs, snapshots = synthetic_day_lines(SyntheticMarket(seed=3), "BTCUSDT", DAY)
+    inst = tape.instrument
+
+    # Act
     report = rebuild(diffs, snapshots)
 
     # Assert: one segment over the whole day, a snapshot a minute, all matched, never crossed

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from streaming.book import BookRecorder
 from streaming.book.capture import BookCapture
 from streaming.landing import BOOK_SNAPSHOTS_KIND, LandingProcess
 from streaming.records import DepthSnapshot, DepthUpdate
@@ -17,7 +18,7 @@ from streaming.venues.binance.book import OrderBook
 from tests.unit.test_book_capture import depth_records
 from trading_assets.lib.book.landed import read_landed_book
 from trading_assets.lib.book.lines import SYNC
-from trading_assets.lib.book.rebuild import LevelDiff, LevelSnapshot, levels_of
+from trading_assets.lib.book.rebuild import Book, LevelDiff, LevelSnapshot, levels_of
 from trading_assets.lib.features import FeatureConfig
 from trading_assets.lib.features.depth import COVERED, DepthFeatures, depth_rows
 from trading_assets.lib.lakehouse.landing_layout import list_segments
@@ -128,3 +129,36 @@ def _same(a: dict, b: dict) -> bool:
         return math.isclose(x, y, rel_tol=0, abs_tol=1e-9)
 
     return a.keys() == b.keys() and all(close(a[k], b[k]) for k in a)
+
+
+def test_the_top_levels_are_the_whole_book_sorted(shared_data):
+    # Arrange: the recorded BTCUSDT session's lines, and the book rebuilt beside the features
+    symbol = "BTCUSDT"
+    recorder = BookRecorder(symbol, snapshot_every_s=60.0)
+    lines = []
+    for record in depth_records(shared_data / "binance" / "ws", symbol):
+        if isinstance(record, DepthSnapshot):
+            lines += recorder.on_snapshot(record)
+        else:
+            lines += recorder.on_update(record)
+    levels = [levels_of(line) for line in lines]
+    features = DepthFeatures("BINANCE:BTCUSDT")
+    book: Book | None = None
+
+    # Act / Assert: at every second, the imbalances and the slope from the features' kept
+    # order equal those of the whole book sorted afresh
+    checked = 0
+    for line in levels:
+        for row in features.on_line(line):
+            assert book is not None
+            bids = sorted(book.bids.items(), reverse=True)[:20]
+            asks = sorted(book.asks.items())[:20]
+            for k in (5, 10, 20):
+                b, a = sum(q for _, q in bids[:k]), sum(q for _, q in asks[:k])
+                assert row.values[f"depth_imb_{k}"] == (b - a) / (b + a)
+            checked += 1
+        if isinstance(line, LevelSnapshot) and line.kind == SYNC:
+            book = Book.of(line)
+        elif isinstance(line, LevelDiff) and book is not None:
+            book.apply(line)
+    assert checked > 600

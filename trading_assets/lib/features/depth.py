@@ -33,7 +33,7 @@ rounding. Every feature is a ratio of prices or of sizes (scale-free).
 
 from __future__ import annotations
 
-import heapq
+import bisect
 import math
 from collections import deque
 from collections.abc import Sequence
@@ -115,6 +115,11 @@ class DepthFeatures:
         self.next_end_ns: int | None = None  # the end of the first second not yet emitted
         self._flow = 0  # Σe of the open second
         self._windows = [_Window(w) for w in self.windows_s]
+        # Each side's prices in ascending order, kept as levels come and go: the top levels
+        # are a slice, where a selection over the whole side (thousands of levels after a
+        # day's moves) cost most of a day's computation.
+        self._bid_prices: list[int] = []
+        self._ask_prices: list[int] = []
 
     def on_line(self, line: LevelDiff | LevelSnapshot) -> list[FeatureRow]:
         """Apply one line (its receive time: a diff's ``receive_ns``, a snapshot's
@@ -126,6 +131,8 @@ class DepthFeatures:
                 bid, ask = book.best_bid, book.best_ask
                 bid_qty = 0 if bid is None else book.bids[bid]
                 ask_qty = 0 if ask is None else book.asks[ask]
+                _keep_sorted(self._bid_prices, line.bid_prices, line.bid_qtys)
+                _keep_sorted(self._ask_prices, line.ask_prices, line.ask_qtys)
                 book.apply(line)
                 self._flow += _flow(bid, bid_qty, ask, ask_qty, book)
             return rows
@@ -136,6 +143,7 @@ class DepthFeatures:
             rows += self.lose(line.lost_ns)
         rows += self.close_until(line.taken_ns - 1)
         self.book = Book.of(line)
+        self._bid_prices, self._ask_prices = sorted(self.book.bids), sorted(self.book.asks)
         self._flow = 0
         self._windows = [_Window(w) for w in self.windows_s]
         if self.next_end_ns is None:
@@ -174,15 +182,14 @@ class DepthFeatures:
                 values[f"ofi_{window.n}s"] = window.push(flow, depth)
         return FeatureRow(self.instrument, end_ns // 1000, values)
 
-    @staticmethod
-    def _point(book: Book, values: dict[str, float | None]) -> None:
+    def _point(self, book: Book, values: dict[str, float | None]) -> None:
         """The point features of the book as it stands."""
         bid, ask = book.best_bid, book.best_ask
         if bid is None or ask is None:
             return
         top = max(IMBALANCE_LEVELS)
-        bid_prices = heapq.nlargest(top, book.bids)
-        ask_prices = heapq.nsmallest(top, book.asks)
+        bid_prices = self._bid_prices[: -top - 1 : -1]
+        ask_prices = self._ask_prices[:top]
         bid_sizes = [book.bids[p] for p in bid_prices]
         ask_sizes = [book.asks[p] for p in ask_prices]
         for k in IMBALANCE_LEVELS:
@@ -195,6 +202,18 @@ class DepthFeatures:
         ask_slope = _slope(ask_prices, ask_sizes, bid + ask)
         if bid_slope is not None and ask_slope is not None:
             values["book_slope"] = (bid_slope + ask_slope) / 2
+
+
+def _keep_sorted(prices: list[int], changed: Sequence[int], sizes: Sequence[int]) -> None:
+    """Keep ``prices`` (a side's, ascending) the side's levels once ``changed`` are set to
+    ``sizes`` (size 0 removes a level)."""
+    for price, size in zip(changed, sizes, strict=True):
+        at = bisect.bisect_left(prices, price)
+        held = at < len(prices) and prices[at] == price
+        if size and not held:
+            prices.insert(at, price)
+        elif not size and held:
+            del prices[at]
 
 
 def _flow(bid: int | None, bid_qty: int, ask: int | None, ask_qty: int, book: Book) -> int:
