@@ -14,9 +14,10 @@ parse only (no callbacks), timed in the same run with ``bench_parse``'s code: (a
 sessions' bookTicker frames, and (b) on the streams a sidecar subscribes to, with each trade
 given to it as the one-trade ``@aggTrade`` frame of the same trade, since cryptofeed takes trades
 from that stream and has no handler for ``@trade`` (nor for depth frames without a book
-snapshot). Our rows: all streams as recorded (the depth frames included, which a sidecar does
-not subscribe to, parsed and validated all the same), held to (a), the peer's fastest rate; the
-streams a sidecar subscribes to (trade and bookTicker), held to (b), like for like; and the
+snapshot). Our rows: all streams as recorded, the depth frames included: the sidecar subscribes
+to depth by default, keeps each book from the session's REST snapshot, lands its lines and
+computes its depth rows (:mod:`streaming.book.capture`); held to (a), the peer's fastest rate;
+the trade and bookTicker streams, held to (b), like for like; and the
 bookTicker frames alone, held to (a), like for like. Both sides report their fastest of
 ``bench_parse.ROUNDS`` rounds, the two sides' rounds taking turns (so a slower stretch of the
 host weighs on both): ours each on a fresh sidecar and feed writing new landing folders
@@ -68,6 +69,7 @@ import msgspec
 from bench.bench_parse import DATA, ROUNDS, cryptofeed_outputs, cryptofeed_round
 from bench.sidecar_latency import INSTRUMENTS, SYMBOLS, measure_latency, register_champion
 from streaming.recordings import RecordedFrame, read_recording
+from streaming.venues.binance.parse import parse_rest_depth
 from streaming.venues.binance.venue import VENUE as BINANCE
 
 SESSIONS = (
@@ -84,9 +86,25 @@ CHAOS_DISCONNECTS, CHAOS_KILLS, FUZZ_FRAMES = 10, 5, 10_000
 
 
 def session_frames() -> list[RecordedFrame]:
-    """Every WebSocket frame of the four session files, merged by receive time."""
-    streams = [(f for f in read_recording(DATA / name) if not f.is_rest) for name in SESSIONS]
+    """Every frame of the four session files, merged by receive time: the WebSocket frames and
+    each session's REST depth snapshot (what the sidecar's book capture asks for)."""
+    streams = [
+        [_named(frame, name.partition("_")[0].upper()) for frame in read_recording(DATA / name)]
+        for name in SESSIONS
+    ]
     return list(heapq.merge(*streams, key=lambda frame: frame.receive_ns))
+
+
+def _named(frame: RecordedFrame, symbol: str) -> RecordedFrame:
+    """A REST frame with its session's symbol in its path (the recordings omit the query)."""
+    if not frame.is_rest or "symbol=" in frame.source:
+        return frame
+    return dataclasses.replace(frame, source=f"{frame.source}?symbol={symbol}")
+
+
+def rest_symbol(frame: RecordedFrame) -> str:
+    """The symbol of a recorded ``/api/v3/depth?symbol=...`` response."""
+    return frame.source.partition("symbol=")[2].partition("&")[0]
 
 
 def sidecar_round(frames: list[RecordedFrame], redis: str, work: Path) -> tuple[float, int]:
@@ -120,6 +138,13 @@ def sidecar_round(frames: list[RecordedFrame], redis: str, work: Path) -> tuple[
             handle, on_record = feed._handle, sidecar.on_record  # as the peer's loop holds its own
             started = time.perf_counter()
             for frame in frames:  # as MarketFeed._read does
+                if frame.is_rest:  # a book's REST snapshot, as the capture's task loads it
+                    symbol = rest_symbol(frame)
+                    depth = parse_rest_depth(frame.payload, symbol, frame.receive_ns)
+                    assert sidecar.book is not None
+                    for row in sidecar.book.on_snapshot(f"BINANCE:{symbol}", depth):
+                        sidecar.online_writer.submit(row)
+                    continue
                 handled = handle(frame.payload, frame.receive_ns)
                 if isinstance(handled, list):
                     for trade in handled:
@@ -137,14 +162,16 @@ def sidecar_round(frames: list[RecordedFrame], redis: str, work: Path) -> tuple[
     stats = feed.stats
     if stats.frames_dead_lettered or stats.trades_pending or stats.trades_duplicate:
         raise RuntimeError(f"the recorded sessions did not flow cleanly: {stats}")
-    return len(frames) / elapsed, sidecar.online_writer.stats().rows_written
+    messages = sum(not frame.is_rest for frame in frames)
+    return messages / elapsed, sidecar.online_writer.stats().rows_written
 
 
 def throughput_table(redis: str, work: Path) -> None:
     frames = session_frames()
+    messages = sum(not frame.is_rest for frame in frames)
     book_tickers = [f for f in frames if b"@bookTicker" in f.payload[:40]]
-    # What a sidecar receives: the recordings also hold depth frames, which it does not
-    # subscribe to (parsing and validating them is the rest of the all-streams row).
+    # The trade and bookTicker streams, like for like with the peer (the all-streams row adds
+    # the depth frames and the sessions' REST depth snapshots: the books kept and landed).
     subscribed = [f for f in frames if stream_kind(f.payload) in BINANCE.default_channels]
     if cryptofeed_outputs(book_tickers) != len(book_tickers):
         raise RuntimeError("cryptofeed did not parse every bookTicker frame")
@@ -173,13 +200,14 @@ def throughput_table(redis: str, work: Path) -> None:
     print("(1) recorded BTCUSDT+ETHUSDT sessions at max speed, messages/s")
     print(f"{'workload':<66} {'messages':>9} {'msg/s':>10} {'vs peer':>8}  peer row")
     table = [
-        ("ours: full sidecar path, all streams", len(frames), ours_all, peer, "a"),
-        ("ours: full sidecar path, subscribed streams (trade, bookTicker)", len(subscribed),
+        ("ours: full sidecar path, all streams (books kept, landed, depth rows)", messages,
+         ours_all, peer, "a"),
+        ("ours: full sidecar path, trade and bookTicker streams", len(subscribed),
          ours_subscribed, peer_subscribed, "b"),
         ("ours: full sidecar path, bookTicker only", len(book_tickers), ours_book, peer, "a"),
         ("peer (a): cryptofeed Binance handler, parse only, bookTicker", len(book_tickers), peer,
          peer, "a"),
-        ("peer (b): the same, subscribed streams (trades as aggTrade frames)",
+        ("peer (b): the same, trade and bookTicker (trades as aggTrade frames)",
          len(subscribed), peer_subscribed, peer_subscribed, "b"),
     ]  # fmt: skip
     for label, count, rate, against, name in table:
