@@ -10,12 +10,9 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from prometheus_client import CollectorRegistry
 
-from streaming.book.capture import BookCapture
-from streaming.landing import BOOK_UPDATES_KIND, LandingProcess
-from streaming.records import DepthSnapshot
-from tests.unit.test_book_capture import depth_records
+from streaming.landing import BOOK_UPDATES_KIND
+from tests.book_landing import land_recorded_book
 from trading_assets.defs.book.assets import (
     CROSSED_CHECK,
     SEQUENCE_CHECK,
@@ -35,17 +32,6 @@ from trading_assets.resources.landing import LandingResource
 
 pytestmark = pytest.mark.backtest
 INSTRUMENT = "BINANCE:ETHUSDT"
-
-
-def land_session(root: Path, shared_data: Path) -> None:
-    landing = LandingProcess(root)
-    capture = BookCapture([INSTRUMENT], landing, {}, CollectorRegistry(), 5.0)
-    for record in depth_records(shared_data / "binance" / "ws", "ETHUSDT"):
-        if isinstance(record, DepthSnapshot):
-            capture.on_snapshot(INSTRUMENT, record)
-        else:
-            capture.on_update(record)
-    landing.close()
 
 
 def tick(instance: dg.DagsterInstance, root: Path, cursor: str | None) -> dg.SensorResult:
@@ -78,7 +64,7 @@ def verdicts(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
 def test_the_sensor_requests_each_captured_day_once_and_the_checks_pass(tmp_path, shared_data):
     # Arrange
     root = tmp_path / "landing"
-    land_session(root, shared_data)
+    land_recorded_book(root, shared_data, "ETHUSDT", 5.0)
     instance = dg.DagsterInstance.ephemeral()
 
     # Act: two sensor ticks, then the requested runs
@@ -117,7 +103,7 @@ def test_the_sensor_requests_each_captured_day_once_and_the_checks_pass(tmp_path
 def test_a_landing_that_lost_a_diff_fails_the_sequence_check(tmp_path, shared_data):
     # Arrange: the first day's diffs lose one line in the middle
     root = tmp_path / "landing"
-    land_session(root, shared_data)
+    land_recorded_book(root, shared_data, "ETHUSDT", 5.0)
     segment = list_segments(root, BOOK_UPDATES_KIND, instrument=INSTRUMENT)[0]
     lines = segment.path.read_bytes().splitlines(keepends=True)
     del lines[len(lines) // 2]

@@ -11,12 +11,9 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from prometheus_client import CollectorRegistry
 
-from streaming.book.capture import BookCapture
-from streaming.landing import BOOK_SNAPSHOTS_KIND, BOOK_UPDATES_KIND, LandingProcess
-from streaming.records import DepthSnapshot
-from tests.unit.test_book_capture import depth_records
+from streaming.landing import BOOK_SNAPSHOTS_KIND, BOOK_UPDATES_KIND
+from tests.book_landing import land_recorded_book
 from trading_assets.lib.book.lakehouse import (
     check_silver_book,
     load_bronze_book,
@@ -37,14 +34,7 @@ INSTRUMENT = "BINANCE:BTCUSDT"
 def landed_root(tmp_path_factory, shared_data) -> Path:
     """The BTCUSDT session's book, landed by the capture with a snapshot every 5 s."""
     root = tmp_path_factory.mktemp("landing")
-    landing = LandingProcess(root)
-    capture = BookCapture([INSTRUMENT], landing, {}, CollectorRegistry(), 5.0)
-    for record in depth_records(shared_data / "binance" / "ws", "BTCUSDT"):
-        if isinstance(record, DepthSnapshot):
-            capture.on_snapshot(INSTRUMENT, record)
-        else:
-            capture.on_update(record)
-    landing.close()
+    land_recorded_book(root, shared_data, "BTCUSDT", 5.0)
     return root
 
 
