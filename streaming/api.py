@@ -48,7 +48,7 @@ from streaming.api_errors import (
 )
 from streaming.metrics import SidecarMetrics
 from streaming.predictions import Prediction, Role, encode_prediction
-from streaming.risk import RiskSnapshot
+from trading_assets.lib.risk import RiskSnapshot
 
 log = logging.getLogger(__name__)
 DEFAULT_HOST = "127.0.0.1"

@@ -61,7 +61,6 @@ from streaming.online import (
 from streaming.predictions import Prediction, unscored_prediction
 from streaming.prefetched_silver import open_silver
 from streaming.records import BookTicker, DepthUpdate, Trade
-from streaming.risk import RiskEngine, RiskLimits
 from streaming.routes import Route, route
 from streaming.trading import Trader
 from streaming.watcher_process import WatcherProcess
@@ -69,6 +68,7 @@ from trading_assets.lib.feature_store.spec import FEATURE_CONFIG, SERVICES, serv
 from trading_assets.lib.features import CROSS, DEPTH
 from trading_assets.lib.features.incremental import FeatureRow
 from trading_assets.lib.instruments import instrument_id
+from trading_assets.lib.risk import RiskEngine, RiskLimits
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000

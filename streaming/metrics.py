@@ -21,11 +21,11 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from streaming.risk import RiskState, Transition
+from trading_assets.lib.risk import RiskState, Transition
 
 if TYPE_CHECKING:
     from streaming.ingest import MarketFeed
-    from streaming.risk import RiskEngine
+    from trading_assets.lib.risk import RiskEngine
 
 # Single-row ONNX scoring takes tens of µs; a whole tick-to-prediction path a few ms.
 LATENCY_BUCKETS_S = (

@@ -20,7 +20,6 @@ from streaming.fallback import FallbackDecision
 from streaming.inference import ServingModel
 from streaming.metrics import MessageCounts
 from streaming.predictions import Prediction, Role, unscored_prediction
-from streaming.risk import RiskEngine
 from trading_assets.lib.feature_store.spec import FEATURE_CONFIG
 from trading_assets.lib.lakehouse.landing import MODEL_ERROR_REASON
 from trading_assets.lib.models.policy import (
@@ -30,6 +29,7 @@ from trading_assets.lib.models.policy import (
     round_trip_cost,
     target_position,
 )
+from trading_assets.lib.risk import RiskEngine
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000

@@ -127,7 +127,7 @@ def sidecar_families() -> list[Metric]:
     from streaming.loop_watch import LoopWatch
     from streaming.metrics import SidecarMetrics
     from streaming.online.bounded import OnlineStoreHealth
-    from streaming.risk import RiskEngine
+    from trading_assets.lib.risk import RiskEngine
 
     metrics = SidecarMetrics()
     LoopWatch(metrics.registry)

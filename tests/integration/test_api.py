@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from streaming.api import PredictionApi, PredictionHub, Readiness
 from streaming.metrics import SidecarMetrics
 from streaming.predictions import Prediction, Role, decode_prediction
-from streaming.risk import RiskEngine, RiskLimits
+from trading_assets.lib.risk import RiskEngine, RiskLimits
 
 QUEUE = 64
 T0 = 1_709_251_200_000_000_000

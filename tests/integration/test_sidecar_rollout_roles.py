@@ -14,7 +14,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from streaming.predictions import Prediction, decode_prediction
-from streaming.risk import RiskLimits, position_fraction
 from streaming.simulator.server import run_simulator_in_thread
 from tests.integration.live_sidecar import (
     api_url,
@@ -26,6 +25,7 @@ from tests.integration.live_sidecar import (
     stop_sidecar,
     trading_config,
 )
+from trading_assets.lib.risk import RiskLimits, position_fraction
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")

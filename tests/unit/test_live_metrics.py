@@ -19,7 +19,6 @@ from streaming.inference import ServingModel
 from streaming.landing import PREDICTIONS_KIND, LandingWriter
 from streaming.metrics import MessageCounts
 from streaming.predictions import Prediction
-from streaming.risk import RiskEngine, RiskLimits
 from streaming.trading import Trader
 from trading_assets.lib.lakehouse.pipeline import to_iceberg_arrow
 from trading_assets.lib.lakehouse.schemas import BARS_1S_TABLE
@@ -37,6 +36,7 @@ from trading_assets.lib.models.live_metrics import (
 )
 from trading_assets.lib.models.onnx_export import export_onnx
 from trading_assets.lib.models.registry import LoadedModel
+from trading_assets.lib.risk import RiskEngine, RiskLimits
 from trading_assets.resources import IcebergCatalogResource
 
 T0 = int(dt.datetime(2024, 3, 1, 12, tzinfo=dt.UTC).timestamp()) * NS

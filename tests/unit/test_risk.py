@@ -8,7 +8,8 @@ import math
 
 import pytest
 
-from streaming.risk import (
+from trading_assets.lib.models.policy import ASSUMED_SPREAD_BPS
+from trading_assets.lib.risk import (
     RiskEngine,
     RiskLimits,
     RiskState,
@@ -16,7 +17,6 @@ from streaming.risk import (
     position_fraction,
     win_probability,
 )
-from trading_assets.lib.models.policy import ASSUMED_SPREAD_BPS
 
 S = 1_000_000_000
 T0 = 1_709_294_400 * S
@@ -243,7 +243,7 @@ def test_gross_exposure_caps_the_next_position_and_tiny_sizes_are_skipped():
 def test_transitions_are_logged_and_exposed_with_counters(caplog):
     engine = RiskEngine(RiskLimits(halt_recovery_s=None))
 
-    with caplog.at_level(logging.INFO, logger="streaming.risk.engine"):
+    with caplog.at_level(logging.INFO, logger="trading_assets.lib.risk.engine"):
         assess(engine, T0)
         engine.record_return("BTCUSDT", T0 + S, -1.0)
         engine.reset(T0 + 2 * S)

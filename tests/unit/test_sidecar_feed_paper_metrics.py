@@ -13,8 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from streaming.ingest import MarketFeed
 from streaming.ingest.backoff import Backoff
 from streaming.metrics import SidecarMetrics
-from streaming.risk import RiskEngine
 from tests.services import free_port
+from trading_assets.lib.risk import RiskEngine
 
 NS = 1_000_000_000
 Served = dict[tuple[str, tuple[tuple[str, str], ...]], float]

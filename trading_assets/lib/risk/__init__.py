@@ -1,8 +1,8 @@
 """The sidecar's inline risk engine: fractional-Kelly sizing, circuit breakers, paper equity and
-the ACTIVE / REDUCING / HALTED states (see :mod:`streaming.risk.engine`)."""
+the ACTIVE / REDUCING / HALTED states (see :mod:`trading_assets.lib.risk.engine`)."""
 
-from streaming.risk.engine import RiskEngine
-from streaming.risk.model import (
+from trading_assets.lib.risk.engine import RiskEngine
+from trading_assets.lib.risk.model import (
     Position,
     RiskDecision,
     RiskLimits,
@@ -10,7 +10,7 @@ from streaming.risk.model import (
     RiskState,
     Transition,
 )
-from streaming.risk.sizing import kelly_stake, position_fraction, win_probability
+from trading_assets.lib.risk.sizing import kelly_stake, position_fraction, win_probability
 
 __all__ = [
     "Position",

@@ -38,7 +38,8 @@ import math
 from collections import Counter, deque
 from collections.abc import Callable
 
-from streaming.risk.model import (
+from trading_assets.lib.models.policy import ASSUMED_SPREAD_BPS, side_cost
+from trading_assets.lib.risk.model import (
     Position,
     RiskDecision,
     RiskLimits,
@@ -46,8 +47,7 @@ from streaming.risk.model import (
     RiskState,
     Transition,
 )
-from streaming.risk.sizing import position_fraction
-from trading_assets.lib.models.policy import ASSUMED_SPREAD_BPS, side_cost
+from trading_assets.lib.risk.sizing import position_fraction
 
 log = logging.getLogger(__name__)
 NS_PER_S = 1_000_000_000

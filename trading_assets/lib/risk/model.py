@@ -23,11 +23,11 @@ class RiskLimits:
     """Sizing rules and circuit-breaker thresholds.
 
     Sizing: ``kelly_fraction`` of the Kelly stake for a bet paying ``payoff_ratio`` per unit
-    risked (see :mod:`streaming.risk.sizing`), at most ``max_position_fraction`` of equity per
-    symbol and ``max_gross_exposure`` over all open positions; ``reducing_scale`` multiplies sizes
-    in REDUCING; a size under ``min_trade_fraction`` is not traded. Paper P&L pays ``fee_bp``
-    per side (plus half the spread the caller saw) on every change of notional, as the
-    evaluation does.
+    risked (see :mod:`trading_assets.lib.risk.sizing`), at most ``max_position_fraction`` of
+    equity per symbol and ``max_gross_exposure`` over all open positions; ``reducing_scale``
+    multiplies sizes in REDUCING; a size under ``min_trade_fraction`` is not traded. Paper P&L
+    pays ``fee_bp`` per side (plus half the spread the caller saw) on every change of notional,
+    as the evaluation does.
     Breakers: drawdown from the equity high-water mark ≥ ``max_drawdown`` halts, ≥
     ``reduce_drawdown`` reduces. A volatility above ``vol_spike_ratio`` × the symbol's baseline
     (an EMA of its past volatility, half-life ``vol_baseline_half_life_s``, trusted after
