@@ -162,3 +162,25 @@ def test_the_top_levels_are_the_whole_book_sorted(shared_data):
         elif isinstance(line, LevelDiff) and book is not None:
             book.apply(line)
     assert checked > 600
+
+
+def test_a_new_run_after_a_stop_leaves_the_time_between_uncovered():
+    # Arrange: a run's segment whose last line is at 2.3 s; the next run's first sync snapshot
+    # (no gap named: a new run names none) at 6.4 s, at a later update; a midnight-like sync
+    # that continues the chain at 8.2 s
+    features = DepthFeatures("X:Y", FeatureConfig(windows_s=(1, 2)))
+    lines = [
+        LevelSnapshot(1, SYNC, 10, S // 2, [100], [5], [101], [4]),
+        LevelDiff(1, 11, 11, 2_300_000_000, [100], [6], [], []),
+        LevelSnapshot(2, SYNC, 50, 6_400_000_000, [100], [2], [101], [2]),
+        LevelSnapshot(3, SYNC, 50, 8_200_000_000, [100], [2], [101], [2]),
+        LevelDiff(3, 51, 51, 9_500_000_000, [100], [3], [], []),
+    ]
+
+    # Act
+    rows = [row for line in lines for row in features.on_line(line)]
+
+    # Assert: covered through the old run's last line, uncovered until the new run's sync,
+    # covered from then on, the continuing sync included
+    covered = {row.event_timestamp_us // 1_000_000: row.values[COVERED] for row in rows}
+    assert covered == {1: 1.0, 2: 1.0, 3: 0.0, 4: 0.0, 5: 0.0, 6: 0.0, 7: 1.0, 8: 1.0, 9: 1.0}

@@ -120,11 +120,13 @@ class DepthFeatures:
         # day's moves) cost most of a day's computation.
         self._bid_prices: list[int] = []
         self._ask_prices: list[int] = []
+        self._last_line_ns = 0  # receive time of the newest line
 
     def on_line(self, line: LevelDiff | LevelSnapshot) -> list[FeatureRow]:
         """Apply one line (its receive time: a diff's ``receive_ns``, a snapshot's
         ``taken_ns``); the rows of the seconds that ended before it."""
         if isinstance(line, LevelDiff):
+            self._last_line_ns = line.receive_ns
             rows = self.close_until(line.receive_ns - 1)
             book = self.book
             if book is not None:  # (a diff outside a segment is the landing's to explain)
@@ -137,10 +139,16 @@ class DepthFeatures:
                 self._flow += _flow(bid, bid_qty, ask, ask_qty, book)
             return rows
         if line.kind != SYNC:  # a periodic snapshot changes nothing
+            self._last_line_ns = line.taken_ns
             return self.close_until(line.taken_ns - 1)
         rows = []
-        if line.lost_ns is not None and self.book is not None:
+        if self.book is not None and line.lost_ns is not None:
             rows += self.lose(line.lost_ns)
+        elif self.book is not None and line.last_update_id != self.book.last_update_id:
+            # A new run's first segment: the run before ended at an unknown time after its
+            # last line (stopped, or killed), so nothing after that line was covered.
+            rows += self.lose(self._last_line_ns + 1)
+        self._last_line_ns = line.taken_ns
         rows += self.close_until(line.taken_ns - 1)
         self.book = Book.of(line)
         self._bid_prices, self._ask_prices = sorted(self.book.bids), sorted(self.book.asks)
