@@ -171,7 +171,6 @@ class BookCapture:
                          "bridge the buffered updates")  # fmt: skip
         else:
             self._retry_s[instrument] = RETRY_S[0]
-        self._show(instrument, recorder)
 
     def _failed(self, instrument: str, why: str) -> None:
         pause = self._retry_s[instrument]
