@@ -58,12 +58,16 @@ class SyntheticLiveFeed:
         self._clock_ns = clock_ns
         self.delay_us = delay_us
         self._cursors: dict[str, _SymbolCursor] = {}
+        self._started = asyncio.Event()
 
-    def depth_snapshot(self, symbol: str, limit: int) -> bytes | None:
+    async def depth_snapshot(self, symbol: str, limit: int) -> bytes | None:
         """``/api/v3/depth`` body of the book subscribers of the depth stream hold now: the
         state the last depth diff left them in, so the next diff continues it exactly (a book
-        taken between two diffs would hold changes the next diff does not undo). None before
-        the feed runs."""
+        taken between two diffs would hold changes the next diff does not undo). A request
+        that comes while the feed loads its tapes waits for it: the book as of that moment
+        would not be the one its first diff starts from. None for a symbol it does not publish.
+        """
+        await self._started.wait()
         cursor = self._cursors.get(symbol.upper())
         if cursor is None:
             return None
@@ -80,6 +84,7 @@ class SyntheticLiveFeed:
         now_us = self._clock_ns() // 1000
         cursors = [await self._cursor(s, now_us) for s in self._symbols]
         self._cursors = {cursor.symbol: cursor for cursor in cursors}
+        self._started.set()
         next_depth_us = (now_us // DEPTH_INTERVAL_US + 1) * DEPTH_INTERVAL_US
         while True:
             now_us = self._clock_ns() // 1000

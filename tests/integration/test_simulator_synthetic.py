@@ -13,9 +13,15 @@ from collections.abc import AsyncIterator
 
 import polars as pl
 import pytest
+from aiohttp.test_utils import make_mocked_request
 
+from streaming.simulator.binance.rest import RestApi
+from streaming.simulator.binance.streams import StreamHub, Subscriber
+from streaming.simulator.history import MarketHistory
+from streaming.simulator.live import SyntheticLiveFeed
 from streaming.simulator.server import SimulatorServer, run_simulator_in_thread
 from streaming.simulator.synthetic import SyntheticMarket
+from streaming.simulator.tape import DayTape
 from streaming.venues.binance.client import (
     AsyncBinanceRestClient,
     BinanceApiError,
@@ -252,6 +258,44 @@ async def test_live_trades_continue_the_rest_history() -> None:
     )  # fmt: skip
     assert all(b["U"] == a["u"] + 1 for a, b in itertools.pairwise(depth))
     assert all(float(t["b"]) < float(t["a"]) for t in tickers)
+
+
+async def test_a_depth_snapshot_asked_while_the_feed_loads_is_the_book_its_first_diff_continues(
+    market: SyntheticMarket,
+) -> None:
+    # Arrange: a live feed whose tape load is held, on a clock the test moves; a depth listener
+    clock_ns = [NOW_NS]
+    load_held = asyncio.Event()
+
+    async def load_tape(symbol: str, day: dt.date) -> DayTape:
+        await load_held.wait()
+        return market.tape(symbol, day)
+
+    feed = SyntheticLiveFeed(["BTCUSDT"], load_tape, lambda: clock_ns[0])
+    rest = RestApi(MarketHistory(market, LISTING), ["BTCUSDT"], lambda: clock_ns[0],
+                   live_depth=feed.depth_snapshot)  # fmt: skip
+    hub, listener = StreamHub(), Subscriber({"btcusdt@depth@100ms"}, combined=False)
+    hub.add(listener)
+    running = asyncio.create_task(feed.run(hub))
+    await asyncio.sleep(0.01)  # the feed has read the clock and waits for its tape
+
+    # Act: the snapshot is asked half a minute in; the tape arrives half a minute later
+    clock_ns[0] += 30 * 1_000_000_000
+    query = "/api/v3/depth?symbol=BTCUSDT&limit=1000"
+    asked = asyncio.create_task(rest.depth(make_mocked_request("GET", query)))
+    await asyncio.sleep(0.05)
+    clock_ns[0] += 30 * 1_000_000_000
+    load_held.set()
+    snapshot = json.loads((await asyncio.wait_for(asked, 10)).body)  # type: ignore[arg-type]
+    clock_ns[0] += 60 * 1_000_000_000  # and the next diffs come
+    diffs = [json.loads(await asyncio.wait_for(listener.queue.get(), 10))]  # type: ignore[arg-type]
+    while diffs[-1]["u"] <= snapshot["lastUpdateId"]:
+        diffs.append(json.loads(await asyncio.wait_for(listener.queue.get(), 10)))  # type: ignore[arg-type]
+    running.cancel()
+
+    # Assert: the first diff past the snapshot starts right after it. A snapshot inside a
+    # diff's range holds changes that diff does not undo, and a book kept from it crosses.
+    assert diffs[-1]["U"] == snapshot["lastUpdateId"] + 1
 
 
 async def _first_frames(client: BinanceStreamClient, trades: int, depths: int) -> list[dict]:

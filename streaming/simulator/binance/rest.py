@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 
 import polars as pl
@@ -122,7 +122,7 @@ class RestApi:
         symbols: list[str],
         clock_ns: Callable[[], int],
         depth_snapshots: Mapping[str, bytes] | None = None,
-        live_depth: Callable[[str, int], bytes | None] | None = None,
+        live_depth: Callable[[str, int], Awaitable[bytes | None]] | None = None,
     ) -> None:
         self.history = history
         self.symbols = [s.upper() for s in symbols]
@@ -301,7 +301,7 @@ class RestApi:
         limit = _limit(request.query, 100, 5000, truncate=True)
         if symbol in self.depth_snapshots:
             return web.Response(body=self.depth_snapshots[symbol], content_type="application/json")
-        body = self.live_depth(symbol, limit) if self.live_depth is not None else None
+        body = await self.live_depth(symbol, limit) if self.live_depth is not None else None
         if body is None:
             body = await self._run(self.history.depth, symbol, limit, self._now_us())
         return web.Response(body=body, content_type="application/json")
