@@ -43,8 +43,9 @@ from streaming.model_files import (
     read_manifest,
     read_model,
 )
-from streaming.predictions import DEFAULT_SIGNAL_SCALE, ROLES, Role, signal_from_return
+from streaming.predictions import ROLES, Role
 from trading_assets.lib.models.inference import FeatureOrderError, OnnxModel, warm_up_model
+from trading_assets.lib.models.policy import DEFAULT_SIGNAL_SCALE, signal_from_return
 
 log = logging.getLogger(__name__)
 LABEL_STD_KEY = "label_std"

@@ -21,15 +21,14 @@ The same JSON is used on the HTTP API, the WebSocket stream and the predictions 
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import msgspec
 
+from trading_assets.lib.models.policy import signal_from_return
+
 Role = Literal["champion", "canary", "shadow"]
 ROLES: tuple[Role, ...] = ("champion", "canary", "shadow")
-# A 60 s BTC/ETH log return has a standard deviation of roughly 5-10 bp in calm markets.
-DEFAULT_SIGNAL_SCALE = 1e-3
 DEFAULT_FALLBACK_DISCOUNT = 0.5
 
 
@@ -81,18 +80,6 @@ def encode_prediction(prediction: Prediction) -> bytes:
 def decode_prediction(data: bytes | str) -> Prediction:
     """Parse and validate a JSON prediction (the inverse of :func:`encode_prediction`)."""
     return _decoder.decode(data)
-
-
-def signal_from_return(predicted_return: float, scale: float) -> float:
-    """Map a predicted forward return to a signal in [-1, 1]: ``tanh(predicted_return / scale)``.
-
-    A non-finite prediction maps to 0 (no view) rather than propagating NaN into sizing.
-    """
-    if scale <= 0 or not math.isfinite(scale):
-        raise ValueError(f"signal scale must be a positive number, got {scale}")
-    if not math.isfinite(predicted_return):
-        return 0.0
-    return math.tanh(predicted_return / scale)
 
 
 def confidence_from_signal(

@@ -1,9 +1,5 @@
-"""Who drives a symbol's decision, what each serving model predicts, and what the driving
-model's prediction trades.
-
-The rule is the evaluation's own (:mod:`trading_assets.lib.models.policy`): a predicted return
-trades only when it pays the round trip at the spread seen now (the assumed one when the feature
-service carries no book); the risk engine then sizes the position and may still block it.
+"""Who drives a symbol's decision and what each serving model predicts; what the driving
+model's prediction trades is :func:`trading_assets.lib.risk.decide.decide`, the backtest's too.
 """
 
 from __future__ import annotations
@@ -13,7 +9,6 @@ import math
 import time
 import zlib
 from collections.abc import Mapping
-from typing import NamedTuple
 
 from streaming.config import SidecarConfig
 from streaming.fallback import FallbackDecision
@@ -22,14 +17,8 @@ from streaming.metrics import MessageCounts
 from streaming.predictions import Prediction, Role, unscored_prediction
 from trading_assets.lib.feature_store.spec import FEATURE_CONFIG
 from trading_assets.lib.lakehouse.landing import MODEL_ERROR_REASON
-from trading_assets.lib.models.policy import (
-    BP,
-    SPREAD_FEATURE,
-    known_spread,
-    round_trip_cost,
-    target_position,
-)
 from trading_assets.lib.risk import RiskEngine
+from trading_assets.lib.risk.decide import decide
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
@@ -44,53 +33,6 @@ def canary_drives(symbol: str, second: int, share: float) -> bool:
     tell afterwards which model a tick belonged to.
     """
     return zlib.crc32(f"{symbol}{second}".encode()) % 1000 < share * 1000
-
-
-class Trade(NamedTuple):
-    """The risk engine's verdict on a driving prediction, and why in words."""
-
-    should_trade: bool
-    size_fraction: float
-    risk_score: float
-    reasons: list[str]
-
-
-def trade(
-    risk: RiskEngine,
-    config: SidecarConfig,
-    symbol: str,
-    now_ns: int,
-    predicted_return: float,
-    signal: float,
-    confidence: float,
-    fallback_level: int,
-    values: Mapping[str, float],
-    volatility: float,
-    price: float | None,
-    size_scale: float,
-) -> Trade:
-    """What the driving model's prediction trades: the cost rule's target, sized by ``risk``."""
-    spread = known_spread(values.get(SPREAD_FEATURE), config.assumed_spread_bps)
-    target = target_position(predicted_return, spread, config.fee_bp)
-    verdict = risk.assess(
-        symbol,
-        now_ns,
-        signal,
-        confidence,
-        fallback_level,
-        volatility,
-        price=price,
-        size_scale=size_scale,
-        target=target,
-        spread_bps=spread,
-    )
-    costs = (
-        f"predicted {predicted_return / BP:+.1f} bp vs round trip "
-        f"{round_trip_cost(spread, config.fee_bp) / BP:.1f} bp"
-    )
-    return Trade(
-        verdict.should_trade, verdict.size_fraction, verdict.risk_score, [costs, *verdict.reasons]
-    )
 
 
 class Trader:
@@ -134,10 +76,11 @@ class Trader:
         volatility = values.get(VOLATILITY_FEATURE, math.nan)
         should_trade, size, risk_score, reason = False, 0.0, 1.0, decision.explained
         if drives:
-            verdict = trade(
-                self.risk, self.config, symbol, now_ns, score.predicted_return, score.signal,
-                confidence, int(decision.level), values, volatility, self.last_price(symbol),
+            verdict = decide(
+                self.risk, symbol, now_ns, score.predicted_return, score.signal, confidence,
+                int(decision.level), values, volatility, self.last_price(symbol),
                 self.config.canary_size if model.role == "canary" else 1.0,
+                self.config.fee_bp, self.config.assumed_spread_bps,
             )  # fmt: skip
             size, risk_score = verdict.size_fraction, verdict.risk_score
             should_trade = verdict.should_trade and decision.can_trade

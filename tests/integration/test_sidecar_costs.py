@@ -19,7 +19,7 @@ from streaming.config import SidecarConfig
 from streaming.fallback import FallbackDecision, FallbackLevel
 from streaming.inference import ServingModel
 from streaming.model_files import LocalModel
-from streaming.predictions import DEFAULT_SIGNAL_SCALE, decode_prediction
+from streaming.predictions import decode_prediction
 from streaming.simulator.server import run_simulator_in_thread
 from tests.integration.live_sidecar import (
     land_history,
@@ -32,7 +32,7 @@ from tests.integration.live_sidecar import (
 from trading_assets.lib.feature_store.spec import SERVICES, service_features
 from trading_assets.lib.features import BOOK
 from trading_assets.lib.models.onnx_export import export_onnx
-from trading_assets.lib.models.policy import FEE_BP, SPREAD_FEATURE
+from trading_assets.lib.models.policy import DEFAULT_SIGNAL_SCALE, FEE_BP, SPREAD_FEATURE
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 SYMBOL = "BTCUSDT"

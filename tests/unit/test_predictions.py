@@ -15,8 +15,8 @@ from streaming.predictions import (
     confidence_from_signal,
     decode_prediction,
     encode_prediction,
-    signal_from_return,
 )
+from trading_assets.lib.models.policy import signal_from_return
 
 
 def sample(**overrides) -> Prediction:

@@ -1,8 +1,9 @@
 """How an order fills: the one fill model of the backtest and of the sidecar's paper account.
 
 An order is a change of position worth ``notional`` in quote currency (positive buys, negative
-sells), taken at market. It fills against the best data there is at the moment it reaches the
-venue (the decision time plus the latency), and the fill says which it used:
+sells), or of ``quantity`` in base currency (a close: exactly what is held), taken at market.
+It fills against the best data there is at the moment it reaches the venue (the decision time
+plus the latency), and the fill says which it used:
 
 * ``book``: the captured L2 book. The order walks the opposite side from its best level, taking
   each level's size until its notional is done; a book too thin for it fills what it holds and
@@ -56,61 +57,77 @@ class Fill:
         return side * (self.average_price / self.mid - 1.0) / BP
 
 
-def _walk(levels: Iterable[tuple[int, int]], notional: float) -> tuple[float, float, int, float]:
-    """Take ``notional`` from ``levels`` (price, size units; best first): base quantity, quote
-    spent, levels touched, and the notional left over."""
-    left, quantity, spent, touched = notional, 0.0, 0.0, 0
+def _walk(
+    levels: Iterable[tuple[int, int]], notional: float, quantity: float | None
+) -> tuple[float, float, int, float]:
+    """Take ``notional`` (quote), or ``quantity`` (base) when given, from ``levels`` (price,
+    size units; best first): base quantity, quote spent, levels touched, and what is left over
+    (quote; for a quantity, at the last price touched)."""
+    left = notional if quantity is None else quantity
+    taken, spent, touched, price = 0.0, 0.0, 0, 0.0
     for price_units, size_units in levels:
         if left <= 0:
             break
         price, size = price_units * UNITS, size_units * UNITS
-        take = min(size, left / price)
-        quantity += take
+        take = min(size, left / price if quantity is None else left)
+        taken += take
         spent += take * price
-        left -= take * price
+        left -= take * price if quantity is None else take
         touched += 1
-    return quantity, spent, touched, max(left, 0.0)
+    left = max(left, 0.0)
+    return taken, spent, touched, left if quantity is None else left * price
 
 
-def fill_on_book(book: Book, notional: float, fee_bp: float) -> Fill | None:
-    """``notional`` (signed) at market against the book; None when the side it takes is empty."""
-    if not notional:
-        raise ValueError("an order needs a non-zero notional")
+def _side(notional: float, quantity: float | None) -> float:
+    """The order's sign (1 buys, −1 sells), refusing an empty order."""
+    amount = notional if quantity is None else quantity
+    if not amount:
+        raise ValueError("an order needs a non-zero notional or quantity")
+    return 1.0 if amount > 0 else -1.0
+
+
+def fill_on_book(
+    book: Book, notional: float, fee_bp: float, quantity: float | None = None
+) -> Fill | None:
+    """``notional`` (signed quote), or ``quantity`` (signed base) when given, at market against
+    the book; None when the side it takes is empty."""
+    sign = _side(notional, quantity)
     bid, ask = book.best_bid, book.best_ask
     if bid is None or ask is None:
         return None
     mid = (bid + ask) * UNITS / 2
-    if notional > 0:
+    if sign > 0:
         levels = ((p, book.asks[p]) for p in sorted(book.asks))
     else:
         levels = ((p, book.bids[p]) for p in sorted(book.bids, reverse=True))
-    quantity, spent, touched, left = _walk(levels, abs(notional))
-    if not quantity:
+    size = None if quantity is None else abs(quantity)
+    taken, spent, touched, left = _walk(levels, abs(notional), size)
+    if not taken:
         return None
-    sign = 1.0 if notional > 0 else -1.0
-    return Fill(BOOK, sign * spent, sign * quantity, spent / quantity, mid, spent * fee_bp * BP,
+    return Fill(BOOK, sign * spent, sign * taken, spent / taken, mid, spent * fee_bp * BP,
                 touched, unfilled=left)  # fmt: skip
 
 
 def fill_on_ticker(
-    bid: float, bid_size: float, ask: float, ask_size: float, notional: float, fee_bp: float
-) -> Fill:
-    """``notional`` (signed) at the touch of a book ticker (prices and sizes in quote and base)."""
-    if not notional:
-        raise ValueError("an order needs a non-zero notional")
-    price, size = (ask, ask_size) if notional > 0 else (bid, bid_size)
-    spent = abs(notional)
+    bid: float, bid_size: float, ask: float, ask_size: float, notional: float, fee_bp: float,
+    quantity: float | None = None,
+) -> Fill:  # fmt: skip
+    """``notional`` (signed quote), or ``quantity`` (signed base) when given, at the touch of a
+    book ticker (prices and sizes in quote and base)."""
+    sign = _side(notional, quantity)
+    price, size = (ask, ask_size) if sign > 0 else (bid, bid_size)
+    spent = abs(notional) if quantity is None else abs(quantity) * price
     beyond = max(spent - price * size, 0.0)
-    sign = 1.0 if notional > 0 else -1.0
-    return Fill(TICKER, notional, sign * spent / price, price, (bid + ask) / 2,
+    return Fill(TICKER, sign * spent, sign * spent / price, price, (bid + ask) / 2,
                 spent * fee_bp * BP, beyond_touch=beyond)  # fmt: skip
 
 
-def fill_on_bar(close: float, notional: float, spread_bps: float, fee_bp: float) -> Fill:
-    """``notional`` (signed) at a bar's close plus half ``spread_bps`` against the order."""
-    if not notional:
-        raise ValueError("an order needs a non-zero notional")
-    sign = 1.0 if notional > 0 else -1.0
+def fill_on_bar(
+    close: float, notional: float, spread_bps: float, fee_bp: float, quantity: float | None = None
+) -> Fill:
+    """``notional`` (signed quote), or ``quantity`` (signed base) when given, at a bar's close
+    plus half ``spread_bps`` against the order."""
+    sign = _side(notional, quantity)
     price = close * (1.0 + sign * spread_bps * BP / 2)
-    spent = abs(notional)
-    return Fill(BAR, notional, sign * spent / price, price, close, spent * fee_bp * BP)
+    spent = abs(notional) if quantity is None else abs(quantity) * price
+    return Fill(BAR, sign * spent, sign * spent / price, price, close, spent * fee_bp * BP)

@@ -37,6 +37,9 @@ ASSUMED_SPREAD_BPS = 1.0
 of the time (well under 0.1 bp); 1 bp leaves room for thinner moments and other symbols."""
 BP = 1e-4
 SPREAD_FEATURE = "spread_bps"
+DEFAULT_SIGNAL_SCALE = 1e-3
+"""A 60 s BTC/ETH log return has a standard deviation of roughly 5-10 bp in calm markets; the
+predicted return that maps to a signal of tanh(1) when a model recorded no label spread."""
 
 
 def side_cost(spread_bps: float = ASSUMED_SPREAD_BPS, fee_bp: float = FEE_BP) -> float:
@@ -95,3 +98,15 @@ def known_spreads(
     spread = np.asarray(spread_bps, np.float64)
     usable = np.isfinite(spread) & (spread >= 0.0)
     return np.where(usable, spread, assumed_bps)
+
+
+def signal_from_return(predicted_return: float, scale: float) -> float:
+    """Map a predicted forward return to a signal in [-1, 1]: ``tanh(predicted_return / scale)``.
+
+    A non-finite prediction maps to 0 (no view) rather than propagating NaN into sizing.
+    """
+    if scale <= 0 or not math.isfinite(scale):
+        raise ValueError(f"signal scale must be a positive number, got {scale}")
+    if not math.isfinite(predicted_return):
+        return 0.0
+    return math.tanh(predicted_return / scale)
