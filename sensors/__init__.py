@@ -10,7 +10,7 @@ import importlib
 
 import dagster as dg
 
-MODULES: tuple[str, ...] = ("staleness", "rollout")
+MODULES: tuple[str, ...] = ("staleness", "rollout", "backtests")
 
 
 def sensor_definitions() -> dg.Definitions:

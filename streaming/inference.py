@@ -45,10 +45,13 @@ from streaming.model_files import (
 )
 from streaming.predictions import ROLES, Role
 from trading_assets.lib.models.inference import FeatureOrderError, OnnxModel, warm_up_model
-from trading_assets.lib.models.policy import DEFAULT_SIGNAL_SCALE, signal_from_return
+from trading_assets.lib.models.policy import (
+    DEFAULT_SIGNAL_SCALE,
+    signal_from_return,
+    signal_scale_of,
+)
 
 log = logging.getLogger(__name__)
-LABEL_STD_KEY = "label_std"
 DEFAULT_POLL_SECONDS = 10.0
 MANIFEST_CHECK_S = 1.0  # how often the poller stats the manifest between refreshes
 
@@ -85,7 +88,7 @@ class ServingModel:
         self.metadata: Mapping[str, Any] = MappingProxyType(dict(loaded.metadata))
         self.model = OnnxModel(loaded.onnx_bytes, loaded.feature_names)
         self.feature_names = self.model.feature_names
-        self.signal_scale = _signal_scale(loaded.metadata, default_scale)
+        self.signal_scale = signal_scale_of(loaded.metadata, default_scale)
         self.loaded_at_ns = time.time_ns()
 
     def warm_up(self) -> None:
@@ -113,16 +116,6 @@ class ServingModel:
         predicted = self.predict_features(features)
         signal = signal_from_return(predicted, self.signal_scale)
         return ModelScore(self.role, self.version, predicted, signal)
-
-
-def _signal_scale(metadata: Mapping[str, Any], default_scale: float) -> float:
-    """The model's own label dispersion when it recorded one, else the configured scale."""
-    recorded = metadata.get(LABEL_STD_KEY)
-    try:
-        value = float(recorded) if recorded is not None else math.nan
-    except (TypeError, ValueError):
-        value = math.nan
-    return value if math.isfinite(value) and value > 0 else default_scale
 
 
 class SlotChange(StrEnum):

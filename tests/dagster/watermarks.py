@@ -22,6 +22,7 @@ MODELS_TEST = "test_models_assets"
 ROLLOUT_TEST = "test_rollout_sensor"
 CROSS_TEST = "test_cross_features"
 BOOK_TEST = "test_book_assets"
+BACKTEST_TEST = "test_backtest_asset"
 
 # The test module that asserts each asset's watermark on a materialization with market data.
 WATERMARK_TESTS = {
@@ -46,6 +47,7 @@ WATERMARK_TESTS = {
     "challenger_model": MODELS_TEST,
     "live_model_metrics": ROLLOUT_TEST,
     "served_model": ROLLOUT_TEST,
+    "backtest": BACKTEST_TEST,
 }
 # Assets that hold no market data: they record a watermark_note, never a watermark.
 NO_MARKET_DATA = frozenset({"feast_registry"})

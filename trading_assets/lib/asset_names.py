@@ -17,9 +17,18 @@ ONLINE_FEATURES = "online_features"
 SERVED_MODEL = "served_model"
 """The versions behind the serving aliases; each rollout move is one of its materializations."""
 
-ASSET_NAMES = (SILVER_TRADES, ONLINE_FEATURES, SERVED_MODEL)
+BACKTEST = "backtest"
+"""A model version's replay on the rows after its training data (partitioned by version)."""
+
+ASSET_NAMES = (SILVER_TRADES, ONLINE_FEATURES, SERVED_MODEL, BACKTEST)
+
+MODEL_VERSIONS = "model_versions"
+"""The dynamic partitions of the backtest: one per registered model version."""
 
 STALENESS_REPAIR_JOB = "staleness_repair"
 """silver → bars_1s → features → online_features for one day × symbol."""
 
-JOB_NAMES = (STALENESS_REPAIR_JOB,)
+BACKTEST_JOB = "backtest_versions"
+"""The backtest of one model version (a partition of ``model_versions``)."""
+
+JOB_NAMES = (STALENESS_REPAIR_JOB, BACKTEST_JOB)

@@ -26,6 +26,7 @@ from trading_assets.defs.models.training import GROUP, incremental_model, traini
 from trading_assets.defs.store_retries import retry_on_store_outage
 from trading_assets.defs.watermark import carried_watermark
 from trading_assets.lib import storage
+from trading_assets.lib.asset_names import MODEL_VERSIONS
 from trading_assets.lib.feature_store import offline, spec
 from trading_assets.lib.models import artifacts as files
 from trading_assets.lib.models import metrics as model_metrics
@@ -209,6 +210,8 @@ def registered_model(
         artifact_location=mlflow.artifact_location,
     )
     context.log.info(f"{mlflow.model_name} version {version.version} recorded")
+    # The version becomes a partition of the backtest, to be replayed once data follows it.
+    context.instance.add_dynamic_partitions(MODEL_VERSIONS, [str(version.version)])
     return dg.MaterializeResult(
         metadata={
             "model_name": dg.MetadataValue.text(mlflow.model_name),

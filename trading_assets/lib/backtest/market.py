@@ -77,6 +77,10 @@ class BookTape:
 
     def __init__(self, diffs: Sequence[LevelDiff], snapshots: Sequence[LevelSnapshot]) -> None:
         self._segments = _segments(diffs, snapshots)
+        self.rewind()
+
+    def rewind(self) -> None:
+        """Back to before the first segment, for another replay of the same lines."""
         self._index = -1
         self._book: Book | None = None
         self._next_diff = 0
@@ -155,6 +159,11 @@ class MarketTape:
     bars: BarTape | None = None
     bar_spread_bps: float = 1.0
     max_age_ns: int = DEFAULT_MAX_AGE_NS
+
+    def rewind(self) -> None:
+        """Back to the start, for another replay (the book tape is the only one with a state)."""
+        if self.book is not None:
+            self.book.rewind()
 
     def mid(self, now_ns: int) -> float | None:
         """The mid price at ``now_ns`` from the best data (a bar's close last); None: no data."""

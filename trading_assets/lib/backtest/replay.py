@@ -95,6 +95,7 @@ class _Replay:
         self.marks: dict[str, float] = {}
         self.fills: list[tuple] = []
         self.unfilled = 0
+        self.bought: set[str] = set()  # buy-and-hold: the instruments bought
 
     def execute_until(self, now_ns: int) -> None:
         due = [o for o in self.pending if o.at_ns <= now_ns]
@@ -174,19 +175,64 @@ def _column(frame: pl.DataFrame, name: str) -> list[float]:
     return frame[name].cast(pl.Float64).fill_null(math.nan).to_list()
 
 
-def run_backtest(
-    decisions: pl.DataFrame, markets: Mapping[str, MarketTape], config: BacktestConfig
-) -> BacktestResult:
-    """Replay ``decisions`` (``instrument``, ``time_ns``, ``predicted_return``, and the
-    ``spread_bps`` and ``rv_60s`` the rule and the breakers read, NaN where missing) on
-    ``markets`` (one tape per instrument) as the sidecar would have traded them."""
+def _checked(decisions: pl.DataFrame, markets: Mapping[str, MarketTape]) -> pl.DataFrame:
     missing = [c for c in DECISION_COLUMNS if c not in decisions.columns]
     if missing:
         raise ValueError(f"decisions lack the columns {missing}")
     unknown = set(decisions["instrument"].unique().to_list()) - set(markets)
     if unknown:
         raise ValueError(f"no market tape for {sorted(unknown)}")
-    rows = decisions.sort("time_ns", "instrument", maintain_order=True)
+    for market in markets.values():
+        market.rewind()
+    return decisions.sort("time_ns", "instrument", maintain_order=True)
+
+
+def _result(replay: _Replay, times: list[int], equities: list[float]) -> BacktestResult:
+    return BacktestResult(
+        fills=pl.DataFrame(replay.fills, schema=FILL_SCHEMA, orient="row"),
+        equity=pl.DataFrame(
+            {"time_ns": times, "equity": equities},
+            schema={"time_ns": pl.Int64, "equity": pl.Float64},
+        ),
+        counters=dict(replay.risk.counters),
+        initial_cash=replay.config.initial_cash,
+        unfilled_orders=replay.unfilled,
+    )
+
+
+def buy_and_hold(
+    decisions: pl.DataFrame, markets: Mapping[str, MarketTape], config: BacktestConfig
+) -> BacktestResult:
+    """The gate's buy-and-hold baseline through the same fills: at the first decision, buy the
+    largest position the risk limits allow in each instrument, hold it to the last, sell."""
+    rows = _checked(decisions, markets)
+    replay = _Replay(markets, config)
+    times, equities = [], []
+    for now_ns, symbol in zip(rows["time_ns"].to_list(), rows["instrument"].to_list(), strict=True):
+        replay.execute_until(now_ns)
+        mid = markets[symbol].mid(now_ns)
+        if mid is not None:
+            replay.marks[symbol] = mid
+            if symbol not in replay.bought:
+                replay.bought.add(symbol)
+                stake = config.limits.max_position_fraction * config.initial_cash
+                replay.order(now_ns, symbol, stake, "open")
+        times.append(now_ns)
+        equities.append(replay.account.equity(replay.marks))
+    if times:
+        times.append(replay.close_all(times[-1]))
+        equities.append(replay.account.equity(replay.marks))
+    return _result(replay, times, equities)
+
+
+def run_backtest(
+    decisions: pl.DataFrame, markets: Mapping[str, MarketTape], config: BacktestConfig
+) -> BacktestResult:
+    """Replay ``decisions`` (``instrument``, ``time_ns``, ``predicted_return``, and the
+    ``spread_bps`` and ``rv_60s`` the rule and the breakers read, NaN where missing) on
+    ``markets`` (one tape per instrument, replayed from its start) as the sidecar would have
+    traded them."""
+    rows = _checked(decisions, markets)
     replay = _Replay(markets, config)
     times, equities = [], []
     columns = zip(rows["time_ns"].to_list(), rows["instrument"].to_list(),
@@ -200,13 +246,4 @@ def run_backtest(
     if times:
         times.append(replay.close_all(times[-1]))
         equities.append(replay.account.equity(replay.marks))
-    return BacktestResult(
-        fills=pl.DataFrame(replay.fills, schema=FILL_SCHEMA, orient="row"),
-        equity=pl.DataFrame(
-            {"time_ns": times, "equity": equities},
-            schema={"time_ns": pl.Int64, "equity": pl.Float64},
-        ),
-        counters=dict(replay.risk.counters),
-        initial_cash=config.initial_cash,
-        unfilled_orders=replay.unfilled,
-    )
+    return _result(replay, times, equities)

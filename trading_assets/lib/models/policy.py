@@ -26,6 +26,8 @@ otherwise, and for history (which has no book) unless the frame has a ``spread_b
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +39,8 @@ ASSUMED_SPREAD_BPS = 1.0
 of the time (well under 0.1 bp); 1 bp leaves room for thinner moments and other symbols."""
 BP = 1e-4
 SPREAD_FEATURE = "spread_bps"
+LABEL_STD_KEY = "label_std"
+"""The metadata key of a model's own label dispersion, its signal scale when recorded."""
 DEFAULT_SIGNAL_SCALE = 1e-3
 """A 60 s BTC/ETH log return has a standard deviation of roughly 5-10 bp in calm markets; the
 predicted return that maps to a signal of tanh(1) when a model recorded no label spread."""
@@ -110,3 +114,13 @@ def signal_from_return(predicted_return: float, scale: float) -> float:
     if not math.isfinite(predicted_return):
         return 0.0
     return math.tanh(predicted_return / scale)
+
+
+def signal_scale_of(metadata: Mapping[str, Any], default_scale: float) -> float:
+    """A model's signal scale: its own label dispersion when it recorded one, else the default."""
+    recorded = metadata.get(LABEL_STD_KEY)
+    try:
+        value = float(recorded) if recorded is not None else math.nan
+    except (TypeError, ValueError):
+        value = math.nan
+    return value if math.isfinite(value) and value > 0 else default_scale
