@@ -17,10 +17,9 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from streaming.landing import BOOK_SNAPSHOTS_KIND, BOOK_UPDATES_KIND, LandingWriter
 from streaming.simulator.server import run_simulator_in_thread
 from streaming.simulator.synthetic import SyntheticMarket
-from tests.unit.test_book_synthetic_day import synthetic_day_lines
+from tests.book_landing import land_synthetic_day
 from trading_assets.defs.book.assets import bronze_book, silver_book
 from trading_assets.defs.features.assets import feast_registry, features, training_set
 from trading_assets.defs.ingest.raw_trades import raw_trades
@@ -48,16 +47,6 @@ TRADES_PER_DAY = 60_000
 DAY_ASSETS = [raw_trades, bronze_trades, silver_trades, bars_1s, features]
 
 
-def land_book(root: Path, day: dt.date) -> None:
-    """The day's depth stream recorded and landed as the sidecar lands it."""
-    market = SyntheticMarket(seed=SEED, trades_per_day=TRADES_PER_DAY)
-    _, diffs, snapshots = synthetic_day_lines(market, "BTCUSDT", day)
-    for kind, lines in ((BOOK_UPDATES_KIND, diffs), (BOOK_SNAPSHOTS_KIND, snapshots)):
-        with LandingWriter(root, kind) as writer:
-            for line in lines:
-                writer.write(line)
-
-
 def metadata_of(result: dg.ExecuteInProcessResult, asset: str) -> dict:
     (event,) = result.asset_materializations_for_node(asset)
     return {key: value.value for key, value in event.metadata.items()}
@@ -66,7 +55,8 @@ def metadata_of(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 def test_a_version_is_replayed_on_the_day_after_its_training_data(tmp_path):
     # Arrange: a model trained and registered on day 1; day 2's trades and captured book landed
     landing = tmp_path / "landing"
-    land_book(landing, DAY_2)
+    market = SyntheticMarket(seed=SEED, trades_per_day=TRADES_PER_DAY)
+    land_synthetic_day(landing, market, "BTCUSDT", DAY_2)
     instance = dg.DagsterInstance.ephemeral()
     with run_simulator_in_thread(symbols=["BTCUSDT"], seed=SEED, trades_per_day=TRADES_PER_DAY,
                                  live=False) as sim:  # fmt: skip

@@ -18,10 +18,9 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from streaming.landing import BOOK_SNAPSHOTS_KIND, BOOK_UPDATES_KIND, LandingWriter
 from streaming.simulator.server import run_simulator_in_thread
 from streaming.simulator.synthetic import SyntheticMarket
-from tests.unit.test_book_synthetic_day import synthetic_day_lines
+from tests.book_landing import land_synthetic_day
 from trading_assets.defs.book.assets import bronze_book, depth_features, silver_book
 from trading_assets.defs.features.assets import feast_registry, features, training_set
 from trading_assets.defs.ingest.raw_trades import raw_trades
@@ -45,16 +44,6 @@ SEED = 29
 TRADES_PER_DAY = 60_000
 
 
-def land_book(root: Path, edge: float) -> None:
-    """The day's depth stream recorded and landed as the sidecar lands it."""
-    market = SyntheticMarket(seed=SEED, trades_per_day=TRADES_PER_DAY, edge=edge)
-    _, diffs, snapshots = synthetic_day_lines(market, "BTCUSDT", DAY)
-    for kind, lines in ((BOOK_UPDATES_KIND, diffs), (BOOK_SNAPSHOTS_KIND, snapshots)):
-        with LandingWriter(root, kind) as writer:
-            for line in lines:
-                writer.write(line)
-
-
 def materialized(result: dg.ExecuteInProcessResult, asset: str) -> dict:
     (event,) = result.asset_materializations_for_node(asset)
     return {key: value.value for key, value in event.metadata.items()}
@@ -64,7 +53,8 @@ def train(tmp_path: Path, edge: float) -> dict:
     """The day's trades and captured book through every layer, then a model on the depth
     service; the training frame and the model's metadata."""
     landing = tmp_path / "landing"
-    land_book(landing, edge)
+    market = SyntheticMarket(seed=SEED, trades_per_day=TRADES_PER_DAY, edge=edge)
+    land_synthetic_day(landing, market, "BTCUSDT", DAY)
     with run_simulator_in_thread(symbols=["BTCUSDT"], seed=SEED, trades_per_day=TRADES_PER_DAY,
                                  live=False, edge=edge) as sim:  # fmt: skip
         resources = {

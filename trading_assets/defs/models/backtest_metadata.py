@@ -1,9 +1,8 @@
 """Materialization metadata of the backtest: its figures, the baselines table and the plots."""
 
-import math
-
 import dagster as dg
 
+from trading_assets.defs.models.metadata import number_or_dash
 from trading_assets.defs.watermark import watermark_metadata
 from trading_assets.lib.backtest.plots import daily_pnl_markdown, equity_markdown
 from trading_assets.lib.backtest.report import BacktestSummary
@@ -16,13 +15,10 @@ HEADER = [
 ]
 
 
-def _number(value: float, digits: int) -> str:
-    return "–" if math.isnan(value) else f"{value:.{digits}f}"
-
-
 def _row(label: str, s: BacktestSummary) -> str:
+    sharpe = number_or_dash(s.sharpe, 2)
     return (
-        f"| {label} | {s.pnl:+.2f} | {100 * s.total_return:+.3f} % | {_number(s.sharpe, 2)} | "
+        f"| {label} | {s.pnl:+.2f} | {100 * s.total_return:+.3f} % | {sharpe} | "
         f"{100 * s.max_drawdown:.3f} % | {s.turnover_per_day:.2f} | {s.fees:.2f} | {s.fills} |"
     )
 

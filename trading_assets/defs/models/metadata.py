@@ -22,14 +22,15 @@ HEADER = [
 BASELINE_LABELS = {"zero": "zero", "last": "last return", "buy_hold": "buy & hold"}
 
 
-def _number(value: float, digits: int) -> str:
+def number_or_dash(value: float, digits: int) -> str:
+    """``value`` to ``digits`` decimals, or a dash for NaN."""
     return "–" if math.isnan(value) else f"{value:.{digits}f}"
 
 
 def _row(label: str, m: Metrics) -> str:
     return (
-        f"| {label} | {m.ic:.4f} | {m.ic_p_value:.2g} | {_number(m.hit_rate, 4)} | "
-        f"{_number(m.rmse, 6)} | {m.pnl:.6f} | {m.trades} | {m.turnover:.3f} |"
+        f"| {label} | {m.ic:.4f} | {m.ic_p_value:.2g} | {number_or_dash(m.hit_rate, 4)} | "
+        f"{number_or_dash(m.rmse, 6)} | {m.pnl:.6f} | {m.trades} | {m.turnover:.3f} |"
     )
 
 

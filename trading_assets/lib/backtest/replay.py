@@ -188,6 +188,10 @@ def _checked(decisions: pl.DataFrame, markets: Mapping[str, MarketTape]) -> pl.D
 
 
 def _result(replay: _Replay, times: list[int], equities: list[float]) -> BacktestResult:
+    """Close what is held after the last decision, then the result."""
+    if times:
+        times.append(replay.close_all(times[-1]))
+        equities.append(replay.account.equity(replay.marks))
     return BacktestResult(
         fills=pl.DataFrame(replay.fills, schema=FILL_SCHEMA, orient="row"),
         equity=pl.DataFrame(
@@ -219,9 +223,6 @@ def buy_and_hold(
                 replay.order(now_ns, symbol, stake, "open")
         times.append(now_ns)
         equities.append(replay.account.equity(replay.marks))
-    if times:
-        times.append(replay.close_all(times[-1]))
-        equities.append(replay.account.equity(replay.marks))
     return _result(replay, times, equities)
 
 
@@ -242,8 +243,5 @@ def run_backtest(
         replay.execute_until(now_ns)
         replay.decide(now_ns, symbol, predicted, spread, vol)
         times.append(now_ns)
-        equities.append(replay.account.equity(replay.marks))
-    if times:
-        times.append(replay.close_all(times[-1]))
         equities.append(replay.account.equity(replay.marks))
     return _result(replay, times, equities)
