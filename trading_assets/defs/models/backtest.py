@@ -1,9 +1,10 @@
 """backtest: a registered model version replayed on the rows that came after its training data.
 
 One partition per version (``model_versions``; registered_model adds each new one). A run reads
-the version's ONNX model from MLflow, the newest training frame of its feature service, and the
-lakehouse's silver book and 1 s bars of the days it covers, and replays them through the served
-decision path (:mod:`trading_assets.lib.backtest`). The fills and the equity curve are written
+the version's ONNX model from MLflow, the newest training frame of its feature service and its
+newest rows (refreshed every 5 minutes for the incremental model), and the lakehouse's silver
+book and 1 s bars of the days they cover, and replays them through the served decision path
+(:mod:`trading_assets.lib.backtest`). The fills and the equity curve are written
 as Parquet under the models location, one folder per version and day
 (``backtests/version=V/day=D/``); the figures, the gate's baselines and the plots go in the
 materialization's metadata. The ``model_backtests`` sensor re-runs the serving versions' backtests
@@ -17,7 +18,7 @@ import polars as pl
 from pydantic import Field
 
 from trading_assets.defs.models.registry import registered_model
-from trading_assets.defs.models.training import training_frame_path
+from trading_assets.defs.models.training import recent_frame_path, training_frame_path
 from trading_assets.defs.store_retries import retry_on_store_outage
 from trading_assets.lib import storage
 from trading_assets.lib.asset_names import BACKTEST, BACKTEST_JOB, MODEL_VERSIONS
@@ -82,13 +83,21 @@ def backtest(
     training data, against the gate's baselines."""
     from trading_assets.defs.models.backtest_metadata import backtest_metadata
     from trading_assets.lib.backtest.replay import BacktestConfig
-    from trading_assets.lib.backtest.version import backtest_version, lakehouse_markets
+    from trading_assets.lib.backtest.version import (
+        backtest_version,
+        lakehouse_markets,
+        newest_rows,
+    )
     from trading_assets.lib.models.registry import load_version
 
     version = context.partition_key
     model = load_version(mlflow.ready_uri(), mlflow.model_name, version)
     service = str(model.metadata["feature_service"])
-    frame = offline.read_frame(training_frame_path(feast, service))
+    frames = [offline.read_frame(training_frame_path(feast, service))]
+    recent = recent_frame_path(feast, service)
+    if storage.exists(recent):
+        frames.append(offline.read_frame(recent))
+    frame = newest_rows(frames, model.feature_names)
     days = frame[spec.TIMESTAMP_FIELD].dt.date().unique().to_list()
     instruments = frame[spec.ENTITY].unique().sort().to_list()
     markets = lakehouse_markets(iceberg.lakehouse(), instruments, days, config.assumed_spread_bps)

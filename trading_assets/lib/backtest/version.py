@@ -4,9 +4,11 @@ its own ONNX model, traded by the served decision path, filled on the lakehouse'
 A version is trained on data up to its ``data_end``; the rows after it are the walk-forward test
 period it would have served, and nothing in them was seen in training. The rows come from the
 training frame of the version's feature service (point-in-time features from Feast's offline
-store); their predictions from the version's ONNX bytes through onnxruntime, as the sidecar
-scores them. Fills walk the silver book where one was captured, else pay half an assumed spread
-over the 1 s bars' closes (book tickers are not in the lakehouse).
+store, rebuilt every 6 hours) and its newest rows (the incremental model's, every 5 minutes, one
+a second), where those hold every feature the version reads; their predictions from the
+version's ONNX bytes through onnxruntime, as the sidecar scores them. Fills walk the silver book
+where one was captured, else pay half an assumed spread over the 1 s bars' closes (book tickers
+are not in the lakehouse).
 
 The baselines are the gate's: zero (no trades), the last return (the label that ended at the
 decision), and buy-and-hold, run through the same fills.
@@ -60,6 +62,18 @@ class VersionBacktest:
     def days(self) -> pl.DataFrame:
         """P&L per UTC day."""
         return pnl_per_day(self.result)
+
+
+def newest_rows(frames: list[pl.DataFrame], feature_names: list[str]) -> pl.DataFrame:
+    """The frames as one, the later frame's row winning where two hold the same instrument and
+    time; a frame that lacks one of ``feature_names`` is left out (its rows would score with a
+    missing input)."""
+    usable = [f for f in frames if not set(feature_names) - set(f.columns)] or frames[:1]
+    return (
+        pl.concat(usable, how="diagonal_relaxed")
+        .unique([ENTITY, TIMESTAMP_FIELD], keep="last", maintain_order=True)
+        .sort(TIMESTAMP_FIELD, ENTITY)
+    )
 
 
 def unseen_rows(frame: pl.DataFrame, data_end: dt.datetime, label: str) -> pl.DataFrame:
