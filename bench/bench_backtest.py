@@ -31,8 +31,9 @@ import polars as pl
 from streaming.simulator.synthetic import SyntheticMarket
 from tests.unit.test_book_synthetic_day import synthetic_day_lines
 from trading_assets.lib.backtest.market import BarTape, BookTape, MarketTape
-from trading_assets.lib.backtest.replay import BacktestConfig, run_backtest
-from trading_assets.lib.book.rebuild import levels_of
+from trading_assets.lib.backtest.paper import PaperConfig
+from trading_assets.lib.backtest.replay import run_backtest
+from trading_assets.lib.book.rebuild import LevelDiff, LevelSnapshot, levels_of
 from trading_assets.lib.models.metrics import policy_pnl
 
 ROUNDS = 3
@@ -52,8 +53,9 @@ def best_of(work: Callable[[], object]) -> float:
 
 def main() -> None:
     """Print the backtest rate table."""
-    tape, diffs, snapshots = synthetic_day_lines(SyntheticMarket(seed=5), SYMBOL, DAY)
-    diffs, snapshots = [levels_of(d) for d in diffs], [levels_of(s) for s in snapshots]
+    tape, landed_diffs, landed_snapshots = synthetic_day_lines(SyntheticMarket(seed=5), SYMBOL, DAY)
+    diffs = [d for d in map(levels_of, landed_diffs) if isinstance(d, LevelDiff)]
+    snapshots = [s for s in map(levels_of, landed_snapshots) if isinstance(s, LevelSnapshot)]
     start_us = int(dt.datetime.combine(DAY, dt.time(), dt.UTC).timestamp()) * 1_000_000
     at_us = start_us + np.arange(120, 86_400 - 120) * 1_000_000
     now = np.searchsorted(tape.order_time_us, at_us, side="right") - 1
@@ -70,7 +72,7 @@ def main() -> None:
     closes = (mid[now] * tape.instrument.tick_e8 / 1e8).tolist()
     book = MarketTape(book=BookTape(diffs, snapshots))
     bars = MarketTape(bars=BarTape(bar_ends, closes))
-    config = BacktestConfig()
+    config = PaperConfig()
     realized = np.log(mid[later]) - np.log(mid[now])
     times_ns = (at_us * 1_000).tolist()
 

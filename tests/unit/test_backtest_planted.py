@@ -17,7 +17,8 @@ from streaming.simulator.tape import DayTape
 from tests.unit.test_book_synthetic_day import synthetic_day_lines
 from trading_assets.lib.backtest.fills import BOOK
 from trading_assets.lib.backtest.market import BookTape, MarketTape
-from trading_assets.lib.backtest.replay import BacktestConfig, BacktestResult, run_backtest
+from trading_assets.lib.backtest.paper import PaperConfig
+from trading_assets.lib.backtest.replay import BacktestResult, run_backtest
 from trading_assets.lib.backtest.report import BacktestSummary, summarize
 from trading_assets.lib.book.rebuild import levels_of
 
@@ -52,7 +53,7 @@ def backtest(edge: float, predicted) -> tuple[BacktestResult, BacktestSummary]:
     tape, diffs, snapshots = day(edge)
     market = MarketTape(book=BookTape(diffs, snapshots))
     result = run_backtest(decision_rows(tape, predicted), {SYMBOL: market},
-                          BacktestConfig(horizon_s=HORIZON_S))  # fmt: skip
+                          PaperConfig(horizon_s=HORIZON_S))  # fmt: skip
     return result, summarize(result)
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from trading_assets.lib.backtest.fills import BAR, BOOK, TICKER
 from trading_assets.lib.backtest.market import BarTape, BookTape, MarketTape, TickerTape
-from trading_assets.lib.backtest.replay import BacktestConfig, run_backtest
+from trading_assets.lib.backtest.paper import PaperConfig
+from trading_assets.lib.backtest.replay import run_backtest
 from trading_assets.lib.backtest.report import pnl_per_day, summarize, with_drawdown
 from trading_assets.lib.book.lines import PERIODIC, SYNC
 from trading_assets.lib.book.rebuild import LevelDiff, LevelSnapshot
@@ -54,7 +55,7 @@ def test_orders_fill_on_the_book_where_a_segment_covers_them_else_on_tickers_els
     tickers = TickerTape(ticker_s * NS, np.full(51, 998.0), np.full(51, 1.0),
                          np.full(51, 1002.0), np.full(51, 1.0))  # fmt: skip
     market = MarketTape(book, tickers, bars(list(range(0, 601)), 1000.0), bar_spread_bps=4.0)
-    config = BacktestConfig(horizon_s=30, latency_ns=NS // 10)
+    config = PaperConfig(horizon_s=30, latency_ns=NS // 10)
 
     # Act: a long opened, then closed by the next decision past the horizon, which is flat
     rows = decisions([10, 45, 130, 165, 260, 295, 330], [0.01, 0.0] * 3 + [0.01])
@@ -80,7 +81,7 @@ def test_an_order_fills_on_the_book_as_it_stands_when_the_order_arrives():
 
     def first_price(latency_ns: int) -> float:
         market = MarketTape(BookTape(*book_lines))
-        config = BacktestConfig(latency_ns=latency_ns)
+        config = PaperConfig(latency_ns=latency_ns)
         return run_backtest(decisions([100]), {SYMBOL: market}, config).fills["price"][0]
 
     # Act / Assert: a fast order takes the old ask, a slow one the new
@@ -92,7 +93,7 @@ def test_equity_follows_the_fills_and_ends_flat():
     # Arrange: the price rises 1 % while a long position is held, on bars with no spread
     prices = BarTape([k * NS for k in range(0, 200)], [1000.0] * 100 + [1010.0] * 100)
     market = MarketTape(bars=prices, bar_spread_bps=0.0)
-    config = BacktestConfig(horizon_s=1_000, fee_bp=0.0, latency_ns=0)
+    config = PaperConfig(horizon_s=1_000, fee_bp=0.0, latency_ns=0)
 
     # Act: buy at 50 s, hold to the end at 150 s
     result = run_backtest(decisions([50, 150]), {SYMBOL: market}, config)
@@ -111,9 +112,9 @@ def test_equity_follows_the_fills_and_ends_flat():
 def test_bad_input_is_refused_with_the_reason():
     market = MarketTape(bars=bars([0, 1], 1000.0))
     with pytest.raises(ValueError, match="predicted_return"):
-        run_backtest(decisions([1]).drop("predicted_return"), {SYMBOL: market}, BacktestConfig())
+        run_backtest(decisions([1]).drop("predicted_return"), {SYMBOL: market}, PaperConfig())
     with pytest.raises(ValueError, match="no market tape"):
-        run_backtest(decisions([1]), {}, BacktestConfig())
+        run_backtest(decisions([1]), {}, PaperConfig())
     tape = BookTape([], [sync(1, 1, 1, 999, 1001), LevelSnapshot(1, PERIODIC, 1, 2 * NS,
                     [999 * E8], [E8], [1001 * E8], [E8])])  # fmt: skip
     tape.at(5 * NS)

@@ -82,7 +82,7 @@ def backtest(
     """A model version's trades, fills, equity, drawdown and Sharpe on the rows after its
     training data, against the gate's baselines."""
     from trading_assets.defs.models.backtest_metadata import backtest_metadata
-    from trading_assets.lib.backtest.replay import BacktestConfig
+    from trading_assets.lib.backtest.paper import PaperConfig
     from trading_assets.lib.backtest.version import (
         backtest_version,
         lakehouse_markets,
@@ -101,7 +101,7 @@ def backtest(
     days = frame[spec.TIMESTAMP_FIELD].dt.date().unique().to_list()
     instruments = frame[spec.ENTITY].unique().sort().to_list()
     markets = lakehouse_markets(iceberg.lakehouse(), instruments, days, config.assumed_spread_bps)
-    replay = BacktestConfig(
+    replay = PaperConfig(
         horizon_s=spec.FEATURE_CONFIG.label_horizon_s,
         latency_ns=round(config.latency_ms * 1e6),
         fee_bp=config.fee_bp,

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from trading_assets.lib.backtest.replay import NS, BacktestResult
+from trading_assets.lib.backtest.paper import NS
+from trading_assets.lib.backtest.replay import BacktestResult
 
 MINUTES_PER_YEAR = 365 * 1_440
 

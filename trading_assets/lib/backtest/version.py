@@ -24,12 +24,8 @@ import numpy as np
 import polars as pl
 
 from trading_assets.lib.backtest.market import NS, BarTape, BookTape, MarketTape
-from trading_assets.lib.backtest.replay import (
-    BacktestConfig,
-    BacktestResult,
-    buy_and_hold,
-    run_backtest,
-)
+from trading_assets.lib.backtest.paper import PaperConfig
+from trading_assets.lib.backtest.replay import BacktestResult, buy_and_hold, run_backtest
 from trading_assets.lib.backtest.report import BacktestSummary, pnl_per_day, summarize
 from trading_assets.lib.book.lakehouse import read_silver_book
 from trading_assets.lib.book.rebuild import LevelDiff, LevelSnapshot
@@ -139,7 +135,7 @@ def backtest_version(
     model: LoadedModel,
     frame: pl.DataFrame,
     markets: Mapping[str, MarketTape],
-    config: BacktestConfig,
+    config: PaperConfig,
     label: str,
 ) -> VersionBacktest:
     """Replay the version over the frame's rows after its ``data_end`` (see the module)."""
