@@ -24,6 +24,7 @@ from streaming.simulator.synthetic import DayTape
 log = logging.getLogger(__name__)
 DEPTH_INTERVAL_US = 100_000
 EVENT_LAG_MS = 1  # Binance stamps the event a little after the trade
+START_WAIT_S = 60.0  # how long a depth snapshot waits for the feed's tapes to load
 
 
 @dataclass
@@ -65,9 +66,14 @@ class SyntheticLiveFeed:
         state the last depth diff left them in, so the next diff continues it exactly (a book
         taken between two diffs would hold changes the next diff does not undo). A request
         that comes while the feed loads its tapes waits for it: the book as of that moment
-        would not be the one its first diff starts from. None for a symbol it does not publish.
+        would not be the one its first diff starts from. None for a symbol it does not publish,
+        or when the feed has not started within ``START_WAIT_S``.
         """
-        await self._started.wait()
+        try:
+            await asyncio.wait_for(self._started.wait(), START_WAIT_S)
+        except TimeoutError:
+            log.warning("live feed not started after %g s: no live depth snapshot", START_WAIT_S)
+            return None
         cursor = self._cursors.get(symbol.upper())
         if cursor is None:
             return None
