@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
 
-from streaming.app import serve
-from streaming.config import parse_args
+from streaming.app import Sidecar
+from streaming.config import SidecarConfig, parse_args
+from streaming.landing.shipper import needs_shipping
+
+
+async def serve(config: SidecarConfig) -> None:
+    """Run a sidecar until SIGTERM or SIGINT, then shut it down gracefully."""
+    location = config.landing_uri
+    shipping = location is not None and needs_shipping(config.landing_root, location)
+    sidecar = Sidecar(config, landing_uri=location if shipping else None)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, sidecar.stop)
+    await sidecar.run()
 
 
 def main(argv: list[str] | None = None) -> int:

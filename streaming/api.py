@@ -225,9 +225,10 @@ class PredictionApi:
         risk: RiskReport | None = None,
         symbols: Iterable[str] | None = None,
         stream_compress: bool = False,
+        paper: Callable[[], object] | None = None,
     ) -> None:
         self.hub, self.metrics, self.readiness = hub, metrics, readiness
-        self.risk = risk
+        self.risk, self.paper = risk, paper
         self.symbols = None if symbols is None else _served_symbols(symbols)
         self.stream_compress = stream_compress
         self.host, self.port = host, port
@@ -276,6 +277,7 @@ class PredictionApi:
         app.router.add_get("/ready", self._ready)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/risk", self._risk)
+        app.router.add_get("/paper", self._paper)
         app.router.add_get("/predictions/latest", self._latest)
         app.router.add_get("/predictions/stream", self._stream)
         app.on_shutdown.append(self._close_streams)
@@ -308,6 +310,11 @@ class PredictionApi:
             {**msgspec.to_builtins(snapshot), "gross_exposure": snapshot.gross_exposure}
         )
         return web.Response(body=body, content_type="application/json")
+
+    async def _paper(self, request: web.Request) -> web.Response:
+        if self.paper is None:
+            raise ApiError(404, "no_paper_accounts", "this API serves no paper accounts")
+        return web.Response(body=msgspec.json.encode(self.paper()), content_type="application/json")
 
     async def _latest(self, request: web.Request) -> web.Response:
         latest = self.hub.latest()

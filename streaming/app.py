@@ -16,7 +16,6 @@ once they arrive.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -58,6 +57,7 @@ from streaming.online import (
     OnlineFeatureWriter,
     open_feature_store,
 )
+from streaming.paper import build_paper_desk
 from streaming.predictions import Prediction, unscored_prediction
 from streaming.prefetched_silver import open_silver
 from streaming.records import BookTicker, DepthUpdate, Trade
@@ -148,6 +148,11 @@ class Sidecar:
         )
         self.metrics.paper.show(self.risk)
         self.trader = Trader(config, self.risk, self.metrics.messages)
+        # Every role's paper account on the live market, trading each of its predictions.
+        self.paper, paper_writers = build_paper_desk(
+            config, self.book, self.trader, self.metrics.registry
+        )
+        self.trader.paper = self.paper
         self.slots: ModelSlots | None = None
         self.model_watcher: WatcherProcess | None = None
         if config.tracking_uri:
@@ -160,6 +165,7 @@ class Sidecar:
         self.writers: dict[str, Landing] = {
             "market": self.landing,
             PREDICTIONS_KIND: self._predictions_writer,
+            **paper_writers,
         }
         self.shipper: ShipperProcess | None = None
         if landing_uri is not None and needs_shipping(root, landing_uri):
@@ -174,7 +180,7 @@ class Sidecar:
         self.feeds: VenueFeeds | None = None
         self.api = PredictionApi(
             self.hub, self.metrics, self.readiness, config.api_host, config.api_port,
-            risk=self.risk.snapshot, symbols=config.instruments,
+            risk=self.risk.snapshot, symbols=config.instruments, paper=self.paper.snapshot,
         )  # fmt: skip
         self._stop = asyncio.Event()
 
@@ -288,13 +294,16 @@ class Sidecar:
         the online store and are returned (and, with ``predict_on_bar_close``, are followed at
         once by the instrument's prediction)."""
         if type(record) is BookTicker:  # the most frequent first
+            self.paper.before(record.receive_ns)  # orders due before it fill on the book then
             self._book_tickers_writer.write(record)
             routes = self._routes.get(record.venue, _NO_ROUTES)
             found = routes.get(record.symbol) or self._route(record.venue, record.symbol)
             messages, on_book_ticker, _ = found
             messages.book_tickers += 1
+            messages.newest_book_ticker = record
             rows = on_book_ticker(record)
         elif type(record) is Trade:
+            self.paper.before(record.receive_ns)
             self._trades_writer.write(record)
             routes = self._routes.get(record.venue, _NO_ROUTES)
             found = routes.get(record.symbol) or self._route(record.venue, record.symbol)
@@ -303,6 +312,7 @@ class Sidecar:
             messages.newest_trade = record
             rows = on_trade(record)
         elif type(record) is DepthUpdate and self.book is not None:
+            self.paper.before(record.receive_ns)
             rows = self.book.on_update(record)  # the seconds it closed (no prediction follows)
             for row in rows:
                 self.online_writer.submit(row)
@@ -382,17 +392,3 @@ class Sidecar:
         found = route(instrument, self.metrics.messages, self.trackers, self.cross)
         self._routes.setdefault(venue, {})[symbol] = found
         return found
-
-
-async def serve(config: SidecarConfig) -> None:
-    """Run a sidecar until SIGTERM or SIGINT, then shut it down gracefully."""
-    import signal
-
-    location = config.landing_uri
-    shipping = location is not None and needs_shipping(config.landing_root, location)
-    sidecar = Sidecar(config, landing_uri=location if shipping else None)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, sidecar.stop)
-    await sidecar.run()

@@ -46,13 +46,15 @@ LATENCY_BUCKETS_S = (
 
 
 class SymbolMessages:
-    """One symbol's message counts and newest trade, bumped by the sidecar per message."""
+    """One symbol's message counts, newest trade and book ticker, set by the sidecar per
+    message."""
 
-    __slots__ = ("book_tickers", "created", "newest_trade", "trades")
+    __slots__ = ("book_tickers", "created", "newest_book_ticker", "newest_trade", "trades")
 
     def __init__(self) -> None:
         self.trades = self.book_tickers = 0
         self.newest_trade: Any = None  # its newest Trade
+        self.newest_book_ticker: Any = None  # its newest BookTicker
         self.created = time.time()  # the counters' ``_created`` sample
 
 

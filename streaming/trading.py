@@ -9,11 +9,13 @@ import math
 import time
 import zlib
 from collections.abc import Mapping
+from typing import Any
 
 from streaming.config import SidecarConfig
 from streaming.fallback import FallbackDecision
 from streaming.inference import ServingModel
 from streaming.metrics import MessageCounts
+from streaming.paper import PaperDesk
 from streaming.predictions import Prediction, Role, unscored_prediction
 from trading_assets.lib.feature_store.spec import FEATURE_CONFIG
 from trading_assets.lib.lakehouse.landing import MODEL_ERROR_REASON
@@ -40,8 +42,15 @@ class Trader:
     one trades on the risk engine's paper account, whose positions close at the label horizon.
     ``messages``: the sidecar's per-symbol counters, whose newest trade gives the price."""
 
-    def __init__(self, config: SidecarConfig, risk: RiskEngine, messages: MessageCounts) -> None:
+    def __init__(
+        self,
+        config: SidecarConfig,
+        risk: RiskEngine,
+        messages: MessageCounts,
+        paper: PaperDesk | None = None,
+    ) -> None:
         self.config, self.risk, self.messages = config, risk, messages
+        self.paper = paper  # every role's paper account, which trades each of its predictions
 
     def driver(self, symbol: str, now_ns: int, models: Mapping[Role, ServingModel]) -> Role:
         """The role whose signal trades: the @canary for its share of decisions, else champion."""
@@ -72,6 +81,10 @@ class Trader:
                 f"{MODEL_ERROR_REASON}: {type(exc).__name__}: {exc}",
                 (time.perf_counter() - started) * 1000, model.role, model.version,
             )  # fmt: skip
+        if self.paper is not None:
+            self.paper.on_prediction(model.role, model.version, symbol, now_ns,
+                                     score.predicted_return, values, int(decision.level),
+                                     model.signal_scale)  # fmt: skip
         confidence = min(1.0, abs(score.signal)) * decision.confidence_multiplier
         volatility = values.get(VOLATILITY_FEATURE, math.nan)
         should_trade, size, risk_score, reason = False, 0.0, 1.0, decision.explained
@@ -109,6 +122,11 @@ class Trader:
         messages = self.messages.by_symbol.get(symbol)
         trade = None if messages is None else messages.newest_trade
         return None if trade is None else float(trade.price)
+
+    def last_book_ticker(self, symbol: str) -> Any:
+        """The symbol's newest book ticker (None before the first)."""
+        messages = self.messages.by_symbol.get(symbol)
+        return None if messages is None else messages.newest_book_ticker
 
     def settle(self, symbol: str, now_ns: int) -> None:
         """Close the symbol's paper position once its label horizon (counted from its opening)

@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -27,7 +28,7 @@ from streaming.venues.binance.client import AsyncBinanceRestClient
 from streaming.venues.binance.parse import parse_rest_depth
 from streaming.venues.retry import RetryPolicy
 from trading_assets.lib.book.lines import BookDiff
-from trading_assets.lib.book.rebuild import levels_of
+from trading_assets.lib.book.rebuild import Book, levels_of
 from trading_assets.lib.features.depth import DepthFeatures
 from trading_assets.lib.features.incremental import FeatureRow
 from trading_assets.lib.instruments import instrument_id, parse_instrument
@@ -91,6 +92,10 @@ class BookCapture:
         self._was_recording = dict.fromkeys(self.recorders, False)
         # Rows closed by the snapshot task (off the feed's path), for the sidecar to take.
         self.pending_rows: list[FeatureRow] = []
+
+    def book_readers(self) -> dict[str, Callable[[], Book | None]]:
+        """Per recorded instrument, a reader of its integer book as landed (None: not synced)."""
+        return {i: partial(_book_of, features) for i, features in self.features.items()}
 
     def on_update(self, update: DepthUpdate) -> list[FeatureRow]:
         """Feed one depth update to its instrument's recorder and land what it makes; the
@@ -212,3 +217,7 @@ class BookCapture:
             self.metrics.recording.labels(instrument).set(int(recording))
             if not recording:
                 self.metrics.gaps.labels(instrument).inc()
+
+
+def _book_of(features: DepthFeatures) -> Book | None:
+    return features.book

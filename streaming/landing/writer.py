@@ -41,6 +41,8 @@ from trading_assets.lib.lakehouse.landing_layout import (
     BOOK_TICKERS_KIND,
     BOOK_UPDATES_KIND,
     OPEN_SUFFIX,
+    PAPER_DECISIONS_KIND,
+    PAPER_FILLS_KIND,
     PREDICTIONS_KIND,
     SEALED_SUFFIX,
     TRADES_KIND,
@@ -59,6 +61,8 @@ DEFAULT_TIME_FIELDS: dict[str, tuple[str, ...]] = {
     BOOK_UPDATES_KIND: ("receive_ns",),
     BOOK_SNAPSHOTS_KIND: ("taken_ns",),
     PREDICTIONS_KIND: ("timestamp", "event_ns", "receive_ns"),  # Prediction.timestamp (ns)
+    PAPER_DECISIONS_KIND: ("time_ns",),
+    PAPER_FILLS_KIND: ("time_ns",),
 }
 _NS_PER_SECOND = 1_000_000_000
 _NS_PER_DAY = 86_400 * _NS_PER_SECOND

@@ -31,12 +31,18 @@ from trading_assets.defs.features.assets import feast_registry, features, online
 from trading_assets.defs.features.repair import REPAIR_JOB_NAME, staleness_repair
 from trading_assets.defs.ingest.raw_trades import raw_trades
 from trading_assets.defs.lakehouse.assets import bars_1s, bronze_trades, silver_trades
+from trading_assets.defs.models.backtest import backtest, backtest_job
 from trading_assets.lib.feature_store import spec
 from trading_assets.lib.feature_store.gold import read_gold
 from trading_assets.lib.feature_store.repo import apply_definitions, load_definitions
 from trading_assets.lib.feature_store.staleness import NS_PER_S, Heartbeat, assess
 from trading_assets.lib.features import FeatureRow
-from trading_assets.resources import BinanceBulkResource, FeastResource, IcebergCatalogResource
+from trading_assets.resources import (
+    BinanceBulkResource,
+    FeastResource,
+    IcebergCatalogResource,
+    MlflowResource,
+)
 
 BTC, ETH = "BINANCE:BTCUSDT", "BINANCE:ETHUSDT"
 INSTRUMENTS = [BTC, ETH]  # the default partitions' instruments
@@ -241,15 +247,17 @@ def test_no_second_repair_while_one_is_in_progress(instance, feast, healthy_url)
 
 def test_the_sensor_is_registered_and_runs_by_default(tmp_path):
     # The sensors package's merge, which trading_assets.definitions adds to the code location;
-    # the sensor targets the repair job by name, and defs/ defines it.
+    # the sensors target their jobs by name (the repair job, the backtests'), and defs/ defines
+    # them.
     definitions = dg.Definitions.merge(
         sensor_definitions(),
         dg.Definitions(
-            assets=[bars_1s, features, feast_registry, online_features],
-            jobs=[staleness_repair],
+            assets=[bars_1s, features, feast_registry, online_features, backtest],
+            jobs=[staleness_repair, backtest_job],
             resources={
                 "iceberg": IcebergCatalogResource.local(tmp_path / "iceberg"),
                 "feast": FeastResource.local(tmp_path / "feast"),
+                "mlflow": MlflowResource.local(tmp_path / "mlflow", tmp_path / "models"),
             },
         ),
     )

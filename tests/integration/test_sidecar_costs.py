@@ -4,6 +4,7 @@ the round trip (fees plus the spread), then the risk engine sizes it and may sti
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from streaming.model_files import LocalModel
 from streaming.predictions import decode_prediction
 from streaming.simulator.server import run_simulator_in_thread
 from tests.integration.live_sidecar import (
+    api_url,
     land_history,
     register_decisive_model,
     served_until,
@@ -31,6 +33,7 @@ from tests.integration.live_sidecar import (
 )
 from trading_assets.lib.feature_store.spec import SERVICES, service_features
 from trading_assets.lib.features import BOOK
+from trading_assets.lib.lakehouse.landing_layout import PAPER_DECISIONS_KIND, PAPER_FILLS_KIND
 from trading_assets.lib.models.onnx_export import export_onnx
 from trading_assets.lib.models.policy import DEFAULT_SIGNAL_SCALE, FEE_BP, SPREAD_FEATURE
 
@@ -152,6 +155,11 @@ async def test_a_running_sidecar_trades_only_the_model_whose_prediction_pays_its
             ):
                 await asyncio.sleep(0.5)
             await asyncio.sleep(2.0)
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"{api_url(config)}/paper") as response:
+                    paper = await response.json()
+                async with http.get(f"{api_url(config)}/metrics") as response:
+                    metrics = await response.text()
         finally:
             await stop_sidecar(sidecar, task)
 
@@ -175,3 +183,24 @@ async def test_a_running_sidecar_trades_only_the_model_whose_prediction_pays_its
     assert all("within the round-trip cost" in p.reason for p in by_champion)
     assert sum(p.should_trade for p in by_canary) > 5
     assert all("round trip 21.0 bp" in p.reason for p in by_canary)
+    # ... and each role's paper account traded every one of its predictions alike: the
+    # champion's never, the canary's on the live market, landed and shown on /paper, /metrics
+    decisions, fills = (
+        landed_lines(config, PAPER_DECISIONS_KIND),
+        landed_lines(config, PAPER_FILLS_KIND),
+    )
+    assert {d["role"] for d in decisions} == {"champion", "canary"}
+    assert {f["role"] for f in fills} == {"canary"} and len(fills) > 5
+    accounts = paper["accounts"]
+    assert accounts["champion"]["fills"] == 0 and accounts["canary"]["fills"] > 5
+    assert accounts["canary"]["fees"] > 0
+    assert 'sidecar_paper_account_fills_total{role="canary"' in metrics
+
+
+def landed_lines(config: SidecarConfig, kind: str) -> list[dict]:
+    return [
+        json.loads(line)
+        for segment in sorted((config.landing_root / kind).rglob("*.jsonl"))
+        for line in segment.read_bytes().splitlines()
+        if line
+    ]

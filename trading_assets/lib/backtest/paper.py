@@ -135,8 +135,19 @@ class PaperTrader:
             at_ns = now_ns + self.config.latency_ns
             self.pending.append(Order(at_ns, now_ns, symbol, notional, reason))
 
-    def decide(self, now_ns: int, symbol: str, predicted: float, spread: float, vol: float) -> None:
-        """One decision: settle what is due, then trade the prediction (see the module)."""
+    def decide(
+        self,
+        now_ns: int,
+        symbol: str,
+        predicted: float,
+        spread: float,
+        vol: float,
+        fallback_level: int = FULL_FEATURES_LEVEL,
+        signal_scale: float | None = None,
+    ) -> None:
+        """One decision: settle what is due, then trade the prediction (see the module). A live
+        decision passes its fallback level, which the risk engine may block on, and its model's
+        signal scale (the configured one when None)."""
         mid = self.markets[symbol].mid(now_ns)
         if mid is None:
             self.risk.counters["no_market"] += 1
@@ -148,10 +159,10 @@ class PaperTrader:
         if settled:
             self.risk.settle(symbol, now_ns, mid)
         config = self.config
-        signal = signal_from_return(predicted, config.signal_scale)
+        signal = signal_from_return(predicted, signal_scale or config.signal_scale)
         values = {SPREAD_FEATURE: spread}
         verdict = decide(self.risk, symbol, now_ns, predicted, signal, min(1.0, abs(signal)),
-                         FULL_FEATURES_LEVEL, values, vol, mid, 1.0, config.fee_bp,
+                         fallback_level, values, vol, mid, 1.0, config.fee_bp,
                          config.assumed_spread_bps)  # fmt: skip
         if verdict.should_trade:
             target = verdict.size_fraction * self.account.equity(self.marks)

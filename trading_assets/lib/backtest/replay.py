@@ -10,10 +10,16 @@ from dataclasses import dataclass
 import polars as pl
 
 from trading_assets.lib.backtest.market import MarketTape
-from trading_assets.lib.backtest.paper import FILL_SCHEMA, PaperConfig, PaperTrader
+from trading_assets.lib.backtest.paper import (
+    FILL_SCHEMA,
+    FULL_FEATURES_LEVEL,
+    PaperConfig,
+    PaperTrader,
+)
 from trading_assets.lib.models.policy import SPREAD_FEATURE
 
 VOLATILITY = "rv_60s"
+LEVEL = "fallback_level"
 DECISION_COLUMNS = ("instrument", "time_ns", "predicted_return")
 
 
@@ -89,18 +95,20 @@ def run_backtest(
     decisions: pl.DataFrame, markets: Mapping[str, MarketTape], config: PaperConfig
 ) -> BacktestResult:
     """Replay ``decisions`` (``instrument``, ``time_ns``, ``predicted_return``, and the
-    ``spread_bps`` and ``rv_60s`` the rule and the breakers read, NaN where missing) on
-    ``markets`` (one tape per instrument, replayed from its start) as the sidecar would have
-    traded them."""
+    ``spread_bps`` and ``rv_60s`` the rule and the breakers read, NaN where missing, and the
+    ``fallback_level`` of a live decision, 1 where missing) on ``markets`` (one tape per
+    instrument, replayed from its start) as the sidecar would have traded them."""
     rows = _checked(decisions, markets)
     replay = PaperTrader(markets, config)
     times, equities = [], []
+    levels = (rows[LEVEL].to_list() if LEVEL in rows.columns
+              else [FULL_FEATURES_LEVEL] * rows.height)  # fmt: skip
     columns = zip(rows["time_ns"].to_list(), rows["instrument"].to_list(),
                   _column(rows, "predicted_return"), _column(rows, SPREAD_FEATURE),
-                  _column(rows, VOLATILITY), strict=True)  # fmt: skip
-    for now_ns, symbol, predicted, spread, vol in columns:
+                  _column(rows, VOLATILITY), levels, strict=True)  # fmt: skip
+    for now_ns, symbol, predicted, spread, vol, level in columns:
         replay.execute_until(now_ns)
-        replay.decide(now_ns, symbol, predicted, spread, vol)
+        replay.decide(now_ns, symbol, predicted, spread, vol, level)
         times.append(now_ns)
         equities.append(replay.account.equity(replay.marks))
     return _result(replay, times, equities)

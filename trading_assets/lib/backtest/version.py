@@ -16,6 +16,7 @@ decision), and buy-and-hold, run through the same fills.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from trading_assets.lib.lakehouse.pipeline import Lakehouse
 from trading_assets.lib.lakehouse.schemas import BARS_1S_TABLE
 from trading_assets.lib.lakehouse.tables import read_partition
 from trading_assets.lib.models.inference import OnnxModel
-from trading_assets.lib.models.policy import SPREAD_FEATURE
+from trading_assets.lib.models.policy import SPREAD_FEATURE, signal_scale_of
 from trading_assets.lib.models.registry import LoadedModel
 
 LABEL_END = "label_end"
@@ -140,6 +141,10 @@ def backtest_version(
 ) -> VersionBacktest:
     """Replay the version over the frame's rows after its ``data_end`` (see the module)."""
     data_end = dt.datetime.fromisoformat(str(model.metadata["data_end"]))
+    # The version's own signal scale, as the sidecar serving it uses.
+    config = dataclasses.replace(
+        config, signal_scale=signal_scale_of(model.metadata, config.signal_scale)
+    )
     rows = unseen_rows(frame, data_end, label)
     chosen = decisions(rows, predicted_returns(model, rows) if rows.height else np.zeros(0))
     result = run_backtest(chosen, markets, config)
