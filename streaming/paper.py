@@ -31,7 +31,7 @@ from trading_assets.lib.backtest.fills import (
     fill_on_ticker,
 )
 from trading_assets.lib.backtest.paper import PaperConfig, PaperTrader
-from trading_assets.lib.backtest.records import PaperDecision, paper_fill
+from trading_assets.lib.backtest.records import PaperDecision, known, paper_fill
 from trading_assets.lib.book.rebuild import Book
 from trading_assets.lib.feature_store.spec import FEATURE_CONFIG
 from trading_assets.lib.lakehouse.landing_layout import PAPER_DECISIONS_KIND, PAPER_FILLS_KIND
@@ -147,7 +147,8 @@ class PaperDesk:
         volatility = values.get(VOLATILITY, math.nan)
         self._land_decision(PaperDecision(
             role=role, version=version, symbol=symbol, time_ns=now_ns,
-            predicted_return=predicted_return, spread_bps=spread, rv_60s=volatility,
+            predicted_return=known(predicted_return), spread_bps=known(spread),
+            rv_60s=known(volatility),
             fallback_level=fallback_level, signal_scale=signal_scale,
         ))  # fmt: skip
         trader.decide(now_ns, symbol, predicted_return, spread, volatility, fallback_level,

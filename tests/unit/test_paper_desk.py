@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 
+import msgspec
 import numpy as np
 import polars as pl
 import pytest
@@ -79,6 +80,11 @@ def test_each_role_fills_on_the_book_as_it_stood_when_its_order_arrived():
     ]  # fmt: skip
     assert [f.price for f in landed.fills] == pytest.approx([1001.0, 1004.0])
     assert [d.role for d in landed.decisions] == ["champion", "shadow"]
+    # ... and a decision with a missing value lands as JSON that reads back
+    desk.on_prediction("canary", "8", SYMBOL, int(102 * NS), 0.0, {}, 3, SCALE)
+    line = msgspec.json.encode(landed.decisions[-1])
+    assert msgspec.json.decode(line, type=PaperDecision) == landed.decisions[-1]
+    assert landed.decisions[-1].spread_bps is None
     accounts = desk.snapshot()["accounts"]
     assert accounts["champion"]["positions"][SYMBOL]["quantity"] > 0
     assert accounts["shadow"]["positions"][SYMBOL]["quantity"] < 0

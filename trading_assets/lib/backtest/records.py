@@ -7,21 +7,29 @@ as in a landed prediction.
 
 from __future__ import annotations
 
+import math
+
 import msgspec
 
 
 class PaperDecision(msgspec.Struct, frozen=True, kw_only=True):
-    """One prediction a role's paper account traded on, with what its decision read."""
+    """One prediction a role's paper account traded on, with what its decision read (None where
+    a value was missing: JSON has no NaN)."""
 
     role: str
     version: str
     symbol: str
     time_ns: int
-    predicted_return: float
-    spread_bps: float
-    rv_60s: float
+    predicted_return: float | None
+    spread_bps: float | None
+    rv_60s: float | None
     fallback_level: int
     signal_scale: float
+
+
+def known(value: float) -> float | None:
+    """``value``, or None for NaN (what a landed line holds for a missing value)."""
+    return None if math.isnan(value) else value
 
 
 class PaperFill(msgspec.Struct, frozen=True, kw_only=True):
