@@ -14,6 +14,7 @@ Every decision and fill is landed (kinds ``paper_decisions`` and ``paper_fills``
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from streaming.book.capture import BookCapture
     from streaming.trading import Trader
 
+log = logging.getLogger(__name__)
 VOLATILITY = "rv_60s"
 FILLS_KEPT = 1_000  # per role, for /paper
 
@@ -104,6 +106,8 @@ class PaperMetrics:
                              [*role, "symbol", "source"], registry=registry)  # fmt: skip
         self.fees = Counter(f"{prefix}_fees", "Fees the paper fills paid (quote)", role,
                             registry=registry)  # fmt: skip
+        self.errors = Counter(f"{prefix}_errors", "Paper decisions or fills that failed (logged)",
+                              registry=registry)  # fmt: skip
 
 
 class PaperDesk:
@@ -136,10 +140,29 @@ class PaperDesk:
         signal_scale: float,
     ) -> None:
         """Trade one prediction of ``role``'s model, whose signal scale is ``signal_scale`` (the
-        orders due by now fill first)."""
+        orders due by now fill first). A failure is logged and counted, never raised: the paper
+        accounts must not cost a prediction."""
         if symbol not in self.markets:
             return
-        self.before(now_ns + 1)
+        try:
+            self._trade(role, version, symbol, now_ns, predicted_return, values, fallback_level,
+                        signal_scale)  # fmt: skip
+        except Exception:
+            self.metrics.errors.inc()
+            log.exception("paper account of %s failed on %s", role, symbol)
+
+    def _trade(
+        self,
+        role: str,
+        version: str,
+        symbol: str,
+        now_ns: int,
+        predicted_return: float,
+        values: Mapping[str, float],
+        fallback_level: int,
+        signal_scale: float,
+    ) -> None:
+        self._fill_due(now_ns + 1)
         trader = self.traders.get(role)
         if trader is None:
             trader = self.traders[role] = PaperTrader(self.markets, self.config)
@@ -158,7 +181,17 @@ class PaperDesk:
 
     def before(self, receive_ns: int) -> None:
         """Fill every order that reached the venue before ``receive_ns`` (call it before the
-        sidecar applies a record received then)."""
+        sidecar applies a record received then). A failure is logged and counted, never raised."""
+        if receive_ns <= self._due_ns:
+            return
+        try:
+            self._fill_due(receive_ns)
+        except Exception:
+            self.metrics.errors.inc()
+            self._due_ns = math.inf  # not again on every record; the next decision resets it
+            log.exception("paper fills before %d failed", receive_ns)
+
+    def _fill_due(self, receive_ns: int) -> None:
         if receive_ns <= self._due_ns:
             return
         due = math.inf

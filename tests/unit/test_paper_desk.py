@@ -92,6 +92,24 @@ def test_each_role_fills_on_the_book_as_it_stood_when_its_order_arrived():
     assert fills == 1
 
 
+def test_a_failing_market_is_counted_and_logged_never_raised(caplog):
+    # Arrange: a market whose book cannot be read
+    def broken() -> Book | None:
+        raise RuntimeError("book unreadable")
+
+    landed = Landed()
+    desk = PaperDesk({SYMBOL: LiveMarket(broken, lambda: None, lambda: None, 1.0)}, PaperConfig(),
+                     CollectorRegistry(), landed.decisions.append, landed.fills.append)  # fmt: skip
+
+    # Act
+    predict(desk, "champion", 100, 0.01)
+    desk.before(int(101 * NS))
+
+    # Assert: the prediction path goes on; the failure is on /metrics and in the log
+    assert desk.metrics.errors._value.get() == 1
+    assert "book unreadable" in caplog.text
+
+
 def test_the_live_market_falls_back_from_the_book_to_the_ticker_to_the_last_trade():
     # Arrange: a book, then none; a ticker, then none; a last trade price throughout
     book: dict[str, Book | None] = {"now": one_level(999, 1001)}
