@@ -101,7 +101,7 @@ async def test_a_redis_outage_degrades_the_sidecar_without_blocking_it_and_loses
                 "every instrument served from Redis (level 1)",
             )
             stalls_before = sidecar.loop_watch.stalls._value.get()
-            trades_before = sum(sidecar.metrics.messages.of(s).trades for s in INSTRUMENTS)
+            trades_before = {s: sidecar.metrics.messages.of(s).trades for s in INSTRUMENTS}
 
             # Act: Redis goes away for longer than one read's retries; the API is polled
             redis.stop()
@@ -111,9 +111,11 @@ async def test_a_redis_outage_degrades_the_sidecar_without_blocking_it_and_loses
                 while time.monotonic() - stopped < OUTAGE_S:
                     seen.append(await _answers(http, base))
                     await asyncio.sleep(0.25)
-                trades_during = (
-                    sum(sidecar.metrics.messages.of(s).trades for s in INSTRUMENTS) - trades_before
-                )
+                # Per instrument: the synthetic tapes' activity follows the hour of the day, and
+                # one instrument can be quiet while the other trades.
+                trades_during = {
+                    s: sidecar.metrics.messages.of(s).trades - trades_before[s] for s in INSTRUMENTS
+                }
                 metrics_during = await (await http.get(f"{base}/metrics")).text()
                 redis.start()
                 await _until(
@@ -141,7 +143,7 @@ async def test_a_redis_outage_degrades_the_sidecar_without_blocking_it_and_loses
     assert "sidecar_online_store_up 1.0" in metrics_after
     assert all(p["fallback_level"] == FallbackLevel.ONLINE for p in after["latest"].values())
     # ...and the feed went on: trades kept arriving, and every one was landed once
-    assert trades_during > 0
+    assert sum(trades_during.values()) > 0
     for instrument, symbol in zip(INSTRUMENTS, SYMBOLS, strict=True):
         days = sorted(
             p.name for p in (data / "landing" / "trades" / path_name(instrument)).iterdir()
@@ -157,6 +159,6 @@ async def test_a_redis_outage_degrades_the_sidecar_without_blocking_it_and_loses
         )
         ids = landed["id"].cast(pl.Int64).sort()
         assert ids.diff().drop_nulls().eq(1).all()  # contiguous, no duplicates: nothing lost
-        assert ids.len() > trades_during / len(INSTRUMENTS) / 10
+        assert ids.len() > trades_during[instrument] / 10
         first = exchange_trades(market.http_url, symbol, int(ids[0]), 1)
         assert [t["id"] for t in first] == [ids[0]]
